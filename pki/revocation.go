@@ -1,0 +1,358 @@
+package pki
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+const (
+	crlLifetime = 7 * 24 * time.Hour
+	crlRefresh  = time.Hour
+	// maxRevocationBody bounds a CRL or OCSP response fetched from elsewhere.
+	maxRevocationBody = 16 << 20
+	fileRevokedJSON   = "revoked.json"
+)
+
+type revokedRecord struct {
+	Serial string    `json:"serial"` // hex
+	Time   time.Time `json:"time"`
+	Reason int       `json:"reason"`
+}
+
+func (a *Authority) loadRevoked() error {
+	data, err := os.ReadFile(filepath.Join(a.dir, fileRevokedJSON))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	var recs []revokedRecord
+	if err := json.Unmarshal(data, &recs); err != nil {
+		return fmt.Errorf("pki: %s: %w", fileRevokedJSON, err)
+	}
+	for _, r := range recs {
+		n, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok {
+			return fmt.Errorf("pki: %s: bad serial %q", fileRevokedJSON, r.Serial)
+		}
+		a.revoked = append(a.revoked, x509.RevocationListEntry{SerialNumber: n, RevocationTime: r.Time, ReasonCode: r.Reason})
+	}
+	return nil
+}
+
+// Revoke adds a certificate the authority issued to its revocation list,
+// with an RFC 5280 reason code (0 unspecified, 1 key compromise, …), and
+// persists the list before returning.
+func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	for _, e := range a.revoked {
+		if e.SerialNumber.Cmp(serial) == 0 {
+			a.mu.Unlock()
+			return nil
+		}
+	}
+	entries := append(append([]x509.RevocationListEntry(nil), a.revoked...),
+		x509.RevocationListEntry{SerialNumber: serial, RevocationTime: a.now().UTC().Truncate(time.Second), ReasonCode: reason})
+	a.mu.Unlock()
+
+	recs := make([]revokedRecord, len(entries))
+	for i, e := range entries {
+		recs[i] = revokedRecord{Serial: fmt.Sprintf("%X", e.SerialNumber), Time: e.RevocationTime, Reason: e.ReasonCode}
+	}
+	data, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(a.dir, fileRevokedJSON)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	a.mu.Lock()
+	a.revoked = entries
+	a.crl = nil
+	a.mu.Unlock()
+	a.log.Warn("revoked certificate", "serial", fmt.Sprintf("%X", serial), "reason", reason)
+	return nil
+}
+
+// CRL returns the authority's current DER certificate revocation list,
+// regenerating it when it is older than an hour or the list changed.
+func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock() // signing with an in-memory key: no I/O under the lock
+	now := a.now().UTC().Truncate(time.Second)
+	if a.crl != nil && now.Sub(a.crlAt) < crlRefresh {
+		return a.crl, nil
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(now.UnixMicro()), // monotonic without extra state
+		ThisUpdate:                now,
+		NextUpdate:                now.Add(crlLifetime),
+		RevokedCertificateEntries: a.revoked,
+	}, a.ca.Certificate, a.ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: create CRL: %w", err)
+	}
+	a.crl, a.crlAt = der, now
+	return der, nil
+}
+
+// Handler serves the authority's public artefacts: GET /pki/ca.crt (DER),
+// GET /pki/ca.pem and GET /pki/ca.crl (DER CRL). Mount it at "/pki/".
+func (a *Authority) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathCACert, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Write(a.ca.Certificate.Raw)
+	})
+	mux.HandleFunc("GET /pki/ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(CertificatePEM(a.ca.Certificate))
+	})
+	mux.HandleFunc("GET "+PathCRL, func(w http.ResponseWriter, r *http.Request) {
+		der, err := a.CRL(r.Context())
+		if err != nil {
+			a.log.Error("serve CRL", "err", err)
+			http.Error(w, "CRL unavailable", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Write(der)
+	})
+	return mux
+}
+
+// CertificateProblem says why a certificate may not be used to sign.
+type CertificateProblem string
+
+// Problems CheckCertificate reports.
+const (
+	ProblemNotYetValid CertificateProblem = "not yet valid"
+	ProblemExpired     CertificateProblem = "expired"
+	ProblemRevoked     CertificateProblem = "revoked"
+	ProblemBadChain    CertificateProblem = "not issued by the given chain"
+	ProblemKeyUsage    CertificateProblem = "not a signing certificate"
+)
+
+// CertificateError is returned when a certificate must not be used.
+type CertificateError struct {
+	Serial  string
+	Subject string
+	Problem CertificateProblem
+	Err     error // detail, may be nil
+}
+
+func (e *CertificateError) Error() string {
+	s := fmt.Sprintf("pki: certificate %s (%s) is %s", e.Serial, e.Subject, e.Problem)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *CertificateError) Unwrap() error { return e.Err }
+
+// CertificateStatus is what CheckCertificate found, for the journal.
+type CertificateStatus struct {
+	Serial     string    `json:"serial"` // upper-case hex
+	Subject    string    `json:"subject"`
+	NotAfter   time.Time `json:"not_after"`
+	Revocation string    `json:"revocation"` // "good (CRL)", "good (OCSP)", "good (issuing authority)" or "unchecked: why"
+}
+
+// CheckCertificate checks a signing certificate before it is used: its
+// validity period, that chain[0] issued it, its key usage, and its
+// revocation status where reachable — this authority's own list for
+// certificates it issued, otherwise OCSP or the CRL distribution point over
+// HTTP with a timeout. An unreachable responder leaves the status
+// "unchecked"; a revoked or expired certificate is a *CertificateError.
+func (a *Authority) CheckCertificate(ctx context.Context, cert *x509.Certificate, chain []*x509.Certificate) (CertificateStatus, error) {
+	st := CertificateStatus{Serial: SerialHex(cert), Subject: cert.Subject.String(), NotAfter: cert.NotAfter}
+	fail := func(p CertificateProblem, err error) (CertificateStatus, error) {
+		return st, &CertificateError{Serial: st.Serial, Subject: st.Subject, Problem: p, Err: err}
+	}
+	now := a.now()
+	if now.Before(cert.NotBefore) {
+		return fail(ProblemNotYetValid, fmt.Errorf("valid from %s", cert.NotBefore.UTC().Format(time.RFC3339)))
+	}
+	if now.After(cert.NotAfter) {
+		return fail(ProblemExpired, fmt.Errorf("expired %s", cert.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return fail(ProblemKeyUsage, nil)
+	}
+	var issuer *x509.Certificate
+	if len(chain) > 0 {
+		issuer = chain[0]
+		if err := cert.CheckSignatureFrom(issuer); err != nil {
+			return fail(ProblemBadChain, err)
+		}
+		for _, c := range chain {
+			if now.After(c.NotAfter) {
+				return fail(ProblemExpired, fmt.Errorf("issuer %s expired", c.Subject))
+			}
+		}
+	}
+	if issuer != nil && issuer.Equal(a.ca.Certificate) {
+		a.mu.Lock()
+		var revoked *x509.RevocationListEntry
+		for i := range a.revoked {
+			if a.revoked[i].SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				revoked = &a.revoked[i]
+			}
+		}
+		a.mu.Unlock()
+		if revoked != nil {
+			return fail(ProblemRevoked, fmt.Errorf("revoked %s", revoked.RevocationTime.Format(time.RFC3339)))
+		}
+		st.Revocation = "good (issuing authority)"
+		return st, nil
+	}
+	rev, revokedAt, err := CheckRevocation(ctx, a.httpClient(), cert, issuer)
+	switch {
+	case err != nil:
+		st.Revocation = "unchecked: " + err.Error()
+		a.log.Warn("revocation status unavailable", "serial", st.Serial, "err", err)
+	case !revokedAt.IsZero():
+		return fail(ProblemRevoked, fmt.Errorf("revoked %s (%s)", revokedAt.Format(time.RFC3339), rev))
+	default:
+		st.Revocation = "good (" + rev + ")"
+	}
+	return st, nil
+}
+
+// HTTPTimeout bounds each revocation request made by CheckRevocation when
+// the caller's client has no timeout of its own.
+const HTTPTimeout = 10 * time.Second
+
+func (a *Authority) httpClient() *http.Client {
+	return &http.Client{Timeout: HTTPTimeout}
+}
+
+// ErrNoRevocationSource reports a certificate without OCSP or CRL pointers.
+var ErrNoRevocationSource = errors.New("no OCSP responder or CRL distribution point")
+
+// CheckRevocation asks the certificate's OCSP responder (when it and the
+// issuer are known), then its CRL distribution points. It returns which
+// source answered and, for a revoked certificate, when it was revoked.
+func CheckRevocation(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) (source string, revokedAt time.Time, err error) {
+	if client == nil {
+		client = &http.Client{Timeout: HTTPTimeout}
+	}
+	var errs []error
+	if issuer != nil && len(cert.OCSPServer) > 0 {
+		resp, err := fetchOCSP(ctx, client, cert, issuer)
+		if err == nil {
+			if resp.Status == ocsp.Revoked {
+				return "OCSP", resp.RevokedAt, nil
+			}
+			if resp.Status == ocsp.Good {
+				return "OCSP", time.Time{}, nil
+			}
+			err = errors.New("OCSP status unknown")
+		}
+		errs = append(errs, err)
+	}
+	for _, u := range cert.CRLDistributionPoints {
+		der, err := Fetch(ctx, client, u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
+			continue
+		}
+		if issuer != nil {
+			if err := crl.CheckSignatureFrom(issuer); err != nil {
+				errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
+				continue
+			}
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return "CRL", e.RevocationTime, nil
+			}
+		}
+		return "CRL", time.Time{}, nil
+	}
+	if len(errs) == 0 {
+		return "", time.Time{}, ErrNoRevocationSource
+	}
+	return "", time.Time{}, errors.Join(errs...)
+}
+
+func fetchOCSP(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) (*ocsp.Response, error) {
+	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: 0})
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cert.OCSPServer[0], bytes.NewReader(req))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/ocsp-request")
+	body, err := do(client, hreq)
+	if err != nil {
+		return nil, err
+	}
+	return ocsp.ParseResponseForCert(body, cert, issuer)
+}
+
+// Fetch GETs a revocation artefact (CRL, certificate) with a size limit.
+func Fetch(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return do(client, req)
+}
+
+func do(client *http.Client, req *http.Request) ([]byte, error) {
+	if client == nil {
+		client = &http.Client{Timeout: HTTPTimeout}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRevocationBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+	}
+	if len(body) > maxRevocationBody {
+		return nil, fmt.Errorf("%s %s: response larger than %d bytes", req.Method, req.URL, maxRevocationBody)
+	}
+	return body, nil
+}
