@@ -1,0 +1,201 @@
+// Package access holds the small shared vocabulary of who may do what:
+// session kinds, roles, actions and the one permission matrix that the REST
+// API and signalling both enforce. It imports nothing of Chamber's, so every
+// floor of the house can use it.
+package access
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Kind is the kind of a session.
+type Kind string
+
+// Session kinds.
+const (
+	Hearing      Kind = "hearing"
+	Notarisation Kind = "notarisation"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == Hearing || k == Notarisation }
+
+// Role is what someone is in a session — or, for staff, what they are.
+type Role string
+
+// Participant roles. Hearings and notarial acts have their own sets;
+// witness, interpreter and observer occur in both.
+const (
+	Judge          Role = "judge"
+	Clerk          Role = "clerk"
+	Party          Role = "party"
+	Counsel        Role = "counsel"
+	Witness        Role = "witness"
+	Interpreter    Role = "interpreter"
+	Observer       Role = "observer"
+	Notary         Role = "notary"
+	EmbassyOfficer Role = "embassy_officer"
+	Principal      Role = "principal"
+)
+
+// Admin is a staff-only role: it acts in every session but is never a
+// participant in one.
+const Admin Role = "admin"
+
+// StaffRoles are the roles a staff member can hold.
+var StaffRoles = []Role{Judge, Clerk, Notary, EmbassyOfficer, Admin}
+
+var kindRoles = map[Kind][]Role{
+	Hearing:      {Judge, Clerk, Party, Counsel, Witness, Interpreter, Observer},
+	Notarisation: {Notary, EmbassyOfficer, Principal, Witness, Interpreter, Observer},
+}
+
+// Roles returns the participant roles of a session kind.
+func Roles(k Kind) []Role { return slices.Clone(kindRoles[k]) }
+
+// InKind reports whether r is a participant role of kind k.
+func (r Role) InKind(k Kind) bool { return slices.Contains(kindRoles[k], r) }
+
+// IsStaff reports whether r is a role a staff member can hold.
+func (r Role) IsStaff() bool { return slices.Contains(StaffRoles, r) }
+
+// Presiding returns the role that presides over sessions of kind k.
+func Presiding(k Kind) Role {
+	if k == Notarisation {
+		return Notary
+	}
+	return Judge
+}
+
+// Presides reports whether r presides (judge or notary).
+func (r Role) Presides() bool { return r == Judge || r == Notary }
+
+// EntersDirectly reports whether r skips the waiting room: the presiding
+// role and clerks.
+func (r Role) EntersDirectly() bool { return r.Presides() || r == Clerk }
+
+// Action is something a caller may or may not do in a session.
+type Action string
+
+// Actions of the permission matrix. docs/roles.md explains each one.
+const (
+	CreateSession  Action = "create_session"
+	ListSessions   Action = "list_sessions"
+	ViewSession    Action = "view_session"
+	Invite         Action = "invite"
+	Revoke         Action = "revoke"
+	PublicLink     Action = "public_link"
+	Admit          Action = "admit"
+	Move           Action = "move"
+	Mute           Action = "mute"
+	Remove         Action = "remove"
+	Consult        Action = "consult"
+	LinkInterp     Action = "link_interpreter"
+	Record         Action = "record"
+	Publish        Action = "publish"
+	Chat           Action = "chat"
+	Present        Action = "present"
+	Upload         Action = "upload_document"
+	SeeDocuments   Action = "see_documents"
+	SeeAllDocs     Action = "see_all_documents"
+	LabelExhibit   Action = "label_exhibit"
+	Sign           Action = "sign"
+	SeeJournal     Action = "see_journal"
+	SeeParticipant Action = "see_participants"
+	Close          Action = "close"
+	IdentityCheck  Action = "identity_check"
+	Seal           Action = "seal"
+	LegalHold      Action = "legal_hold"
+	Bundle         Action = "bundle"
+	SeeRegister    Action = "see_register"
+	VerifyJournal  Action = "verify_journal"
+)
+
+// Actions lists every action in the order docs/roles.md shows them.
+var Actions = []Action{
+	CreateSession, ListSessions, ViewSession, Invite, Revoke, PublicLink,
+	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, Publish, Chat,
+	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
+	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
+	VerifyJournal,
+}
+
+// MatrixRoles lists the matrix's columns: participant roles, then admin.
+var MatrixRoles = []Role{Judge, Clerk, Party, Counsel, Witness, Interpreter, Observer, Notary, EmbassyOfficer, Principal, Admin}
+
+// moderate is what the presiding role and the clerk do to run a room.
+var moderate = []Action{ViewSession, Invite, Revoke, Admit, Move, Mute, Remove, Consult, LinkInterp, SeeParticipant}
+
+// matrix is the permission matrix: role → allowed actions. Everything not
+// listed is forbidden. Staff acting through their staff token in a session
+// they created use the column of their staff role.
+var matrix = map[Role][]Action{
+	Judge: concat(moderate, []Action{
+		CreateSession, ListSessions, PublicLink, Record, Publish, Chat, Present, Upload,
+		SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal, Close, Bundle,
+	}),
+	Clerk: concat(moderate, []Action{
+		CreateSession, ListSessions, PublicLink, Record, Publish, Chat, Present, Upload,
+		SeeDocuments, SeeAllDocs, LabelExhibit, SeeJournal, Close, Bundle,
+	}),
+	Party:       {ViewSession, Publish, Chat, Upload, SeeDocuments, SeeParticipant},
+	Counsel:     {ViewSession, Publish, Chat, Upload, SeeDocuments, SeeParticipant},
+	Witness:     {ViewSession, Publish, Chat, SeeParticipant},
+	Interpreter: {ViewSession, Publish, Chat, SeeDocuments, SeeParticipant},
+	Observer:    {ViewSession},
+	Notary: concat(moderate, []Action{
+		CreateSession, ListSessions, Record, Publish, Chat, Present, Upload, SeeDocuments,
+		SeeAllDocs, Sign, SeeJournal, Close, Seal, LegalHold, Bundle, SeeRegister,
+	}),
+	EmbassyOfficer: {ViewSession, ListSessions, Publish, Chat, SeeDocuments, SeeAllDocs, SeeParticipant, IdentityCheck},
+	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
+	Admin: {
+		CreateSession, ListSessions, ViewSession, Invite, Revoke, PublicLink, SeeParticipant,
+		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
+	},
+}
+
+func concat(a, b []Action) []Action { return append(slices.Clone(a), b...) }
+
+// Allowed reports whether role r may perform action a.
+func Allowed(r Role, a Action) bool { return slices.Contains(matrix[r], a) }
+
+// ErrForbidden is wrapped by every permission refusal.
+var ErrForbidden = errors.New("forbidden")
+
+// ForbiddenError names the refused action and the role that tried it.
+type ForbiddenError struct {
+	Role   Role
+	Action Action
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("role %q may not %s", e.Role, e.Action)
+}
+
+// Unwrap lets errors.Is(err, ErrForbidden) match.
+func (e *ForbiddenError) Unwrap() error { return ErrForbidden }
+
+// Check returns a *ForbiddenError unless r may perform a.
+func Check(r Role, a Action) error {
+	if Allowed(r, a) {
+		return nil
+	}
+	return &ForbiddenError{Role: r, Action: a}
+}
+
+// MayCreate reports whether a staff role may create sessions of kind k:
+// clerks and judges schedule hearings, notaries notarial acts, admins both.
+func MayCreate(r Role, k Kind) bool {
+	switch r {
+	case Admin:
+		return true
+	case Judge, Clerk:
+		return k == Hearing
+	case Notary:
+		return k == Notarisation
+	}
+	return false
+}

@@ -1,0 +1,166 @@
+package sessions
+
+import (
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+)
+
+// liveState mirrors, in memory, what the media server asks about on every
+// forwarding decision: each participant's role, space and mutes, and who is
+// connected. It is written through after each committed change, so the
+// policy never waits on the database. One Chamber process owns a session's
+// room; this cache is that process's view.
+type liveState struct {
+	mu       sync.RWMutex
+	sessions map[uuid.UUID]*liveSession
+}
+
+type liveSession struct {
+	kind         access.Kind
+	participants map[uuid.UUID]*liveParticipant
+}
+
+type liveParticipant struct {
+	role       access.Role
+	space      string
+	audioMuted bool
+	videoMuted bool
+	interprets uuid.UUID
+	whisper    bool
+	revoked    bool
+	conns      int
+}
+
+// loaded reports whether a session's participants are in memory.
+func (l *liveState) loaded(id uuid.UUID) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.sessions[id] != nil
+}
+
+// load installs a session's state read from the database, unless another
+// load got there first. Every writer loads before it commits and upserts
+// after, so the first load plus later upserts is never stale, while a slow
+// load that read the database before someone's commit is discarded here.
+func (l *liveState) load(id uuid.UUID, kind access.Kind, ps []Participant) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sessions[id] != nil {
+		return
+	}
+	ls := &liveSession{kind: kind, participants: make(map[uuid.UUID]*liveParticipant, len(ps))}
+	for _, p := range ps {
+		ls.participants[p.ID] = toLive(p)
+	}
+	l.sessions[id] = ls
+}
+
+func toLive(p Participant) *liveParticipant {
+	lp := &liveParticipant{
+		role: p.Role, space: p.Space, audioMuted: p.AudioMuted, videoMuted: p.VideoMuted,
+		whisper: p.Whisper, revoked: p.Revoked,
+	}
+	if p.Interprets != nil {
+		lp.interprets = *p.Interprets
+	}
+	return lp
+}
+
+// upsert records a participant's new state if its session is loaded.
+func (l *liveState) upsert(p Participant) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls := l.sessions[p.SessionID]
+	if ls == nil {
+		return
+	}
+	lp := toLive(p)
+	if old := ls.participants[p.ID]; old != nil {
+		lp.conns = old.conns
+	}
+	ls.participants[p.ID] = lp
+}
+
+// connect counts a new connection and reports whether it is the first.
+func (l *liveState) connect(sessionID, pid uuid.UUID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		if lp := ls.participants[pid]; lp != nil {
+			lp.conns++
+			return lp.conns == 1
+		}
+	}
+	return false
+}
+
+// disconnect counts a closed connection and reports whether it was the last.
+func (l *liveState) disconnect(sessionID, pid uuid.UUID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		if lp := ls.participants[pid]; lp != nil && lp.conns > 0 {
+			lp.conns--
+			return lp.conns == 0
+		}
+	}
+	return false
+}
+
+func (l *liveState) isConnected(sessionID, pid uuid.UUID) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		if lp := ls.participants[pid]; lp != nil {
+			return lp.conns > 0
+		}
+	}
+	return false
+}
+
+func (l *liveState) connectedIn(sessionID uuid.UUID) []uuid.UUID {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []uuid.UUID
+	if ls := l.sessions[sessionID]; ls != nil {
+		for id, lp := range ls.participants {
+			if lp.conns > 0 {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// inSpace lists the participants currently in a space.
+func (l *liveState) inSpace(sessionID uuid.UUID, space string) []uuid.UUID {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []uuid.UUID
+	if ls := l.sessions[sessionID]; ls != nil {
+		for id, lp := range ls.participants {
+			if lp.space == space && !lp.revoked {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func (l *liveState) forget(sessionID uuid.UUID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.sessions, sessionID)
+}
+
+// view runs f with a session's participants under the read lock.
+func (l *liveState) view(sessionID uuid.UUID, f func(ls *liveSession)) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		f(ls)
+	}
+}

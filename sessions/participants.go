@@ -1,0 +1,341 @@
+package sessions
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/journal"
+)
+
+const participantColumns = `id, session_id, name, role, space, audio_muted, video_muted, interprets, whisper, public_join, expires_at, revoked_at, created_at`
+
+func (s *Service) scanParticipant(row interface{ Scan(...any) error }, extra ...any) (Participant, error) {
+	var (
+		p                   Participant
+		id, sessionID, role string
+		interprets          sql.NullString
+		expires, created    int64
+		revoked             sql.NullInt64
+	)
+	dest := append([]any{&id, &sessionID, &p.Name, &role, &p.Space, &p.AudioMuted, &p.VideoMuted, &interprets,
+		&p.Whisper, &p.PublicJoin, &expires, &revoked, &created}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return Participant{}, err
+	}
+	p.ID, _ = uuid.Parse(id)
+	p.SessionID, _ = uuid.Parse(sessionID)
+	p.Role = access.Role(role)
+	if interprets.Valid {
+		if v, err := uuid.Parse(interprets.String); err == nil {
+			p.Interprets = &v
+		}
+	}
+	p.ExpiresAt = database.Time(expires)
+	p.Revoked = revoked.Valid
+	p.CreatedAt = database.Time(created)
+	p.Connected = s.live.isConnected(p.SessionID, p.ID)
+	return p, nil
+}
+
+// Invitation is the answer to an invitation: the token is shown once.
+type Invitation struct {
+	ParticipantID uuid.UUID   `json:"participant_id"`
+	Name          string      `json:"name"`
+	Role          access.Role `json:"role"`
+	Token         string      `json:"token"`
+	JoinURL       string      `json:"join_url"`
+	ExpiresAt     time.Time   `json:"expires_at"`
+}
+
+// NewInvitation is what the inviter supplies.
+type NewInvitation struct {
+	Name      string      `json:"name"`
+	Role      access.Role `json:"role"`
+	ExpiresAt *time.Time  `json:"expires_at,omitempty"`
+}
+
+// Invite adds a participant to a session and issues their token.
+func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, n NewInvitation) (Invitation, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.Invite)
+	if err != nil {
+		return Invitation{}, err
+	}
+	n.Name = strings.TrimSpace(n.Name)
+	switch {
+	case n.Name == "" || len(n.Name) > 200:
+		return Invitation{}, invalid("name", "a name of 1 to 200 characters is required")
+	case n.Role == access.Admin || (!n.Role.InKind(access.Hearing) && !n.Role.InKind(access.Notarisation)):
+		return Invitation{}, invalid("role", "unknown role %q; a %s has roles %v", n.Role, sess.Kind, access.Roles(sess.Kind))
+	case !n.Role.InKind(sess.Kind):
+		return Invitation{}, invalid("role", "role %q does not exist in a %s (roles: %v)", n.Role, sess.Kind, access.Roles(sess.Kind))
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return Invitation{}, err
+	}
+	expires := s.defaultExpiry(sess)
+	if n.ExpiresAt != nil {
+		if !n.ExpiresAt.After(s.now()) {
+			return Invitation{}, invalid("expires_at", "must be in the future")
+		}
+		expires = n.ExpiresAt.UTC().Truncate(time.Microsecond)
+	}
+	return s.addParticipant(ctx, p.Actor(), sess, n.Name, n.Role, expires, false)
+}
+
+func (s *Service) defaultExpiry(sess Session) time.Time {
+	base := s.now()
+	if sess.ScheduledAt != nil && sess.ScheduledAt.After(base) {
+		base = *sess.ScheduledAt
+	}
+	return base.Add(s.ttl)
+}
+
+func (s *Service) addParticipant(ctx context.Context, actor string, sess Session, name string, role access.Role, expires time.Time, public bool) (Invitation, error) {
+	space := SpaceWaiting
+	if role.EntersDirectly() {
+		space = SpaceMain
+	}
+	if err := s.ensureLive(ctx, sess.ID); err != nil {
+		return Invitation{}, err
+	}
+	token, hash := newToken(invitationPrefix)
+	inv := Invitation{ParticipantID: uuid.New(), Name: name, Role: role, Token: token, ExpiresAt: expires,
+		JoinURL: strings.TrimRight(s.publicURL, "/") + "/join/" + token}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// Re-read inside the transaction: a session closed meanwhile
+		// takes no new participants.
+		cur, err := s.get(ctx, tx, sess.ID)
+		if err != nil {
+			return err
+		}
+		if err := requireNotClosed(cur); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO participants (id, session_id, name, role, token_hash, expires_at, space, public_join, created_by, created_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			inv.ParticipantID.String(), sess.ID.String(), name, string(role), hash, database.Micros(expires),
+			space, public, actor, database.Micros(s.now())); err != nil {
+			return fmt.Errorf("sessions: invite: %w", err)
+		}
+		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+			SessionID: sess.ID, Actor: actor, Action: "invitation.issued",
+			Details: map[string]any{"participant_id": inv.ParticipantID, "name": name, "role": role,
+				"expires_at": expires, "public_link": public},
+		})
+		return err
+	})
+	if err != nil {
+		return Invitation{}, err
+	}
+	if p, err := s.participant(ctx, sess.ID, inv.ParticipantID); err == nil {
+		s.live.upsert(p)
+		s.notify().Notify(sess.ID, nil, "participant_added", mustJSON(p))
+	}
+	return inv, nil
+}
+
+// RevokeInvitation kills a participant's token and disconnects them.
+func (s *Service) RevokeInvitation(ctx context.Context, p Principal, sessionID, participantID uuid.UUID) error {
+	if _, _, err := s.Authorize(ctx, p, sessionID, access.Revoke); err != nil {
+		return err
+	}
+	return s.revoke(ctx, p, sessionID, participantID, "invitation.revoked", "invitation revoked")
+}
+
+func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participantID uuid.UUID, action, reason string) error {
+	if err := s.ensureLive(ctx, sessionID); err != nil {
+		return err
+	}
+	var target Participant
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if target, err = s.participantTx(ctx, tx, sessionID, participantID); err != nil {
+			return err
+		}
+		if target.Revoked {
+			return conflict("participant %s is already removed", participantID)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE participants SET revoked_at = $1 WHERE id = $2`,
+			database.Micros(s.now()), participantID.String()); err != nil {
+			return fmt.Errorf("sessions: revoke: %w", err)
+		}
+		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+			SessionID: sessionID, Actor: p.Actor(), Action: action,
+			Details: map[string]any{"participant_id": participantID, "name": target.Name, "role": target.Role},
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	target.Revoked = true
+	s.live.upsert(target)
+	n := s.notify()
+	n.Disconnect(sessionID, participantID, reason)
+	n.Notify(sessionID, nil, "participant_removed", mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
+	return nil
+}
+
+// Participants lists everyone invited to a session.
+func (s *Service) Participants(ctx context.Context, p Principal, sessionID uuid.UUID) ([]Participant, error) {
+	if _, _, err := s.Authorize(ctx, p, sessionID, access.SeeParticipant); err != nil {
+		return nil, err
+	}
+	return s.participants(ctx, sessionID)
+}
+
+func (s *Service) participants(ctx context.Context, sessionID uuid.UUID) ([]Participant, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+participantColumns+` FROM participants WHERE session_id = $1 ORDER BY created_at, id`, sessionID.String())
+	if err != nil {
+		return nil, fmt.Errorf("sessions: participants: %w", err)
+	}
+	defer rows.Close()
+	out := []Participant{}
+	for rows.Next() {
+		p, err := s.scanParticipant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Participant returns one participant of a session, if the caller may see
+// participants.
+func (s *Service) Participant(ctx context.Context, p Principal, sessionID, participantID uuid.UUID) (Participant, error) {
+	if _, _, err := s.Authorize(ctx, p, sessionID, access.SeeParticipant); err != nil {
+		return Participant{}, err
+	}
+	return s.participant(ctx, sessionID, participantID)
+}
+
+func (s *Service) participant(ctx context.Context, sessionID, participantID uuid.UUID) (Participant, error) {
+	return s.participantTx(ctx, s.db, sessionID, participantID)
+}
+
+func (s *Service) participantTx(ctx context.Context, q querier, sessionID, participantID uuid.UUID) (Participant, error) {
+	p, err := s.scanParticipant(q.QueryRowContext(ctx,
+		`SELECT `+participantColumns+` FROM participants WHERE id = $1 AND session_id = $2`,
+		participantID.String(), sessionID.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Participant{}, fmt.Errorf("participant %s: %w", participantID, ErrNotFound)
+	}
+	if err != nil {
+		return Participant{}, fmt.Errorf("sessions: participant: %w", err)
+	}
+	return p, nil
+}
+
+// PublicLink is a link that lets anyone watch a public hearing.
+type PublicLink struct {
+	Token string `json:"token"`
+	URL   string `json:"url"`
+}
+
+// CreatePublicLink issues the link for a public hearing.
+func (s *Service) CreatePublicLink(ctx context.Context, p Principal, sessionID uuid.UUID) (PublicLink, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.PublicLink)
+	if err != nil {
+		return PublicLink{}, err
+	}
+	if !sess.Public {
+		return PublicLink{}, conflict("session is not public: only public hearings can be watched by anyone")
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return PublicLink{}, err
+	}
+	token, hash := newToken(publicLinkPrefix)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO public_links (token_hash, session_id, created_at) VALUES ($1, $2, $3)`,
+			hash, sessionID.String(), database.Micros(s.now())); err != nil {
+			return fmt.Errorf("sessions: public link: %w", err)
+		}
+		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.created"})
+		return err
+	})
+	if err != nil {
+		return PublicLink{}, err
+	}
+	return PublicLink{Token: token, URL: strings.TrimRight(s.publicURL, "/") + "/watch/" + token}, nil
+}
+
+// PublicSession is what anyone holding a public link may learn.
+type PublicSession struct {
+	SessionID   uuid.UUID  `json:"session_id"`
+	Title       string     `json:"title"`
+	CaseNumber  string     `json:"case_number,omitempty"`
+	State       State      `json:"state"`
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+}
+
+func (s *Service) publicLink(ctx context.Context, token string) (Session, error) {
+	if !tokenShape(token, publicLinkPrefix) {
+		return Session{}, ErrUnauthorized
+	}
+	hash := hashToken(token)
+	var (
+		stored, sessionID string
+		revoked           sql.NullInt64
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT token_hash, session_id, revoked_at FROM public_links WHERE token_hash = $1`, hash).
+		Scan(&stored, &sessionID, &revoked)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameHash(stored, hash)) {
+		return Session{}, ErrUnauthorized
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: public link: %w", err)
+	}
+	if revoked.Valid {
+		return Session{}, ErrRevoked
+	}
+	id, _ := uuid.Parse(sessionID)
+	return s.Get(ctx, id)
+}
+
+// DescribePublicLink tells a visitor which hearing a public link opens.
+func (s *Service) DescribePublicLink(ctx context.Context, token string) (PublicSession, error) {
+	sess, err := s.publicLink(ctx, token)
+	if err != nil {
+		return PublicSession{}, err
+	}
+	return PublicSession{SessionID: sess.ID, Title: sess.Title, CaseNumber: sess.CaseNumber, State: sess.State, ScheduledAt: sess.ScheduledAt}, nil
+}
+
+// JoinPublic turns a public link and a name into an observer's
+// invitation. Observers never publish; the HTTP floor rate-limits this.
+func (s *Service) JoinPublic(ctx context.Context, token, name string) (Invitation, error) {
+	sess, err := s.publicLink(ctx, token)
+	if err != nil {
+		return Invitation{}, err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return Invitation{}, invalid("name", "a name of 1 to 100 characters is required")
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return Invitation{}, err
+	}
+	// A public viewer's token lives for the day; the link issues more.
+	return s.addParticipant(ctx, "public", sess, name, access.Observer, s.now().Add(24*time.Hour), true)
+}
+
+// mustJSON marshals the package's own event payloads, which are plain
+// structs and maps that always marshal.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return b
+}

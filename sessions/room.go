@@ -1,0 +1,218 @@
+package sessions
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/journal"
+)
+
+// This file is the session layer as the signalling server sees it: who a
+// connection belongs to, what happens when they arrive and leave, and the
+// room messages (chat, presenting a document) the session layer owns.
+
+// JoinToken authenticates the first signalling message: an invitation token
+// for this very session, not expired, not revoked, session not closed.
+func (s *Service) JoinToken(ctx context.Context, sessionID uuid.UUID, token string) (Participant, error) {
+	p, err := s.authenticateInvitation(ctx, token)
+	if err != nil {
+		return Participant{}, err
+	}
+	if p.SessionID != sessionID {
+		return Participant{}, fmt.Errorf("token is for another session: %w", ErrUnauthorized)
+	}
+	sess, err := s.Get(ctx, sessionID)
+	if err != nil {
+		return Participant{}, err
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return Participant{}, err
+	}
+	return p, nil
+}
+
+// Welcome is what a participant learns on joining, embedded in the
+// signalling "joined" message.
+type Welcome struct {
+	Session      Session        `json:"session"`
+	You          Participant    `json:"you"`
+	Participants []Participant  `json:"participants,omitempty"`
+	Permissions  []string       `json:"permissions"`
+	Extra        map[string]any `json:"extra,omitempty"`
+}
+
+// Connected records a participant's connection: the first connection is
+// journalled as a join, and the presiding role's first join opens the
+// session.
+func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.UUID) (Welcome, error) {
+	if err := s.ensureLive(ctx, sessionID); err != nil {
+		return Welcome{}, err
+	}
+	p, err := s.participant(ctx, sessionID, participantID)
+	if err != nil {
+		return Welcome{}, err
+	}
+	if p.Revoked {
+		return Welcome{}, ErrRevoked
+	}
+	first := s.live.connect(sessionID, participantID)
+	opened := false
+	if first {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			sess, err := s.get(ctx, tx, sessionID)
+			if err != nil {
+				return err
+			}
+			if err := requireNotClosed(sess); err != nil {
+				return err
+			}
+			if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+				Action: "participant.joined", Details: map[string]any{"participant_id": participantID, "name": p.Name, "role": p.Role, "space": p.Space}}); err != nil {
+				return err
+			}
+			if sess.State == Scheduled && p.Role.Presides() {
+				if _, err := tx.ExecContext(ctx, `UPDATE sessions SET state = $1, opened_at = $2 WHERE id = $3`,
+					string(Open), database.Micros(s.now()), sessionID.String()); err != nil {
+					return err
+				}
+				opened = true
+				_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(), Action: "session.opened"})
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			s.live.disconnect(sessionID, participantID)
+			return Welcome{}, err
+		}
+	}
+	sess, err := s.Get(ctx, sessionID)
+	if err != nil {
+		return Welcome{}, err
+	}
+	p.Connected = true
+	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role)}
+	if access.Allowed(p.Role, access.SeeParticipant) {
+		if w.Participants, err = s.participants(ctx, sessionID); err != nil {
+			return Welcome{}, err
+		}
+	}
+	n := s.notify()
+	if opened {
+		n.Notify(sessionID, nil, "session_updated", mustJSON(sess))
+	}
+	if first {
+		n.Notify(sessionID, nil, "participant_updated", mustJSON(p))
+	}
+	return w, nil
+}
+
+func permissions(r access.Role) []string {
+	var out []string
+	for _, a := range access.Actions {
+		if access.Allowed(r, a) {
+			out = append(out, string(a))
+		}
+	}
+	return out
+}
+
+// Disconnected records that a connection ended; the last one is
+// journalled as leaving.
+func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uuid.UUID) {
+	if !s.live.disconnect(sessionID, participantID) {
+		return
+	}
+	p, err := s.participant(ctx, sessionID, participantID)
+	if err != nil {
+		s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
+		return
+	}
+	if _, err := s.journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+		Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}}); err != nil {
+		s.log.Error("journal participant.left", "session", sessionID, "err", err)
+	}
+	s.notify().Notify(sessionID, nil, "participant_updated", mustJSON(p))
+}
+
+// maxChat bounds a chat message, in characters.
+const maxChat = 2000
+
+// RoomMessage handles the room messages the session layer owns, from a
+// connected participant. It returns the message to deliver and to whom
+// (nil = everyone), or an error for the sender.
+func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+	p, err := s.participant(ctx, sessionID, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Revoked {
+		return nil, nil, ErrRevoked
+	}
+	switch typ {
+	case "chat":
+		return s.chat(ctx, p, payload)
+	case "present":
+		return s.present(ctx, p, payload)
+	}
+	return nil, nil, invalid("type", "unknown room message %q", typ)
+}
+
+func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+	if err := access.Check(p.Role, access.Chat); err != nil {
+		return nil, nil, err
+	}
+	var in struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(payload, &in); err != nil {
+		return nil, nil, invalid("text", "chat needs {\"text\": \"…\"}")
+	}
+	text := strings.TrimSpace(in.Text)
+	if text == "" || utf8.RuneCountInString(text) > maxChat || !utf8.ValidString(text) {
+		return nil, nil, invalid("text", "a chat message is 1 to %d characters", maxChat)
+	}
+	if p.Space == SpaceWaiting {
+		return nil, nil, conflict("you are in the waiting room; chat opens when you are admitted")
+	}
+	e, err := s.journal.Append(ctx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "chat.message",
+		Details: map[string]any{"participant_id": p.ID, "name": p.Name, "space": p.Space, "text": text}})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Chat stays in its space: a consultation room's chat is as private
+	// as its media.
+	to := s.live.inSpace(p.SessionID, p.Space)
+	return mustJSON(map[string]any{"from": p.ID, "name": p.Name, "role": p.Role, "text": text, "at": e.At.Format(time.RFC3339Nano), "space": p.Space}), to, nil
+}
+
+func (s *Service) present(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+	if err := access.Check(p.Role, access.Present); err != nil {
+		return nil, nil, err
+	}
+	var in struct {
+		DocumentID *uuid.UUID `json:"document_id"`
+		Page       int        `json:"page"`
+	}
+	if err := json.Unmarshal(payload, &in); err != nil {
+		return nil, nil, invalid("document_id", "present needs {\"document_id\": \"…\", \"page\": n} or {\"document_id\": null} to stop")
+	}
+	if in.DocumentID != nil && (in.Page < 1 || in.Page > 100000) {
+		return nil, nil, invalid("page", "page must be 1 or more")
+	}
+	details := map[string]any{"document_id": in.DocumentID, "page": in.Page}
+	if _, err := s.journal.Append(ctx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details}); err != nil {
+		return nil, nil, err
+	}
+	details["by"] = p.ID
+	return mustJSON(details), s.live.inSpace(p.SessionID, SpaceMain), nil
+}

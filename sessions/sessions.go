@@ -1,0 +1,230 @@
+// Package sessions runs hearings and notarial acts: staff and their tokens,
+// sessions and their states, invitations, the waiting room, moderation,
+// consultation rooms, interpreters, and the live state the media server
+// consults to decide who sees and hears whom. Every change is journalled in
+// the same transaction that makes it.
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/journal"
+)
+
+// Errors callers distinguish with errors.Is. The HTTP floor maps them to
+// status codes.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrUnauthorized = errors.New("invalid or missing token")
+	ErrExpired      = errors.New("token expired")
+	ErrRevoked      = errors.New("token revoked")
+	ErrInvalid      = errors.New("invalid input")
+	ErrConflict     = errors.New("conflict with the session's state")
+)
+
+// InvalidError names the field that was wrong.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+// Unwrap lets errors.Is(err, ErrInvalid) match.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ConflictError says why the session's state forbids a change.
+type ConflictError struct{ Reason string }
+
+func (e *ConflictError) Error() string { return e.Reason }
+
+// Unwrap lets errors.Is(err, ErrConflict) match.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+func conflict(format string, args ...any) error {
+	return &ConflictError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Notifier pushes state events to connected participants and tells the media
+// server to re-evaluate who receives whom. The signalling server implements
+// it; cmd/chamber plugs it in.
+type Notifier interface {
+	Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage)
+	Disconnect(sessionID, participantID uuid.UUID, reason string)
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(uuid.UUID, []uuid.UUID, string, json.RawMessage) {}
+func (nopNotifier) Disconnect(uuid.UUID, uuid.UUID, string)                {}
+
+// Config configures a Service.
+type Config struct {
+	DB        *database.DB
+	Journal   *journal.Journal
+	Log       *slog.Logger
+	PublicURL string
+	// InvitationTTL is how long an invitation stays valid after the
+	// session's scheduled time (or after it is issued, when unscheduled).
+	InvitationTTL time.Duration
+	// Anchor timestamps the journal head; called when a session closes.
+	// Nil disables it.
+	Anchor func(ctx context.Context) error
+}
+
+// Service is the session layer.
+type Service struct {
+	db        *database.DB
+	journal   *journal.Journal
+	log       *slog.Logger
+	publicURL string
+	ttl       time.Duration
+	anchor    func(ctx context.Context) error
+	now       func() time.Time
+
+	notifierMu sync.RWMutex
+	notifier   Notifier
+
+	live liveState
+}
+
+// New returns a session service.
+func New(cfg Config) *Service {
+	ttl := cfg.InvitationTTL
+	if ttl <= 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	return &Service{
+		db:        cfg.DB,
+		journal:   cfg.Journal,
+		log:       cfg.Log,
+		publicURL: cfg.PublicURL,
+		ttl:       ttl,
+		anchor:    cfg.Anchor,
+		now:       database.Now,
+		notifier:  nopNotifier{},
+		live:      liveState{sessions: map[uuid.UUID]*liveSession{}},
+	}
+}
+
+// SetNotifier plugs in the signalling server. It is set after
+// construction because the signalling server itself needs the Service.
+func (s *Service) SetNotifier(n Notifier) {
+	s.notifierMu.Lock()
+	defer s.notifierMu.Unlock()
+	if n == nil {
+		n = nopNotifier{}
+	}
+	s.notifier = n
+}
+
+func (s *Service) notify() Notifier {
+	s.notifierMu.RLock()
+	defer s.notifierMu.RUnlock()
+	return s.notifier
+}
+
+// Session is a hearing or a notarial act.
+type Session struct {
+	ID          uuid.UUID   `json:"id"`
+	Kind        access.Kind `json:"kind"`
+	Title       string      `json:"title"`
+	CaseNumber  string      `json:"case_number,omitempty"`
+	ActType     string      `json:"act_type,omitempty"`
+	ScheduledAt *time.Time  `json:"scheduled_at,omitempty"`
+	Public      bool        `json:"public"`
+	State       State       `json:"state"`
+	CreatedBy   uuid.UUID   `json:"created_by"`
+	CreatedAt   time.Time   `json:"created_at"`
+	OpenedAt    *time.Time  `json:"opened_at,omitempty"`
+	ClosedAt    *time.Time  `json:"closed_at,omitempty"`
+}
+
+// State is where a session is in its life.
+type State string
+
+// Session states: scheduled → open (first presiding join) → closed.
+const (
+	Scheduled State = "scheduled"
+	Open      State = "open"
+	Closed    State = "closed"
+)
+
+// ActTypes are the kinds of notarial act.
+var ActTypes = []string{"will", "contract", "power_of_attorney", "property_sale", "other"}
+
+// Spaces a participant can be in, besides a consultation room's ID.
+const (
+	SpaceMain    = "main"
+	SpaceWaiting = "waiting"
+)
+
+// Participant is someone invited to a session.
+type Participant struct {
+	ID         uuid.UUID   `json:"id"`
+	SessionID  uuid.UUID   `json:"session_id"`
+	Name       string      `json:"name"`
+	Role       access.Role `json:"role"`
+	Space      string      `json:"space"`
+	Connected  bool        `json:"connected"`
+	AudioMuted bool        `json:"audio_muted"`
+	VideoMuted bool        `json:"video_muted"`
+	Interprets *uuid.UUID  `json:"interprets,omitempty"`
+	Whisper    bool        `json:"whisper,omitempty"`
+	PublicJoin bool        `json:"public_join,omitempty"`
+	ExpiresAt  time.Time   `json:"expires_at"`
+	Revoked    bool        `json:"revoked,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+}
+
+// Staff is a member of the court's or notary's staff.
+type Staff struct {
+	ID        uuid.UUID   `json:"id"`
+	Name      string      `json:"name"`
+	Role      access.Role `json:"role"`
+	CreatedAt time.Time   `json:"created_at"`
+	Revoked   bool        `json:"revoked"`
+}
+
+// Principal is the authenticated caller of a request: a staff member (by
+// staff token) or a participant (by invitation token). Exactly one is set.
+type Principal struct {
+	Staff       *Staff
+	Participant *Participant
+}
+
+// Actor is how the principal appears in the journal.
+func (p Principal) Actor() string {
+	switch {
+	case p.Staff != nil:
+		return "staff:" + p.Staff.ID.String()
+	case p.Participant != nil:
+		return "participant:" + p.Participant.ID.String()
+	}
+	return "anonymous"
+}
+
+// Name is the principal's display name.
+func (p Principal) Name() string {
+	switch {
+	case p.Staff != nil:
+		return p.Staff.Name
+	case p.Participant != nil:
+		return p.Participant.Name
+	}
+	return ""
+}
