@@ -1,0 +1,45 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/sessions"
+)
+
+// fail turns an error from a lower floor into its HTTP response. Unknown
+// errors are logged and answered with a 500 that reveals nothing.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		problem   *Problem
+		forbidden *access.ForbiddenError
+		invalid   *sessions.InvalidError
+		conflict  *sessions.ConflictError
+	)
+	switch {
+	case errors.As(err, &problem):
+		WriteJSON(w, problem.Status, ErrorBody{Error: ErrorDetail{Code: problem.Code, Message: problem.Message, Fields: problem.Fields}})
+	case errors.As(err, &forbidden):
+		Error(w, http.StatusForbidden, "forbidden", "forbidden: "+string(forbidden.Action)+" is not allowed for role "+string(forbidden.Role))
+	case errors.Is(err, sessions.ErrExpired):
+		Error(w, http.StatusUnauthorized, "token_expired", "this link or token has expired")
+	case errors.Is(err, sessions.ErrRevoked):
+		Error(w, http.StatusUnauthorized, "token_revoked", "this link or token has been revoked")
+	case errors.Is(err, sessions.ErrUnauthorized):
+		Error(w, http.StatusUnauthorized, "unauthenticated", "invalid or missing token")
+	case errors.Is(err, sessions.ErrNotFound):
+		Error(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.As(err, &invalid):
+		WriteJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: ErrorDetail{
+			Code: "invalid", Message: invalid.Error(), Fields: map[string]string{invalid.Field: invalid.Message}}})
+	case errors.As(err, &conflict):
+		Error(w, http.StatusConflict, "conflict", conflict.Reason)
+	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		Error(w, 499, "canceled", "request canceled")
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		Error(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}

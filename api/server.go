@@ -1,0 +1,89 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/sessions"
+)
+
+// Config is what the HTTP floor serves. Nil services are simply not
+// routed, which lets tests build an API with only what they exercise.
+type Config struct {
+	Log *slog.Logger
+	// Ready names the dependencies /readyz checks (e.g. "database", "evidence").
+	Ready map[string]Check
+
+	Sessions *sessions.Service
+	Journal  *journal.Journal
+	// VerifyToken checks journal anchors' RFC 3161 tokens.
+	VerifyToken journal.TokenVerifier
+	// Signal serves GET /api/v1/sessions/{id}/signal (the WebSocket).
+	Signal http.HandlerFunc
+	// Mount adds routes owned by other packages (the web app, the
+	// timestamp authority, the CA's CRL): called with a registration
+	// function that documents each route.
+	Mount []func(route func(pattern string, op Op, h http.Handler))
+}
+
+// API is Chamber's HTTP surface.
+type API struct {
+	log          *slog.Logger
+	rt           *Router
+	sessions     *sessions.Service
+	journal      *journal.Journal
+	verifyToken  journal.TokenVerifier
+	documented   []documentedRoute
+	authFailures *failureLimiter
+	publicJoins  *failureLimiter
+}
+
+// New builds the API with every route of Chamber's HTTP surface.
+func New(cfg Config) *API {
+	a := &API{
+		log:         cfg.Log,
+		rt:          NewRouter(cfg.Log),
+		sessions:    cfg.Sessions,
+		journal:     cfg.Journal,
+		verifyToken: cfg.VerifyToken,
+		// Ten failed authentications, then one every six seconds.
+		authFailures: newFailureLimiter(6*time.Second, 10),
+		// Public observers: twenty joins, then one every three seconds.
+		publicJoins: newFailureLimiter(3*time.Second, 20),
+	}
+	a.route("GET /healthz", Op{Summary: "Liveness: 200 while the process runs", Tags: []string{"operations"}}, handleHealthz)
+	a.route("GET /readyz", Op{Summary: "Readiness: 200 when the database and evidence store answer, else 503 naming what is down",
+		Tags: []string{"operations"}, Response: readiness{}, Errors: []int{503}}, handleReadyz(cfg.Ready))
+	a.route("GET /metrics", Op{Summary: "Prometheus metrics", Tags: []string{"operations"}, RawResponse: "text/plain"}, handleMetrics().ServeHTTP)
+	a.route("GET /api/v1/openapi.json", Op{Summary: "This API description (OpenAPI 3.1)", Tags: []string{"operations"}, RawResponse: "application/json"}, a.handleOpenAPI)
+	if cfg.Sessions != nil {
+		a.sessionRoutes()
+	}
+	if cfg.Signal != nil {
+		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries the invitation token",
+			Tags: []string{"media"}, Status: http.StatusSwitchingProtocols, Errors: []int{400, 404}}, cfg.Signal)
+	}
+	for _, mount := range cfg.Mount {
+		mount(func(pattern string, op Op, h http.Handler) { a.route(pattern, op, h.ServeHTTP) })
+	}
+	return a
+}
+
+// route registers a documented handler.
+func (a *API) route(pattern string, op Op, h http.HandlerFunc) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
+	a.documented = append(a.documented, documentedRoute{method: method, path: path, op: op})
+	a.rt.Handle(pattern, h)
+}
+
+// ServeHTTP serves every route.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.rt.ServeHTTP(w, r) }
+
+// Routes lists the registered routes.
+func (a *API) Routes() []Route { return a.rt.Routes() }

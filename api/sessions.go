@@ -1,0 +1,483 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/sessions"
+)
+
+var (
+	authErrors = []int{401, 403, 404, 429}
+	bodyErrors = []int{400, 401, 403, 404, 409, 415, 422, 429}
+)
+
+func (a *API) sessionRoutes() {
+	tags := []string{"sessions"}
+	a.route("GET /api/v1/me", Op{Summary: "Who the bearer token belongs to", Tags: tags, Auth: "bearer", Response: Me{}, Errors: authErrors},
+		a.withAuth(a.handleMe))
+	a.route("POST /api/v1/sessions", Op{Summary: "Create a hearing or a notarial act (staff)", Tags: tags, Auth: "bearer",
+		Request: sessions.NewSession{}, Response: sessions.Session{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleCreateSession))
+	a.route("GET /api/v1/sessions", Op{Summary: "List sessions the caller may see", Tags: tags, Auth: "bearer", Response: []sessions.Session{},
+		Query: []Param{{Name: "state", Description: "scheduled, open or closed"}, {Name: "kind", Description: "hearing or notarisation"},
+			{Name: "from", Description: "scheduled at or after (RFC 3339 or YYYY-MM-DD)"}, {Name: "to", Description: "scheduled before (RFC 3339 or YYYY-MM-DD)"}},
+		Errors: []int{400, 401, 403, 422, 429}}, a.withAuth(a.handleListSessions))
+	a.route("GET /api/v1/sessions/{id}", Op{Summary: "One session", Tags: tags, Auth: "bearer", Response: sessions.Session{}, Errors: authErrors},
+		a.withAuth(a.handleGetSession))
+	a.route("POST /api/v1/sessions/{id}/close", Op{Summary: "Close a session: disconnects everyone and timestamps the journal", Tags: tags, Auth: "bearer",
+		Response: sessions.Session{}, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCloseSession))
+	a.route("POST /api/v1/sessions/{id}/invitations", Op{Summary: "Invite someone with a role; returns their token and join link once", Tags: tags, Auth: "bearer",
+		Request: sessions.NewInvitation{}, Response: sessions.Invitation{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleInvite))
+	a.route("DELETE /api/v1/sessions/{id}/invitations/{pid}", Op{Summary: "Revoke an invitation (disconnects its holder)", Tags: tags, Auth: "bearer",
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleRevokeInvitation))
+	a.route("POST /api/v1/sessions/{id}/public-link", Op{Summary: "Issue the link that lets anyone watch a public hearing", Tags: tags, Auth: "bearer",
+		Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCreatePublicLink))
+	a.route("GET /api/v1/public/{token}", Op{Summary: "Which hearing a public link opens", Tags: tags, Response: sessions.PublicSession{},
+		Errors: []int{401, 429}}, a.handleDescribePublic)
+	a.route("POST /api/v1/public/{token}/join", Op{Summary: "Join a public hearing as an observer (rate-limited)", Tags: tags,
+		Request: publicJoin{}, Response: sessions.Invitation{}, Status: 201, Errors: []int{400, 401, 409, 422, 429}}, a.handleJoinPublic)
+	a.route("GET /api/v1/sessions/{id}/participants", Op{Summary: "Everyone in the session with role, space and connection state", Tags: tags, Auth: "bearer",
+		Response: []sessions.Participant{}, Errors: authErrors}, a.withAuth(a.handleParticipants))
+	a.route("POST /api/v1/sessions/{id}/participants/{pid}/admit", Op{Summary: "Admit from the waiting room", Tags: tags, Auth: "bearer",
+		Response: sessions.Participant{}, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleAdmit))
+	a.route("POST /api/v1/sessions/{id}/participants/{pid}/move", Op{Summary: "Move to main, waiting or a consultation room", Tags: tags, Auth: "bearer",
+		Request: moveRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleMove))
+	a.route("POST /api/v1/sessions/{id}/participants/{pid}/remove", Op{Summary: "Remove: disconnects and revokes the token", Tags: tags, Auth: "bearer",
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleRemove))
+	a.route("POST /api/v1/sessions/{id}/participants/{pid}/mute", Op{Summary: "Server-enforced mute of audio and/or video", Tags: tags, Auth: "bearer",
+		Request: sessions.MuteRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleMute))
+	a.route("POST /api/v1/sessions/{id}/participants/{pid}/interpreter", Op{Summary: "Link an interpreter to a participant; whisper sends their voice to that participant only", Tags: tags, Auth: "bearer",
+		Request: sessions.InterpreterRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleInterpreter))
+	a.route("POST /api/v1/sessions/{id}/consultations", Op{Summary: "Open a private consultation room and move the listed participants into it", Tags: tags, Auth: "bearer",
+		Request: consultRequest{}, Response: sessions.Consultation{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleOpenConsultation))
+	a.route("POST /api/v1/sessions/{id}/consultations/{cid}/close", Op{Summary: "Close a consultation room; everyone in it returns to main", Tags: tags, Auth: "bearer",
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCloseConsultation))
+	a.route("GET /api/v1/sessions/{id}/journal", Op{Summary: "The session's journal entries, hash-chained", Tags: []string{"journal"}, Auth: "bearer",
+		Response: []journal.Entry{}, Query: []Param{{Name: "after", Type: "integer", Description: "only entries after this sequence number"}},
+		Errors: authErrors}, a.withAuth(a.handleSessionJournal))
+	a.route("GET /api/v1/journal/verify", Op{Summary: "Verify the whole journal chain and its timestamps (admin)", Tags: []string{"journal"}, Auth: "bearer",
+		Response: JournalVerification{}, Errors: []int{401, 403, 429, 500}}, a.withAuth(a.handleVerifyJournal))
+}
+
+// Me describes the caller.
+type Me struct {
+	Kind        string                `json:"kind"` // "staff" or "participant"
+	Staff       *sessions.Staff       `json:"staff,omitempty"`
+	Participant *sessions.Participant `json:"participant,omitempty"`
+	Permissions []string              `json:"permissions"`
+}
+
+func (a *API) handleMe(w http.ResponseWriter, r *http.Request) {
+	p := principal(r.Context())
+	me := Me{Staff: p.Staff, Participant: p.Participant}
+	role := access.Role("")
+	if p.Staff != nil {
+		me.Kind, role = "staff", p.Staff.Role
+	} else {
+		me.Kind, role = "participant", p.Participant.Role
+	}
+	me.Permissions = []string{}
+	for _, act := range access.Actions {
+		if access.Allowed(role, act) {
+			me.Permissions = append(me.Permissions, string(act))
+		}
+	}
+	WriteJSON(w, http.StatusOK, me)
+}
+
+// pathID parses a UUID path parameter; a malformed one names nothing, so
+// it is a 404 like any other unknown resource.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
+	if err != nil {
+		return uuid.Nil, &Problem{Status: http.StatusNotFound, Code: "not_found", Message: name + " " + strconv.Quote(r.PathValue(name)) + " is not a valid id"}
+	}
+	return id, nil
+}
+
+// ids parses the session id and, when named, a second id.
+func (a *API) ids(w http.ResponseWriter, r *http.Request, second string) (uuid.UUID, uuid.UUID, bool) {
+	sid, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return uuid.Nil, uuid.Nil, false
+	}
+	if second == "" {
+		return sid, uuid.Nil, true
+	}
+	other, err := pathID(r, second)
+	if err != nil {
+		a.fail(w, r, err)
+		return uuid.Nil, uuid.Nil, false
+	}
+	return sid, other, true
+}
+
+func (a *API) handleCreateSession(w http.ResponseWriter, r *http.Request) {
+	var in sessions.NewSession
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	sess, err := a.sessions.Create(r.Context(), principal(r.Context()), in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, sess)
+}
+
+// parseDay accepts RFC 3339 or a plain date (midnight UTC).
+func parseDay(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, BadRequest("bad_query", "%s=%q: want RFC 3339 (2026-11-23T09:00:00Z) or a date (2026-11-23)", field, v)
+}
+
+func (a *API) handleListSessions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := sessions.Filter{State: sessions.State(q.Get("state")), Kind: access.Kind(q.Get("kind"))}
+	var err error
+	if f.From, err = parseDay("from", q.Get("from")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if f.To, err = parseDay("to", q.Get("to")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list, err := a.sessions.List(r.Context(), principal(r.Context()), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, list)
+}
+
+func (a *API) handleGetSession(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	sess, _, err := a.sessions.Authorize(r.Context(), principal(r.Context()), sid, access.ViewSession)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, sess)
+}
+
+func (a *API) handleCloseSession(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	sess, err := a.sessions.Close(r.Context(), principal(r.Context()), sid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, sess)
+}
+
+func (a *API) handleInvite(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	var in sessions.NewInvitation
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	inv, err := a.sessions.Invite(r.Context(), principal(r.Context()), sid, in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, inv)
+}
+
+func (a *API) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	if err := a.sessions.RevokeInvitation(r.Context(), principal(r.Context()), sid, pid); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) handleCreatePublicLink(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	link, err := a.sessions.CreatePublicLink(r.Context(), principal(r.Context()), sid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, link)
+}
+
+func (a *API) handleDescribePublic(w http.ResponseWriter, r *http.Request) {
+	addr := clientAddr(r)
+	if blocked, wait := a.authFailures.blocked(addr); blocked {
+		tooMany(w, wait, "failed authentications")
+		return
+	}
+	desc, err := a.sessions.DescribePublicLink(r.Context(), r.PathValue("token"))
+	if err != nil {
+		a.authFailures.failed(addr)
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, desc)
+}
+
+type publicJoin struct {
+	Name string `json:"name"`
+}
+
+func (a *API) handleJoinPublic(w http.ResponseWriter, r *http.Request) {
+	addr := clientAddr(r)
+	if blocked, wait := a.authFailures.blocked(addr); blocked {
+		tooMany(w, wait, "failed authentications")
+		return
+	}
+	if blocked, wait := a.publicJoins.blocked(addr); blocked {
+		tooMany(w, wait, "public joins")
+		return
+	}
+	var in publicJoin
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	inv, err := a.sessions.JoinPublic(r.Context(), r.PathValue("token"), in.Name)
+	if err != nil {
+		if !isInvalid(err) {
+			a.authFailures.failed(addr)
+		}
+		a.fail(w, r, err)
+		return
+	}
+	a.publicJoins.failed(addr) // every join spends from the public budget
+	WriteJSON(w, http.StatusCreated, inv)
+}
+
+func isInvalid(err error) bool {
+	var inv *sessions.InvalidError
+	return errors.As(err, &inv)
+}
+
+func (a *API) handleParticipants(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	list, err := a.sessions.Participants(r.Context(), principal(r.Context()), sid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, list)
+}
+
+func (a *API) handleAdmit(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	p, err := a.sessions.Admit(r.Context(), principal(r.Context()), sid, pid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+type moveRequest struct {
+	Space string `json:"space"`
+}
+
+func (a *API) handleMove(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	var in moveRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := a.sessions.Move(r.Context(), principal(r.Context()), sid, pid, in.Space)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+func (a *API) handleRemove(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	if err := a.sessions.Remove(r.Context(), principal(r.Context()), sid, pid); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) handleMute(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	var in sessions.MuteRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := a.sessions.Mute(r.Context(), principal(r.Context()), sid, pid, in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+func (a *API) handleInterpreter(w http.ResponseWriter, r *http.Request) {
+	sid, pid, ok := a.ids(w, r, "pid")
+	if !ok {
+		return
+	}
+	var in sessions.InterpreterRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := a.sessions.LinkInterpreter(r.Context(), principal(r.Context()), sid, pid, in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+type consultRequest struct {
+	ParticipantIDs []uuid.UUID `json:"participant_ids"`
+}
+
+func (a *API) handleOpenConsultation(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	var in consultRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.sessions.OpenConsultation(r.Context(), principal(r.Context()), sid, in.ParticipantIDs)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, c)
+}
+
+func (a *API) handleCloseConsultation(w http.ResponseWriter, r *http.Request) {
+	sid, cid, ok := a.ids(w, r, "cid")
+	if !ok {
+		return
+	}
+	if err := a.sessions.CloseConsultation(r.Context(), principal(r.Context()), sid, cid); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) handleSessionJournal(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	if _, _, err := a.sessions.Authorize(r.Context(), principal(r.Context()), sid, access.SeeJournal); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	after := int64(0)
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			a.fail(w, r, BadRequest("bad_query", "after=%q: want a sequence number", v))
+			return
+		}
+		after = n
+	}
+	entries, err := a.journal.Session(r.Context(), sid, after, 0)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if entries == nil {
+		entries = []journal.Entry{}
+	}
+	WriteJSON(w, http.StatusOK, entries)
+}
+
+// JournalVerification is the answer of GET /api/v1/journal/verify.
+type JournalVerification struct {
+	Valid       bool            `json:"valid"`
+	Report      *journal.Report `json:"report,omitempty"`
+	BrokenSeq   int64           `json:"broken_seq,omitempty"`
+	BrokenError string          `json:"broken_reason,omitempty"`
+}
+
+func (a *API) handleVerifyJournal(w http.ResponseWriter, r *http.Request) {
+	p := principal(r.Context())
+	if p.Staff == nil || !access.Allowed(p.Staff.Role, access.VerifyJournal) {
+		a.fail(w, r, &access.ForbiddenError{Role: roleOfPrincipal(p), Action: access.VerifyJournal})
+		return
+	}
+	rep, err := a.journal.Verify(r.Context(), a.verifyToken)
+	var broken *journal.BrokenError
+	switch {
+	case errors.As(err, &broken):
+		WriteJSON(w, http.StatusOK, JournalVerification{Valid: false, BrokenSeq: broken.Seq, BrokenError: broken.Reason})
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		WriteJSON(w, http.StatusOK, JournalVerification{Valid: true, Report: &rep})
+	}
+}
+
+func roleOfPrincipal(p sessions.Principal) access.Role {
+	switch {
+	case p.Staff != nil:
+		return p.Staff.Role
+	case p.Participant != nil:
+		return p.Participant.Role
+	}
+	return ""
+}

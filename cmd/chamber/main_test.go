@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the chamber binary built once for the tests that run it.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "chamber-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "chamber")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building chamber:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// server is a running chamber serve.
+type server struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	URL  string
+	dir  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs chamber serve in dir (an empty temp dir when "") with
+// the given extra arguments, and waits until /healthz answers.
+func startServer(t testing.TB, dir string, env []string, args ...string) *server {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), env...)
+	s := &server{t: t, cmd: cmd, URL: url, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			t.Fatalf("chamber serve exited early: %v\n%s", err, s.logs.String())
+		default:
+		}
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("chamber serve did not answer /healthz\n%s", s.logs.String())
+	return nil
+}
+
+// cleanEnv keeps CHAMBER_* settings of the developer's shell out of the
+// server under test.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "CHAMBER_") && !strings.HasPrefix(kv, "CHAMBER_TEST_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		return fmt.Errorf("did not stop within 30s after SIGTERM")
+	}
+}
+
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeZeroConfig is the README's first command: chamber serve in an
+// empty directory with nothing but a port.
+func TestServeZeroConfig(t *testing.T) {
+	s := startServer(t, "", nil)
+	if code, body := get(t, s.URL+"/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d %s", code, body)
+	}
+	code, body := get(t, s.URL+"/readyz")
+	if code != 200 {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.Checks["database"] != "ok" || ready.Checks["evidence"] != "ok" {
+		t.Fatalf("/readyz body %s", body)
+	}
+	get(t, s.URL+"/no/such/path")
+	code, body = get(t, s.URL+"/metrics")
+	if code != 200 || !strings.Contains(body, "chamber_http_requests_total") {
+		t.Fatalf("/metrics = %d, lacks chamber_http_requests_total", code)
+	}
+	for _, want := range []string{`route="GET /healthz"`, `route="unmatched"`, "go_goroutines", "process_cpu_seconds_total", "chamber_http_request_duration_seconds"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/path") {
+		t.Error("a raw path became a metric label")
+	}
+	for _, f := range []string{"data/chamber.db", "data/evidence", "data/pki/ca.crt"} {
+		if _, err := os.Stat(filepath.Join(s.dir, f)); err != nil {
+			t.Errorf("zero-config start did not create %s: %v", f, err)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	// One log line per request with route, status and duration.
+	if !regexpLine(s.logs.String(), `route="GET /readyz"`, "status=200", "duration=") {
+		t.Errorf("no request log line for /readyz:\n%s", s.logs.String())
+	}
+}
+
+func regexpLine(logs string, parts ...string) bool {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(sc.Text(), p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"unknown flag", []string{"serve", "--no-such-flag"}, nil, "flag provided but not defined"},
+		{"unparsable database", []string{"serve", "--database", "mysql://x"}, nil, "unrecognised database URL"},
+		{"unreachable database", []string{"serve", "--database", "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}, nil, "cannot reach"},
+		{"bad env value", []string{"serve"}, []string{"CHAMBER_SHUTDOWN_TIMEOUT=soon"}, "CHAMBER_SHUTDOWN_TIMEOUT"},
+		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, "--log-format"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, tt.args...)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(cleanEnv(), tt.env...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Fatalf("exit code %d (%v), want 2; stderr:\n%s", code, err, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("stderr should be one line containing %q, got:\n%s", tt.want, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "goroutine ") {
+				t.Fatal("stack trace on stderr")
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "chamber ") || !strings.Contains(string(out), "go1.") || !strings.Contains(string(out), "commit") {
+		t.Fatalf("version output %q", out)
+	}
+}
+
+func TestEnvironmentVariables(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, "", []string{"CHAMBER_DATA_DIR=" + filepath.Join(dir, "elsewhere"), "CHAMBER_LOG_FORMAT=json"})
+	get(t, s.URL+"/healthz")
+	if _, err := os.Stat(filepath.Join(dir, "elsewhere", "chamber.db")); err != nil {
+		t.Fatalf("CHAMBER_DATA_DIR ignored: %v", err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.logs.String(), `"route":"GET /healthz"`) {
+		t.Fatalf("CHAMBER_LOG_FORMAT=json ignored:\n%s", s.logs.String())
+	}
+}
