@@ -310,20 +310,35 @@ func CheckRevocation(ctx context.Context, client *http.Client, cert, issuer *x50
 }
 
 func fetchOCSP(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) (*ocsp.Response, error) {
-	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: 0})
+	_, resp, err := FetchOCSP(ctx, client, cert, issuer)
+	return resp, err
+}
+
+// FetchOCSP asks the certificate's OCSP responder for its status and
+// returns the raw response (for embedding in a PDF's /DSS) and its parse,
+// whose signature has been checked against issuer.
+func FetchOCSP(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) ([]byte, *ocsp.Response, error) {
+	if len(cert.OCSPServer) == 0 {
+		return nil, nil, ErrNoRevocationSource
+	}
+	req, err := ocsp.CreateRequest(cert, issuer, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cert.OCSPServer[0], bytes.NewReader(req))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/ocsp-request")
 	body, err := do(client, hreq)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ocsp.ParseResponseForCert(body, cert, issuer)
+	resp, err := ocsp.ParseResponseForCert(body, cert, issuer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, resp, nil
 }
 
 // Fetch GETs a revocation artefact (CRL, certificate) with a size limit.

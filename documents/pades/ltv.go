@@ -1,0 +1,414 @@
+package pades
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/chamber-court/chamber/pki"
+	"github.com/digitorus/pdf"
+	"github.com/digitorus/pdfsign/revocation"
+	"github.com/digitorus/pdfsign/sign"
+	"github.com/digitorus/pkcs7"
+	"github.com/digitorus/timestamp"
+)
+
+// LTVOptions configure AddLTV.
+type LTVOptions struct {
+	// Timestamper stamps the document timestamp. Required.
+	Timestamper Timestamper
+	// HTTPClient fetches CRLs and OCSP responses; nil means a client with
+	// pki.HTTPTimeout.
+	HTTPClient *http.Client
+	// Certificates are added to the /DSS besides those found in the
+	// signatures (e.g. a root a verifier may lack).
+	Certificates []*x509.Certificate
+	Log          *slog.Logger
+}
+
+// LTVResult describes the long-term-validation update.
+type LTVResult struct {
+	Certificates  int       `json:"certificates"` // in the /DSS after the update
+	CRLs          int       `json:"crls"`
+	OCSPs         int       `json:"ocsps"`
+	TimestampTime time.Time `json:"timestamp_time"`
+	Size          int64     `json:"size"`
+}
+
+// ErrRevocationUnavailable reports a certificate whose revocation status
+// could not be fetched for the /DSS.
+var ErrRevocationUnavailable = errors.New("pades: revocation data unavailable")
+
+// OIDs of CMS attributes Chamber reads.
+var (
+	oidTimestampToken = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
+	oidRevocationInfo = asn1.ObjectIdentifier{1, 2, 840, 113583, 1, 1, 8}
+	oidMessageDigest  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidSigningTime    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
+)
+
+// AddLTV appends to a signed PDF the material for long-term validation, as
+// PAdES B-LT and B-LTA ask: an incremental update with a /DSS dictionary
+// holding the certificates of every signer's and timestamp authority's
+// chain and the CRLs and OCSP responses for them, fetched now; then a
+// document timestamp (pdfsign's TimeStampSignature) over everything.
+// Earlier /DSS entries are kept. The result is written to w.
+func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LTVOptions) (*LTVResult, error) {
+	if opts.Timestamper == nil {
+		return nil, fmt.Errorf("%w: no Timestamper for the document timestamp", ErrOptions)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	st, err := Check(ctx, r, size)
+	if err != nil {
+		return nil, err
+	}
+	br := newBudgetReader(ctx, r, size)
+	rdr, err := openReader(br, size)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := signatureFields(rdr)
+	if err != nil {
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, errors.New("pades: no signature to add validation data for")
+	}
+
+	// Everything a verifier needs, deduplicated by content.
+	dss := newDSSBuilder()
+	if err := dss.loadExisting(rdr); err != nil {
+		return nil, err
+	}
+	for _, c := range opts.Certificates {
+		dss.addCert(c)
+	}
+	for _, f := range fields {
+		for _, c := range signatureCertificates(f.value) {
+			dss.addCert(c)
+		}
+	}
+	if err := dss.fetchRevocation(ctx, opts.HTTPClient, log); err != nil {
+		return nil, err
+	}
+
+	endsWithEOL := false
+	if last := st.Revisions[len(st.Revisions)-1]; last.End == size && last.End > last.EOF {
+		endsWithEOL = true
+	}
+	update, err := dss.write(rdr, size, endsWithEOL)
+	if err != nil {
+		return nil, err
+	}
+
+	// The document timestamp covers the file including the update.
+	whole := &concatReaderAt{a: br, aSize: size, b: update}
+	total := size + int64(len(update))
+	in := io.NewSectionReader(whole, 0, total)
+	rdr2, err := openReader(in, total)
+	if err != nil {
+		return nil, fmt.Errorf("pades: re-reading after /DSS update: %w", err)
+	}
+	bridge, err := startBridge(ctx, opts.Timestamper)
+	if err != nil {
+		return nil, err
+	}
+	defer bridge.close()
+	cw := &countingWriter{w: w}
+	err = runPdfsign(in, cw, rdr2, total, sign.SignData{
+		Signature:       sign.SignDataSignature{CertType: sign.TimeStampSignature, DocMDPPerm: sign.AllowFillingExistingFormFieldsAndSignaturesPerms},
+		DigestAlgorithm: crypto.SHA256,
+		TSA:             sign.TSA{URL: bridge.url},
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &LTVResult{Certificates: len(dss.certs), CRLs: len(dss.crls), OCSPs: len(dss.ocsps), Size: cw.n}
+	if tok := bridge.lastToken(); tok != nil {
+		if ts, err := timestamp.Parse(tok); err == nil {
+			res.TimestampTime = ts.Time
+		}
+	}
+	return res, nil
+}
+
+// signatureCertificates returns the certificates inside a signature value:
+// the CMS signer's and those of its signature timestamp, or a document
+// timestamp's.
+func signatureCertificates(v pdf.Value) (certs []*x509.Certificate) {
+	defer func() {
+		if recover() != nil {
+			certs = nil
+		}
+	}()
+	p7, err := pkcs7.Parse(trimDER([]byte(v.Key("Contents").RawString())))
+	if err != nil {
+		return nil
+	}
+	certs = append(certs, p7.Certificates...)
+	for _, s := range p7.Signers {
+		for _, a := range s.UnauthenticatedAttributes {
+			if a.Type.Equal(oidTimestampToken) {
+				if tp7, err := pkcs7.Parse(a.Value.Bytes); err == nil {
+					certs = append(certs, tp7.Certificates...)
+				}
+			}
+		}
+	}
+	return certs
+}
+
+// trimDER cuts the zero padding pdfsign leaves after a CMS object in
+// /Contents, using the outer DER length.
+func trimDER(b []byte) []byte {
+	var raw asn1.RawValue
+	if rest, err := asn1.Unmarshal(b, &raw); err == nil && len(raw.FullBytes) > 0 {
+		_ = rest
+		return raw.FullBytes
+	}
+	return b
+}
+
+// dssBuilder collects /DSS entries, keeping those already in the file.
+type dssBuilder struct {
+	certs, crls, ocsps []dssItem
+	seen               map[[32]byte]bool
+	crlURLs            map[string]bool
+	vri                *pdf.Value
+}
+
+type dssItem struct {
+	ref  string // "id gen R" of an existing stream, or "" for new data
+	data []byte
+	cert *x509.Certificate
+}
+
+func newDSSBuilder() *dssBuilder {
+	return &dssBuilder{seen: map[[32]byte]bool{}, crlURLs: map[string]bool{}}
+}
+
+func (d *dssBuilder) add(list *[]dssItem, item dssItem) bool {
+	h := sha256.Sum256(item.data)
+	if d.seen[h] {
+		return false
+	}
+	d.seen[h] = true
+	*list = append(*list, item)
+	return true
+}
+
+func (d *dssBuilder) addCert(c *x509.Certificate) {
+	d.add(&d.certs, dssItem{data: c.Raw, cert: c})
+}
+
+// loadExisting keeps an earlier /DSS's entries (by reference).
+func (d *dssBuilder) loadExisting(rdr *pdf.Reader) (err error) {
+	defer guard(&err, "reading the existing /DSS")
+	old := rdr.Trailer().Key("Root").Key("DSS")
+	if old.Kind() != pdf.Dict {
+		return nil
+	}
+	for _, k := range []struct {
+		key  string
+		list *[]dssItem
+	}{{"Certs", &d.certs}, {"CRLs", &d.crls}, {"OCSPs", &d.ocsps}} {
+		arr := old.Key(k.key)
+		for i := 0; i < arr.Len() && i < 10000; i++ {
+			s := arr.Index(i)
+			if s.Kind() != pdf.Stream {
+				continue
+			}
+			data, err := io.ReadAll(io.LimitReader(s.Reader(), 16<<20))
+			if err != nil {
+				return &MalformedError{Reason: "/DSS stream", Err: err}
+			}
+			p := s.GetPtr()
+			item := dssItem{ref: fmt.Sprintf("%d %d R", p.GetID(), p.GetGen()), data: data}
+			if k.key == "Certs" {
+				item.cert, _ = x509.ParseCertificate(data)
+			}
+			d.add(k.list, item)
+		}
+	}
+	if vri := old.Key("VRI"); !vri.IsNull() {
+		d.vri = &vri
+	}
+	return nil
+}
+
+// fetchRevocation adds, for every certificate that names a source, an OCSP
+// response or a CRL from its issuer.
+func (d *dssBuilder) fetchRevocation(ctx context.Context, client *http.Client, log *slog.Logger) error {
+	covered := map[string]bool{} // serials with an OCSP response already
+	for _, c := range d.certs {
+		if c.cert == nil || isSelfSigned(c.cert) {
+			continue
+		}
+		cert := c.cert
+		issuer := d.issuerOf(cert)
+		if len(cert.OCSPServer) == 0 && len(cert.CRLDistributionPoints) == 0 {
+			continue
+		}
+		var errs []error
+		if issuer != nil && len(cert.OCSPServer) > 0 && !covered[pki.SerialHex(cert)] {
+			raw, _, err := pki.FetchOCSP(ctx, client, cert, issuer)
+			if err == nil {
+				d.add(&d.ocsps, dssItem{data: raw})
+				covered[pki.SerialHex(cert)] = true
+				continue
+			}
+			errs = append(errs, err)
+		}
+		done := false
+		for _, u := range cert.CRLDistributionPoints {
+			if d.crlURLs[u] {
+				done = true
+				break
+			}
+			der, err := pki.Fetch(ctx, client, u)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
+				continue
+			}
+			if issuer != nil {
+				if err := crl.CheckSignatureFrom(issuer); err != nil {
+					errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
+					continue
+				}
+			}
+			d.crlURLs[u] = true
+			d.add(&d.crls, dssItem{data: der})
+			done = true
+			break
+		}
+		if !done {
+			log.Warn("no revocation data for certificate", "subject", cert.Subject.String(), "err", errors.Join(errs...))
+			return fmt.Errorf("%w: %s: %w", ErrRevocationUnavailable, cert.Subject, errors.Join(errs...))
+		}
+	}
+	return nil
+}
+
+func (d *dssBuilder) issuerOf(c *x509.Certificate) *x509.Certificate {
+	for _, it := range d.certs {
+		if it.cert != nil && bytes.Equal(it.cert.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(it.cert) == nil {
+			return it.cert
+		}
+	}
+	return nil
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// write builds the incremental update: new streams, the /DSS dictionary
+// and the catalog pointing at it.
+func (d *dssBuilder) write(rdr *pdf.Reader, size int64, endsWithEOL bool) (update []byte, err error) {
+	defer guard(&err, "writing the /DSS update")
+	u := newIncremental(rdr, size, endsWithEOL)
+	refs := func(list []dssItem) string {
+		var b bytes.Buffer
+		for _, it := range list {
+			if it.ref == "" {
+				it.ref = fmt.Sprintf("%d 0 R", u.stream(it.data))
+			}
+			b.WriteString(" " + it.ref)
+		}
+		return b.String()
+	}
+	var dict bytes.Buffer
+	dict.WriteString("<< /Type /DSS")
+	fmt.Fprintf(&dict, " /Certs [%s ]", refs(d.certs))
+	if len(d.crls) > 0 {
+		fmt.Fprintf(&dict, " /CRLs [%s ]", refs(d.crls))
+	}
+	if len(d.ocsps) > 0 {
+		fmt.Fprintf(&dict, " /OCSPs [%s ]", refs(d.ocsps))
+	}
+	dssID := u.alloc()
+	if d.vri != nil {
+		dict.WriteString(" /VRI ")
+		if err := writeValue(&dict, *d.vri, dssID, 0); err != nil {
+			return nil, err
+		}
+	}
+	dict.WriteString(" >>")
+	u.object(dssID, 0, dict.Bytes())
+
+	root := rdr.Trailer().Key("Root")
+	rp := root.GetPtr()
+	var cat bytes.Buffer
+	cat.WriteString("<<")
+	for _, k := range root.Keys() {
+		if k == "DSS" {
+			continue
+		}
+		cat.WriteString(" ")
+		writeName(&cat, k)
+		cat.WriteString(" ")
+		if err := writeValue(&cat, root.Key(k), rp.GetID(), 0); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(&cat, " /DSS %d 0 R >>", dssID)
+	u.object(rp.GetID(), rp.GetGen(), cat.Bytes())
+	return u.finish(root)
+}
+
+// concatReaderAt reads a followed by b without copying either.
+type concatReaderAt struct {
+	a     io.ReaderAt
+	aSize int64
+	b     []byte
+}
+
+func (c *concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	if off < c.aSize {
+		k := int(min(int64(len(p)), c.aSize-off))
+		m, err := c.a.ReadAt(p[:k], off)
+		n += m
+		if m < k {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		p, off = p[k:], off+int64(k)
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	bo := off - c.aSize
+	if bo >= int64(len(c.b)) {
+		return n, io.EOF
+	}
+	m := copy(p, c.b[bo:])
+	n += m
+	if m < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+var _ = revocation.InfoArchival{}
