@@ -1,0 +1,821 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3Config configures an S3 store.
+type S3Config struct {
+	// Endpoint is host:port, or a URL whose scheme chooses http or https.
+	Endpoint  string
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	// Region defaults to us-east-1.
+	Region string
+	// Insecure selects plain HTTP.
+	Insecure bool
+	// PartSize is the size of each part of a multipart upload and so the
+	// memory one Put holds; objects smaller than it go up in one PUT.
+	// Default DefaultPartSize; at least MinPartSize.
+	PartSize int64
+	// Logger may be nil.
+	Logger *slog.Logger
+}
+
+// Part sizes. S3 refuses parts under 5 MiB (except the last) and allows at
+// most 10,000 parts, so 16 MiB parts carry objects up to 156 GiB.
+const (
+	DefaultPartSize = 16 << 20
+	MinPartSize     = 5 << 20
+	MaxPartSize     = 5 << 30
+	maxParts        = 10000
+)
+
+// S3 is an evidence store in an S3 bucket with Object Lock, reached through
+// minio-go.
+//
+// Every write is conditional (If-None-Match: *), so a key is written once and
+// of racing writers exactly one wins; an object is visible only once its
+// single PUT or its CompleteMultipartUpload succeeds, and a failed multipart
+// upload is aborted. Each PUT and each part carries x-amz-checksum-sha256,
+// which the server verifies before accepting the bytes. An object smaller than
+// the part size goes up in one PUT, so the server keeps its whole-object
+// SHA-256; a larger one is a multipart upload, whose server checksum is a
+// checksum of part checksums, so the whole-object SHA-256 computed while
+// streaming is written after it to a small write-once record object,
+// .chamber/sha256/<key>/.<version id>. Retention is COMPLIANCE mode and,
+// like legal holds, applies to the object version.
+type S3 struct {
+	client   *minio.Client
+	core     minio.Core
+	bucket   string
+	partSize int64
+	log      *slog.Logger
+	bufs     sync.Pool // *[]byte of partSize
+}
+
+var _ Store = (*S3)(nil)
+
+// Timeouts for work that must finish after the caller has gone (aborting an
+// upload, recording a committed object's SHA-256) and for Ping.
+const (
+	cleanupTimeout = 30 * time.Second
+	pingTimeout    = 2 * time.Second
+)
+
+// recordPrefix holds the SHA-256 records of multipart objects. Keys never
+// start with '.', so it cannot clash with an object.
+const recordPrefix = ".chamber/sha256/"
+
+// NewS3 connects to the bucket, creating it with Object Lock when missing.
+// An existing bucket without Object Lock is refused: retention could not be
+// enforced there.
+func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	endpoint, secure, err := parseEndpoint(cfg.Endpoint, cfg.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bucket == "" {
+		return nil, errors.New("evidence: S3 bucket not set")
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("evidence: S3 access key and secret key must both be set")
+	}
+	partSize := cfg.PartSize
+	if partSize == 0 {
+		partSize = DefaultPartSize
+	}
+	if partSize < MinPartSize || partSize > MaxPartSize {
+		return nil, fmt.Errorf("evidence: S3 part size %d outside [%d, %d]", partSize, MinPartSize, MaxPartSize)
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	client, err := minio.New(endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: secure,
+		Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evidence: S3 client: %w", err)
+	}
+	s := &S3{
+		client:   client,
+		core:     minio.Core{Client: client},
+		bucket:   cfg.Bucket,
+		partSize: partSize,
+		log:      log.With("store", "s3", "bucket", cfg.Bucket),
+	}
+	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
+	if err := s.ensureBucket(ctx, region); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func parseEndpoint(endpoint string, insecure bool) (host string, secure bool, err error) {
+	if endpoint == "" {
+		return "", false, errors.New("evidence: S3 endpoint not set")
+	}
+	if !strings.Contains(endpoint, "://") {
+		return endpoint, !insecure, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", false, fmt.Errorf("evidence: S3 endpoint: %w", err)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", false, fmt.Errorf("evidence: S3 endpoint %q: a path is not supported", endpoint)
+	}
+	switch u.Scheme {
+	case "http":
+		return u.Host, false, nil
+	case "https":
+		if insecure {
+			return "", false, fmt.Errorf("evidence: S3 endpoint %q is https but plain HTTP was asked for", endpoint)
+		}
+		return u.Host, true, nil
+	default:
+		return "", false, fmt.Errorf("evidence: S3 endpoint %q: scheme must be http or https", endpoint)
+	}
+}
+
+func (s *S3) ensureBucket(ctx context.Context, region string) error {
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return fmt.Errorf("evidence: S3 bucket %s: %w", s.bucket, err)
+	}
+	if !ok {
+		err := s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: region, ObjectLocking: true})
+		if err != nil && minio.ToErrorResponse(err).Code != minio.BucketAlreadyOwnedByYou {
+			return fmt.Errorf("evidence: create S3 bucket %s: %w", s.bucket, err)
+		}
+		if err == nil {
+			s.log.Info("created evidence bucket with Object Lock")
+		}
+	}
+	lock, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.bucket)
+	if err != nil || lock != "Enabled" {
+		return fmt.Errorf("evidence: S3 bucket %s has no Object Lock (%v); evidence needs a bucket created with Object Lock", s.bucket, err)
+	}
+	return nil
+}
+
+// Bucket returns the bucket name.
+func (s *S3) Bucket() string { return s.bucket }
+
+// Client returns the underlying minio-go client, for tools and tests that
+// need to look behind the store.
+func (s *S3) Client() *minio.Client { return s.client }
+
+// s3Record is the write-once record of a multipart object's whole SHA-256.
+type s3Record struct {
+	Version   int       `json:"v"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	Created   time.Time `json:"created"`
+	VersionID string    `json:"version_id"`
+	// Checksum is the x-amz-checksum-sha256 the server reported for the
+	// object (for multipart objects "<base64>-<parts>"); Stat compares it
+	// with the server's, which ties the record to the bytes.
+	Checksum string `json:"checksum_sha256"`
+	// Recomputed is set when the record was rebuilt by reading the object
+	// back, because the Put that stored it did not live to write it.
+	Recomputed bool `json:"recomputed,omitempty"`
+}
+
+func recordKey(key, versionID string) string {
+	return recordPrefix + key + "/." + versionID
+}
+
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (obj Object, err error) {
+	defer func() {
+		observe(opPut, err)
+		if err == nil {
+			storeBytes.WithLabelValues(opPut).Add(float64(obj.Size))
+		}
+	}()
+	if err := ValidateKey(key); err != nil {
+		return Object{}, err
+	}
+	retain := roundRetention(opts.RetainUntil)
+	if !retain.IsZero() {
+		if err := checkNewRetention(time.Time{}, retain, time.Now()); err != nil {
+			return Object{}, err
+		}
+	}
+	// Fail fast when the key is taken rather than after streaming what may
+	// be gigabytes; the conditional write below is what actually decides.
+	if _, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		return Object{}, fmt.Errorf("%w: %s", ErrExists, key)
+	} else if !isNotFound(err) {
+		return Object{}, fmt.Errorf("evidence: put %s: %w", key, err)
+	}
+
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	whole := newHasher()
+	ct := contentType(opts.ContentType)
+	created := now()
+
+	n, rerr := readFull(ctx, r, buf)
+	if rerr != nil && rerr != io.EOF {
+		return Object{}, fmt.Errorf("evidence: put %s: %w", key, rerr)
+	}
+	whole.Write(buf[:n])
+	var versionID, checksum string
+	if rerr == io.EOF {
+		versionID, checksum, err = s.putSingle(ctx, key, buf[:n], ct, created, retain)
+	} else {
+		versionID, checksum, err = s.putMultipart(ctx, key, r, buf, n, whole, ct, created, retain)
+	}
+	if err != nil {
+		return Object{}, err
+	}
+	obj = Object{
+		Key:         key,
+		Size:        whole.n,
+		SHA256:      whole.hex(),
+		ContentType: ct,
+		Created:     created,
+		RetainUntil: retain,
+	}
+	if isComposite(checksum) {
+		// The object is stored and cannot be taken back; record its SHA-256
+		// even if the caller has gone.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		rec := s3Record{Version: 1, SHA256: obj.SHA256, Size: obj.Size, Created: created, VersionID: versionID, Checksum: checksum}
+		if _, err := s.writeRecord(rctx, key, rec); err != nil {
+			s.log.Error("evidence object stored but its SHA-256 record was not; Stat will recompute it",
+				"key", key, "version", versionID, "err", err)
+			return Object{}, fmt.Errorf("evidence: put %s: stored, but recording its SHA-256 failed (Stat will recompute it): %w", key, err)
+		}
+	}
+	return obj, nil
+}
+
+// readFull fills buf from r unless r ends (io.EOF, possibly with n > 0),
+// fails, or ctx ends.
+func readFull(ctx context.Context, r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return n, io.EOF
+		}
+		if err != nil {
+			return n, fmt.Errorf("reading: %w", err)
+		}
+	}
+	return n, ctx.Err()
+}
+
+// lockOptions sets the object's content type and, when asked, its
+// COMPLIANCE retention as part of the write.
+func lockOptions(ct string, created, retain time.Time) minio.PutObjectOptions {
+	o := minio.PutObjectOptions{
+		ContentType:  ct,
+		UserMetadata: map[string]string{createdMeta: created.Format(time.RFC3339Nano)},
+	}
+	if !retain.IsZero() {
+		o.Mode = minio.Compliance
+		o.RetainUntilDate = retain
+	}
+	return o
+}
+
+func checksumOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// putSingle stores a small object with one conditional PUT carrying its
+// SHA-256, which the server checks and keeps as the object's checksum.
+func (s *S3) putSingle(ctx context.Context, key string, data []byte, ct string, created, retain time.Time) (versionID, checksum string, err error) {
+	sum := checksumOf(data)
+	o := lockOptions(ct, created, retain)
+	o.UserMetadata["x-amz-checksum-sha256"] = sum
+	o.DisableContentSha256 = true // the checksum header, which is signed, covers the body
+	o.SetMatchETagExcept("*")
+	info, err := s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", o)
+	if err != nil {
+		if isPrecondition(err) {
+			return "", "", fmt.Errorf("%w: %s", ErrExists, key)
+		}
+		return "", "", fmt.Errorf("evidence: put %s: %w", key, err)
+	}
+	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != sum {
+		// Cannot happen with a server that checks what it is sent; if it
+		// does, say so loudly rather than record a wrong hash.
+		return "", "", fmt.Errorf("%w: %s: server reports checksum %s, sent %s", ErrCorrupt, key, info.ChecksumSHA256, sum)
+	}
+	return info.VersionID, sum, nil
+}
+
+// putMultipart uploads the object in parts of len(buf), the first n bytes of
+// which are already in buf, and completes the upload only if the key is
+// still free. Any failure aborts the upload, so nothing remains.
+func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []byte, n int, whole *hasher, ct string, created, retain time.Time) (versionID, checksum string, err error) {
+	o := lockOptions(ct, created, retain)
+	o.UserMetadata["x-amz-checksum-algorithm"] = "SHA256"
+	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, o)
+	if err != nil {
+		return "", "", fmt.Errorf("evidence: put %s: start upload: %w", key, err)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if aerr := s.core.AbortMultipartUpload(actx, s.bucket, key, uploadID); aerr != nil {
+			s.log.Error("aborting a failed upload failed; its parts stay hidden until the server expires them",
+				"key", key, "upload", uploadID, "err", aerr)
+		}
+	}()
+
+	var parts []minio.CompletePart
+	partSums := sha256.New()
+	eof := false
+	for {
+		if len(parts) == maxParts {
+			return "", "", fmt.Errorf("evidence: put %s: larger than %d parts of %d bytes", key, maxParts, len(buf))
+		}
+		sum := sha256.Sum256(buf[:n])
+		partSums.Write(sum[:])
+		b64 := base64.StdEncoding.EncodeToString(sum[:])
+		num := len(parts) + 1
+		part, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, num, bytes.NewReader(buf[:n]), int64(n),
+			minio.PutObjectPartOptions{
+				CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+				DisableContentSha256: true,
+			})
+		if err != nil {
+			return "", "", fmt.Errorf("evidence: put %s: part %d: %w", key, num, err)
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64})
+		if eof {
+			break
+		}
+		var rerr error
+		n, rerr = readFull(ctx, r, buf)
+		if rerr != nil && rerr != io.EOF {
+			return "", "", fmt.Errorf("evidence: put %s: %w", key, rerr)
+		}
+		eof = rerr == io.EOF
+		if n == 0 {
+			break // the previous part ended exactly at the end
+		}
+		whole.Write(buf[:n])
+	}
+	// Last chance to give up: after completion the object exists.
+	if err := ctx.Err(); err != nil {
+		return "", "", fmt.Errorf("evidence: put %s: %w", key, err)
+	}
+	co := minio.PutObjectOptions{}
+	co.SetMatchETagExcept("*")
+	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, co)
+	if err != nil {
+		if isPrecondition(err) {
+			return "", "", fmt.Errorf("%w: %s", ErrExists, key)
+		}
+		return "", "", fmt.Errorf("evidence: put %s: complete upload: %w", key, err)
+	}
+	want := base64.StdEncoding.EncodeToString(partSums.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
+		return "", "", fmt.Errorf("%w: %s: server reports checksum %s, expected %s", ErrCorrupt, key, info.ChecksumSHA256, want)
+	}
+	return info.VersionID, want, nil
+}
+
+// isComposite reports whether an S3 checksum is a checksum of part checksums
+// ("<base64>-<parts>") rather than of the whole object.
+func isComposite(checksum string) bool { return strings.Contains(checksum, "-") }
+
+// writeRecord stores rec write-once. When a record is already there (a
+// reader rebuilt it first) it is returned if it agrees.
+func (s *S3) writeRecord(ctx context.Context, key string, rec s3Record) (s3Record, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return s3Record{}, err
+	}
+	rk := recordKey(key, rec.VersionID)
+	o := minio.PutObjectOptions{
+		ContentType:          "application/json",
+		UserMetadata:         map[string]string{"x-amz-checksum-sha256": checksumOf(b)},
+		DisableContentSha256: true,
+	}
+	o.SetMatchETagExcept("*")
+	_, err = s.core.PutObject(ctx, s.bucket, rk, bytes.NewReader(b), int64(len(b)), "", "", o)
+	if err == nil {
+		return rec, nil
+	}
+	if !isPrecondition(err) {
+		return s3Record{}, err
+	}
+	have, err := s.readRecord(ctx, key, rec.VersionID)
+	if err != nil {
+		return s3Record{}, err
+	}
+	if have.SHA256 != rec.SHA256 || have.Size != rec.Size {
+		return s3Record{}, fmt.Errorf("%w: %s: two different SHA-256 records for version %s", ErrCorrupt, key, rec.VersionID)
+	}
+	return have, nil
+}
+
+func (s *S3) readRecord(ctx context.Context, key, versionID string) (s3Record, error) {
+	body, _, _, err := s.core.GetObject(ctx, s.bucket, recordKey(key, versionID), minio.GetObjectOptions{})
+	if err != nil {
+		if isNotFound(err) {
+			return s3Record{}, fmt.Errorf("%w: SHA-256 record of %s", ErrNotFound, key)
+		}
+		return s3Record{}, fmt.Errorf("evidence: %s: SHA-256 record: %w", key, err)
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, maxRecordBytes+1))
+	if err != nil {
+		return s3Record{}, fmt.Errorf("evidence: %s: SHA-256 record: %w", key, err)
+	}
+	var rec s3Record
+	if len(b) > maxRecordBytes {
+		return s3Record{}, fmt.Errorf("%w: %s: SHA-256 record too large", ErrCorrupt, key)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return s3Record{}, fmt.Errorf("%w: %s: SHA-256 record: %v", ErrCorrupt, key, err)
+	}
+	if rec.Version != 1 || !validSHA256Hex(rec.SHA256) || rec.VersionID != versionID {
+		return s3Record{}, fmt.Errorf("%w: %s: malformed SHA-256 record", ErrCorrupt, key)
+	}
+	return rec, nil
+}
+
+// recompute rebuilds the record of a multipart object whose Put did not live
+// to write it, by reading the object back.
+func (s *S3) recompute(ctx context.Context, key string, info minio.ObjectInfo) (s3Record, error) {
+	s.log.Warn("evidence SHA-256 record missing; reading the object back to rebuild it", "key", key, "version", info.VersionID)
+	body, _, _, err := s.core.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{VersionID: info.VersionID})
+	if err != nil {
+		return s3Record{}, fmt.Errorf("evidence: %s: rebuild SHA-256: %w", key, err)
+	}
+	defer body.Close()
+	h := newHasher()
+	if _, err := io.Copy(h, body); err != nil {
+		return s3Record{}, fmt.Errorf("evidence: %s: rebuild SHA-256: %w", key, err)
+	}
+	if h.n != info.Size {
+		return s3Record{}, fmt.Errorf("%w: %s: read %d bytes, server says %d", ErrCorrupt, key, h.n, info.Size)
+	}
+	rec := s3Record{
+		Version:    1,
+		SHA256:     h.hex(),
+		Size:       h.n,
+		Created:    createdTime(info),
+		VersionID:  info.VersionID,
+		Checksum:   info.ChecksumSHA256,
+		Recomputed: true,
+	}
+	return s.writeRecord(ctx, key, rec)
+}
+
+// head returns the server's view of the current version of key.
+func (s *S3) head(ctx context.Context, key string) (minio.ObjectInfo, error) {
+	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		if isNotFound(err) {
+			return minio.ObjectInfo{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return minio.ObjectInfo{}, fmt.Errorf("evidence: %s: %w", key, err)
+	}
+	if info.IsDeleteMarker {
+		return minio.ObjectInfo{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return info, nil
+}
+
+// describe combines the server's view of an object with its SHA-256: the
+// server's own full-object checksum for single-PUT objects, the record for
+// multipart ones.
+func (s *S3) describe(ctx context.Context, key string, info minio.ObjectInfo) (Object, error) {
+	obj := Object{
+		Key:         key,
+		Size:        info.Size,
+		ContentType: info.ContentType,
+		Created:     info.LastModified.UTC(),
+		LegalHold:   info.Metadata.Get("X-Amz-Object-Lock-Legal-Hold") == string(minio.LegalHoldEnabled),
+	}
+	if d := info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"); d != "" {
+		t, err := time.Parse(time.RFC3339Nano, d)
+		if err != nil {
+			return Object{}, fmt.Errorf("evidence: %s: retention date %q: %w", key, d, err)
+		}
+		obj.RetainUntil = t.UTC()
+	}
+	switch c := info.ChecksumSHA256; {
+	case c == "":
+		return Object{}, fmt.Errorf("%w: %s: the server keeps no SHA-256 checksum for it (not written by this store?)", ErrCorrupt, key)
+	case !isComposite(c):
+		sum, err := base64.StdEncoding.DecodeString(c)
+		if err != nil || len(sum) != sha256.Size {
+			return Object{}, fmt.Errorf("%w: %s: checksum %q", ErrCorrupt, key, c)
+		}
+		obj.SHA256 = hex.EncodeToString(sum)
+		obj.Created = createdTime(info)
+		return obj, nil
+	}
+	rec, err := s.readRecord(ctx, key, info.VersionID)
+	if errors.Is(err, ErrNotFound) {
+		rec, err = s.recompute(ctx, key, info)
+	}
+	if err != nil {
+		return Object{}, err
+	}
+	if rec.Size != info.Size || (rec.Checksum != "" && rec.Checksum != info.ChecksumSHA256) {
+		return Object{}, fmt.Errorf("%w: %s: server reports %d bytes, checksum %s; record says %d bytes, %s",
+			ErrCorrupt, key, info.Size, info.ChecksumSHA256, rec.Size, rec.Checksum)
+	}
+	obj.SHA256 = rec.SHA256
+	obj.Created = rec.Created
+	return obj, nil
+}
+
+// createdMeta is the user metadata (x-amz-meta-chamber-created) holding the
+// creation time at microsecond precision; Last-Modified has only seconds.
+const createdMeta = "Chamber-Created"
+
+func createdTime(info minio.ObjectInfo) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, info.UserMetadata[createdMeta]); err == nil {
+		return t.UTC()
+	}
+	return info.LastModified.UTC()
+}
+
+// Stat implements Store.
+func (s *S3) Stat(ctx context.Context, key string) (obj Object, err error) {
+	defer func() { observe(opStat, err) }()
+	if err := ValidateKey(key); err != nil {
+		return Object{}, err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return Object{}, err
+	}
+	return s.describe(ctx, key, info)
+}
+
+// Open implements Store. It reads the version that Stat described, so a
+// later version (which this store never writes) cannot slip in.
+func (s *S3) Open(ctx context.Context, key string) (_ Reader, obj Object, err error) {
+	defer func() { observe(opGet, err) }()
+	if err := ValidateKey(key); err != nil {
+		return nil, Object{}, err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	obj, err = s.describe(ctx, key, info)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	o, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{VersionID: info.VersionID})
+	if err != nil {
+		return nil, Object{}, fmt.Errorf("evidence: open %s: %w", key, err)
+	}
+	return &countingReader{r: o}, obj, nil
+}
+
+// Get implements Store.
+func (s *S3) Get(ctx context.Context, key string, offset, length int64) (_ io.ReadCloser, err error) {
+	defer func() { observe(opGet, err) }()
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	n, err := checkRange(offset, length, info.Size)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: get %s: %w", key, err)
+	}
+	if n == 0 {
+		// S3 cannot express an empty range.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	o := minio.GetObjectOptions{VersionID: info.VersionID}
+	if offset != 0 || n != info.Size {
+		if err := o.SetRange(offset, offset+n-1); err != nil {
+			return nil, fmt.Errorf("evidence: get %s: %w", key, err)
+		}
+	}
+	body, _, _, err := s.core.GetObject(ctx, s.bucket, key, o)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return nil, fmt.Errorf("evidence: get %s: %w", key, err)
+	}
+	return countingReadCloser{Reader: body, Closer: body}, nil
+}
+
+// List implements Store.
+func (s *S3) List(ctx context.Context, prefix string) (objs []Object, err error) {
+	defer func() { observe(opList, err) }()
+	if err := validatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	var keys []string
+	for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if info.Err != nil {
+			return nil, fmt.Errorf("evidence: list %q: %w", prefix, info.Err)
+		}
+		if strings.HasPrefix(info.Key, recordPrefix) {
+			continue
+		}
+		if ValidateKey(info.Key) != nil {
+			s.log.Warn("ignoring an object whose key this store would not write", "key", info.Key)
+			continue
+		}
+		keys = append(keys, info.Key)
+	}
+	slices.Sort(keys)
+	objs = make([]Object, 0, len(keys))
+	for _, key := range keys {
+		info, err := s.head(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("evidence: list %q: %w", prefix, err)
+		}
+		obj, err := s.describe(ctx, key, info)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: list %q: %w", prefix, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
+}
+
+// Retain implements Store.
+func (s *S3) Retain(ctx context.Context, key string, until time.Time) (err error) {
+	defer func() { observe(opRetain, err) }()
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return err
+	}
+	obj, err := s.describe(ctx, key, info)
+	if err != nil {
+		return err
+	}
+	until = roundRetention(until)
+	if err := checkNewRetention(obj.RetainUntil, until, time.Now()); err != nil {
+		return fmt.Errorf("evidence: retain %s: %w", key, err)
+	}
+	if until.Equal(obj.RetainUntil) {
+		return nil
+	}
+	mode := minio.Compliance
+	err = s.client.PutObjectRetention(ctx, s.bucket, key, minio.PutObjectRetentionOptions{
+		Mode:            &mode,
+		RetainUntilDate: &until,
+		VersionID:       info.VersionID,
+	})
+	if err != nil {
+		return fmt.Errorf("evidence: retain %s: %w", key, err)
+	}
+	return nil
+}
+
+// LegalHold implements Store.
+func (s *S3) LegalHold(ctx context.Context, key string, on bool) (err error) {
+	defer func() { observe(opLegalHold, err) }()
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return err
+	}
+	status := minio.LegalHoldDisabled
+	if on {
+		status = minio.LegalHoldEnabled
+	}
+	err = s.client.PutObjectLegalHold(ctx, s.bucket, key, minio.PutObjectLegalHoldOptions{
+		VersionID: info.VersionID,
+		Status:    &status,
+	})
+	if err != nil {
+		return fmt.Errorf("evidence: legal hold %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete implements Store. It removes the object version itself (not just
+// hiding it behind a delete marker); the server refuses while retention or a
+// legal hold applies.
+func (s *S3) Delete(ctx context.Context, key string) (err error) {
+	defer func() { observe(opDelete, err) }()
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	info, err := s.head(ctx, key)
+	if err != nil {
+		return err
+	}
+	err = s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: info.VersionID})
+	if err != nil {
+		// The server is the authority; ask it why.
+		if now, herr := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{VersionID: info.VersionID}); herr == nil {
+			hold := now.Metadata.Get("X-Amz-Object-Lock-Legal-Hold") == string(minio.LegalHoldEnabled)
+			until, _ := time.Parse(time.RFC3339Nano, now.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
+			if hold || time.Now().Before(until) {
+				return fmt.Errorf("%w: %s: %w", ErrRetained, key, err)
+			}
+		}
+		return fmt.Errorf("evidence: delete %s: %w", key, err)
+	}
+	if isComposite(info.ChecksumSHA256) {
+		s.removeRecord(ctx, key, info.VersionID)
+	}
+	return nil
+}
+
+// removeRecord deletes the SHA-256 record of a deleted version. A leftover
+// record is harmless (it names a version that no longer exists), so failure
+// is only logged.
+func (s *S3) removeRecord(ctx context.Context, key, versionID string) {
+	rk := recordKey(key, versionID)
+	ri, err := s.client.StatObject(ctx, s.bucket, rk, minio.StatObjectOptions{})
+	if err == nil {
+		err = s.client.RemoveObject(ctx, s.bucket, rk, minio.RemoveObjectOptions{VersionID: ri.VersionID})
+	}
+	if err != nil && !isNotFound(err) {
+		s.log.Warn("could not remove the SHA-256 record of a deleted object", "key", key, "err", err)
+	}
+}
+
+// Ping implements Store: the bucket must answer within pingTimeout.
+func (s *S3) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return fmt.Errorf("evidence: S3 %s: %w", s.client.EndpointURL().Host, err)
+	}
+	if !ok {
+		return fmt.Errorf("evidence: S3 bucket %s is gone", s.bucket)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	r := minio.ToErrorResponse(err)
+	switch r.Code {
+	case minio.NoSuchKey, "NoSuchVersion":
+		return true
+	case minio.NoSuchBucket:
+		return false
+	}
+	return r.StatusCode == http.StatusNotFound
+}
+
+func isPrecondition(err error) bool {
+	r := minio.ToErrorResponse(err)
+	return r.Code == "PreconditionFailed" || r.StatusCode == http.StatusPreconditionFailed
+}
