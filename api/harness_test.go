@@ -1,0 +1,125 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/api"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/sessions"
+)
+
+var discard = slog.New(slog.DiscardHandler)
+
+// harness is the HTTP API over a real database, served by httptest.
+type harness struct {
+	t   testing.TB
+	srv *httptest.Server
+	svc *sessions.Service
+	db  *database.DB
+	jnl *journal.Journal
+	api *api.API
+}
+
+func newHarness(t testing.TB, db *database.DB) *harness {
+	t.Helper()
+	jnl := journal.New(db, nil, discard)
+	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
+	a := api.New(api.Config{Log: discard, Sessions: svc, Journal: jnl,
+		Ready: map[string]api.Check{"database": db.PingContext}})
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a}
+}
+
+func (h *harness) staffToken(role access.Role) string {
+	h.t.Helper()
+	_, token, err := h.svc.AddStaff(context.Background(), "Staff "+string(role), role)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return token
+}
+
+type response struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r response) errorCode() string {
+	var e api.ErrorBody
+	json.Unmarshal(r.Body, &e)
+	return e.Error.Code
+}
+
+// do sends a request with an optional bearer token and JSON body (a string
+// is sent verbatim, anything else is marshalled).
+func (h *harness) do(method, path, token string, body any) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		buf, _ := json.Marshal(b)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+}
+
+func (h *harness) must(r response, status int) response {
+	h.t.Helper()
+	if r.Status != status {
+		h.t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+func (h *harness) createSession(token string, body map[string]any) sessions.Session {
+	h.t.Helper()
+	var s sessions.Session
+	h.must(h.do("POST", "/api/v1/sessions", token, body), 201).decode(h.t, &s)
+	return s
+}
+
+func (h *harness) invite(token string, sid uuid.UUID, name string, role access.Role) sessions.Invitation {
+	h.t.Helper()
+	var inv sessions.Invitation
+	h.must(h.do("POST", "/api/v1/sessions/"+sid.String()+"/invitations", token, map[string]any{"name": name, "role": role}), 201).decode(h.t, &inv)
+	return inv
+}
