@@ -85,14 +85,14 @@ func (p *testPKI) nss(t testing.TB) string {
 
 // pdfsigResult is one signature as poppler's pdfsig reports it.
 type pdfsigResult struct {
-	Valid        bool   // "Signature Validation: Signature is Valid."
-	Trusted      bool   // "Certificate Validation: Certificate is Trusted."
-	TotalDoc     bool   // "Signed Ranges ... Total document signed"
-	Validation   string // the raw validation line
-	Certificate  string
-	SignerCN     string
-	Raw          string
-	IsTimestamp  bool
+	Valid       bool   // "Signature Validation: Signature is Valid."
+	Trusted     bool   // "Certificate Validation: Certificate is Trusted."
+	TotalDoc    bool   // "Signed Ranges ... Total document signed"
+	Validation  string // the raw validation line
+	Certificate string
+	SignerCN    string
+	Raw         string
+	IsTimestamp bool
 }
 
 // pdfsig runs poppler's pdfsig offline against the NSS database trusting
