@@ -1,0 +1,253 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The spool directory holds one subdirectory per recording:
+//
+//	<recording id>/recording.json   recordingMeta
+//	<recording id>/001.webm         a file being written (or waiting for upload)
+//	<recording id>/001.json         fileMeta: its manifest entry, state and header layout
+//
+// A file's metadata is written before its first block and rewritten
+// (atomically) when it is finished and when it is uploaded, so after a
+// crash Recover knows each file's state. A Stop that succeeds removes the
+// directory.
+const recordingFile = "recording.json"
+
+// File states in the spool.
+const (
+	stateRecording = "recording" // being written; after a crash, needs repair
+	stateFinished  = "finished"  // complete, not yet (known to be) uploaded
+	stateUploaded  = "uploaded"  // stored in the sink; the spool copy is gone
+)
+
+type recordingMeta struct {
+	SessionID   string    `json:"session_id"`
+	RecordingID string    `json:"recording_id"`
+	Prefix      string    `json:"prefix"`
+	StartedAt   time.Time `json:"started_at"`
+}
+
+type fileMeta struct {
+	File   File   `json:"file"`
+	State  string `json:"state"`
+	Spool  string `json:"spool"`
+	Layout layout `json:"layout"`
+}
+
+// writeJSON replaces path atomically and durably.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// uploadSpool uploads a finished spool file under meta.File.Key, records
+// the upload in its metadata and removes the spool copy.
+func uploadSpool(ctx context.Context, sink Sink, path, metaAt string, meta fileMeta, log *slog.Logger) (File, error) {
+	obj, err := upload(ctx, sink, path, meta.File.Key, meta.File.ContentType)
+	if err != nil {
+		metricFiles.WithLabelValues("failed").Inc()
+		log.Error("uploading recording file; spool kept for Recover", "file", meta.File.Key, "err", err)
+		return File{}, err
+	}
+	meta.File.Size, meta.File.SHA256 = obj.Size, obj.SHA256
+	meta.State = stateUploaded
+	if err := writeJSON(metaAt, meta); err != nil {
+		// Stored but not marked: Recover would upload it again under its
+		// recovered key — a duplicate, never a loss.
+		return File{}, fmt.Errorf("recorder: spool: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		log.Warn("removing uploaded spool file", "path", path, "err", err)
+	}
+	result := "uploaded"
+	if meta.File.Recovered {
+		result = "recovered"
+	}
+	metricFiles.WithLabelValues(result).Inc()
+	log.Info("recording file stored", "file", obj.Key, "size", obj.Size, "sha256", obj.SHA256)
+	return meta.File, nil
+}
+
+// Recover completes the recordings that a crash (or a Stop that failed)
+// left in spoolDir. Each spool file still being written is cut at its last
+// complete block and given its index and duration; every file not yet
+// stored is uploaded under a key ending in ".recovered.webm" (or .mkv), so
+// it can never collide with an object stored before the crash; and a
+// manifest marked recovered is stored as manifest.recovered.json. Call it
+// at startup, before any recording starts: it takes every directory in
+// spoolDir. A recording whose files cannot all be recovered keeps its
+// directory, renamed with a ".failed" suffix, for an operator.
+func Recover(ctx context.Context, spoolDir string, sink Sink, log *slog.Logger) ([]Manifest, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	entries, err := os.ReadDir(spoolDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recorder: recover: %w", err)
+	}
+	var manifests []Manifest
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), ".failed") {
+			continue
+		}
+		m, err := recoverRecording(ctx, filepath.Join(spoolDir, e.Name()), sink, log)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if m != nil {
+			manifests = append(manifests, *m)
+		}
+	}
+	return manifests, errors.Join(errs...)
+}
+
+func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logger) (*Manifest, error) {
+	var rm recordingMeta
+	if err := readJSON(filepath.Join(dir, recordingFile), &rm); err != nil {
+		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+	}
+	log = log.With("recording", rm.RecordingID, "session", rm.SessionID)
+	m := &Manifest{Version: 1, StartedAt: rm.StartedAt, Recovered: true}
+	if err := parseIDs(m, rm); err != nil {
+		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+	}
+	metas, err := filepath.Glob(filepath.Join(dir, "[0-9]*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var lost []error // files that cannot be recovered, ever
+	for _, metaAt := range metas {
+		var fm fileMeta
+		if err := readJSON(metaAt, &fm); err != nil {
+			lost = append(lost, fmt.Errorf("recorder: recover %s: %w", metaAt, err))
+			continue
+		}
+		path := filepath.Join(dir, filepath.Base(fm.Spool))
+		switch fm.State {
+		case stateUploaded:
+			m.Files = append(m.Files, fm.File)
+			continue
+		case stateRecording:
+			endMs, err := repairWebM(path, fm.Layout)
+			if err != nil {
+				lost = append(lost, fmt.Errorf("recorder: recover %s: %w", path, err))
+				continue
+			}
+			fm.File.DurationMs = endMs
+			log.Warn("recording file repaired after a crash", "file", fm.File.Key, "duration_ms", endMs)
+		case stateFinished:
+		default:
+			lost = append(lost, fmt.Errorf("recorder: recover %s: unknown state %q", metaAt, fm.State))
+			continue
+		}
+		if !fm.File.Recovered {
+			ext := filepath.Ext(fm.File.Key)
+			fm.File.Key = strings.TrimSuffix(fm.File.Key, ext) + ".recovered" + ext
+			fm.File.Recovered = true
+			fm.State = stateFinished
+			if err := writeJSON(metaAt, fm); err != nil {
+				return nil, fmt.Errorf("recorder: recover: %w", err)
+			}
+		}
+		f, err := uploadSpool(ctx, sink, path, metaAt, fm, log)
+		if err != nil {
+			return nil, err // transient, perhaps: the directory stays for the next try
+		}
+		m.Files = append(m.Files, f)
+	}
+	for _, f := range m.Files {
+		m.StoppedAt = maxTime(m.StoppedAt, f.StartedAt.Add(time.Duration(f.DurationMs)*time.Millisecond))
+	}
+	if m.StoppedAt.IsZero() {
+		m.StoppedAt = m.StartedAt
+	}
+	sortFiles(m.Files)
+	obj, err := putManifest(ctx, sink, rm.Prefix+rm.RecordingID+"/manifest.recovered.json", *m)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: recover %s: manifest: %w", dir, err)
+	}
+	m.Stored = obj
+	if len(lost) > 0 {
+		err := errors.Join(lost...)
+		log.Error("recording partly unrecoverable; spool kept", "dir", dir+".failed", "err", err)
+		if rerr := os.Rename(dir, dir+".failed"); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return m, err
+	}
+	log.Info("recording recovered", "files", len(m.Files), "manifest", obj.Key)
+	return m, os.RemoveAll(dir)
+}
+
+func parseIDs(m *Manifest, rm recordingMeta) error {
+	var err error
+	if m.SessionID, err = parseUUID(rm.SessionID); err != nil {
+		return err
+	}
+	m.RecordingID, err = parseUUID(rm.RecordingID)
+	return err
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
