@@ -1,0 +1,508 @@
+// Package client is a Go client of Chamber's signalling protocol and media:
+// it joins a session with a token, publishes synthetic media (Opus-like
+// audio and VP8 video, optionally simulcast, with a send timestamp in every
+// payload), receives everyone else's tracks and keeps per-track statistics.
+// Tests and the load generator use it; it is a real pion WebRTC peer.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/signaling/internal/pionlog"
+	"github.com/chamber-court/chamber/signaling/protocol"
+)
+
+// Config configures a client.
+type Config struct {
+	// URL is the signalling endpoint, ws(s)://host/api/v1/sessions/{id}/signal.
+	URL   string
+	Token string
+	// Header is sent with the WebSocket handshake (e.g. Origin).
+	Header http.Header
+	Logger *slog.Logger
+
+	// ICETransportPolicy "relay" forces TURN (webrtc.ICETransportPolicyRelay).
+	ICETransportPolicy webrtc.ICETransportPolicy
+	// NetworkTypes restricts candidate gathering, e.g. {NetworkTypeTCP4}
+	// for ICE-TCP only; nil means UDP4 and TCP4.
+	NetworkTypes []webrtc.NetworkType
+	// LoopbackOnly gathers host candidates on loopback only (tests and
+	// local benchmarks).
+	LoopbackOnly bool
+	// Interceptors registers the client's interceptors; nil registers
+	// pion's defaults (NACK, reports, TWCC), as a browser would have.
+	Interceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
+	// ReceiveLoss drops this fraction of incoming RTP before the client's
+	// NACK generator sees it: packet loss on the path, for tests.
+	ReceiveLoss float64
+	// OnRTP, when set, sees every received RTP packet (tests use it to
+	// check frame boundaries). It runs on the track's reader goroutine.
+	OnRTP func(t *RemoteTrack, p *Packet)
+	// OnTrack is called when a remote track starts.
+	OnTrack func(t *RemoteTrack)
+	// Events receives every server message the client does not consume
+	// itself (chat, session events, peer and track events, layer, active
+	// speaker, errors without a pending request). Nil discards them.
+	Events chan<- protocol.Envelope
+}
+
+// Client is a joined participant connection.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	ws      *websocket.Conn
+	joined  protocol.Joined
+	started time.Time // when Dial began
+
+	pub, sub *webrtc.PeerConnection
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	pending   map[string]chan protocol.Envelope // replies by request ID
+	subLines  map[string]protocol.MediaLine     // subscribe mids
+	remote    []*RemoteTrack
+	cands     [2][]webrtc.ICECandidateInit
+	hasRemote [2]bool
+	nextID    atomic.Uint64
+	firstRTP  atomic.Int64 // ns after started when the first RTP arrived, 0 before
+	offers    chan protocol.Envelope
+	closeErr  error
+	closed    chan struct{}
+	byeReason atomic.Value
+	publishes []*Publication
+}
+
+// ErrClosed is returned after the connection closed.
+var ErrClosed = errors.New("client: closed")
+
+// Dial connects, joins and returns once "joined" has arrived.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		started:  time.Now(),
+		pending:  make(map[string]chan protocol.Envelope),
+		subLines: make(map[string]protocol.MediaLine),
+		offers:   make(chan protocol.Envelope, 16),
+		closed:   make(chan struct{}),
+	}
+	ws, _, err := websocket.Dial(ctx, cfg.URL, &websocket.DialOptions{HTTPHeader: cfg.Header})
+	if err != nil {
+		return nil, fmt.Errorf("client: dial: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	c.ws = ws
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+
+	if err := c.write(ctx, protocol.TypeJoin, "join", protocol.Join{Version: protocol.Version, Token: cfg.Token}); err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: reading joined: %w", err)
+	}
+	var env protocol.Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: malformed reply: %w", err)
+	}
+	if env.Type == protocol.TypeError {
+		var pe protocol.Error
+		_ = json.Unmarshal(env.Data, &pe)
+		_ = ws.CloseNow()
+		return nil, &pe
+	}
+	if env.Type != protocol.TypeJoined {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: expected joined, got %q", env.Type)
+	}
+	if err := json.Unmarshal(env.Data, &c.joined); err != nil {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: malformed joined: %w", err)
+	}
+	if err := c.newPeerConnections(); err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	c.wg.Add(3)
+	go c.readLoop()
+	go c.offerLoop()
+	go c.pingLoop()
+	return c, nil
+}
+
+func (c *Client) newPeerConnections() error {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.ABSSendTimeURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return err
+	}
+	ir := &interceptor.Registry{}
+	if c.cfg.ReceiveLoss > 0 {
+		ir.Add(&lossFactory{rate: c.cfg.ReceiveLoss})
+	}
+	register := c.cfg.Interceptors
+	if register == nil {
+		register = webrtc.RegisterDefaultInterceptors
+	}
+	if err := register(me, ir); err != nil {
+		return err
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: c.log}}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	types := c.cfg.NetworkTypes
+	if types == nil {
+		types = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+	}
+	se.SetNetworkTypes(types)
+	if c.cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+	var servers []webrtc.ICEServer
+	for _, s := range c.joined.ICEServers {
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	conf := webrtc.Configuration{ICEServers: servers, ICETransportPolicy: c.cfg.ICETransportPolicy}
+	var err error
+	if c.pub, err = api.NewPeerConnection(conf); err != nil {
+		return err
+	}
+	if c.sub, err = api.NewPeerConnection(conf); err != nil {
+		_ = c.pub.Close()
+		return err
+	}
+	for i, pc := range []*webrtc.PeerConnection{c.pub, c.sub} {
+		name := protocol.PCPublish
+		if i == 1 {
+			name = protocol.PCSubscribe
+		}
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand == nil {
+				return
+			}
+			init := cand.ToJSON()
+			_ = c.write(c.ctx, protocol.TypeCandidate, "", protocol.Candidate{
+				PC: name, Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex,
+			})
+		})
+	}
+	c.sub.OnTrack(c.onTrack)
+	return nil
+}
+
+// Joined returns the server's joined message.
+func (c *Client) Joined() protocol.Joined { return c.joined }
+
+// Done is closed when the connection has closed.
+func (c *Client) Done() <-chan struct{} { return c.closed }
+
+// Err returns why the connection closed (nil while open).
+func (c *Client) Err() error {
+	select {
+	case <-c.closed:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// ByeReason returns the reason of the server's bye message, if any.
+func (c *Client) ByeReason() string {
+	s, _ := c.byeReason.Load().(string)
+	return s
+}
+
+// JoinLatency returns the time from Dial to the first RTP packet received,
+// or 0 if none has arrived.
+func (c *Client) JoinLatency() time.Duration { return time.Duration(c.firstRTP.Load()) }
+
+// PublishPeerConnection and SubscribePeerConnection expose the underlying
+// PeerConnections (tests inspect the selected candidate pair).
+func (c *Client) PublishPeerConnection() *webrtc.PeerConnection   { return c.pub }
+func (c *Client) SubscribePeerConnection() *webrtc.PeerConnection { return c.sub }
+
+// write sends one message.
+func (c *Client) write(ctx context.Context, typ, id string, data any) error {
+	b, err := protocol.Encode(typ, id, data)
+	if err != nil {
+		return err
+	}
+	return c.WriteRaw(ctx, b)
+}
+
+// WriteRaw sends raw bytes as one text message (tests send malformed input with it).
+func (c *Client) WriteRaw(ctx context.Context, b []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("client: write: %w", err)
+	}
+	return nil
+}
+
+// Send sends a message of any type (chat, present, …) without waiting.
+func (c *Client) Send(ctx context.Context, typ string, data any) error {
+	return c.write(ctx, typ, "", data)
+}
+
+// Request sends a message with a fresh ID and waits for the reply carrying
+// that ID (or an error message).
+func (c *Client) Request(ctx context.Context, typ string, data any) (protocol.Envelope, error) {
+	id := "r" + strconv.FormatUint(c.nextID.Add(1), 10)
+	ch := make(chan protocol.Envelope, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.write(ctx, typ, id, data); err != nil {
+		return protocol.Envelope{}, err
+	}
+	select {
+	case env := <-ch:
+		if env.Type == protocol.TypeError {
+			var pe protocol.Error
+			_ = json.Unmarshal(env.Data, &pe)
+			return env, &pe
+		}
+		return env, nil
+	case <-ctx.Done():
+		return protocol.Envelope{}, ctx.Err()
+	case <-c.closed:
+		return protocol.Envelope{}, ErrClosed
+	}
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.closed)
+	for {
+		_, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			c.mu.Lock()
+			c.closeErr = err
+			c.mu.Unlock()
+			c.cancel()
+			return
+		}
+		var env protocol.Envelope
+		if err := json.Unmarshal(data, &env); err != nil {
+			c.log.Warn("malformed server message", "err", err)
+			continue
+		}
+		if env.ID != "" {
+			c.mu.Lock()
+			ch := c.pending[env.ID]
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- env
+				continue
+			}
+		}
+		switch env.Type {
+		case protocol.TypeOffer:
+			select {
+			case c.offers <- env:
+			case <-c.ctx.Done():
+				return
+			}
+			continue
+		case protocol.TypeCandidate:
+			var cand protocol.Candidate
+			if err := json.Unmarshal(env.Data, &cand); err == nil {
+				c.addCandidate(cand)
+			}
+			continue
+		case protocol.TypeBye:
+			var bye protocol.Bye
+			_ = json.Unmarshal(env.Data, &bye)
+			c.byeReason.Store(bye.Reason)
+		}
+		if c.cfg.Events != nil {
+			select {
+			case c.cfg.Events <- env:
+			default:
+				c.log.Warn("event dropped: channel full", "type", env.Type)
+			}
+		}
+	}
+}
+
+func (c *Client) addCandidate(cand protocol.Candidate) {
+	if cand.Candidate == "" {
+		return
+	}
+	idx, pc := 0, c.pub
+	if cand.PC == protocol.PCSubscribe {
+		idx, pc = 1, c.sub
+	}
+	init := webrtc.ICECandidateInit{Candidate: cand.Candidate, SDPMid: cand.SDPMid, SDPMLineIndex: cand.SDPMLineIndex}
+	c.mu.Lock()
+	if !c.hasRemote[idx] {
+		c.cands[idx] = append(c.cands[idx], init)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	if err := pc.AddICECandidate(init); err != nil {
+		c.log.Debug("candidate rejected", "err", err)
+	}
+}
+
+func (c *Client) remoteSet(idx int) {
+	pc := c.pub
+	if idx == 1 {
+		pc = c.sub
+	}
+	c.mu.Lock()
+	c.hasRemote[idx] = true
+	cands := c.cands[idx]
+	c.cands[idx] = nil
+	c.mu.Unlock()
+	for _, init := range cands {
+		_ = pc.AddICECandidate(init)
+	}
+}
+
+// offerLoop answers the server's subscribe offers, one at a time.
+func (c *Client) offerLoop() {
+	defer c.wg.Done()
+	for {
+		var env protocol.Envelope
+		select {
+		case env = <-c.offers:
+		case <-c.ctx.Done():
+			return
+		}
+		var sd protocol.SessionDescription
+		if err := json.Unmarshal(env.Data, &sd); err != nil {
+			continue
+		}
+		c.mu.Lock()
+		for _, l := range sd.Tracks {
+			c.subLines[l.Mid] = l
+		}
+		c.mu.Unlock()
+		if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
+			c.log.Error("subscribe offer rejected", "err", err)
+			continue
+		}
+		c.remoteSet(1)
+		answer, err := c.sub.CreateAnswer(nil)
+		if err != nil {
+			c.log.Error("subscribe answer", "err", err)
+			continue
+		}
+		if err := c.sub.SetLocalDescription(answer); err != nil {
+			c.log.Error("subscribe answer", "err", err)
+			continue
+		}
+		_ = c.write(c.ctx, protocol.TypeAnswer, "", protocol.SessionDescription{PC: protocol.PCSubscribe, SDP: c.sub.LocalDescription().SDP})
+	}
+}
+
+func (c *Client) pingLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			_ = c.write(c.ctx, protocol.TypePing, "", nil)
+		}
+	}
+}
+
+// SetQuality sends a quality preference for one received track.
+func (c *Client) SetQuality(ctx context.Context, q protocol.Quality) error {
+	return c.write(ctx, protocol.TypeQuality, "", q)
+}
+
+// SendREMB reports a receive bandwidth estimate to the server for every
+// received track, as a browser does.
+func (c *Client) SendREMB(bps uint64) error {
+	var ssrcs []uint32
+	for _, t := range c.RemoteTracks() {
+		ssrcs = append(ssrcs, t.SSRC)
+	}
+	if len(ssrcs) == 0 {
+		return errors.New("client: no remote tracks")
+	}
+	return c.sub.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bps), SSRCs: ssrcs}})
+}
+
+// SendPLI asks for a keyframe of a received track.
+func (c *Client) SendPLI(t *RemoteTrack) error {
+	return c.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.SSRC}})
+}
+
+// Close leaves the session and releases everything.
+func (c *Client) Close() error {
+	for _, p := range c.publications() {
+		p.stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = c.write(ctx, protocol.TypeLeave, "", nil)
+	cancel()
+	_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
+	c.cancel()
+	_ = c.ws.CloseNow()
+	err1 := c.pub.Close()
+	err2 := c.sub.Close()
+	c.wg.Wait()
+	c.mu.Lock()
+	remote := c.remote
+	c.mu.Unlock()
+	for _, t := range remote {
+		<-t.done
+	}
+	return errors.Join(err1, err2)
+}
+
+func (c *Client) publications() []*Publication {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Publication(nil), c.publishes...)
+}

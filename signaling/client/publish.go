@@ -1,0 +1,398 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/signaling/protocol"
+)
+
+// PublishOptions describe synthetic media to publish.
+type PublishOptions struct {
+	Audio bool
+	Video bool
+	// VideoSource is "camera" (default) or "screen".
+	VideoSource string
+	// Simulcast sends three VP8 layers with RIDs q, h and f at 1/10, 1/3
+	// and all of VideoBitrate.
+	Simulcast bool
+	// VideoBitrate of the (top) layer in bit/s; default 1,500,000.
+	VideoBitrate int
+	// FPS is the frame rate; default 30.
+	FPS int
+	// KeyframeInterval; default 3 s (and on every PLI).
+	KeyframeInterval time.Duration
+	// PacketSize is the largest video payload in bytes; default 1100.
+	PacketSize int
+	// AudioLevel is sent in the audio-level extension, in -dBov (0 loudest,
+	// 127 silence); default 30, i.e. speech.
+	AudioLevel int
+}
+
+// Publication is synthetic media being published.
+type Publication struct {
+	c      *Client
+	opts   PublishOptions
+	audio  *webrtc.TrackLocalStaticRTP
+	video  []*webrtc.TrackLocalStaticRTP // by layer
+	rids   []string
+	asend  *webrtc.RTPSender
+	vsend  *webrtc.RTPSender
+	mids   []string
+	level  atomic.Int32
+	stopCh chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+
+	audioSent atomic.Uint64
+	videoSent [3]atomic.Uint64
+	keyframe  [3]atomic.Bool
+}
+
+// Layer bitrate fractions of a simulcast publication, lowest first.
+var simulcastRIDs = []string{"q", "h", "f"}
+
+var simulcastShare = []float64{0.1, 1.0 / 3, 1}
+
+// Publish negotiates and starts synthetic media.
+func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication, error) {
+	if !opts.Audio && !opts.Video {
+		return nil, errors.New("client: nothing to publish")
+	}
+	if opts.VideoBitrate <= 0 {
+		opts.VideoBitrate = 1_500_000
+	}
+	if opts.FPS <= 0 {
+		opts.FPS = 30
+	}
+	if opts.KeyframeInterval <= 0 {
+		opts.KeyframeInterval = 3 * time.Second
+	}
+	if opts.PacketSize <= 0 {
+		opts.PacketSize = 1100
+	}
+	if opts.AudioLevel == 0 {
+		opts.AudioLevel = 30
+	}
+	if opts.VideoSource == "" {
+		opts.VideoSource = "camera"
+	}
+	p := &Publication{c: c, opts: opts, stopCh: make(chan struct{})}
+	p.level.Store(int32(opts.AudioLevel))
+	stream := "chamber-" + strconvItoa(int(c.nextID.Add(1)))
+	var lines []protocol.MediaLine
+	var trs []*webrtc.RTPTransceiver
+	if opts.Audio {
+		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", stream)
+		if err != nil {
+			return nil, err
+		}
+		tr, err := c.pub.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		p.audio, p.asend = t, tr.Sender()
+		trs = append(trs, tr)
+		lines = append(lines, protocol.MediaLine{Source: "microphone"})
+	}
+	if opts.Video {
+		vc := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		if opts.Simulcast {
+			p.rids = simulcastRIDs
+			for _, rid := range p.rids {
+				t, err := webrtc.NewTrackLocalStaticRTP(vc, "video", stream, webrtc.WithRTPStreamID(rid))
+				if err != nil {
+					return nil, err
+				}
+				p.video = append(p.video, t)
+			}
+		} else {
+			t, err := webrtc.NewTrackLocalStaticRTP(vc, "video", stream)
+			if err != nil {
+				return nil, err
+			}
+			p.video = []*webrtc.TrackLocalStaticRTP{t}
+		}
+		tr, err := c.pub.AddTransceiverFromTrack(p.video[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range p.video[1:] {
+			if err := tr.Sender().AddEncoding(t); err != nil {
+				return nil, err
+			}
+		}
+		p.vsend = tr.Sender()
+		trs = append(trs, tr)
+		lines = append(lines, protocol.MediaLine{Source: opts.VideoSource})
+	}
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return nil, err
+	}
+	for i, tr := range trs {
+		lines[i].Mid = tr.Mid()
+		p.mids = append(p.mids, tr.Mid())
+	}
+	env, err := c.Request(ctx, protocol.TypeOffer, protocol.SessionDescription{PC: protocol.PCPublish, SDP: c.pub.LocalDescription().SDP, Tracks: lines})
+	if err != nil {
+		return nil, fmt.Errorf("client: publish offer: %w", err)
+	}
+	var ans protocol.SessionDescription
+	if err := jsonUnmarshal(env.Data, &ans); err != nil {
+		return nil, fmt.Errorf("client: publish answer: %w", err)
+	}
+	if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
+		return nil, fmt.Errorf("client: publish answer: %w", err)
+	}
+	c.remoteSet(0)
+	c.mu.Lock()
+	c.publishes = append(c.publishes, p)
+	c.mu.Unlock()
+	if p.audio != nil {
+		p.wg.Add(2)
+		go p.sendAudio()
+		go p.readRTCP(p.asend, "", -1)
+	}
+	for i := range p.video {
+		p.keyframe[i].Store(true)
+		rid := ""
+		if p.rids != nil {
+			rid = p.rids[i]
+		}
+		p.wg.Add(2)
+		go p.sendVideo(i)
+		go p.readRTCP(p.vsend, rid, i)
+	}
+	return p, nil
+}
+
+// Mids returns the mids of the publication's m-lines (audio first).
+func (p *Publication) Mids() []string { return p.mids }
+
+// SetAudioLevel changes the audio level sent (0 loudest … 127 silence).
+func (p *Publication) SetAudioLevel(dBov int) { p.level.Store(int32(dBov)) }
+
+// Sent returns the packets sent: audio, and video per layer.
+func (p *Publication) Sent() (audio uint64, video []uint64) {
+	audio = p.audioSent.Load()
+	for i := range p.video {
+		video = append(video, p.videoSent[i].Load())
+	}
+	return audio, video
+}
+
+// Stop stops sending (the tracks stay negotiated).
+func (p *Publication) Stop() { p.stop() }
+
+func (p *Publication) stop() {
+	p.once.Do(func() { close(p.stopCh) })
+	p.wg.Wait()
+}
+
+// extIDs returns the negotiated IDs of the extensions a sender writes.
+func extIDs(s *webrtc.RTPSender) (mid, rid, level uint8) {
+	for _, e := range s.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			mid = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			rid = uint8(e.ID)
+		case sdp.AudioLevelURI:
+			level = uint8(e.ID)
+		}
+	}
+	return
+}
+
+func (p *Publication) sendAudio() {
+	defer p.wg.Done()
+	_, _, levelID := extIDs(p.asend)
+	payload := make([]byte, 80+trailerSize)
+	for i := range payload[:80] {
+		payload[i] = byte(i * 7)
+	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(time.Now().UnixNano()), Timestamp: uint32(time.Now().UnixNano())}}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopCh:
+			return
+		case <-tick.C:
+		}
+		pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+		if levelID != 0 {
+			_ = pkt.SetExtension(levelID, []byte{0x80 | byte(p.level.Load()&0x7f)})
+		}
+		putTrailer(payload, 0, time.Now())
+		pkt.Payload = payload
+		if err := p.audio.WriteRTP(&pkt); err == nil {
+			p.audioSent.Add(1)
+		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+	}
+}
+
+// sendVideo produces VP8-shaped frames for one layer: a valid payload
+// descriptor with a 15-bit picture ID, a VP8 frame header (keyframes carry
+// the start code and dimensions), filler, and the synthetic trailer in
+// every packet. Packets of a frame are paced at 2.5× the bitrate, as
+// browsers' pacers do.
+func (p *Publication) sendVideo(layer int) {
+	defer p.wg.Done()
+	track := p.video[layer]
+	bitrate := p.opts.VideoBitrate
+	if p.rids != nil {
+		bitrate = int(float64(bitrate) * simulcastShare[layer])
+	}
+	midID, ridID, _ := extIDs(p.vsend)
+	frameInterval := time.Second / time.Duration(p.opts.FPS)
+	frameBytes := bitrate / 8 / p.opts.FPS
+	maxData := p.opts.PacketSize - 4 - trailerSize
+	pacing := time.Duration(float64(time.Second) * float64(p.opts.PacketSize*8) / (2.5 * float64(bitrate)))
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(time.Now().UnixNano() >> 8)}}
+	buf := make([]byte, p.opts.PacketSize)
+	picID := uint16(layer * 1000)
+	ts := uint32(time.Now().UnixNano())
+	lastKey := time.Time{}
+	next := time.Now()
+	for {
+		select {
+		case <-p.stopCh:
+			return
+		default:
+		}
+		now := time.Now()
+		if d := next.Sub(now); d > 0 {
+			select {
+			case <-p.stopCh:
+				return
+			case <-time.After(d):
+			}
+		}
+		frameStart := next
+		next = next.Add(frameInterval)
+		key := p.keyframe[layer].Swap(false) || time.Since(lastKey) >= p.opts.KeyframeInterval
+		size := frameBytes
+		if key {
+			size *= 4
+			lastKey = time.Now()
+		}
+		if size < 20 {
+			size = 20
+		}
+		npk := (size + maxData - 1) / maxData
+		for i := 0; i < npk; i++ {
+			n := maxData
+			if i == npk-1 {
+				n = size - maxData*(npk-1)
+			}
+			b := buf[:4+n+trailerSize]
+			b[0] = 0x80 // X
+			if i == 0 {
+				b[0] |= 0x10 // S, partition 0
+			}
+			b[1] = 0x80 // I: picture ID present
+			b[2] = 0x80 | byte(picID>>8)&0x7f
+			b[3] = byte(picID)
+			d := b[4 : 4+n]
+			for j := range d {
+				d[j] = byte(j)
+			}
+			if i == 0 && len(d) >= 10 {
+				// VP8 frame tag: bit 0 = 0 for a keyframe; show_frame set.
+				if key {
+					d[0] = 0x10
+					copy(d[3:], []byte{0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01})
+				} else {
+					d[0] = 0x11
+				}
+			}
+			putTrailer(b, layer, time.Now())
+			pkt.Payload = b
+			pkt.Marker = i == npk-1
+			pkt.Timestamp = ts
+			pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+			if p.rids != nil && midID != 0 && ridID != 0 {
+				_ = pkt.SetExtension(midID, []byte(p.vsendMid()))
+				_ = pkt.SetExtension(ridID, []byte(p.rids[layer]))
+			}
+			if err := track.WriteRTP(&pkt); err == nil {
+				p.videoSent[layer].Add(1)
+			}
+			pkt.SequenceNumber++
+			if i < npk-1 {
+				due := frameStart.Add(time.Duration(i+1) * pacing)
+				if d := time.Until(due); d > 200*time.Microsecond {
+					time.Sleep(d)
+				}
+			}
+		}
+		picID = (picID + 1) & 0x7fff
+		ts += uint32(90000 / p.opts.FPS)
+		if time.Since(next) > time.Second {
+			next = time.Now() // fell far behind (machine overloaded): do not burst
+		}
+	}
+}
+
+func (p *Publication) vsendMid() string {
+	if len(p.mids) == 0 {
+		return ""
+	}
+	return p.mids[len(p.mids)-1]
+}
+
+// readRTCP reads the server's RTCP for a sender (driving pion's NACK
+// responder) and turns PLI/FIR into a keyframe.
+func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
+	defer p.wg.Done()
+	go func() {
+		<-p.stopCh
+		_ = s.SetReadDeadline(time.Now())
+	}()
+	for {
+		var pkts []rtcp.Packet
+		var err error
+		if rid != "" {
+			pkts, _, err = s.ReadSimulcastRTCP(rid)
+		} else {
+			pkts, _, err = s.ReadRTCP()
+		}
+		if err != nil {
+			select {
+			case <-p.stopCh:
+				return
+			default:
+			}
+			if isClosedErr(err) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if layer < 0 {
+			continue
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.keyframe[layer].Store(true)
+			}
+		}
+	}
+}

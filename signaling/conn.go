@@ -1,0 +1,522 @@
+package signaling
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/chamber-court/chamber/signaling/protocol"
+	"github.com/chamber-court/chamber/signaling/sfu"
+)
+
+// conn is one signalling WebSocket.
+type conn struct {
+	s      *Server
+	log    *slog.Logger
+	ws     *websocket.Conn
+	id     Identity
+	connID uuid.UUID
+	room   *room
+	peer   *sfu.Peer
+
+	out       chan []byte
+	closeReq  chan closeRequest
+	closeOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	limiter       *rate.Limiter
+	lastRateError time.Time
+}
+
+type closeRequest struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+// hookTypePattern is what a room message type handed to Hooks must look like.
+var hookTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// HandleSignal serves GET /api/v1/sessions/{id}/signal (the session ID is
+// read with r.PathValue("id")).
+func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
+	sessionID, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		http.Error(w, "invalid session ID", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	ready := s.sfu != nil && !s.closed
+	base := s.ctx
+	if ready {
+		s.conns.Add(1)
+	}
+	s.mu.Unlock()
+	if !ready {
+		http.Error(w, "signalling is not running", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.conns.Done()
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(hardReadLimit)
+	ctx, cancel := context.WithCancel(base)
+	c := &conn{
+		s:        s,
+		log:      s.log,
+		ws:       ws,
+		connID:   uuid.New(),
+		out:      make(chan []byte, outQueue),
+		closeReq: make(chan closeRequest, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		limiter:  rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessageBurst),
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	defer func() {
+		cancel()
+		<-writerDone
+	}()
+
+	host := s.cfg.PublicHost
+	if host == "" {
+		host = r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+	}
+	if !c.handshake(sessionID, host) {
+		return
+	}
+	c.readLoop()
+	c.teardown()
+}
+
+// handshake reads the join message, authenticates and joins the room.
+func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
+	s := c.s
+	jctx, jcancel := context.WithTimeout(c.ctx, s.cfg.JoinTimeout)
+	data, err := c.readMessage(jctx)
+	jcancel()
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			c.refuse(protocol.CodeTooLarge, "message too large", "")
+		} else {
+			c.closeWith(websocket.StatusPolicyViolation, "no join message", nil)
+		}
+		return false
+	}
+	var env protocol.Envelope
+	var join protocol.Join
+	if err := json.Unmarshal(data, &env); err != nil || env.Type != protocol.TypeJoin {
+		c.refuse(protocol.CodeBadRequest, "the first message must be join", env.ID)
+		return false
+	}
+	if err := strictUnmarshal(env.Data, &join); err != nil {
+		c.refuse(protocol.CodeBadRequest, "malformed join: "+err.Error(), env.ID)
+		return false
+	}
+	if join.Version != protocol.Version {
+		c.refuse(protocol.CodeUnsupportedVersion, fmt.Sprintf("this server speaks version %d", protocol.Version), env.ID)
+		return false
+	}
+	if join.Token == "" {
+		c.refuse(protocol.CodeUnauthorized, "missing token", env.ID)
+		return false
+	}
+	id, err := s.auth.Authenticate(c.ctx, sessionID, join.Token)
+	if err != nil || id.SessionID != sessionID || id.ParticipantID == uuid.Nil {
+		if err != nil && !errors.Is(err, ErrUnauthorized) {
+			s.log.Info("authentication failed", "session", sessionID, "err", err)
+		}
+		c.refuse(protocol.CodeUnauthorized, "invalid token for this session", env.ID)
+		return false
+	}
+	c.id = id
+	c.log = s.log.With("session", id.SessionID, "participant", id.ParticipantID, "connection", c.connID)
+	welcome, err := s.hooks.Connected(c.ctx, id)
+	if err != nil {
+		code, msg, internal := errorFor(err)
+		if internal {
+			c.log.Error("connected hook failed", "err", err)
+		}
+		if code == protocol.CodeInternal || code == protocol.CodeBadRequest {
+			code = protocol.CodeForbidden
+		}
+		c.refuse(code, msg, env.ID)
+		return false
+	}
+	if welcome != nil && !json.Valid(welcome) {
+		c.log.Error("connected hook returned invalid JSON")
+		welcome = nil
+	}
+
+	r, others, err := s.join(c)
+	if err != nil {
+		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
+		c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
+		return false
+	}
+	c.room = r
+	peer, err := r.media.Join(sfu.PeerConfig{
+		ParticipantID: id.ParticipantID,
+		ConnectionID:  c.connID,
+		Signal:        c.send,
+		OnClose: func(code, reason string) {
+			c.closeWith(websocket.StatusNormalClosure, reason, protocol.Error{Code: code, Message: reason})
+		},
+	})
+	if err != nil {
+		c.log.Error("media join failed", "err", err)
+		s.leave(c)
+		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
+		c.refuse(protocol.CodeInternal, "media unavailable", env.ID)
+		return false
+	}
+	c.peer = peer
+
+	peers := make([]protocol.PeerEvent, 0, len(others))
+	for _, o := range others {
+		peers = append(peers, o.peerEvent())
+	}
+	c.sendID(protocol.TypeJoined, env.ID, protocol.Joined{
+		Version:      protocol.Version,
+		ConnectionID: c.connID.String(),
+		Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
+		Session:      welcome,
+		ICEServers:   s.iceServers(host, id.ParticipantID),
+		Peers:        peers,
+		Limits: protocol.Limits{
+			MaxMessageSize: protocol.MaxMessageSize,
+			MaxSDPSize:     protocol.MaxSDPSize,
+			MessagesPerSec: s.cfg.MessagesPerSecond,
+			MessageBurst:   s.cfg.MessageBurst,
+		},
+	})
+	ev := c.peerEvent()
+	for _, o := range others {
+		o.send(protocol.TypePeerJoined, ev)
+	}
+	peer.Start()
+	c.log.Info("joined", "name", id.Name, "role", id.Role)
+	return true
+}
+
+func (c *conn) peerEvent() protocol.PeerEvent {
+	return protocol.PeerEvent{
+		ConnectionID: c.connID.String(),
+		Participant:  protocol.Participant{ID: c.id.ParticipantID.String(), Name: c.id.Name, Role: c.id.Role},
+	}
+}
+
+// teardown releases everything the connection holds.
+func (c *conn) teardown() {
+	if c.peer != nil {
+		c.peer.Close()
+	}
+	others := c.s.leave(c)
+	ev := c.peerEvent()
+	for _, o := range others {
+		o.send(protocol.TypePeerLeft, ev)
+	}
+	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
+	c.log.Info("left")
+}
+
+var errTooLarge = errors.New("message too large")
+
+// readMessage reads one text message of at most MaxMessageSize bytes. A
+// larger message is read to its end (up to the hard limit) and reported as
+// errTooLarge, so the connection survives it.
+func (c *conn) readMessage(ctx context.Context) ([]byte, error) {
+	typ, rd, err := c.ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rd, protocol.MaxMessageSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > protocol.MaxMessageSize {
+		if _, err := io.Copy(io.Discard, rd); err != nil {
+			return nil, err
+		}
+		return nil, errTooLarge
+	}
+	if typ != websocket.MessageText {
+		return nil, errBinary
+	}
+	return data, nil
+}
+
+var errBinary = errors.New("binary message")
+
+func (c *conn) readLoop() {
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.IdleTimeout)
+		data, err := c.readMessage(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, errTooLarge):
+			c.sendError("", "", protocol.CodeTooLarge, fmt.Sprintf("messages are limited to %d bytes", protocol.MaxMessageSize))
+			continue
+		case errors.Is(err, errBinary):
+			c.sendError("", "", protocol.CodeBadRequest, "binary messages are not supported")
+			continue
+		case err != nil:
+			if st := websocket.CloseStatus(err); st != websocket.StatusNormalClosure && st != websocket.StatusGoingAway && !errors.Is(err, context.Canceled) {
+				c.log.Debug("read ended", "err", err)
+			}
+			return
+		}
+		if !c.limiter.Allow() {
+			// One error a second at most, so that a flood is not answered by a flood.
+			if now := time.Now(); now.Sub(c.lastRateError) > time.Second {
+				c.lastRateError = now
+				c.sendError("", "", protocol.CodeRateLimited, "too many messages; this one was dropped")
+			}
+			continue
+		}
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+// handle processes one message; false ends the connection.
+func (c *conn) handle(data []byte) bool {
+	var env protocol.Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		c.sendError("", "", protocol.CodeBadRequest, "malformed JSON")
+		return true
+	}
+	if env.Type == "" {
+		c.sendError(env.ID, "", protocol.CodeBadRequest, "missing type")
+		return true
+	}
+	fail := func(err error) bool {
+		code, msg, internal := errorFor(err)
+		if internal {
+			c.log.Error("handling a message failed", "type", env.Type, "err", err)
+		}
+		c.sendError(env.ID, env.Type, code, msg)
+		return true
+	}
+	switch env.Type {
+	case protocol.TypeOffer:
+		var sd protocol.SessionDescription
+		if err := strictUnmarshal(env.Data, &sd); err != nil {
+			return fail(fmt.Errorf("%w: offer: %v", ErrBadRequest, err))
+		}
+		if sd.PC != protocol.PCPublish {
+			return fail(fmt.Errorf("%w: offers are made on the publish connection", ErrBadRequest))
+		}
+		answer, err := c.peer.HandleOffer(sd)
+		if err != nil {
+			return fail(err)
+		}
+		c.sendID(protocol.TypeAnswer, env.ID, protocol.SessionDescription{PC: protocol.PCPublish, SDP: answer})
+	case protocol.TypeAnswer:
+		var sd protocol.SessionDescription
+		if err := strictUnmarshal(env.Data, &sd); err != nil {
+			return fail(fmt.Errorf("%w: answer: %v", ErrBadRequest, err))
+		}
+		if sd.PC != protocol.PCSubscribe {
+			return fail(fmt.Errorf("%w: answers are made on the subscribe connection", ErrBadRequest))
+		}
+		if err := c.peer.HandleAnswer(sd); err != nil {
+			return fail(err)
+		}
+	case protocol.TypeCandidate:
+		var cand protocol.Candidate
+		if err := strictUnmarshal(env.Data, &cand); err != nil {
+			return fail(fmt.Errorf("%w: candidate: %v", ErrBadRequest, err))
+		}
+		if err := c.peer.HandleCandidate(cand); err != nil {
+			return fail(err)
+		}
+	case protocol.TypeQuality:
+		var q protocol.Quality
+		if err := strictUnmarshal(env.Data, &q); err != nil {
+			return fail(fmt.Errorf("%w: quality: %v", ErrBadRequest, err))
+		}
+		if err := c.peer.SetQuality(q); err != nil {
+			return fail(err)
+		}
+	case protocol.TypePing:
+		c.sendRaw(mustEncode(protocol.TypePong, env.ID, env.Data))
+	case protocol.TypeLeave:
+		c.closeWith(websocket.StatusNormalClosure, "left", protocol.Bye{Reason: "left"})
+		return false
+	case protocol.TypeJoin:
+		return fail(fmt.Errorf("%w: already joined", ErrConflict))
+	default:
+		if !hookTypePattern.MatchString(env.Type) {
+			return fail(fmt.Errorf("%w: %q", ErrUnknownType, env.Type))
+		}
+		payload := env.Data
+		if len(payload) == 0 {
+			payload = json.RawMessage("null")
+		}
+		out, to, err := c.s.hooks.Message(c.ctx, c.id, env.Type, payload)
+		if err != nil {
+			return fail(err)
+		}
+		if out != nil {
+			if !json.Valid(out) {
+				c.log.Error("message hook returned invalid JSON", "type", env.Type)
+				return true
+			}
+			msg, err := protocol.Encode(env.Type, "", out)
+			if err != nil {
+				return fail(err)
+			}
+			conns, _ := c.s.connsOf(c.id.SessionID, to)
+			for _, o := range conns {
+				o.sendRaw(msg)
+			}
+		}
+	}
+	return true
+}
+
+// strictUnmarshal decodes a message's data, refusing unknown fields and
+// trailing data so that typos are reported instead of ignored.
+func strictUnmarshal(data json.RawMessage, v any) error {
+	if len(data) == 0 {
+		return errors.New("missing data")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func mustEncode(typ, id string, data any) []byte {
+	b, err := protocol.Encode(typ, id, data)
+	if err != nil {
+		b, _ = protocol.Encode(protocol.TypeError, id, protocol.Error{Code: protocol.CodeInternal, Message: "encoding failed"})
+	}
+	return b
+}
+
+// send queues a message (the sfu.PeerConfig.Signal function).
+func (c *conn) send(typ string, data any) { c.sendRaw(mustEncode(typ, "", data)) }
+
+func (c *conn) sendID(typ, id string, data any) { c.sendRaw(mustEncode(typ, id, data)) }
+
+func (c *conn) sendError(id, ref, code, msg string) {
+	c.sendRaw(mustEncode(protocol.TypeError, id, protocol.Error{Code: code, Message: msg, Ref: ref}))
+}
+
+// sendRaw queues an encoded message without blocking. A client that does
+// not read its messages fast enough is disconnected: dropping signalling
+// messages would silently wedge its session.
+func (c *conn) sendRaw(msg []byte) {
+	select {
+	case <-c.ctx.Done():
+		return
+	default:
+	}
+	select {
+	case c.out <- msg:
+	default:
+		c.log.Warn("client too slow to read its messages; closing")
+		c.closeWith(websocket.StatusPolicyViolation, "too slow", nil)
+	}
+}
+
+// refuse sends an error and closes with a policy violation.
+func (c *conn) refuse(code, msg, id string) {
+	c.sendError(id, protocol.TypeJoin, code, msg)
+	c.closeWith(websocket.StatusPolicyViolation, code, nil)
+}
+
+// closeWith sends a last message (if any), flushes the queue and closes.
+func (c *conn) closeWith(code websocket.StatusCode, reason string, last any) {
+	c.closeOnce.Do(func() {
+		if last != nil {
+			typ := protocol.TypeBye
+			if _, ok := last.(protocol.Error); ok {
+				typ = protocol.TypeError
+			}
+			select {
+			case c.out <- mustEncode(typ, "", last):
+			default:
+			}
+		}
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		c.closeReq <- closeRequest{code: code, reason: reason}
+	})
+}
+
+// writeLoop writes queued messages; after a close request it flushes what
+// is queued and closes the WebSocket.
+func (c *conn) writeLoop() {
+	write := func(msg []byte) bool {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), writeTimeout)
+		defer cancel()
+		return c.ws.Write(ctx, websocket.MessageText, msg) == nil
+	}
+	for {
+		select {
+		case msg := <-c.out:
+			if !write(msg) {
+				c.cancel()
+				_ = c.ws.CloseNow()
+				return
+			}
+		case req := <-c.closeReq:
+			for {
+				select {
+				case msg := <-c.out:
+					if !write(msg) {
+						_ = c.ws.CloseNow()
+						c.cancel()
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			_ = c.ws.Close(req.code, req.reason)
+			c.cancel()
+			return
+		case <-c.ctx.Done():
+			_ = c.ws.CloseNow()
+			return
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package signaling
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/signaling/client"
+)
+
+// frameChecker verifies that a subscriber's VP8 stream starts with a
+// keyframe and that every frame has a start packet and ends with the marker.
+type frameChecker struct {
+	mu     sync.Mutex
+	tracks map[*client.RemoteTrack]*frameState
+}
+
+type frameState struct {
+	firstKey   bool
+	started    bool
+	lastTS     uint32
+	lastSeq    uint16
+	frames     int
+	violations []string
+}
+
+func newFrameChecker() *frameChecker {
+	return &frameChecker{tracks: make(map[*client.RemoteTrack]*frameState)}
+}
+
+func (fc *frameChecker) onRTP(t *client.RemoteTrack, p *client.Packet) {
+	if t.Kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	st := fc.tracks[t]
+	if st == nil {
+		st = &frameState{}
+		fc.tracks[t] = st
+	}
+	start := len(p.Payload) > 0 && p.Payload[0]&0x10 != 0
+	if !st.started {
+		st.started = true
+		st.firstKey = start && len(p.Payload) > 4 && p.Payload[4]&0x01 == 0
+		st.lastTS, st.lastSeq = p.Timestamp, p.SequenceNumber
+		return
+	}
+	// In order on loopback without loss: a new timestamp must begin with
+	// a start packet right after the previous frame's marker.
+	if p.SequenceNumber != st.lastSeq+1 {
+		st.violations = append(st.violations, fmt.Sprintf("seq gap %d→%d", st.lastSeq, p.SequenceNumber))
+	}
+	if p.Timestamp != st.lastTS {
+		st.frames++
+		if !start {
+			st.violations = append(st.violations, fmt.Sprintf("frame at seq %d without start bit", p.SequenceNumber))
+		}
+	}
+	st.lastTS, st.lastSeq = p.Timestamp, p.SequenceNumber
+}
+
+func (fc *frameChecker) check(t *testing.T) {
+	t.Helper()
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for tr, st := range fc.tracks {
+		if !st.firstKey {
+			t.Errorf("track %s: first video packet was not a keyframe start", tr.ID)
+		}
+		if st.frames < 10 {
+			t.Errorf("track %s: only %d frames", tr.ID, st.frames)
+		}
+		if len(st.violations) > 0 {
+			n := min(len(st.violations), 5)
+			t.Errorf("track %s: %d frame violations, e.g. %v", tr.ID, len(st.violations), st.violations[:n])
+		}
+	}
+}
+
+func TestRoomForwardsEveryoneToEveryone(t *testing.T) {
+	for _, n := range []int{2, 5} {
+		t.Run(fmt.Sprintf("%d clients", n), func(t *testing.T) {
+			ts := newTestServer(t, nil)
+			fc := newFrameChecker()
+			var clients []*client.Client
+			var pubs []*client.Publication
+			var ids []Identity
+			for i := 0; i < n; i++ {
+				c, id, _ := ts.dial(t, fmt.Sprintf("p%d", i), func(cfg *client.Config) { cfg.OnRTP = fc.onRTP })
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				p, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000})
+				cancel()
+				if err != nil {
+					t.Fatalf("publish %d: %v", i, err)
+				}
+				clients = append(clients, c)
+				pubs = append(pubs, p)
+				ids = append(ids, id)
+			}
+			// Every client must receive audio and video from every other one.
+			waitFor(t, 20*time.Second, "every track flowing", func() bool {
+				for i, c := range clients {
+					for j, id := range ids {
+						if i == j {
+							continue
+						}
+						tr := tracksOf(c, id.ParticipantID)
+						if len(tr) != 2 {
+							return false
+						}
+						for _, x := range tr {
+							if x.Stats().Packets < 30 {
+								return false
+							}
+						}
+					}
+				}
+				return true
+			})
+			time.Sleep(time.Second)
+			for i, c := range clients {
+				for _, tr := range c.RemoteTracks() {
+					if tr.ParticipantID == ids[i].ParticipantID.String() {
+						t.Errorf("client %d receives its own track", i)
+					}
+					st := tr.Stats()
+					if st.Lost() > 0 {
+						t.Errorf("client %d track %s %s: %d of %d packets lost", i, tr.Kind, tr.Source, st.Lost(), st.Expected())
+					}
+					if !st.FirstIsStart {
+						t.Errorf("client %d track %s: did not start on a keyframe", i, tr.Kind)
+					}
+				}
+			}
+			for _, p := range pubs {
+				p.Stop()
+			}
+			t.Logf("client 0 receives %s", describe(clients[0]))
+			fc.check(t)
+		})
+	}
+}

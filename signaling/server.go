@@ -1,0 +1,472 @@
+package signaling
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/signaling/protocol"
+	"github.com/chamber-court/chamber/signaling/sfu"
+	"github.com/chamber-court/chamber/signaling/turnserver"
+)
+
+// Defaults for Config.
+const (
+	DefaultMediaUDPAddr      = ":7882"
+	DefaultMediaTCPAddr      = ":7881"
+	DefaultTURNCredentialTTL = 8 * time.Hour
+	DefaultMessagesPerSecond = 20
+	DefaultMessageBurst      = 60
+	DefaultJoinTimeout       = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	outQueue                 = 512 // messages waiting to be written to one connection
+	writeTimeout             = 10 * time.Second
+	hardReadLimit            = 1 << 20 // beyond this a message closes the connection (1009)
+)
+
+// Config configures a Server. The flag each field maps to is in brackets.
+type Config struct {
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Authenticator checks join tokens. Required.
+	Authenticator Authenticator
+	// Policy decides who publishes and who receives whom; nil lets everyone
+	// publish and receive everyone.
+	Policy Policy
+	// Hooks follows connections and owns room messages; nil accepts
+	// everyone and broadcasts chat to the whole session.
+	Hooks Hooks
+	// Recorder attaches recording taps; nil records nothing.
+	Recorder Recorder
+
+	// MediaUDPAddr is the one UDP address of all media (ICE UDP mux)
+	// [--media-udp-port → ":PORT"]; default ":7882". Tests use "127.0.0.1:0".
+	MediaUDPAddr string
+	// MediaTCPAddr is the ICE-TCP address [--media-tcp-port → ":PORT"];
+	// default ":7881"; "off" disables ICE-TCP.
+	MediaTCPAddr string
+	// NATIP is the public address in front of a 1:1 NAT [--nat-ip]; host
+	// candidates and TURN relay candidates then carry it.
+	NATIP string
+	// PublicHost is the host name or IP put in TURN URLs [--public-host];
+	// empty means the host the client used to reach the signalling endpoint.
+	PublicHost string
+
+	// TURNUDPAddr, TURNTCPAddr and TURNTLSAddr are the embedded TURN
+	// server's listeners [--turn-udp-port, --turn-tcp-port (e.g. 3478),
+	// --turn-tls-port (443 in production)]; empty disables each, all empty
+	// disables TURN.
+	TURNUDPAddr, TURNTCPAddr, TURNTLSAddr string
+	// TURNTLSCertFile and TURNTLSKeyFile are the TLS listener's certificate
+	// and key (PEM) [--turn-tls-cert, --turn-tls-key].
+	TURNTLSCertFile, TURNTLSKeyFile string
+	// TURNRelayIP is the address of relayed candidates; default NATIP, else
+	// the address of the interface with the default route.
+	TURNRelayIP string
+	// TURNSecret signs TURN credentials [--turn-secret]; empty means random
+	// at each start.
+	TURNSecret []byte
+	// TURNCredentialTTL is how long the TURN credentials sent in "joined"
+	// stay valid [--turn-credential-ttl]; default 8h. An allocation is
+	// refreshed with the same credential, so this bounds how long a
+	// connection can stay on one relay before its client must rejoin.
+	TURNCredentialTTL time.Duration
+
+	// OriginPatterns are the browser origins allowed besides the
+	// endpoint's own host (see websocket.AcceptOptions).
+	OriginPatterns []string
+	// MessagesPerSecond and MessageBurst rate-limit each connection's messages.
+	MessagesPerSecond float64
+	MessageBurst      int
+	// JoinTimeout bounds the wait for the join message; IdleTimeout closes
+	// a connection that sends nothing (clients send ping every 20 s).
+	JoinTimeout, IdleTimeout time.Duration
+	// SubscriberBitrate is the bandwidth assumed for a subscriber until it
+	// reports one (bit/s); zero means sfu.DefaultSubscriberBitrate.
+	SubscriberBitrate uint64
+	// ICEFailedTimeout bounds how long a participant whose network vanished
+	// keeps its resources; zero means sfu.DefaultICEFailedTimeout.
+	ICEFailedTimeout time.Duration
+}
+
+// Server is the signalling server and owner of the SFU and the TURN server.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	auth   Authenticator
+	policy Policy
+	hooks  Hooks
+
+	mu      sync.Mutex
+	sfu     *sfu.SFU
+	turn    *turnserver.Server
+	relayIP net.IP
+	rooms   map[uuid.UUID]*room
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	conns   sync.WaitGroup
+}
+
+// room is the signalling side of one session.
+type room struct {
+	id    uuid.UUID
+	media *sfu.Room
+	conns map[uuid.UUID]*conn // by connection ID
+}
+
+// New checks the configuration. Start opens the sockets.
+func New(cfg Config) (*Server, error) {
+	if cfg.Authenticator == nil {
+		return nil, fmt.Errorf("%w: an Authenticator is required", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MediaUDPAddr == "" {
+		cfg.MediaUDPAddr = DefaultMediaUDPAddr
+	}
+	if cfg.MediaTCPAddr == "" {
+		cfg.MediaTCPAddr = DefaultMediaTCPAddr
+	}
+	if cfg.TURNCredentialTTL == 0 {
+		cfg.TURNCredentialTTL = DefaultTURNCredentialTTL
+	}
+	if cfg.MessagesPerSecond == 0 {
+		cfg.MessagesPerSecond = DefaultMessagesPerSecond
+	}
+	if cfg.MessageBurst == 0 {
+		cfg.MessageBurst = DefaultMessageBurst
+	}
+	if cfg.JoinTimeout == 0 {
+		cfg.JoinTimeout = DefaultJoinTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.NATIP != "" && net.ParseIP(cfg.NATIP) == nil {
+		return nil, fmt.Errorf("%w: NAT IP %q", ErrConfig, cfg.NATIP)
+	}
+	if cfg.TURNTLSAddr != "" && (cfg.TURNTLSCertFile == "" || cfg.TURNTLSKeyFile == "") {
+		return nil, fmt.Errorf("%w: TURN over TLS needs a certificate and a key", ErrConfig)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: cfg.Authenticator, policy: cfg.Policy, hooks: cfg.Hooks, rooms: make(map[uuid.UUID]*room)}
+	if s.policy == nil {
+		s.policy = openPolicy{}
+	}
+	if s.hooks == nil {
+		s.hooks = defaultHooks{}
+	}
+	return s, nil
+}
+
+// Start opens the media sockets and starts the TURN server.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sfu != nil || s.closed {
+		return fmt.Errorf("%w: Start called twice or after Close", ErrConfig)
+	}
+	var nat []string
+	if s.cfg.NATIP != "" {
+		nat = []string{s.cfg.NATIP}
+	}
+	m, err := sfu.New(sfu.Config{
+		Logger:            s.log,
+		UDPAddr:           s.cfg.MediaUDPAddr,
+		TCPAddr:           s.cfg.MediaTCPAddr,
+		NATIPs:            nat,
+		SubscriberBitrate: s.cfg.SubscriberBitrate,
+		ICEFailedTimeout:  s.cfg.ICEFailedTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	if s.cfg.TURNUDPAddr != "" || s.cfg.TURNTCPAddr != "" || s.cfg.TURNTLSAddr != "" {
+		t, relay, err := s.startTURN(m)
+		if err != nil {
+			_ = m.Close()
+			return err
+		}
+		s.turn, s.relayIP = t, relay
+	}
+	s.sfu = m
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.log.Info("media ready", "udp", m.UDPAddr(), "tcp", m.TCPAddr(), "turn", s.turn != nil)
+	return nil
+}
+
+func (s *Server) startTURN(m *sfu.SFU) (*turnserver.Server, net.IP, error) {
+	relay := net.ParseIP(s.cfg.TURNRelayIP)
+	if relay == nil && s.cfg.TURNRelayIP != "" {
+		return nil, nil, fmt.Errorf("%w: TURN relay IP %q", ErrConfig, s.cfg.TURNRelayIP)
+	}
+	if relay == nil && s.cfg.NATIP != "" {
+		relay = net.ParseIP(s.cfg.NATIP)
+	}
+	media := m.UDPAddr().IP
+	if relay == nil && media != nil && !media.IsUnspecified() {
+		relay = media
+	}
+	if relay == nil {
+		relay = outboundIP()
+	}
+	var tlsCfg *tls.Config
+	if s.cfg.TURNTLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TURNTLSCertFile, s.cfg.TURNTLSKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signaling: TURN TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	own := ownAddresses(s.cfg.NATIP, media)
+	t, err := turnserver.New(turnserver.Config{
+		Logger:  s.log,
+		UDPAddr: s.cfg.TURNUDPAddr,
+		TCPAddr: s.cfg.TURNTCPAddr,
+		TLSAddr: s.cfg.TURNTLSAddr,
+		TLS:     tlsCfg,
+		RelayIP: relay,
+		Secret:  s.cfg.TURNSecret,
+		AllowPeer: func(ip net.IP) bool {
+			_, ok := own[ip.String()]
+			return ok
+		},
+	})
+	return t, relay, err
+}
+
+// ownAddresses lists the addresses the SFU's candidates can carry: the
+// TURN server may relay only to those.
+func ownAddresses(nat string, media net.IP) map[string]struct{} {
+	own := map[string]struct{}{"127.0.0.1": {}, "::1": {}}
+	if nat != "" {
+		own[net.ParseIP(nat).String()] = struct{}{}
+	}
+	if media != nil && !media.IsUnspecified() {
+		own[media.String()] = struct{}{}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				own[n.IP.String()] = struct{}{}
+			}
+		}
+	}
+	return own
+}
+
+// outboundIP returns the address of the interface with the default route
+// (no packet is sent), or loopback.
+func outboundIP() net.IP {
+	c, err := net.Dial("udp", "192.0.2.1:9")
+	if err != nil {
+		return net.IPv4(127, 0, 0, 1)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP
+}
+
+// MediaUDPAddr returns the media UDP address (after Start).
+func (s *Server) MediaUDPAddr() net.Addr { return s.sfu.UDPAddr() }
+
+// MediaTCPAddr returns the ICE-TCP address (after Start), or nil.
+func (s *Server) MediaTCPAddr() net.Addr {
+	if a := s.sfu.TCPAddr(); a != nil {
+		return a
+	}
+	return nil
+}
+
+// TURNAddrs returns the TURN listeners' addresses (nil entries when disabled).
+func (s *Server) TURNAddrs() (udp, tcp, tls net.Addr) {
+	if s.turn == nil {
+		return nil, nil, nil
+	}
+	return s.turn.UDPAddr(), s.turn.TCPAddr(), s.turn.TLSAddr()
+}
+
+// Close closes every connection, the SFU and the TURN server, and waits for
+// the connections' goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var conns []*conn
+	for _, r := range s.rooms {
+		for _, c := range r.conns {
+			conns = append(conns, c)
+		}
+	}
+	cancel := s.cancel
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(websocket.StatusGoingAway, "server shutting down", protocol.Bye{Reason: "shutdown"})
+	}
+	if cancel != nil {
+		cancel()
+	}
+	s.conns.Wait()
+	var err error
+	if s.sfu != nil {
+		err = s.sfu.Close()
+	}
+	if s.turn != nil {
+		if e := s.turn.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// Notify pushes a state event to the listed participants of a session (nil = all connected)
+// and then re-evaluates forwarding for the whole room against the Policy (spaces, mute, etc.).
+func (s *Server) Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage) {
+	conns, media := s.connsOf(sessionID, to)
+	msg, err := protocol.Encode(typ, "", payload)
+	if err != nil {
+		s.log.Error("notify: bad payload", "type", typ, "err", err)
+		return
+	}
+	for _, c := range conns {
+		c.sendRaw(msg)
+	}
+	if media != nil {
+		media.Reconcile()
+	}
+}
+
+// Disconnect closes a participant's connection(s) with a reason (e.g. removed).
+func (s *Server) Disconnect(sessionID, participantID uuid.UUID, reason string) {
+	conns, _ := s.connsOf(sessionID, []uuid.UUID{participantID})
+	for _, c := range conns {
+		c.closeWith(websocket.StatusNormalClosure, reason, protocol.Bye{Reason: reason})
+	}
+}
+
+// connsOf returns the connections of the listed participants (nil = all).
+func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[sessionID]
+	if r == nil {
+		return nil, nil
+	}
+	var want map[uuid.UUID]bool
+	if to != nil {
+		want = make(map[uuid.UUID]bool, len(to))
+		for _, id := range to {
+			want[id] = true
+		}
+	}
+	var out []*conn
+	for _, c := range r.conns {
+		if want == nil || want[c.id.ParticipantID] {
+			out = append(out, c)
+		}
+	}
+	return out, r.media
+}
+
+// join registers a connection in its session's room, creating the room.
+func (s *Server) join(c *conn) (*room, []*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.sfu == nil {
+		return nil, nil, ErrClosed
+	}
+	r := s.rooms[c.id.SessionID]
+	if r == nil {
+		var rec sfu.Recorder
+		if s.cfg.Recorder != nil {
+			rec = recorderAdapter{session: c.id.SessionID, r: s.cfg.Recorder}
+		}
+		media, err := s.sfu.NewRoom(sfu.RoomConfig{
+			ID:       c.id.SessionID,
+			Policy:   policyAdapter{session: c.id.SessionID, p: s.policy},
+			Recorder: rec,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn)}
+		s.rooms[r.id] = r
+	}
+	others := make([]*conn, 0, len(r.conns))
+	for _, o := range r.conns {
+		others = append(others, o)
+	}
+	r.conns[c.connID] = c
+	return r, others, nil
+}
+
+// leave removes a connection; the last one out closes the room.
+func (s *Server) leave(c *conn) (others []*conn) {
+	s.mu.Lock()
+	r := c.room
+	if r == nil || r.conns[c.connID] != c {
+		s.mu.Unlock()
+		return nil
+	}
+	delete(r.conns, c.connID)
+	for _, o := range r.conns {
+		others = append(others, o)
+	}
+	empty := len(r.conns) == 0
+	if empty {
+		delete(s.rooms, r.id)
+	}
+	s.mu.Unlock()
+	if empty {
+		r.media.Close()
+	}
+	return others
+}
+
+// iceServers returns the ICE servers for a participant: the embedded TURN
+// server with fresh credentials.
+func (s *Server) iceServers(host string, participant uuid.UUID) []protocol.ICEServer {
+	if s.turn == nil {
+		return []protocol.ICEServer{}
+	}
+	if s.cfg.PublicHost != "" {
+		host = s.cfg.PublicHost
+	}
+	user, pass, err := s.turn.Credentials(participant.String(), s.cfg.TURNCredentialTTL)
+	if err != nil {
+		s.log.Error("TURN credentials", "err", err)
+		return []protocol.ICEServer{}
+	}
+	var urls []string
+	port := func(a net.Addr) string {
+		switch x := a.(type) {
+		case *net.UDPAddr:
+			return strconv.Itoa(x.Port)
+		case *net.TCPAddr:
+			return strconv.Itoa(x.Port)
+		}
+		return ""
+	}
+	if a := s.turn.UDPAddr(); a != nil {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, port(a))+"?transport=udp")
+	}
+	if a := s.turn.TCPAddr(); a != nil {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, port(a))+"?transport=tcp")
+	}
+	if a := s.turn.TLSAddr(); a != nil {
+		urls = append(urls, "turns:"+net.JoinHostPort(host, port(a))+"?transport=tcp")
+	}
+	return []protocol.ICEServer{{URLs: urls, Username: user, Credential: pass}}
+}

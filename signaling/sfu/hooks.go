@@ -1,0 +1,82 @@
+package sfu
+
+import (
+	"github.com/google/uuid"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Source says what a track carries.
+type Source string
+
+// Track sources.
+const (
+	SourceCamera     Source = "camera"
+	SourceMicrophone Source = "microphone"
+	SourceScreen     Source = "screen"
+)
+
+// Valid reports whether s is a known source.
+func (s Source) Valid() bool {
+	return s == SourceCamera || s == SourceMicrophone || s == SourceScreen
+}
+
+// Policy decides, per room, who may publish and who receives whom. It is
+// consulted when a track is published, when a peer joins and when
+// Room.Reconcile is called, never per packet. Implementations must be quick
+// and must not call back into the Room.
+type Policy interface {
+	MayPublish(participant uuid.UUID, src Source) bool
+	MayForward(subscriber, publisher uuid.UUID, src Source) bool
+}
+
+// openPolicy lets everyone publish and receive everyone.
+type openPolicy struct{}
+
+func (openPolicy) MayPublish(uuid.UUID, Source) bool            { return true }
+func (openPolicy) MayForward(uuid.UUID, uuid.UUID, Source) bool { return true }
+
+// TrackInfo describes a published track to a Recorder.
+type TrackInfo struct {
+	TrackID       string
+	ParticipantID uuid.UUID
+	ConnectionID  uuid.UUID
+	Source        Source
+	Kind          webrtc.RTPCodecType
+	Codec         webrtc.RTPCodecParameters
+	// RID is the simulcast layer the tap receives ("" without simulcast).
+	// A tap always receives the highest layer the publisher sends.
+	RID string
+}
+
+// Tap receives every RTP packet of one track, in the order the SFU received
+// them (repairs by retransmission included, duplicates removed), with the
+// publisher's SSRC, sequence numbers and timestamps. WriteRTP is called from
+// the tap's own goroutine, never from the forwarding path: packets are queued
+// for it (up to TapQueue packets) and dropped when the queue is full, so a
+// slow tap never delays forwarding. The packet and its payload are only valid
+// during the call.
+type Tap interface {
+	WriteRTP(p *rtp.Packet) error
+	// Close is called once, after the last WriteRTP, when the track ends or
+	// recording stops for it.
+	Close() error
+}
+
+// TapLossReporter may be implemented by a Tap that wants to know about
+// packets dropped because it was too slow (so a recording can mark the gap).
+type TapLossReporter interface {
+	TapLost(packets int)
+}
+
+// TapQueue is how many packets may wait for a slow tap before packets are dropped.
+const TapQueue = 1024
+
+// Recorder attaches taps to tracks. MayRecord is consulted like Policy: when a
+// track is published and on Room.Reconcile. When it turns true for a track,
+// OpenTap is called (from a goroutine of its own) and the returned Tap starts
+// receiving packets; when it turns false, or the track ends, the tap is closed.
+type Recorder interface {
+	MayRecord(participant uuid.UUID, src Source) bool
+	OpenTap(info TrackInfo) (Tap, error)
+}

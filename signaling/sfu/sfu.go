@@ -1,0 +1,248 @@
+// Package sfu is Chamber's media path: a selective forwarding unit on pion.
+//
+// Every participant connection (a Peer) has two PeerConnections: "publish",
+// on which the participant sends its tracks and the server only receives, and
+// "subscribe", on which the server sends everyone else's tracks. Each
+// published track (an UpTrack; with simulcast, one reader per layer) is read
+// by exactly one goroutine that stores every packet once in a shared packet
+// cache and hands its sequence number to a small pool of writer goroutines,
+// each serving several subscribers' down-tracks. A down-track rewrites SSRC,
+// payload type, sequence number and timestamp (and, after a simulcast switch,
+// the VP8 picture ID) so that its subscriber sees one continuous stream.
+//
+// No pion interceptor runs on the forwarding path. NACKs from subscribers are
+// answered from the shared cache, sender reports are generated per down-track
+// once a second, PLI/FIR from subscribers are forwarded to the publisher with
+// a rate limit, and REMB from subscribers drives simulcast layer selection.
+// On the publish side, where the cost is per received rather than per
+// forwarded packet, pion's NACK generator, receiver reports and TWCC feedback
+// interceptors do their usual job.
+//
+// docs/media.md explains the design; the benchmark is in docs/benchmarks/media.md.
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/signaling/internal/pionlog"
+)
+
+// Defaults for Config.
+const (
+	DefaultUDPAddr                = ":7882"
+	DefaultTCPAddr                = ":7881"
+	DefaultSubscriberBitrate      = 2_500_000 // bit/s assumed until a subscriber reports an estimate
+	DefaultICEDisconnectedTimeout = 5 * time.Second
+	DefaultICEFailedTimeout       = 15 * time.Second
+)
+
+// Config configures an SFU.
+type Config struct {
+	// Logger receives the SFU's logs; nil discards them.
+	Logger *slog.Logger
+	// UDPAddr is the one UDP address all media uses (ICE UDP mux).
+	// Empty means DefaultUDPAddr; "127.0.0.1:0" picks a free loopback port.
+	UDPAddr string
+	// TCPAddr is the ICE-TCP address. Empty means DefaultTCPAddr; "off" disables ICE-TCP.
+	TCPAddr string
+	// NATIPs are the public addresses of a 1:1 NAT in front of the server;
+	// host candidates then carry them instead of the local addresses.
+	NATIPs []string
+	// IncludeLoopback announces loopback candidates. It is implied when
+	// UDPAddr is a loopback address (tests, local benchmarks).
+	IncludeLoopback bool
+	// ICEDisconnectedTimeout and ICEFailedTimeout bound how long a peer whose
+	// network went away keeps its resources: after the failed timeout the peer
+	// is closed. Zero means the defaults.
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	// SubscriberBitrate is the bandwidth assumed for a subscriber until it
+	// sends a REMB; zero means DefaultSubscriberBitrate.
+	SubscriberBitrate uint64
+}
+
+// SFU owns the media sockets and the pion APIs shared by every room.
+type SFU struct {
+	log     *slog.Logger
+	cfg     Config
+	udpConn net.PacketConn
+	udpMux  *ice.UDPMuxDefault
+	tcpLn   net.Listener
+	tcpMux  *ice.TCPMuxDefault
+	pubAPI  *webrtc.API
+	subAPI  *webrtc.API
+
+	mu     sync.Mutex
+	rooms  map[*Room]struct{}
+	closed bool
+}
+
+// ErrClosed is returned when using a closed SFU, room or peer.
+var ErrClosed = errors.New("sfu: closed")
+
+// New opens the media sockets and prepares the SFU.
+func New(cfg Config) (*SFU, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UDPAddr == "" {
+		cfg.UDPAddr = DefaultUDPAddr
+	}
+	if cfg.TCPAddr == "" {
+		cfg.TCPAddr = DefaultTCPAddr
+	}
+	if cfg.ICEDisconnectedTimeout == 0 {
+		cfg.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout
+	}
+	if cfg.ICEFailedTimeout == 0 {
+		cfg.ICEFailedTimeout = DefaultICEFailedTimeout
+	}
+	if cfg.SubscriberBitrate == 0 {
+		cfg.SubscriberBitrate = DefaultSubscriberBitrate
+	}
+	for _, ip := range cfg.NATIPs {
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("sfu: NAT IP %q is not an IP address", ip)
+		}
+	}
+	s := &SFU{log: cfg.Logger, cfg: cfg, rooms: make(map[*Room]struct{})}
+	lf := pionlog.Factory{Logger: cfg.Logger}
+
+	udpAddr, err := net.ResolveUDPAddr("udp", cfg.UDPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: media UDP address: %w", err)
+	}
+	uc, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: media UDP: %w", err)
+	}
+	// Larger socket buffers absorb the bursts of a keyframe fanned out to
+	// many subscribers; the kernel caps them at net.core.[rw]mem_max.
+	_ = uc.SetReadBuffer(4 << 20)
+	_ = uc.SetWriteBuffer(4 << 20)
+	s.udpConn = uc
+	s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: uc, Logger: lf.NewLogger("udpmux")})
+
+	if !strings.EqualFold(cfg.TCPAddr, "off") {
+		ln, err := net.Listen("tcp", cfg.TCPAddr)
+		if err != nil {
+			_ = s.udpMux.Close()
+			return nil, fmt.Errorf("sfu: ICE-TCP: %w", err)
+		}
+		s.tcpLn = ln
+		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:        ln,
+			Logger:          lf.NewLogger("tcpmux"),
+			ReadBufferSize:  64,
+			WriteBufferSize: 4 << 20, // a stalled TCP subscriber drops, it never blocks a writer
+		})
+	}
+
+	loopback := cfg.IncludeLoopback || (udpAddr.IP != nil && udpAddr.IP.IsLoopback())
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(s.udpMux)
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(types)
+	se.SetIncludeLoopbackCandidate(loopback)
+	if len(cfg.NATIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.NATIPs, webrtc.ICECandidateTypeHost)
+	}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, 2*time.Second)
+	// AEAD profiles first: AES-128-GCM costs a fifth of AES-CM + HMAC-SHA1 per packet.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	se.DisableActiveTCP(true)
+
+	pubME, err := publishMediaEngine()
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sfu: media engine: %w", err)
+	}
+	pubIR := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sfu: nack generator: %w", err)
+	}
+	pubIR.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sfu: receiver reports: %w", err)
+	}
+	pubIR.Add(rr)
+	fb, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sfu: twcc: %w", err)
+	}
+	pubIR.Add(fb)
+	s.pubAPI = webrtc.NewAPI(webrtc.WithMediaEngine(pubME), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(pubIR))
+
+	subME, err := subscribeMediaEngine()
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sfu: media engine: %w", err)
+	}
+	// An empty registry: nothing between a down-track and SRTP.
+	s.subAPI = webrtc.NewAPI(webrtc.WithMediaEngine(subME), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	return s, nil
+}
+
+func (s *SFU) closeSockets() {
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+	}
+	if s.udpMux != nil {
+		_ = s.udpMux.Close()
+	}
+}
+
+// UDPAddr is the address of the media UDP socket.
+func (s *SFU) UDPAddr() *net.UDPAddr { return s.udpConn.LocalAddr().(*net.UDPAddr) }
+
+// TCPAddr is the address of the ICE-TCP listener, or nil when disabled.
+func (s *SFU) TCPAddr() *net.TCPAddr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr().(*net.TCPAddr)
+}
+
+// Close closes every room and the media sockets.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.Close()
+	}
+	s.closeSockets()
+	return nil
+}

@@ -1,0 +1,116 @@
+package sfu
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// writer is a goroutine writing one layer's packets to a group of
+// down-tracks. The layer's reader hands it sequence numbers through a bounded
+// queue and never waits for it: when the queue is full the packet is dropped
+// for this group (and counted), and the subscribers repair it by NACK from
+// the shared cache. The list of down-tracks is copied on write by the
+// reader, so the writer reads it without a lock.
+type writer struct {
+	l    *layer
+	ch   chan uint16
+	snap atomic.Pointer[[]*downTrack]
+
+	// Owned by the reader goroutine.
+	tracks  []*downTrack
+	stopped bool
+}
+
+func newWriter(l *layer) *writer {
+	w := &writer{l: l, ch: make(chan uint16, writerQueue)}
+	empty := []*downTrack{}
+	w.snap.Store(&empty)
+	l.up.peer.wg.Add(1)
+	go w.run()
+	return w
+}
+
+func (w *writer) publish() {
+	s := make([]*downTrack, len(w.tracks))
+	copy(s, w.tracks)
+	w.snap.Store(&s)
+}
+
+func (w *writer) add(dt *downTrack) {
+	w.tracks = append(w.tracks, dt)
+	w.publish()
+}
+
+// remove drops dt and returns how many down-tracks remain.
+func (w *writer) remove(dt *downTrack) int {
+	for i, x := range w.tracks {
+		if x == dt {
+			w.tracks = append(w.tracks[:i:i], w.tracks[i+1:]...)
+			break
+		}
+	}
+	w.publish()
+	return len(w.tracks)
+}
+
+// push queues a packet without blocking.
+func (w *writer) push(seq uint16) {
+	select {
+	case w.ch <- seq:
+	default:
+		droppedQueueFull.Add(float64(len(w.tracks)))
+	}
+}
+
+func (w *writer) stop() {
+	if !w.stopped {
+		w.stopped = true
+		close(w.ch)
+	}
+}
+
+// writeScratch is a writer's reusable state, so that the per-packet path
+// allocates nothing.
+type writeScratch struct {
+	buf     [maxPacketSize]byte
+	munged  [maxPacketSize]byte
+	hdr     rtp.Header
+	ext     [1]rtp.Extension
+	absTime [3]byte
+}
+
+func (w *writer) run() {
+	defer w.l.up.peer.wg.Done()
+	s := new(writeScratch)
+	for seq := range w.ch {
+		meta, ok := w.l.cache.get(seq, s.buf[:])
+		if !ok {
+			continue
+		}
+		tracks := *w.snap.Load()
+		now := clock()
+		putAbsSendTime(s.absTime[:], time.Now())
+		var packets, bytes int
+		for _, dt := range tracks {
+			if n := dt.forward(w.l, &meta, s, now); n > 0 {
+				packets++
+				bytes += n
+			}
+		}
+		if packets > 0 {
+			metricForwardedPackets.Add(float64(packets))
+			metricForwardedBytes.Add(float64(bytes))
+		}
+	}
+}
+
+// putAbsSendTime writes the abs-send-time header extension value: seconds in
+// 6.18 fixed point, modulo 64 s.
+func putAbsSendTime(b []byte, t time.Time) {
+	sec := uint64(t.Unix())
+	frac := uint64(t.Nanosecond())
+	v := ((sec & 0x3f) << 18) | (frac<<18)/uint64(time.Second)
+	b[0], b[1], b[2] = byte(v>>16), byte(v>>8), byte(v)
+}
