@@ -72,6 +72,8 @@ type SignatureReport struct {
 	Certification  string   `json:"certification"` // "approval" or the DocMDP level
 	ModifiedAfter  bool     `json:"modified_after_signing"`
 	Changes        []string `json:"changes,omitempty"` // what later revisions changed that they may not
+
+	untrustedTimestamp bool
 }
 
 // TimestampReport describes an RFC 3161 timestamp.
@@ -98,6 +100,9 @@ func (s *SignatureReport) settle() {
 	case !s.Trusted:
 		s.Status = StatusUntrusted
 		s.problem("the certificate does not chain to a trusted root: " + s.ChainProblem)
+	case s.untrustedTimestamp:
+		s.Status = StatusUntrusted
+		s.problem("the timestamp authority is not trusted: " + s.Timestamp.Problem)
 	case s.ModifiedAfter:
 		s.Status = StatusModified
 		s.problem("the document was modified after signing")

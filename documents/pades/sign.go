@@ -187,6 +187,9 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 		if a.Page < 1 || a.Page > pages {
 			return nil, fmt.Errorf("%w: seal on page %d of a %d-page document", ErrOptions, a.Page, pages)
 		}
+		if err := checkPageTree(rdr, a.Page); err != nil {
+			return nil, err
+		}
 		lines := []string{name}
 		if opts.Role != "" {
 			lines = append(lines, opts.Role)
@@ -278,6 +281,49 @@ func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
 		rdr.PDFVersion = v
 	}
 	return rdr, nil
+}
+
+// checkPageTree walks the page tree the way pdfsign looks for a page, but
+// with a depth limit and cycle detection: pdfsign recurses without either,
+// and a cyclic /Kids would overflow the stack, which is fatal in Go.
+func checkPageTree(rdr *pdf.Reader, page int) (err error) {
+	defer guard(&err, "walking the page tree")
+	seen := map[uint32]bool{}
+	remaining := page
+	var walk func(v pdf.Value, depth int) (bool, error)
+	walk = func(v pdf.Value, depth int) (bool, error) {
+		if depth > 64 {
+			return false, malformed("page tree deeper than 64 levels")
+		}
+		if id := ptrID(v); id != 0 {
+			if seen[id] {
+				return false, malformed("page tree contains a cycle at object %d", id)
+			}
+			seen[id] = true
+		}
+		switch v.Key("Type").Name() {
+		case "Pages":
+			kids := v.Key("Kids")
+			for i := 0; i < kids.Len(); i++ {
+				found, err := walk(kids.Index(i), depth+1)
+				if found || err != nil {
+					return found, err
+				}
+			}
+		case "Page":
+			remaining--
+			return remaining == 0, nil
+		}
+		return false, nil
+	}
+	found, err := walk(rdr.Trailer().Key("Root").Key("Pages"), 0)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: page %d not found in the page tree", ErrOptions, page)
+	}
+	return nil
 }
 
 func countPages(rdr *pdf.Reader) (n int, err error) {

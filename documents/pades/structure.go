@@ -167,6 +167,10 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 		off = sec.prev
 	}
 
+	if err := checkNesting(ctx, r, size); err != nil {
+		return nil, err
+	}
+
 	// Revisions end at the %%EOF markers whose startxref names a section
 	// of the chain; other "%%EOF" bytes (inside streams) are not ends.
 	ends, err := findEOFs(ctx, r, size)
@@ -489,3 +493,140 @@ func (b *budgetReader) ReadAt(p []byte, off int64) (int, error) {
 // DefaultTimeout bounds one Sign or Verify call when the context has no
 // deadline of its own.
 const DefaultTimeout = 2 * time.Minute
+
+// maxNesting bounds how deeply arrays and dictionaries may nest. The PDF
+// parser Chamber uses recurses once per level, and running out of stack is
+// a fatal error in Go, not a panic guard can catch: a 5 MB file of "["
+// would take the server down.
+const maxNesting = 128
+
+// checkNesting scans the file's objects (skipping strings, comments and
+// stream data) and refuses one that nests arrays and dictionaries deeper
+// than maxNesting.
+func checkNesting(ctx context.Context, r io.ReaderAt, size int64) error {
+	pos := int64(0)
+	rd := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10)
+	depth := 0
+	var word [9]byte // the current run of letters, for "stream" and "obj"
+	wn := 0
+	var scratch []byte
+	next := func() (byte, bool) {
+		c, err := rd.ReadByte()
+		if err != nil {
+			return 0, false
+		}
+		pos++
+		return c, true
+	}
+	for {
+		if pos&(1<<20-1) == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		c, ok := next()
+		if !ok {
+			return nil
+		}
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			if wn < len(word) {
+				word[wn] = c
+			}
+			wn++
+			continue
+		}
+		if wn > 0 {
+			switch string(word[:min(wn, len(word))]) {
+			case "obj", "endobj":
+				depth = 0
+			case "stream":
+				if wn == 6 {
+					end, err := findForward(ctx, r, size, pos, []byte("endstream"), &scratch)
+					if err != nil {
+						return err
+					}
+					pos = end
+					rd.Reset(io.NewSectionReader(r, pos, size-pos))
+					wn = 0
+					continue
+				}
+			}
+			wn = 0
+		}
+		switch c {
+		case '%':
+			for c != '\n' && c != '\r' {
+				if c, ok = next(); !ok {
+					return nil
+				}
+			}
+		case '(':
+			level, esc := 1, false
+			for level > 0 {
+				if c, ok = next(); !ok {
+					return nil
+				}
+				switch {
+				case esc:
+					esc = false
+				case c == '\\':
+					esc = true
+				case c == '(':
+					level++
+				case c == ')':
+					level--
+				}
+			}
+		case '[':
+			depth++
+		case ']':
+			depth = max(0, depth-1)
+		case '<':
+			if b, err := rd.Peek(1); err == nil && b[0] == '<' {
+				next()
+				depth++
+			} else {
+				for c != '>' {
+					if c, ok = next(); !ok {
+						return nil
+					}
+				}
+			}
+		case '>':
+			if b, err := rd.Peek(1); err == nil && b[0] == '>' {
+				next()
+				depth = max(0, depth-1)
+			}
+		}
+		if depth > maxNesting {
+			return malformed("objects nested more than %d deep near offset %d", maxNesting, pos)
+		}
+	}
+}
+
+// findForward returns the offset just past the first occurrence of pat at
+// or after from, or size when there is none. It reads a small window
+// first, since most streams are small, and widens it as it goes.
+func findForward(ctx context.Context, r io.ReaderAt, size, from int64, pat []byte, buf *[]byte) (int64, error) {
+	window := int64(4 << 10)
+	for off := from; off < size; {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		need := int(min(window+int64(len(pat)), size-off))
+		if cap(*buf) < need {
+			*buf = make([]byte, need)
+		}
+		b := (*buf)[:need]
+		n, err := r.ReadAt(b, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, &MalformedError{Reason: "read", Err: err}
+		}
+		if i := bytes.Index(b[:n], pat); i >= 0 {
+			return off + int64(i+len(pat)), nil
+		}
+		off += window
+		window = min(window*2, 1<<20)
+	}
+	return size, nil
+}

@@ -342,10 +342,17 @@ func (v *verifier) verifySignature(br [4]int64, contents []byte, sr *SignatureRe
 			w.Write(s.signature)
 			return w.Sum(nil), nil
 		}, v.opts.Roots, v.dssPool)
-		if err != nil {
+		var te *pki.TimestampError
+		switch {
+		case errors.As(err, &te) && te.Reason == "authority not trusted":
+			// Intact, but from an authority outside the trust store: the
+			// signature is untrusted rather than broken.
+			tr.Problem = err.Error()
+			sr.untrustedTimestamp = true
+		case err != nil:
 			tr.Problem = err.Error()
 			sr.problem("signature timestamp: " + err.Error())
-		} else {
+		default:
 			tr.Valid = true
 			tr.Time = info.Time.UTC()
 			tr.Authority = info.Authority.Subject.String()
@@ -401,7 +408,7 @@ func (v *verifier) checkRevocation(s *cmsSignature, issuer *x509.Certificate, at
 			continue
 		}
 		if resp.Status == ocsp.Revoked {
-			if resp.RevokedAt.Before(at) {
+			if !resp.RevokedAt.After(at) {
 				sr.Revoked = true
 				sr.Revocation = "revoked " + resp.RevokedAt.UTC().Format(time.RFC3339) + ", before the signing time (embedded OCSP)"
 			} else {
@@ -422,7 +429,7 @@ func (v *verifier) checkRevocation(s *cmsSignature, issuer *x509.Certificate, at
 			if e.SerialNumber.Cmp(s.signer.SerialNumber) != 0 {
 				continue
 			}
-			if e.RevocationTime.Before(at) {
+			if !e.RevocationTime.After(at) {
 				sr.Revoked = true
 				sr.Revocation = "revoked " + e.RevocationTime.UTC().Format(time.RFC3339) + ", before the signing time (embedded CRL)"
 			} else {
