@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/documents"
+	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -16,6 +18,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		forbidden *access.ForbiddenError
 		invalid   *sessions.InvalidError
 		conflict  *sessions.ConflictError
+
+		unsupported *documents.UnsupportedError
+		docInvalid  *documents.InvalidError
+		docConflict *documents.ConflictError
+		certErr     *documents.CertificateError
+		malformed   *pades.MalformedError
 	)
 	switch {
 	case errors.As(err, &problem):
@@ -35,6 +43,24 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 			Code: "invalid", Message: invalid.Error(), Fields: map[string]string{invalid.Field: invalid.Message}}})
 	case errors.As(err, &conflict):
 		Error(w, http.StatusConflict, "conflict", conflict.Reason)
+	case errors.Is(err, documents.ErrTooLarge):
+		Error(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.As(err, &unsupported):
+		Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", unsupported.Error())
+	case errors.As(err, &docInvalid):
+		WriteJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: ErrorDetail{
+			Code: "invalid", Message: docInvalid.Error(), Fields: map[string]string{docInvalid.Field: docInvalid.Message}}})
+	case errors.As(err, &docConflict):
+		Error(w, http.StatusConflict, "conflict", docConflict.Reason)
+	case errors.As(err, &certErr):
+		Error(w, http.StatusConflict, "certificate_refused", certErr.Error())
+	case errors.Is(err, documents.ErrNotFound):
+		Error(w, http.StatusNotFound, "not_found", "no such document")
+	case errors.As(err, &malformed):
+		a.log.Warn("malformed PDF", "path", r.URL.Path, "err", err)
+		Error(w, http.StatusUnprocessableEntity, "malformed_pdf", malformed.Error())
+	case errors.Is(err, pades.ErrOptions):
+		Error(w, http.StatusUnprocessableEntity, "invalid", err.Error())
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		Error(w, 499, "canceled", "request canceled")

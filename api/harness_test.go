@@ -3,19 +3,25 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents"
+	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -33,9 +39,29 @@ type harness struct {
 
 func newHarness(t testing.TB, db *database.DB) *harness {
 	t.Helper()
-	jnl := journal.New(db, nil, discard)
+	store, err := evidence.NewLocal(t.TempDir(), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarnessWithStore(t, db, store)
+}
+
+// newHarnessWithStore serves the API over db and store, with a development
+// PKI whose timestamp authority runs in process.
+func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store) *harness {
+	t.Helper()
+	authority, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsa := authority.TSA()
+	jnl := journal.New(db, tsa, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
-	a := api.New(api.Config{Log: discard, Sessions: svc, Journal: jnl,
+	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
+		Retention: time.Hour, TempDir: t.TempDir(),
+		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
+			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
+	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl,
 		Ready: map[string]api.Check{"database": db.PingContext}})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
@@ -123,3 +149,5 @@ func (h *harness) invite(token string, sid uuid.UUID, name string, role access.R
 	h.must(h.do("POST", "/api/v1/sessions/"+sid.String()+"/invitations", token, map[string]any{"name": name, "role": role}), 201).decode(h.t, &inv)
 	return inv
 }
+
+func randomSuffix() string { return strings.ReplaceAll(uuid.NewString()[:8], "-", "") }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/sessions"
@@ -24,6 +25,7 @@ type cell struct {
 	staff   string              // the creating staff member's token
 	kind    access.Kind
 	session sessions.Session
+	doc     string // a PDF uploaded by the creating staff member
 }
 
 // restAction is one matrix action expressed as a REST call.
@@ -68,6 +70,16 @@ var restActions = []restAction{
 	}},
 	{access.SeeJournal, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, "/journal"), c.token, nil) }},
 	{access.Close, func(h *harness, c cell) response { return h.do("POST", sessionPath(c, "/close"), c.token, nil) }},
+	{access.Upload, func(h *harness, c cell) response {
+		return h.upload(c.token, c.sid.String(), "note.txt", "text/plain", []byte("a note for the court"))
+	}},
+	{access.SeeDocuments, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, "/documents"), c.token, nil) }},
+	{access.LabelExhibit, func(h *harness, c cell) response {
+		return h.do("PATCH", "/api/v1/documents/"+c.doc, c.token, map[string]any{"label": "P-1", "status": "admitted"})
+	}},
+	{access.Sign, func(h *harness, c cell) response {
+		return h.do("POST", "/api/v1/documents/"+c.doc+"/signatures", c.token, map[string]any{"reason": "r", "location": "l"})
+	}},
 }
 
 // TestPermissionMatrix checks every cell of the matrix that the REST API
@@ -78,6 +90,7 @@ func TestPermissionMatrix(t *testing.T) {
 	clerk := h.staffToken(access.Clerk)
 	notary := h.staffToken(access.Notary)
 	admin := h.staffToken(access.Admin)
+	pdf := samplePDF(t)
 
 	newCell := func(t *testing.T, role access.Role) cell {
 		kind := access.Hearing
@@ -99,6 +112,9 @@ func TestPermissionMatrix(t *testing.T) {
 		}
 		c.target = h.invite(creator, s.ID, "Target", waiting)
 		c.interp = h.invite(creator, s.ID, "Interpreter", access.Interpreter)
+		var up api.UploadResponse
+		h.must(h.upload(creator, s.ID.String(), "doc.pdf", "application/pdf", pdf), 201).decode(t, &up)
+		c.doc = up.ID.String()
 		if role == access.Admin {
 			c.token = admin
 		} else {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/sessions"
 )
@@ -17,8 +18,9 @@ type Config struct {
 	// Ready names the dependencies /readyz checks (e.g. "database", "evidence").
 	Ready map[string]Check
 
-	Sessions *sessions.Service
-	Journal  *journal.Journal
+	Sessions  *sessions.Service
+	Documents *documents.Service
+	Journal   *journal.Journal
 	// VerifyToken checks journal anchors' RFC 3161 tokens.
 	VerifyToken journal.TokenVerifier
 	// Signal serves GET /api/v1/sessions/{id}/signal (the WebSocket).
@@ -34,6 +36,7 @@ type API struct {
 	log          *slog.Logger
 	rt           *Router
 	sessions     *sessions.Service
+	documents    *documents.Service
 	journal      *journal.Journal
 	verifyToken  journal.TokenVerifier
 	documented   []documentedRoute
@@ -47,6 +50,7 @@ func New(cfg Config) *API {
 		log:         cfg.Log,
 		rt:          NewRouter(cfg.Log),
 		sessions:    cfg.Sessions,
+		documents:   cfg.Documents,
 		journal:     cfg.Journal,
 		verifyToken: cfg.VerifyToken,
 		// Ten failed authentications, then one every six seconds.
@@ -61,6 +65,9 @@ func New(cfg Config) *API {
 	a.route("GET /api/v1/openapi.json", Op{Summary: "This API description (OpenAPI 3.1)", Tags: []string{"operations"}, RawResponse: "application/json"}, a.handleOpenAPI)
 	if cfg.Sessions != nil {
 		a.sessionRoutes()
+	}
+	if cfg.Sessions != nil && cfg.Documents != nil {
+		a.documentRoutes()
 	}
 	if cfg.Signal != nil {
 		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries the invitation token",

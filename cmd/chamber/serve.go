@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
@@ -121,6 +123,11 @@ type serveConfig struct {
 	tlsCert, tlsKey string
 	tsaURL          string
 	anchorEvery     time.Duration
+	maxUpload       byteSize
+	retention       years
+	signingCert     string
+	signingKey      string
+	signingP12      string
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -134,6 +141,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate (PEM) for HTTPS; with --tls-key")
 	c.fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	c.fs.StringVar(&cfg.tsaURL, "tsa-url", "", "RFC 3161 timestamp authority URL; empty = the built-in development TSA")
+	cfg.maxUpload = 200 << 20
+	c.fs.Var(&cfg.maxUpload, "max-upload", "largest accepted upload, e.g. 200MiB")
+	cfg.retention = years(10 * 365.25 * 24 * time.Hour)
+	c.fs.Var(&cfg.retention, "retention", "how long evidence is retained in the store, e.g. 10y")
+	c.fs.StringVar(&cfg.signingCert, "signing-cert", "", "the court's or notary's signing certificate (PEM, with its chain)")
+	c.fs.StringVar(&cfg.signingKey, "signing-key", "", "its private key (PEM)")
+	c.fs.StringVar(&cfg.signingP12, "signing-p12", "", "signing certificate and key as PKCS#12; password in CHAMBER_SIGNING_P12_PASSWORD")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	if err := c.parse(args, stderr); err != nil {
 		return err
@@ -176,11 +190,28 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	seal, err := cfg.sealIdentity(authority)
+	if err != nil {
+		return err
+	}
 	jnl := journal.New(db, stamper, log)
 	svc := sessions.New(sessions.Config{
 		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
 		Anchor: func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
 	})
+
+	docs := documents.New(documents.Config{
+		DB: db, Journal: jnl, Store: store, Log: log,
+		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
+		TempDir: filepath.Join(cfg.dataDir, "tmp"),
+		Signing: &documents.Signing{
+			Seal: seal, Principals: authority, Check: authority.CheckCertificate, TSA: stamper,
+			Certificates: []*x509.Certificate{authority.Root()},
+		},
+	})
+	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
+		return err
+	}
 
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -197,6 +228,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			"evidence": store.Ping,
 		},
 		Sessions:    svc,
+		Documents:   docs,
 		Journal:     jnl,
 		VerifyToken: verifyToken,
 		Mount: []func(route func(string, api.Op, http.Handler)){
@@ -253,6 +285,31 @@ func serveHTTP(ctx context.Context, log *slog.Logger, cfg serveConfig, h http.Ha
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// sealIdentity is the certificate the presiding role signs with: the
+// configured one, else the development seal.
+func (cfg serveConfig) sealIdentity(authority *pki.Authority) (pki.Signer, error) {
+	switch {
+	case cfg.signingP12 != "" && (cfg.signingCert != "" || cfg.signingKey != ""):
+		return nil, usagef("chamber serve: give --signing-p12 or --signing-cert/--signing-key, not both")
+	case cfg.signingP12 != "":
+		id, err := pki.LoadPKCS12(cfg.signingP12, os.Getenv("CHAMBER_SIGNING_P12_PASSWORD"))
+		if err != nil {
+			return nil, usagef("chamber serve: --signing-p12: %v", err)
+		}
+		return id.AsSigner(), nil
+	case cfg.signingCert != "" || cfg.signingKey != "":
+		if cfg.signingCert == "" || cfg.signingKey == "" {
+			return nil, usagef("chamber serve: --signing-cert and --signing-key go together")
+		}
+		id, err := pki.LoadPEM(cfg.signingCert, cfg.signingKey)
+		if err != nil {
+			return nil, usagef("chamber serve: --signing-cert: %v", err)
+		}
+		return id.AsSigner(), nil
+	}
+	return authority.Seal().AsSigner(), nil
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/documents"
+	"github.com/chamber-court/chamber/sessions"
+)
+
+func (a *API) documentRoutes() {
+	tags := []string{"documents"}
+	a.route("POST /api/v1/sessions/{id}/documents", Op{Summary: "Upload evidence or an exhibit: a raw body with ?name=, or multipart/form-data with a file part; streamed into the evidence store with its SHA-256",
+		Tags: tags, Auth: "bearer", RawBody: []string{"application/pdf", "image/jpeg", "image/png", "video/webm", "video/mp4", "application/ogg", "text/plain", "multipart/form-data"},
+		Query: []Param{{Name: "name", Description: "file name (raw body uploads)"}}, Response: UploadResponse{}, Status: 201,
+		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429}}, a.withAuth(a.handleUpload))
+	a.route("GET /api/v1/sessions/{id}/documents", Op{Summary: "The session's documents the caller may see", Tags: tags, Auth: "bearer",
+		Response: []documents.Document{}, Errors: authErrors}, a.withAuth(a.handleListDocuments))
+	a.route("GET /api/v1/documents/{id}", Op{Summary: "A document's metadata and version history", Tags: tags, Auth: "bearer",
+		Response: documents.Document{}, Errors: authErrors}, a.withAuth(a.handleGetDocument))
+	a.route("GET /api/v1/documents/{id}/content", Op{Summary: "A version's bytes (newest by default): byte ranges, ETag = SHA-256", Tags: tags, Auth: "bearer",
+		Query:       []Param{{Name: "version", Type: "integer", Description: "version number (default newest)"}, {Name: "inline", Type: "boolean", Description: "display rather than download"}},
+		RawResponse: "application/octet-stream", Errors: []int{401, 403, 404, 416, 429}}, a.withAuth(a.handleDocumentContent))
+	a.route("PATCH /api/v1/documents/{id}", Op{Summary: "Label an exhibit (P-1, D-3, …) and set its status (submitted, admitted, rejected)", Tags: tags, Auth: "bearer",
+		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.withAuth(a.handleLabelDocument))
+	a.route("POST /api/v1/documents/{id}/signatures", Op{Summary: "Sign the newest version of a PDF (PAdES B-LTA); returns the new version", Tags: tags, Auth: "bearer",
+		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleSign))
+}
+
+// UploadResponse describes a stored upload. Duplicate is true when the same
+// bytes were already in the session; nothing new was stored.
+type UploadResponse struct {
+	ID          uuid.UUID `json:"id"`
+	Name        string    `json:"name"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	ContentType string    `json:"content_type"`
+	Version     int       `json:"version"`
+	Duplicate   bool      `json:"duplicate"`
+	Status      string    `json:"status,omitempty"`
+}
+
+// SignResponse is the new version a signature made.
+type SignResponse struct {
+	Document  documents.Document        `json:"document"`
+	Signature documents.SignatureRecord `json:"signature"`
+}
+
+// caller resolves the principal's standing in a session for the document
+// service, after checking action there.
+func (a *API) caller(r *http.Request, sid uuid.UUID, action access.Action) (documents.Caller, sessions.Session, error) {
+	p := principal(r.Context())
+	sess, role, err := a.sessions.Authorize(r.Context(), p, sid, action)
+	if err != nil {
+		return documents.Caller{}, sessions.Session{}, err
+	}
+	c := documents.Caller{Actor: p.Actor(), Name: p.Name(), Role: role}
+	if p.Participant != nil {
+		c.ParticipantID = p.Participant.ID
+	}
+	return c, sess, nil
+}
+
+func docSession(s sessions.Session) documents.Session {
+	return documents.Session{ID: s.ID, Kind: s.Kind, Title: s.Title}
+}
+
+func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	c, sess, err := a.caller(r, sid, access.Upload)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if sess.State == sessions.Closed {
+		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
+		return
+	}
+	limit := a.documents.MaxUpload()
+	if r.ContentLength > limit+(1<<20) {
+		a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: "the upload is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(limit, 10)})
+		return
+	}
+	// Multipart framing adds a little; the document limit itself is
+	// enforced on the file's bytes by the document service.
+	r.Body = http.MaxBytesReader(w, r.Body, limit+(1<<20))
+	up := documents.Upload{Name: r.URL.Query().Get("name"), ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength, Body: r.Body}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			a.fail(w, r, BadRequest("bad_multipart", "malformed multipart body: %v", err))
+			return
+		}
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				a.fail(w, r, BadRequest("bad_multipart", "the multipart body has no file part"))
+				return
+			}
+			if err != nil {
+				a.fail(w, r, BadRequest("bad_multipart", "malformed multipart body: %v", err))
+				return
+			}
+			if part.FileName() == "" {
+				part.Close()
+				continue
+			}
+			up = documents.Upload{Name: part.FileName(), ContentType: part.Header.Get("Content-Type"), Size: -1, Body: part}
+			break
+		}
+	}
+	d, dup, err := a.documents.Upload(r.Context(), c, docSession(sess), up)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = documents.ErrTooLarge
+		}
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if dup {
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, UploadResponse{ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, ContentType: d.ContentType,
+		Version: d.Version, Duplicate: dup, Status: d.Status})
+}
+
+func (a *API) handleListDocuments(w http.ResponseWriter, r *http.Request) {
+	sid, _, ok := a.ids(w, r, "")
+	if !ok {
+		return
+	}
+	c, _, err := a.caller(r, sid, access.SeeDocuments)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list, err := a.documents.List(r.Context(), c, sid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, list)
+}
+
+// document loads a document the caller may see for action. A document the
+// caller may not see is reported as not found.
+func (a *API) document(r *http.Request, action access.Action) (documents.Document, documents.Caller, sessions.Session, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return documents.Document{}, documents.Caller{}, sessions.Session{}, err
+	}
+	d, err := a.documents.Get(r.Context(), id)
+	if err != nil {
+		return documents.Document{}, documents.Caller{}, sessions.Session{}, err
+	}
+	c, sess, err := a.caller(r, d.SessionID, action)
+	if err != nil {
+		return documents.Document{}, documents.Caller{}, sessions.Session{}, err
+	}
+	if !documents.Visible(c, d) {
+		return documents.Document{}, documents.Caller{}, sessions.Session{}, documents.ErrNotFound
+	}
+	return d, c, sess, nil
+}
+
+func (a *API) handleGetDocument(w http.ResponseWriter, r *http.Request) {
+	d, _, _, err := a.document(r, access.SeeDocuments)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, d)
+}
+
+func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) {
+	d, _, _, err := a.document(r, access.SeeDocuments)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	version := 0
+	if v := r.URL.Query().Get("version"); v != "" {
+		if version, err = strconv.Atoi(v); err != nil || version < 1 {
+			a.fail(w, r, BadRequest("bad_query", "version=%q: want a version number", v))
+			return
+		}
+	}
+	rd, ver, err := a.documents.Open(r.Context(), d, version)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer rd.Close()
+	disposition := "attachment"
+	if r.URL.Query().Get("inline") == "1" || r.URL.Query().Get("inline") == "true" {
+		disposition = "inline"
+	}
+	h := w.Header()
+	h.Set("Content-Type", d.ContentType)
+	h.Set("ETag", `"`+ver.SHA256+`"`)
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": d.Name}))
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Uploaded content is never allowed to run as part of Chamber's origin.
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "private, no-cache")
+	http.ServeContent(w, r, "", ver.CreatedAt, rd)
+}
+
+func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) {
+	d, c, sess, err := a.document(r, access.LabelExhibit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var in documents.ExhibitChange
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if sess.State == sessions.Closed {
+		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
+		return
+	}
+	d, err = a.documents.Label(r.Context(), c, docSession(sess), d.ID, in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, d)
+}
+
+func (a *API) handleSign(w http.ResponseWriter, r *http.Request) {
+	d, c, sess, err := a.document(r, access.Sign)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var in documents.SignRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if sess.State == sessions.Closed {
+		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
+		return
+	}
+	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
+}

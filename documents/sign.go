@@ -1,0 +1,231 @@
+package documents
+
+import (
+	"context"
+	"crypto/x509"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/pki"
+)
+
+// PrincipalIssuer issues a per-act signing key for a principal who has no
+// certificate of their own. A qualified signature from a national ID card
+// would be another pki.Signer handed to Sign instead.
+type PrincipalIssuer interface {
+	IssuePrincipal(ctx context.Context, name string, sessionID uuid.UUID, ttl time.Duration) (pki.Identity, error)
+}
+
+// Signing is what signatures need.
+type Signing struct {
+	// Seal is the court's or notary's certificate: the presiding role
+	// signs with it.
+	Seal pki.Signer
+	// Principals issues per-act keys for principals.
+	Principals PrincipalIssuer
+	// Check verifies a certificate (validity, revocation) before each
+	// signature and returns its serial number for the journal.
+	Check func(ctx context.Context, cert *x509.Certificate, chain []*x509.Certificate) (pki.CertificateStatus, error)
+	// TSA stamps every signature and the document timestamp.
+	TSA pades.Timestamper
+	// HTTPClient fetches CRLs and OCSP responses for the /DSS.
+	HTTPClient *http.Client
+	// Certificates are added to every /DSS (e.g. Chamber's own root).
+	Certificates []*x509.Certificate
+}
+
+// SignRequest is what the signer supplies.
+type SignRequest struct {
+	Reason   string            `json:"reason"`
+	Location string            `json:"location"`
+	Contact  string            `json:"contact,omitempty"`
+	Visible  *pades.Appearance `json:"visible,omitempty"`
+}
+
+// SignatureRecord is what a signature adds to the journal and the version.
+type SignatureRecord struct {
+	Version            int       `json:"version"`
+	SHA256             string    `json:"sha256"`
+	Size               int64     `json:"size"`
+	Signer             string    `json:"signer"`
+	SignerRole         string    `json:"signer_role"`
+	CertificateSerial  string    `json:"certificate_serial"`
+	CertificateSubject string    `json:"certificate_subject"`
+	Revocation         string    `json:"revocation"`
+	SigningTime        time.Time `json:"signing_time"`
+	TimestampTime      time.Time `json:"timestamp_time"`
+	TimestampAuthority string    `json:"timestamp_authority"`
+	DocumentTimestamp  time.Time `json:"document_timestamp"`
+	DSSCertificates    int       `json:"dss_certificates"`
+	DSSCRLs            int       `json:"dss_crls"`
+	DSSOCSPs           int       `json:"dss_ocsps"`
+}
+
+// CertificateError reports a signing certificate refused by the check.
+type CertificateError struct{ Err error }
+
+func (e *CertificateError) Error() string { return "signing certificate refused: " + e.Err.Error() }
+
+// Unwrap exposes the pki error.
+func (e *CertificateError) Unwrap() error { return e.Err }
+
+// principalCertTTL bounds a principal's per-act certificate: long enough
+// to sign during the act, short enough to be useless afterwards.
+const principalCertTTL = 30 * 24 * time.Hour
+
+// Sign adds a PAdES signature to the newest version of a PDF as a new
+// version: the signature with its timestamp (B-T), then as a second
+// incremental update the /DSS with the chains' revocation data and a
+// document timestamp (B-LT, B-LTA). The presiding role signs with the
+// court's or notary's seal; a principal with a key issued for this act.
+func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.UUID, req SignRequest) (Document, SignatureRecord, error) {
+	if s.signing == nil {
+		return Document{}, SignatureRecord{}, errors.New("documents: signing is not configured")
+	}
+	if err := access.Check(c.Role, access.Sign); err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	if len(req.Reason) > 500 || len(req.Location) > 200 || len(req.Contact) > 200 {
+		return Document{}, SignatureRecord{}, &InvalidError{Field: "reason", Message: "reason, location and contact are at most 500, 200 and 200 characters"}
+	}
+	d, err := s.Get(ctx, docID)
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	if d.SessionID != sess.ID {
+		return Document{}, SignatureRecord{}, fmt.Errorf("document %s: %w", docID, ErrNotFound)
+	}
+	if d.ContentType != TypePDF {
+		return Document{}, SignatureRecord{}, &ConflictError{Reason: "only PDF documents can be signed"}
+	}
+
+	signer, err := s.signerFor(ctx, c, sess)
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	status, err := s.signing.Check(ctx, signer.Certificate(), signer.Chain())
+	if err != nil {
+		return Document{}, SignatureRecord{}, &CertificateError{Err: err}
+	}
+
+	src, cur, err := s.Open(ctx, d, 0)
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	defer src.Close()
+
+	// The signature goes to a temporary file: the /DSS step reads it back
+	// at random. Neither step holds the document in memory.
+	tmp, err := os.CreateTemp(s.tempDir, "chamber-sign-*.pdf")
+	if err != nil {
+		return Document{}, SignatureRecord{}, fmt.Errorf("documents: temp file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	act := "Session " + sess.ID.String()
+	if sess.ActNumber != "" {
+		act = "Act " + sess.ActNumber
+	}
+	res, err := pades.Sign(ctx, src, cur.Size, tmp, pades.SignOptions{
+		Signer: signer, Kind: pades.Approval, Permissions: pades.FormFillingAndSigning, Timestamper: s.signing.TSA,
+		Name: c.Name, Reason: req.Reason, Location: req.Location, Contact: req.Contact,
+		Role: roleTitle(c.Role), Act: act, Appearance: req.Visible,
+	})
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+
+	next := cur.Version + 1
+	for _, v := range d.Versions {
+		next = max(next, v.Version+1)
+	}
+	key := objectKey(sess.ID, d.ID, next, TypePDF)
+	pr, pw := io.Pipe()
+	ltvDone := make(chan *pades.LTVResult, 1)
+	go func() {
+		ltv, err := pades.AddLTV(ctx, tmp, res.Size, pw, pades.LTVOptions{
+			Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Log: s.log,
+		})
+		pw.CloseWithError(err) // nil closes cleanly; an error aborts the Put
+		ltvDone <- ltv
+	}()
+	obj, err := s.store.Put(ctx, key, pr, evidence.PutOptions{ContentType: TypePDF, RetainUntil: s.retainUntil()})
+	pr.CloseWithError(errors.New("documents: store gave up"))
+	ltv := <-ltvDone
+	if errors.Is(err, evidence.ErrExists) {
+		return Document{}, SignatureRecord{}, &ConflictError{Reason: "the document was signed by someone else at the same moment; reload and sign again"}
+	}
+	if err != nil {
+		return Document{}, SignatureRecord{}, fmt.Errorf("documents: store signed version: %w", err)
+	}
+
+	rec := SignatureRecord{
+		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
+		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
+		SigningTime: res.SigningTime, TimestampTime: res.TimestampTime, TimestampAuthority: res.TimestampAuthority,
+	}
+	if ltv != nil {
+		rec.DocumentTimestamp, rec.DSSCertificates, rec.DSSCRLs, rec.DSSOCSPs = ltv.TimestampTime, ltv.Certificates, ltv.CRLs, ltv.OCSPs
+	}
+	details, _ := json.Marshal(rec)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO document_versions (document_id, version, object_key, size, sha256, kind, created_by, created_at, signer, signer_role, details)
+			 VALUES ($1, $2, $3, $4, $5, 'signed', $6, $7, $8, $9, $10)`,
+			d.ID.String(), next, key, obj.Size, obj.SHA256, c.Actor, database.Micros(s.now()), c.Name, string(c.Role), string(details)); err != nil {
+			return fmt.Errorf("documents: record signed version: %w", err)
+		}
+		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed",
+			Details: map[string]any{"document_id": d.ID, "name": d.Name, "signed_version": rec, "signed_from_sha256": cur.SHA256}})
+		return err
+	})
+	if err != nil {
+		s.log.Error("signed version stored but not recorded", "key", key, "sha256", obj.SHA256, "err", err)
+		return Document{}, SignatureRecord{}, err
+	}
+	d, err = s.Get(ctx, docID)
+	return d, rec, err
+}
+
+func (s *Service) signerFor(ctx context.Context, c Caller, sess Session) (pki.Signer, error) {
+	if c.Role.Presides() {
+		if s.signing.Seal == nil {
+			return nil, errors.New("documents: no seal certificate configured")
+		}
+		return s.signing.Seal, nil
+	}
+	if s.signing.Principals == nil {
+		return nil, errors.New("documents: no issuer for principals' keys")
+	}
+	id, err := s.signing.Principals.IssuePrincipal(ctx, c.Name, sess.ID, principalCertTTL)
+	if err != nil {
+		return nil, &InvalidError{Field: "name", Message: fmt.Sprintf("cannot issue a signing certificate for %q: %v", c.Name, err)}
+	}
+	return id.AsSigner(), nil
+}
+
+func roleTitle(r access.Role) string {
+	switch r {
+	case access.Notary:
+		return "Notary"
+	case access.Judge:
+		return "Judge"
+	case access.Principal:
+		return "Principal"
+	}
+	return string(r)
+}
