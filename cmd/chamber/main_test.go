@@ -86,7 +86,9 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 	}
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url}, args...)...)
+	base := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url,
+		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0"}
+	cmd := exec.Command(binary, append(base, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	s := &server{t: t, cmd: cmd, URL: url, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}

@@ -22,6 +22,7 @@ import (
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/sessions"
+	"github.com/chamber-court/chamber/signaling"
 )
 
 // storageConfig is shared by every command that opens Chamber's data.
@@ -128,6 +129,7 @@ type serveConfig struct {
 	signingCert     string
 	signingKey      string
 	signingP12      string
+	media           mediaConfig
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -148,6 +150,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.StringVar(&cfg.signingCert, "signing-cert", "", "the court's or notary's signing certificate (PEM, with its chain)")
 	c.fs.StringVar(&cfg.signingKey, "signing-key", "", "its private key (PEM)")
 	c.fs.StringVar(&cfg.signingP12, "signing-p12", "", "signing certificate and key as PKCS#12; password in CHAMBER_SIGNING_P12_PASSWORD")
+	cfg.media.register(c)
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	if err := c.parse(args, stderr); err != nil {
 		return err
@@ -213,6 +216,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	sigCfg := cfg.media.signalingConfig()
+	hooks := sessionHooks{svc}
+	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks = log, hooks, hooks, hooks
+	sig, err := signaling.New(sigCfg)
+	if err != nil {
+		return usagef("chamber serve: media: %v", err)
+	}
+	if err := sig.Start(ctx); err != nil {
+		return usagef("chamber serve: media: %v", err)
+	}
+	defer sig.Close()
+	svc.SetNotifier(sig)
+
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { jnl.RunAnchors(bg, cfg.anchorEvery) })
@@ -231,6 +247,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Documents:   docs,
 		Journal:     jnl,
 		VerifyToken: verifyToken,
+		Signal:      sig.HandleSignal,
 		Mount: []func(route func(string, api.Op, http.Handler)){
 			func(route func(string, api.Op, http.Handler)) {
 				route("POST /tsa", api.Op{Summary: "Built-in development RFC 3161 timestamp authority", Tags: []string{"pki"},

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/sessions"
+	"github.com/chamber-court/chamber/signaling"
+)
+
+// mediaConfig holds the media server's flags.
+type mediaConfig struct {
+	udpPort, tcpPort         int
+	natIP, publicHost        string
+	turnUDPPort, turnTCPPort int
+	turnTLSPort              int
+	turnTLSCert, turnTLSKey  string
+	turnSecret               string
+	turnTTL                  time.Duration
+	origins                  stringList
+	turnRelayIP              string
+	disableTURN              bool
+	subscriberBitrate        int64
+	iceFailedTimeout         time.Duration
+}
+
+type stringList []string
+
+func (s *stringList) String() string { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+func (m *mediaConfig) register(c *command) {
+	c.fs.IntVar(&m.udpPort, "media-udp-port", 7882, "UDP port for all media (ICE UDP mux); 0 = any free port")
+	c.fs.IntVar(&m.tcpPort, "media-tcp-port", 7881, "ICE-TCP port; 0 = any free port, -1 = off")
+	c.fs.StringVar(&m.natIP, "nat-ip", "", "public IP address in front of a 1:1 NAT")
+	c.fs.StringVar(&m.publicHost, "public-host", "", "host name put in TURN URLs (default: the host clients used)")
+	c.fs.IntVar(&m.turnUDPPort, "turn-udp-port", 3478, "embedded TURN server UDP port; -1 = off")
+	c.fs.IntVar(&m.turnTCPPort, "turn-tcp-port", 3478, "embedded TURN server TCP port; -1 = off")
+	c.fs.IntVar(&m.turnTLSPort, "turn-tls-port", 5349, "embedded TURN server TLS port (443 in production); used with --turn-tls-cert")
+	c.fs.StringVar(&m.turnTLSCert, "turn-tls-cert", "", "TURN over TLS certificate (PEM)")
+	c.fs.StringVar(&m.turnTLSKey, "turn-tls-key", "", "TURN over TLS private key (PEM)")
+	c.fs.StringVar(&m.turnSecret, "turn-secret", "", "secret signing TURN credentials (default: random at each start)")
+	c.fs.DurationVar(&m.turnTTL, "turn-credential-ttl", 8*time.Hour, "lifetime of the TURN credentials handed out at join")
+	c.fs.StringVar(&m.turnRelayIP, "turn-relay-ip", "", "address of relayed candidates (default --nat-ip, else the default route's)")
+	c.fs.Var(&m.origins, "allowed-origin", "extra browser origin allowed to open the signalling WebSocket (repeatable)")
+	c.fs.Int64Var(&m.subscriberBitrate, "subscriber-bitrate", 0, "bandwidth assumed for a subscriber until it reports one, bit/s (0 = built-in default)")
+	c.fs.DurationVar(&m.iceFailedTimeout, "ice-failed-timeout", 0, "how long a vanished participant keeps its media resources (0 = built-in default)")
+}
+
+func portAddr(port int) string {
+	if port < 0 {
+		return ""
+	}
+	return net.JoinHostPort("", strconv.Itoa(port))
+}
+
+// signalingConfig turns the flags into the signalling server's config.
+func (m *mediaConfig) signalingConfig() signaling.Config {
+	cfg := signaling.Config{
+		MediaUDPAddr:      portAddr(m.udpPort),
+		MediaTCPAddr:      portAddr(m.tcpPort),
+		NATIP:             m.natIP,
+		PublicHost:        m.publicHost,
+		TURNUDPAddr:       portAddr(m.turnUDPPort),
+		TURNTCPAddr:       portAddr(m.turnTCPPort),
+		TURNTLSCertFile:   m.turnTLSCert,
+		TURNTLSKeyFile:    m.turnTLSKey,
+		TURNRelayIP:       m.turnRelayIP,
+		TURNCredentialTTL: m.turnTTL,
+		OriginPatterns:    m.origins,
+		SubscriberBitrate: uint64(max(m.subscriberBitrate, 0)),
+		ICEFailedTimeout:  m.iceFailedTimeout,
+	}
+	if m.tcpPort < 0 {
+		cfg.MediaTCPAddr = "off"
+	}
+	if m.turnTLSCert != "" {
+		cfg.TURNTLSAddr = portAddr(m.turnTLSPort)
+	}
+	if m.turnSecret != "" {
+		cfg.TURNSecret = []byte(m.turnSecret)
+	}
+	return cfg
+}
+
+// sessionHooks is the session layer as the signalling server sees it:
+// authentication, the permission policy and the room's hooks.
+type sessionHooks struct{ svc *sessions.Service }
+
+var (
+	_ signaling.Authenticator = sessionHooks{}
+	_ signaling.Policy        = sessionHooks{}
+	_ signaling.Hooks         = sessionHooks{}
+)
+
+func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, token string) (signaling.Identity, error) {
+	p, err := h.svc.JoinToken(ctx, sessionID, token)
+	if err != nil {
+		return signaling.Identity{}, signalingError(err)
+	}
+	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role)}, nil
+}
+
+func (h sessionHooks) MayPublish(sessionID, participantID uuid.UUID, src signaling.Source) bool {
+	return h.svc.MayPublish(sessionID, participantID, string(src))
+}
+
+func (h sessionHooks) MayForward(sessionID, sub, pub uuid.UUID, src signaling.Source) bool {
+	return h.svc.MayForward(sessionID, sub, pub, string(src))
+}
+
+func (h sessionHooks) Connected(ctx context.Context, id signaling.Identity) (json.RawMessage, error) {
+	w, err := h.svc.Connected(ctx, id.SessionID, id.ParticipantID)
+	if err != nil {
+		return nil, signalingError(err)
+	}
+	return json.Marshal(w)
+}
+
+func (h sessionHooks) Disconnected(ctx context.Context, id signaling.Identity) {
+	h.svc.Disconnected(ctx, id.SessionID, id.ParticipantID)
+}
+
+func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+	out, to, err := h.svc.RoomMessage(ctx, from.SessionID, from.ParticipantID, typ, payload)
+	if err != nil {
+		return nil, nil, signalingError(err)
+	}
+	return out, to, nil
+}
+
+// signalingError gives a session-layer error the signalling error code
+// that says the same thing.
+func signalingError(err error) error {
+	var (
+		forbidden *access.ForbiddenError
+		invalid   *sessions.InvalidError
+	)
+	switch {
+	case errors.As(err, &forbidden):
+		return fmt.Errorf("%w: %s", signaling.ErrForbidden, forbidden.Error())
+	case errors.Is(err, sessions.ErrExpired):
+		return fmt.Errorf("%w: this link has expired", signaling.ErrUnauthorized)
+	case errors.Is(err, sessions.ErrRevoked):
+		return fmt.Errorf("%w: this link has been revoked", signaling.ErrUnauthorized)
+	case errors.Is(err, sessions.ErrUnauthorized):
+		return fmt.Errorf("%w: %s", signaling.ErrUnauthorized, err.Error())
+	case errors.As(err, &invalid):
+		if invalid.Field == "type" {
+			return fmt.Errorf("%w: %s", signaling.ErrUnknownType, invalid.Message)
+		}
+		return fmt.Errorf("%w: %s", signaling.ErrBadRequest, invalid.Error())
+	case errors.Is(err, sessions.ErrConflict):
+		return fmt.Errorf("%w: %s", signaling.ErrConflict, err.Error())
+	case errors.Is(err, sessions.ErrNotFound):
+		return fmt.Errorf("%w: %s", signaling.ErrNotFound, err.Error())
+	}
+	return err
+}
