@@ -282,6 +282,7 @@ type probe struct {
 	Streams []struct {
 		CodecName string `json:"codec_name"`
 		CodecType string `json:"codec_type"`
+		StartTime string `json:"start_time"`
 		Width     int    `json:"width"`
 		Height    int    `json:"height"`
 	} `json:"streams"`
@@ -294,7 +295,7 @@ type probe struct {
 func ffprobe(t testing.TB, path string) probe {
 	t.Helper()
 	out, err := exec.Command(testenv.Command(t, "ffprobe"), "-v", "error", "-of", "json",
-		"-show_entries", "format=duration,format_name:stream=codec_name,codec_type,width,height", path).Output()
+		"-show_entries", "format=duration,format_name:stream=codec_name,codec_type,width,height,start_time", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -249,6 +250,14 @@ func TestLateVideo(t *testing.T) {
 	}
 	if d := second.duration(t); d < 1500*time.Millisecond || d > 2500*time.Millisecond {
 		t.Errorf("second file lasts %v, want 2 s", d)
+	}
+	// Audio and video sent together start together (lip sync).
+	if len(second.Streams) == 2 {
+		a, _ := strconv.ParseFloat(second.Streams[0].StartTime, 64)
+		v, _ := strconv.ParseFloat(second.Streams[1].StartTime, 64)
+		if d := a - v; d < -0.03 || d > 0.03 {
+			t.Errorf("second file: audio starts at %.3f s, video at %.3f s", a, v)
+		}
 	}
 	for _, f := range m.Files {
 		if e := decodeErrors(t, sink.path(f.Key)); e != "" {
