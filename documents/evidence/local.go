@@ -167,7 +167,7 @@ func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOption
 		}
 	}()
 	h := newHasher()
-	if err := copyData(ctx, io.MultiWriter(f, h), r); err != nil {
+	if err := copyData(ctx, f, h, r); err != nil {
 		return Object{}, fmt.Errorf("evidence: put %s: %w", key, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -200,19 +200,27 @@ func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOption
 	return rec.object(key), nil
 }
 
-// copyData copies r to w, stopping when ctx ends.
-func copyData(ctx context.Context, w io.Writer, r io.Reader) error {
+// copyData copies r to f and h, stopping when ctx ends. Each chunk is hashed
+// on another core while it is written, so hashing costs little time.
+func copyData(ctx context.Context, f io.Writer, h io.Writer, r io.Reader) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	hashed := make(chan struct{}, 1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return err
+			go func() {
+				h.Write(buf[:n])
+				hashed <- struct{}{}
+			}()
+			_, werr := f.Write(buf[:n])
+			<-hashed
+			if werr != nil {
+				return werr
 			}
 		}
 		if rerr == io.EOF {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,8 +35,8 @@ type S3Config struct {
 	Region string
 	// Insecure selects plain HTTP.
 	Insecure bool
-	// PartSize is the size of each part of a multipart upload and so the
-	// memory one Put holds; objects smaller than it go up in one PUT.
+	// PartSize is the size of each part of a multipart upload; one Put
+	// holds two parts in memory. Objects smaller than it go up in one PUT.
 	// Default DefaultPartSize; at least MinPartSize.
 	PartSize int64
 	// Logger may be nil.
@@ -43,9 +44,10 @@ type S3Config struct {
 }
 
 // Part sizes. S3 refuses parts under 5 MiB (except the last) and allows at
-// most 10,000 parts, so 16 MiB parts carry objects up to 156 GiB.
+// most 10,000 parts, so the default 8 MiB parts carry objects up to 78 GiB; a
+// Put holds two parts in memory.
 const (
-	DefaultPartSize = 16 << 20
+	DefaultPartSize = 8 << 20
 	MinPartSize     = 5 << 20
 	MaxPartSize     = 5 << 30
 	maxParts        = 10000
@@ -240,29 +242,30 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) 
 
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	buf := *bp
-	whole := newHasher()
 	ct := contentType(opts.ContentType)
 	created := now()
 
-	n, rerr := readFull(ctx, r, buf)
+	n, rerr := readFull(ctx, r, *bp)
 	if rerr != nil && rerr != io.EOF {
 		return Object{}, fmt.Errorf("evidence: put %s: %w", key, rerr)
 	}
-	whole.Write(buf[:n])
-	var versionID, checksum string
+	var versionID, checksum, sha string
+	var size int64
 	if rerr == io.EOF {
-		versionID, checksum, err = s.putSingle(ctx, key, buf[:n], ct, created, retain)
+		data := (*bp)[:n]
+		sum := sha256.Sum256(data)
+		sha, size = hex.EncodeToString(sum[:]), int64(n)
+		versionID, checksum, err = s.putSingle(ctx, key, data, sum, ct, created, retain)
 	} else {
-		versionID, checksum, err = s.putMultipart(ctx, key, r, buf, n, whole, ct, created, retain)
+		versionID, checksum, sha, size, err = s.putMultipart(ctx, key, r, *bp, n, ct, created, retain)
 	}
 	if err != nil {
 		return Object{}, err
 	}
 	obj = Object{
 		Key:         key,
-		Size:        whole.n,
-		SHA256:      whole.hex(),
+		Size:        size,
+		SHA256:      sha,
 		ContentType: ct,
 		Created:     created,
 		RetainUntil: retain,
@@ -323,8 +326,8 @@ func checksumOf(b []byte) string {
 
 // putSingle stores a small object with one conditional PUT carrying its
 // SHA-256, which the server checks and keeps as the object's checksum.
-func (s *S3) putSingle(ctx context.Context, key string, data []byte, ct string, created, retain time.Time) (versionID, checksum string, err error) {
-	sum := checksumOf(data)
+func (s *S3) putSingle(ctx context.Context, key string, data []byte, sha [sha256.Size]byte, ct string, created, retain time.Time) (versionID, checksum string, err error) {
+	sum := base64.StdEncoding.EncodeToString(sha[:])
 	o := lockOptions(ct, created, retain)
 	o.UserMetadata["x-amz-checksum-sha256"] = sum
 	o.DisableContentSha256 = true // the checksum header, which is signed, covers the body
@@ -346,13 +349,20 @@ func (s *S3) putSingle(ctx context.Context, key string, data []byte, ct string, 
 
 // putMultipart uploads the object in parts of len(buf), the first n bytes of
 // which are already in buf, and completes the upload only if the key is
-// still free. Any failure aborts the upload, so nothing remains.
-func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []byte, n int, whole *hasher, ct string, created, retain time.Time) (versionID, checksum string, err error) {
+// still free. It returns the version, the server's composite checksum, and
+// the whole object's SHA-256 and size. Any failure aborts the upload, so
+// nothing remains.
+//
+// Two part buffers alternate: while one part is uploading, the next is read
+// and hashed into the other, so the client's hashing overlaps the network and
+// the server's work. That bounds memory at two parts per Put.
+func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []byte, n int, ct string, created, retain time.Time) (versionID, checksum, sha string, size int64, err error) {
+	fail := func(err error) (string, string, string, int64, error) { return "", "", "", 0, err }
 	o := lockOptions(ct, created, retain)
 	o.UserMetadata["x-amz-checksum-algorithm"] = "SHA256"
 	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, o)
 	if err != nil {
-		return "", "", fmt.Errorf("evidence: put %s: start upload: %w", key, err)
+		return fail(fmt.Errorf("evidence: put %s: start upload: %w", key, err))
 	}
 	defer func() {
 		if err == nil {
@@ -366,58 +376,106 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		}
 	}()
 
+	spare := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(spare)
+	bufs := [2][]byte{buf, *spare}
+	cur := 0
+
 	var parts []minio.CompletePart
+	type uploaded struct {
+		part minio.CompletePart
+		err  error
+	}
+	var inflight chan uploaded // the part being uploaded, if any
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		u := <-inflight
+		inflight = nil
+		if u.err != nil {
+			return u.err
+		}
+		parts = append(parts, u.part)
+		return nil
+	}
+	uctx, cancelUploads := context.WithCancel(ctx)
+	// On failure, stop the part in flight and wait for it (it uses a
+	// buffer) before the upload is aborted.
+	defer func() { cancelUploads(); wait() }()
+
+	whole := sha256.New()
 	partSums := sha256.New()
 	eof := false
-	for {
-		if len(parts) == maxParts {
-			return "", "", fmt.Errorf("evidence: put %s: larger than %d parts of %d bytes", key, maxParts, len(buf))
+	for num := 1; ; num++ {
+		if num > maxParts {
+			return fail(fmt.Errorf("evidence: put %s: larger than %d parts of %d bytes", key, maxParts, len(buf)))
 		}
-		sum := sha256.Sum256(buf[:n])
+		data := bufs[cur][:n]
+		sum := hashPart(whole, data)
+		size += int64(n)
 		partSums.Write(sum[:])
 		b64 := base64.StdEncoding.EncodeToString(sum[:])
-		num := len(parts) + 1
-		part, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, num, bytes.NewReader(buf[:n]), int64(n),
-			minio.PutObjectPartOptions{
-				CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
-				DisableContentSha256: true,
-			})
-		if err != nil {
-			return "", "", fmt.Errorf("evidence: put %s: part %d: %w", key, num, err)
+		if err := wait(); err != nil {
+			return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, num-1, err))
 		}
-		parts = append(parts, minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64})
+		inflight = make(chan uploaded, 1)
+		go func(inflight chan<- uploaded) {
+			part, err := s.core.PutObjectPart(uctx, s.bucket, key, uploadID, num, bytes.NewReader(data), int64(len(data)),
+				minio.PutObjectPartOptions{
+					CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+					DisableContentSha256: true, // the checksum header, which is signed, covers the body
+				})
+			inflight <- uploaded{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
+		}(inflight)
 		if eof {
 			break
 		}
+		cur ^= 1
 		var rerr error
-		n, rerr = readFull(ctx, r, buf)
+		n, rerr = readFull(ctx, r, bufs[cur])
 		if rerr != nil && rerr != io.EOF {
-			return "", "", fmt.Errorf("evidence: put %s: %w", key, rerr)
+			return fail(fmt.Errorf("evidence: put %s: %w", key, rerr))
 		}
 		eof = rerr == io.EOF
 		if n == 0 {
 			break // the previous part ended exactly at the end
 		}
-		whole.Write(buf[:n])
+	}
+	if err := wait(); err != nil {
+		return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
 	}
 	// Last chance to give up: after completion the object exists.
 	if err := ctx.Err(); err != nil {
-		return "", "", fmt.Errorf("evidence: put %s: %w", key, err)
+		return fail(fmt.Errorf("evidence: put %s: %w", key, err))
 	}
 	co := minio.PutObjectOptions{}
 	co.SetMatchETagExcept("*")
 	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, co)
 	if err != nil {
 		if isPrecondition(err) {
-			return "", "", fmt.Errorf("%w: %s", ErrExists, key)
+			return fail(fmt.Errorf("%w: %s", ErrExists, key))
 		}
-		return "", "", fmt.Errorf("evidence: put %s: complete upload: %w", key, err)
+		return fail(fmt.Errorf("evidence: put %s: complete upload: %w", key, err))
 	}
 	want := base64.StdEncoding.EncodeToString(partSums.Sum(nil)) + "-" + strconv.Itoa(len(parts))
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
-		return "", "", fmt.Errorf("%w: %s: server reports checksum %s, expected %s", ErrCorrupt, key, info.ChecksumSHA256, want)
+		return fail(fmt.Errorf("%w: %s: server reports checksum %s, expected %s", ErrCorrupt, key, info.ChecksumSHA256, want))
 	}
-	return info.VersionID, want, nil
+	return info.VersionID, want, hex.EncodeToString(whole.Sum(nil)), size, nil
+}
+
+// hashPart returns the SHA-256 of data and feeds data to whole, the two on
+// separate cores.
+func hashPart(whole hash.Hash, data []byte) [sha256.Size]byte {
+	done := make(chan struct{})
+	go func() {
+		whole.Write(data)
+		close(done)
+	}()
+	sum := sha256.Sum256(data)
+	<-done
+	return sum
 }
 
 // isComposite reports whether an S3 checksum is a checksum of part checksums
