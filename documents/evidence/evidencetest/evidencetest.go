@@ -604,6 +604,22 @@ func (s *suite) retention(t *testing.T) {
 		t.Fatalf("content %q", got)
 	}
 
+	// A large object (several parts on a multipart store) gets its
+	// retention with the write too.
+	big := p + "/kept-big.bin"
+	n := 3<<20 + 1
+	if s.PartSize > 0 {
+		n = 2*int(s.PartSize) + 1
+	}
+	bigObj := s.put(t, big, data(n, 8), evidence.PutOptions{RetainUntil: until})
+	if !bigObj.RetainUntil.Equal(ceil(until)) {
+		t.Fatalf("Put of a large object: RetainUntil %v; want %v", bigObj.RetainUntil, ceil(until))
+	}
+	sameObject(t, "Stat of retained large object", s.mustStat(t, big), bigObj)
+	if err := s.Store.Delete(ctx, big); !errors.Is(err, evidence.ErrRetained) {
+		t.Fatalf("Delete of retained large object: %v; want ErrRetained", err)
+	}
+
 	past := p + "/past.pdf"
 	if _, err := s.Store.Put(ctx, past, strings.NewReader("x"), evidence.PutOptions{RetainUntil: time.Now().Add(-time.Second)}); !errors.Is(err, evidence.ErrInvalidRetention) {
 		t.Fatalf("Put with a past retention: %v; want ErrInvalidRetention", err)
