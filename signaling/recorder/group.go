@@ -73,6 +73,7 @@ type ctrlMsg struct {
 	add   *track
 	close *track
 	stop  bool
+	flush bool // write out and sync everything held, as after idleFlush
 	reply chan error
 }
 
@@ -232,6 +233,16 @@ func (g *group) control(m ctrlMsg) (exit bool) {
 			g.tracks = slices.DeleteFunc(g.tracks, func(t *track) bool { return t.closed })
 		} else {
 			g.pump(false)
+		}
+	case m.flush:
+		for _, t := range g.tracks {
+			g.flushBuilder(t)
+		}
+		g.pump(true)
+		if g.file != nil {
+			if err := g.file.w.sync(); err != nil {
+				g.fail(fmt.Errorf("recorder: syncing %s: %w", g.file.path, err))
+			}
 		}
 	case m.stop:
 		for _, t := range g.tracks {

@@ -357,6 +357,20 @@ func sortFiles(files []File) {
 	})
 }
 
+// flush makes every stream write out and sync what it holds, as it does by
+// itself a second after its last packet.
+func (r *Recording) flush() {
+	r.mu.Lock()
+	groups := make([]*group, 0, len(r.groups))
+	for _, g := range r.groups {
+		groups = append(groups, g)
+	}
+	r.mu.Unlock()
+	for _, g := range groups {
+		g.send(ctrlMsg{flush: true})
+	}
+}
+
 // now returns the time since the recording started.
 func (r *Recording) now() time.Duration { return r.cfg.Now().Sub(r.start) }
 

@@ -392,7 +392,7 @@ func TestCrashChild(t *testing.T) {
 	// The participant goes quiet: the recorder writes out what it holds
 	// and syncs, as it would a second after the last packet.
 	clock.Advance(2 * time.Second)
-	time.Sleep(500 * time.Millisecond)
+	rec.flush()
 	fmt.Println("READY")
 	time.Sleep(time.Minute) // killed here
 }

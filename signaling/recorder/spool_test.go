@@ -39,7 +39,7 @@ func recordToSpool(t *testing.T, sink Sink) (string, layout, *Recording) {
 	}
 	feed(t, clock, 0, pkts, []TrackWriter{audio, video})
 	clock.Advance(2 * time.Second)
-	time.Sleep(3 * tickInterval) // the idle flush writes out what the recorder holds
+	rec.flush() // as the idle flush would, a second after the last packet
 	var fm fileMeta
 	if err := readJSON(filepath.Join(rec.dir, "001.json"), &fm); err != nil {
 		t.Fatal(err)
@@ -206,4 +206,46 @@ func FuzzSPS(f *testing.F) {
 			t.Fatalf("%dx%d", w, h)
 		}
 	})
+}
+
+// TestIdleFlush: a second after the last packet, what the jitter buffer
+// and interleaver hold reaches the spool file without anyone asking.
+func TestIdleFlush(t *testing.T) {
+	dir := sampleMedia(t)
+	clock := &testClock{}
+	rec, err := Start(context.Background(), Config{
+		Sink: &dirSink{dir: t.TempDir()}, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Stop(context.Background())
+	audio, _ := rec.Track(TrackInfo{ParticipantID: uuid.New(), StreamID: "s", TrackID: "audio", Codec: opusCodec})
+	var pkts []timedPacket
+	for _, p := range opusPackets(t, dir, 0, 1) {
+		if p.at < time.Second {
+			pkts = append(pkts, p)
+		}
+	}
+	feed(t, clock, 0, pkts, []TrackWriter{audio})
+	clock.Advance(idleFlush)
+	var fm fileMeta
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var end int64
+		if readJSON(filepath.Join(rec.dir, "001.json"), &fm) == nil {
+			if f, err := os.Open(filepath.Join(rec.dir, fm.Spool)); err == nil {
+				st, _ := f.Stat()
+				end = scanClusters(f, st.Size(), fm.Layout).endMs
+				f.Close()
+			}
+		}
+		if end >= 1000 { // 50 frames of 20 ms
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the idle flush the spool holds %d ms, want 1000", end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
