@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/digitorus/pdf"
 	"github.com/digitorus/pdfsign/sign"
 	"github.com/digitorus/timestamp"
+	"github.com/mattetti/filebuffer"
 )
 
 // Timestamper stamps a SHA-256 digest with an RFC 3161 TimeStampToken
@@ -253,12 +255,36 @@ func (o *SignOptions) validate() error {
 }
 
 // runPdfsign calls pdfsign under the panic guard.
-func runPdfsign(in io.ReadSeeker, w io.Writer, rdr *pdf.Reader, size int64, sd sign.SignData) (err error) {
+//
+// pdfsign holds the whole document in memory several times over (its
+// output buffer, a copy of the signed ranges, and pkcs7's DER copy of
+// those); bigInput is the threshold above which Chamber collects garbage
+// straight after, so that the next large step (the /DSS pass, the next
+// request) reuses that memory instead of growing the heap further.
+func runPdfsign(in *io.SectionReader, w io.Writer, rdr *pdf.Reader, size int64, sd sign.SignData) (err error) {
 	defer guard(&err, "pdfsign")
-	if err := sign.Sign(in, w, rdr, size, sd); err != nil {
+	if size > bigInput {
+		defer runtime.GC()
+	}
+	if err := sign.Sign(presized{in}, w, rdr, size, sd); err != nil {
 		return fmt.Errorf("pades: pdfsign: %w", err)
 	}
 	return nil
+}
+
+const bigInput = 16 << 20
+
+// presized is the input handed to pdfsign. pdfsign copies it into its
+// output buffer with io.Copy, which uses WriteTo when the source has it:
+// growing that buffer to the file's size first spares the bytes.Buffer
+// doubling, which at unlucky sizes costs another whole copy of the file.
+type presized struct{ *io.SectionReader }
+
+func (p presized) WriteTo(w io.Writer) (int64, error) {
+	if fb, ok := w.(*filebuffer.Buffer); ok && fb.Buff != nil {
+		fb.Buff.Grow(int(p.Size()) + 1<<20)
+	}
+	return io.Copy(w, struct{ io.Reader }{p.SectionReader})
 }
 
 func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {

@@ -215,7 +215,9 @@ func TestSignOptionsValidation(t *testing.T) {
 
 type failingTimestamper struct{ err error }
 
-func (f failingTimestamper) Timestamp(ctx context.Context, _ []byte) ([]byte, error) { return nil, f.err }
+func (f failingTimestamper) Timestamp(ctx context.Context, _ []byte) ([]byte, error) {
+	return nil, f.err
+}
 
 type slowTimestamper struct{}
 
