@@ -36,13 +36,29 @@ type recordingMeta struct {
 	RecordingID string    `json:"recording_id"`
 	Prefix      string    `json:"prefix"`
 	StartedAt   time.Time `json:"started_at"`
+	// Recoveries counts Recover's attempts on this recording. Each attempt
+	// stores under keys of its own, so an attempt interrupted after an
+	// upload can never collide with the next one in a write-once store.
+	Recoveries int `json:"recoveries,omitempty"`
 }
 
 type fileMeta struct {
-	File   File   `json:"file"`
-	State  string `json:"state"`
-	Spool  string `json:"spool"`
-	Layout layout `json:"layout"`
+	File    File   `json:"file"`
+	BaseKey string `json:"base_key,omitempty"` // the key Stop would have used
+	State   string `json:"state"`
+	Spool   string `json:"spool"`
+	Layout  layout `json:"layout"`
+}
+
+// recoveredKey turns "…/x-001.webm" into "…/x-001.recovered.webm", or
+// "…/x-001.recovered-2.webm" on a second attempt.
+func recoveredKey(key string, attempt int) string {
+	suffix := ".recovered"
+	if attempt > 1 {
+		suffix += fmt.Sprintf("-%d", attempt)
+	}
+	ext := filepath.Ext(key)
+	return strings.TrimSuffix(key, ext) + suffix + ext
 }
 
 // writeJSON replaces path atomically and durably.
@@ -124,9 +140,10 @@ func uploadSpool(ctx context.Context, sink Sink, path, metaAt string, meta fileM
 // Recover completes the recordings that a crash (or a Stop that failed)
 // left in spoolDir. Each spool file still being written is cut at its last
 // complete block and given its index and duration; every file not yet
-// stored is uploaded under a key ending in ".recovered.webm" (or .mkv), so
-// it can never collide with an object stored before the crash; and a
-// manifest marked recovered is stored as manifest.recovered.json. Call it
+// stored is uploaded under a key ending in ".recovered.webm" (or .mkv;
+// ".recovered-N.webm" on the Nth attempt), so it can never collide with an
+// object stored before the crash; and a manifest marked recovered is
+// stored as manifest.recovered.json (manifest.recovered-N.json). Call it
 // at startup, before any recording starts: it takes every directory in
 // spoolDir. A recording whose files cannot all be recovered keeps its
 // directory, renamed with a ".failed" suffix, for an operator.
@@ -163,6 +180,10 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 	if err := readJSON(filepath.Join(dir, recordingFile), &rm); err != nil {
 		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
 	}
+	rm.Recoveries++
+	if err := writeJSON(filepath.Join(dir, recordingFile), rm); err != nil {
+		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+	}
 	log = log.With("recording", rm.RecordingID, "session", rm.SessionID)
 	m := &Manifest{Version: 1, StartedAt: rm.StartedAt, Recovered: true}
 	if err := parseIDs(m, rm); err != nil {
@@ -197,14 +218,14 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 			lost = append(lost, fmt.Errorf("recorder: recover %s: unknown state %q", metaAt, fm.State))
 			continue
 		}
-		if !fm.File.Recovered {
-			ext := filepath.Ext(fm.File.Key)
-			fm.File.Key = strings.TrimSuffix(fm.File.Key, ext) + ".recovered" + ext
-			fm.File.Recovered = true
-			fm.State = stateFinished
-			if err := writeJSON(metaAt, fm); err != nil {
-				return nil, fmt.Errorf("recorder: recover: %w", err)
-			}
+		if fm.BaseKey == "" {
+			fm.BaseKey = fm.File.Key
+		}
+		fm.File.Key = recoveredKey(fm.BaseKey, rm.Recoveries)
+		fm.File.Recovered = true
+		fm.State = stateFinished
+		if err := writeJSON(metaAt, fm); err != nil {
+			return nil, fmt.Errorf("recorder: recover: %w", err)
 		}
 		f, err := uploadSpool(ctx, sink, path, metaAt, fm, log)
 		if err != nil {
@@ -219,7 +240,7 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 		m.StoppedAt = m.StartedAt
 	}
 	sortFiles(m.Files)
-	obj, err := putManifest(ctx, sink, rm.Prefix+rm.RecordingID+"/manifest.recovered.json", *m)
+	obj, err := putManifest(ctx, sink, recoveredKey(rm.Prefix+rm.RecordingID+"/manifest.json", rm.Recoveries), *m)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: recover %s: manifest: %w", dir, err)
 	}

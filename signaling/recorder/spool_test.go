@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,4 +249,41 @@ func TestIdleFlush(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestRecoverTwice: a Recover interrupted after storing (here: by the
+// store failing the manifest) is repeated under keys of its own, so the
+// write-once store never refuses it.
+func TestRecoverTwice(t *testing.T) {
+	sink := &flakySink{dirSink: &dirSink{dir: t.TempDir()}, fail: 1}
+	_, _, rec := recordToSpool(t, sink)
+	if _, err := rec.Stop(context.Background()); err == nil {
+		t.Fatal("Stop succeeded through a failing store")
+	}
+	// The first Recover stores the file, then the manifest fails; the spool stays.
+	sink.fail = 0
+	failing := &manifestFailSink{dirSink: sink.dirSink}
+	if _, err := Recover(context.Background(), filepath.Dir(rec.dir), failing, testLogger(t)); err == nil {
+		t.Fatal("first Recover succeeded though its manifest could not be stored")
+	}
+	ms, err := Recover(context.Background(), filepath.Dir(rec.dir), sink, testLogger(t))
+	if err != nil || len(ms) != 1 || len(ms[0].Files) != 1 {
+		t.Fatalf("second Recover = %+v, %v", ms, err)
+	}
+	if k := ms[0].Files[0].Key; !strings.HasSuffix(k, ".recovered.webm") {
+		t.Errorf("file key %s: the first attempt's upload was recorded, so it is kept", k)
+	}
+	if k := ms[0].Stored.Key; !strings.HasSuffix(k, "/manifest.recovered-2.json") {
+		t.Errorf("manifest key %s", k)
+	}
+}
+
+// manifestFailSink stores files but fails manifests.
+type manifestFailSink struct{ *dirSink }
+
+func (s *manifestFailSink) Put(ctx context.Context, key string, r io.Reader, ct string) (int64, string, error) {
+	if strings.Contains(key, "manifest") {
+		return 0, "", errUnreachable
+	}
+	return s.dirSink.Put(ctx, key, r, ct)
 }
