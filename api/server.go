@@ -25,6 +25,8 @@ type Config struct {
 	VerifyToken journal.TokenVerifier
 	// Signal serves GET /api/v1/sessions/{id}/signal (the WebSocket).
 	Signal http.HandlerFunc
+	// Verify enables POST /api/v1/verify; nil leaves it out.
+	Verify *VerifyConfig
 	// Mount adds routes owned by other packages (the web app, the
 	// timestamp authority, the CA's CRL): called with a registration
 	// function that documents each route.
@@ -42,6 +44,8 @@ type API struct {
 	documented   []documentedRoute
 	authFailures *failureLimiter
 	publicJoins  *failureLimiter
+	// verifications bounds the public verifier: each request spends one.
+	verifications *failureLimiter
 }
 
 // New builds the API with every route of Chamber's HTTP surface.
@@ -57,6 +61,8 @@ func New(cfg Config) *API {
 		authFailures: newFailureLimiter(6*time.Second, 10),
 		// Public observers: twenty joins, then one every three seconds.
 		publicJoins: newFailureLimiter(3*time.Second, 20),
+		// Public verification: ten at once, then one every two seconds.
+		verifications: newFailureLimiter(2*time.Second, 10),
 	}
 	a.route("GET /healthz", Op{Summary: "Liveness: 200 while the process runs", Tags: []string{"operations"}}, handleHealthz)
 	a.route("GET /readyz", Op{Summary: "Readiness: 200 when the database and evidence store answer, else 503 naming what is down",
@@ -68,6 +74,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil {
 		a.documentRoutes()
+	}
+	if cfg.Verify != nil {
+		a.verifyRoutes(*cfg.Verify)
 	}
 	if cfg.Signal != nil {
 		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries the invitation token",

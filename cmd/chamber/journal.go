@@ -25,10 +25,12 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		cfg    storageConfig
 		asJSON bool
+		trust  stringList
 	)
 	c := newCommand("journal verify", "")
 	cfg.register(c)
 	c.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	c.fs.Var(&trust, "trust", "extra trusted root (PEM) for the timestamp tokens; repeatable")
 	if err := c.parse(args[1:], stderr); err != nil {
 		return err
 	}
@@ -41,7 +43,7 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
-	verifier, err := tokenVerifier(cfg.dataDir)
+	verifier, err := tokenVerifier(cfg.dataDir, trust...)
 	if err != nil {
 		return err
 	}

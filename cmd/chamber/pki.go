@@ -2,8 +2,9 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,39 +16,56 @@ import (
 // pkiDir is where the development CA, seal and TSA keys live.
 func pkiDir(dataDir string) string { return filepath.Join(dataDir, "pki") }
 
-// trustRoots is the trust store for verifying Chamber's own artefacts
-// offline: the data dir's development CA when present, plus extra PEM files.
-func trustRoots(dataDir string, extra ...string) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if dataDir != "" {
-		if _, err := os.Stat(filepath.Join(pkiDir(dataDir), "ca.crt")); err == nil {
-			auth, err := pki.LoadOrCreateDev(pkiDir(dataDir), "", slog.New(slog.DiscardHandler))
-			if err != nil {
-				return nil, err
-			}
-			pool.AddCert(auth.Root())
-		}
+// devCA returns the data dir's development CA certificate, or nil when the
+// data dir has none. Only the certificate is read: verifying needs no key.
+func devCA(dataDir string) (*x509.Certificate, error) {
+	if dataDir == "" {
+		return nil, nil
 	}
-	for _, f := range extra {
-		if f == "" {
-			continue
-		}
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			return nil, usagef("chamber: --trust %s: %v", f, err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usagef("chamber: --trust %s: no PEM certificates in it", f)
-		}
+	data, err := os.ReadFile(filepath.Join(pkiDir(dataDir), "ca.crt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return pool, nil
-}
-
-// tokenVerifier checks journal anchors against the data dir's trust roots.
-func tokenVerifier(dataDir string, extra ...string) (journal.TokenVerifier, error) {
-	roots, err := trustRoots(dataDir, extra...)
 	if err != nil {
 		return nil, err
+	}
+	if block, _ := pem.Decode(data); block != nil {
+		data = block.Bytes
+	}
+	c, err := x509.ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("development CA %s: %w", filepath.Join(pkiDir(dataDir), "ca.crt"), err)
+	}
+	return c, nil
+}
+
+// trustedCerts is the data dir's development CA (when present) plus the
+// PEM files given with --trust.
+func trustedCerts(dataDir string, trust []string) ([]*x509.Certificate, error) {
+	certs, err := loadCerts(trust)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := devCA(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if ca != nil {
+		certs = append(certs, ca)
+	}
+	return certs, nil
+}
+
+// tokenVerifier checks journal anchors against the data dir's CA and the
+// extra trusted certificates.
+func tokenVerifier(dataDir string, trust ...string) (journal.TokenVerifier, error) {
+	certs, err := trustedCerts(dataDir, trust)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	for _, c := range certs {
+		roots.AddCert(c)
 	}
 	return func(token, digest []byte) (time.Time, error) {
 		t, _, err := pki.VerifyTimestamp(token, digest, roots)

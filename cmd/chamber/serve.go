@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/sessions"
@@ -130,6 +131,7 @@ type serveConfig struct {
 	signingKey      string
 	signingP12      string
 	media           mediaConfig
+	trust           stringList
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -151,6 +153,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.StringVar(&cfg.signingKey, "signing-key", "", "its private key (PEM)")
 	c.fs.StringVar(&cfg.signingP12, "signing-p12", "", "signing certificate and key as PKCS#12; password in CHAMBER_SIGNING_P12_PASSWORD")
 	cfg.media.register(c)
+	c.fs.Var(&cfg.trust, "trust", "extra trusted root certificate (PEM) for verification; repeatable")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	if err := c.parse(args, stderr); err != nil {
 		return err
@@ -189,7 +192,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.tsaURL != "" {
 		stamper = &pki.TSAClient{URL: cfg.tsaURL}
 	}
-	verifyToken, err := tokenVerifier(cfg.dataDir)
+	verifyToken, err := tokenVerifier(cfg.dataDir, cfg.trust...)
+	if err != nil {
+		return err
+	}
+	trusted, err := trustedCerts(cfg.dataDir, cfg.trust)
 	if err != nil {
 		return err
 	}
@@ -248,6 +255,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Journal:     jnl,
 		VerifyToken: verifyToken,
 		Signal:      sig.HandleSignal,
+		Verify: &api.VerifyConfig{
+			Roots:   pades.TrustStore(true, trusted...),
+			MaxSize: int64(cfg.maxUpload),
+			TempDir: filepath.Join(cfg.dataDir, "tmp"),
+		},
 		Mount: []func(route func(string, api.Op, http.Handler)){
 			func(route func(string, api.Op, http.Handler)) {
 				route("POST /tsa", api.Op{Summary: "Built-in development RFC 3161 timestamp authority", Tags: []string{"pki"},

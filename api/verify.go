@@ -1,0 +1,77 @@
+package api
+
+import (
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/chamber-court/chamber/documents/pades"
+)
+
+// VerifyConfig configures the public verification endpoint.
+type VerifyConfig struct {
+	// Roots are the trust anchors: system roots, Chamber's CA, --trust.
+	Roots *x509.CertPool
+	// MaxSize bounds an uploaded PDF (the upload limit).
+	MaxSize int64
+	// TempDir holds the PDF while it is examined.
+	TempDir string
+}
+
+func (a *API) verifyRoutes(cfg VerifyConfig) {
+	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature of a PDF (public, rate-limited); the report says who signed, when, timestamped by whom, and whether the document changed since",
+		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
+		Errors: []int{400, 413, 422, 429}}, a.handleVerify(cfg))
+}
+
+func (a *API) handleVerify(cfg VerifyConfig) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddr(r)
+		if blocked, wait := a.verifications.blocked(addr); blocked {
+			tooMany(w, wait, "verifications")
+			return
+		}
+		a.verifications.failed(addr) // every verification spends from the budget
+		if r.ContentLength > cfg.MaxSize {
+			a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)})
+			return
+		}
+		// The verifier reads at random; the PDF goes to a temporary file,
+		// never whole into memory.
+		f, err := os.CreateTemp(cfg.TempDir, "chamber-verify-*.pdf")
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, cfg.MaxSize))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the PDF exceeds the limit of " + strconv.FormatInt(cfg.MaxSize, 10) + " bytes"})
+			return
+		case err != nil:
+			a.fail(w, r, BadRequest("bad_body", "reading the PDF: %v", err))
+			return
+		case n == 0:
+			a.fail(w, r, BadRequest("empty", "send the PDF as the request body"))
+			return
+		}
+		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, Log: a.log, Now: time.Now})
+		if errors.Is(err, pades.ErrEncrypted) {
+			a.fail(w, r, Unprocessable("encrypted_pdf", "%v", err))
+			return
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, rep)
+	}
+}

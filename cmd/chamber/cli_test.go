@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// chamber runs the binary with args in dir and returns stdout, stderr and
+// the exit code.
+func chamber(t testing.TB, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// call makes a JSON request to a running server.
+func call(t testing.TB, method, url, token string, body any, want int, out any) {
+	t.Helper()
+	var rd io.Reader
+	ct := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/pdf"
+	default:
+		buf, _ := json.Marshal(b)
+		rd = bytes.NewReader(buf)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s = %d %s, want %d", method, url, resp.StatusCode, data, want)
+	}
+	if out != nil {
+		if b, ok := out.(*[]byte); ok {
+			*b = data
+			return
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("decode %s: %v", data, err)
+		}
+	}
+}
+
+// TestOperatorCommands: staff tokens from the CLI drive the REST API; a
+// notary's signature passes chamber verify and fails once a byte changes;
+// an edited journal row fails chamber journal verify, naming that row.
+func TestOperatorCommands(t *testing.T) {
+	dir := t.TempDir()
+	// staff add on an empty data dir: the token alone on stdout.
+	token, stderr, code := chamber(t, dir, "staff", "add", "--name", "Notary Mets", "--role", "notary")
+	token = strings.TrimSpace(token)
+	if code != 0 || !strings.HasPrefix(token, "chs_") || strings.Contains(token, "\n") {
+		t.Fatalf("staff add: code %d stdout %q stderr %s", code, token, stderr)
+	}
+	if out, _, code := chamber(t, dir, "staff", "list"); code != 0 || !strings.Contains(out, "Notary Mets") || strings.Contains(out, token) {
+		t.Fatalf("staff list (code %d):\n%s", code, out)
+	}
+	if _, _, code := chamber(t, dir, "staff", "add", "--name", "X", "--role", "bailiff"); code != 2 {
+		t.Fatalf("staff add with a bad role exited %d", code)
+	}
+
+	s := startServer(t, dir, nil)
+	var sess struct{ ID string }
+	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "notarisation", "title": "Power of attorney", "act_type": "power_of_attorney"}, 201, &sess)
+	var inv struct{ Token string }
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Notary Mets", "role": "notary"}, 201, &inv)
+	pdf, err := os.ReadFile("../../documents/pades/testdata/libreoffice-will.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ ID string }
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=poa.pdf", inv.Token, pdf, 201, &doc)
+	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", inv.Token, map[string]any{"reason": "Notarised", "location": "Tallinn"}, 201, nil)
+	var signed []byte
+	call(t, "GET", s.URL+"/api/v1/documents/"+doc.ID+"/content", inv.Token, nil, 200, &signed)
+	// The public verifier agrees.
+	var rep struct{ Valid bool }
+	call(t, "POST", s.URL+"/api/v1/verify", "", signed, 200, &rep)
+	if !rep.Valid {
+		t.Fatal("POST /api/v1/verify: not valid")
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(t.TempDir(), "signed.pdf")
+	os.WriteFile(file, signed, 0o644)
+	if out, errOut, code := chamber(t, dir, "verify", file); code != 0 || !strings.Contains(out, "VALID") {
+		t.Fatalf("chamber verify of a signed PDF: code %d\n%s%s", code, out, errOut)
+	}
+	if out, _, code := chamber(t, dir, "verify", file, "--json"); code != 0 || !json.Valid([]byte(out)) {
+		t.Fatalf("chamber verify --json: code %d %s", code, out)
+	}
+	// Flip one byte inside the signed range (in the original's body).
+	tampered := bytes.Clone(signed)
+	i := bytes.Index(tampered, []byte("stream")) + 20
+	tampered[i] ^= 0x01
+	os.WriteFile(file, tampered, 0o644)
+	if out, _, code := chamber(t, dir, "verify", file); code != 1 || !strings.Contains(out, "NOT VALID") {
+		t.Fatalf("chamber verify of a tampered PDF: code %d\n%s", code, out)
+	}
+
+	if out, errOut, code := chamber(t, dir, "journal", "verify"); code != 0 || !strings.HasPrefix(out, "OK:") {
+		t.Fatalf("journal verify: code %d %s %s", code, out, errOut)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "chamber.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := db.QueryRow(`SELECT seq FROM journal WHERE action = 'document.uploaded'`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE journal SET details = replace(details, 'poa.pdf', 'forged.pdf') WHERE seq = $1`, seq); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, _, code := chamber(t, dir, "journal", "verify")
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("entry %d", seq)) {
+		t.Fatalf("journal verify after editing entry %d: code %d %s", seq, code, out)
+	}
+}
