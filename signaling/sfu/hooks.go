@@ -47,6 +47,10 @@ type TrackInfo struct {
 	// RID is the simulcast layer the tap receives ("" without simulcast).
 	// A tap always receives the highest layer the publisher sends.
 	RID string
+	// RequestKeyframe asks the publisher for a keyframe of that layer
+	// (rate-limited like subscribers' requests); nil for audio. A recorder
+	// calls it when it starts, and after loss, so a file starts playable.
+	RequestKeyframe func()
 }
 
 // Tap receives every RTP packet of one track, in the order the SFU received

@@ -253,7 +253,11 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 		if top != nil {
 			rid = top.rid
 		}
-		tap, err := rec.OpenTap(t.info(rid))
+		info := t.info(rid)
+		if top != nil && t.kind == webrtc.RTPCodecTypeVideo {
+			info.RequestKeyframe = top.requestKeyframe
+		}
+		tap, err := rec.OpenTap(info)
 		if err != nil {
 			t.room.log.Error("opening recording tap failed", "track", t.id, "err", err)
 		}
