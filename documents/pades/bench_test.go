@@ -3,11 +3,13 @@ package pades
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/digitorus/pdf"
+	"github.com/digitorus/pdfsign/sign"
 )
 
 // The benchmarks run Chamber and pdfsign's own command-line tool (built
@@ -242,5 +246,48 @@ func TestBenchHelper(t *testing.T) {
 		}
 	default:
 		t.Fatalf("unknown helper mode %q", mode)
+	}
+}
+
+// BenchmarkSignInProcess measures what a server pays per request, without
+// process start-up: Chamber's Sign against pdfsign's library call that its
+// CLI makes (sign.Sign with the TSA URL), same identity, same TSA.
+func BenchmarkSignInProcess(b *testing.B) {
+	p := newTestPKI(b)
+	seal := p.auth.Seal()
+	for _, s := range []struct {
+		label string
+		size  int
+	}{{"100KB", 100 << 10}, {"10MB", 10 << 20}} {
+		in := genPDF(3, s.size, false)
+		b.Run(s.label+"/pdfsign-library", func(b *testing.B) {
+			for b.Loop() {
+				rdr, err := pdf.NewReader(bytes.NewReader(in), int64(len(in)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				err = sign.Sign(bytes.NewReader(in), io.Discard, rdr, int64(len(in)), sign.SignData{
+					Signature:         sign.SignDataSignature{CertType: sign.ApprovalSignature, DocMDPPerm: sign.AllowFillingExistingFormFieldsAndSignaturesPerms},
+					Signer:            seal.Key,
+					DigestAlgorithm:   crypto.SHA256,
+					Certificate:       seal.Certificate,
+					CertificateChains: [][]*x509.Certificate{append([]*x509.Certificate{seal.Certificate}, seal.Chain...)},
+					TSA:               sign.TSA{URL: p.tsa.URL},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(s.label+"/chamber", func(b *testing.B) {
+			for b.Loop() {
+				_, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), io.Discard, SignOptions{
+					Signer: seal.AsSigner(), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/chamber-court/chamber/pki"
@@ -412,3 +413,25 @@ func (c *concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 var _ = revocation.InfoArchival{}
+
+// SignLTA signs (Sign) and then adds the /DSS and document timestamp
+// (AddLTV) in one call, so the new version is PAdES B-LTA on its own. The
+// B-T intermediate goes to a temporary file in tmpDir ("" for the
+// system's), removed before returning; only the final file reaches w.
+func SignLTA(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts SignOptions, ltv LTVOptions, tmpDir string) (*SignResult, *LTVResult, error) {
+	tmp, err := os.CreateTemp(tmpDir, "chamber-sign-*.pdf")
+	if err != nil {
+		return nil, nil, fmt.Errorf("pades: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	sres, err := Sign(ctx, r, size, tmp, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	lres, err := AddLTV(ctx, tmp, sres.Size, w, ltv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sres, lres, nil
+}

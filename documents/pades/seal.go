@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"sync"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
@@ -22,7 +23,9 @@ const sealScale = 4
 var (
 	sealInk    = color.RGBA{0x1b, 0x2a, 0x6b, 0xff} // dark blue
 	sealPaper  = color.RGBA{0xf4, 0xf6, 0xfc, 0xff}
-	sealFonts  = mustParseFonts()
+	// sealFonts parses the embedded Go fonts on first use, not at
+	// program start.
+	sealFonts = sync.OnceValue(mustParseFonts)
 	maxSealPix = 4000 // pixels per side; larger boxes are rendered at a lower scale
 )
 
@@ -73,9 +76,9 @@ func renderSeal(width, height float64, lines []string) ([]byte, error) {
 	}
 	y := pad
 	for i, line := range lines {
-		f := sealFonts.regular
+		f := sealFonts().regular
 		if i == 0 {
-			f = sealFonts.bold
+			f = sealFonts().bold
 		}
 		face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
 		if err != nil {
@@ -97,9 +100,9 @@ func renderSeal(width, height float64, lines []string) ([]byte, error) {
 func widest(lines []string, size float64) float64 {
 	var most float64
 	for i, line := range lines {
-		f := sealFonts.regular
+		f := sealFonts().regular
 		if i == 0 {
-			f = sealFonts.bold
+			f = sealFonts().bold
 		}
 		face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72})
 		if err != nil {

@@ -282,7 +282,7 @@ type presized struct{ *io.SectionReader }
 
 func (p presized) WriteTo(w io.Writer) (int64, error) {
 	if fb, ok := w.(*filebuffer.Buffer); ok && fb.Buff != nil {
-		fb.Buff.Grow(int(p.Size()) + 1<<20)
+		fb.Buff.Grow(int(p.Size()) + 256<<10) // room for the update, seal image included
 	}
 	return io.Copy(w, struct{ io.Reader }{p.SectionReader})
 }

@@ -356,3 +356,19 @@ func TestReportRendering(t *testing.T) {
 		t.Errorf("unsigned document: %+v", empty)
 	}
 }
+
+func TestSignLTA(t *testing.T) {
+	p := newTestPKI(t)
+	in := genPDF(1, 0, false)
+	var out bytes.Buffer
+	sres, lres, err := SignLTA(context.Background(), bytes.NewReader(in), int64(len(in)), &out, SignOptions{
+		Signer: p.principal(t, "Anna"), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa,
+	}, p.ltv(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lres.Size != int64(out.Len()) || lres.CRLs != 1 || lres.Certificates != 3 || sres.TimestampTime.IsZero() {
+		t.Errorf("results %+v %+v", sres, lres)
+	}
+	requireAllValid(t, p, out.Bytes(), 1, 1)
+}
