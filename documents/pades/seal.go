@@ -21,11 +21,11 @@ import (
 const sealScale = 4
 
 var (
-	sealInk    = color.RGBA{0x1b, 0x2a, 0x6b, 0xff} // dark blue
-	sealPaper  = color.RGBA{0xf4, 0xf6, 0xfc, 0xff}
+	sealInk   = color.RGBA{0x1b, 0x2a, 0x6b, 0xff} // dark blue
+	sealPaper = color.RGBA{0xf4, 0xf6, 0xfc, 0xff}
 	// sealFonts parses the embedded Go fonts on first use, not at
 	// program start.
-	sealFonts = sync.OnceValue(mustParseFonts)
+	sealFonts  = sync.OnceValue(mustParseFonts)
 	maxSealPix = 4000 // pixels per side; larger boxes are rendered at a lower scale
 )
 
