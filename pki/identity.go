@@ -132,6 +132,12 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
+// ParseCertificatesPEM parses every CERTIFICATE block in data, e.g. the
+// file given to `chamber verify --trust`.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	return parseCertsPEM(data)
+}
+
 func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {

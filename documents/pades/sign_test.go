@@ -3,8 +3,13 @@ package pades
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -371,4 +376,35 @@ func TestSignLTA(t *testing.T) {
 		t.Errorf("results %+v %+v", sres, lres)
 	}
 	requireAllValid(t, p, out.Bytes(), 1, 1)
+}
+
+// A configured RSA identity (--signing-cert/--signing-key) from another CA.
+func TestRSAIdentity(t *testing.T) {
+	p := newTestPKI(t)
+	caKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Court CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Registry Court of Tartu"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	cert, _ := x509.ParseCertificate(der)
+	id := pki.Identity{Certificate: cert, Chain: []*x509.Certificate{ca}, Key: key}
+	doc, _ := signBytes(t, genPDF(1, 0, false), SignOptions{
+		Signer: id.AsSigner(), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa, Reason: "Judgment",
+	})
+	doc = ltvBytes(t, p, doc) // no CRL distribution point: certificates only
+	roots := TrustStore(false, ca, p.auth.Root())
+	rep, err := Verify(context.Background(), bytes.NewReader(doc), int64(len(doc)), VerifyOptions{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Valid || rep.Signatures[0].Hash != "SHA-256" || rep.Signatures[0].SignerName != "Registry Court of Tartu" {
+		t.Fatalf("RSA identity:\n%s", reportText(rep))
+	}
+	if rep.Signatures[0].Revocation != "no revocation data in the document" {
+		t.Errorf("revocation %q", rep.Signatures[0].Revocation)
+	}
 }
