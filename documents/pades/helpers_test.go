@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -228,5 +227,3 @@ func signBytes(t testing.TB, in []byte, opts SignOptions) ([]byte, *SignResult) 
 	}
 	return out.Bytes(), res
 }
-
-var _ = io.EOF

@@ -17,7 +17,6 @@ import (
 
 	"github.com/chamber-court/chamber/pki"
 	"github.com/digitorus/pdf"
-	"github.com/digitorus/pdfsign/revocation"
 	"github.com/digitorus/pdfsign/sign"
 	"github.com/digitorus/pkcs7"
 	"github.com/digitorus/timestamp"
@@ -411,8 +410,6 @@ func (c *concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
-
-var _ = revocation.InfoArchival{}
 
 // SignLTA signs (Sign) and then adds the /DSS and document timestamp
 // (AddLTV) in one call, so the new version is PAdES B-LTA on its own. The
