@@ -136,6 +136,7 @@ func BenchmarkGet(b *testing.B) {
 		if _, err := s.Put(b.Context(), key, io.LimitReader(randomReader(2), benchSize), evidence.PutOptions{}); err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { s.Delete(context.Background(), key) })
 		b.SetBytes(benchSize)
 		for b.Loop() {
 			rc, err := s.Get(b.Context(), key, 0, -1)
@@ -175,9 +176,13 @@ func BenchmarkGet(b *testing.B) {
 	})
 	b.Run("minio-go-GetObject", func(b *testing.B) {
 		s, _ := newS3(b, 0, "")
-		if _, err := s.Client().PutObject(b.Context(), s.Bucket(), "bench/raw.bin", io.LimitReader(randomReader(3), benchSize), benchSize, minio.PutObjectOptions{}); err != nil {
+		info, err := s.Client().PutObject(b.Context(), s.Bucket(), "bench/raw.bin", io.LimitReader(randomReader(3), benchSize), benchSize, minio.PutObjectOptions{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() {
+			s.Client().RemoveObject(context.Background(), s.Bucket(), "bench/raw.bin", minio.RemoveObjectOptions{VersionID: info.VersionID})
+		})
 		b.SetBytes(benchSize)
 		for b.Loop() {
 			o, err := s.Client().GetObject(b.Context(), s.Bucket(), "bench/raw.bin", minio.GetObjectOptions{})

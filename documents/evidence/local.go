@@ -36,6 +36,7 @@ import (
 type Local struct {
 	root string
 	log  *slog.Logger
+	bufs sync.Pool // *[]byte of copyBufferSize
 }
 
 var _ Store = (*Local)(nil)
@@ -59,7 +60,9 @@ func NewLocal(dir string, log *slog.Logger) (*Local, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("evidence: local store: %s is not a directory", root)
 	}
-	return &Local{root: root, log: log.With("store", "local", "dir", root)}, nil
+	s := &Local{root: root, log: log.With("store", "local", "dir", root)}
+	s.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	return s, nil
 }
 
 // Dir returns the store's absolute directory.
@@ -125,8 +128,6 @@ func (r localRecord) object(key string) Object {
 	}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
 // Put implements Store.
 func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (obj Object, err error) {
 	defer func() {
@@ -167,7 +168,9 @@ func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOption
 		}
 	}()
 	h := newHasher()
-	if err := copyData(ctx, f, h, r); err != nil {
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	if err := copyData(ctx, f, h, r, *bp); err != nil {
 		return Object{}, fmt.Errorf("evidence: put %s: %w", key, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -202,10 +205,7 @@ func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOption
 
 // copyData copies r to f and h, stopping when ctx ends. Each chunk is hashed
 // on another core while it is written, so hashing costs little time.
-func copyData(ctx context.Context, f io.Writer, h io.Writer, r io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+func copyData(ctx context.Context, f io.Writer, h io.Writer, r io.Reader, buf []byte) error {
 	hashed := make(chan struct{}, 1)
 	for {
 		if err := ctx.Err(); err != nil {
