@@ -1,0 +1,203 @@
+// Package acts runs the notarial act of a notarisation session: the
+// embassy officer's identity checks, the lifecycle the act must follow
+// (draft → identity_verified → signed_by_principals → notarised → sealed),
+// the gap-free notarial number given at sealing, and the notary's register.
+// The HTTP floor authenticates callers with the session layer and consults
+// this package before and after every step it gates.
+package acts
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/journal"
+)
+
+// State is where an act is in its life.
+type State string
+
+// The act's states, in order.
+const (
+	Draft              State = "draft"
+	IdentityVerified   State = "identity_verified"
+	SignedByPrincipals State = "signed_by_principals"
+	Notarised          State = "notarised"
+	Sealed             State = "sealed"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid input")
+	ErrOrder    = errors.New("out of order")
+)
+
+// OrderError says why a step is refused in the act's current state (409).
+type OrderError struct{ Reason string }
+
+func (e *OrderError) Error() string { return e.Reason }
+
+// Unwrap lets errors.Is(err, ErrOrder) match.
+func (e *OrderError) Unwrap() error { return ErrOrder }
+
+func outOfOrder(format string, args ...any) error {
+	return &OrderError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// InvalidError names the field that was wrong (422).
+type InvalidError struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+}
+
+func (e *InvalidError) Error() string { return e.Message }
+
+// Unwrap lets errors.Is(err, ErrInvalid) match.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// Caller is who acts, as the session layer established it.
+type Caller struct {
+	Actor         string
+	Name          string
+	Role          access.Role
+	ParticipantID uuid.UUID
+}
+
+// Principal is a principal of the act, as the session layer knows them.
+type Principal struct {
+	ID   uuid.UUID
+	Name string
+}
+
+// Config configures a Service.
+type Config struct {
+	DB        *database.DB
+	Journal   *journal.Journal
+	Store     evidence.Store
+	Log       *slog.Logger
+	Retention time.Duration
+	// Principals lists the act's current (not removed) principals.
+	Principals func(ctx context.Context, sessionID uuid.UUID) ([]Principal, error)
+	// MaxStill bounds an identity still's size (default 10 MiB).
+	MaxStill int64
+}
+
+// Service runs notarial acts.
+type Service struct {
+	cfg Config
+	now func() time.Time
+}
+
+// New returns an act service.
+func New(cfg Config) *Service {
+	if cfg.MaxStill <= 0 {
+		cfg.MaxStill = 10 << 20
+	}
+	return &Service{cfg: cfg, now: database.Now}
+}
+
+// Act is the notarial act of one session.
+type Act struct {
+	State      State      `json:"state"`
+	Number     string     `json:"number,omitempty"`
+	DocumentID *uuid.UUID `json:"document_id,omitempty"`
+	SealedAt   *time.Time `json:"sealed_at,omitempty"`
+	LegalHold  bool       `json:"legal_hold"`
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Get returns the act of a session: a draft until something happens.
+func (s *Service) Get(ctx context.Context, sessionID uuid.UUID) (Act, error) {
+	return s.get(ctx, s.cfg.DB, sessionID)
+}
+
+func (s *Service) get(ctx context.Context, q querier, sessionID uuid.UUID) (Act, error) {
+	var (
+		a        Act
+		state    string
+		doc, num sql.NullString
+		sealed   sql.NullInt64
+	)
+	err := q.QueryRowContext(ctx, `SELECT state, document_id, number, sealed_at, legal_hold FROM acts WHERE session_id = $1`,
+		sessionID.String()).Scan(&state, &doc, &num, &sealed, &a.LegalHold)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Act{State: Draft}, nil
+	}
+	if err != nil {
+		return Act{}, fmt.Errorf("acts: get: %w", err)
+	}
+	a.State, a.Number = State(state), num.String
+	if doc.Valid {
+		if id, err := uuid.Parse(doc.String); err == nil {
+			a.DocumentID = &id
+		}
+	}
+	if sealed.Valid {
+		t := database.Time(sealed.Int64)
+		a.SealedAt = &t
+	}
+	return a, nil
+}
+
+// RequireOpen refuses any change to a sealed act.
+func (s *Service) RequireOpen(ctx context.Context, sessionID uuid.UUID, what string) error {
+	a, err := s.Get(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	if a.State == Sealed {
+		return outOfOrder("the act is sealed (number %s): %s is no longer possible", a.Number, what)
+	}
+	return nil
+}
+
+// setState moves the act to state inside tx and journals the move.
+func (s *Service) setState(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID, from, to State, actor string, details map[string]any) error {
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO acts (session_id, state) VALUES ($1, $2) ON CONFLICT (session_id) DO UPDATE SET state = excluded.state`,
+		sessionID.String(), string(to)); err != nil {
+		return fmt.Errorf("acts: state: %w", err)
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["from"], details["to"] = from, to
+	_, err := s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: actor, Action: "act.state_changed", Details: details})
+	return err
+}
+
+func (s *Service) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("acts: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("acts: commit: %w", err)
+	}
+	return nil
+}
+
+// retainUntil is the retention date of evidence stored now.
+func (s *Service) retainUntil() time.Time {
+	if s.cfg.Retention <= 0 {
+		return time.Time{}
+	}
+	return s.now().Add(s.cfg.Retention)
+}

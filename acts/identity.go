@@ -1,0 +1,396 @@
+package acts
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/sessions/mrz"
+)
+
+// Identity check statuses.
+const (
+	CheckPending  = "pending"
+	CheckVerified = "verified"
+	CheckRefused  = "refused"
+)
+
+// Still is a captured image stored as evidence.
+type Still struct {
+	Kind   string `json:"kind"` // face or document
+	Key    string `json:"key"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// Check is one identity check of a principal by an embassy officer.
+type Check struct {
+	ID            uuid.UUID    `json:"id"`
+	SessionID     uuid.UUID    `json:"session_id"`
+	ParticipantID uuid.UUID    `json:"participant_id"`
+	OfficerID     string       `json:"officer"`
+	OfficerName   string       `json:"officer_name"`
+	Embassy       string       `json:"embassy,omitempty"`
+	Status        string       `json:"status"`
+	Document      mrz.Document `json:"document"`
+	Stills        []Still      `json:"stills"`
+	Address       string       `json:"address,omitempty"`
+	Reason        string       `json:"reason,omitempty"`
+	CreatedAt     string       `json:"created_at"`
+	DecidedAt     string       `json:"decided_at,omitempty"`
+}
+
+// NewCheck is what the officer submits.
+type NewCheck struct {
+	ParticipantID uuid.UUID `json:"participant_id"`
+	MRZ           string    `json:"mrz"`
+	Embassy       string    `json:"embassy,omitempty"`
+}
+
+// StartCheck parses the MRZ the officer typed or scanned and opens a check
+// of the principal it belongs to. A bad MRZ is an *InvalidError with code
+// invalid_mrz and the problem of each field.
+func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID, target Principal, n NewCheck) (Check, error) {
+	if err := access.Check(c.Role, access.IdentityCheck); err != nil {
+		return Check{}, err
+	}
+	if err := s.RequireOpen(ctx, sessionID, "an identity check"); err != nil {
+		return Check{}, err
+	}
+	if len(n.MRZ) > 200 || len(n.Embassy) > 200 {
+		return Check{}, &InvalidError{Code: "invalid", Message: "mrz or embassy is too long", Fields: map[string]string{"mrz": "at most 200 characters"}}
+	}
+	doc, err := mrz.Parse(n.MRZ, s.now())
+	var bad *mrz.Error
+	if errors.As(err, &bad) {
+		msg := "the machine-readable zone is not valid"
+		if bad.Expired() {
+			msg = "the document has expired"
+		}
+		return Check{}, &InvalidError{Code: "invalid_mrz", Message: msg, Fields: bad.Fields}
+	}
+	if err != nil {
+		return Check{}, &InvalidError{Code: "invalid_mrz", Message: err.Error(), Fields: map[string]string{"mrz": err.Error()}}
+	}
+	ch := Check{
+		ID: uuid.New(), SessionID: sessionID, ParticipantID: target.ID, OfficerID: c.Actor, OfficerName: c.Name,
+		Embassy: strings.TrimSpace(n.Embassy), Status: CheckPending, Document: doc, Stills: []Still{},
+		CreatedAt: s.now().Format(timeFormat),
+	}
+	docJSON, _ := json.Marshal(doc)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO identity_checks (id, session_id, participant_id, officer_id, officer_name, embassy, status, document, created_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			ch.ID.String(), sessionID.String(), target.ID.String(), c.Actor, c.Name, ch.Embassy, ch.Status, string(docJSON),
+			database.Micros(s.now())); err != nil {
+			return fmt.Errorf("acts: identity check: %w", err)
+		}
+		_, err := s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.check_started",
+			Details: map[string]any{"check_id": ch.ID, "participant_id": target.ID, "participant_name": target.Name, "embassy": ch.Embassy, "document": doc}})
+		return err
+	})
+	if err != nil {
+		return Check{}, err
+	}
+	return ch, nil
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// Checks lists a session's identity checks.
+func (s *Service) Checks(ctx context.Context, sessionID uuid.UUID) ([]Check, error) {
+	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT `+checkColumns+` FROM identity_checks WHERE session_id = $1 ORDER BY created_at, id`, sessionID.String())
+	if err != nil {
+		return nil, fmt.Errorf("acts: checks: %w", err)
+	}
+	defer rows.Close()
+	out := []Check{}
+	for rows.Next() {
+		ch, err := scanCheck(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ch)
+	}
+	return out, rows.Err()
+}
+
+// Check returns one identity check of a session.
+func (s *Service) Check(ctx context.Context, sessionID, checkID uuid.UUID) (Check, error) {
+	return s.check(ctx, s.cfg.DB, sessionID, checkID)
+}
+
+func (s *Service) check(ctx context.Context, q querier, sessionID, checkID uuid.UUID) (Check, error) {
+	ch, err := scanCheck(q.QueryRowContext(ctx, `SELECT `+checkColumns+` FROM identity_checks WHERE id = $1 AND session_id = $2`,
+		checkID.String(), sessionID.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Check{}, fmt.Errorf("identity check %s: %w", checkID, ErrNotFound)
+	}
+	return ch, err
+}
+
+const checkColumns = `id, session_id, participant_id, officer_id, officer_name, embassy, status, document, face_key, face_sha256,
+	document_key, document_sha256, address, reason, created_at, decided_at`
+
+func scanCheck(row interface{ Scan(...any) error }) (Check, error) {
+	var (
+		ch                          Check
+		id, sid, pid, docJSON       string
+		faceKey, faceSHA, dKey, dSH string
+		created                     int64
+		decided                     sql.NullInt64
+	)
+	if err := row.Scan(&id, &sid, &pid, &ch.OfficerID, &ch.OfficerName, &ch.Embassy, &ch.Status, &docJSON, &faceKey, &faceSHA,
+		&dKey, &dSH, &ch.Address, &ch.Reason, &created, &decided); err != nil {
+		return Check{}, err
+	}
+	ch.ID, _ = uuid.Parse(id)
+	ch.SessionID, _ = uuid.Parse(sid)
+	ch.ParticipantID, _ = uuid.Parse(pid)
+	if err := json.Unmarshal([]byte(docJSON), &ch.Document); err != nil {
+		return Check{}, fmt.Errorf("acts: check %s: stored document: %w", id, err)
+	}
+	ch.Stills = []Still{}
+	if faceKey != "" {
+		ch.Stills = append(ch.Stills, Still{Kind: "face", Key: faceKey, SHA256: faceSHA})
+	}
+	if dKey != "" {
+		ch.Stills = append(ch.Stills, Still{Kind: "document", Key: dKey, SHA256: dSH})
+	}
+	ch.CreatedAt = database.Time(created).Format(timeFormat)
+	if decided.Valid {
+		ch.DecidedAt = database.Time(decided.Int64).Format(timeFormat)
+	}
+	return ch, nil
+}
+
+// imageType sniffs a still: JPEG or PNG only.
+func imageType(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
+		return "image/jpeg"
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return "image/png"
+	}
+	return ""
+}
+
+// ErrTooLarge reports a still over the size limit.
+var ErrTooLarge = errors.New("still exceeds the size limit")
+
+// ErrUnsupported reports a still that is neither JPEG nor PNG.
+var ErrUnsupported = errors.New("a still must be a JPEG or PNG image")
+
+type limited struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		return n, ErrTooLarge
+	}
+	return n, err
+}
+
+// AddStill stores the face still or the document photo of a pending check
+// as evidence, with its SHA-256, and journals it.
+func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, kind string, body io.Reader) (Still, error) {
+	if err := access.Check(c.Role, access.IdentityCheck); err != nil {
+		return Still{}, err
+	}
+	if kind != "face" && kind != "document" {
+		return Still{}, &InvalidError{Code: "invalid", Message: "kind must be face or document", Fields: map[string]string{"kind": "face or document"}}
+	}
+	ch, err := s.Check(ctx, sessionID, checkID)
+	if err != nil {
+		return Still{}, err
+	}
+	if ch.Status != CheckPending {
+		return Still{}, outOfOrder("the identity check is already %s", ch.Status)
+	}
+	if err := s.RequireOpen(ctx, sessionID, "an identity still"); err != nil {
+		return Still{}, err
+	}
+	br := bufio.NewReaderSize(body, 512)
+	head, _ := br.Peek(16)
+	ct := imageType(head)
+	if ct == "" {
+		return Still{}, ErrUnsupported
+	}
+	ext := ".jpg"
+	if ct == "image/png" {
+		ext = ".png"
+	}
+	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], ext)
+	obj, err := s.cfg.Store.Put(ctx, key, &limited{r: br, n: s.cfg.MaxStill}, evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
+	if errors.Is(err, ErrTooLarge) {
+		return Still{}, err
+	}
+	if err != nil {
+		return Still{}, fmt.Errorf("acts: store still: %w", err)
+	}
+	st := Still{Kind: kind, Key: key, SHA256: obj.SHA256, Size: obj.Size}
+	col := "face"
+	if kind == "document" {
+		col = "document"
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE identity_checks SET `+col+`_key = $1, `+col+`_sha256 = $2 WHERE id = $3 AND status = $4`,
+			key, obj.SHA256, checkID.String(), CheckPending)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return outOfOrder("the identity check was decided meanwhile")
+		}
+		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.still_captured",
+			Details: map[string]any{"check_id": checkID, "kind": kind, "key": key, "sha256": obj.SHA256, "size": obj.Size}})
+		return err
+	})
+	if err != nil {
+		return Still{}, err
+	}
+	return st, nil
+}
+
+// Outcome is the officer's decision.
+type Outcome struct {
+	Verified bool   `json:"verified"`
+	Reason   string `json:"reason,omitempty"`
+	// Address is the principal's address, for the register.
+	Address string `json:"address,omitempty"`
+}
+
+// Decide records the officer's outcome. A verified check needs both
+// stills; a refusal needs a reason. When every principal is verified the
+// act moves to identity_verified.
+func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, o Outcome) (Check, State, error) {
+	if c.Role != access.EmbassyOfficer {
+		return Check{}, "", &access.ForbiddenError{Role: c.Role, Action: access.IdentityCheck}
+	}
+	o.Reason, o.Address = strings.TrimSpace(o.Reason), strings.TrimSpace(o.Address)
+	badAddress := strings.ContainsFunc(o.Address, func(r rune) bool { return unicode.IsControl(r) && r != '\n' })
+	if len(o.Reason) > 1000 || len(o.Address) > 500 || badAddress {
+		return Check{}, "", &InvalidError{Code: "invalid", Message: "reason is at most 1000 characters, address at most 500 printable ones",
+			Fields: map[string]string{"reason": "at most 1000 characters", "address": "at most 500 printable characters"}}
+	}
+	if !o.Verified && o.Reason == "" {
+		return Check{}, "", &InvalidError{Code: "invalid", Message: "a refusal needs a reason", Fields: map[string]string{"reason": "required when verified is false"}}
+	}
+	principals, err := s.cfg.Principals(ctx, sessionID)
+	if err != nil {
+		return Check{}, "", err
+	}
+	var (
+		ch    Check
+		state State
+	)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if ch, err = s.check(ctx, tx, sessionID, checkID); err != nil {
+			return err
+		}
+		if ch.Status != CheckPending {
+			return outOfOrder("the identity check is already %s", ch.Status)
+		}
+		if o.Verified && len(ch.Stills) < 2 {
+			return outOfOrder("capture the face still and the document photo before verifying")
+		}
+		act, err := s.get(ctx, tx, sessionID)
+		if err != nil {
+			return err
+		}
+		if act.State == Sealed {
+			return outOfOrder("the act is sealed")
+		}
+		state = act.State
+		ch.Status = CheckRefused
+		if o.Verified {
+			ch.Status = CheckVerified
+		}
+		ch.Reason, ch.Address = o.Reason, o.Address
+		now := s.now()
+		ch.DecidedAt = now.Format(timeFormat)
+		if _, err := tx.ExecContext(ctx, `UPDATE identity_checks SET status = $1, reason = $2, address = $3, decided_at = $4 WHERE id = $5`,
+			ch.Status, ch.Reason, ch.Address, database.Micros(now), checkID.String()); err != nil {
+			return err
+		}
+		if _, err := s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.decided",
+			Details: map[string]any{"check_id": checkID, "participant_id": ch.ParticipantID, "status": ch.Status, "reason": ch.Reason,
+				"document": ch.Document, "stills": ch.Stills, "address": ch.Address}}); err != nil {
+			return err
+		}
+		if state != Draft || !o.Verified {
+			return nil
+		}
+		all, err := allVerified(ctx, tx, sessionID, principals)
+		if err != nil || !all {
+			return err
+		}
+		state = IdentityVerified
+		return s.setState(ctx, tx, sessionID, Draft, IdentityVerified, c.Actor, map[string]any{"principals": len(principals)})
+	})
+	if err != nil {
+		return Check{}, "", err
+	}
+	return ch, state, nil
+}
+
+func allVerified(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID, principals []Principal) (bool, error) {
+	if len(principals) == 0 {
+		return false, nil
+	}
+	for _, p := range principals {
+		ok, err := verified(ctx, tx, sessionID, p.ID)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func verified(ctx context.Context, q querier, sessionID, participantID uuid.UUID) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM identity_checks WHERE session_id = $1 AND participant_id = $2 AND status = $3`,
+		sessionID.String(), participantID.String(), CheckVerified).Scan(&n)
+	return n > 0, err
+}
+
+// VerifiedIdentity returns the name on a principal's verified identity
+// document, for their signing certificate; "" when none is verified.
+func (s *Service) VerifiedIdentity(ctx context.Context, sessionID, participantID uuid.UUID) (string, error) {
+	var docJSON string
+	err := s.cfg.DB.QueryRowContext(ctx, `SELECT document FROM identity_checks WHERE session_id = $1 AND participant_id = $2 AND status = $3
+		ORDER BY decided_at DESC LIMIT 1`, sessionID.String(), participantID.String(), CheckVerified).Scan(&docJSON)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var d mrz.Document
+	if err := json.Unmarshal([]byte(docJSON), &d); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(d.GivenNames + " " + d.Surname), nil
+}

@@ -1,0 +1,209 @@
+package acts
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/journal"
+)
+
+// FinalDocument is the act's document as the notary signed it.
+type FinalDocument struct {
+	ID      uuid.UUID `json:"id"`
+	Name    string    `json:"name"`
+	Version int       `json:"version"`
+	SHA256  string    `json:"sha256"`
+}
+
+// SealInput is what the session and document layers know of the act.
+type SealInput struct {
+	ActType    string
+	Title      string
+	Notary     string
+	Document   FinalDocument
+	Principals []Principal
+	// Fee and Description come from the notary's seal request.
+	Fee         string `json:"fee"`
+	Description string `json:"description"`
+}
+
+// SealRequest is what the notary sends to seal.
+type SealRequest struct {
+	Fee         string `json:"fee,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Seal closes the act for good: it must be notarised; it gets the next
+// notarial number of the year (YYYY/NNNNNN, gap-free even under concurrent
+// sealing), its register entry is written, and its journal is archived in
+// the evidence store under retention.
+func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in SealInput) (Act, RegisterEntry, error) {
+	if err := access.Check(c.Role, access.Seal); err != nil {
+		return Act{}, RegisterEntry{}, err
+	}
+	if len(in.Fee) > 100 || len(in.Description) > 2000 {
+		return Act{}, RegisterEntry{}, &InvalidError{Code: "invalid", Message: "fee is at most 100 characters, description at most 2000",
+			Fields: map[string]string{"fee": "at most 100 characters"}}
+	}
+	checks, err := s.Checks(ctx, sessionID)
+	if err != nil {
+		return Act{}, RegisterEntry{}, err
+	}
+	recordings, err := s.recordings(ctx, sessionID)
+	if err != nil {
+		return Act{}, RegisterEntry{}, err
+	}
+	var (
+		act   Act
+		entry RegisterEntry
+	)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if act, err = s.get(ctx, tx, sessionID); err != nil {
+			return err
+		}
+		switch act.State {
+		case Sealed:
+			return outOfOrder("the act is already sealed (number %s)", act.Number)
+		case Notarised:
+		default:
+			return outOfOrder("the act can be sealed only after the notary's signature (act is %s)", act.State)
+		}
+		now := s.now()
+		year := now.Year()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO act_numbers (year, last) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING`, year); err != nil {
+			return fmt.Errorf("acts: number: %w", err)
+		}
+		var n int64
+		if err := tx.QueryRowContext(ctx, `UPDATE act_numbers SET last = last + 1 WHERE year = $1 RETURNING last`, year).Scan(&n); err != nil {
+			return fmt.Errorf("acts: number: %w", err)
+		}
+		number := fmt.Sprintf("%04d/%06d", year, n)
+		if _, err := tx.ExecContext(ctx, `UPDATE acts SET state = $1, number = $2, sealed_at = $3, sealed_by = $4 WHERE session_id = $5`,
+			string(Sealed), number, database.Micros(now), c.Actor, sessionID.String()); err != nil {
+			return fmt.Errorf("acts: seal: %w", err)
+		}
+		act.State, act.Number, act.SealedAt = Sealed, number, &now
+		entry = buildEntry(number, sessionID, now, in, checks, recordings)
+		if err := s.insertEntry(ctx, tx, c.Actor, entry); err != nil {
+			return err
+		}
+		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.sealed",
+			Details: map[string]any{"number": number, "document": in.Document, "register_entry": entry.ID}})
+		return err
+	})
+	if err != nil {
+		return Act{}, RegisterEntry{}, err
+	}
+	if err := s.archiveJournal(ctx, c, sessionID, act.Number); err != nil {
+		// The act is sealed and its journal intact in the database; the
+		// archive copy is retried by the bundle and logged loudly here.
+		s.cfg.Log.Error("archiving the sealed act's journal failed", "session", sessionID, "err", err)
+	}
+	return act, entry, nil
+}
+
+// archiveJournal stores the session's journal entries in the evidence
+// store, under retention, and journals the copy's SHA-256.
+func (s *Service) archiveJournal(ctx context.Context, c Caller, sessionID uuid.UUID, number string) error {
+	entries, err := s.cfg.Journal.Session(ctx, sessionID, 0, 0)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(entries); err != nil {
+		return err
+	}
+	last := entries[len(entries)-1].Seq
+	key := fmt.Sprintf("sessions/%s/journal/sealed-%d.json", sessionID, last)
+	obj, err := s.cfg.Store.Put(ctx, key, &buf, evidence.PutOptions{ContentType: "application/json", RetainUntil: s.retainUntil()})
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.Journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.journal_archived",
+		Details: map[string]any{"number": number, "key": key, "sha256": obj.SHA256, "entries": len(entries), "through_seq": last}})
+	return err
+}
+
+type recordingRef struct {
+	ID             uuid.UUID `json:"id"`
+	StartedAt      time.Time `json:"started_at"`
+	ManifestKey    string    `json:"manifest_key"`
+	ManifestSHA256 string    `json:"manifest_sha256"`
+	Files          int       `json:"files"`
+	Recovered      bool      `json:"recovered,omitempty"`
+}
+
+func (s *Service) recordings(ctx context.Context, sessionID uuid.UUID) ([]recordingRef, error) {
+	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT id, started_at, manifest_key, manifest_sha256, files, recovered FROM recordings
+		WHERE session_id = $1 ORDER BY started_at`, sessionID.String())
+	if err != nil {
+		return nil, fmt.Errorf("acts: recordings: %w", err)
+	}
+	defer rows.Close()
+	var out []recordingRef
+	for rows.Next() {
+		var (
+			r       recordingRef
+			id      string
+			started int64
+		)
+		if err := rows.Scan(&id, &started, &r.ManifestKey, &r.ManifestSHA256, &r.Files, &r.Recovered); err != nil {
+			return nil, err
+		}
+		r.ID, _ = uuid.Parse(id)
+		r.StartedAt = database.Time(started)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// LegalHold places or lifts a legal hold on every object of the session's
+// evidence and records it.
+func (s *Service) LegalHold(ctx context.Context, c Caller, sessionID uuid.UUID, on bool) (int, error) {
+	if err := access.Check(c.Role, access.LegalHold); err != nil {
+		return 0, err
+	}
+	objs, err := s.cfg.Store.List(ctx, "sessions/"+sessionID.String()+"/")
+	if err != nil {
+		return 0, fmt.Errorf("acts: legal hold: %w", err)
+	}
+	for _, o := range objs {
+		if err := s.cfg.Store.LegalHold(ctx, o.Key, on); err != nil {
+			return 0, fmt.Errorf("acts: legal hold on %s: %w", o.Key, err)
+		}
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		act, err := s.get(ctx, tx, sessionID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO acts (session_id, state, legal_hold) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO UPDATE SET legal_hold = excluded.legal_hold`,
+			sessionID.String(), string(act.State), on); err != nil {
+			return err
+		}
+		keys := make([]string, len(objs))
+		for i, o := range objs {
+			keys[i] = o.Key
+		}
+		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "evidence.legal_hold",
+			Details: map[string]any{"on": on, "objects": keys}})
+		return err
+	})
+	return len(objs), err
+}
+
+func trimmed(s string) string { return strings.TrimSpace(s) }
