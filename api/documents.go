@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/sessions"
 )
@@ -31,6 +33,14 @@ func (a *API) documentRoutes() {
 		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.withAuth(a.handleLabelDocument))
 	a.route("POST /api/v1/documents/{id}/signatures", Op{Summary: "Sign the newest version of a PDF (PAdES B-LTA); returns the new version", Tags: tags, Auth: "bearer",
 		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleSign))
+}
+
+// actOpen refuses changes to the documents of a sealed notarial act.
+func (a *API) actOpen(ctx context.Context, sess sessions.Session, what string) error {
+	if a.acts == nil || sess.Kind != access.Notarisation {
+		return nil
+	}
+	return a.acts.RequireOpen(ctx, sess.ID, what)
 }
 
 // UploadResponse describes a stored upload. Duplicate is true when the same
@@ -83,6 +93,10 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess.State == sessions.Closed {
 		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
+		return
+	}
+	if err := a.actOpen(r.Context(), sess, "uploading"); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	limit := a.documents.MaxUpload()
@@ -233,6 +247,10 @@ func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
 		return
 	}
+	if err := a.actOpen(r.Context(), sess, "labelling"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	d, err = a.documents.Label(r.Context(), c, docSession(sess), d.ID, in)
 	if err != nil {
 		a.fail(w, r, err)
@@ -256,10 +274,35 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
 		return
 	}
+	act := a.acts != nil && sess.Kind == access.Notarisation
+	ac := acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}
+	if act {
+		if err := a.acts.BeforeSign(r.Context(), ac, sess.ID, d.ID); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		// A principal's certificate carries the name on their verified
+		// identity document.
+		if c.Role == access.Principal {
+			if name, err := a.acts.VerifiedIdentity(r.Context(), sess.ID, c.ParticipantID); err == nil && name != "" {
+				c.Name = name
+			}
+		}
+	}
 	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in)
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if act {
+		if _, err := a.acts.AfterSign(r.Context(), ac, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial}); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.pushAct(r.Context(), sess.ID, "")
+	}
+	if a.notify != nil {
+		a.notify(sess.ID, "document_updated", doc)
 	}
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
 }

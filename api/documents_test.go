@@ -83,6 +83,8 @@ func TestDocumentsOverREST(t *testing.T) {
 		{"text claiming jpeg", party.Token, "notes.jpg", "", []byte("hello, court"), 415, "unsupported_media_type"},
 		{"too large", party.Token, "big.txt", "text/plain", bytes.Repeat([]byte("a"), 9<<20), 413, "too_large"},
 		{"empty", party.Token, "e.txt", "text/plain", nil, 415, "unsupported_media_type"},
+		{"truncated pdf", party.Token, "t.pdf", "application/pdf", pdf[:len(pdf)/2], 422, "malformed_pdf"},
+		{"pdf nesting bomb", party.Token, "b.pdf", "application/pdf", append([]byte("%PDF-1.7\n1 0 obj\n"), bytes.Repeat([]byte("["), 1<<20)...), 422, "malformed_pdf"},
 		{"no name", party.Token, "", "text/plain", []byte("x"), 422, "invalid"},
 		{"witness may not upload", witness.Token, "w.txt", "text/plain", []byte("x"), 403, "forbidden"},
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/sessions"
@@ -24,6 +25,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		docConflict *documents.ConflictError
 		certErr     *documents.CertificateError
 		malformed   *pades.MalformedError
+		order       *acts.OrderError
+		actInvalid  *acts.InvalidError
 	)
 	switch {
 	case errors.As(err, &problem):
@@ -59,8 +62,20 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &malformed):
 		a.log.Warn("malformed PDF", "path", r.URL.Path, "err", err)
 		Error(w, http.StatusUnprocessableEntity, "malformed_pdf", malformed.Error())
+	case errors.Is(err, pades.ErrEncrypted):
+		Error(w, http.StatusUnprocessableEntity, "encrypted_pdf", err.Error())
 	case errors.Is(err, pades.ErrOptions):
 		Error(w, http.StatusUnprocessableEntity, "invalid", err.Error())
+	case errors.As(err, &order):
+		Error(w, http.StatusConflict, "conflict", order.Reason)
+	case errors.As(err, &actInvalid):
+		WriteJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: ErrorDetail{Code: actInvalid.Code, Message: actInvalid.Message, Fields: actInvalid.Fields}})
+	case errors.Is(err, acts.ErrNotFound):
+		Error(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, acts.ErrTooLarge):
+		Error(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.Is(err, acts.ErrUnsupported):
+		Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error())
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		Error(w, 499, "canceled", "request canceled")

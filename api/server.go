@@ -6,8 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/acts"
+	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -25,6 +30,16 @@ type Config struct {
 	VerifyToken journal.TokenVerifier
 	// Signal serves GET /api/v1/sessions/{id}/signal (the WebSocket).
 	Signal http.HandlerFunc
+	// Acts runs notarial acts (identity checks, lifecycle, seal, register).
+	Acts *acts.Service
+	// Recording starts and stops recordings.
+	Recording *recording.Controller
+	// Bundle builds evidence bundles.
+	Bundle *bundle.Config
+	// Notify pushes an event to a session's connected participants.
+	Notify func(sessionID uuid.UUID, typ string, payload any)
+	// TempDir holds temporary files (bundles being built, PDFs being verified).
+	TempDir string
 	// Verify enables POST /api/v1/verify; nil leaves it out.
 	Verify *VerifyConfig
 	// Mount adds routes owned by other packages (the web app, the
@@ -39,6 +54,11 @@ type API struct {
 	rt           *Router
 	sessions     *sessions.Service
 	documents    *documents.Service
+	acts         *acts.Service
+	recording    *recording.Controller
+	bundle       bundle.Config
+	notify       func(sessionID uuid.UUID, typ string, payload any)
+	tempDir      string
 	journal      *journal.Journal
 	verifyToken  journal.TokenVerifier
 	documented   []documentedRoute
@@ -55,6 +75,10 @@ func New(cfg Config) *API {
 		rt:          NewRouter(cfg.Log),
 		sessions:    cfg.Sessions,
 		documents:   cfg.Documents,
+		acts:        cfg.Acts,
+		recording:   cfg.Recording,
+		notify:      cfg.Notify,
+		tempDir:     cfg.TempDir,
 		journal:     cfg.Journal,
 		verifyToken: cfg.VerifyToken,
 		// Ten failed authentications, then one every six seconds.
@@ -74,6 +98,16 @@ func New(cfg Config) *API {
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil {
 		a.documentRoutes()
+	}
+	if cfg.Sessions != nil && cfg.Documents != nil && cfg.Acts != nil {
+		a.actRoutes()
+	}
+	if cfg.Sessions != nil && cfg.Recording != nil {
+		a.recordingRoutes()
+	}
+	if cfg.Sessions != nil && cfg.Documents != nil && cfg.Bundle != nil {
+		a.bundle = *cfg.Bundle
+		a.bundleRoutes()
 	}
 	if cfg.Verify != nil {
 		a.verifyRoutes(*cfg.Verify)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -28,7 +29,7 @@ func (a *API) sessionRoutes() {
 		Query: []Param{{Name: "state", Description: "scheduled, open or closed"}, {Name: "kind", Description: "hearing or notarisation"},
 			{Name: "from", Description: "scheduled at or after (RFC 3339 or YYYY-MM-DD)"}, {Name: "to", Description: "scheduled before (RFC 3339 or YYYY-MM-DD)"}},
 		Errors: []int{400, 401, 403, 422, 429}}, a.withAuth(a.handleListSessions))
-	a.route("GET /api/v1/sessions/{id}", Op{Summary: "One session", Tags: tags, Auth: "bearer", Response: sessions.Session{}, Errors: authErrors},
+	a.route("GET /api/v1/sessions/{id}", Op{Summary: "One session, with its notarial act and recording state", Tags: tags, Auth: "bearer", Response: SessionView{}, Errors: authErrors},
 		a.withAuth(a.handleGetSession))
 	a.route("POST /api/v1/sessions/{id}/close", Op{Summary: "Close a session: disconnects everyone and timestamps the journal", Tags: tags, Auth: "bearer",
 		Response: sessions.Session{}, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCloseSession))
@@ -177,13 +178,27 @@ func (a *API) handleGetSession(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, sess)
+	v, err := a.view(r.Context(), sess)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, v)
 }
 
 func (a *API) handleCloseSession(w http.ResponseWriter, r *http.Request) {
 	sid, _, ok := a.ids(w, r, "")
 	if !ok {
 		return
+	}
+	// The recording ends with the session: stopped and stored first, so
+	// the journal shows it before the close.
+	if a.recording != nil {
+		if _, _, err := a.sessions.Authorize(r.Context(), principal(r.Context()), sid, access.Close); err == nil {
+			if _, err := a.recording.Stop(r.Context(), sid, principal(r.Context()).Actor()); err != nil && !errors.Is(err, recording.ErrNotRecording) {
+				a.log.Error("stopping the recording at close", "session", sid, "err", err)
+			}
+		}
 	}
 	sess, err := a.sessions.Close(r.Context(), principal(r.Context()), sid)
 	if err != nil {

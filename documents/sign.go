@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,45 +126,44 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	}
 	defer src.Close()
 
-	// The signature goes to a temporary file: the /DSS step reads it back
-	// at random. Neither step holds the document in memory.
-	tmp, err := os.CreateTemp(s.tempDir, "chamber-sign-*.pdf")
-	if err != nil {
-		return Document{}, SignatureRecord{}, fmt.Errorf("documents: temp file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-
 	act := "Session " + sess.ID.String()
 	if sess.ActNumber != "" {
 		act = "Act " + sess.ActNumber
 	}
-	res, err := pades.Sign(ctx, src, cur.Size, tmp, pades.SignOptions{
-		Signer: signer, Kind: pades.Approval, Permissions: pades.FormFillingAndSigning, Timestamper: s.signing.TSA,
-		Name: c.Name, Reason: req.Reason, Location: req.Location, Contact: req.Contact,
-		Role: roleTitle(c.Role), Act: act, Appearance: req.Visible,
-	})
-	if err != nil {
-		return Document{}, SignatureRecord{}, err
-	}
-
 	next := cur.Version + 1
 	for _, v := range d.Versions {
 		next = max(next, v.Version+1)
 	}
 	key := objectKey(sess.ID, d.ID, next, TypePDF)
+
+	// The signed version streams straight into the store: pades writes
+	// the B-T intermediate to a temporary file and only the final B-LTA
+	// file to the pipe; a failure aborts the Put, so nothing half-signed
+	// is ever visible.
+	type result struct {
+		sign *pades.SignResult
+		ltv  *pades.LTVResult
+		err  error
+	}
 	pr, pw := io.Pipe()
-	ltvDone := make(chan *pades.LTVResult, 1)
+	done := make(chan result, 1)
 	go func() {
-		ltv, err := pades.AddLTV(ctx, tmp, res.Size, pw, pades.LTVOptions{
-			Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Log: s.log,
-		})
+		sres, lres, err := pades.SignLTA(ctx, src, cur.Size, pw, pades.SignOptions{
+			Signer: signer, Kind: pades.Approval, Permissions: pades.FormFillingAndSigning, Timestamper: s.signing.TSA,
+			Name: c.Name, Reason: req.Reason, Location: req.Location, Contact: req.Contact,
+			Role: roleTitle(c.Role), Act: act, Appearance: req.Visible,
+		}, pades.LTVOptions{Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Log: s.log}, s.tempDir)
 		pw.CloseWithError(err) // nil closes cleanly; an error aborts the Put
-		ltvDone <- ltv
+		done <- result{sres, lres, err}
 	}()
 	obj, err := s.store.Put(ctx, key, pr, evidence.PutOptions{ContentType: TypePDF, RetainUntil: s.retainUntil()})
-	pr.CloseWithError(errors.New("documents: store gave up"))
-	ltv := <-ltvDone
+	pr.CloseWithError(errors.New("documents: the store stopped reading"))
+	res := <-done
+	if res.err != nil {
+		// The signing error (a malformed PDF, a bad appearance, the TSA)
+		// is the reason; the aborted Put only followed from it.
+		return Document{}, SignatureRecord{}, res.err
+	}
 	if errors.Is(err, evidence.ErrExists) {
 		return Document{}, SignatureRecord{}, &ConflictError{Reason: "the document was signed by someone else at the same moment; reload and sign again"}
 	}
@@ -176,10 +174,10 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	rec := SignatureRecord{
 		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
 		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
-		SigningTime: res.SigningTime, TimestampTime: res.TimestampTime, TimestampAuthority: res.TimestampAuthority,
+		SigningTime: res.sign.SigningTime, TimestampTime: res.sign.TimestampTime, TimestampAuthority: res.sign.TimestampAuthority,
 	}
-	if ltv != nil {
-		rec.DocumentTimestamp, rec.DSSCertificates, rec.DSSCRLs, rec.DSSOCSPs = ltv.TimestampTime, ltv.Certificates, ltv.CRLs, ltv.OCSPs
+	if l := res.ltv; l != nil {
+		rec.DocumentTimestamp, rec.DSSCertificates, rec.DSSCRLs, rec.DSSOCSPs = l.TimestampTime, l.Certificates, l.CRLs, l.OCSPs
 	}
 	details, _ := json.Marshal(rec)
 	err = s.tx(ctx, func(tx *sql.Tx) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -138,6 +139,15 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 		return Document{}, false, &InvalidError{Field: "body", Message: "the file is empty"}
 	}
 
+	if sniffed == TypePDF {
+		// Anything that will parse this PDF later (signing, verifying)
+		// needs it to be sound; a file that is not is refused now, with
+		// the reason, rather than stored as evidence nobody can use.
+		if err := s.checkPDF(ctx, key, obj.Size); err != nil {
+			s.discard(ctx, key)
+			return Document{}, false, err
+		}
+	}
 	if existing, err := s.bySHA(ctx, sess.ID, obj.SHA256); err == nil {
 		s.discard(ctx, key)
 		s.journalDuplicate(ctx, c, sess, existing, name)
@@ -192,6 +202,17 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 	}
 	doc, err = s.Get(ctx, docID)
 	return doc, false, err
+}
+
+// checkPDF runs the bounded structure check on a stored PDF.
+func (s *Service) checkPDF(ctx context.Context, key string, size int64) error {
+	r, _, err := s.store.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("documents: reopen upload: %w", err)
+	}
+	defer r.Close()
+	_, err = pades.Check(ctx, r, size)
+	return err
 }
 
 // discard deletes an object that never became a document (empty or

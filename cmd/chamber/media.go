@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/acts"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
 )
@@ -96,7 +98,11 @@ func (m *mediaConfig) signalingConfig() signaling.Config {
 
 // sessionHooks is the session layer as the signalling server sees it:
 // authentication, the permission policy and the room's hooks.
-type sessionHooks struct{ svc *sessions.Service }
+type sessionHooks struct {
+	svc       *sessions.Service
+	recording *recording.Controller
+	acts      *acts.Service
+}
 
 var (
 	_ signaling.Authenticator = sessionHooks{}
@@ -125,7 +131,18 @@ func (h sessionHooks) Connected(ctx context.Context, id signaling.Identity) (jso
 	if err != nil {
 		return nil, signalingError(err)
 	}
-	return json.Marshal(w)
+	// A participant who joins while recording runs is told at once.
+	welcome := struct {
+		sessions.Welcome
+		Recording recording.State `json:"recording"`
+		Act       *acts.Act       `json:"act,omitempty"`
+	}{Welcome: w, Recording: h.recording.State(id.SessionID)}
+	if w.Session.Kind == access.Notarisation {
+		if act, err := h.acts.Get(ctx, id.SessionID); err == nil {
+			welcome.Act = &act
+		}
+	}
+	return json.Marshal(welcome)
 }
 
 func (h sessionHooks) Disconnected(ctx context.Context, id signaling.Identity) {
@@ -138,6 +155,39 @@ func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ 
 		return nil, nil, signalingError(err)
 	}
 	return out, to, nil
+}
+
+// recordingPolicy is the session layer as the recorder sees it.
+type recordingPolicy struct{ svc *sessions.Service }
+
+func (p recordingPolicy) MayRecord(sessionID, participantID uuid.UUID, source string) bool {
+	return p.svc.MayRecord(sessionID, participantID, source)
+}
+
+func (p recordingPolicy) ParticipantName(sessionID, participantID uuid.UUID) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ps, err := p.svc.ParticipantsOf(ctx, sessionID)
+	if err != nil {
+		return ""
+	}
+	for _, x := range ps {
+		if x.ID == participantID {
+			return x.Name
+		}
+	}
+	return ""
+}
+
+// notifier adapts the signalling server's Notify for the HTTP floor.
+func notifier(sig *signaling.Server) func(uuid.UUID, string, any) {
+	return func(sessionID uuid.UUID, typ string, payload any) {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return
+		}
+		sig.Notify(sessionID, nil, typ, b)
+	}
 }
 
 // signalingError gives a session-layer error the signalling error code

@@ -15,13 +15,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/api"
+	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
 )
@@ -223,9 +228,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	actSvc := acts.New(acts.Config{
+		DB: db, Journal: jnl, Store: store, Log: log, Retention: time.Duration(cfg.retention),
+		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+			return api.Principals(ctx, svc, sid)
+		},
+	})
+	rec := recording.New(recording.Config{
+		DB: db, Journal: jnl, Store: store, Log: log, Policy: recordingPolicy{svc},
+		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
+	})
+	// Whatever a crash left mid-recording is stored before anything new starts.
+	if err := rec.Recover(ctx); err != nil {
+		log.Error("recovering interrupted recordings", "err", err)
+	}
+
 	sigCfg := cfg.media.signalingConfig()
-	hooks := sessionHooks{svc}
-	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks = log, hooks, hooks, hooks
+	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc}
+	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
 		return usagef("chamber serve: media: %v", err)
@@ -235,6 +255,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer sig.Close()
 	svc.SetNotifier(sig)
+	rec.SetNotifier(sig)
+	// Recordings still running at shutdown are finished and stored.
+	defer rec.StopAll(context.WithoutCancel(ctx))
 
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -253,6 +276,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Sessions:    svc,
 		Documents:   docs,
 		Journal:     jnl,
+		Acts:        actSvc,
+		Recording:   rec,
+		Bundle:      &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper},
+		Notify:      notifier(sig),
+		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken: verifyToken,
 		Signal:      sig.HandleSignal,
 		Verify: &api.VerifyConfig{
