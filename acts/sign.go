@@ -131,4 +131,3 @@ func participantKey(c Caller) string {
 	}
 	return c.Actor
 }
-

@@ -106,6 +106,10 @@ func openEvidence(ctx context.Context, dataDir string, s s3Config, log *slog.Log
 	if strings.Contains(s.endpoint, "://") {
 		return nil, "", usagef("chamber: --s3-endpoint %q: give host:port, and --s3-insecure for plain HTTP", s.endpoint)
 	}
+	// An unreachable endpoint must not leave the start hanging in the
+	// client's retries.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	st, err := evidence.NewS3(ctx, evidence.S3Config{
 		Endpoint:  s.endpoint,
 		Bucket:    s.bucket,
