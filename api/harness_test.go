@@ -16,7 +16,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/api"
+	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
@@ -29,12 +31,13 @@ var discard = slog.New(slog.DiscardHandler)
 
 // harness is the HTTP API over a real database, served by httptest.
 type harness struct {
-	t   testing.TB
-	srv *httptest.Server
-	svc *sessions.Service
-	db  *database.DB
-	jnl *journal.Journal
-	api *api.API
+	t     testing.TB
+	srv   *httptest.Server
+	roots *x509.CertPool
+	svc   *sessions.Service
+	db    *database.DB
+	jnl   *journal.Journal
+	api   *api.API
 }
 
 func newHarness(t testing.TB, db *database.DB) *harness {
@@ -57,15 +60,23 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store) *h
 	tsa := authority.TSA()
 	jnl := journal.New(db, tsa, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
+	actSvc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
+		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+			return api.Principals(ctx, svc, sid)
+		}})
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
-	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl,
-		Ready: map[string]api.Check{"database": db.PingContext}})
+	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
+		Bundle:  &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa},
+		TempDir: t.TempDir(),
+		Ready:   map[string]api.Check{"database": db.PingContext}})
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.Root())
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a}
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots}
 }
 
 func (h *harness) staffToken(role access.Role) string {
@@ -119,6 +130,21 @@ func (h *harness) do(method, path, token string, body any) response {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+}
+
+// raw sends a non-JSON body.
+func (h *harness) raw(method, path, token, contentType string, body []byte) response {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, h.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", contentType)
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {
 		h.t.Fatal(err)

@@ -150,7 +150,12 @@ func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, se
 			}
 		}
 	}
-	if err := addJSON(JournalName, jf); err != nil {
+	// Compact, so each entry's details keep the exact bytes its hash covers.
+	jb, err := json.Marshal(jf)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := add(JournalName, "", strings.NewReader(string(jb))); err != nil {
 		return Manifest{}, err
 	}
 	var chat []map[string]any
@@ -349,7 +354,8 @@ func verifySignature(rep *Report, manifest, sig []byte, roots *x509.CertPool, pr
 	var token []byte
 	for _, a := range si.UnauthenticatedAttributes {
 		if a.Type.Equal(oidTimestampToken) {
-			token = a.Value.FullBytes
+			// The attribute's value is a SET holding the token.
+			token = a.Value.Bytes
 		}
 	}
 	at := time.Now()

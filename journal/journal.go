@@ -173,9 +173,15 @@ func (e Entry) CanonicalBytes() []byte {
 	b.WriteString(`,"action":`)
 	writeString(&b, e.Action)
 	b.WriteString(`,"details":`)
-	if len(e.Details) == 0 {
+	switch canon, err := Canonical(e.Details); {
+	case len(e.Details) == 0:
 		b.WriteString(`{}`)
-	} else {
+	case err == nil:
+		// Details are stored canonical; canonicalising again changes
+		// nothing, but keeps the hash independent of how a copy of the
+		// entry was re-encoded on its way (indented JSON in an export).
+		b.Write(canon)
+	default:
 		b.Write(e.Details)
 	}
 	b.WriteString(`,"session_prev_hash":`)

@@ -78,12 +78,12 @@ func call(t testing.TB, method, url, token string, body any, want int, out any) 
 func TestOperatorCommands(t *testing.T) {
 	dir := t.TempDir()
 	// staff add on an empty data dir: the token alone on stdout.
-	token, stderr, code := chamber(t, dir, "staff", "add", "--name", "Notary Mets", "--role", "notary")
+	token, stderr, code := chamber(t, dir, "staff", "add", "--name", "Clerk Mets", "--role", "clerk")
 	token = strings.TrimSpace(token)
 	if code != 0 || !strings.HasPrefix(token, "chs_") || strings.Contains(token, "\n") {
 		t.Fatalf("staff add: code %d stdout %q stderr %s", code, token, stderr)
 	}
-	if out, _, code := chamber(t, dir, "staff", "list"); code != 0 || !strings.Contains(out, "Notary Mets") || strings.Contains(out, token) {
+	if out, _, code := chamber(t, dir, "staff", "list"); code != 0 || !strings.Contains(out, "Clerk Mets") || strings.Contains(out, token) {
 		t.Fatalf("staff list (code %d):\n%s", code, out)
 	}
 	if _, _, code := chamber(t, dir, "staff", "add", "--name", "X", "--role", "bailiff"); code != 2 {
@@ -92,16 +92,16 @@ func TestOperatorCommands(t *testing.T) {
 
 	s := startServer(t, dir, nil)
 	var sess struct{ ID string }
-	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "notarisation", "title": "Power of attorney", "act_type": "power_of_attorney"}, 201, &sess)
+	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
 	var inv struct{ Token string }
-	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Notary Mets", "role": "notary"}, 201, &inv)
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Judge Saar", "role": "judge"}, 201, &inv)
 	pdf, err := os.ReadFile("../../documents/pades/testdata/libreoffice-will.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct{ ID string }
-	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=poa.pdf", inv.Token, pdf, 201, &doc)
-	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", inv.Token, map[string]any{"reason": "Notarised", "location": "Tallinn"}, 201, nil)
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=judgment.pdf", inv.Token, pdf, 201, &doc)
+	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", inv.Token, map[string]any{"reason": "Judgment", "location": "Tallinn"}, 201, nil)
 	var signed []byte
 	call(t, "GET", s.URL+"/api/v1/documents/"+doc.ID+"/content", inv.Token, nil, 200, &signed)
 	// The public verifier agrees.
@@ -110,6 +110,16 @@ func TestOperatorCommands(t *testing.T) {
 	if !rep.Valid {
 		t.Fatal("POST /api/v1/verify: not valid")
 	}
+	// The hearing's record: the bundle verifies offline with the CA alone.
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/close", inv.Token, nil, 200, nil)
+	var zipped []byte
+	call(t, "GET", s.URL+"/api/v1/sessions/"+sess.ID+"/bundle", inv.Token, nil, 200, &zipped)
+	bundleFile := filepath.Join(t.TempDir(), "record.zip")
+	os.WriteFile(bundleFile, zipped, 0o644)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	var caPEM []byte
+	call(t, "GET", s.URL+"/pki/ca.pem", "", nil, 200, &caPEM)
+	os.WriteFile(caFile, caPEM, 0o644)
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +141,19 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("chamber verify of a tampered PDF: code %d\n%s", code, out)
 	}
 
+	offline := t.TempDir() // no data dir, no server: the bundle and the CA only
+	if out, errOut, code := chamber(t, offline, "bundle", "verify", bundleFile, "--trust", caFile); code != 0 || !strings.HasPrefix(out, "VALID") {
+		t.Fatalf("bundle verify: code %d\n%s%s", code, out, errOut)
+	}
+	if _, _, code := chamber(t, offline, "bundle", "verify", bundleFile); code != 2 {
+		t.Fatalf("bundle verify without a trust root exited %d, want 2", code)
+	}
+	zipped[len(zipped)/3] ^= 0xff
+	os.WriteFile(bundleFile, zipped, 0o644)
+	if out, _, code := chamber(t, offline, "bundle", "verify", bundleFile, "--trust", caFile); code != 1 {
+		t.Fatalf("bundle verify of a damaged bundle: code %d\n%s", code, out)
+	}
+
 	if out, errOut, code := chamber(t, dir, "journal", "verify"); code != 0 || !strings.HasPrefix(out, "OK:") {
 		t.Fatalf("journal verify: code %d %s %s", code, out, errOut)
 	}
@@ -142,7 +165,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err := db.QueryRow(`SELECT seq FROM journal WHERE action = 'document.uploaded'`).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE journal SET details = replace(details, 'poa.pdf', 'forged.pdf') WHERE seq = $1`, seq); err != nil {
+	if _, err := db.Exec(`UPDATE journal SET details = replace(details, 'judgment.pdf', 'forged.pdf') WHERE seq = $1`, seq); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

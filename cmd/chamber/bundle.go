@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/chamber-court/chamber/bundle"
+)
+
+func init() {
+	extraCommands["bundle"] = runBundle
+}
+
+// runBundle implements "chamber bundle verify BUNDLE.zip [--trust CA.pem]":
+// it needs no server and no database, only the bundle and the roots to
+// trust; it exits 1 naming every file or check that failed.
+func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usagef("chamber bundle: want verify")
+	}
+	var (
+		asJSON  bool
+		trust   stringList
+		dataDir string
+	)
+	c := newCommand("bundle verify", "")
+	c.fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	c.fs.Var(&trust, "trust", "trusted root certificate (PEM) of the seal and the timestamp authority; repeatable")
+	c.fs.StringVar(&dataDir, "data-dir", "", "also trust this data dir's development CA")
+	var files []string
+	rest := args[1:]
+	for len(rest) > 0 {
+		if err := c.parse(rest, stderr); err != nil {
+			return err
+		}
+		rest = c.fs.Args()
+		if len(rest) > 0 {
+			files, rest = append(files, rest[0]), rest[1:]
+		}
+	}
+	if len(files) != 1 {
+		return usagef("chamber bundle verify: give exactly one bundle file")
+	}
+	certs, err := trustedCerts(dataDir, trust)
+	if err != nil {
+		return err
+	}
+	if len(certs) == 0 {
+		return usagef("chamber bundle verify: give --trust CA.pem (the root of the seal and the timestamp authority)")
+	}
+	roots := x509.NewCertPool()
+	for _, c := range certs {
+		roots.AddCert(c)
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		return usagef("chamber bundle verify: %v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	rep, err := bundle.Verify(f, st.Size(), roots)
+	if err != nil {
+		fmt.Fprintf(stderr, "chamber bundle verify: %s: %v\n", files[0], err)
+		return &exitError{code: 1}
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		if rep.Valid {
+			fmt.Fprintf(stdout, "VALID: session %s, %d files, signed by %s, timestamped %s by %s; journal %d entries (head %s), %d anchors verified\n",
+				rep.SessionID, rep.Files, rep.Signer, rep.SignedAt.Format("2006-01-02 15:04:05 MST"), rep.TSA, rep.Entries, rep.JournalHead, rep.Anchors)
+		} else {
+			fmt.Fprintf(stdout, "NOT VALID: session %s\n", rep.SessionID)
+			for _, p := range rep.Problems {
+				if p.Path != "" {
+					fmt.Fprintf(stdout, "  %s: %s\n", p.Path, p.Reason)
+				} else {
+					fmt.Fprintf(stdout, "  %s\n", p.Reason)
+				}
+			}
+		}
+	}
+	if !rep.Valid {
+		return &exitError{code: 1}
+	}
+	return nil
+}
