@@ -195,13 +195,13 @@ func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), store)
-	notary := h.staffToken(access.Notary)
-	s := h.createSession(notary, map[string]any{"kind": "notarisation", "title": "Will", "act_type": "will"})
-	n := h.invite(notary, s.ID, "Notary Mets", access.Notary)
+	clerk := h.staffToken(access.Clerk)
+	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Exhibits on MinIO"})
+	n := h.invite(clerk, s.ID, "Judge Mets", access.Judge)
 	pdf := samplePDF(t)
 	var up api.UploadResponse
-	h.must(h.upload(n.Token, s.ID.String(), "will.pdf", "application/pdf", pdf), 201).decode(t, &up)
-	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", n.Token, map[string]any{"reason": "Notarised", "location": "Tallinn"}), 201)
+	h.must(h.upload(n.Token, s.ID.String(), "judgment.pdf", "application/pdf", pdf), 201).decode(t, &up)
+	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", n.Token, map[string]any{"reason": "Judgment", "location": "Tallinn"}), 201)
 	got := h.must(h.do("GET", "/api/v1/documents/"+up.ID.String()+"/content?version=1", n.Token, nil), 200).Body
 	if !bytes.Equal(got, pdf) {
 		t.Fatal("MinIO round trip changed the original")
