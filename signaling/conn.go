@@ -98,8 +98,11 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 		c.writeLoop()
 	}()
 	defer func() {
-		cancel()
+		// Let the writer flush and send the close frame (a no-op request if
+		// one was made already), then release the context.
+		c.closeWith(websocket.StatusNormalClosure, "", nil)
 		<-writerDone
+		cancel()
 	}()
 
 	host := s.cfg.PublicHost
@@ -175,13 +178,32 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		welcome = nil
 	}
 
-	r, others, err := s.join(c)
+	ice := s.iceServers(host, id.ParticipantID)
+	r, others, err := s.join(c, func(others []*conn) {
+		peers := make([]protocol.PeerEvent, 0, len(others))
+		for _, o := range others {
+			peers = append(peers, o.peerEvent())
+		}
+		c.sendID(protocol.TypeJoined, env.ID, protocol.Joined{
+			Version:      protocol.Version,
+			ConnectionID: c.connID.String(),
+			Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
+			Session:      welcome,
+			ICEServers:   ice,
+			Peers:        peers,
+			Limits: protocol.Limits{
+				MaxMessageSize: protocol.MaxMessageSize,
+				MaxSDPSize:     protocol.MaxSDPSize,
+				MessagesPerSec: s.cfg.MessagesPerSecond,
+				MessageBurst:   s.cfg.MessageBurst,
+			},
+		})
+	})
 	if err != nil {
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
 		c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
 		return false
 	}
-	c.room = r
 	peer, err := r.media.Join(sfu.PeerConfig{
 		ParticipantID: id.ParticipantID,
 		ConnectionID:  c.connID,
@@ -192,31 +214,14 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	})
 	if err != nil {
 		c.log.Error("media join failed", "err", err)
+		c.sendError("", "", protocol.CodeInternal, "media unavailable")
+		c.closeWith(websocket.StatusInternalError, "media unavailable", nil)
 		s.leave(c)
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
-		c.refuse(protocol.CodeInternal, "media unavailable", env.ID)
 		return false
 	}
 	c.peer = peer
 
-	peers := make([]protocol.PeerEvent, 0, len(others))
-	for _, o := range others {
-		peers = append(peers, o.peerEvent())
-	}
-	c.sendID(protocol.TypeJoined, env.ID, protocol.Joined{
-		Version:      protocol.Version,
-		ConnectionID: c.connID.String(),
-		Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
-		Session:      welcome,
-		ICEServers:   s.iceServers(host, id.ParticipantID),
-		Peers:        peers,
-		Limits: protocol.Limits{
-			MaxMessageSize: protocol.MaxMessageSize,
-			MaxSDPSize:     protocol.MaxSDPSize,
-			MessagesPerSec: s.cfg.MessagesPerSecond,
-			MessageBurst:   s.cfg.MessageBurst,
-		},
-	})
 	ev := c.peerEvent()
 	for _, o := range others {
 		o.send(protocol.TypePeerJoined, ev)

@@ -145,3 +145,57 @@ func TestRoomForwardsEveryoneToEveryone(t *testing.T) {
 		})
 	}
 }
+
+func TestNACKRepairsLossOnSubscriberPath(t *testing.T) {
+	ts := newTestServer(t, nil)
+	pubC, pubID, _ := ts.dial(t, "publisher", nil)
+	// 5 % of the RTP datagrams reaching the subscriber are lost on the way.
+	var mu sync.Mutex
+	seen := map[uint16]bool{}
+	sub, _, _ := ts.dial(t, "subscriber", func(cfg *client.Config) {
+		cfg.ReceiveLoss = 0.05
+		cfg.OnRTP = func(tr *client.RemoteTrack, p *client.Packet) {
+			if tr.Kind == webrtc.RTPCodecTypeVideo {
+				mu.Lock()
+				seen[p.SequenceNumber] = true
+				mu.Unlock()
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nackBefore := counterValue(t, metricNACKName)
+	pub, err := pubC.Publish(ctx, client.PublishOptions{Video: true, VideoBitrate: 800_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "video at the subscriber", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 1 })
+	time.Sleep(8 * time.Second)
+	pub.Stop()
+	time.Sleep(2 * time.Second) // let the last repairs arrive
+	tr := tracksOf(sub, pubID.ParticipantID)[0]
+	st := tr.Stats()
+	// The last packets have no successor to reveal their loss, so the
+	// loss is measured up to 50 packets before the end.
+	first := st.FirstSeq
+	span := uint16(st.HighestSeq) - first - 50
+	mu.Lock()
+	var lost int
+	for i := uint16(0); i <= span; i++ {
+		if !seen[first+i] {
+			lost++
+		}
+	}
+	mu.Unlock()
+	if span < 400 {
+		t.Fatalf("only %d video packets", span)
+	}
+	rate := float64(lost) / float64(span+1)
+	t.Logf("video: %d packets, %d lost after repair (%.2f%%), %d duplicates", span+1, lost, rate*100, st.Duplicates)
+	if rate >= 0.005 {
+		t.Errorf("video loss after repair %.2f%% ≥ 0.5%%", rate*100)
+	}
+	if n := counterValue(t, metricNACKName) - nackBefore; n < float64(span)*0.03 {
+		t.Errorf("only %.0f packets NACKed for %d sent at 5%% loss", n, span)
+	}
+}

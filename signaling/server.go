@@ -381,7 +381,9 @@ func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Roo
 }
 
 // join registers a connection in its session's room, creating the room.
-func (s *Server) join(c *conn) (*room, []*conn, error) {
+// welcome runs under the server lock, before the connection becomes visible
+// to others, so that the "joined" it queues precedes any event about them.
+func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, []*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.sfu == nil {
@@ -408,6 +410,8 @@ func (s *Server) join(c *conn) (*room, []*conn, error) {
 	for _, o := range r.conns {
 		others = append(others, o)
 	}
+	c.room = r
+	welcome(others)
 	r.conns[c.connID] = c
 	return r, others, nil
 }

@@ -43,14 +43,17 @@ type Config struct {
 	// NetworkTypes restricts candidate gathering, e.g. {NetworkTypeTCP4}
 	// for ICE-TCP only; nil means UDP4 and TCP4.
 	NetworkTypes []webrtc.NetworkType
+	// ICEURLFilter, when set, keeps only the ICE server URLs from
+	// "joined" for which it returns true (tests pick one TURN transport).
+	ICEURLFilter func(url string) bool
 	// LoopbackOnly gathers host candidates on loopback only (tests and
 	// local benchmarks).
 	LoopbackOnly bool
 	// Interceptors registers the client's interceptors; nil registers
 	// pion's defaults (NACK, reports, TWCC), as a browser would have.
 	Interceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
-	// ReceiveLoss drops this fraction of incoming RTP before the client's
-	// NACK generator sees it: packet loss on the path, for tests.
+	// ReceiveLoss drops this fraction of incoming RTP datagrams at the
+	// client's UDP socket: packet loss on the path, for tests.
 	ReceiveLoss float64
 	// OnRTP, when set, sees every received RTP packet (tests use it to
 	// check frame boundaries). It runs on the track's reader goroutine.
@@ -72,6 +75,7 @@ type Client struct {
 	started time.Time // when Dial began
 
 	pub, sub *webrtc.PeerConnection
+	udpMux   *ice.UDPMuxDefault
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -171,9 +175,6 @@ func (c *Client) newPeerConnections() error {
 		return err
 	}
 	ir := &interceptor.Registry{}
-	if c.cfg.ReceiveLoss > 0 {
-		ir.Add(&lossFactory{rate: c.cfg.ReceiveLoss})
-	}
 	register := c.cfg.Interceptors
 	if register == nil {
 		register = webrtc.RegisterDefaultInterceptors
@@ -192,10 +193,35 @@ func (c *Client) newPeerConnections() error {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
+	if c.cfg.ReceiveLoss > 0 {
+		// Loss must happen below SRTP, as on a real path: a packet dropped
+		// after decryption would make its retransmission look like a replay.
+		addr := "0.0.0.0:0"
+		if c.cfg.LoopbackOnly {
+			addr = "127.0.0.1:0"
+		}
+		uc, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return err
+		}
+		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newLossyConn(uc, c.cfg.ReceiveLoss)})
+		se.SetICEUDPMux(c.udpMux)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
 	var servers []webrtc.ICEServer
 	for _, s := range c.joined.ICEServers {
-		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		urls := s.URLs
+		if c.cfg.ICEURLFilter != nil {
+			urls = nil
+			for _, u := range s.URLs {
+				if c.cfg.ICEURLFilter(u) {
+					urls = append(urls, u)
+				}
+			}
+		}
+		if len(urls) > 0 {
+			servers = append(servers, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
+		}
 	}
 	conf := webrtc.Configuration{ICEServers: servers, ICETransportPolicy: c.cfg.ICETransportPolicy}
 	var err error
@@ -491,6 +517,9 @@ func (c *Client) Close() error {
 	_ = c.ws.CloseNow()
 	err1 := c.pub.Close()
 	err2 := c.sub.Close()
+	if c.udpMux != nil {
+		_ = c.udpMux.Close()
+	}
 	c.wg.Wait()
 	c.mu.Lock()
 	remote := c.remote

@@ -363,7 +363,11 @@ func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
 	defer p.wg.Done()
 	go func() {
 		<-p.stopCh
-		_ = s.SetReadDeadline(time.Now())
+		if rid != "" {
+			_ = s.SetReadDeadlineSimulcast(time.Now(), rid)
+		} else {
+			_ = s.SetReadDeadline(time.Now())
+		}
 	}()
 	for {
 		var pkts []rtcp.Packet

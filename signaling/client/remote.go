@@ -3,11 +3,11 @@ package client
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -321,34 +321,30 @@ func Quantiles(ds []time.Duration, qs ...float64) []time.Duration {
 	return out
 }
 
-// lossFactory builds an interceptor that drops incoming RTP at random,
-// before any other interceptor sees it.
-type lossFactory struct{ rate float64 }
-
-func (f *lossFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &lossInterceptor{rate: f.rate, rnd: rand.New(rand.NewPCG(1, 2))}, nil
-}
-
-type lossInterceptor struct {
-	interceptor.NoOp
+// lossyConn drops a fraction of the incoming RTP datagrams (RFC 7983:
+// first byte 128–191, and not RTCP, whose packet types are 192–223).
+type lossyConn struct {
+	net.PacketConn
 	rate float64
 	mu   sync.Mutex
 	rnd  *rand.Rand
 }
 
-func (l *lossInterceptor) drop() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rnd.Float64() < l.rate
+func newLossyConn(c net.PacketConn, rate float64) *lossyConn {
+	return &lossyConn{PacketConn: c, rate: rate, rnd: rand.New(rand.NewPCG(1, 2))}
 }
 
-func (l *lossInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		for {
-			n, attr, err := reader.Read(b, a)
-			if err != nil || !l.drop() {
-				return n, attr, err
-			}
+func (l *lossyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := l.PacketConn.ReadFrom(b)
+		if err != nil || n < 2 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
+			return n, addr, err
 		}
-	})
+		l.mu.Lock()
+		drop := l.rnd.Float64() < l.rate
+		l.mu.Unlock()
+		if !drop {
+			return n, addr, err
+		}
+	}
 }

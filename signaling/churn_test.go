@@ -1,0 +1,92 @@
+package signaling
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/chamber-court/chamber/signaling/client"
+)
+
+// TestJoinLeaveChurnLeavesNothingBehind joins and leaves 200 times next to
+// a subscriber that stays. Every cycle publishes audio and video; every
+// tenth waits until the subscriber receives it, so the whole path (readers,
+// writers, down-tracks, renegotiation) is built and torn down.
+func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	ts := newTestServer(t, nil)
+	stay, _, _ := ts.dial(t, "stays", nil)
+	_ = stay
+	settle := func() (goroutines int, peers, tracks float64) {
+		time.Sleep(200 * time.Millisecond)
+		return runtime.NumGoroutine(), counterValue(t, "chamber_peers"), counterValue(t, "chamber_tracks")
+	}
+	var baseG int
+	var baseP, baseT float64
+
+	// Cycle 0 brings the staying subscriber's connection up; the baseline
+	// is taken after it.
+	const cycles = 201
+	for i := 0; i < cycles; i++ {
+		if i == 1 {
+			baseG, baseP, baseT = settle()
+		}
+		tok, id := ts.tokens.issue(ts.session, fmt.Sprintf("guest%d", i), "party")
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		c, err := client.Dial(ctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Logger: testLogger(t)})
+		if err != nil {
+			cancel()
+			t.Fatalf("cycle %d: dial: %v", i, err)
+		}
+		pub, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000})
+		if err != nil {
+			cancel()
+			t.Fatalf("cycle %d: publish: %v", i, err)
+		}
+		if i%5 == 0 || i == 1 {
+			waitFor(t, 15*time.Second, "media at the staying subscriber", func() bool {
+				for _, tr := range tracksOf(stay, id.ParticipantID) {
+					if tr.Stats().Packets > 0 {
+						return true
+					}
+				}
+				return false
+			})
+		}
+		pub.Stop()
+		if err := c.Close(); err != nil {
+			t.Logf("cycle %d: close: %v", i, err)
+		}
+		cancel()
+	}
+
+	var g int
+	var p, tr float64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g, p, tr = settle()
+		if g <= baseG+5 && p == baseP && tr == baseT {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("resources left: goroutines %d → %d, peers %v → %v, tracks %v → %v\n%s", baseG, g, baseP, p, baseT, tr, buf[:n])
+		}
+	}
+	t.Logf("goroutines %d → %d, peers %v → %v, tracks %v → %v", baseG, g, baseP, p, baseT, tr)
+	ts.mu.Lock()
+	rooms := len(ts.rooms)
+	conns := len(ts.rooms[ts.session].conns)
+	ts.mu.Unlock()
+	if rooms != 1 || conns != 1 {
+		t.Errorf("%d rooms, %d connections left; want the staying one only", rooms, conns)
+	}
+	if n := ts.rooms[ts.session].media.Len(); n != 1 {
+		t.Errorf("%d media peers left, want 1", n)
+	}
+}
