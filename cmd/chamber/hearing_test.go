@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/signaling/protocol"
+)
+
+// peer is one participant: a real signalling client that publishes
+// synthetic audio and video and counts what it receives, per publisher.
+type peer struct {
+	t      *testing.T
+	name   string
+	id     string
+	token  string
+	c      *client.Client
+	pub    *client.Publication
+	mu     sync.Mutex
+	tracks []*client.RemoteTrack
+	events chan protocol.Envelope
+}
+
+func joinPeer(t *testing.T, base, sessionID, name, token, participantID string, publish bool) *peer {
+	t.Helper()
+	p := &peer{t: t, name: name, id: participantID, token: token, events: make(chan protocol.Envelope, 4096)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{
+		URL:          "ws" + strings.TrimPrefix(base, "http") + "/api/v1/sessions/" + sessionID + "/signal",
+		Token:        token,
+		LoopbackOnly: true,
+		Events:       p.events,
+		OnTrack: func(rt *client.RemoteTrack) {
+			p.mu.Lock()
+			p.tracks = append(p.tracks, rt)
+			p.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatalf("%s joins: %v", name, err)
+	}
+	p.c = c
+	t.Cleanup(func() { c.Close() })
+	if publish {
+		if p.pub, err = c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15}); err != nil {
+			t.Fatalf("%s publishes: %v", name, err)
+		}
+	}
+	return p
+}
+
+// received counts the packets p has received of one publisher's source.
+func (p *peer) received(from *peer, source string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, rt := range p.tracks {
+		if rt.ParticipantID == from.id && rt.Source == source {
+			n += rt.Stats().Packets
+		}
+	}
+	return n
+}
+
+// flowing reports whether p receives from's source: the count grows.
+func (p *peer) flowing(from *peer, source string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	start := p.received(from, source)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		if p.received(from, source) > start+5 {
+			return true
+		}
+	}
+	return false
+}
+
+// stopped reports whether p's count of from's source stays still after
+// the forwarding decision settles.
+func (p *peer) stopped(from *peer, source string) bool {
+	time.Sleep(700 * time.Millisecond)
+	a := p.received(from, source)
+	time.Sleep(1500 * time.Millisecond)
+	return p.received(from, source) <= a+1
+}
+
+func mustEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestHearingWithMedia is the whole hearing over REST and real signalling
+// clients carrying media, on SQLite and on PostgreSQL.
+func TestHearingWithMedia(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			var args []string
+			if engine == "postgres" {
+				args = append(args, "--database", testenv.PostgresDB(t))
+			}
+			dir := t.TempDir()
+			if engine == "postgres" {
+				args = append(args, "--data-dir", dir+"/data")
+			}
+			clerk, _, code := chamber(t, dir, append([]string{"staff", "add", "--name", "Clerk Kask", "--role", "clerk"}, args...)...)
+			if code != 0 {
+				t.Fatalf("staff add exited %d", code)
+			}
+			clerk = strings.TrimSpace(clerk)
+			s := startServer(t, dir, nil, append(args, "--nat-ip", "127.0.0.1")...)
+			hearingFlow(t, s, clerk)
+			if err := s.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if out, errOut, code := chamber(t, dir, append([]string{"journal", "verify"}, args...)...); code != 0 || !strings.HasPrefix(out, "OK") {
+				t.Fatalf("journal verify after the hearing: %d %s %s", code, out, errOut)
+			}
+		})
+	}
+}
+
+func hearingFlow(t *testing.T, s *server, clerk string) {
+	var sess struct{ ID, State string }
+	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-77"}, 201, &sess)
+	base := s.URL + "/api/v1/sessions/" + sess.ID
+	type inv struct {
+		ParticipantID string `json:"participant_id"`
+		Token         string
+	}
+	invite := func(name, role string) inv {
+		var i inv
+		call(t, "POST", base+"/invitations", clerk, map[string]any{"name": name, "role": role}, 201, &i)
+		return i
+	}
+	ij, ip, ic := invite("Judge Saar", "judge"), invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel")
+
+	judge := joinPeer(t, s.URL, sess.ID, "judge", ij.Token, ij.ParticipantID, true)
+	call(t, "GET", base, clerk, nil, 200, &sess)
+	if sess.State != "open" {
+		t.Fatalf("after the judge joined the session is %s", sess.State)
+	}
+	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, true)
+	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, true)
+
+	// The party waits: neither side sees or hears the other.
+	var ps []struct {
+		ID        string
+		Space     string
+		Connected bool
+	}
+	call(t, "GET", base+"/participants", ij.Token, nil, 200, &ps)
+	for _, p := range ps {
+		if p.ID == ip.ParticipantID && (p.Space != "waiting" || !p.Connected) {
+			t.Fatalf("party before admission: %+v", p)
+		}
+	}
+	if party.flowing(judge, "camera", 2*time.Second) || judge.flowing(party, "microphone", time.Second) {
+		t.Fatal("media crosses the waiting room")
+	}
+
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", ij.Token, nil, 200, nil)
+	call(t, "POST", base+"/participants/"+ic.ParticipantID+"/admit", ij.Token, nil, 200, nil)
+	for _, c := range []struct {
+		to, from *peer
+		source   string
+	}{{party, judge, "camera"}, {party, judge, "microphone"}, {judge, party, "camera"}, {judge, party, "microphone"}, {judge, counsel, "microphone"}} {
+		if !c.to.flowing(c.from, c.source, 15*time.Second) {
+			t.Fatalf("after admission %s does not receive %s's %s", c.to.name, c.from.name, c.source)
+		}
+	}
+
+	// Consultation: counsel and party hear each other; the judge hears neither.
+	var cons struct{ ID string }
+	call(t, "POST", base+"/consultations", ij.Token, map[string]any{"participant_ids": []string{ip.ParticipantID, ic.ParticipantID}}, 201, &cons)
+	if !judge.stopped(party, "microphone") || !judge.stopped(counsel, "microphone") {
+		t.Fatal("the judge hears the consultation room")
+	}
+	if !counsel.flowing(party, "microphone", 10*time.Second) {
+		t.Fatal("counsel does not hear the party in consultation")
+	}
+	call(t, "POST", base+"/consultations/"+cons.ID+"/close", ij.Token, nil, 204, nil)
+	if !judge.flowing(party, "microphone", 15*time.Second) {
+		t.Fatal("after the consultation the judge does not hear the party")
+	}
+
+	// Server-enforced mute: the party's audio stops arriving, video does not.
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/mute", ij.Token, map[string]any{"audio": true}, 200, nil)
+	if !judge.stopped(party, "microphone") || !counsel.stopped(party, "microphone") {
+		t.Fatal("a muted party's audio still arrives")
+	}
+	if !judge.flowing(party, "camera", 5*time.Second) {
+		t.Fatal("muting audio stopped video")
+	}
+
+	// Remove: the connection drops and the token is dead.
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/remove", ij.Token, nil, 204, nil)
+	select {
+	case <-party.c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed party is still connected")
+	}
+	call(t, "GET", base, ip.Token, nil, 401, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.Dial(ctx, client.Config{URL: "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/sessions/" + sess.ID + "/signal",
+		Token: ip.Token, LoopbackOnly: true}); err == nil {
+		t.Fatal("a removed party's token joined again")
+	}
+
+	// Close: everyone is disconnected; the journal has every step.
+	call(t, "POST", base+"/close", ij.Token, nil, 200, nil)
+	for _, p := range []*peer{judge, counsel} {
+		select {
+		case <-p.c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s is still connected after close", p.name)
+		}
+	}
+	var entries []struct{ Action string }
+	call(t, "GET", base+"/journal", ij.Token, nil, 200, &entries)
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"session.created", "invitation.issued", "participant.joined", "session.opened", "participant.admitted",
+		"consultation.opened", "consultation.closed", "participant.muted", "participant.removed", "participant.left", "session.closed"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("journal lacks %s: %v", want, actions)
+		}
+	}
+}
