@@ -9,7 +9,6 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +24,13 @@ import (
 
 // td3 builds a valid passport MRZ expiring in five years.
 func td3(surname, given, number string) string {
-	pad := func(s string, n int) string { return s + strings.Repeat("<", n-len(s)) }
-	cd := func(s string) string { return strconv.Itoa(mrz.CheckDigit(s)) }
-	line1 := pad("P<EST"+surname+"<<"+strings.ReplaceAll(given, " ", "<"), 44)
-	num := pad(number, 9)
-	birth := "850315"
-	expiry := time.Now().AddDate(5, 0, 0).Format("060102")
-	personal := pad("38503150123", 14)
-	composite := num + cd(num) + birth + cd(birth) + expiry + cd(expiry) + personal + cd(personal)
-	line2 := num + cd(num) + "EST" + birth + cd(birth) + "F" + expiry + cd(expiry) + personal + cd(personal) + cd(composite)
-	return line1 + "\n" + line2
+	text, err := mrz.FormatTD3(mrz.Document{Type: "P", IssuingState: "EST", Surname: surname, GivenNames: given, Number: number,
+		Nationality: "EST", BirthDate: "1985-03-15", Sex: "F", ExpiryDate: time.Now().AddDate(5, 0, 0).Format(time.DateOnly),
+		OptionalData: "38503150123"})
+	if err != nil {
+		panic(err)
+	}
+	return text
 }
 
 func pngBytes(t testing.TB) []byte {
