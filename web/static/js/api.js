@@ -1,0 +1,122 @@
+// The REST client. Every call carries the bearer token it was made with;
+// errors come back as ApiError with the server's code, message and
+// per-field problems ({"error":{"code","message","fields"}}).
+import { t } from './i18n.js';
+
+export class ApiError extends Error {
+  constructor(status, code, message, fields) {
+    super(message || code || ('HTTP ' + status));
+    this.status = status;
+    this.code = code || '';
+    this.fields = fields || {};
+  }
+}
+
+async function errorFrom(res) {
+  let body = null;
+  try { body = await res.json(); } catch { body = null; }
+  const e = body && body.error ? body.error : {};
+  return new ApiError(res.status, e.code, e.message || t('error.http', { status: res.status }), e.fields);
+}
+
+/** Api talks to /api/v1 with one token (staff or invitation; none for public calls). */
+export class Api {
+  constructor(token) { this.token = token || ''; }
+
+  headers(extra) {
+    const h = Object.assign({}, extra);
+    if (this.token) h.Authorization = 'Bearer ' + this.token;
+    return h;
+  }
+
+  /** request returns the parsed JSON body (or null for 204). */
+  async request(method, path, { json, body, headers, signal } = {}) {
+    const init = { method, headers: this.headers(headers), signal, cache: 'no-store', referrerPolicy: 'no-referrer' };
+    if (json !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    let res;
+    try {
+      res = await fetch('/api/v1' + path, init);
+    } catch (err) {
+      if (err && err.name === 'AbortError') throw err;
+      throw new ApiError(0, 'network', t('error.network'));
+    }
+    if (!res.ok) throw await errorFrom(res);
+    if (res.status === 204) return null;
+    const ct = res.headers.get('Content-Type') || '';
+    return ct.includes('json') ? res.json() : res;
+  }
+
+  get(path, opts) { return this.request('GET', path, opts); }
+  post(path, json, opts) { return this.request('POST', path, Object.assign({ json }, opts)); }
+  patch(path, json) { return this.request('PATCH', path, { json }); }
+  del(path) { return this.request('DELETE', path); }
+
+  /** blob fetches a binary response (document content, bundle) as a Blob. */
+  async blob(path) {
+    const res = await this.request('GET', path);
+    if (!(res instanceof Response)) throw new ApiError(0, 'unexpected', t('error.unexpected'));
+    return res.blob();
+  }
+
+  /**
+   * upload sends a file as the raw request body with XMLHttpRequest, whose
+   * upload events drive a progress bar: onProgress(fraction 0…1).
+   * Resolves with the JSON answer; rejects with ApiError.
+   */
+  upload(path, file, onProgress, contentType) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', '/api/v1' + path);
+      for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
+      xhr.setRequestHeader('Content-Type', contentType || file.type || 'application/octet-stream');
+      xhr.responseType = 'json';
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total); };
+      xhr.onload = () => {
+        const body = xhr.response;
+        if (xhr.status >= 200 && xhr.status < 300) {
+          if (onProgress) onProgress(1);
+          resolve(body);
+          return;
+        }
+        const e = body && body.error ? body.error : {};
+        reject(new ApiError(xhr.status, e.code, e.message || t('error.http', { status: xhr.status }), e.fields));
+      };
+      xhr.onerror = () => reject(new ApiError(0, 'network', t('error.network')));
+      xhr.onabort = () => reject(new ApiError(0, 'aborted', t('error.aborted')));
+      xhr.send(file);
+    });
+  }
+}
+
+/** Saves a Blob as a download named name. */
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.rel = 'noreferrer';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** A message for an error from the API, in words. */
+export function errorText(err) {
+  if (err instanceof ApiError) {
+    switch (err.code) {
+      case 'token_expired': return t('error.tokenExpired');
+      case 'token_revoked': return t('error.tokenRevoked');
+      case 'unauthenticated': return t('error.unauthenticated');
+      case 'rate_limited': return err.message;
+      case 'network': return t('error.network');
+    }
+    return err.message;
+  }
+  return (err && err.message) || String(err);
+}

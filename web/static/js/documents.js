@@ -1,0 +1,209 @@
+// The documents panel: upload with a progress bar, the list with version,
+// SHA-256 and signature state, viewing in the page, presenting a page to
+// the room, labelling exhibits and signing. Used in the room and, without
+// presenting, in the staff console.
+import { t } from './i18n.js';
+import { h, replace, toast, hashView, formatSize, formatDateTime, modal, field } from './dom.js';
+import { errorText, saveBlob } from './api.js';
+import { Viewer } from './viewer.js';
+
+const EXHIBIT_STATUSES = ['submitted', 'admitted', 'rejected'];
+
+/**
+ * documentsView renders a session's documents for one caller.
+ * opts: {api, sessionId, kind, can(action), onPresent(doc)?, closed?}
+ */
+export function documentsView(opts) {
+  const { api, sessionId, can } = opts;
+  const list = h('ul', { class: 'doc-list', id: 'document-list', 'aria-live': 'polite' });
+  const status = h('p', { class: 'muted', role: 'status' });
+  const progress = h('progress', { max: 100, value: 0, hidden: true, id: 'upload-progress', 'aria-label': t('doc.uploadProgress') });
+  const progressText = h('span', { class: 'progress-text', 'aria-hidden': 'true' });
+  const viewerBox = h('div', { class: 'doc-viewer', hidden: true });
+  let viewer = null;
+  const el = h('div', { class: 'documents' });
+
+  if (can('upload_document') && !opts.closed) {
+    const input = h('input', { type: 'file', id: 'upload-input', class: 'file-input', accept: '.pdf,application/pdf,image/jpeg,image/png,video/webm,video/mp4,text/plain' });
+    const label = h('label', { for: 'upload-input', class: 'btn' }, t('doc.upload'));
+    const drop = h('div', { class: 'drop-zone' }, label, input, h('span', { class: 'muted' }, t('doc.orDrop')), progress, progressText);
+    input.addEventListener('change', () => { if (input.files[0]) upload(input.files[0]).finally(() => { input.value = ''; }); });
+    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
+    });
+    el.append(drop);
+  }
+  el.append(status, list, viewerBox);
+
+  async function upload(file) {
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = t('doc.uploading', { name: file.name });
+    try {
+      const res = await api.upload('/sessions/' + sessionId + '/documents?name=' + encodeURIComponent(file.name), file, (f) => {
+        progress.value = Math.round(f * 100);
+        progressText.textContent = Math.round(f * 100) + '%';
+      }, file.type || guessType(file.name));
+      status.textContent = res.duplicate ? t('doc.duplicate', { name: res.name }) : t('doc.uploaded', { name: res.name, hash: res.sha256 });
+      toast(res.duplicate ? t('doc.duplicate', { name: res.name }) : t('doc.uploadedShort', { name: res.name }));
+      await refresh();
+    } catch (err) {
+      status.textContent = t('doc.uploadFailed', { error: errorText(err) });
+      toast(status.textContent, 'error');
+    } finally {
+      progress.hidden = true;
+      progressText.textContent = '';
+    }
+  }
+
+  function row(d) {
+    const isPDF = d.content_type === 'application/pdf';
+    const sig = d.signatures > 0 ? t('doc.signed', { n: d.signatures }) : t('doc.unsigned');
+    const actions = [
+      h('button', { type: 'button', class: 'btn btn-small', onclick: () => view(d) }, t('doc.view')),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: () => download(d) }, t('doc.download')),
+    ];
+    if (isPDF && opts.onPresent && can('present')) {
+      actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => opts.onPresent(d, viewer && viewer.docId === d.id ? viewer.page : 1) }, t('doc.present')));
+    }
+    if (opts.kind === 'hearing' && can('label_exhibit') && !opts.closed) {
+      actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => label(d) }, t('doc.label')));
+    }
+    if (isPDF && can('sign') && !opts.closed) {
+      actions.push(h('button', { type: 'button', class: 'btn btn-small btn-primary sign', onclick: () => sign(d) }, t('doc.sign')));
+    }
+    return h('li', { class: 'doc', dataset: { document: d.id, sha256: d.sha256, signatures: String(d.signatures) } },
+      h('div', { class: 'doc-main' },
+        h('span', { class: 'doc-name' }, d.label ? h('strong', { class: 'exhibit-label' }, d.label + ' ') : null, d.name),
+        h('div', { class: 'doc-meta' },
+          h('span', null, t('doc.version', { n: d.version })), ' · ',
+          h('span', null, formatSize(d.size)), ' · ',
+          h('span', null, t('doc.sha256'), ' ', hashView(d.sha256)), ' · ',
+          h('span', { class: d.signatures > 0 ? 'sig-yes' : 'sig-no' }, sig),
+          d.status && [' · ', h('span', { class: 'exhibit-status status-' + d.status }, t('exhibit.' + d.status))]),
+        h('div', { class: 'doc-meta muted' }, t('doc.uploadedAt', { when: formatDateTime(d.created_at) }))),
+      h('div', { class: 'doc-actions' }, actions));
+  }
+
+  async function refresh() {
+    try {
+      const docs = await api.get('/sessions/' + sessionId + '/documents');
+      replace(list, docs.length ? docs.map(row) : h('li', { class: 'muted' }, t('doc.none')));
+      el.dataset.count = String(docs.length);
+      return docs;
+    } catch (err) {
+      replace(list, h('li', { class: 'field-error' }, errorText(err)));
+      return [];
+    }
+  }
+
+  async function view(d) {
+    if (!viewer) {
+      viewer = new Viewer({ api, interactive: true });
+      viewerBox.append(h('div', { class: 'doc-viewer-head' },
+        h('button', { type: 'button', class: 'btn btn-small', onclick: () => { viewer.close(); viewerBox.hidden = true; } }, t('common.close'))), viewer.el);
+    }
+    viewerBox.hidden = false;
+    try {
+      await viewer.show(d.id, 1);
+      viewer.el.focus();
+    } catch { /* the viewer shows why */ }
+  }
+
+  async function download(d) {
+    try {
+      saveBlob(await api.blob('/documents/' + d.id + '/content'), d.name);
+    } catch (err) {
+      toast(errorText(err), 'error');
+    }
+  }
+
+  async function label(d) {
+    const lab = h('input', { value: d.label || '', maxlength: 20, placeholder: 'P-1' });
+    const st = h('select', null, EXHIBIT_STATUSES.map((s) => h('option', { value: s, selected: s === (d.status || 'submitted') }, t('exhibit.' + s))));
+    const labField = field(t('doc.exhibitLabel'), lab, t('doc.exhibitHint'));
+    const stField = field(t('doc.exhibitStatus'), st);
+    const err = h('p', { class: 'field-error', role: 'alert' });
+    await modal(t('doc.labelTitle', { name: d.name }), (close) => {
+      const form = h('form', null, labField, stField, err, h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')),
+        h('button', { type: 'submit', class: 'btn btn-primary' }, t('common.save'))));
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        try {
+          const change = { status: st.value };
+          if (lab.value.trim()) change.label = lab.value.trim();
+          await api.patch('/documents/' + d.id, change);
+          close(true);
+          await refresh();
+        } catch (e2) {
+          labField.setError(e2.fields && e2.fields.label);
+          stField.setError(e2.fields && e2.fields.status);
+          err.textContent = errorText(e2);
+        }
+      });
+      return form;
+    });
+  }
+
+  async function sign(d) {
+    const reason = h('input', { id: 'sign-reason', required: true, maxlength: 200, value: opts.kind === 'notarisation' ? t('sign.defaultReasonAct') : '' });
+    const location = h('input', { id: 'sign-location', required: true, maxlength: 200, autocomplete: 'address-level2' });
+    const contact = h('input', { id: 'sign-contact', maxlength: 200, autocomplete: 'email' });
+    const fields = { reason: field(t('sign.reason'), reason), location: field(t('sign.location'), location, t('sign.locationHint')), contact: field(t('sign.contact'), contact, t('common.optional')) };
+    const err = h('p', { class: 'field-error', role: 'alert' });
+    await modal(t('sign.title', { name: d.name }), (close) => {
+      const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
+      const form = h('form', null, h('p', null, t('sign.explain', { hash: d.sha256.slice(0, 12) })), fields.reason, fields.location, fields.contact, err,
+        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')), btn));
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        btn.disabled = true;
+        err.textContent = t('sign.signing');
+        for (const f of Object.values(fields)) f.setError('');
+        try {
+          const body = { reason: reason.value.trim(), location: location.value.trim() };
+          if (contact.value.trim()) body.contact = contact.value.trim();
+          const res = await api.post('/documents/' + d.id + '/signatures', body);
+          close(true);
+          toast(t('sign.done', { name: d.name, version: res.document.version }));
+          await refresh();
+        } catch (e2) {
+          btn.disabled = false;
+          for (const [k, v] of Object.entries(e2.fields || {})) if (fields[k]) fields[k].setError(v);
+          err.textContent = errorText(e2);
+        }
+      });
+      setTimeout(() => (reason.value ? location : reason).focus(), 0);
+      return form;
+    });
+  }
+
+  return { el, refresh };
+}
+
+function guessType(name) {
+  const ext = name.toLowerCase().split('.').pop();
+  return { pdf: 'application/pdf', jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', webm: 'video/webm', mp4: 'video/mp4', txt: 'text/plain' }[ext] || 'application/octet-stream';
+}
+
+/** createDocumentsPanel is the room's documents panel; it refreshes while shown. */
+export function createDocumentsPanel(room) {
+  const view = documentsView({
+    api: room.api, sessionId: room.sid, kind: room.session.kind, can: (a) => room.can(a),
+    onPresent: (d, page) => room.present(d.id, page),
+  });
+  const el = h('section', { class: 'panel' }, h('h2', { class: 'panel-title' }, t('panel.documents')), view.el);
+  let timer = null;
+  const shown = () => {
+    view.refresh();
+    clearInterval(timer);
+    // Nothing pushes document changes yet; poll while the panel is open.
+    timer = setInterval(() => { if (!el.hidden && !document.hidden) view.refresh(); }, 15000);
+  };
+  return { el, shown, refresh: view.refresh };
+}

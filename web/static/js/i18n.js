@@ -1,0 +1,41 @@
+// Every string a person reads comes from a catalog in ./strings/, looked
+// up here by key, so that a translation is one new file. English is the
+// fallback for keys a catalog lacks.
+import en from './strings/en.js';
+
+const catalogs = { en };
+let current = en;
+let currentLang = 'en';
+
+/** Chooses the catalog for the browser's preferred languages. */
+export function chooseLanguage(preferred = navigator.languages || [navigator.language]) {
+  for (const tag of preferred) {
+    const base = String(tag || '').toLowerCase().split('-')[0];
+    if (catalogs[base]) {
+      current = catalogs[base];
+      currentLang = base;
+      break;
+    }
+  }
+  document.documentElement.lang = currentLang;
+  return currentLang;
+}
+
+/** The active language tag, e.g. "en". */
+export function language() { return currentLang; }
+
+/**
+ * t returns the string for key, with {name} placeholders replaced from
+ * params. A missing key shows itself, so it is noticed rather than hidden.
+ */
+export function t(key, params) {
+  let s = current[key] ?? en[key];
+  if (s === undefined) return key;
+  if (params) {
+    s = s.replace(/\{(\w+)\}/g, (m, name) => (params[name] !== undefined ? String(params[name]) : m));
+  }
+  return s;
+}
+
+/** Human label of a role ("embassy_officer" → "Embassy officer"). */
+export function roleLabel(role) { return t('role.' + role); }

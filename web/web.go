@@ -1,0 +1,287 @@
+// Package web is Chamber's browser client: the staff console, the join
+// page and room, the public verification page, and the static files they
+// load, all embedded in the binary with go:embed. The pages are plain ES
+// modules with no build step; pdf.js is vendored (see vendor.lock).
+//
+// Package web serves files only. Everything a page does goes through the
+// REST API and the signalling WebSocket, which enforce every permission;
+// the browser is never trusted.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed static
+var embedded embed.FS
+
+// Config configures the web client.
+type Config struct {
+	// Log receives the package's few messages; nil discards them.
+	Log *slog.Logger
+	// PublicURL is the base URL browsers use (--public-url). Its host is
+	// added to the Content-Security-Policy's connect-src as ws:// and
+	// wss://, for browsers that do not yet treat 'self' as covering
+	// WebSockets. Empty means 'self' only.
+	PublicURL string
+}
+
+// Page is one route the web client serves. The API router mounts every
+// page (api.Config.Mount), so pages get its logging and metrics.
+type Page struct {
+	// Pattern is a net/http.ServeMux pattern, e.g. "GET /join/{token}".
+	Pattern string
+	// Summary says what the route serves, for the OpenAPI document.
+	Summary string
+	// ContentType is what the route answers with.
+	ContentType string
+	Handler     http.Handler
+}
+
+// Web serves the browser client.
+type Web struct {
+	log     *slog.Logger
+	static  fs.FS
+	etags   map[string]string // static path → quoted SHA-256 ETag
+	headers http.Header
+}
+
+// ErrConfig reports an unusable Config.
+var ErrConfig = errors.New("web: invalid config")
+
+// New prepares the embedded files and the security headers.
+func New(cfg Config) (*Web, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	static, err := fs.Sub(embedded, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: embedded files: %w", err)
+	}
+	csp, err := ContentSecurityPolicy(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	w := &Web{log: log, static: static, etags: map[string]string{}, headers: securityHeaders(csp)}
+	err = fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		w.etags[p] = `"` + hex.EncodeToString(sum[:16]) + `"`
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: embedded files: %w", err)
+	}
+	return w, nil
+}
+
+// Pages returns every route of the web client.
+func (w *Web) Pages() []Page {
+	html := "text/html"
+	return []Page{
+		{Pattern: "GET /{$}", Summary: "Staff console: sign in with a staff token, sessions, calendar, invitations, journal and documents", ContentType: html, Handler: w.page("console.html")},
+		{Pattern: "GET /join/{token}", Summary: "Join page and room for an invitation link", ContentType: html, Handler: w.page("room.html")},
+		{Pattern: "GET /watch/{token}", Summary: "Watch a public hearing from its public link", ContentType: html, Handler: w.page("room.html")},
+		{Pattern: "GET /verify", Summary: "Verify the signatures of a PDF (public)", ContentType: html, Handler: w.page("verify.html")},
+		{Pattern: "GET /static/", Summary: "The web client's embedded static files", ContentType: "application/octet-stream", Handler: w.staticHandler()},
+		{Pattern: "GET /favicon.ico", Summary: "Site icon", ContentType: "image/svg+xml", Handler: w.file("img/icon.svg")},
+		{Pattern: "GET /robots.txt", Summary: "Keeps crawlers away from invitation and public links", ContentType: "text/plain", Handler: w.file("robots.txt")},
+	}
+}
+
+// Headers wraps h so that every response carries the web client's security
+// headers (Content-Security-Policy, Referrer-Policy, …). Headers h sets
+// itself win.
+func (w *Web) Headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		setHeaders(rw.Header(), w.headers)
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// apiHeaders are the security headers that make sense on JSON and other
+// non-page responses: nothing in them may be framed, sniffed or leak a
+// token in a Referer.
+var apiHeaders = http.Header{
+	"X-Content-Type-Options":       {"nosniff"},
+	"Referrer-Policy":              {"no-referrer"},
+	"Content-Security-Policy":      {"default-src 'none'; frame-ancestors 'none'"},
+	"Cross-Origin-Resource-Policy": {"same-origin"},
+}
+
+// APIHeaders wraps an API handler with the security headers that suit
+// non-page responses (nosniff, no-referrer, a CSP that forbids
+// everything and framing). Headers the handler sets itself win, so a
+// handler's own policy (e.g. the sandbox on document content) stays.
+func APIHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		setHeaders(rw.Header(), apiHeaders)
+		h.ServeHTTP(rw, r)
+	})
+}
+
+func setHeaders(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+// ContentSecurityPolicy returns the policy every page is served with: no
+// inline script, nothing from another origin, WebSockets and media only
+// from Chamber itself, and no framing. publicURL (may be empty) adds its
+// ws:// and wss:// origins to connect-src.
+func ContentSecurityPolicy(publicURL string) (string, error) {
+	connect := "'self'"
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") ||
+			strings.ContainsAny(u.Host, " ;,'\"\r\n") {
+			return "", fmt.Errorf("%w: public URL %q must be http(s)://host[:port]", ErrConfig, publicURL)
+		}
+		if u.Scheme == "https" {
+			connect += " wss://" + u.Host
+		} else {
+			connect += " ws://" + u.Host + " wss://" + u.Host
+		}
+	}
+	return strings.Join([]string{
+		"default-src 'self'",
+		"script-src 'self'",
+		"style-src 'self'",
+		"img-src 'self' data: blob:",
+		"font-src 'self' data:",
+		"connect-src " + connect,
+		"media-src 'self' blob: mediastream:",
+		"worker-src 'self' blob:",
+		"object-src 'none'",
+		"base-uri 'none'",
+		"form-action 'self'",
+		"frame-ancestors 'none'",
+	}, "; "), nil
+}
+
+func securityHeaders(csp string) http.Header {
+	return http.Header{
+		"Content-Security-Policy":      {csp},
+		"Referrer-Policy":              {"no-referrer"},
+		"X-Content-Type-Options":       {"nosniff"},
+		"X-Frame-Options":              {"DENY"},
+		"Permissions-Policy":           {"camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=()"},
+		"Cross-Origin-Opener-Policy":   {"same-origin"},
+		"Cross-Origin-Resource-Policy": {"same-origin"},
+	}
+}
+
+// page serves one HTML page. Pages are never cached: a join page's URL
+// holds a token, and a stale page could load stale modules.
+func (w *Web) page(name string) http.Handler {
+	b, err := fs.ReadFile(w.static, name)
+	if err != nil {
+		// The files are embedded; a missing one is a build defect that
+		// TestPages catches.
+		w.log.Error("web: missing page", "name", name, "err", err)
+	}
+	return w.Headers(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if b == nil {
+			http.Error(rw, "page missing from this build", http.StatusInternalServerError)
+			return
+		}
+		h := rw.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+}
+
+// file serves one static file at a fixed route.
+func (w *Web) file(name string) http.Handler {
+	return w.Headers(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.serveStatic(rw, r, name)
+	}))
+}
+
+// staticHandler serves /static/…: the embedded files, revalidated by
+// their SHA-256 ETag, never a directory listing.
+func (w *Web) staticHandler() http.Handler {
+	return w.Headers(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/static/")
+		if !ok || name == "" || strings.HasSuffix(name, "/") || !fs.ValidPath(name) {
+			notFound(rw)
+			return
+		}
+		w.serveStatic(rw, r, name)
+	}))
+}
+
+func (w *Web) serveStatic(rw http.ResponseWriter, r *http.Request, name string) {
+	etag, ok := w.etags[name]
+	if !ok || strings.HasSuffix(name, ".html") {
+		notFound(rw)
+		return
+	}
+	b, err := fs.ReadFile(w.static, name)
+	if err != nil {
+		notFound(rw)
+		return
+	}
+	h := rw.Header()
+	h.Set("Content-Type", contentType(name))
+	h.Set("ETag", etag)
+	// Revalidate every time: a new binary must never run with old modules,
+	// and the ETag makes revalidation a 304.
+	h.Set("Cache-Control", "no-cache")
+	http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(b))
+}
+
+func notFound(rw http.ResponseWriter) {
+	rw.Header().Set("Content-Type", "application/json; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.WriteHeader(http.StatusNotFound)
+	_, _ = rw.Write([]byte(`{"error":{"code":"not_found","message":"no such file"}}` + "\n"))
+}
+
+// contentTypes fixes the types whose answer must not depend on the
+// host's MIME tables: module scripts are refused unless served as
+// JavaScript.
+var contentTypes = map[string]string{
+	".js":   "text/javascript; charset=utf-8",
+	".mjs":  "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	".json": "application/json",
+	".txt":  "text/plain; charset=utf-8",
+	".pfb":  "application/octet-stream",
+	".ttf":  "font/ttf",
+}
+
+func contentType(name string) string {
+	ext := path.Ext(name)
+	if ct, ok := contentTypes[ext]; ok {
+		return ct
+	}
+	if ct := mime.TypeByExtension(ext); ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
