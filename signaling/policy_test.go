@@ -1,0 +1,425 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/signaling/protocol"
+	"github.com/chamber-court/chamber/signaling/sfu"
+)
+
+// switchPolicy forbids what its maps say; everything else is allowed.
+type switchPolicy struct {
+	mu        sync.Mutex
+	noPublish map[uuid.UUID]Source
+	noForward map[[2]uuid.UUID]Source // (subscriber, publisher) → source
+}
+
+func (p *switchPolicy) MayPublish(_, participant uuid.UUID, src Source) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.noPublish[participant]
+	return !ok || s != src
+}
+
+func (p *switchPolicy) MayForward(_, sub, pub uuid.UUID, src Source) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.noForward[[2]uuid.UUID{sub, pub}]
+	return !ok || s != src
+}
+
+func (p *switchPolicy) set(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f()
+}
+
+func sources(c *client.Client, participant uuid.UUID) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range tracksOf(c, participant) {
+		out[t.Source] = true
+	}
+	return out
+}
+
+func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
+	pol := &switchPolicy{noPublish: map[uuid.UUID]Source{}, noForward: map[[2]uuid.UUID]Source{}}
+	ts := newTestServer(t, func(c *Config) { c.Policy = pol })
+	judgeC, judge, _ := ts.dial(t, "judge", nil)
+	witnessC, witness, wEvents := ts.dial(t, "witness", nil)
+	counselC, counsel, _ := ts.dial(t, "counsel", nil)
+	_ = judgeC
+	// The witness may not see counsel's camera; counsel is muted by the server.
+	pol.set(func() {
+		pol.noForward[[2]uuid.UUID{witness.ParticipantID, counsel.ParticipantID}] = SourceCamera
+		pol.noPublish[counsel.ParticipantID] = SourceMicrophone
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := counselC.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Stop()
+	waitFor(t, 15*time.Second, "judge receives counsel's camera", func() bool {
+		tr := tracksOf(judgeC, counsel.ParticipantID)
+		return len(tr) == 1 && tr[0].Stats().Packets > 10
+	})
+	time.Sleep(500 * time.Millisecond)
+	if got := sources(judgeC, counsel.ParticipantID); !got["camera"] || got["microphone"] {
+		t.Errorf("judge receives %v of counsel; want the camera only (microphone muted)", got)
+	}
+	if got := sources(witnessC, counsel.ParticipantID); len(got) != 0 {
+		t.Errorf("witness receives %v of counsel; want nothing", got)
+	}
+
+	// The session layer lifts both restrictions and tells the room.
+	pol.set(func() {
+		delete(pol.noForward, [2]uuid.UUID{witness.ParticipantID, counsel.ParticipantID})
+		delete(pol.noPublish, counsel.ParticipantID)
+	})
+	ts.Notify(ts.session, nil, "participant_updated", json.RawMessage(`{"participant_id":"`+counsel.ParticipantID.String()+`","muted":false}`))
+	env := waitEvent(t, wEvents, "participant_updated", 5*time.Second)
+	if string(env.Data) == "" {
+		t.Error("notify lost its payload")
+	}
+	waitFor(t, 15*time.Second, "witness receives counsel's camera and microphone", func() bool {
+		tr := tracksOf(witnessC, counsel.ParticipantID)
+		if len(tr) != 2 {
+			return false
+		}
+		for _, x := range tr {
+			if x.Stats().Packets < 10 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Sequestration: the witness may no longer see counsel's camera.
+	pol.set(func() { pol.noForward[[2]uuid.UUID{witness.ParticipantID, counsel.ParticipantID}] = SourceCamera })
+	ts.Notify(ts.session, []uuid.UUID{witness.ParticipantID}, "space_changed", json.RawMessage(`{}`))
+	ev := waitEvent(t, wEvents, protocol.TypeTrackUnpublished, 5*time.Second)
+	if tr := decode[protocol.TrackEvent](t, ev).Track; tr.Source != "camera" {
+		t.Errorf("unpublished %s, want the camera", tr.Source)
+	}
+	var cam *client.RemoteTrack
+	for _, tr := range tracksOf(witnessC, counsel.ParticipantID) {
+		if tr.Source == "camera" {
+			cam = tr
+		}
+	}
+	time.Sleep(time.Second)
+	n := cam.Stats().Packets
+	time.Sleep(time.Second)
+	if m := cam.Stats().Packets; m != n {
+		t.Errorf("witness still receives counsel's camera after the policy forbade it (%d → %d packets)", n, m)
+	}
+	_ = judge
+}
+
+// recordingHooks is a Hooks implementation like the session layer's.
+type recordingHooks struct {
+	mu           sync.Mutex
+	refuse       map[uuid.UUID]bool
+	disconnected []uuid.UUID
+}
+
+func (h *recordingHooks) Connected(_ context.Context, id Identity) (json.RawMessage, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.refuse[id.ParticipantID] {
+		return nil, &protocol.Error{Code: "waiting_room", Message: "wait to be admitted"}
+	}
+	return json.RawMessage(`{"title":"Case 42","role":"` + id.Role + `"}`), nil
+}
+
+func (h *recordingHooks) Disconnected(_ context.Context, id Identity) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.disconnected = append(h.disconnected, id.ParticipantID)
+}
+
+func (h *recordingHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+	switch typ {
+	case "present":
+		var in struct {
+			To []uuid.UUID `json:"to"`
+		}
+		if err := json.Unmarshal(payload, &in); err != nil {
+			return nil, nil, ErrBadRequest
+		}
+		return json.RawMessage(`{"exhibit":"P-1","by":"` + from.ParticipantID.String() + `"}`), in.To, nil
+	case "chat":
+		return payload, nil, nil
+	case "forbidden":
+		return nil, nil, ErrForbidden
+	}
+	return nil, nil, ErrUnknownType
+}
+
+func TestHooksOwnRoomMessages(t *testing.T) {
+	hooks := &recordingHooks{refuse: map[uuid.UUID]bool{}}
+	ts := newTestServer(t, func(c *Config) { c.Hooks = hooks })
+	a, aid, aEvents := ts.dial(t, "clerk", nil)
+	if got := string(a.Joined().Session); got != `{"title":"Case 42","role":"party"}` {
+		t.Errorf("joined.session = %s", got)
+	}
+	b, bid, bEvents := ts.dial(t, "party b", nil)
+	_, _, cEvents := ts.dial(t, "party c", nil)
+	pj := waitEvent(t, aEvents, protocol.TypePeerJoined, 5*time.Second)
+	if p := decode[protocol.PeerEvent](t, pj); p.Participant.ID != bid.ParticipantID.String() || p.Participant.Name != "party b" {
+		t.Errorf("peer_joined %+v", p)
+	}
+
+	// present goes only where the hook says.
+	if err := a.Send(context.Background(), "present", map[string]any{"to": []uuid.UUID{bid.ParticipantID}}); err != nil {
+		t.Fatal(err)
+	}
+	env := waitEvent(t, bEvents, "present", 5*time.Second)
+	if string(env.Data) != `{"exhibit":"P-1","by":"`+aid.ParticipantID.String()+`"}` {
+		t.Errorf("present data %s", env.Data)
+	}
+	select {
+	case env := <-cEvents:
+		if env.Type == "present" {
+			t.Error("present reached a participant it was not addressed to")
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+	// chat goes to everyone, the sender included.
+	if err := b.Send(context.Background(), protocol.TypeChat, map[string]string{"text": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan protocol.Envelope{aEvents, bEvents, cEvents} {
+		waitEvent(t, ch, protocol.TypeChat, 5*time.Second)
+	}
+	// Errors from the hook reach the sender only.
+	_, err := b.Request(context.Background(), "forbidden", map[string]int{})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
+		t.Errorf("forbidden message: %v", err)
+	}
+	_, err = b.Request(context.Background(), "teleport", map[string]int{})
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnknownType {
+		t.Errorf("unknown message: %v", err)
+	}
+
+	// Disconnect: the participant gets a bye with the reason, the others peer_left.
+	ts.Disconnect(ts.session, bid.ParticipantID, "removed")
+	select {
+	case <-b.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the removed participant's connection stayed open")
+	}
+	if r := b.ByeReason(); r != "removed" {
+		t.Errorf("bye reason %q", r)
+	}
+	if st := websocket.CloseStatus(b.Err()); st != websocket.StatusNormalClosure {
+		t.Errorf("close status %v", st)
+	}
+	pl := waitEvent(t, aEvents, protocol.TypePeerLeft, 5*time.Second)
+	if p := decode[protocol.PeerEvent](t, pl); p.Participant.ID != bid.ParticipantID.String() {
+		t.Errorf("peer_left %+v", p)
+	}
+	waitFor(t, 5*time.Second, "Disconnected hook", func() bool {
+		hooks.mu.Lock()
+		defer hooks.mu.Unlock()
+		return len(hooks.disconnected) == 1 && hooks.disconnected[0] == bid.ParticipantID
+	})
+
+	// A participant the session layer refuses gets its error and a close.
+	tok, id := ts.tokens.issue(ts.session, "late", "party")
+	hooks.mu.Lock()
+	hooks.refuse[id.ParticipantID] = true
+	hooks.mu.Unlock()
+	_, err = client.Dial(context.Background(), client.Config{URL: ts.url(ts.session), Token: tok})
+	if !errors.As(err, &pe) || pe.Code != "waiting_room" {
+		t.Errorf("refused join: %v", err)
+	}
+}
+
+func TestActiveSpeaker(t *testing.T) {
+	ts := newTestServer(t, nil)
+	aC, a, _ := ts.dial(t, "a", nil)
+	bC, b, _ := ts.dial(t, "b", nil)
+	_, _, events := ts.dial(t, "listener", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pa, err := aC.Publish(ctx, client.PublishOptions{Audio: true, AudioLevel: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pa.Stop()
+	pb, err := bC.Publish(ctx, client.PublishOptions{Audio: true, AudioLevel: 127})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.Stop()
+	speaker := func(want uuid.UUID) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case env := <-events:
+				if env.Type == protocol.TypeActiveSpeaker {
+					if s := decode[protocol.ActiveSpeaker](t, env); s.ParticipantID == want.String() {
+						return
+					}
+				}
+			case <-deadline:
+				t.Fatalf("%s never became the active speaker", want)
+			}
+		}
+	}
+	speaker(a.ParticipantID)
+	// b starts talking, a falls silent.
+	pb.SetAudioLevel(20)
+	pa.SetAudioLevel(127)
+	speaker(b.ParticipantID)
+}
+
+// memTap is a recording tap in memory.
+type memTap struct {
+	mu      sync.Mutex
+	info    sfu.TrackInfo
+	packets int
+	lastSeq uint16
+	gaps    int
+	slow    atomic.Int64 // nanoseconds per packet
+	lost    atomic.Int64
+	closed  chan struct{}
+}
+
+func (m *memTap) WriteRTP(p *rtp.Packet) error {
+	if d := m.slow.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.packets > 0 && p.SequenceNumber != m.lastSeq+1 {
+		m.gaps++
+	}
+	m.packets++
+	m.lastSeq = p.SequenceNumber
+	return nil
+}
+
+func (m *memTap) Close() error      { close(m.closed); return nil }
+func (m *memTap) TapLost(n int)     { m.lost.Add(int64(n)) }
+func (m *memTap) count() (int, int) { m.mu.Lock(); defer m.mu.Unlock(); return m.packets, m.gaps }
+
+type memRecorder struct {
+	mu   sync.Mutex
+	on   bool
+	slow time.Duration
+	taps []*memTap
+}
+
+func (r *memRecorder) MayRecord(_, _ uuid.UUID, src Source) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.on && src == SourceCamera
+}
+
+func (r *memRecorder) OpenTap(_ uuid.UUID, info sfu.TrackInfo) (sfu.Tap, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &memTap{info: info, closed: make(chan struct{})}
+	t.slow.Store(int64(r.slow))
+	r.taps = append(r.taps, t)
+	return t, nil
+}
+
+func TestRecorderTap(t *testing.T) {
+	rec := &memRecorder{}
+	ts := newTestServer(t, func(c *Config) { c.Recorder = rec })
+	pubC, pubID, _ := ts.dial(t, "witness", nil)
+	sub, _, _ := ts.dial(t, "judge", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := pubC.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Stop()
+	waitFor(t, 15*time.Second, "media", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 2 })
+	if len(rec.taps) != 0 {
+		t.Fatal("a tap opened while recording was off")
+	}
+	// The judge starts recording: the session layer flips its state and notifies.
+	rec.mu.Lock()
+	rec.on = true
+	rec.mu.Unlock()
+	ts.Notify(ts.session, nil, "recording", json.RawMessage(`{"on":true}`))
+	waitFor(t, 5*time.Second, "a tap on the camera", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.taps) == 1
+	})
+	tap := rec.taps[0]
+	if tap.info.ParticipantID != pubID.ParticipantID || tap.info.Source != SourceCamera || tap.info.Kind != webrtc.RTPCodecTypeVideo || tap.info.Codec.MimeType != webrtc.MimeTypeVP8 {
+		t.Errorf("tap info %+v", tap.info)
+	}
+	waitFor(t, 5*time.Second, "packets in the tap", func() bool { n, _ := tap.count(); return n > 100 })
+	rec.mu.Lock()
+	rec.on = false
+	rec.mu.Unlock()
+	ts.Notify(ts.session, nil, "recording", json.RawMessage(`{"on":false}`))
+	select {
+	case <-tap.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tap was not closed when recording stopped")
+	}
+	if n, gaps := tap.count(); gaps > 0 {
+		t.Errorf("tap saw %d gaps in %d packets on a loss-free path", gaps, n)
+	}
+}
+
+func TestSlowTapNeverBlocksForwarding(t *testing.T) {
+	rec := &memRecorder{on: true, slow: 20 * time.Millisecond}
+	ts := newTestServer(t, func(c *Config) { c.Recorder = rec })
+	pubC, pubID, _ := ts.dial(t, "witness", nil)
+	sub, _, _ := ts.dial(t, "judge", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := pubC.Publish(ctx, client.PublishOptions{Video: true, VideoBitrate: 1_500_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "media", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 1 })
+	// The tap takes 50 packets a second of the ~170 sent: its queue of
+	// 1024 fills in about 9 s. Forwarding must not notice.
+	time.Sleep(11 * time.Second)
+	pub.Stop()
+	time.Sleep(time.Second)
+	rec.mu.Lock()
+	tap := rec.taps[0]
+	rec.mu.Unlock()
+	tap.slow.Store(0)
+	st := tracksOf(sub, pubID.ParticipantID)[0].Stats()
+	if st.Lost() > st.Expected()/200 {
+		t.Errorf("subscriber lost %d of %d packets behind a slow tap", st.Lost(), st.Expected())
+	}
+	_ = pubC.Close()
+	select {
+	case <-tap.closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("tap not closed")
+	}
+	if tap.lost.Load() == 0 {
+		t.Error("the slow tap was not told about dropped packets")
+	}
+}
