@@ -292,11 +292,15 @@ func Verify(r io.ReaderAt, size int64, roots *x509.CertPool) (*Report, error) {
 	}
 	manifestBytes, err := readAll(files[ManifestName], 16<<20)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrNotBundle, ManifestName, err)
+		problem(ManifestName, "missing or unreadable: %v", err)
+		rep.Valid = false
+		return rep, nil
 	}
 	var m Manifest
 	if err := json.Unmarshal(manifestBytes, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrNotBundle, ManifestName, err)
+		// Still check the signature: it says whether the manifest was
+		// changed or was never Chamber's.
+		problem(ManifestName, "not a valid manifest: %v", err)
 	}
 	rep.SessionID, rep.Files = m.SessionID, len(m.Files)
 
@@ -304,6 +308,9 @@ func Verify(r io.ReaderAt, size int64, roots *x509.CertPool) (*Report, error) {
 		problem(SignatureName, "missing or unreadable: %v", err)
 	} else {
 		verifySignature(rep, manifestBytes, sig, roots, problem)
+	}
+	if len(rep.Problems) > 0 && m.Version == 0 {
+		return rep, nil
 	}
 
 	listed := map[string]bool{ManifestName: true, SignatureName: true}

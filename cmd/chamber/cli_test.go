@@ -174,3 +174,9 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("journal verify after editing entry %d: code %d %s", seq, code, out)
 	}
 }
+
+func httpNewRequest(method, url string, body []byte) (*http.Request, error) {
+	return http.NewRequest(method, url, bytes.NewReader(body))
+}
+
+func httpDo(req *http.Request) (*http.Response, error) { return http.DefaultClient.Do(req) }
