@@ -180,18 +180,7 @@ func (s *Service) setState(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID,
 }
 
 func (s *Service) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.cfg.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("acts: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("acts: commit: %w", err)
-	}
-	return nil
+	return s.cfg.DB.InTx(ctx, f)
 }
 
 // retainUntil is the retention date of evidence stored now.

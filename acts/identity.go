@@ -195,23 +195,6 @@ var ErrTooLarge = errors.New("still exceeds the size limit")
 // ErrUnsupported reports a still that is neither JPEG nor PNG.
 var ErrUnsupported = errors.New("a still must be a JPEG or PNG image")
 
-type limited struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limited) Read(p []byte) (int, error) {
-	if int64(len(p)) > l.n+1 {
-		p = p[:l.n+1]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	if l.n < 0 {
-		return n, ErrTooLarge
-	}
-	return n, err
-}
-
 // AddStill stores the face still or the document photo of a pending check
 // as evidence, with its SHA-256, and journals it.
 func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, kind string, body io.Reader) (Still, error) {
@@ -242,7 +225,7 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		ext = ".png"
 	}
 	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], ext)
-	obj, err := s.cfg.Store.Put(ctx, key, &limited{r: br, n: s.cfg.MaxStill}, evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
+	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, ErrTooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
 	if errors.Is(err, ErrTooLarge) {
 		return Still{}, err
 	}

@@ -211,3 +211,21 @@ func NullMicros(t time.Time) sql.NullInt64 {
 
 // Now returns the current time as Chamber stores it: UTC, microseconds.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// InTx runs f in a transaction, committing when f returns nil and rolling
+// back otherwise. On SQLite the transaction holds the write lock from its
+// start (BEGIN IMMEDIATE), on PostgreSQL it is READ COMMITTED.
+func (db *DB) InTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", err)
+	}
+	defer tx.Rollback() // a no-op once committed
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("database: commit: %w", err)
+	}
+	return nil
+}

@@ -284,18 +284,7 @@ func extension(contentType string) string {
 }
 
 func (s *Service) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("documents: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("documents: commit: %w", err)
-	}
-	return nil
+	return s.db.InTx(ctx, f)
 }
 
 // retainUntil is the retention date for objects stored now.

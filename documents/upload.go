@@ -75,28 +75,6 @@ func cleanName(name string) (string, error) {
 	return name, nil
 }
 
-// limitedReader fails with ErrTooLarge as soon as more than n bytes arrive,
-// so the store's Put aborts and nothing becomes visible.
-type limitedReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n < 0 {
-		return 0, ErrTooLarge
-	}
-	if int64(len(p)) > l.n+1 {
-		p = p[:l.n+1]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	if l.n < 0 {
-		return n, ErrTooLarge
-	}
-	return n, err
-}
-
 // Upload streams a file into the evidence store as version 1 of a new
 // document. The same bytes uploaded twice to one session are not stored
 // twice: the existing document is returned with duplicate = true.
@@ -127,7 +105,7 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 
 	docID := uuid.New()
 	key := objectKey(sess.ID, docID, 1, sniffed)
-	obj, err := s.store.Put(ctx, key, &limitedReader{r: br, n: s.maxUpload}, evidence.PutOptions{ContentType: sniffed})
+	obj, err := s.store.Put(ctx, key, evidence.LimitReader(br, s.maxUpload, ErrTooLarge), evidence.PutOptions{ContentType: sniffed})
 	if errors.Is(err, ErrTooLarge) {
 		return Document{}, false, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, s.maxUpload)
 	}

@@ -73,19 +73,13 @@ func New(db *database.DB, ts Timestamper, log *slog.Logger) *Journal {
 
 // Append adds one entry in its own transaction.
 func (j *Journal) Append(ctx context.Context, rec Record) (Entry, error) {
-	tx, err := j.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Entry{}, fmt.Errorf("journal: begin: %w", err)
-	}
-	defer tx.Rollback()
-	e, err := j.AppendTx(ctx, tx, rec)
-	if err != nil {
-		return Entry{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Entry{}, fmt.Errorf("journal: commit: %w", err)
-	}
-	return e, nil
+	var e Entry
+	err := j.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		e, err = j.AppendTx(ctx, tx, rec)
+		return err
+	})
+	return e, err
 }
 
 // AppendTx adds one entry inside the caller's transaction, so that a state

@@ -230,18 +230,13 @@ func fileSummaries(files []recorder.File) []map[string]any {
 }
 
 func (c *Controller) journalled(ctx context.Context, f func(tx *sql.Tx) error, rec journal.Record) error {
-	tx, err := c.cfg.DB.BeginTx(ctx, nil)
-	if err != nil {
+	return c.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		if err := f(tx); err != nil {
+			return fmt.Errorf("recording: %w", err)
+		}
+		_, err := c.cfg.Journal.AppendTx(ctx, tx, rec)
 		return err
-	}
-	defer tx.Rollback()
-	if err := f(tx); err != nil {
-		return fmt.Errorf("recording: %w", err)
-	}
-	if _, err := c.cfg.Journal.AppendTx(ctx, tx, rec); err != nil {
-		return err
-	}
-	return tx.Commit()
+	})
 }
 
 // Recover stores what a crash left in the spool directory and journals it.

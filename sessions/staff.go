@@ -137,16 +137,5 @@ func (s *Service) authenticateStaff(ctx context.Context, token string) (Staff, e
 
 // tx runs f in a transaction and commits it when f succeeds.
 func (s *Service) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sessions: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sessions: commit: %w", err)
-	}
-	return nil
+	return s.db.InTx(ctx, f)
 }
