@@ -46,23 +46,23 @@ func (a *API) view(ctx context.Context, s sessions.Session) (SessionView, error)
 func (a *API) actRoutes() {
 	tags := []string{"notarial acts"}
 	a.route("POST /api/v1/sessions/{id}/identity-checks", Op{Summary: "Open an identity check: the officer's typed or scanned MRZ (ICAO 9303 TD1/TD2/TD3, lines joined by \\n) is parsed and every check digit validated",
-		Tags: tags, Auth: "bearer", Request: acts.NewCheck{}, Response: acts.Check{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleStartCheck))
+		Tags: tags, Auth: "bearer", Request: acts.NewCheck{}, Response: acts.Check{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleStartCheck))
 	a.route("GET /api/v1/sessions/{id}/identity-checks", Op{Summary: "The session's identity checks", Tags: tags, Auth: "bearer",
-		Response: []acts.Check{}, Errors: authErrors}, a.withAuth(a.handleListChecks))
+		Response: []acts.Check{}, Errors: authErrors}, a.auth(a.handleListChecks))
 	a.route("POST /api/v1/sessions/{id}/identity-checks/{check}/stills", Op{Summary: "Store the principal's face still or the document photo (JPEG or PNG body) as evidence",
 		Tags: tags, Auth: "bearer", RawBody: []string{"image/jpeg", "image/png"}, Query: []Param{{Name: "kind", Required: true, Description: "face or document"}},
-		Response: acts.Still{}, Status: 201, Errors: []int{401, 403, 404, 409, 413, 415, 422, 429}}, a.withAuth(a.handleStill))
+		Response: acts.Still{}, Status: 201, Errors: []int{401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleStill))
 	a.route("POST /api/v1/sessions/{id}/identity-checks/{check}/outcome", Op{Summary: "The officer's decision: verified, or refused with a reason (embassy officer only)",
-		Tags: tags, Auth: "bearer", Request: acts.Outcome{}, Response: acts.Check{}, Errors: bodyErrors}, a.withAuth(a.handleOutcome))
+		Tags: tags, Auth: "bearer", Request: acts.Outcome{}, Response: acts.Check{}, Errors: bodyErrors}, a.auth(a.handleOutcome))
 	a.route("POST /api/v1/sessions/{id}/seal", Op{Summary: "Seal the notarised act: it gets the next notarial number (YYYY/NNNNNN) and its register entry",
-		Tags: tags, Auth: "bearer", Request: acts.SealRequest{}, Response: SealResponse{}, Errors: bodyErrors}, a.withAuth(a.handleSeal))
+		Tags: tags, Auth: "bearer", Request: acts.SealRequest{}, Response: SealResponse{}, Errors: bodyErrors}, a.auth(a.handleSeal))
 	a.route("POST /api/v1/sessions/{id}/legal-hold", Op{Summary: "Place or lift a legal hold on all of the session's evidence",
-		Tags: tags, Auth: "bearer", Request: legalHoldRequest{}, Response: legalHoldResponse{}, Errors: bodyErrors}, a.withAuth(a.handleLegalHold))
+		Tags: tags, Auth: "bearer", Request: legalHoldRequest{}, Response: legalHoldResponse{}, Errors: bodyErrors}, a.auth(a.handleLegalHold))
 	a.route("GET /api/v1/register", Op{Summary: "The notarial register (notary and admin); ?format=csv exports it",
 		Tags: tags, Auth: "bearer", Response: []acts.RegisterEntry{}, Query: []Param{{Name: "from", Description: "recorded at or after (RFC 3339 or date)"},
-			{Name: "to", Description: "recorded before"}, {Name: "format", Description: "json (default) or csv"}}, Errors: []int{400, 401, 403, 429}}, a.withAuth(a.handleRegister))
+			{Name: "to", Description: "recorded before"}, {Name: "format", Description: "json (default) or csv"}}, Errors: []int{400, 401, 403, 429}}, a.auth(a.handleRegister))
 	a.route("POST /api/v1/register/{entry}/corrections", Op{Summary: "Correct a register entry: a new entry referencing the old, which never changes",
-		Tags: tags, Auth: "bearer", Request: acts.Correction{}, Response: acts.RegisterEntry{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleCorrect))
+		Tags: tags, Auth: "bearer", Request: acts.Correction{}, Response: acts.RegisterEntry{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleCorrect))
 }
 
 func (a *API) actCaller(r *http.Request, sid uuid.UUID, action access.Action) (acts.Caller, sessions.Session, error) {
@@ -76,40 +76,36 @@ func (a *API) actCaller(r *http.Request, sid uuid.UUID, action access.Action) (a
 	return acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}, sess, nil
 }
 
-func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, _, err := a.actCaller(r, sid, access.IdentityCheck)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in acts.NewCheck
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	target, err := a.sessions.Participant(r.Context(), principal(r.Context()), sid, in.ParticipantID)
 	if err != nil {
 		if errors.Is(err, sessions.ErrNotFound) {
 			err = &sessions.InvalidError{Field: "participant_id", Message: "no such participant in this session"}
 		}
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if target.Role != access.Principal {
-		a.fail(w, r, &sessions.InvalidError{Field: "participant_id", Message: target.Name + " is a " + string(target.Role) + ", not a principal"})
-		return
+		return &sessions.InvalidError{Field: "participant_id", Message: target.Name + " is a " + string(target.Role) + ", not a principal"}
 	}
 	ch, err := a.acts.StartCheck(r.Context(), c, sid, acts.Principal{ID: target.ID, Name: target.Name}, in)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.pushCheck(sid, ch)
 	WriteJSON(w, http.StatusCreated, ch)
+	return nil
 }
 
 // pushCheck tells the room about a check, so the notary sees it live.
@@ -119,69 +115,61 @@ func (a *API) pushCheck(sid uuid.UUID, ch acts.Check) {
 	}
 }
 
-func (a *API) handleListChecks(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleListChecks(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	// Those who see the act's documents see its identity checks.
 	if _, _, err := a.actCaller(r, sid, access.SeeAllDocs); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	list, err := a.acts.Checks(r.Context(), sid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, list)
+	return reply(w, http.StatusOK, list, err)
 }
 
-func (a *API) handleStill(w http.ResponseWriter, r *http.Request) {
-	sid, cid, ok := a.ids(w, r, "check")
-	if !ok {
-		return
+func (a *API) handleStill(w http.ResponseWriter, r *http.Request) error {
+	sid, cid, err := ids(r, "check")
+	if err != nil {
+		return err
 	}
 	c, _, err := a.actCaller(r, sid, access.IdentityCheck)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 11<<20)
 	st, err := a.acts.AddStill(r.Context(), c, sid, cid, r.URL.Query().Get("kind"), r.Body)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if ch, err := a.acts.Check(r.Context(), sid, cid); err == nil {
 		a.pushCheck(sid, ch)
 	}
 	WriteJSON(w, http.StatusCreated, st)
+	return nil
 }
 
-func (a *API) handleOutcome(w http.ResponseWriter, r *http.Request) {
-	sid, cid, ok := a.ids(w, r, "check")
-	if !ok {
-		return
+func (a *API) handleOutcome(w http.ResponseWriter, r *http.Request) error {
+	sid, cid, err := ids(r, "check")
+	if err != nil {
+		return err
 	}
 	c, _, err := a.actCaller(r, sid, access.IdentityCheck)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in acts.Outcome
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	ch, state, err := a.acts.Decide(r.Context(), c, sid, cid, in)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.pushCheck(sid, ch)
 	a.pushAct(r.Context(), sid, state)
 	WriteJSON(w, http.StatusOK, ch)
+	return nil
 }
 
 // pushAct tells the room the act's state.
@@ -200,49 +188,44 @@ type SealResponse struct {
 	Entry acts.RegisterEntry `json:"register_entry"`
 }
 
-func (a *API) handleSeal(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleSeal(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, sess, err := a.actCaller(r, sid, access.Seal)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in acts.SealRequest
 	if r.ContentLength != 0 {
 		if err := DecodeJSON(w, r, &in); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 	}
 	act, err := a.acts.Get(r.Context(), sid)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	input := acts.SealInput{ActType: sess.ActType, Title: sess.Title, Notary: c.Name, Fee: in.Fee, Description: in.Description}
 	if act.DocumentID != nil {
 		d, err := a.documents.Get(r.Context(), *act.DocumentID)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		last := d.Versions[len(d.Versions)-1]
 		input.Document = acts.FinalDocument{ID: d.ID, Name: d.Name, Version: last.Version, SHA256: last.SHA256}
 	}
 	if input.Principals, err = a.principals(r.Context(), sid); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	sealed, entry, err := a.acts.Seal(r.Context(), c, sid, input)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.pushAct(r.Context(), sid, sealed.State)
 	WriteJSON(w, http.StatusOK, SealResponse{Act: sealed, Entry: entry})
+	return nil
 }
 
 // principals lists a session's current principals for the act layer.
@@ -274,46 +257,41 @@ type legalHoldResponse struct {
 	Objects int  `json:"objects"`
 }
 
-func (a *API) handleLegalHold(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleLegalHold(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, _, err := a.caller(r, sid, access.LegalHold)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in legalHoldRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	n, err := a.acts.LegalHold(r.Context(), acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}, sid, in.On)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	WriteJSON(w, http.StatusOK, legalHoldResponse{On: in.On, Objects: n})
+	return nil
 }
 
-func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
 	role := roleOfPrincipal(p)
 	if !access.Allowed(role, access.SeeRegister) {
-		a.fail(w, r, &access.ForbiddenError{Role: role, Action: access.SeeRegister})
-		return
+		return &access.ForbiddenError{Role: role, Action: access.SeeRegister}
 	}
 	q := r.URL.Query()
 	var f acts.RegisterFilter
 	var err error
 	if f.From, err = parseDay("from", q.Get("from")); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if f.To, err = parseDay("to", q.Get("to")); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	// A notary's register is their own acts; an admin's is everyone's.
 	switch {
@@ -322,8 +300,7 @@ func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) {
 	case p.Staff.Role != access.Admin:
 		list, err := a.sessions.List(r.Context(), p, sessions.Filter{Kind: access.Notarisation, Limit: 1000})
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		f.Sessions = []uuid.UUID{}
 		for _, s := range list {
@@ -332,8 +309,7 @@ func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	entries, err := a.acts.Register(r.Context(), f)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	switch q.Get("format") {
 	case "", "json":
@@ -345,31 +321,28 @@ func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) {
 			a.log.Error("register csv", "err", err)
 		}
 	default:
-		a.fail(w, r, BadRequest("bad_query", "format=%q: want json or csv", q.Get("format")))
+		return BadRequest("bad_query", "format=%q: want json or csv", q.Get("format"))
 	}
+	return nil
 }
 
-func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
 	role := roleOfPrincipal(p)
 	if role != access.Notary {
-		a.fail(w, r, &access.ForbiddenError{Role: role, Action: access.SeeRegister})
-		return
+		return &access.ForbiddenError{Role: role, Action: access.SeeRegister}
 	}
 	id, err := pathID(r, "entry")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in acts.Correction
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	entries, err := a.acts.Register(r.Context(), acts.RegisterFilter{})
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	for _, e := range entries {
 		if e.ID != id {
@@ -377,114 +350,101 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) {
 		}
 		// Only the notary of that act corrects its entry.
 		if _, _, err := a.sessions.Authorize(r.Context(), p, e.SessionID, access.Seal); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		corrected, err := a.acts.Correct(r.Context(), acts.Caller{Actor: p.Actor(), Name: p.Name(), Role: role}, id, in)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		WriteJSON(w, http.StatusCreated, corrected)
-		return
+		return nil
 	}
-	a.fail(w, r, &Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such register entry"})
+	return &Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such register entry"}
 }
 
 func (a *API) recordingRoutes() {
 	a.route("POST /api/v1/sessions/{id}/recording", Op{Summary: "Start or stop recording the main room (presiding role and clerk); everyone is told at once",
-		Tags: []string{"media"}, Auth: "bearer", Request: recordingRequest{}, Response: recording.Stopped{}, Errors: bodyErrors}, a.withAuth(a.handleRecording))
+		Tags: []string{"media"}, Auth: "bearer", Request: recordingRequest{}, Response: recording.Stopped{}, Errors: bodyErrors}, a.auth(a.handleRecording))
 }
 
 type recordingRequest struct {
 	Action string `json:"action"` // start or stop
 }
 
-func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, sess, err := a.caller(r, sid, access.Record)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in recordingRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	switch in.Action {
 	case "start":
 		if sess.State == sessions.Closed {
-			a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
-			return
+			return &sessions.ConflictError{Reason: "session is closed"}
 		}
 		if a.acts != nil && sess.Kind == access.Notarisation {
 			if err := a.acts.RequireOpen(r.Context(), sid, "recording"); err != nil {
-				a.fail(w, r, err)
-				return
+				return err
 			}
 		}
 		st, err := a.recording.Start(r.Context(), sid, c.Actor)
 		if errors.Is(err, recording.ErrRecording) {
-			a.fail(w, r, &sessions.ConflictError{Reason: "recording is already running"})
-			return
+			return &sessions.ConflictError{Reason: "recording is already running"}
 		}
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		WriteJSON(w, http.StatusOK, recording.Stopped{State: st})
 	case "stop":
 		out, err := a.recording.Stop(r.Context(), sid, c.Actor)
 		if errors.Is(err, recording.ErrNotRecording) {
-			a.fail(w, r, &sessions.ConflictError{Reason: "no recording is running"})
-			return
+			return &sessions.ConflictError{Reason: "no recording is running"}
 		}
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		WriteJSON(w, http.StatusOK, out)
 	default:
-		a.fail(w, r, &sessions.InvalidError{Field: "action", Message: `must be "start" or "stop"`})
+		return &sessions.InvalidError{Field: "action", Message: `must be "start" or "stop"`}
 	}
+	return nil
 }
 
 func (a *API) bundleRoutes() {
 	a.route("GET /api/v1/sessions/{id}/bundle", Op{Summary: "The session's evidence bundle: every artefact, the journal with its timestamps, and a signed, timestamped manifest (verify offline with chamber bundle verify)",
-		Tags: []string{"evidence"}, Auth: "bearer", RawResponse: "application/zip", Errors: authErrors}, a.withAuth(a.handleBundle))
+		Tags: []string{"evidence"}, Auth: "bearer", RawResponse: "application/zip", Errors: authErrors}, a.auth(a.handleBundle))
 }
 
-func (a *API) handleBundle(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleBundle(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, sess, err := a.caller(r, sid, access.Bundle)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	desc, err := a.describe(r.Context(), sess)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	// Built into a temporary file first, so a failure half-way is an error
 	// response rather than a truncated zip that looks like a download.
 	f, err := os.CreateTemp(a.tempDir, "chamber-bundle-*.zip")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 	if _, err := bundle.Build(r.Context(), f, a.bundle, sid, desc, c.Actor); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	size, _ := f.Seek(0, 1)
 	f.Seek(0, 0)
@@ -492,6 +452,7 @@ func (a *API) handleBundle(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="chamber-`+sid.String()+`.zip"`)
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
 }
 
 // describe is session.json of a bundle.

@@ -97,10 +97,30 @@ func principal(ctx context.Context) sessions.Principal {
 	return p
 }
 
-// tooMany answers a rate-limited client.
-func tooMany(w http.ResponseWriter, wait time.Duration, what string) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
-	Error(w, http.StatusTooManyRequests, "rate_limited", "too many "+what+" from this address; retry after "+strconv.Itoa(int(wait.Seconds()))+"s")
+// tooMany is the answer to a rate-limited client: 429 with Retry-After.
+func tooMany(wait time.Duration, what string) *Problem {
+	secs := strconv.Itoa(int(wait.Seconds()))
+	return &Problem{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		Message: "too many " + what + " from this address; retry after " + secs + "s", RetryAfter: wait}
+}
+
+// handler is an HTTP handler that reports failure by returning an error,
+// which fail turns into the right JSON response.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// h adapts a handler to net/http.
+func (a *API) h(f handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+// auth requires a valid bearer token (staff or invitation), puts the
+// principal in the request context and runs f.
+func (a *API) auth(f handler) http.HandlerFunc {
+	return a.withAuth(a.h(f))
 }
 
 // withAuth requires a valid bearer token (staff or invitation) and puts the
@@ -109,7 +129,7 @@ func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		addr := clientAddr(r)
 		if blocked, wait := a.authFailures.blocked(addr); blocked {
-			tooMany(w, wait, "failed authentications")
+			a.fail(w, r, tooMany(wait, "failed authentications"))
 			return
 		}
 		token := bearer(r)

@@ -21,18 +21,18 @@ func (a *API) documentRoutes() {
 	a.route("POST /api/v1/sessions/{id}/documents", Op{Summary: "Upload evidence or an exhibit: a raw body with ?name=, or multipart/form-data with a file part; streamed into the evidence store with its SHA-256",
 		Tags: tags, Auth: "bearer", RawBody: []string{"application/pdf", "image/jpeg", "image/png", "video/webm", "video/mp4", "application/ogg", "text/plain", "multipart/form-data"},
 		Query: []Param{{Name: "name", Description: "file name (raw body uploads)"}}, Response: UploadResponse{}, Status: 201,
-		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429}}, a.withAuth(a.handleUpload))
+		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleUpload))
 	a.route("GET /api/v1/sessions/{id}/documents", Op{Summary: "The session's documents the caller may see", Tags: tags, Auth: "bearer",
-		Response: []documents.Document{}, Errors: authErrors}, a.withAuth(a.handleListDocuments))
+		Response: []documents.Document{}, Errors: authErrors}, a.auth(a.handleListDocuments))
 	a.route("GET /api/v1/documents/{id}", Op{Summary: "A document's metadata and version history", Tags: tags, Auth: "bearer",
-		Response: documents.Document{}, Errors: authErrors}, a.withAuth(a.handleGetDocument))
+		Response: documents.Document{}, Errors: authErrors}, a.auth(a.handleGetDocument))
 	a.route("GET /api/v1/documents/{id}/content", Op{Summary: "A version's bytes (newest by default): byte ranges, ETag = SHA-256", Tags: tags, Auth: "bearer",
 		Query:       []Param{{Name: "version", Type: "integer", Description: "version number (default newest)"}, {Name: "inline", Type: "boolean", Description: "display rather than download"}},
-		RawResponse: "application/octet-stream", Errors: []int{401, 403, 404, 416, 429}}, a.withAuth(a.handleDocumentContent))
+		RawResponse: "application/octet-stream", Errors: []int{401, 403, 404, 416, 429}}, a.auth(a.handleDocumentContent))
 	a.route("PATCH /api/v1/documents/{id}", Op{Summary: "Label an exhibit (P-1, D-3, …) and set its status (submitted, admitted, rejected)", Tags: tags, Auth: "bearer",
-		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.withAuth(a.handleLabelDocument))
+		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.auth(a.handleLabelDocument))
 	a.route("POST /api/v1/documents/{id}/signatures", Op{Summary: "Sign the newest version of a PDF (PAdES B-LTA); returns the new version", Tags: tags, Auth: "bearer",
-		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleSign))
+		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleSign))
 }
 
 // actOpen refuses changes to the documents of a sealed notarial act.
@@ -81,29 +81,25 @@ func docSession(s sessions.Session) documents.Session {
 	return documents.Session{ID: s.ID, Kind: s.Kind, Title: s.Title}
 }
 
-func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, sess, err := a.caller(r, sid, access.Upload)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if sess.State == sessions.Closed {
-		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
-		return
+		return &sessions.ConflictError{Reason: "session is closed"}
 	}
 	if err := a.actOpen(r.Context(), sess, "uploading"); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	limit := a.documents.MaxUpload()
 	if r.ContentLength > limit+(1<<20) {
-		a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: "the upload is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(limit, 10)})
-		return
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: "the upload is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(limit, 10)}
 	}
 	// Multipart framing adds a little; the document limit itself is
 	// enforced on the file's bytes by the document service.
@@ -112,18 +108,15 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		mr, err := r.MultipartReader()
 		if err != nil {
-			a.fail(w, r, BadRequest("bad_multipart", "malformed multipart body: %v", err))
-			return
+			return BadRequest("bad_multipart", "malformed multipart body: %v", err)
 		}
 		for {
 			part, err := mr.NextPart()
 			if err == io.EOF {
-				a.fail(w, r, BadRequest("bad_multipart", "the multipart body has no file part"))
-				return
+				return BadRequest("bad_multipart", "the multipart body has no file part")
 			}
 			if err != nil {
-				a.fail(w, r, BadRequest("bad_multipart", "malformed multipart body: %v", err))
-				return
+				return BadRequest("bad_multipart", "malformed multipart body: %v", err)
 			}
 			if part.FileName() == "" {
 				part.Close()
@@ -139,8 +132,7 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &tooBig) {
 			err = documents.ErrTooLarge
 		}
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusCreated
 	if dup {
@@ -148,24 +140,20 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, status, UploadResponse{ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, ContentType: d.ContentType,
 		Version: d.Version, Duplicate: dup, Status: d.Status})
+	return nil
 }
 
-func (a *API) handleListDocuments(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleListDocuments(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	c, _, err := a.caller(r, sid, access.SeeDocuments)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	list, err := a.documents.List(r.Context(), c, sid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, list)
+	return reply(w, http.StatusOK, list, err)
 }
 
 // document loads a document the caller may see for action. A document the
@@ -189,32 +177,29 @@ func (a *API) document(r *http.Request, action access.Action) (documents.Documen
 	return d, c, sess, nil
 }
 
-func (a *API) handleGetDocument(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleGetDocument(w http.ResponseWriter, r *http.Request) error {
 	d, _, _, err := a.document(r, access.SeeDocuments)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	WriteJSON(w, http.StatusOK, d)
+	return nil
 }
 
-func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) error {
 	d, _, _, err := a.document(r, access.SeeDocuments)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	version := 0
 	if v := r.URL.Query().Get("version"); v != "" {
 		if version, err = strconv.Atoi(v); err != nil || version < 1 {
-			a.fail(w, r, BadRequest("bad_query", "version=%q: want a version number", v))
-			return
+			return BadRequest("bad_query", "version=%q: want a version number", v)
 		}
 	}
 	rd, ver, err := a.documents.Open(r.Context(), d, version)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	defer rd.Close()
 	disposition := "attachment"
@@ -230,56 +215,45 @@ func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, no-cache")
 	http.ServeContent(w, r, "", ver.CreatedAt, rd)
+	return nil
 }
 
-func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) error {
 	d, c, sess, err := a.document(r, access.LabelExhibit)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in documents.ExhibitChange
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if sess.State == sessions.Closed {
-		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
-		return
+		return &sessions.ConflictError{Reason: "session is closed"}
 	}
 	if err := a.actOpen(r.Context(), sess, "labelling"); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	d, err = a.documents.Label(r.Context(), c, docSession(sess), d.ID, in)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, d)
+	return reply(w, http.StatusOK, d, err)
 }
 
-func (a *API) handleSign(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	d, c, sess, err := a.document(r, access.Sign)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var in documents.SignRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if sess.State == sessions.Closed {
-		a.fail(w, r, &sessions.ConflictError{Reason: "session is closed"})
-		return
+		return &sessions.ConflictError{Reason: "session is closed"}
 	}
 	act := a.acts != nil && sess.Kind == access.Notarisation
 	ac := acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}
 	if act {
 		if err := a.acts.BeforeSign(r.Context(), ac, sess.ID, d.ID); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		// A principal's certificate carries the name on their verified
 		// identity document.
@@ -291,13 +265,11 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) {
 	}
 	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if act {
 		if _, err := a.acts.AfterSign(r.Context(), ac, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial}); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		a.pushAct(r.Context(), sess.ID, "")
 	}
@@ -305,4 +277,5 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) {
 		a.notify(sess.ID, "document_updated", doc)
 	}
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
+	return nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
@@ -30,6 +31,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &problem):
+		if problem.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(problem.RetryAfter.Seconds())))
+		}
 		WriteJSON(w, problem.Status, ErrorBody{Error: ErrorDetail{Code: problem.Code, Message: problem.Message, Fields: problem.Fields}})
 	case errors.As(err, &forbidden):
 		Error(w, http.StatusForbidden, "forbidden", "forbidden: "+string(forbidden.Action)+" is not allowed for role "+string(forbidden.Role))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // ErrorBody is the JSON body of every error response:
@@ -47,6 +48,8 @@ type Problem struct {
 	Code    string
 	Message string
 	Fields  map[string]string
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration
 }
 
 func (p *Problem) Error() string { return p.Message }
@@ -102,4 +105,14 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	default:
 		return BadRequest("malformed_json", "malformed JSON: %v", err)
 	}
+}
+
+// reply writes v as JSON with status — unless err is set, which the caller's
+// handler then reports instead.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, status, v)
+	return nil
 }

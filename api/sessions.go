@@ -22,48 +22,48 @@ var (
 func (a *API) sessionRoutes() {
 	tags := []string{"sessions"}
 	a.route("GET /api/v1/me", Op{Summary: "Who the bearer token belongs to", Tags: tags, Auth: "bearer", Response: Me{}, Errors: authErrors},
-		a.withAuth(a.handleMe))
+		a.auth(a.handleMe))
 	a.route("POST /api/v1/sessions", Op{Summary: "Create a hearing or a notarial act (staff)", Tags: tags, Auth: "bearer",
-		Request: sessions.NewSession{}, Response: sessions.Session{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleCreateSession))
+		Request: sessions.NewSession{}, Response: sessions.Session{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleCreateSession))
 	a.route("GET /api/v1/sessions", Op{Summary: "List sessions the caller may see", Tags: tags, Auth: "bearer", Response: []sessions.Session{},
 		Query: []Param{{Name: "state", Description: "scheduled, open or closed"}, {Name: "kind", Description: "hearing or notarisation"},
 			{Name: "from", Description: "scheduled at or after (RFC 3339 or YYYY-MM-DD)"}, {Name: "to", Description: "scheduled before (RFC 3339 or YYYY-MM-DD)"}},
-		Errors: []int{400, 401, 403, 422, 429}}, a.withAuth(a.handleListSessions))
+		Errors: []int{400, 401, 403, 422, 429}}, a.auth(a.handleListSessions))
 	a.route("GET /api/v1/sessions/{id}", Op{Summary: "One session, with its notarial act and recording state", Tags: tags, Auth: "bearer", Response: SessionView{}, Errors: authErrors},
-		a.withAuth(a.handleGetSession))
+		a.auth(a.handleGetSession))
 	a.route("POST /api/v1/sessions/{id}/close", Op{Summary: "Close a session: disconnects everyone and timestamps the journal", Tags: tags, Auth: "bearer",
-		Response: sessions.Session{}, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCloseSession))
+		Response: sessions.Session{}, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleCloseSession))
 	a.route("POST /api/v1/sessions/{id}/invitations", Op{Summary: "Invite someone with a role; returns their token and join link once", Tags: tags, Auth: "bearer",
-		Request: sessions.NewInvitation{}, Response: sessions.Invitation{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleInvite))
+		Request: sessions.NewInvitation{}, Response: sessions.Invitation{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleInvite))
 	a.route("DELETE /api/v1/sessions/{id}/invitations/{pid}", Op{Summary: "Revoke an invitation (disconnects its holder)", Tags: tags, Auth: "bearer",
-		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleRevokeInvitation))
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRevokeInvitation))
 	a.route("POST /api/v1/sessions/{id}/public-link", Op{Summary: "Issue the link that lets anyone watch a public hearing", Tags: tags, Auth: "bearer",
-		Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCreatePublicLink))
+		Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleCreatePublicLink))
 	a.route("GET /api/v1/public/{token}", Op{Summary: "Which hearing a public link opens", Tags: tags, Response: sessions.PublicSession{},
-		Errors: []int{401, 429}}, a.handleDescribePublic)
+		Errors: []int{401, 429}}, a.h(a.handleDescribePublic))
 	a.route("POST /api/v1/public/{token}/join", Op{Summary: "Join a public hearing as an observer (rate-limited)", Tags: tags,
-		Request: publicJoin{}, Response: sessions.Invitation{}, Status: 201, Errors: []int{400, 401, 409, 422, 429}}, a.handleJoinPublic)
+		Request: publicJoin{}, Response: sessions.Invitation{}, Status: 201, Errors: []int{400, 401, 409, 422, 429}}, a.h(a.handleJoinPublic))
 	a.route("GET /api/v1/sessions/{id}/participants", Op{Summary: "Everyone in the session with role, space and connection state", Tags: tags, Auth: "bearer",
-		Response: []sessions.Participant{}, Errors: authErrors}, a.withAuth(a.handleParticipants))
+		Response: []sessions.Participant{}, Errors: authErrors}, a.auth(a.handleParticipants))
 	a.route("POST /api/v1/sessions/{id}/participants/{pid}/admit", Op{Summary: "Admit from the waiting room", Tags: tags, Auth: "bearer",
-		Response: sessions.Participant{}, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleAdmit))
+		Response: sessions.Participant{}, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleAdmit))
 	a.route("POST /api/v1/sessions/{id}/participants/{pid}/move", Op{Summary: "Move to main, waiting or a consultation room", Tags: tags, Auth: "bearer",
-		Request: moveRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleMove))
+		Request: moveRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.auth(a.handleMove))
 	a.route("POST /api/v1/sessions/{id}/participants/{pid}/remove", Op{Summary: "Remove: disconnects and revokes the token", Tags: tags, Auth: "bearer",
-		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleRemove))
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRemove))
 	a.route("POST /api/v1/sessions/{id}/participants/{pid}/mute", Op{Summary: "Server-enforced mute of audio and/or video", Tags: tags, Auth: "bearer",
-		Request: sessions.MuteRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleMute))
+		Request: sessions.MuteRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.auth(a.handleMute))
 	a.route("POST /api/v1/sessions/{id}/participants/{pid}/interpreter", Op{Summary: "Link an interpreter to a participant; whisper sends their voice to that participant only", Tags: tags, Auth: "bearer",
-		Request: sessions.InterpreterRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.withAuth(a.handleInterpreter))
+		Request: sessions.InterpreterRequest{}, Response: sessions.Participant{}, Errors: bodyErrors}, a.auth(a.handleInterpreter))
 	a.route("POST /api/v1/sessions/{id}/consultations", Op{Summary: "Open a private consultation room and move the listed participants into it", Tags: tags, Auth: "bearer",
-		Request: consultRequest{}, Response: sessions.Consultation{}, Status: 201, Errors: bodyErrors}, a.withAuth(a.handleOpenConsultation))
+		Request: consultRequest{}, Response: sessions.Consultation{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleOpenConsultation))
 	a.route("POST /api/v1/sessions/{id}/consultations/{cid}/close", Op{Summary: "Close a consultation room; everyone in it returns to main", Tags: tags, Auth: "bearer",
-		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.withAuth(a.handleCloseConsultation))
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleCloseConsultation))
 	a.route("GET /api/v1/sessions/{id}/journal", Op{Summary: "The session's journal entries, hash-chained", Tags: []string{"journal"}, Auth: "bearer",
 		Response: []journal.Entry{}, Query: []Param{{Name: "after", Type: "integer", Description: "only entries after this sequence number"}},
-		Errors: authErrors}, a.withAuth(a.handleSessionJournal))
+		Errors: authErrors}, a.auth(a.handleSessionJournal))
 	a.route("GET /api/v1/journal/verify", Op{Summary: "Verify the whole journal chain and its timestamps (admin)", Tags: []string{"journal"}, Auth: "bearer",
-		Response: JournalVerification{}, Errors: []int{401, 403, 429, 500}}, a.withAuth(a.handleVerifyJournal))
+		Response: JournalVerification{}, Errors: []int{401, 403, 429, 500}}, a.auth(a.handleVerifyJournal))
 }
 
 // Me describes the caller.
@@ -74,7 +74,7 @@ type Me struct {
 	Permissions []string              `json:"permissions"`
 }
 
-func (a *API) handleMe(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleMe(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
 	me := Me{Staff: p.Staff, Participant: p.Participant}
 	role := access.Role("")
@@ -90,6 +90,7 @@ func (a *API) handleMe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	WriteJSON(w, http.StatusOK, me)
+	return nil
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing, so
@@ -103,35 +104,22 @@ func pathID(r *http.Request, name string) (uuid.UUID, error) {
 }
 
 // ids parses the session id and, when named, a second id.
-func (a *API) ids(w http.ResponseWriter, r *http.Request, second string) (uuid.UUID, uuid.UUID, bool) {
+func ids(r *http.Request, second string) (uuid.UUID, uuid.UUID, error) {
 	sid, err := pathID(r, "id")
-	if err != nil {
-		a.fail(w, r, err)
-		return uuid.Nil, uuid.Nil, false
-	}
-	if second == "" {
-		return sid, uuid.Nil, true
+	if err != nil || second == "" {
+		return sid, uuid.Nil, err
 	}
 	other, err := pathID(r, second)
-	if err != nil {
-		a.fail(w, r, err)
-		return uuid.Nil, uuid.Nil, false
-	}
-	return sid, other, true
+	return sid, other, err
 }
 
-func (a *API) handleCreateSession(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
 	var in sessions.NewSession
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	sess, err := a.sessions.Create(r.Context(), principal(r.Context()), in)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusCreated, sess)
+	return reply(w, http.StatusCreated, sess, err)
 }
 
 // parseDay accepts RFC 3339 or a plain date (midnight UTC).
@@ -148,48 +136,37 @@ func parseDay(field, v string) (time.Time, error) {
 	return time.Time{}, BadRequest("bad_query", "%s=%q: want RFC 3339 (2026-11-23T09:00:00Z) or a date (2026-11-23)", field, v)
 }
 
-func (a *API) handleListSessions(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleListSessions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := sessions.Filter{State: sessions.State(q.Get("state")), Kind: access.Kind(q.Get("kind"))}
 	var err error
 	if f.From, err = parseDay("from", q.Get("from")); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if f.To, err = parseDay("to", q.Get("to")); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	list, err := a.sessions.List(r.Context(), principal(r.Context()), f)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, list)
+	return reply(w, http.StatusOK, list, err)
 }
 
-func (a *API) handleGetSession(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleGetSession(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	sess, _, err := a.sessions.Authorize(r.Context(), principal(r.Context()), sid, access.ViewSession)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	v, err := a.view(r.Context(), sess)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, v)
+	return reply(w, http.StatusOK, v, err)
 }
 
-func (a *API) handleCloseSession(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleCloseSession(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	// The recording ends with the session: stopped and stored first, so
 	// the journal shows it before the close.
@@ -201,100 +178,83 @@ func (a *API) handleCloseSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess, err := a.sessions.Close(r.Context(), principal(r.Context()), sid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, sess)
+	return reply(w, http.StatusOK, sess, err)
 }
 
-func (a *API) handleInvite(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleInvite(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	var in sessions.NewInvitation
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	inv, err := a.sessions.Invite(r.Context(), principal(r.Context()), sid, in)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusCreated, inv)
+	return reply(w, http.StatusCreated, inv, err)
 }
 
-func (a *API) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	if err := a.sessions.RevokeInvitation(r.Context(), principal(r.Context()), sid, pid); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) handleCreatePublicLink(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleCreatePublicLink(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	link, err := a.sessions.CreatePublicLink(r.Context(), principal(r.Context()), sid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusCreated, link)
+	return reply(w, http.StatusCreated, link, err)
 }
 
-func (a *API) handleDescribePublic(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleDescribePublic(w http.ResponseWriter, r *http.Request) error {
 	addr := clientAddr(r)
 	if blocked, wait := a.authFailures.blocked(addr); blocked {
-		tooMany(w, wait, "failed authentications")
-		return
+		return tooMany(wait, "failed authentications")
 	}
 	desc, err := a.sessions.DescribePublicLink(r.Context(), r.PathValue("token"))
 	if err != nil {
 		a.authFailures.failed(addr)
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	WriteJSON(w, http.StatusOK, desc)
+	return nil
 }
 
 type publicJoin struct {
 	Name string `json:"name"`
 }
 
-func (a *API) handleJoinPublic(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleJoinPublic(w http.ResponseWriter, r *http.Request) error {
 	addr := clientAddr(r)
 	if blocked, wait := a.authFailures.blocked(addr); blocked {
-		tooMany(w, wait, "failed authentications")
-		return
+		return tooMany(wait, "failed authentications")
 	}
 	if blocked, wait := a.publicJoins.blocked(addr); blocked {
-		tooMany(w, wait, "public joins")
-		return
+		return tooMany(wait, "public joins")
 	}
 	var in publicJoin
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	inv, err := a.sessions.JoinPublic(r.Context(), r.PathValue("token"), in.Name)
 	if err != nil {
 		if !isInvalid(err) {
 			a.authFailures.failed(addr)
 		}
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.publicJoins.failed(addr) // every join spends from the public budget
 	WriteJSON(w, http.StatusCreated, inv)
+	return nil
 }
 
 func isInvalid(err error) bool {
@@ -302,163 +262,133 @@ func isInvalid(err error) bool {
 	return errors.As(err, &inv)
 }
 
-func (a *API) handleParticipants(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleParticipants(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	list, err := a.sessions.Participants(r.Context(), principal(r.Context()), sid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, list)
+	return reply(w, http.StatusOK, list, err)
 }
 
-func (a *API) handleAdmit(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleAdmit(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	p, err := a.sessions.Admit(r.Context(), principal(r.Context()), sid, pid)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, p)
+	return reply(w, http.StatusOK, p, err)
 }
 
 type moveRequest struct {
 	Space string `json:"space"`
 }
 
-func (a *API) handleMove(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleMove(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	var in moveRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	p, err := a.sessions.Move(r.Context(), principal(r.Context()), sid, pid, in.Space)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, p)
+	return reply(w, http.StatusOK, p, err)
 }
 
-func (a *API) handleRemove(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleRemove(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	if err := a.sessions.Remove(r.Context(), principal(r.Context()), sid, pid); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) handleMute(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleMute(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	var in sessions.MuteRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	p, err := a.sessions.Mute(r.Context(), principal(r.Context()), sid, pid, in)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, p)
+	return reply(w, http.StatusOK, p, err)
 }
 
-func (a *API) handleInterpreter(w http.ResponseWriter, r *http.Request) {
-	sid, pid, ok := a.ids(w, r, "pid")
-	if !ok {
-		return
+func (a *API) handleInterpreter(w http.ResponseWriter, r *http.Request) error {
+	sid, pid, err := ids(r, "pid")
+	if err != nil {
+		return err
 	}
 	var in sessions.InterpreterRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	p, err := a.sessions.LinkInterpreter(r.Context(), principal(r.Context()), sid, pid, in)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, p)
+	return reply(w, http.StatusOK, p, err)
 }
 
 type consultRequest struct {
 	ParticipantIDs []uuid.UUID `json:"participant_ids"`
 }
 
-func (a *API) handleOpenConsultation(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleOpenConsultation(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	var in consultRequest
 	if err := DecodeJSON(w, r, &in); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	c, err := a.sessions.OpenConsultation(r.Context(), principal(r.Context()), sid, in.ParticipantIDs)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusCreated, c)
+	return reply(w, http.StatusCreated, c, err)
 }
 
-func (a *API) handleCloseConsultation(w http.ResponseWriter, r *http.Request) {
-	sid, cid, ok := a.ids(w, r, "cid")
-	if !ok {
-		return
+func (a *API) handleCloseConsultation(w http.ResponseWriter, r *http.Request) error {
+	sid, cid, err := ids(r, "cid")
+	if err != nil {
+		return err
 	}
 	if err := a.sessions.CloseConsultation(r.Context(), principal(r.Context()), sid, cid); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) handleSessionJournal(w http.ResponseWriter, r *http.Request) {
-	sid, _, ok := a.ids(w, r, "")
-	if !ok {
-		return
+func (a *API) handleSessionJournal(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
 	}
 	if _, _, err := a.sessions.Authorize(r.Context(), principal(r.Context()), sid, access.SeeJournal); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	after := int64(0)
 	if v := r.URL.Query().Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			a.fail(w, r, BadRequest("bad_query", "after=%q: want a sequence number", v))
-			return
+			return BadRequest("bad_query", "after=%q: want a sequence number", v)
 		}
 		after = n
 	}
 	entries, err := a.journal.Session(r.Context(), sid, after, 0)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if entries == nil {
 		entries = []journal.Entry{}
 	}
 	WriteJSON(w, http.StatusOK, entries)
+	return nil
 }
 
 // JournalVerification is the answer of GET /api/v1/journal/verify.
@@ -469,11 +399,10 @@ type JournalVerification struct {
 	BrokenError string          `json:"broken_reason,omitempty"`
 }
 
-func (a *API) handleVerifyJournal(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleVerifyJournal(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
 	if p.Staff == nil || !access.Allowed(p.Staff.Role, access.VerifyJournal) {
-		a.fail(w, r, &access.ForbiddenError{Role: roleOfPrincipal(p), Action: access.VerifyJournal})
-		return
+		return &access.ForbiddenError{Role: roleOfPrincipal(p), Action: access.VerifyJournal}
 	}
 	rep, err := a.journal.Verify(r.Context(), a.verifyToken)
 	var broken *journal.BrokenError
@@ -481,10 +410,11 @@ func (a *API) handleVerifyJournal(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &broken):
 		WriteJSON(w, http.StatusOK, JournalVerification{Valid: false, BrokenSeq: broken.Seq, BrokenError: broken.Reason})
 	case err != nil:
-		a.fail(w, r, err)
+		return err
 	default:
 		WriteJSON(w, http.StatusOK, JournalVerification{Valid: true, Report: &rep})
 	}
+	return nil
 }
 
 func roleOfPrincipal(p sessions.Principal) access.Role {

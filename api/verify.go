@@ -25,28 +25,25 @@ type VerifyConfig struct {
 func (a *API) verifyRoutes(cfg VerifyConfig) {
 	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature of a PDF (public, rate-limited); the report says who signed, when, timestamped by whom, and whether the document changed since",
 		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
-		Errors: []int{400, 413, 422, 429}}, a.handleVerify(cfg))
+		Errors: []int{400, 413, 422, 429}}, a.h(a.handleVerify(cfg)))
 }
 
-func (a *API) handleVerify(cfg VerifyConfig) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleVerify(cfg VerifyConfig) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		addr := clientAddr(r)
 		if blocked, wait := a.verifications.blocked(addr); blocked {
-			tooMany(w, wait, "verifications")
-			return
+			return tooMany(wait, "verifications")
 		}
 		a.verifications.failed(addr) // every verification spends from the budget
 		if r.ContentLength > cfg.MaxSize {
-			a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)})
-			return
+			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)}
 		}
 		// The verifier reads at random; the PDF goes to a temporary file,
 		// never whole into memory.
 		f, err := os.CreateTemp(cfg.TempDir, "chamber-verify-*.pdf")
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
@@ -54,24 +51,20 @@ func (a *API) handleVerify(cfg VerifyConfig) http.HandlerFunc {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			a.fail(w, r, &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the PDF exceeds the limit of " + strconv.FormatInt(cfg.MaxSize, 10) + " bytes"})
-			return
+			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the PDF exceeds the limit of " + strconv.FormatInt(cfg.MaxSize, 10) + " bytes"}
 		case err != nil:
-			a.fail(w, r, BadRequest("bad_body", "reading the PDF: %v", err))
-			return
+			return BadRequest("bad_body", "reading the PDF: %v", err)
 		case n == 0:
-			a.fail(w, r, BadRequest("empty", "send the PDF as the request body"))
-			return
+			return BadRequest("empty", "send the PDF as the request body")
 		}
 		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, Log: a.log, Now: time.Now})
 		if errors.Is(err, pades.ErrEncrypted) {
-			a.fail(w, r, Unprocessable("encrypted_pdf", "%v", err))
-			return
+			return Unprocessable("encrypted_pdf", "%v", err)
 		}
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		WriteJSON(w, http.StatusOK, rep)
+		return nil
 	}
 }
