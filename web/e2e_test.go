@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/sessions/mrz"
 )
 
 // The browser tests run the real binary (`chamber serve`, built from
@@ -481,10 +482,223 @@ func TestBrowser(t *testing.T) {
 	if partyID == "" {
 		t.Fatal("admission failed")
 	}
-	_ = sessionID
-	_ = publicLink
+
+	t.Run("mute", func(t *testing.T) {
+		// The party's microphone track as the judge's browser knows it.
+		waitJS(t, judge, 20*time.Second, `!!document.querySelector('audio[data-participant="`+partyID+`"]')`)
+		ids := eval[string](t, judge, `JSON.stringify([...document.querySelectorAll('audio[data-participant="`+partyID+`"]')].map(a => a.srcObject.getTracks()[0].id))`)
+		bytesNow := func() int { return eval[int](t, judge, audioBytes+`(`+ids+`)`) }
+		b0 := bytesNow()
+		time.Sleep(1500 * time.Millisecond)
+		if b1 := bytesNow(); b1 <= b0 {
+			t.Fatalf("the party's audio does not arrive before the mute: %d then %d bytes", b0, b1)
+		}
+		menu := `li.person[data-participant="` + partyID + `"] details.menu`
+		do(t, judge, 20*time.Second, click(menu+" summary"), click(menu+" .menu-item:first-child"))
+		waitJS(t, party, 10*time.Second, `document.querySelector('#mic-button').disabled`)
+		time.Sleep(time.Second) // packets already in flight
+		c1 := bytesNow()
+		time.Sleep(2500 * time.Millisecond)
+		if c2 := bytesNow(); c2 > c1 {
+			t.Fatalf("the party's audio still arrives after the mute: %d then %d bytes", c1, c2)
+		}
+		waitJS(t, judge, 10*time.Second, `document.querySelector('figure.tile[data-participant="`+partyID+`"] .tile-muted') !== null`)
+	})
+
+	t.Run("observer", func(t *testing.T) {
+		obs := b.tab(t)
+		do(t, obs, 30*time.Second, chromedp.Navigate(publicLink), chromedp.WaitVisible(chromedp.CSS("#watch-name")))
+		if p := eval[string](t, obs, `location.pathname`); p != "/watch/" {
+			t.Fatalf("the public token stayed in the address bar: %s", p)
+		}
+		do(t, obs, 30*time.Second, chromedp.SendKeys(chromedp.CSS("#watch-name"), "Liis Lepik"), click("#join-button"),
+			chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
+		// Public viewers wait like everyone else until the judge admits them.
+		do(t, judge, 20*time.Second, click("#tab-people"), click("button.admit"))
+		waitJS(t, obs, 20*time.Second, `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`)
+		videoFlows(t, obs, "observer", judgeID)
+		if n := eval[int](t, obs, `document.querySelectorAll('#mic-button, #camera-button, #share-button, #chat-input').length`); n != 0 {
+			t.Fatalf("the observer has %d publish controls", n)
+		}
+		if n := eval[int](t, obs, `window.__test.PCs.flatMap(pc => pc.getSenders()).filter(s => s.track).length`); n != 0 {
+			t.Fatalf("the observer sends %d tracks", n)
+		}
+		b.screenshot(t, obs, "watch-observer")
+	})
+
+	t.Run("chat", func(t *testing.T) {
+		do(t, judge, 10*time.Second, click("#tab-chat"), chromedp.SendKeys(chromedp.CSS("#chat-input"), "The hearing is open.\r"))
+		waitJS(t, party, 10*time.Second, `document.querySelector('#chat-log').textContent.includes('The hearing is open.')`)
+		waitJS(t, judge, 10*time.Second, `document.querySelector('#chat-log').textContent.includes('The hearing is open.')`)
+	})
+
+	t.Run("reconnect", func(t *testing.T) {
+		n := eval[int](t, party, `window.__test.WSs.length`)
+		eval[bool](t, party, `(window.__test.WSs.at(-1).close(), true)`)
+		waitJS(t, party, 30*time.Second, fmt.Sprintf(`window.__test.WSs.length > %d && window.__test.WSs.at(-1).readyState === 1 && document.querySelector('#connection-banner').hidden`, n))
+		if v := eval[string](t, party, `document.querySelector('.room').dataset.view`); v != "room" {
+			t.Fatalf("after reconnecting the party is in %q, not the room", v)
+		}
+		videoFlows(t, party, "party after reconnect", judgeID)
+		videoFlows(t, judge, "judge after the party reconnected", partyID)
+		if !eval[bool](t, party, `document.querySelector('#mic-button').disabled`) {
+			t.Fatal("the server-enforced mute was lost on reconnect")
+		}
+	})
+
+	t.Run("phone", func(t *testing.T) {
+		do(t, party, 10*time.Second, chromedp.EmulateViewport(390, 844), chromedp.Sleep(500*time.Millisecond))
+		b.screenshot(t, party, "room-phone")
+		do(t, party, 10*time.Second, click(`[data-panel="chat"]`), chromedp.WaitVisible(chromedp.CSS("#chat-log")))
+		b.screenshot(t, party, "room-phone-chat")
+	})
+
+	// The hearing is over; the ceremony needs the CPU.
+	for _, c := range []context.Context{judge, party} {
+		_ = chromedp.Cancel(c)
+	}
+
+	t.Run("ceremony", func(t *testing.T) { ceremony(t, s, b) })
+}
+
+// ceremony walks a notarial act through the web UI: the notary uploads the
+// draft, the embassy officer checks the principal's passport (MRZ typed
+// like a desk reader types it, face and document stills), the principal
+// and the notary sign in the documents panel, the notary seals, and
+// /verify finds the signatures valid.
+func ceremony(t *testing.T, s *chamberServer, b *browser) {
+	notaryToken := s.staff(t, "Tiina Tamm", "notary")
+	var sess struct {
+		ID string `json:"id"`
+	}
+	s.call(t, notaryToken, "POST", "/api/v1/sessions", map[string]any{"kind": "notarisation", "title": "Will of Ants Kuusk", "act_type": "will"}, &sess)
+	type invitation struct {
+		ParticipantID string `json:"participant_id"`
+		Token         string `json:"token"`
+		JoinURL       string `json:"join_url"`
+	}
+	invite := func(name, role string) invitation {
+		var inv invitation
+		s.call(t, notaryToken, "POST", "/api/v1/sessions/"+sess.ID+"/invitations", map[string]any{"name": name, "role": role}, &inv)
+		return inv
+	}
+	notaryInv, officerInv, principalInv := invite("Tiina Tamm", "notary"), invite("Peeter Pärn", "embassy_officer"), invite("Ants Kuusk", "principal")
+
+	pdf, err := os.ReadFile("../documents/pades/testdata/libreoffice-will.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	draft := filepath.Join(dir, "will-draft.pdf")
+	if err := os.WriteFile(draft, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pdf)
+	want := hex.EncodeToString(sum[:])
+	inRoom := `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`
+
+	notary := b.tab(t)
+	do(t, notary, 30*time.Second, chromedp.Navigate(notaryInv.JoinURL), click("#join-button"))
+	waitJS(t, notary, 20*time.Second, inRoom)
+	do(t, notary, 30*time.Second, click("#tab-documents"), chromedp.SetUploadFiles(chromedp.CSS("#upload-input"), []string{draft}))
+	waitJS(t, notary, 30*time.Second, `!!document.querySelector('li.doc')`)
+	if got := eval[string](t, notary, `document.querySelector('li.doc code.hash').title`); got != want {
+		t.Fatalf("the panel shows SHA-256 %s, want %s", got, want)
+	}
+	do(t, notary, 30*time.Second, click("li.doc .doc-actions button"))
+	waitJS(t, notary, 30*time.Second, `document.querySelector('.doc-viewer .viewer').dataset.rendered === '1'`)
+	b.screenshot(t, notary, "documents")
+
+	officer, principal := b.tab(t), b.tab(t)
+	do(t, officer, 30*time.Second, chromedp.Navigate(officerInv.JoinURL), click("#join-button"), chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
+	do(t, principal, 30*time.Second, chromedp.Navigate(principalInv.JoinURL), click("#join-button"), chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
+	do(t, notary, 10*time.Second, click("#tab-people"))
+	for i := 0; i < 2; i++ {
+		waitJS(t, notary, 20*time.Second, `document.querySelectorAll('button.admit').length > 0`)
+		n := eval[int](t, notary, `document.querySelectorAll('button.admit').length`)
+		do(t, notary, 10*time.Second, click("button.admit"))
+		waitJS(t, notary, 10*time.Second, fmt.Sprintf(`document.querySelectorAll('button.admit').length < %d`, n))
+	}
+	waitJS(t, officer, 20*time.Second, inRoom)
+	waitJS(t, principal, 20*time.Second, inRoom)
+
+	// The officer checks the passport.
+	videoFlows(t, officer, "officer", principalInv.ParticipantID)
+	zone, err := mrz.FormatTD3(mrz.Document{Type: "P", IssuingState: "EST", Surname: "KUUSK", GivenNames: "ANTS", Number: "KX7654321",
+		Nationality: "EST", BirthDate: "1951-06-14", Sex: "M", ExpiryDate: time.Now().AddDate(4, 0, 0).Format(time.DateOnly)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(zone, "\n")
+	digit := "0"
+	if lines[1][9] == '0' {
+		digit = "1"
+	}
+	bad := lines[0] + "\r" + lines[1][:9] + digit + lines[1][10:] // a wrong check digit
+	do(t, officer, 20*time.Second, click("#tab-act"), chromedp.WaitVisible(chromedp.CSS("#mrz-input")),
+		chromedp.SendKeys(chromedp.CSS("#identity-embassy"), "Embassy of Estonia in London"),
+		chromedp.SendKeys(chromedp.CSS("#mrz-input"), bad+"\r"))
+	waitJS(t, officer, 10*time.Second, `document.querySelectorAll('#mrz-errors li').length > 0`)
+	if v := eval[string](t, officer, `document.querySelector('#identity-participant').value`); v != principalInv.ParticipantID {
+		t.Fatalf("the identity panel offers %q, not the principal %s", v, principalInv.ParticipantID)
+	}
+	b.screenshot(t, officer, "identity-invalid-mrz")
+	do(t, officer, 20*time.Second, chromedp.Evaluate[chromedp.Void](`document.querySelector("#mrz-input").value = ""`),
+		chromedp.SendKeys(chromedp.CSS("#mrz-input"), lines[0]+"\r"+lines[1]+"\r"),
+		chromedp.WaitVisible(chromedp.CSS("#capture-face")), click("#capture-face"))
+	waitJS(t, officer, 20*time.Second, `document.querySelector('#check-current').textContent.includes('Face still stored')`)
+	do(t, officer, 20*time.Second, click("#capture-document"))
+	waitJS(t, officer, 20*time.Second, `document.querySelector('#check-current').textContent.includes('Document photo stored')`)
+	do(t, officer, 20*time.Second, chromedp.SendKeys(chromedp.CSS("#principal-address"), "1 Kensington Court, London"), click("#identity-verified"))
+	waitJS(t, officer, 20*time.Second, `!!document.querySelector('.check[data-status="verified"]')`)
+	b.screenshot(t, officer, "identity-check")
+
+	// The notary sees it live.
+	do(t, notary, 10*time.Second, click("#tab-act"))
+	waitJS(t, notary, 20*time.Second, `!!document.querySelector('#identity-checks .check[data-status="verified"]')`)
+
+	sign := func(ctx context.Context, who string, n int) {
+		do(t, ctx, 20*time.Second, click("#tab-documents"))
+		waitJS(t, ctx, 20*time.Second, `!!document.querySelector('li.doc button.sign')`)
+		do(t, ctx, 20*time.Second, click("li.doc button.sign"), chromedp.WaitVisible(chromedp.CSS("#sign-location")),
+			chromedp.SendKeys(chromedp.CSS("#sign-location"), "London"))
+		if n == 1 {
+			b.screenshot(t, ctx, "sign-dialog")
+		}
+		do(t, ctx, 10*time.Second, click("#sign-submit"))
+		waitJS(t, ctx, 60*time.Second, fmt.Sprintf(`document.querySelector('li.doc') && document.querySelector('li.doc').dataset.signatures === '%d'`, n))
+	}
+	sign(principal, "principal", 1)
+	sign(notary, "notary", 2)
+
+	do(t, notary, 20*time.Second, click("#tab-act"), chromedp.SendKeys(chromedp.CSS("#seal-description"), "Last will of Ants Kuusk"), click("#seal-button"))
+	waitJS(t, notary, 30*time.Second, `!!document.querySelector('#act-state .act-number')`)
+	b.screenshot(t, notary, "act-sealed")
+
+	docID := eval[string](t, notary, `(document.querySelector('#tab-documents').click(), document.querySelector('li.doc').dataset.document)`)
+	var signed []byte
+	s.call(t, notaryInv.Token, "GET", "/api/v1/documents/"+docID+"/content", nil, &signed)
+	if bytes.Equal(signed, pdf) || !bytes.HasPrefix(signed, []byte("%PDF")) {
+		t.Fatalf("the signed version is not a new PDF (%d bytes)", len(signed))
+	}
+	signedPath := filepath.Join(dir, "will-signed.pdf")
+	if err := os.WriteFile(signedPath, signed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verify := b.tab(t)
+	do(t, verify, 30*time.Second, chromedp.Navigate(s.url+"/verify"), chromedp.WaitVisible(chromedp.CSS("#verify-drop")),
+		chromedp.SetUploadFiles(chromedp.CSS("#verify-file"), []string{signedPath}))
+	waitJS(t, verify, 60*time.Second, `!!document.querySelector('#verdict')`)
+	if v := eval[string](t, verify, `document.querySelector('#verdict').dataset.valid`); v != "true" {
+		t.Fatalf("/verify says the signed PDF is not valid: %s", pageState(verify))
+	}
+	if n := eval[int](t, verify, `document.querySelectorAll('.sig-card[data-status="valid"]').length`); n < 2 {
+		t.Fatalf("/verify shows %d valid signatures, want the principal's and the notary's", n)
+	}
+	if txt := eval[string](t, verify, `document.querySelector('#verify-result').innerText`); !strings.Contains(txt, "has not been changed") {
+		t.Fatalf("/verify does not say the document is unchanged: %s", txt)
+	}
+	b.screenshot(t, verify, "verify")
 }
 
 var _ = errors.New
-var _ = sha256.Sum256
-var _ = hex.EncodeToString

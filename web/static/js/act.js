@@ -59,10 +59,16 @@ export function createActPanel(room) {
       }, t('act.state.' + s)))));
   }
 
+  const fee = h('input', { id: 'seal-fee', maxlength: 100, autocomplete: 'off' });
+  const description = h('textarea', { id: 'seal-description', rows: 2, maxlength: 2000 });
+
   function renderActions() {
     const items = [];
     if (room.can('seal')) {
-      items.push(h('button', { type: 'button', class: 'btn btn-primary', id: 'seal-button', onclick: seal }, t('act.seal')));
+      items.push(h('div', { class: 'seal-form' },
+        h('div', { class: 'field' }, h('label', { for: 'seal-description' }, t('act.description')), description),
+        h('div', { class: 'field' }, h('label', { for: 'seal-fee' }, t('act.fee')), fee),
+        h('button', { type: 'button', class: 'btn btn-primary', id: 'seal-button', onclick: seal }, t('act.seal'))));
     }
     if (room.can('bundle')) {
       items.push(h('button', { type: 'button', class: 'btn', id: 'bundle-button', onclick: bundle }, t('act.bundle')));
@@ -75,9 +81,12 @@ export function createActPanel(room) {
     btn.disabled = true;
     message.textContent = '';
     try {
-      const s = await api.post(base + '/seal', {});
-      room.session = Object.assign(room.session, s);
-      toast(t('act.sealed', { number: (s.act && s.act.number) || '' }));
+      const body = {};
+      if (fee.value.trim()) body.fee = fee.value.trim();
+      if (description.value.trim()) body.description = description.value.trim();
+      const res = await api.post(base + '/seal', body);
+      room.session.act = res.act;
+      toast(t('act.sealed', { number: res.act.number || '' }));
       renderState();
     } catch (err) {
       // 409 names the step that is missing: say it as the server does.
@@ -108,6 +117,7 @@ export function createActPanel(room) {
       h('dl', { class: 'doc-fields' }, DOC_FIELDS.filter((f) => d[f]).map((f) => [h('dt', null, t('mrz.' + f)), h('dd', null, String(d[f]))])),
       stills.length > 0 && h('ul', { class: 'stills' }, stills.map((s) => h('li', null, t('identity.still.' + s.kind), ' ', hashView(s.sha256)))),
       c.reason && h('p', null, t('identity.reason', { reason: c.reason })),
+      c.officer_name && h('p', { class: 'muted' }, t('identity.by', { name: c.officer_name, embassy: c.embassy || '' })),
       c.created_at && h('p', { class: 'muted' }, formatDateTime(c.created_at)));
   }
 
@@ -147,6 +157,7 @@ export function createActPanel(room) {
     };
     fillWho();
     room.addEventListener('participants', fillWho);
+    const embassy = h('input', { id: 'identity-embassy', maxlength: 200, autocomplete: 'organization', value: localStorage.getItem('chamber.embassy') || '' });
     const mrz = h('textarea', { id: 'mrz-input', class: 'mono', rows: 3, spellcheck: 'false', autocomplete: 'off', autocapitalize: 'characters',
       'aria-describedby': 'mrz-hint mrz-errors', placeholder: 'P<EST…' });
     const errors = h('div', { id: 'mrz-errors', class: 'field-error', role: 'alert' });
@@ -154,6 +165,7 @@ export function createActPanel(room) {
     const form = h('form', { class: 'identity-form', 'aria-labelledby': 'identity-h' },
       h('h3', { id: 'identity-h' }, t('identity.title')),
       h('div', { class: 'field' }, h('label', { for: 'identity-participant' }, t('identity.principal')), who),
+      h('div', { class: 'field' }, h('label', { for: 'identity-embassy' }, t('identity.embassy')), embassy),
       h('div', { class: 'field' }, h('label', { for: 'mrz-input' }, t('identity.mrz')), mrz,
         h('div', { class: 'field-hint', id: 'mrz-hint' }, t('identity.mrzHint')), errors),
       h('button', { type: 'submit', class: 'btn btn-primary', id: 'mrz-check' }, t('identity.checkMRZ')),
@@ -179,7 +191,12 @@ export function createActPanel(room) {
         return;
       }
       try {
-        const c = await api.post(base + '/identity-checks', { participant_id: who.value, mrz: normalizeMRZ(mrz.value) });
+        const body = { participant_id: who.value, mrz: normalizeMRZ(mrz.value) };
+        if (embassy.value.trim()) {
+          body.embassy = embassy.value.trim();
+          localStorage.setItem('chamber.embassy', body.embassy);
+        }
+        const c = await api.post(base + '/identity-checks', body);
         checks.set(c.id, c);
         renderChecks();
         showCurrent(c, result);
@@ -225,6 +242,7 @@ export function createActPanel(room) {
     const file = h('input', { type: 'file', accept: 'image/jpeg,image/png', id: 'document-photo', class: 'file-input' });
     file.addEventListener('change', () => { if (file.files[0]) still('document', file.files[0]); });
     const reason = h('textarea', { id: 'refuse-reason', rows: 2, maxlength: 500 });
+    const address = h('input', { id: 'principal-address', maxlength: 500, autocomplete: 'off' });
     const outcome = async (verified) => {
       if (!verified && !reason.value.trim()) {
         status.textContent = t('identity.reasonNeeded');
@@ -234,6 +252,7 @@ export function createActPanel(room) {
       try {
         const body = { verified };
         if (!verified) body.reason = reason.value.trim();
+        if (verified && address.value.trim()) body.address = address.value.trim();
         const res = await api.post(base + '/identity-checks/' + c.id + '/outcome', body);
         checks.set(res.id || c.id, Object.assign(c, res));
         renderChecks();
@@ -248,6 +267,8 @@ export function createActPanel(room) {
       h('h4', null, t('identity.parsed')),
       h('dl', { class: 'doc-fields' }, DOC_FIELDS.filter((f) => d[f]).map((f) => [h('dt', null, t('mrz.' + f)), h('dd', null, String(d[f]))])),
       h('div', { class: 'actions' }, faceBtn, docBtn, h('label', { for: 'document-photo', class: 'btn' }, t('identity.documentFile')), file),
+      h('div', { class: 'field' }, h('label', { for: 'principal-address' }, t('identity.address')), address,
+        h('div', { class: 'field-hint' }, t('identity.addressHint'))),
       h('div', { class: 'field' }, h('label', { for: 'refuse-reason' }, t('identity.refuseReason')), reason),
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'btn btn-primary', id: 'identity-verified', onclick: () => outcome(true) }, t('identity.verified')),
@@ -267,6 +288,10 @@ export function createActPanel(room) {
     }
   });
   room.addEventListener('session', renderState);
+  room.addEventListener('act_updated', (e) => {
+    room.session.act = e.detail;
+    renderState();
+  });
   renderState();
   renderActions();
   renderChecks();

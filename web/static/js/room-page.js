@@ -103,8 +103,14 @@ function preview(ctx) {
   const micOn = h('input', { type: 'checkbox', id: 'mic-on', checked: true });
   let stream = null;
   let level = null;
+  let opening = null;
 
-  async function open(audioId, videoId) {
+  function open(audioId, videoId) {
+    opening = openDevices(audioId, videoId);
+    return opening;
+  }
+
+  async function openDevices(audioId, videoId) {
     if (level) level.stop();
     if (stream) for (const tr of stream.getTracks()) tr.stop();
     stream = null;
@@ -144,9 +150,11 @@ function preview(ctx) {
         h('label', { for: 'mic-on' }, micOn, ' ', t('join.startMic'))),
       status,
       joinBtn));
-  form.addEventListener('submit', (e) => {
+  form.addEventListener('submit', async (e) => {
     e.preventDefault();
     joinBtn.disabled = true;
+    // Someone quick may click Join before the camera has started.
+    if (opening) await opening.catch(() => {});
     if (level) level.stop();
     const media = stream ? { stream, audio: stream.getAudioTracks()[0] || null, video: stream.getVideoTracks()[0] || null } : null;
     if (media && !camOn.checked && media.video) { media.video.stop(); media.video = null; }

@@ -167,7 +167,7 @@ export class Room extends EventTarget {
 
   /** badge marks a panel that has news while another is shown. */
   badge(key) {
-    if (this.current === key && this.root.classList.contains('side-open')) return;
+    if (this.current === key && getComputedStyle(this.side).display !== 'none') return;
     const tab = this.tabButtons.get(key);
     if (tab) tab.querySelector('.tab-badge').hidden = false;
   }
@@ -429,6 +429,8 @@ export class Room extends EventTarget {
       this.setRecording(rec && typeof rec === 'object' ? rec : { recording: !!rec });
     }
     this.applyYou(true);
+    // A new connection has new down-tracks: state every preference again.
+    this.quality.clear();
     if (rejoin) announce(t('room.reconnected'));
     this.emit('participants');
     this.emit('session');
@@ -521,7 +523,9 @@ export class Room extends EventTarget {
         this.badge('act');
         return;
       case 'act_updated':
-        this.emit('session');
+        this.session.act = data;
+        this.emit('act_updated', data);
+        this.badge('act');
         return;
       case 'error':
         if (data.code === 'rate_limited') return;
