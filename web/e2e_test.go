@@ -546,6 +546,17 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("reload", func(t *testing.T) {
+		// The token left the address bar; a reload finds it in sessionStorage.
+		do(t, party, 30*time.Second, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#join-button")))
+		if p := eval[string](t, party, `location.pathname`); p != "/join/" {
+			t.Fatalf("after a reload the page is at %s", p)
+		}
+		do(t, party, 20*time.Second, click("#join-button"))
+		waitJS(t, party, 20*time.Second, `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`)
+		videoFlows(t, party, "party after a reload", judgeID)
+	})
+
 	t.Run("phone", func(t *testing.T) {
 		do(t, party, 10*time.Second, chromedp.EmulateViewport(390, 844), chromedp.Sleep(500*time.Millisecond))
 		b.screenshot(t, party, "room-phone")

@@ -101,7 +101,11 @@ func (w *Web) Pages() []Page {
 	return []Page{
 		{Pattern: "GET /{$}", Summary: "Staff console: sign in with a staff token, sessions, calendar, invitations, journal and documents", ContentType: html, Handler: w.page("console.html")},
 		{Pattern: "GET /join/{token}", Summary: "Join page and room for an invitation link", ContentType: html, Handler: w.page("room.html")},
+		// The page moves the token from the address bar into sessionStorage;
+		// a reload then lands here.
+		{Pattern: "GET /join/{$}", Summary: "Join page after the token left the address bar", ContentType: html, Handler: w.page("room.html")},
 		{Pattern: "GET /watch/{token}", Summary: "Watch a public hearing from its public link", ContentType: html, Handler: w.page("room.html")},
+		{Pattern: "GET /watch/{$}", Summary: "Watch page after the token left the address bar", ContentType: html, Handler: w.page("room.html")},
 		{Pattern: "GET /verify", Summary: "Verify the signatures of a PDF (public)", ContentType: html, Handler: w.page("verify.html")},
 		{Pattern: "GET /static/", Summary: "The web client's embedded static files", ContentType: "application/octet-stream", Handler: w.staticHandler()},
 		{Pattern: "GET /favicon.ico", Summary: "Site icon", ContentType: "image/svg+xml", Handler: w.file("img/icon.svg")},
