@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,43 @@ func TestServeZeroConfig(t *testing.T) {
 			t.Errorf("zero-config start did not create %s: %v", f, err)
 		}
 	}
+	// The web client is served, with its security headers, and listed.
+	resp, err := http.Get(s.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("GET / = %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	resp, err = http.Get(s.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("API responses lack the security headers: %v", resp.Header)
+	}
+	_, body = get(t, s.URL+"/api/v1/openapi.json")
+	var doc struct {
+		Paths map[string]any `json:"paths"`
+		Pages []string       `json:"x-pages"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GET /join/{token}", "GET /verify", "GET /{$}"} {
+		if !slices.Contains(doc.Pages, want) {
+			t.Errorf("openapi.json x-pages lacks %s: %v", want, doc.Pages)
+		}
+	}
+	for _, want := range []string{"/api/v1/sessions/{id}/signal", "/api/v1/verify", "/tsa", "/api/v1/sessions/{id}/bundle", "/api/v1/register"} {
+		if _, ok := doc.Paths[want]; !ok {
+			t.Errorf("openapi.json lacks %s", want)
+		}
+	}
+
 	if err := s.stop(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
+	"github.com/chamber-court/chamber/web"
 )
 
 // storageConfig is shared by every command that opens Chamber's data.
@@ -271,6 +272,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Wait()
 	}()
 
+	webApp, err := web.New(web.Config{Log: log, PublicURL: cfg.publicURL})
+	if err != nil {
+		return err
+	}
+
 	router := api.New(api.Config{
 		Log: log,
 		Ready: map[string]api.Check{
@@ -301,9 +307,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				route("GET /pki/ca.pem", api.Op{Summary: "Development CA certificate (PEM)", Tags: []string{"pki"}, RawResponse: "application/x-pem-file"}, pkiHandler)
 				route("GET "+pki.PathCRL, api.Op{Summary: "Development CA revocation list (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-crl"}, pkiHandler)
 			},
+			func(route func(string, api.Op, http.Handler)) {
+				for _, p := range webApp.Pages() {
+					route(p.Pattern, api.Op{Summary: p.Summary, Hidden: true, RawResponse: p.ContentType}, webApp.Headers(p.Handler))
+				}
+			},
 		},
 	})
-	return serveHTTP(ctx, log, cfg, router)
+	// Every response carries the security headers that suit it; pages
+	// replace them with their own.
+	return serveHTTP(ctx, log, cfg, web.APIHeaders(router))
 }
 
 // serveHTTP runs the HTTP server until ctx ends, then stops accepting and
