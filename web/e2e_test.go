@@ -314,7 +314,7 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 // waitJS waits until a JavaScript expression is truthy.
 func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, expr string) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	c, cancel := context.WithTimeout(ctx, timeout+15*time.Second)
 	defer cancel()
 	_, err := chromedp.Run(c, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
 	if err != nil {
@@ -528,7 +528,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("chat", func(t *testing.T) {
 		do(t, judge, 10*time.Second, click("#tab-chat"), chromedp.SendKeys(chromedp.CSS("#chat-input"), "The hearing is open.\r"))
-		waitJS(t, party, 10*time.Second, `document.querySelector('#chat-log').textContent.includes('The hearing is open.')`)
+		waitJS(t, party, 20*time.Second, `document.querySelector('#chat-log').textContent.includes('The hearing is open.')`)
 		waitJS(t, judge, 10*time.Second, `document.querySelector('#chat-log').textContent.includes('The hearing is open.')`)
 	})
 
@@ -632,6 +632,13 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	}
 	waitJS(t, officer, 20*time.Second, inRoom)
 	waitJS(t, principal, 20*time.Second, inRoom)
+
+	// The presiding notary presents the draft; the principal's stage follows.
+	do(t, notary, 20*time.Second, click("#tab-documents"), click("li.doc .doc-actions button:nth-child(3)"))
+	waitJS(t, principal, 30*time.Second, `document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`)
+	b.screenshot(t, principal, "presented-document")
+	do(t, notary, 20*time.Second, click(".present-bar button:last-child"))
+	waitJS(t, principal, 20*time.Second, `document.querySelector('.featured').hidden`)
 
 	// The officer checks the passport.
 	videoFlows(t, officer, "officer", principalInv.ParticipantID)

@@ -50,7 +50,7 @@ func TestPages(t *testing.T) {
 	m := mux(t)
 	tests := []struct {
 		path, ctype, module string
-		status             int
+		status              int
 	}{
 		{"/", "text/html", "/static/js/console.js", 200},
 		{"/join/chi_abcdef", "text/html", "/static/js/room-page.js", 200},
