@@ -96,6 +96,8 @@ type Config struct {
 	// ICEFailedTimeout bounds how long a participant whose network vanished
 	// keeps its resources; zero means sfu.DefaultICEFailedTimeout.
 	ICEFailedTimeout time.Duration
+	// NoBatching disables sendmmsg batching of the media socket (benchmarks).
+	NoBatching bool
 }
 
 // Server is the signalling server and owner of the SFU and the TURN server.
@@ -187,6 +189,7 @@ func (s *Server) Start(ctx context.Context) error {
 		NATIPs:            nat,
 		SubscriberBitrate: s.cfg.SubscriberBitrate,
 		ICEFailedTimeout:  s.cfg.ICEFailedTimeout,
+		NoBatching:        s.cfg.NoBatching,
 	})
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ type Config struct {
 	// SubscriberBitrate is the bandwidth assumed for a subscriber until it
 	// sends a REMB; zero means DefaultSubscriberBitrate.
 	SubscriberBitrate uint64
+	// NoBatching sends every datagram with its own system call instead of
+	// batching a fan-out round with sendmmsg (for comparison benchmarks).
+	NoBatching bool
 }
 
 // SFU owns the media sockets and the pion APIs shared by every room.
@@ -80,6 +83,7 @@ type SFU struct {
 	log     *slog.Logger
 	cfg     Config
 	udpConn net.PacketConn
+	batch   *batchConn // nil with NoBatching
 	udpMux  *ice.UDPMuxDefault
 	tcpLn   net.Listener
 	tcpMux  *ice.TCPMuxDefault
@@ -135,7 +139,12 @@ func New(cfg Config) (*SFU, error) {
 	_ = uc.SetReadBuffer(4 << 20)
 	_ = uc.SetWriteBuffer(4 << 20)
 	s.udpConn = uc
-	s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: uc, Logger: lf.NewLogger("udpmux")})
+	var muxConn net.PacketConn = uc
+	if !cfg.NoBatching {
+		s.batch = newBatchConn(uc)
+		muxConn = s.batch
+	}
+	s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: muxConn, Logger: lf.NewLogger("udpmux")})
 
 	if !strings.EqualFold(cfg.TCPAddr, "off") {
 		ln, err := net.Listen("tcp", cfg.TCPAddr)

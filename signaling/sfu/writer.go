@@ -84,6 +84,7 @@ type writeScratch struct {
 func (w *writer) run() {
 	defer w.l.up.peer.wg.Done()
 	s := new(writeScratch)
+	bc := w.l.up.room.sfu.batch
 	for seq := range w.ch {
 		meta, ok := w.l.cache.get(seq, s.buf[:])
 		if !ok {
@@ -93,11 +94,17 @@ func (w *writer) run() {
 		now := clock()
 		putAbsSendTime(s.absTime[:], time.Now())
 		var packets, bytes int
+		if bc != nil {
+			bc.begin()
+		}
 		for _, dt := range tracks {
 			if n := dt.forward(w.l, &meta, s, now); n > 0 {
 				packets++
 				bytes += n
 			}
+		}
+		if bc != nil {
+			bc.end()
 		}
 		if packets > 0 {
 			metricForwardedPackets.Add(float64(packets))
