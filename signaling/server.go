@@ -232,6 +232,7 @@ func (s *Server) startTURN(m *sfu.SFU) (*turnserver.Server, net.IP, error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	own := ownAddresses(s.cfg.NATIP, media)
+	mediaPort := m.UDPAddr().Port
 	t, err := turnserver.New(turnserver.Config{
 		Logger:  s.log,
 		UDPAddr: s.cfg.TURNUDPAddr,
@@ -240,9 +241,12 @@ func (s *Server) startTURN(m *sfu.SFU) (*turnserver.Server, net.IP, error) {
 		TLS:     tlsCfg,
 		RelayIP: relay,
 		Secret:  s.cfg.TURNSecret,
-		AllowPeer: func(ip net.IP) bool {
-			_, ok := own[ip.String()]
-			return ok
+		// Only the SFU's media port on this host: participants cannot use
+		// the relay to reach anything else. Port -1 is the per-IP
+		// permission check.
+		AllowPeer: func(a *net.UDPAddr) bool {
+			_, ok := own[a.IP.String()]
+			return ok && (a.Port == mediaPort || a.Port == -1)
 		},
 	})
 	return t, relay, err

@@ -291,6 +291,22 @@ func (dt *downTrack) requestKeyframe() {
 	}
 }
 
+// needKeyframe makes the layer keep asking for a keyframe until one arrives
+// (the subscriber cannot decode before): used when forwarding starts.
+func (dt *downTrack) needKeyframe() {
+	if dt.up.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	cur, target := dt.layers()
+	if target >= 0 && target != cur {
+		cur = target
+	}
+	if l := dt.up.layer(cur); l != nil {
+		l.wantKeyframe.Store(true)
+		l.requestKeyframe()
+	}
+}
+
 // rtcpLoop reads the subscriber's RTCP about this track.
 func (dt *downTrack) rtcpLoop() {
 	defer dt.peer.wg.Done()

@@ -160,7 +160,7 @@ func (p *Peer) setupPC(pc *webrtc.PeerConnection, name string) {
 				// Forwarding starts now: ask for keyframes so that the
 				// subscriber's first video packets are decodable.
 				for _, dt := range p.downTracks() {
-					dt.requestKeyframe()
+					dt.needKeyframe()
 				}
 			}
 		case webrtc.PeerConnectionStateFailed:

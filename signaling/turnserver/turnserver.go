@@ -37,9 +37,11 @@ type Config struct {
 	// Secret signs credentials; empty means 32 random bytes (credentials
 	// then die with the process).
 	Secret []byte
-	// AllowPeer says which peer addresses clients may relay to; nil allows
-	// only loopback. The signalling server passes the SFU's addresses.
-	AllowPeer func(ip net.IP) bool
+	// AllowPeer says which peer addresses (IP and port) clients may relay
+	// to; nil allows only loopback. The signalling server allows the SFU's
+	// media port on the host's own addresses and nothing else, so that a
+	// participant cannot use the relay to reach other services.
+	AllowPeer func(addr *net.UDPAddr) bool
 }
 
 // Server is a running TURN server.
@@ -79,14 +81,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	allow := cfg.AllowPeer
 	if allow == nil {
-		allow = func(ip net.IP) bool { return ip.IsLoopback() }
+		allow = func(a *net.UDPAddr) bool { return a.IP.IsLoopback() }
 	}
 	s := &Server{secret: base64.StdEncoding.EncodeToString(secret), realm: cfg.Realm}
 	lf := pionlog.Factory{Logger: cfg.Logger}
 	gen := func() turn.RelayAddressGenerator {
-		return &turn.RelayAddressGeneratorStatic{RelayAddress: cfg.RelayIP, Address: cfg.RelayIP.String()}
+		return &relayGenerator{ip: cfg.RelayIP, allow: allow}
 	}
-	perm := func(_ net.Addr, peer net.IP) bool { return allow(peer) }
+	// Permissions are per IP (RFC 8656); the port is checked on every
+	// relayed datagram by the relay socket.
+	perm := func(_ net.Addr, peer net.IP) bool {
+		return allow(&net.UDPAddr{IP: peer, Port: -1})
+	}
 
 	var sc turn.ServerConfig
 	var closers []func()
@@ -151,3 +157,49 @@ func (s *Server) TLSAddr() net.Addr { return s.tlsA }
 
 // Close stops the server and closes every allocation.
 func (s *Server) Close() error { return s.srv.Close() }
+
+// relayGenerator allocates relay sockets that only send to allowed peers.
+type relayGenerator struct {
+	ip    net.IP
+	allow func(*net.UDPAddr) bool
+}
+
+func (g *relayGenerator) Validate() error {
+	if g.ip == nil {
+		return errors.New("turnserver: no relay IP")
+	}
+	return nil
+}
+
+func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	if requestedPort != 0 {
+		return nil, nil, errors.New("turnserver: relay ports are not chosen by clients")
+	}
+	pc, err := net.ListenPacket(network, net.JoinHostPort(g.ip.String(), "0"))
+	if err != nil {
+		return nil, nil, err
+	}
+	a := pc.LocalAddr().(*net.UDPAddr)
+	return &filteredConn{PacketConn: pc, allow: g.allow}, &net.UDPAddr{IP: g.ip, Port: a.Port}, nil
+}
+
+// AllocateConn refuses TCP relay allocations (RFC 6062): media is relayed
+// over UDP to the SFU, whatever carries it to the TURN server.
+func (g *relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, errors.New("turnserver: TCP allocations are not supported")
+}
+
+// filteredConn drops datagrams to peers that are not allowed (the port
+// included), and reports them as sent so that the allocation lives on.
+type filteredConn struct {
+	net.PacketConn
+	allow func(*net.UDPAddr) bool
+}
+
+func (c *filteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || !c.allow(ua) {
+		return len(p), nil
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}

@@ -30,7 +30,13 @@ func newClient(t *testing.T, srv *Server, user, pass string) *turn.Client {
 }
 
 func TestCredentialsAndPeerRestriction(t *testing.T) {
-	srv, err := New(Config{UDPAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), Secret: []byte("s3cret")})
+	local, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+	defer local.Close()
+	other, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+	defer other.Close()
+	allowedPort := local.LocalAddr().(*net.UDPAddr).Port
+	srv, err := New(Config{UDPAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), Secret: []byte("s3cret"),
+		AllowPeer: func(a *net.UDPAddr) bool { return a.IP.IsLoopback() && (a.Port == allowedPort || a.Port == -1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +51,13 @@ func TestCredentialsAndPeerRestriction(t *testing.T) {
 		t.Fatalf("allocate with fresh credentials: %v", err)
 	}
 	defer relay.Close()
-	// Relaying to this host works, anywhere else is refused.
-	local, _ := net.ListenPacket("udp4", "127.0.0.1:0")
-	defer local.Close()
+	// Relaying to the allowed port works; another port on the same host
+	// gets nothing; another host is refused outright.
+	_, _ = relay.WriteTo([]byte("no"), other.LocalAddr())
+	_ = other.SetReadDeadline(time.Now().Add(time.Second))
+	if n, _, err := other.ReadFrom(make([]byte, 10)); err == nil {
+		t.Errorf("relayed %d bytes to a port that is not the SFU's", n)
+	}
 	if _, err := relay.WriteTo([]byte("hi"), local.LocalAddr()); err != nil {
 		t.Errorf("relay to loopback: %v", err)
 	}
