@@ -127,6 +127,16 @@ func startServer() (*chamberServer, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	res, err := http.Get(s.url + "/")
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		s.stop()
+		return nil, fmt.Errorf("GET / answers %d: %s does not mount package web's pages (web.New(…).Pages() in api.Config.Mount)", res.StatusCode, bin)
+	}
 	return s, nil
 }
 
