@@ -35,6 +35,15 @@ func (a *API) documentRoutes() {
 		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleSign))
 }
 
+// documentsChanged tells the room that a document changed. It names only
+// the document: each client fetches what it may see through the API, so the
+// event leaks nothing to those the document is hidden from.
+func (a *API) documentsChanged(sessionID, docID uuid.UUID) {
+	if a.notify != nil {
+		a.notify(sessionID, "documents_changed", map[string]any{"document_id": docID})
+	}
+}
+
 // actOpen refuses changes to the documents of a sealed notarial act.
 func (a *API) actOpen(ctx context.Context, sess sessions.Session, what string) error {
 	if a.acts == nil || sess.Kind != access.Notarisation {
@@ -137,6 +146,8 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusCreated
 	if dup {
 		status = http.StatusOK
+	} else {
+		a.documentsChanged(sess.ID, d.ID)
 	}
 	WriteJSON(w, status, UploadResponse{ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, ContentType: d.ContentType,
 		Version: d.Version, Duplicate: dup, Status: d.Status})
@@ -234,6 +245,9 @@ func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	d, err = a.documents.Label(r.Context(), c, docSession(sess), d.ID, in)
+	if err == nil {
+		a.documentsChanged(sess.ID, d.ID)
+	}
 	return reply(w, http.StatusOK, d, err)
 }
 
@@ -273,9 +287,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.pushAct(r.Context(), sess.ID, "")
 	}
-	if a.notify != nil {
-		a.notify(sess.ID, "document_updated", doc)
-	}
+	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
 	return nil
 }

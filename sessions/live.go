@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"encoding/json"
 	"sync"
 
 	"github.com/google/uuid"
@@ -21,6 +22,9 @@ type liveState struct {
 type liveSession struct {
 	kind         access.Kind
 	participants map[uuid.UUID]*liveParticipant
+	// presenting is the last "present" message of the main room, so that
+	// someone who joins mid-presentation sees the page being shown.
+	presenting json.RawMessage
 }
 
 type liveParticipant struct {
@@ -154,6 +158,24 @@ func (l *liveState) forget(sessionID uuid.UUID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.sessions, sessionID)
+}
+
+// setPresenting remembers the main room's presentation (nil: none).
+func (l *liveState) setPresenting(sessionID uuid.UUID, msg json.RawMessage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		ls.presenting = msg
+	}
+}
+
+func (l *liveState) presentingIn(sessionID uuid.UUID) json.RawMessage {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if ls := l.sessions[sessionID]; ls != nil {
+		return ls.presenting
+	}
+	return nil
 }
 
 // view runs f with a session's participants under the read lock.

@@ -67,3 +67,39 @@ func TestSignallingMatrix(t *testing.T) {
 		})
 	}
 }
+
+// TestLateJoinerSeesPresentation: the page being presented is part of the
+// welcome, and stopping the presentation clears it.
+func TestLateJoinerSeesPresentation(t *testing.T) {
+	f := newFixture(t, databasetest.Open(t, database.SQLite))
+	ctx := context.Background()
+	clerk := f.staff(t, access.Clerk)
+	sess, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "P"})
+	judge, _ := f.invite(t, clerk, sess.ID, "J", access.Judge)
+	late, _ := f.invite(t, clerk, sess.ID, "Late", access.Clerk)
+	if _, err := f.svc.Connected(ctx, sess.ID, judge.Participant.ID); err != nil {
+		t.Fatal(err)
+	}
+	doc := uuid.New()
+	if _, _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":"`+doc.String()+`","page":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.svc.Connected(ctx, sess.ID, late.Participant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		DocumentID uuid.UUID `json:"document_id"`
+		Page       int       `json:"page"`
+	}
+	if err := json.Unmarshal(w.Presenting, &p); err != nil || p.DocumentID != doc || p.Page != 3 {
+		t.Fatalf("welcome presenting = %s (%v)", w.Presenting, err)
+	}
+	if _, _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":null}`)); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Disconnected(ctx, sess.ID, late.Participant.ID)
+	if w, _ = f.svc.Connected(ctx, sess.ID, late.Participant.ID); w.Presenting != nil {
+		t.Fatalf("presentation not cleared: %s", w.Presenting)
+	}
+}

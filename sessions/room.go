@@ -43,11 +43,12 @@ func (s *Service) JoinToken(ctx context.Context, sessionID uuid.UUID, token stri
 // Welcome is what a participant learns on joining, embedded in the
 // signalling "joined" message.
 type Welcome struct {
-	Session      Session        `json:"session"`
-	You          Participant    `json:"you"`
-	Participants []Participant  `json:"participants,omitempty"`
-	Permissions  []string       `json:"permissions"`
-	Extra        map[string]any `json:"extra,omitempty"`
+	Session      Session       `json:"session"`
+	You          Participant   `json:"you"`
+	Participants []Participant `json:"participants,omitempty"`
+	Permissions  []string      `json:"permissions"`
+	// Presenting is the page being shown in the main room, if any.
+	Presenting json.RawMessage `json:"presenting,omitempty"`
 }
 
 // Connected records a participant's connection: the first connection is
@@ -100,7 +101,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 		return Welcome{}, err
 	}
 	p.Connected = true
-	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role)}
+	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role), Presenting: s.live.presentingIn(sessionID)}
 	if access.Allowed(p.Role, access.SeeParticipant) {
 		if w.Participants, err = s.participants(ctx, sessionID); err != nil {
 			return Welcome{}, err
@@ -214,5 +215,11 @@ func (s *Service) present(ctx context.Context, p Participant, payload json.RawMe
 		return nil, nil, err
 	}
 	details["by"] = p.ID
-	return mustJSON(details), s.live.inSpace(p.SessionID, SpaceMain), nil
+	out := mustJSON(details)
+	if in.DocumentID == nil {
+		s.live.setPresenting(p.SessionID, nil)
+	} else {
+		s.live.setPresenting(p.SessionID, out)
+	}
+	return out, s.live.inSpace(p.SessionID, SpaceMain), nil
 }

@@ -198,12 +198,9 @@ export function createDocumentsPanel(room) {
     onPresent: (d, page) => room.present(d.id, page),
   });
   const el = h('section', { class: 'panel' }, h('h2', { class: 'panel-title' }, t('panel.documents')), view.el);
-  let timer = null;
-  const shown = () => {
-    view.refresh();
-    clearInterval(timer);
-    // Nothing pushes document changes yet; poll while the panel is open.
-    timer = setInterval(() => { if (!el.hidden && !document.hidden) view.refresh(); }, 15000);
-  };
+  // The server announces every upload, label and signature; the event
+  // names the document only, and the list is fetched again through the API.
+  room.addEventListener('documents_changed', () => { if (!el.hidden) view.refresh(); });
+  const shown = () => view.refresh();
   return { el, shown, refresh: view.refresh };
 }

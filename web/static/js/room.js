@@ -428,6 +428,8 @@ export class Room extends EventTarget {
       }
       const rec = welcome.recording || (welcome.session && welcome.session.recording);
       this.setRecording(rec && typeof rec === 'object' ? rec : { recording: !!rec });
+      // Someone who joins mid-presentation sees the page being shown.
+      if (welcome.presenting && welcome.presenting.document_id && this.you.space === 'main') this.onPresent(welcome.presenting);
     }
     this.applyYou(true);
     // A new connection has new down-tracks: state every preference again.
