@@ -140,6 +140,23 @@ func TestNotarialActLifecycle(t *testing.T) {
 		h.must(h.do("POST", docPath+"/signatures", notary.Token, signBody), 409)
 		h.must(h.do("POST", checks, officer.Token, map[string]any{"participant_id": principal.ParticipantID, "mrz": good}), 409)
 
+		// A legal hold covers every object of the act.
+		h.must(h.do("POST", "/api/v1/sessions/"+sid+"/legal-hold", principal.Token, map[string]any{"on": true}), 403)
+		var held struct{ Objects int }
+		h.must(h.do("POST", "/api/v1/sessions/"+sid+"/legal-hold", notary.Token, map[string]any{"on": true}), 200).decode(t, &held)
+		objs, err := h.store.List(t.Context(), "sessions/"+sid+"/")
+		if err != nil || held.Objects != len(objs) || len(objs) < 5 {
+			t.Fatalf("legal hold on %d objects of %d (%v)", held.Objects, len(objs), err)
+		}
+		for _, o := range objs {
+			if !o.LegalHold {
+				t.Errorf("%s is not under legal hold", o.Key)
+			}
+			if err := h.store.Delete(t.Context(), o.Key); err == nil {
+				t.Errorf("%s was deleted under legal hold", o.Key)
+			}
+		}
+
 		// The register entry holds what the statutes ask for.
 		var reg []acts.RegisterEntry
 		h.must(h.do("GET", "/api/v1/register", notaryStaff, nil), 200).decode(t, &reg)

@@ -34,6 +34,7 @@ type harness struct {
 	t     testing.TB
 	srv   *httptest.Server
 	roots *x509.CertPool
+	store evidence.Store
 	svc   *sessions.Service
 	db    *database.DB
 	jnl   *journal.Journal
@@ -76,7 +77,7 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store) *h
 	roots.AddCert(authority.Root())
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots}
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store}
 }
 
 func (h *harness) staffToken(role access.Role) string {
