@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/google/uuid"
 )
 
 // Kind is the kind of a session.
@@ -184,6 +186,15 @@ func Check(r Role, a Action) error {
 		return nil
 	}
 	return &ForbiddenError{Role: r, Action: a}
+}
+
+// Caller is who performs an action in a session, as the session layer
+// established it: the layers above pass it down instead of a token.
+type Caller struct {
+	Actor         string    // journal actor, e.g. "participant:<id>" or "staff:<id>"
+	Name          string    // display name, used in signatures and records
+	Role          Role      // role in this session
+	ParticipantID uuid.UUID // uuid.Nil for staff acting by staff token
 }
 
 // MayCreate reports whether a staff role may create sessions of kind k:

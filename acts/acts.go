@@ -66,12 +66,7 @@ func (e *InvalidError) Error() string { return e.Message }
 func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 // Caller is who acts, as the session layer established it.
-type Caller struct {
-	Actor         string
-	Name          string
-	Role          access.Role
-	ParticipantID uuid.UUID
-}
+type Caller = access.Caller
 
 // Principal is a principal of the act, as the session layer knows them.
 type Principal struct {

@@ -73,7 +73,7 @@ func (a *API) actCaller(r *http.Request, sid uuid.UUID, action access.Action) (a
 	if sess.Kind != access.Notarisation {
 		return acts.Caller{}, sessions.Session{}, &sessions.ConflictError{Reason: "only notarial acts have identity checks, seals and a register entry"}
 	}
-	return acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}, sess, nil
+	return c, sess, nil
 }
 
 func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) error {
@@ -270,7 +270,7 @@ func (a *API) handleLegalHold(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	n, err := a.acts.LegalHold(r.Context(), acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}, sid, in.On)
+	n, err := a.acts.LegalHold(r.Context(), c, sid, in.On)
 	if err != nil {
 		return err
 	}

@@ -264,9 +264,8 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return &sessions.ConflictError{Reason: "session is closed"}
 	}
 	act := a.acts != nil && sess.Kind == access.Notarisation
-	ac := acts.Caller{Actor: c.Actor, Name: c.Name, Role: c.Role, ParticipantID: c.ParticipantID}
 	if act {
-		if err := a.acts.BeforeSign(r.Context(), ac, sess.ID, d.ID); err != nil {
+		if err := a.acts.BeforeSign(r.Context(), c, sess.ID, d.ID); err != nil {
 			return err
 		}
 		// A principal's certificate carries the name on their verified
@@ -282,7 +281,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if act {
-		if _, err := a.acts.AfterSign(r.Context(), ac, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial}); err != nil {
+		if _, err := a.acts.AfterSign(r.Context(), c, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial}); err != nil {
 			return err
 		}
 		a.pushAct(r.Context(), sess.ID, "")

@@ -34,12 +34,7 @@ var (
 )
 
 // Caller is who is acting, as the session layer established it.
-type Caller struct {
-	Actor         string      // journal actor, e.g. "participant:<id>"
-	Name          string      // display name, used in signatures
-	Role          access.Role // role in this session
-	ParticipantID uuid.UUID   // uuid.Nil for staff acting by staff token
-}
+type Caller = access.Caller
 
 // Session is what documents need to know of a session.
 type Session struct {
