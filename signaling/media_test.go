@@ -199,3 +199,31 @@ func TestNACKRepairsLossOnSubscriberPath(t *testing.T) {
 		t.Errorf("only %.0f packets NACKed for %d sent at 5%% loss", n, span)
 	}
 }
+
+func TestH264IsForwarded(t *testing.T) {
+	ts := newTestServer(t, nil)
+	pubC, pubID, _ := ts.dial(t, "publisher", nil)
+	sub, _, _ := ts.dial(t, "subscriber", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := pubC.Publish(ctx, client.PublishOptions{Video: true, H264: true, VideoBitrate: 500_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Stop()
+	waitFor(t, 15*time.Second, "H.264 at the subscriber", func() bool {
+		tr := tracksOf(sub, pubID.ParticipantID)
+		return len(tr) == 1 && tr[0].Stats().Packets > 100
+	})
+	tr := tracksOf(sub, pubID.ParticipantID)[0]
+	st := tr.Stats()
+	if tr.Codec != webrtc.MimeTypeH264 {
+		t.Errorf("codec %s", tr.Codec)
+	}
+	if !st.FirstIsStart {
+		t.Error("the subscriber's first packet was not the start of a keyframe")
+	}
+	if st.Lost() > 0 {
+		t.Errorf("%d packets lost", st.Lost())
+	}
+}

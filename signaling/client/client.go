@@ -52,6 +52,10 @@ type Config struct {
 	// Interceptors registers the client's interceptors; nil registers
 	// pion's defaults (NACK, reports, TWCC), as a browser would have.
 	Interceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
+	// ReceiveBuffer sets the receive buffer of the client's media socket
+	// (bytes; 0 = the system default). The load generator enlarges it so
+	// that its own scheduling hiccups do not show up as network loss.
+	ReceiveBuffer int
 	// ReceiveLoss drops this fraction of incoming RTP datagrams at the
 	// client's UDP socket: packet loss on the path, for tests.
 	ReceiveLoss float64
@@ -193,18 +197,26 @@ func (c *Client) newPeerConnections() error {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
-	if c.cfg.ReceiveLoss > 0 {
-		// Loss must happen below SRTP, as on a real path: a packet dropped
-		// after decryption would make its retransmission look like a replay.
-		addr := "0.0.0.0:0"
+	if c.cfg.ReceiveLoss > 0 || c.cfg.ReceiveBuffer > 0 {
+		// One socket of our own for both PeerConnections. Loss must happen
+		// below SRTP, as on a real path: a packet dropped after decryption
+		// would make its retransmission look like a replay.
+		addr := &net.UDPAddr{IP: net.IPv4zero}
 		if c.cfg.LoopbackOnly {
-			addr = "127.0.0.1:0"
+			addr.IP = net.IPv4(127, 0, 0, 1)
 		}
-		uc, err := net.ListenPacket("udp4", addr)
+		uc, err := net.ListenUDP("udp4", addr)
 		if err != nil {
 			return err
 		}
-		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newLossyConn(uc, c.cfg.ReceiveLoss)})
+		if c.cfg.ReceiveBuffer > 0 {
+			_ = uc.SetReadBuffer(c.cfg.ReceiveBuffer)
+		}
+		var conn net.PacketConn = uc
+		if c.cfg.ReceiveLoss > 0 {
+			conn = newLossyConn(uc, c.cfg.ReceiveLoss)
+		}
+		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
 		se.SetICEUDPMux(c.udpMux)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))

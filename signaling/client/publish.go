@@ -25,6 +25,10 @@ type PublishOptions struct {
 	// Simulcast sends three VP8 layers with RIDs q, h and f at 1/10, 1/3
 	// and all of VideoBitrate.
 	Simulcast bool
+	// H264 sends H.264 (constrained baseline, packetization mode 1)
+	// instead of VP8: SPS and PPS in a STAP-A before each IDR, frames
+	// fragmented in FU-A.
+	H264 bool
 	// VideoBitrate of the (top) layer in bit/s; default 1,500,000.
 	VideoBitrate int
 	// FPS is the frame rate; default 30.
@@ -106,6 +110,9 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 	}
 	if opts.Video {
 		vc := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		if opts.H264 {
+			vc = h264Capability
+		}
 		if opts.Simulcast {
 			p.rids = simulcastRIDs
 			for _, rid := range p.rids {
@@ -125,6 +132,11 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 		tr, err := c.pub.AddTransceiverFromTrack(p.video[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return nil, err
+		}
+		if opts.H264 {
+			if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: h264Capability}}); err != nil {
+				return nil, err
+			}
 		}
 		for _, t := range p.video[1:] {
 			if err := tr.Sender().AddEncoding(t); err != nil {
@@ -295,6 +307,12 @@ func (p *Publication) sendVideo(layer int) {
 		if size < 20 {
 			size = 20
 		}
+		if p.opts.H264 {
+			p.sendH264Frame(track, layer, &pkt, key, size, frameStart, pacing, buf, ts, midID, ridID)
+			picID = (picID + 1) & 0x7fff
+			ts += uint32(90000 / p.opts.FPS)
+			continue
+		}
 		npk := (size + maxData - 1) / maxData
 		for i := 0; i < npk; i++ {
 			n := maxData
@@ -397,6 +415,86 @@ func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.keyframe[layer].Store(true)
 			}
+		}
+	}
+}
+
+var h264Capability = webrtc.RTPCodecCapability{
+	MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+}
+
+// sendH264Frame sends one H.264 access unit: for a keyframe a STAP-A with
+// SPS and PPS, then the slice (IDR or not) as one NAL unit or FU-A fragments.
+func (p *Publication) sendH264Frame(track *webrtc.TrackLocalStaticRTP, layer int, pkt *rtp.Packet, key bool, size int, start time.Time, pacing time.Duration, buf []byte, ts uint32, midID, ridID uint8) {
+	write := func(b []byte, marker bool) {
+		putTrailer(b, layer, time.Now())
+		pkt.Payload, pkt.Marker, pkt.Timestamp = b, marker, ts
+		pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+		if p.rids != nil && midID != 0 && ridID != 0 {
+			_ = pkt.SetExtension(midID, []byte(p.vsendMid()))
+			_ = pkt.SetExtension(ridID, []byte(p.rids[layer]))
+		}
+		if err := track.WriteRTP(pkt); err == nil {
+			p.videoSent[layer].Add(1)
+		}
+		pkt.SequenceNumber++
+	}
+	sent := 0
+	pace := func() {
+		sent++
+		if d := time.Until(start.Add(time.Duration(sent) * pacing)); d > 200*time.Microsecond {
+			time.Sleep(d)
+		}
+	}
+	if key {
+		sps := []byte{0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8}
+		pps := []byte{0x68, 0xce, 0x3c, 0x80}
+		b := buf[:0]
+		b = append(b, 0x78, 0, byte(len(sps)))
+		b = append(b, sps...)
+		b = append(b, 0, byte(len(pps)))
+		b = append(b, pps...)
+		b = append(b, make([]byte, trailerSize)...)
+		write(b, false)
+		pace()
+	}
+	nalType := byte(1)
+	nalHeader := byte(0x41)
+	if key {
+		nalType, nalHeader = 5, 0x65
+	}
+	maxData := p.opts.PacketSize - 2 - trailerSize
+	if size <= maxData+1 {
+		b := buf[:1+size+trailerSize]
+		b[0] = nalHeader
+		for j := 1; j <= size; j++ {
+			b[j] = byte(j)
+		}
+		write(b, true)
+		return
+	}
+	npk := (size + maxData - 1) / maxData
+	for i := 0; i < npk; i++ {
+		n := maxData
+		if i == npk-1 {
+			n = size - maxData*(npk-1)
+		}
+		b := buf[:2+n+trailerSize]
+		b[0] = 0x60 | 28 // FU indicator: NRI 3, type 28
+		b[1] = nalType
+		if i == 0 {
+			b[1] |= 0x80
+		}
+		if i == npk-1 {
+			b[1] |= 0x40
+		}
+		for j := 2; j < 2+n; j++ {
+			b[j] = byte(j)
+		}
+		write(b, i == npk-1)
+		if i < npk-1 {
+			pace()
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,7 +158,7 @@ func (c *Client) readTrack(t *RemoteTrack) {
 			first = false
 			st.FirstSeq = p.SequenceNumber
 			st.HighestSeq = uint32(p.SequenceNumber)
-			st.FirstIsStart = t.Kind != webrtc.RTPCodecTypeVideo || vp8KeyframeStart(p.Payload)
+			st.FirstIsStart = t.Kind != webrtc.RTPCodecTypeVideo || keyframeStart(t.Codec, p.Payload)
 			t.seen.reset(p.SequenceNumber)
 		}
 		ext, dup := t.seen.add(p.SequenceNumber, st.HighestSeq)
@@ -181,6 +182,30 @@ func (c *Client) readTrack(t *RemoteTrack) {
 			c.cfg.OnRTP(t, &p)
 		}
 	}
+}
+
+// keyframeStart reports whether a payload starts a keyframe.
+func keyframeStart(codec string, p []byte) bool {
+	if strings.EqualFold(codec, webrtc.MimeTypeH264) {
+		return h264KeyframeStart(p)
+	}
+	return vp8KeyframeStart(p)
+}
+
+// h264KeyframeStart: an IDR slice or SPS, alone, in a STAP-A or starting an FU-A.
+func h264KeyframeStart(p []byte) bool {
+	if len(p) < 2 {
+		return false
+	}
+	switch t := p[0] & 0x1f; t {
+	case 5, 7:
+		return true
+	case 24:
+		return len(p) > 3 && (p[3]&0x1f == 7 || p[3]&0x1f == 5)
+	case 28:
+		return p[1]&0x80 != 0 && (p[1]&0x1f == 5 || p[1]&0x1f == 7)
+	}
+	return false
 }
 
 // vp8KeyframeStart reports whether a VP8 payload starts a keyframe.

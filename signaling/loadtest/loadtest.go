@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
 		return sum, err
 	}
 	dial := func(ctx context.Context, tok string, sub bool) (*client.Client, error) {
-		cc := client.Config{URL: wsURL, Token: tok, LoopbackOnly: loopback, Logger: cfg.Logger}
+		cc := client.Config{URL: wsURL, Token: tok, LoopbackOnly: loopback, Logger: cfg.Logger, ReceiveBuffer: 1 << 20}
 		if sub {
 			cc.Interceptors = subscriberInterceptors
 		}

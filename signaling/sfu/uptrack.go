@@ -404,7 +404,7 @@ func (l *layer) applyActions() {
 				continue
 			}
 			delete(l.where, a.dt)
-			if w.remove(a.dt) == 0 {
+			if w.remove(a.dt) == 0 && w.inline == nil {
 				w.stop()
 				for i, x := range l.writers {
 					if x == w {
@@ -442,7 +442,7 @@ func (l *layer) writerFor() *writer {
 			return w
 		}
 	}
-	w := newWriter(l)
+	w := newWriter(l, len(l.writers) == 0)
 	l.writers = append(l.writers, w)
 	return w
 }
@@ -543,6 +543,9 @@ func (l *layer) readLoop() {
 
 		for _, w := range l.writers {
 			w.push(meta.seq)
+		}
+		if len(l.writers) > 0 && l.writers[0].inline != nil && len(l.writers[0].tracks) > 0 {
+			l.writers[0].deliver(meta.seq, l.writers[0].inline)
 		}
 		if l.tap != nil {
 			l.tap.push(buf[:n])

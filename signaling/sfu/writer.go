@@ -13,20 +13,31 @@ import (
 // for this group (and counted), and the subscribers repair it by NACK from
 // the shared cache. The list of down-tracks is copied on write by the
 // reader, so the writer reads it without a lock.
+//
+// The first writer of a layer is inline: the reader itself writes to its
+// down-tracks after handing the packet to the other writers. A room of a
+// few participants then needs no goroutine hand-off per packet at all, and
+// a large one saves one.
 type writer struct {
-	l    *layer
-	ch   chan uint16
-	snap atomic.Pointer[[]*downTrack]
+	l      *layer
+	ch     chan uint16 // nil for the inline writer
+	snap   atomic.Pointer[[]*downTrack]
+	inline *writeScratch
 
 	// Owned by the reader goroutine.
 	tracks  []*downTrack
 	stopped bool
 }
 
-func newWriter(l *layer) *writer {
-	w := &writer{l: l, ch: make(chan uint16, writerQueue)}
+func newWriter(l *layer, inline bool) *writer {
+	w := &writer{l: l}
 	empty := []*downTrack{}
 	w.snap.Store(&empty)
+	if inline {
+		w.inline = new(writeScratch)
+		return w
+	}
+	w.ch = make(chan uint16, writerQueue)
 	l.up.peer.wg.Add(1)
 	go w.run()
 	return w
@@ -57,6 +68,9 @@ func (w *writer) remove(dt *downTrack) int {
 
 // push queues a packet without blocking.
 func (w *writer) push(seq uint16) {
+	if w.inline != nil {
+		return // delivered by the reader after the others: see flushInline
+	}
 	select {
 	case w.ch <- seq:
 	default:
@@ -67,7 +81,9 @@ func (w *writer) push(seq uint16) {
 func (w *writer) stop() {
 	if !w.stopped {
 		w.stopped = true
-		close(w.ch)
+		if w.ch != nil {
+			close(w.ch)
+		}
 	}
 }
 
@@ -84,32 +100,37 @@ type writeScratch struct {
 func (w *writer) run() {
 	defer w.l.up.peer.wg.Done()
 	s := new(writeScratch)
-	bc := w.l.up.room.sfu.batch
 	for seq := range w.ch {
-		meta, ok := w.l.cache.get(seq, s.buf[:])
-		if !ok {
-			continue
+		w.deliver(seq, s)
+	}
+}
+
+// deliver writes one packet to every down-track of the writer.
+func (w *writer) deliver(seq uint16, s *writeScratch) {
+	meta, ok := w.l.cache.get(seq, s.buf[:])
+	if !ok {
+		return
+	}
+	tracks := *w.snap.Load()
+	now := clock()
+	putAbsSendTime(s.absTime[:], time.Now())
+	bc := w.l.up.room.sfu.batch
+	if bc != nil {
+		bc.begin()
+	}
+	var packets, bytes int
+	for _, dt := range tracks {
+		if n := dt.forward(w.l, &meta, s, now); n > 0 {
+			packets++
+			bytes += n
 		}
-		tracks := *w.snap.Load()
-		now := clock()
-		putAbsSendTime(s.absTime[:], time.Now())
-		var packets, bytes int
-		if bc != nil {
-			bc.begin()
-		}
-		for _, dt := range tracks {
-			if n := dt.forward(w.l, &meta, s, now); n > 0 {
-				packets++
-				bytes += n
-			}
-		}
-		if bc != nil {
-			bc.end()
-		}
-		if packets > 0 {
-			metricForwardedPackets.Add(float64(packets))
-			metricForwardedBytes.Add(float64(bytes))
-		}
+	}
+	if bc != nil {
+		bc.end()
+	}
+	if packets > 0 {
+		metricForwardedPackets.Add(float64(packets))
+		metricForwardedBytes.Add(float64(bytes))
 	}
 }
 
