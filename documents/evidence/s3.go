@@ -48,9 +48,11 @@ type S3Config struct {
 // Put holds two parts in memory.
 const (
 	DefaultPartSize = 8 << 20
-	MinPartSize     = 5 << 20
-	MaxPartSize     = 5 << 30
-	maxParts        = 10000
+	// partsInFlight is how many parts of one Put upload at once.
+	partsInFlight = 2
+	MinPartSize   = 5 << 20
+	MaxPartSize   = 5 << 30
+	maxParts      = 10000
 )
 
 // S3 is an evidence store in an S3 bucket with Object Lock, reached through
@@ -353,9 +355,10 @@ func (s *S3) putSingle(ctx context.Context, key string, data []byte, sha [sha256
 // the whole object's SHA-256 and size. Any failure aborts the upload, so
 // nothing remains.
 //
-// Two part buffers alternate: while one part is uploading, the next is read
-// and hashed into the other, so the client's hashing overlaps the network and
-// the server's work. That bounds memory at two parts per Put.
+// Part buffers rotate: while partsInFlight parts upload, the next is read
+// and hashed into another buffer, so the client's hashing overlaps the
+// network and the server's work. That bounds memory at partsInFlight+1
+// parts per Put.
 func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []byte, n int, ct string, created, retain time.Time) (versionID, checksum, sha string, size int64, err error) {
 	fail := func(err error) (string, string, string, int64, error) { return "", "", "", 0, err }
 	o := lockOptions(ct, created, retain)
@@ -376,9 +379,17 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		}
 	}()
 
-	spare := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(spare)
-	bufs := [2][]byte{buf, *spare}
+	// partsInFlight parts upload at once while the next is read and
+	// hashed into one more buffer: memory is bounded at partsInFlight+1
+	// parts per Put, and the buffer a part was read into is not reused
+	// before that part has uploaded (the oldest upload is waited for
+	// before a new one starts).
+	bufs := [][]byte{buf}
+	for range partsInFlight {
+		spare := s.bufs.Get().(*[]byte)
+		defer s.bufs.Put(spare)
+		bufs = append(bufs, *spare)
+	}
 	cur := 0
 
 	var parts []minio.CompletePart
@@ -386,13 +397,10 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		part minio.CompletePart
 		err  error
 	}
-	var inflight chan uploaded // the part being uploaded, if any
-	wait := func() error {
-		if inflight == nil {
-			return nil
-		}
-		u := <-inflight
-		inflight = nil
+	var inflight []chan uploaded // oldest first
+	waitOldest := func() error {
+		u := <-inflight[0]
+		inflight = inflight[1:]
 		if u.err != nil {
 			return u.err
 		}
@@ -400,9 +408,14 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		return nil
 	}
 	uctx, cancelUploads := context.WithCancel(ctx)
-	// On failure, stop the part in flight and wait for it (it uses a
-	// buffer) before the upload is aborted.
-	defer func() { cancelUploads(); wait() }()
+	// On failure, stop the parts in flight and wait for them (they use
+	// buffers) before the upload is aborted.
+	defer func() {
+		cancelUploads()
+		for _, ch := range inflight {
+			<-ch
+		}
+	}()
 
 	whole := sha256.New()
 	partSums := sha256.New()
@@ -416,22 +429,25 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		size += int64(n)
 		partSums.Write(sum[:])
 		b64 := base64.StdEncoding.EncodeToString(sum[:])
-		if err := wait(); err != nil {
-			return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, num-1, err))
+		if len(inflight) == partsInFlight {
+			if err := waitOldest(); err != nil {
+				return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
+			}
 		}
-		inflight = make(chan uploaded, 1)
-		go func(inflight chan<- uploaded) {
+		ch := make(chan uploaded, 1)
+		inflight = append(inflight, ch)
+		go func() {
 			part, err := s.core.PutObjectPart(uctx, s.bucket, key, uploadID, num, bytes.NewReader(data), int64(len(data)),
 				minio.PutObjectPartOptions{
 					CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
 					DisableContentSha256: true, // the checksum header, which is signed, covers the body
 				})
-			inflight <- uploaded{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
-		}(inflight)
+			ch <- uploaded{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
+		}()
 		if eof {
 			break
 		}
-		cur ^= 1
+		cur = (cur + 1) % len(bufs)
 		var rerr error
 		n, rerr = readFull(ctx, r, bufs[cur])
 		if rerr != nil && rerr != io.EOF {
@@ -442,8 +458,10 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 			break // the previous part ended exactly at the end
 		}
 	}
-	if err := wait(); err != nil {
-		return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
+	for len(inflight) > 0 {
+		if err := waitOldest(); err != nil {
+			return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
+		}
 	}
 	// Last chance to give up: after completion the object exists.
 	if err := ctx.Err(); err != nil {
