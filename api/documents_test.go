@@ -194,7 +194,7 @@ func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), store)
+	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), store, 8<<20)
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Exhibits on MinIO"})
 	n := h.invite(clerk, s.ID, "Judge Mets", access.Judge)

@@ -47,12 +47,12 @@ func newHarness(t testing.TB, db *database.DB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHarnessWithStore(t, db, store)
+	return newHarnessWithStore(t, db, store, 8<<20)
 }
 
 // newHarnessWithStore serves the API over db and store, with a development
 // PKI whose timestamp authority runs in process.
-func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store) *harness {
+func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64) *harness {
 	t.Helper()
 	authority, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
 	if err != nil {
@@ -65,7 +65,7 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store) *h
 		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
 			return api.Principals(ctx, svc, sid)
 		}})
-	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
+	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
