@@ -57,7 +57,8 @@ type Peer struct {
 	conn        uuid.UUID
 	signalFn    func(string, any)
 	onClose     func(code, reason string)
-	pub, sub    *webrtc.PeerConnection
+	sub         *webrtc.PeerConnection
+	pub         *webrtc.PeerConnection // created by the first publish offer; under mu
 
 	started      atomic.Bool
 	subConnected atomic.Bool
@@ -104,16 +105,13 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 	}
 	p.estimate.Store(r.sfu.cfg.SubscriberBitrate)
 	var err error
-	if p.pub, err = r.sfu.pubAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		return nil, fmt.Errorf("sfu: publish PeerConnection: %w", err)
-	}
+	// The publish PeerConnection is created with the first publish offer:
+	// most participants of a hearing only watch, and an idle
+	// PeerConnection still runs its interceptors' timers.
 	if p.sub, err = r.sfu.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		_ = p.pub.Close()
 		return nil, fmt.Errorf("sfu: subscribe PeerConnection: %w", err)
 	}
-	p.setupPC(p.pub, protocol.PCPublish)
 	p.setupPC(p.sub, protocol.PCSubscribe)
-	p.pub.OnTrack(p.onTrack)
 
 	r.mu.Lock()
 	if r.closed {
@@ -247,6 +245,17 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 		p.mu.Unlock()
 		return "", ErrClosed
 	}
+	if p.pub == nil {
+		pc, err := p.room.sfu.pubAPI.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			p.mu.Unlock()
+			return "", fmt.Errorf("sfu: publish PeerConnection: %w", err)
+		}
+		p.setupPC(pc, protocol.PCPublish)
+		pc.OnTrack(p.onTrack)
+		p.pub = pc
+	}
+	pub := p.pub
 	for mid, src := range sources {
 		p.mids[mid] = src
 	}
@@ -255,19 +264,26 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 	}
 	p.mu.Unlock()
 
-	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
+	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	answer, err := p.pub.CreateAnswer(nil)
+	answer, err := pub.CreateAnswer(nil)
 	if err != nil {
-		_ = p.pub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
+		_ = pub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	if err := p.pub.SetLocalDescription(answer); err != nil {
+	if err := pub.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	p.flushCandidates(0)
-	return p.pub.LocalDescription().SDP, nil
+	return pub.LocalDescription().SDP, nil
+}
+
+// publishPC returns the publish PeerConnection, or nil before the first offer.
+func (p *Peer) publishPC() *webrtc.PeerConnection {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pub
 }
 
 // simulcastRIDs returns the RIDs a media section sends with simulcast.
@@ -328,13 +344,12 @@ func (p *Peer) HandleAnswer(sd protocol.SessionDescription) error {
 
 // HandleCandidate adds a trickled ICE candidate.
 func (p *Peer) HandleCandidate(c protocol.Candidate) error {
-	var pc *webrtc.PeerConnection
 	var idx int
 	switch c.PC {
 	case protocol.PCPublish:
-		pc, idx = p.pub, 0
+		idx = 0
 	case protocol.PCSubscribe:
-		pc, idx = p.sub, 1
+		idx = 1
 	default:
 		return fmt.Errorf("%w: unknown pc %q", ErrBadCandidate, c.PC)
 	}
@@ -346,7 +361,11 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error {
 	}
 	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 	p.mu.Lock()
-	if pc.RemoteDescription() == nil {
+	pc := p.sub
+	if idx == 0 {
+		pc = p.pub
+	}
+	if pc == nil || pc.RemoteDescription() == nil {
 		defer p.mu.Unlock()
 		if len(p.pendingCands[idx]) >= maxPendingCands {
 			return fmt.Errorf("%w: too many candidates before the offer", ErrBadCandidate)
@@ -362,11 +381,11 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error {
 }
 
 func (p *Peer) flushCandidates(idx int) {
-	pc := p.pub
-	if idx == 1 {
-		pc = p.sub
-	}
 	p.mu.Lock()
+	pc := p.sub
+	if idx == 0 {
+		pc = p.pub
+	}
 	cands := p.pendingCands[idx]
 	p.pendingCands[idx] = nil
 	p.mu.Unlock()
@@ -697,8 +716,10 @@ func (p *Peer) Close() {
 }
 
 func (p *Peer) closePCs() {
-	if err := p.pub.Close(); err != nil {
-		p.log.Debug("closing publish PeerConnection", "err", err)
+	if pub := p.publishPC(); pub != nil {
+		if err := pub.Close(); err != nil {
+			p.log.Debug("closing publish PeerConnection", "err", err)
+		}
 	}
 	if err := p.sub.Close(); err != nil {
 		p.log.Debug("closing subscribe PeerConnection", "err", err)

@@ -380,8 +380,10 @@ func (l *layer) requestKeyframe() {
 	if now-last < int64(pliInterval) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
-	metricPLI.Inc()
-	_ = l.up.peer.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+	if pc := l.up.peer.publishPC(); pc != nil {
+		metricPLI.Inc()
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+	}
 }
 
 func (l *layer) applyActions() {

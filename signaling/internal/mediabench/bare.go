@@ -110,23 +110,12 @@ func (b *bare) handle(w http.ResponseWriter, r *http.Request) {
 	if json.Unmarshal(data, &env) != nil || env.Type != protocol.TypeJoin {
 		return
 	}
-	if p.pub, err = b.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		return
-	}
+	// Like Chamber, the publish PeerConnection is created by the first
+	// publish offer, so that receive-only participants cost the same.
 	if p.sub, err = b.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return
 	}
-	for i, pc := range []*webrtc.PeerConnection{p.pub, p.sub} {
-		name := []string{protocol.PCPublish, protocol.PCSubscribe}[i]
-		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-			if c == nil {
-				return
-			}
-			init := c.ToJSON()
-			p.send(protocol.TypeCandidate, "", protocol.Candidate{PC: name, Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex})
-		})
-	}
-	p.pub.OnTrack(p.onTrack)
+	p.candidates(p.sub, protocol.PCSubscribe)
 	p.send(protocol.TypeJoined, env.ID, protocol.Joined{
 		Version: protocol.Version, ConnectionID: uuid.NewString(),
 		Participant: protocol.Participant{ID: p.id.String(), Name: "bench"},
@@ -156,12 +145,33 @@ func (b *bare) handle(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (p *barePeer) candidates(pc *webrtc.PeerConnection, name string) {
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		init := c.ToJSON()
+		p.send(protocol.TypeCandidate, "", protocol.Candidate{PC: name, Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex})
+	})
+}
+
 func (p *barePeer) handleMessage(env protocol.Envelope) {
 	switch env.Type {
 	case protocol.TypeOffer:
 		var sd protocol.SessionDescription
 		if json.Unmarshal(env.Data, &sd) != nil {
 			return
+		}
+		if p.pub == nil {
+			pc, err := p.b.api.NewPeerConnection(webrtc.Configuration{})
+			if err != nil {
+				return
+			}
+			p.candidates(pc, protocol.PCPublish)
+			pc.OnTrack(p.onTrack)
+			p.mu.Lock()
+			p.pub = pc
+			p.mu.Unlock()
 		}
 		p.mu.Lock()
 		for _, l := range sd.Tracks {
@@ -204,12 +214,16 @@ func (p *barePeer) handleMessage(env protocol.Envelope) {
 		if json.Unmarshal(env.Data, &c) != nil || c.Candidate == "" {
 			return
 		}
-		idx, pc := 0, p.pub
+		idx := 0
 		if c.PC == protocol.PCSubscribe {
-			idx, pc = 1, p.sub
+			idx = 1
 		}
 		init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}
 		p.mu.Lock()
+		pc := p.pub
+		if idx == 1 {
+			pc = p.sub
+		}
 		if !p.hasRemote[idx] {
 			p.cands[idx] = append(p.cands[idx], init)
 			p.mu.Unlock()
@@ -225,11 +239,11 @@ func (p *barePeer) handleMessage(env protocol.Envelope) {
 }
 
 func (p *barePeer) remoteSet(idx int) {
+	p.mu.Lock()
 	pc := p.pub
 	if idx == 1 {
 		pc = p.sub
 	}
-	p.mu.Lock()
 	p.hasRemote[idx] = true
 	cands := p.cands[idx]
 	p.cands[idx] = nil
@@ -387,8 +401,11 @@ func (p *barePeer) close() {
 		delete(t.locals, p)
 		t.mu.Unlock()
 	}
-	if p.pub != nil {
-		_ = p.pub.Close()
+	p.mu.Lock()
+	pub := p.pub
+	p.mu.Unlock()
+	if pub != nil {
+		_ = pub.Close()
 	}
 	if p.sub != nil {
 		_ = p.sub.Close()

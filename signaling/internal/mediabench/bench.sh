@@ -8,6 +8,8 @@
 #   e.g. signaling/internal/mediabench/bench.sh 3 20s 10 50 100 200
 #
 # PIN=1 pins the server to CPU 0 and the load generator to CPU 1.
+# MODES="chamber" runs only Chamber; CHAMBER_FLAGS="-no-batching" passes
+# flags to Chamber's server.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${1:-3}
@@ -21,9 +23,11 @@ if [ "${PIN:-0}" = 1 ]; then srv_pin=(taskset -c 0); load_pin=(taskset -c 1); fi
 port=18089
 for n in $NS; do
 	for run in $(seq 1 "$RUNS"); do
-		for mode in chamber bare; do
+		for mode in ${MODES:-chamber bare}; do
 			port=$((port + 1))
-			"${srv_pin[@]}" "$BIN" serve -mode "$mode" -addr 127.0.0.1:$port -media-udp 127.0.0.1:$((port + 1000)) 2>/dev/null &
+			flags=()
+			if [ "$mode" = chamber ] && [ -n "${CHAMBER_FLAGS:-}" ]; then read -ra flags <<<"$CHAMBER_FLAGS"; fi
+			"${srv_pin[@]}" "$BIN" serve -mode "$mode" -addr 127.0.0.1:$port -media-udp 127.0.0.1:$((port + 1000)) "${flags[@]}" 2>/dev/null &
 			spid=$!
 			sleep 1
 			out=$("${load_pin[@]}" "$BIN" load -url http://127.0.0.1:$port -publishers 1 -subscribers "$n" \
