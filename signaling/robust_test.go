@@ -100,37 +100,58 @@ func TestBadMessagesGetErrorsAndHarmNoOne(t *testing.T) {
 	waitFor(t, 15*time.Second, "media", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 2 })
 
 	bad, _, events := ts.dial(t, "troublemaker", nil)
+	// Let the troublemaker's own subscribe negotiation settle first, so
+	// that no offer is outstanding while it misbehaves.
+	waitFor(t, 15*time.Second, "the troublemaker receiving", func() bool {
+		tr := tracksOf(bad, pubID.ParticipantID)
+		return len(tr) == 2 && tr[0].Stats().Packets > 0 && tr[1].Stats().Packets > 0
+	})
 	huge := `{"type":"chat","data":{"text":"` + strings.Repeat("x", protocol.MaxMessageSize) + `"}}`
-	longSDP := strings.Repeat("a=x\r\n", protocol.MaxSDPSize/4)
+	// Over the SDP limit, under the message limit once escaped in JSON.
+	longSDP := strings.Repeat("a=xxxxxxxxxx\r\n", protocol.MaxSDPSize/14+1)
+	// Messages with an envelope carry an id, which the error echoes; the
+	// others get an error without one.
 	cases := []struct {
-		name, msg, code string
+		name, id, msg, code string
 	}{
-		{"malformed JSON", `{"type": "offer", `, protocol.CodeBadRequest},
-		{"not an object", `[1,2,3]`, protocol.CodeBadRequest},
-		{"missing type", `{"data":{}}`, protocol.CodeBadRequest},
-		{"unknown type", `{"type":"launch_missiles","data":{}}`, protocol.CodeUnknownType},
-		{"weird type", `{"type":"../../etc","data":{}}`, protocol.CodeUnknownType},
-		{"oversized", huge, protocol.CodeTooLarge},
-		{"garbage SDP", `{"type":"offer","data":{"pc":"publish","sdp":"this is not SDP"}}`, protocol.CodeBadSDP},
-		{"SDP with no media", `{"type":"offer","data":{"pc":"publish","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"}}`, protocol.CodeBadSDP},
-		{"huge SDP", `{"type":"offer","data":{"pc":"publish","sdp":"` + strings.ReplaceAll(strings.ReplaceAll(longSDP, "\r", `\r`), "\n", `\n`) + `"}}`, protocol.CodeTooLarge},
-		{"offer on the wrong pc", `{"type":"offer","data":{"pc":"subscribe","sdp":"v=0"}}`, protocol.CodeBadRequest},
-		{"unknown source", `{"type":"offer","data":{"pc":"publish","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n","tracks":[{"mid":"0","source":"hologram"}]}}`, protocol.CodeBadRequest},
-		{"answer nobody asked for", `{"type":"answer","data":{"pc":"subscribe","sdp":"v=0"}}`, protocol.CodeConflict},
-		{"bad candidate", `{"type":"candidate","data":{"pc":"publish","candidate":"candidate:garbage"}}`, protocol.CodeBadCandidate},
-		{"candidate for an unknown pc", `{"type":"candidate","data":{"pc":"third","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host"}}`, protocol.CodeBadCandidate},
-		{"quality for an unknown track", `{"type":"quality","data":{"track_id":"nope","paused":true}}`, protocol.CodeNotFound},
-		{"bad chat", `{"type":"chat","data":{"text":""}}`, protocol.CodeBadRequest},
-		{"second join", `{"type":"join","data":{"version":1,"token":"x"}}`, protocol.CodeConflict},
-		{"binary-looking text", "\x00\x01\x02", protocol.CodeBadRequest},
+		{"malformed JSON", "", `{"type": "offer", `, protocol.CodeBadRequest},
+		{"not an object", "", `[1,2,3]`, protocol.CodeBadRequest},
+		{"missing type", "c3", `{"id":"c3","data":{}}`, protocol.CodeBadRequest},
+		{"unknown type", "c4", `{"id":"c4","type":"launch_missiles","data":{}}`, protocol.CodeUnknownType},
+		{"weird type", "c5", `{"id":"c5","type":"../../etc","data":{}}`, protocol.CodeUnknownType},
+		{"oversized", "", huge, protocol.CodeTooLarge},
+		{"garbage SDP", "c7", `{"id":"c7","type":"offer","data":{"pc":"publish","sdp":"this is not SDP"}}`, protocol.CodeBadSDP},
+		{"SDP with no media", "c8", `{"id":"c8","type":"offer","data":{"pc":"publish","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"}}`, protocol.CodeBadSDP},
+		{"huge SDP", "c9", `{"id":"c9","type":"offer","data":{"pc":"publish","sdp":"` + strings.ReplaceAll(strings.ReplaceAll(longSDP, "\r", `\r`), "\n", `\n`) + `"}}`, protocol.CodeTooLarge},
+		{"offer on the wrong pc", "c10", `{"id":"c10","type":"offer","data":{"pc":"subscribe","sdp":"v=0"}}`, protocol.CodeBadRequest},
+		{"unknown source", "c11", `{"id":"c11","type":"offer","data":{"pc":"publish","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n","tracks":[{"mid":"0","source":"hologram"}]}}`, protocol.CodeBadRequest},
+		{"answer nobody asked for", "c12", `{"id":"c12","type":"answer","data":{"pc":"subscribe","sdp":"v=0"}}`, protocol.CodeConflict},
+		{"bad candidate", "c13", `{"id":"c13","type":"candidate","data":{"pc":"publish","candidate":"candidate:garbage"}}`, protocol.CodeBadCandidate},
+		{"candidate for an unknown pc", "c14", `{"id":"c14","type":"candidate","data":{"pc":"third","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host"}}`, protocol.CodeBadCandidate},
+		{"quality for an unknown track", "c15", `{"id":"c15","type":"quality","data":{"track_id":"nope","paused":true}}`, protocol.CodeNotFound},
+		{"bad chat", "c16", `{"id":"c16","type":"chat","data":{"text":""}}`, protocol.CodeBadRequest},
+		{"second join", "c17", `{"id":"c17","type":"join","data":{"version":1,"token":"x"}}`, protocol.CodeConflict},
+		{"binary-looking text", "", "\x00\x01\x02", protocol.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		if err := bad.WriteRaw(context.Background(), []byte(tc.msg)); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		env := waitEvent(t, events, protocol.TypeError, 10*time.Second)
-		if e := decode[protocol.Error](t, env); e.Code != tc.code {
-			t.Errorf("%s: code %q, want %q (%s)", tc.name, e.Code, tc.code, e.Message)
+		deadline := time.After(10 * time.Second)
+	wait:
+		for {
+			select {
+			case env := <-events:
+				if env.Type != protocol.TypeError || env.ID != tc.id {
+					continue
+				}
+				if e := decode[protocol.Error](t, env); e.Code != tc.code {
+					t.Errorf("%s: code %q, want %q (%s)", tc.name, e.Code, tc.code, e.Message)
+				}
+				break wait
+			case <-deadline:
+				t.Fatalf("%s: no error", tc.name)
+			}
 		}
 	}
 	// The troublemaker is still connected and served …
