@@ -179,7 +179,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	}
 
 	ice := s.iceServers(host, id.ParticipantID)
-	r, others, err := s.join(c, func(others []*conn) {
+	r, _, err := s.join(c, func(others []*conn) {
 		peers := make([]protocol.PeerEvent, 0, len(others))
 		for _, o := range others {
 			peers = append(peers, o.peerEvent())
@@ -198,6 +198,12 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 				MessageBurst:   s.cfg.MessageBurst,
 			},
 		})
+		// Under the server lock too, so that every connection sees joins
+		// in the same order as the peers lists.
+		ev := c.peerEvent()
+		for _, o := range others {
+			o.send(protocol.TypePeerJoined, ev)
+		}
 	})
 	if err != nil {
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
@@ -207,6 +213,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	peer, err := r.media.Join(sfu.PeerConfig{
 		ParticipantID: id.ParticipantID,
 		ConnectionID:  c.connID,
+		Name:          id.Name,
 		Signal:        c.send,
 		OnClose: func(code, reason string) {
 			c.closeWith(websocket.StatusNormalClosure, reason, protocol.Error{Code: code, Message: reason})
@@ -216,16 +223,15 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		c.log.Error("media join failed", "err", err)
 		c.sendError("", "", protocol.CodeInternal, "media unavailable")
 		c.closeWith(websocket.StatusInternalError, "media unavailable", nil)
-		s.leave(c)
+		ev := c.peerEvent()
+		for _, o := range s.leave(c) {
+			o.send(protocol.TypePeerLeft, ev)
+		}
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
 		return false
 	}
 	c.peer = peer
 
-	ev := c.peerEvent()
-	for _, o := range others {
-		o.send(protocol.TypePeerJoined, ev)
-	}
 	peer.Start()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
 	return true

@@ -296,6 +296,7 @@ type memTap struct {
 	mu      sync.Mutex
 	info    sfu.TrackInfo
 	packets int
+	sawKey  bool
 	lastSeq uint16
 	gaps    int
 	slow    atomic.Int64 // nanoseconds per packet
@@ -309,6 +310,10 @@ func (m *memTap) WriteRTP(p *rtp.Packet) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(p.Payload) > 4 && p.Payload[0]&0x10 != 0 && p.Payload[4]&0x01 == 0 {
+		// The synthetic VP8 payload: S bit, 4-byte descriptor, P bit clear.
+		m.sawKey = true
+	}
 	if m.packets > 0 && p.SequenceNumber != m.lastSeq+1 {
 		m.gaps++
 	}
@@ -360,6 +365,8 @@ func TestRecorderTap(t *testing.T) {
 		t.Fatal("a tap opened while recording was off")
 	}
 	// The judge starts recording: the session layer flips its state and notifies.
+	time.Sleep(600 * time.Millisecond) // past the PLI rate limit of the subscriber's join
+	pliBefore := counterValue(t, "chamber_pli_total")
 	rec.mu.Lock()
 	rec.on = true
 	rec.mu.Unlock()
@@ -370,9 +377,19 @@ func TestRecorderTap(t *testing.T) {
 		return len(rec.taps) == 1
 	})
 	tap := rec.taps[0]
-	if tap.info.ParticipantID != pubID.ParticipantID || tap.info.Source != SourceCamera || tap.info.Kind != webrtc.RTPCodecTypeVideo || tap.info.Codec.MimeType != webrtc.MimeTypeVP8 {
+	if tap.info.ParticipantID != pubID.ParticipantID || tap.info.ParticipantName != "witness" || tap.info.Source != SourceCamera ||
+		tap.info.Kind != webrtc.RTPCodecTypeVideo || tap.info.Codec.MimeType != webrtc.MimeTypeVP8 || tap.info.StreamID == "" || tap.info.RequestKeyframe == nil {
 		t.Errorf("tap info %+v", tap.info)
 	}
+	tap.info.RequestKeyframe() // must not block
+	// Opening the tap asked the publisher for a keyframe, so that the
+	// recording can start soon.
+	waitFor(t, 5*time.Second, "a keyframe request for the tap", func() bool { return counterValue(t, "chamber_pli_total") > pliBefore })
+	waitFor(t, 5*time.Second, "a keyframe in the tap", func() bool {
+		tap.mu.Lock()
+		defer tap.mu.Unlock()
+		return tap.sawKey
+	})
 	waitFor(t, 5*time.Second, "packets in the tap", func() bool { n, _ := tap.count(); return n > 100 })
 	rec.mu.Lock()
 	rec.on = false

@@ -38,18 +38,25 @@ func (openPolicy) MayForward(uuid.UUID, uuid.UUID, Source) bool { return true }
 
 // TrackInfo describes a published track to a Recorder.
 type TrackInfo struct {
-	TrackID       string
-	ParticipantID uuid.UUID
-	ConnectionID  uuid.UUID
-	Source        Source
-	Kind          webrtc.RTPCodecType
-	Codec         webrtc.RTPCodecParameters
+	TrackID         string
+	ParticipantID   uuid.UUID
+	ParticipantName string
+	ConnectionID    uuid.UUID
+	// StreamID is the media stream the track belongs to as subscribers see
+	// it (msid): all tracks of one publisher connection share it, the
+	// screen included; a recorder wanting the screen in a file of its own
+	// splits by Source.
+	StreamID string
+	Source   Source
+	Kind     webrtc.RTPCodecType
+	Codec    webrtc.RTPCodecParameters
 	// RID is the simulcast layer the tap receives ("" without simulcast).
 	// A tap always receives the highest layer the publisher sends.
 	RID string
 	// RequestKeyframe asks the publisher for a keyframe of that layer
-	// (rate-limited like subscribers' requests); nil for audio. A recorder
-	// calls it when it starts, and after loss, so a file starts playable.
+	// (rate-limited like subscribers' requests, never blocks); nil for
+	// audio. A recorder calls it after loss; the SFU also asks for one
+	// when the tap opens, so that a file starts playable.
 	RequestKeyframe func()
 }
 

@@ -39,6 +39,8 @@ var (
 type PeerConfig struct {
 	ParticipantID uuid.UUID
 	ConnectionID  uuid.UUID
+	// Name is the participant's display name (given to recording taps).
+	Name string
 	// Signal sends a message to the participant. It is called from many
 	// goroutines and must not block (the signalling layer queues messages).
 	Signal func(typ string, data any)
@@ -55,6 +57,7 @@ type Peer struct {
 	log         *slog.Logger
 	participant uuid.UUID
 	conn        uuid.UUID
+	name        string
 	signalFn    func(string, any)
 	onClose     func(code, reason string)
 	sub         *webrtc.PeerConnection
@@ -94,6 +97,7 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		log:         r.log.With("participant", cfg.ParticipantID, "connection", cfg.ConnectionID),
 		participant: cfg.ParticipantID,
 		conn:        cfg.ConnectionID,
+		name:        cfg.Name,
 		signalFn:    cfg.Signal,
 		onClose:     cfg.OnClose,
 		mids:        make(map[string]Source),

@@ -93,16 +93,24 @@ func (t *UpTrack) describe() protocol.Track {
 	}
 }
 
-func (t *UpTrack) info(rid string) TrackInfo {
-	return TrackInfo{
-		TrackID:       t.id,
-		ParticipantID: t.peer.participant,
-		ConnectionID:  t.peer.conn,
-		Source:        t.source,
-		Kind:          t.kind,
-		Codec:         t.codec,
-		RID:           rid,
+func (t *UpTrack) info(l *layer) TrackInfo {
+	info := TrackInfo{
+		TrackID:         t.id,
+		ParticipantID:   t.peer.participant,
+		ParticipantName: t.peer.name,
+		ConnectionID:    t.peer.conn,
+		StreamID:        t.peer.conn.String(),
+		Source:          t.source,
+		Kind:            t.kind,
+		Codec:           t.codec,
 	}
+	if l != nil {
+		info.RID = l.rid
+		if t.kind == webrtc.RTPCodecTypeVideo {
+			info.RequestKeyframe = l.requestKeyframe
+		}
+	}
+	return info
 }
 
 // layerIndex maps a RID to a layer, or -1 for an unknown RID.
@@ -249,15 +257,7 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 	t.tap = placeholder
 	go func() {
 		top := t.topLayer()
-		rid := ""
-		if top != nil {
-			rid = top.rid
-		}
-		info := t.info(rid)
-		if top != nil && t.kind == webrtc.RTPCodecTypeVideo {
-			info.RequestKeyframe = top.requestKeyframe
-		}
-		tap, err := rec.OpenTap(info)
+		tap, err := rec.OpenTap(t.info(top))
 		if err != nil {
 			t.room.log.Error("opening recording tap failed", "track", t.id, "err", err)
 		}
@@ -275,6 +275,11 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 		tq := newTapQueue(tap, t.room.log.With("track", t.id))
 		t.tap = tq
 		top.post(layerAction{op: actSetTap, tap: tq})
+		if t.kind == webrtc.RTPCodecTypeVideo {
+			// A recording must start on a keyframe.
+			top.wantKeyframe.Store(true)
+			go top.requestKeyframe()
+		}
 	}()
 }
 
