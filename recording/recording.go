@@ -46,11 +46,10 @@ type Stopped struct {
 	Files          []recorder.File `json:"files"`
 }
 
-// Policy says whose media belongs in the recording (the session layer's
-// MayRecord) and what a participant is called.
+// Policy says whose media belongs in the recording: the session layer's
+// MayRecord (the main room only).
 type Policy interface {
 	MayRecord(sessionID, participantID uuid.UUID, source string) bool
-	ParticipantName(sessionID, participantID uuid.UUID) string
 }
 
 // Notifier tells a session's participants that recording started or
@@ -277,13 +276,13 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 	}
 	// A participant's camera and microphone share a file; a screen share
 	// is a file of its own.
-	stream := info.ConnectionID.String()
+	stream := info.StreamID
 	if info.Source == sfu.SourceScreen {
 		stream += "-screen"
 	}
 	return rec.Track(recorder.TrackInfo{
 		ParticipantID:   info.ParticipantID,
-		ParticipantName: c.cfg.Policy.ParticipantName(sessionID, info.ParticipantID),
+		ParticipantName: info.ParticipantName,
 		StreamID:        stream,
 		TrackID:         info.TrackID,
 		Codec:           info.Codec.RTPCodecCapability,

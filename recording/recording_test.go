@@ -60,7 +60,7 @@ func feed(t *testing.T, tap sfu.Tap, d time.Duration) {
 	}
 }
 
-var opus = sfu.TrackInfo{TrackID: "mic", ParticipantID: uuid.New(), ConnectionID: uuid.New(), Source: sfu.SourceMicrophone,
+var opus = sfu.TrackInfo{TrackID: "mic", ParticipantID: uuid.New(), ParticipantName: "Mari Tamm", ConnectionID: uuid.New(), StreamID: "stream-1", Source: sfu.SourceMicrophone,
 	Kind: webrtc.RTPCodecTypeAudio, Codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}}
 

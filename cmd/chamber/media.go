@@ -164,21 +164,6 @@ func (p recordingPolicy) MayRecord(sessionID, participantID uuid.UUID, source st
 	return p.svc.MayRecord(sessionID, participantID, source)
 }
 
-func (p recordingPolicy) ParticipantName(sessionID, participantID uuid.UUID) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ps, err := p.svc.ParticipantsOf(ctx, sessionID)
-	if err != nil {
-		return ""
-	}
-	for _, x := range ps {
-		if x.ID == participantID {
-			return x.Name
-		}
-	}
-	return ""
-}
-
 // notifier adapts the signalling server's Notify for the HTTP floor.
 func notifier(sig *signaling.Server) func(uuid.UUID, string, any) {
 	return func(sessionID uuid.UUID, typ string, payload any) {
