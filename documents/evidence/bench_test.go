@@ -22,7 +22,7 @@ import (
 
 // The benchmarks store and read a 256 MiB object on each store, next to the
 // same bytes copied with cp and with a raw minio-go PutObject, in the same
-// run. docs/benchmarks/evidence.md has the figures and the command.
+// run. docs/benchmarks.md has the figures and the command.
 const benchSize = 256 << 20
 
 // randomReader is an endless stream of pseudo-random bytes.
