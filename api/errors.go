@@ -13,7 +13,8 @@ import (
 )
 
 // fail turns an error from a lower floor into its HTTP response. Unknown
-// errors are logged and answered with a 500 that reveals nothing.
+// errors are logged and answered with a 500 that reveals nothing. Logs name
+// the route pattern, never the raw path, which may carry a link's token.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		problem   *Problem
@@ -64,7 +65,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, documents.ErrNotFound):
 		Error(w, http.StatusNotFound, "not_found", "no such document")
 	case errors.As(err, &malformed):
-		a.log.Warn("malformed PDF", "path", r.URL.Path, "err", err)
+		a.log.Warn("malformed PDF", "route", r.Pattern, "err", err)
 		Error(w, http.StatusUnprocessableEntity, "malformed_pdf", malformed.Error())
 	case errors.Is(err, pades.ErrEncrypted):
 		Error(w, http.StatusUnprocessableEntity, "encrypted_pdf", err.Error())
@@ -84,7 +85,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// The client went away; nobody reads the answer.
 		Error(w, 499, "canceled", "request canceled")
 	default:
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.Error("request failed", "route", r.Pattern, "err", err)
 		Error(w, http.StatusInternalServerError, "internal", "internal error")
 	}
 }
