@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,11 +52,16 @@ type closeRequest struct {
 var hookTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 // HandleSignal serves GET /api/v1/sessions/{id}/signal (the session ID is
-// read with r.PathValue("id")).
+// read with r.PathValue("id")). Answers that are not an upgrade are JSON
+// errors shaped like the REST API's: 404 not_found for a malformed session
+// ID, 503 unavailable while the server is not running, 400 bad_request for
+// a request that is not a WebSocket handshake and 403 forbidden for a
+// foreign Origin.
 func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 	sessionID, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
-		http.Error(w, "invalid session ID", http.StatusBadRequest)
+		// As in the REST API: a malformed ID names nothing, so it is not found.
+		writeHTTPError(w, http.StatusNotFound, "not_found", "session "+strconv.Quote(r.PathValue("id"))+" is not a valid id")
 		return
 	}
 	s.mu.Lock()
@@ -66,17 +72,21 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !ready {
-		http.Error(w, "signalling is not running", http.StatusServiceUnavailable)
+		writeHTTPError(w, http.StatusServiceUnavailable, "unavailable", "signalling is not running")
 		return
 	}
 	defer s.conns.Done()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	// websocket.Accept answers a failed handshake with http.Error (plain
+	// text); the wrapper holds that answer back so that it becomes JSON.
+	hw := &handshakeWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "err", err)
+		hw.fail(err)
 		return
 	}
 	ws.SetReadLimit(hardReadLimit)
