@@ -63,7 +63,9 @@ func TestSimulcastFollowsBandwidthEstimate(t *testing.T) {
 	sub, _, events := ts.dial(t, "subscriber", func(cfg *client.Config) { cfg.OnRTP = cont.onRTP })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pub, err := pubC.Publish(ctx, client.PublishOptions{Video: true, Simulcast: true, VideoBitrate: 1_500_000})
+	// Keyframes only when asked, as browsers send them: every switch
+	// depends on the SFU's keyframe request reaching the new layer.
+	pub, err := pubC.Publish(ctx, client.PublishOptions{Video: true, Simulcast: true, VideoBitrate: 1_500_000, KeyframeInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

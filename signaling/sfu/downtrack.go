@@ -155,8 +155,12 @@ func (dt *downTrack) setTarget(target int) {
 		f.current = -1
 	}
 	dt.mu.Unlock()
-	if kf != nil && kf.up.kind == webrtc.RTPCodecTypeVideo {
-		kf.wantKeyframe.Store(true)
+	if kf != nil && dt.peer.subConnected.Load() {
+		// The first request; forward keeps asking until the keyframe
+		// reaches this down-track. Before the subscribe connection is up
+		// a keyframe could not be forwarded: the request is made when it
+		// comes up (Peer.setupPC), not wasted now and then held back by
+		// the rate limit.
 		kf.requestKeyframe()
 	}
 	if target < 0 && cur >= 0 && len(dt.up.rids) > 0 {
@@ -187,6 +191,14 @@ func (dt *downTrack) forward(l *layer, m *packetMeta, s *writeScratch, now int64
 	}
 	dt.mu.Unlock()
 	if !ok {
+		if out.waitKey {
+			// Waiting to enter the target layer: keep asking (the layer
+			// rate-limits it) until a keyframe gets here. An earlier
+			// request may have been answered before this down-track was
+			// attached or its connection was up, and browsers send no
+			// keyframe unless asked.
+			l.requestKeyframe()
+		}
 		return 0
 	}
 	if out.switched {
@@ -280,29 +292,13 @@ func (dt *downTrack) retransmit(seqs []uint16) {
 }
 
 // requestKeyframe forwards a subscriber's PLI or FIR to the publisher of the
-// layer it receives (rate-limited there).
+// layer it receives, or is about to receive (rate-limited there).
 func (dt *downTrack) requestKeyframe() {
 	cur, target := dt.layers()
 	if target >= 0 && target != cur {
 		cur = target
 	}
 	if l := dt.up.layer(cur); l != nil {
-		l.requestKeyframe()
-	}
-}
-
-// needKeyframe makes the layer keep asking for a keyframe until one arrives
-// (the subscriber cannot decode before): used when forwarding starts.
-func (dt *downTrack) needKeyframe() {
-	if dt.up.kind != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	cur, target := dt.layers()
-	if target >= 0 && target != cur {
-		cur = target
-	}
-	if l := dt.up.layer(cur); l != nil {
-		l.wantKeyframe.Store(true)
 		l.requestKeyframe()
 	}
 }

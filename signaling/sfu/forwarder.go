@@ -42,6 +42,9 @@ type fwdOut struct {
 	munge    bool // rewrite the VP8 picture ID and TL0PICIDX
 	switched bool // this packet starts a new segment
 	from     int  // layer before the switch
+	// waitKey: the packet was refused because it belongs to the target
+	// layer, which the down-track can only enter on a keyframe.
+	waitKey bool
 }
 
 // accept decides whether a packet of layer l goes to the subscriber and
@@ -54,7 +57,11 @@ func (f *forwarder) accept(l int, m *packetMeta, now int64) (fwdOut, bool) {
 	if l != f.current {
 		// A layer is entered only where a decoder can start: on a
 		// keyframe for video (for audio every packet will do).
-		if l != f.target || !m.frame.keyframe {
+		if l != f.target {
+			return o, false
+		}
+		if !m.frame.keyframe {
+			o.waitKey = true
 			return o, false
 		}
 		o.switched, o.from = true, f.current

@@ -10,9 +10,10 @@ func vp8Meta(seq uint16, ts uint32, key bool, pic uint16) *packetMeta {
 
 func TestForwarderStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 	f := forwarder{current: -1, target: 0, clock: 90000, ck: codecVP8}
-	// Delta frames before the first keyframe are not forwarded.
-	if _, ok := f.accept(0, vp8Meta(100, 1000, false, 10), 0); ok {
-		t.Fatal("forwarded a delta frame before any keyframe")
+	// Delta frames before the first keyframe are not forwarded, and say
+	// that the down-track waits for a keyframe (so that it asks for one).
+	if o, ok := f.accept(0, vp8Meta(100, 1000, false, 10), 0); ok || !o.waitKey {
+		t.Fatalf("delta frame before any keyframe: forwarded %v, waitKey %v", ok, o.waitKey)
 	}
 	o, ok := f.accept(0, vp8Meta(101, 4000, true, 11), 1e6)
 	if !ok || !o.switched || o.from != -1 || o.seq != 101 || o.ts != 4000 || o.munge {
@@ -27,10 +28,13 @@ func TestForwarderStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 	lastSeq, lastTS, lastPic := o.seq, o.ts, o.pic
 	// Ask for layer 2: layer 0 goes on until layer 2 has a keyframe.
 	f.target = 2
-	if _, ok := f.accept(2, vp8Meta(5000, 777, false, 900), 400e6); ok {
-		t.Fatal("switched on a delta frame")
+	if o, ok := f.accept(2, vp8Meta(5000, 777, false, 900), 400e6); ok || !o.waitKey {
+		t.Fatalf("delta frame of the target layer: forwarded %v, waitKey %v", ok, o.waitKey)
 	}
-	if o, ok := f.accept(0, vp8Meta(111, 34000, false, 21), 400e6); !ok || o.seq != lastSeq+1 {
+	if o, ok := f.accept(1, vp8Meta(7000, 777, false, 500), 400e6); ok || o.waitKey {
+		t.Fatalf("a layer neither current nor target: forwarded %v, waitKey %v", ok, o.waitKey)
+	}
+	if o, ok := f.accept(0, vp8Meta(111, 34000, false, 21), 400e6); !ok || o.seq != lastSeq+1 || o.waitKey {
 		t.Fatalf("old layer stopped before the switch: %+v", o)
 	} else {
 		lastSeq, lastTS, lastPic = o.seq, o.ts, o.pic

@@ -160,9 +160,10 @@ func (p *Peer) setupPC(pc *webrtc.PeerConnection, name string) {
 		case webrtc.PeerConnectionStateConnected:
 			if name == protocol.PCSubscribe && !p.subConnected.Swap(true) {
 				// Forwarding starts now: ask for keyframes so that the
-				// subscriber's first video packets are decodable.
+				// subscriber's first video packets are decodable (each
+				// down-track also keeps asking until it has one).
 				for _, dt := range p.downTracks() {
-					dt.needKeyframe()
+					dt.requestKeyframe()
 				}
 			}
 		case webrtc.PeerConnectionStateFailed:

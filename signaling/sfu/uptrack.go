@@ -276,8 +276,9 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 		t.tap = tq
 		top.post(layerAction{op: actSetTap, tap: tq})
 		if t.kind == webrtc.RTPCodecTypeVideo {
-			// A recording must start on a keyframe.
-			top.wantKeyframe.Store(true)
+			// A recording must start on a keyframe: ask at once; the
+			// reader keeps asking from when the tap is installed until
+			// one arrives (applyActions).
 			go top.requestKeyframe()
 		}
 	}()
@@ -297,6 +298,10 @@ type layer struct {
 	acts    []layerAction
 	hasActs atomic.Bool
 
+	// wantKeyframe makes the reader ask for a keyframe (rate-limited) on
+	// every packet until one arrives: set by the reader itself when it
+	// installs a recording tap, so the keyframe cannot pass before the tap
+	// is there. Down-tracks ask for their own (downTrack.forward).
 	wantKeyframe atomic.Bool
 	lastPLI      atomic.Int64
 	bitrate      atomic.Uint64 // bit/s, measured over about a second
@@ -364,15 +369,6 @@ func (l *layer) post(a layerAction) {
 	l.actMu.Unlock()
 }
 
-// attach makes dt receive this layer's packets.
-func (l *layer) attach(dt *downTrack) {
-	l.post(layerAction{op: actAttach, dt: dt})
-	if l.up.kind == webrtc.RTPCodecTypeVideo {
-		l.wantKeyframe.Store(true)
-		l.requestKeyframe()
-	}
-}
-
 func (l *layer) detach(dt *downTrack) { l.post(layerAction{op: actDetach, dt: dt}) }
 
 // requestKeyframe sends a PLI to the publisher unless one was sent recently.
@@ -382,7 +378,8 @@ func (l *layer) requestKeyframe() {
 	}
 	now := clock()
 	last := l.lastPLI.Load()
-	if now-last < int64(pliInterval) || !l.lastPLI.CompareAndSwap(last, now) {
+	// last == 0: never asked (clock starts at 0 with the process).
+	if (last != 0 && now-last < int64(pliInterval)) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
 	if pc := l.up.peer.publishPC(); pc != nil {
@@ -430,6 +427,9 @@ func (l *layer) applyActions() {
 					l.tap.close()
 				}
 				l.tap = a.tap
+				if l.up.kind == webrtc.RTPCodecTypeVideo {
+					l.wantKeyframe.Store(true)
+				}
 			}
 		}
 	}
@@ -490,12 +490,16 @@ func (l *layer) readLoop() {
 	var windowStart int64
 	var windowBytes uint64
 	for {
-		if l.hasActs.Load() {
-			l.applyActions()
-		}
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
 			return
+		}
+		// Actions posted while Read waited apply to the packet that ended
+		// the wait: a down-track attached together with a keyframe request
+		// must not miss the keyframe, which is often the very next packet
+		// (a browser encodes it as its next frame).
+		if l.hasActs.Load() {
+			l.applyActions()
 		}
 		now := clock()
 		hl, err := hdr.Unmarshal(buf[:n])
