@@ -94,12 +94,16 @@ func TestSimulcastFollowsBandwidthEstimate(t *testing.T) {
 	// for the top layer once all three are measured.
 	waitLayer(2)
 	time.Sleep(time.Second)
-	// A low estimate: only the quarter layer (~150 kbit/s) fits.
+	// The estimate falls (congestion): only the quarter layer (~150
+	// kbit/s) fits. A first estimate below the layer would not do: a
+	// browser's estimator starts low and ramps up.
 	remb := func(bps uint64) {
 		if err := sub.SendREMB(bps); err != nil {
 			t.Fatal(err)
 		}
 	}
+	remb(5_000_000)
+	time.Sleep(300 * time.Millisecond)
 	remb(300_000)
 	waitLayer(0)
 	time.Sleep(3 * time.Second) // past the up-switch hold-off

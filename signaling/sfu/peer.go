@@ -77,9 +77,15 @@ type Peer struct {
 	awaitingAnswer bool
 
 	estimate   atomic.Uint64 // subscriber's bandwidth, bit/s
+	hasREMB    atomic.Bool   // estimate comes from the subscriber, not the default
+	lastFall   atomic.Int64  // clock() of the last falling estimate (congestion)
 	allocMu    sync.Mutex
 	lastAlloc  atomic.Int64
 	lastDownAt atomic.Int64 // clock() of the last down-switch, for hysteresis
+	// Probing up, under allocMu (see allocate).
+	lastProbeAt  int64 // clock() of the last probe, 0 before the first
+	probeJudged  bool  // the last probe has been found to hold or to fail
+	probeBackoff time.Duration
 
 	kick      chan struct{}
 	done      chan struct{}

@@ -1,0 +1,207 @@
+package sfu
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// allocFixture is one subscriber receiving one simulcast track whose three
+// layers send 150, 400 and 800 kbit/s: the allocator alone, no media.
+type allocFixture struct {
+	t   *testing.T
+	sub *Peer
+	dt  *downTrack
+	up  *UpTrack
+}
+
+func newAllocFixture(t *testing.T) *allocFixture {
+	room := &Room{log: slog.New(slog.DiscardHandler)}
+	pub := &Peer{room: room, log: room.log, done: make(chan struct{})}
+	up := &UpTrack{id: "video", room: room, peer: pub, kind: webrtc.RTPCodecTypeVideo, ck: codecVP8,
+		rids: []string{"q", "h", "f"}, layers: make([]*layer, 3), downs: map[*downTrack]struct{}{}}
+	for i, br := range []uint64{150_000, 400_000, 800_000} {
+		l := &layer{up: up, index: i, done: make(chan struct{})}
+		l.bitrate.Store(br)
+		up.layers[i] = l
+	}
+	sub := &Peer{room: room, log: room.log, done: make(chan struct{}), signalFn: func(string, any) {},
+		downs: map[*UpTrack]*downTrack{}}
+	sub.estimate.Store(DefaultSubscriberBitrate)
+	dt := newDownTrack(up, sub)
+	dt.bound.Store(&binding{})
+	sub.downs[up] = dt
+	return &allocFixture{t: t, sub: sub, dt: dt, up: up}
+}
+
+// live marks every layer as having just sent a packet.
+func (f *allocFixture) live() {
+	for _, l := range f.up.layers {
+		l.lastPacket.Store(clock())
+	}
+}
+
+// remb delivers an estimate; the forwarder then completes any switch.
+func (f *allocFixture) remb(bps uint64) {
+	f.live()
+	f.sub.lastAlloc.Store(0)
+	f.sub.setEstimate(bps)
+	f.switched()
+}
+
+// switched completes a pending switch, as the target's keyframe would.
+func (f *allocFixture) switched() {
+	f.dt.mu.Lock()
+	f.dt.fwd.current = f.dt.fwd.target
+	f.dt.mu.Unlock()
+}
+
+// age pretends that the last fall, switch down and probe happened longer ago.
+func (f *allocFixture) age(d time.Duration) {
+	p := f.sub
+	for _, x := range []interface {
+		Load() int64
+		Store(int64)
+	}{&p.lastFall, &p.lastDownAt} {
+		if v := x.Load(); v != 0 {
+			x.Store(v - int64(d))
+		}
+	}
+	p.allocMu.Lock()
+	if p.lastProbeAt != 0 {
+		p.lastProbeAt -= int64(d)
+	}
+	p.allocMu.Unlock()
+}
+
+func (f *allocFixture) want(step string, layer int) {
+	f.t.Helper()
+	if cur, target := f.dt.layers(); target != layer {
+		f.t.Fatalf("%s: target layer %d (current %d), want %d", step, target, cur, layer)
+	}
+}
+
+func TestAllocatorFollowsABrowserEstimate(t *testing.T) {
+	f := newAllocFixture(t)
+	f.live()
+	f.sub.allocate()
+	f.switched()
+	f.want("before any REMB (2.5 Mbit/s assumed)", 2)
+
+	// A browser's first estimates start low and ramp up: no reason to
+	// leave the top layer.
+	f.remb(300_000)
+	f.want("first, ramping estimate", 2)
+	f.remb(330_000)
+	f.want("rising estimate below the layer", 2)
+
+	// A fall is congestion: down to what fits.
+	f.remb(1_000_000)
+	f.remb(450_000)
+	f.want("estimate fell to 450k", 1)
+	f.remb(460_000)
+	f.want("right after the fall", 1)
+
+	// The estimate cannot rise above ~1.5× what is received (610k for
+	// 400k), never enough for 800k: the allocator probes one layer up once
+	// the fall is old and the estimate well above what the subscriber gets.
+	f.age(3 * time.Second)
+	f.remb(610_000)
+	f.want("probe up", 2)
+
+	// The probe congests the link: the estimate falls, back down, and the
+	// next probe waits twice as long (8 s).
+	f.remb(500_000)
+	f.want("failed probe", 1)
+	f.age(3 * time.Second)
+	f.remb(610_000)
+	f.want("3 s after a failed probe", 1)
+	f.age(3 * time.Second)
+	f.remb(615_000)
+	f.want("6 s after a failed probe", 1)
+	f.age(3 * time.Second)
+	f.remb(620_000)
+	f.want("9 s after a failed probe", 2)
+
+	// This probe holds: the estimate keeps rising.
+	for range 3 {
+		f.age(2 * time.Second)
+		f.remb(f.sub.estimate.Load() * 105 / 100)
+		f.want("a probe that holds", 2)
+	}
+	if f.sub.probeBackoff != probeBackoffMin {
+		t.Errorf("backoff after a probe that held: %v, want %v", f.sub.probeBackoff, probeBackoffMin)
+	}
+}
+
+func TestAllocatorCapAndProbeBackUp(t *testing.T) {
+	f := newAllocFixture(t)
+	f.live()
+	f.sub.allocate()
+	f.switched()
+	f.remb(900_000)
+	f.want("900k", 2)
+
+	// The subscriber caps the track at the lowest layer; its estimate then
+	// sinks to what the lowest layer lets it reach.
+	f.dt.mu.Lock()
+	f.dt.maxLayer = 0
+	f.dt.mu.Unlock()
+	f.sub.allocateTrack(f.dt)
+	f.switched()
+	f.want("capped at 0", 0)
+	f.remb(800_000)
+	f.remb(235_000)
+	f.want("capped, low estimate", 0)
+
+	// Uncapped, 235k fits only the lowest layer; probes climb one layer at
+	// a time as the estimate follows what is received.
+	f.dt.mu.Lock()
+	f.dt.maxLayer = -1
+	f.dt.mu.Unlock()
+	f.age(3 * time.Second)
+	f.remb(236_000)
+	f.want("uncapped", 1)
+	f.age(5 * time.Second)
+	f.remb(610_000)
+	f.want("second probe", 2)
+}
+
+func TestAllocatorWithoutREMBNeverProbes(t *testing.T) {
+	f := newAllocFixture(t)
+	f.sub.estimate.Store(500_000) // a configured SubscriberBitrate
+	f.live()
+	f.sub.allocate()
+	f.switched()
+	f.want("500k assumed", 1)
+	f.age(time.Minute)
+	f.live()
+	f.sub.allocate()
+	f.want("no REMB: no probe", 1)
+}
+
+func TestChooseLayer(t *testing.T) {
+	brs := []uint64{150_000, 400_000, 800_000}
+	cases := []struct {
+		name      string
+		brs       []uint64
+		cur, maxL int
+		share     uint64
+		want      int
+	}{
+		{"everything fits", brs, 2, 2, 5_000_000, 2},
+		{"top needs headroom to switch up", brs, 1, 2, 900_000, 1},
+		{"top stays without headroom", brs, 2, 2, 850_000, 2},
+		{"capped", brs, 2, 0, 5_000_000, 0},
+		{"nothing fits: lowest live", []uint64{0, 400_000, 800_000}, -1, 2, 100_000, 1},
+		{"nothing live yet", []uint64{0, 0, 0}, -1, 2, 5_000_000, 0},
+		{"silent top layer skipped", []uint64{150_000, 400_000, 0}, 2, 2, 5_000_000, 1},
+	}
+	for _, c := range cases {
+		if got := chooseLayer(c.brs, c.cur, c.maxL, c.share); got != c.want {
+			t.Errorf("%s: layer %d, want %d", c.name, got, c.want)
+		}
+	}
+}
