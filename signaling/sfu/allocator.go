@@ -9,13 +9,15 @@ const (
 	allocInterval    = 200 * time.Millisecond // at most this often on REMB
 
 	// A browser's REMB comes from a receive-side estimator (libwebrtc's
-	// AIMD rate control) that never rises above about 1.5 times what the
+	// AIMD rate control) that starts from what it sees at first, ramps up
+	// by about 8 % a second and never rises above about 1.5 times what the
 	// subscriber receives: it cannot say that a higher layer would fit.
 	// Only a falling estimate says the link is congested. So a subscriber
 	// switches down when its estimate has fallen recently and the layer no
-	// longer fits, and, while the estimate is well above what it receives
-	// and has not fallen, the allocator tries the next layer up (a probe),
-	// backing off after each probe that ends in a switch down.
+	// longer fits; until its estimate has fallen once, the bandwidth
+	// assumed without one stands; and while the estimate is well above
+	// what it receives and has not fallen lately, the allocator tries the
+	// next layer up (a probe), backing off after each probe that fails.
 	estimateFall    = 95              // % of the previous estimate below which a new one is a fall
 	congestionHold  = 2 * time.Second // a fall makes the estimate binding for this long
 	probeHeadroom   = 130             // % of what the subscriber receives the estimate must reach to probe
@@ -81,6 +83,12 @@ func (p *Peer) allocate() {
 	fall := p.lastFall.Load()
 	congested := since(now, fall) < congestionHold
 	budget := estimate
+	if fall == 0 {
+		// Until the estimate has fallen once it is still ramping up from
+		// wherever the estimator started (often a few tens of kbit/s):
+		// the bandwidth assumed without an estimate stands.
+		budget = max(budget, p.assumed)
+	}
 	var sim []simTrack
 	var received uint64 // what the subscriber receives now, bit/s
 	for _, dt := range p.downTracks() {

@@ -29,7 +29,8 @@ func newAllocFixture(t *testing.T) *allocFixture {
 	}
 	sub := &Peer{room: room, log: room.log, done: make(chan struct{}), signalFn: func(string, any) {},
 		downs: map[*UpTrack]*downTrack{}}
-	sub.estimate.Store(DefaultSubscriberBitrate)
+	sub.assumed = DefaultSubscriberBitrate
+	sub.estimate.Store(sub.assumed)
 	dt := newDownTrack(up, sub)
 	dt.bound.Store(&binding{})
 	sub.downs[up] = dt
@@ -169,9 +170,33 @@ func TestAllocatorCapAndProbeBackUp(t *testing.T) {
 	f.want("second probe", 2)
 }
 
+func TestAllocatorRampingEstimateKeepsTheAssumption(t *testing.T) {
+	f := newAllocFixture(t)
+	f.live()
+	f.sub.allocate()
+	f.switched()
+	// Chromium's estimator often starts from the few packets it saw first.
+	f.remb(50_000)
+	f.remb(54_000)
+	f.want("ramping from 50k", 2)
+	f.dt.mu.Lock()
+	f.dt.maxLayer = 0
+	f.dt.mu.Unlock()
+	f.sub.allocateTrack(f.dt)
+	f.switched()
+	f.want("capped", 0)
+	f.dt.mu.Lock()
+	f.dt.maxLayer = -1
+	f.dt.mu.Unlock()
+	f.age(3 * time.Second)
+	f.remb(58_000)
+	f.want("uncapped, never a fall", 2)
+}
+
 func TestAllocatorWithoutREMBNeverProbes(t *testing.T) {
 	f := newAllocFixture(t)
-	f.sub.estimate.Store(500_000) // a configured SubscriberBitrate
+	f.sub.assumed = 500_000 // a configured SubscriberBitrate
+	f.sub.estimate.Store(f.sub.assumed)
 	f.live()
 	f.sub.allocate()
 	f.switched()

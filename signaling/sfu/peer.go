@@ -77,6 +77,7 @@ type Peer struct {
 	awaitingAnswer bool
 
 	estimate   atomic.Uint64 // subscriber's bandwidth, bit/s
+	assumed    uint64        // bandwidth assumed without an estimate (Config.SubscriberBitrate)
 	hasREMB    atomic.Bool   // estimate comes from the subscriber, not the default
 	lastFall   atomic.Int64  // clock() of the last falling estimate (congestion)
 	allocMu    sync.Mutex
@@ -113,7 +114,8 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
-	p.estimate.Store(r.sfu.cfg.SubscriberBitrate)
+	p.assumed = r.sfu.cfg.SubscriberBitrate
+	p.estimate.Store(p.assumed)
 	var err error
 	// The publish PeerConnection is created with the first publish offer:
 	// most participants of a hearing only watch, and an idle
