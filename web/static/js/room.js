@@ -15,7 +15,6 @@ import { createActPanel } from './act.js';
 import { Viewer } from './viewer.js';
 
 const STALL_MS = 3000;
-const NUDGE_MS = 5000;
 
 export class Room extends EventTarget {
   constructor({ app, api, token, me, session, media, onEnd, videoId }) {
@@ -786,17 +785,9 @@ export class Room extends EventTarget {
       }
       const stalled = now - tile.lastFrameAt > STALL_MS;
       const part = this.participants.get(tile.dataset.participant);
-      // A video that never started, or stopped, while its sender is not
-      // stopped by the presiding role: ask the server to restart it (a
-      // pause and resume makes it request a fresh keyframe), at most every
-      // few seconds.
-      if (stalled && tile.dataset.track && !(part && part.video_muted) && now - (tile.nudgedAt || 0) > NUDGE_MS) {
-        tile.nudgedAt = now;
-        const id = tile.dataset.track;
-        this.conn.setQuality(id, { paused: true });
-        const max = this.quality.get(id);
-        this.conn.setQuality(id, { maxLayer: max && max !== 'null' ? Number(max) : null });
-      }
+      // Nothing is asked of the server here: it requests keyframes until
+      // each subscriber has one, and the browser asks by itself (PLI) when
+      // it cannot decode what arrives. A stalled tile says so, that is all.
       tile.classList.toggle('no-video', stalled);
       tile.status.hidden = !stalled;
       tile.status.textContent = stalled ? (part && part.video_muted ? t('room.videoStoppedByPresiding') : t('room.videoPaused')) : '';

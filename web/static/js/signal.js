@@ -30,11 +30,11 @@ const FINAL_REASONS = ['left', 'removed', 'session closed', 'revoked'];
 export class RoomConnection extends EventTarget {
   /**
    * sessionId and token identify the participant; media is the local
-   * {stream, audio, video} to publish (null publishes nothing).
+   * {stream, audio, video} to publish (null publishes nothing). The
+   * camera goes out in the three SIMULCAST layers unless simulcast is
+   * false; a screen share always in one.
    */
-  // Simulcast is off until the SFU forwards Chromium's simulcast layers
-  // (tracks publish with layers q, h, f but no video reaches subscribers).
-  constructor({ sessionId, token, media, simulcast = false }) {
+  constructor({ sessionId, token, media, simulcast = true }) {
     super();
     this.sessionId = sessionId;
     this.token = token;
