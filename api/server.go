@@ -114,7 +114,7 @@ func New(cfg Config) *API {
 	}
 	if cfg.Signal != nil {
 		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries the invitation token",
-			Tags: []string{"media"}, Status: http.StatusSwitchingProtocols, Errors: []int{400, 404}}, cfg.Signal)
+			Tags: []string{"media"}, Status: http.StatusSwitchingProtocols, Errors: []int{400, 403, 404, 503}}, cfg.Signal)
 	}
 	for _, mount := range cfg.Mount {
 		mount(func(pattern string, op Op, h http.Handler) { a.route(pattern, op, h.ServeHTTP) })

@@ -18,7 +18,7 @@
 // forwarded packet, pion's NACK generator, receiver reports and TWCC feedback
 // interceptors do their usual job.
 //
-// docs/media.md explains the design; the benchmark is in docs/benchmarks/media.md.
+// docs/media.md explains the design; the benchmark is in docs/benchmarks.md.
 package sfu
 
 import (

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the media forwarding benchmark of docs/benchmarks/media.md: Chamber's
+# Runs the media forwarding benchmark of docs/benchmarks.md: Chamber's
 # SFU and a bare pion fan-out under the same load, alternating, several runs
 # per subscriber count. Prints one JSON summary per line (with "mode" and
 # "run" added) on stdout.

@@ -1,4 +1,4 @@
-// Command mediabench runs the media benchmark of docs/benchmarks/media.md:
+// Command mediabench runs the media benchmark of docs/benchmarks.md:
 //
 //	mediabench serve -mode chamber|bare [-addr 127.0.0.1:8089] [-media-udp 127.0.0.1:7882]
 //	mediabench load  -url http://127.0.0.1:8089 -publishers 1 -subscribers 100 -duration 20s -server-pid PID [-json]
