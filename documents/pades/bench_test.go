@@ -31,14 +31,14 @@ import (
 //
 //	go test -run '^$' -bench . -benchtime 3x ./documents/pades/
 //
-// Chamber runs inside this test binary (TestBenchHelper), started again
-// with CHAMBER_PADES_HELPER set.
-
-const helperEnv = "CHAMBER_PADES_HELPER"
+// Chamber's side is the small program in internal/padesbench, built the
+// same way as the CLI, so neither pays for the other's start-up: a test
+// binary carries the test framework and every test dependency.
 
 type benchEnv struct {
 	dir      string
 	cli      string // pdfsign CLI
+	chamber  string // internal/padesbench
 	cert     string // RSA signer certificate (PEM)
 	key      string // its PKCS#1 key, as the CLI wants
 	caFile   string
@@ -56,6 +56,10 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	e.cli = filepath.Join(e.dir, "pdfsign")
 	if out, err := exec.Command(goBin, "build", "-o", e.cli, "github.com/digitorus/pdfsign").CombinedOutput(); err != nil {
 		b.Fatalf("building the pdfsign CLI: %v\n%s", err, out)
+	}
+	e.chamber = filepath.Join(e.dir, "padesbench")
+	if out, err := exec.Command(goBin, "build", "-o", e.chamber, "github.com/chamber-court/chamber/documents/pades/internal/padesbench").CombinedOutput(); err != nil {
+		b.Fatalf("building padesbench: %v\n%s", err, out)
 	}
 	e.tsaURL = e.p.srv.URL + "/tsa"
 
@@ -114,8 +118,8 @@ func run(b *testing.B, cmd *exec.Cmd, mustSucceed bool) (float64, []byte) {
 }
 
 func (e *benchEnv) helper(mode, in, out string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "BENCH_IN="+in, "BENCH_OUT="+out,
+	cmd := exec.Command(e.chamber)
+	cmd.Env = append(os.Environ(), "BENCH_MODE="+mode, "BENCH_IN="+in, "BENCH_OUT="+out,
 		"BENCH_CERT="+e.cert, "BENCH_KEY="+e.key, "BENCH_CA="+e.caFile, "BENCH_TSA="+e.tsaURL)
 	return cmd
 }
@@ -184,68 +188,6 @@ func benchVerify(b *testing.B, e *benchEnv) {
 			}
 			b.ReportMetric(peak, "peak-RSS-MiB")
 		})
-	}
-}
-
-// TestBenchHelper is Chamber's side of the benchmarks, in its own process.
-func TestBenchHelper(t *testing.T) {
-	mode := os.Getenv(helperEnv)
-	if mode == "" {
-		t.Skip("benchmark helper; runs only under BenchmarkSign")
-	}
-	ctx := context.Background()
-	id, err := pki.LoadPEM(os.Getenv("BENCH_CERT"), os.Getenv("BENCH_KEY"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(os.Getenv("BENCH_CA"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	tsa := &pki.TSAClient{URL: os.Getenv("BENCH_TSA")}
-	in, err := os.Open(os.Getenv("BENCH_IN"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	fi, _ := in.Stat()
-	switch mode {
-	case "sign", "sign-lta":
-		out, err := os.Create(os.Getenv("BENCH_OUT"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		opts := SignOptions{Signer: id.AsSigner(), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: tsa, Name: "bench"}
-		if mode == "sign" {
-			if _, err := Sign(ctx, in, fi.Size(), out, opts); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		mid, err := os.CreateTemp(filepath.Dir(out.Name()), "mid-*.pdf")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(mid.Name())
-		res, err := Sign(ctx, in, fi.Size(), mid, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The benchmark signer has no CRL distribution point, so the /DSS
-		// holds certificates only.
-		if _, err := AddLTV(ctx, mid, res.Size, out, LTVOptions{Timestamper: tsa}); err != nil {
-			t.Fatal(err)
-		}
-	case "verify":
-		rep, err := Verify(ctx, in, fi.Size(), VerifyOptions{Roots: roots})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !rep.Valid {
-			t.Fatalf("benchmark file not valid: %s", rep.Summary)
-		}
-	default:
-		t.Fatalf("unknown helper mode %q", mode)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/digitorus/pdf"
 	"github.com/digitorus/pdfsign/sign"
 	"github.com/digitorus/pkcs7"
-	"github.com/digitorus/timestamp"
 )
 
 // LTVOptions configure AddLTV.
@@ -139,9 +138,7 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 	}
 	res := &LTVResult{Certificates: len(dss.certs), CRLs: len(dss.crls), OCSPs: len(dss.ocsps), Size: cw.n}
 	if tok := bridge.lastToken(); tok != nil {
-		if ts, err := timestamp.Parse(tok); err == nil {
-			res.TimestampTime = ts.Time
-		}
+		res.TimestampTime, _ = tokenFacts(tok)
 	}
 	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"runtime"
@@ -29,6 +30,7 @@ import (
 	"github.com/chamber-court/chamber/pki"
 	"github.com/digitorus/pdf"
 	"github.com/digitorus/pdfsign/sign"
+	"github.com/digitorus/pkcs7"
 	"github.com/digitorus/timestamp"
 	"github.com/mattetti/filebuffer"
 )
@@ -227,14 +229,39 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	}
 	res = &SignResult{Serial: pki.SerialHex(cert), Signer: cert.Subject.String(), SigningTime: now.UTC(), Size: cw.n}
 	if tok := bridge.lastToken(); tok != nil {
-		if ts, err := timestamp.Parse(tok); err == nil {
-			res.TimestampTime = ts.Time
-			if len(ts.Certificates) > 0 {
-				res.TimestampAuthority = ts.Certificates[0].Subject.String()
-			}
-		}
+		res.TimestampTime, res.TimestampAuthority = tokenFacts(tok)
 	}
 	return res, nil
+}
+
+// tokenFacts reads the time and the authority's name from a timestamp
+// token that pdfsign has just embedded. It does not check the token's
+// signature again: pdfsign embeds a token only after its own
+// timestamp.ParseResponse has verified it, and the Timestamper verified it
+// before that, so a third check would only cost time.
+func tokenFacts(tok []byte) (genTime time.Time, authority string) {
+	p7, err := pkcs7.Parse(tok)
+	if err != nil {
+		return time.Time{}, ""
+	}
+	// The head of TSTInfo (RFC 3161 §2.4.2); the optional fields after
+	// genTime are not needed here.
+	var info struct {
+		Version        int
+		Policy         asn1.ObjectIdentifier
+		MessageImprint asn1.RawValue
+		SerialNumber   *big.Int
+		GenTime        time.Time `asn1:"generalized"`
+	}
+	if _, err := asn1.Unmarshal(p7.Content, &info); err != nil {
+		return time.Time{}, ""
+	}
+	if signer := p7.GetOnlySigner(); signer != nil {
+		authority = signer.Subject.String()
+	} else if len(p7.Certificates) > 0 {
+		authority = p7.Certificates[0].Subject.String()
+	}
+	return info.GenTime, authority
 }
 
 func (o *SignOptions) validate() error {

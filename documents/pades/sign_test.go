@@ -94,8 +94,11 @@ func TestSignProducers(t *testing.T) {
 					Timestamper: p.tsa, Reason: "I agree to this will", Location: "Embassy in Paris",
 					Role: "Principal", Act: "Act 2026-0042", Appearance: &Appearance{Page: 1, X: 72, Y: 72, Width: 220, Height: 80},
 				})
-				if res.TimestampTime.IsZero() || res.Serial == "" || res.Size != int64(len(signed)) {
+				if since := time.Since(res.TimestampTime); since < 0 || since > time.Minute || res.Serial == "" || res.Size != int64(len(signed)) {
 					t.Errorf("result %+v", res)
+				}
+				if want := p.auth.TSA().Certificate().Subject.String(); res.TimestampAuthority != want {
+					t.Errorf("timestamp authority %q, want %q", res.TimestampAuthority, want)
 				}
 				if !bytes.HasPrefix(signed, in) {
 					t.Fatal("signing did not append: the original bytes changed")
