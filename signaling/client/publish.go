@@ -191,6 +191,26 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 	return p, nil
 }
 
+// awaitDTLS waits until the sender's DTLS transport is connected; false
+// means the publication was stopped or the transport failed first.
+func (p *Publication) awaitDTLS(s *webrtc.RTPSender) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		switch s.Transport().State() {
+		case webrtc.DTLSTransportStateConnected:
+			return true
+		case webrtc.DTLSTransportStateFailed, webrtc.DTLSTransportStateClosed:
+			return false
+		}
+		select {
+		case <-p.stopCh:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
 // Mids returns the mids of the publication's m-lines (audio first).
 func (p *Publication) Mids() []string { return p.mids }
 
@@ -379,6 +399,12 @@ func (p *Publication) vsendMid() string {
 // responder) and turns PLI/FIR into a keyframe.
 func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
 	defer p.wg.Done()
+	// Pion's ReadRTCP, and SetReadDeadline with it, block until SRTP is up.
+	// Wait for DTLS first, so that Stop returns even when the connection
+	// never comes up (a blocked network, a refused TURN certificate).
+	if !p.awaitDTLS(s) {
+		return
+	}
 	go func() {
 		<-p.stopCh
 		if rid != "" {

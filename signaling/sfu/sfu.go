@@ -158,6 +158,12 @@ func New(cfg Config) (*SFU, error) {
 			Logger:          lf.NewLogger("tcpmux"),
 			ReadBufferSize:  64,
 			WriteBufferSize: 4 << 20, // a stalled TCP subscriber drops, it never blocks a writer
+			// A TCP connection whose first STUN names no live agent (a
+			// client that left mid-handshake, or anyone on the internet)
+			// is held this long in case its agent appears. Ours always
+			// exist before their ufrag is sent, so pion's 30 s only keeps
+			// strays and their goroutines around.
+			AliveDurationForConnFromStun: 5 * time.Second,
 		})
 	}
 
