@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,9 +117,7 @@ func TestTURNRelayOnly(t *testing.T) {
 }
 
 // TestTURNOverTLS allocates a relay through the TLS listener with the
-// credentials from "joined". (Pion's ICE agent checks TURN certificates
-// against the system roots, so the media path through TLS is exercised by
-// browsers, not here; the listener, TLS and authentication are.)
+// credentials from "joined", and refuses a wrong password.
 func TestTURNOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := writeSelfSigned(t, dir)
@@ -163,6 +162,128 @@ func TestTURNOverTLS(t *testing.T) {
 	if err := allocate(servers[0].Username, "wrong"); err == nil {
 		t.Fatal("allocation with a wrong password succeeded")
 	}
+}
+
+// turnTLSChildEnv names the certificate and key files in the child process
+// of TestTURNOverTLSMedia.
+const turnTLSChildEnv = "CHAMBER_TEST_TURN_TLS"
+
+// TestTURNOverTLSMedia carries audio and video between two clients whose
+// only way to the SFU is TURN over TLS (turns:…?transport=tcp), the path
+// left on an embassy network that allows nothing but TLS to one port.
+//
+// Pion's ICE agent checks the TURN server's certificate against the
+// system roots, which Go reads once per process (honouring SSL_CERT_FILE),
+// so the test runs itself again in a child process that trusts the test
+// certificate and nothing else.
+func TestTURNOverTLSMedia(t *testing.T) {
+	if files := os.Getenv(turnTLSChildEnv); files != "" {
+		certFile, keyFile, _ := strings.Cut(files, string(os.PathListSeparator))
+		turnTLSMedia(t, certFile, keyFile)
+		return
+	}
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestTURNOverTLSMedia$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(),
+		turnTLSChildEnv+"="+certFile+string(os.PathListSeparator)+keyFile,
+		"SSL_CERT_FILE="+certFile, "SSL_CERT_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child process: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestTURNOverTLSMedia") {
+		t.Fatalf("the child did not run the test:\n%s", out)
+	}
+}
+
+func turnTLSMedia(t *testing.T, certFile, keyFile string) {
+	// The child must really see the test certificate as its only root:
+	// otherwise a pass could come from somewhere else.
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool}); err != nil {
+		t.Fatalf("the test certificate is not a system root in the child: %v", err)
+	}
+
+	ts := newTestServer(t, func(c *Config) {
+		c.TURNTLSAddr = "127.0.0.1:0"
+		c.TURNTLSCertFile, c.TURNTLSKeyFile = certFile, keyFile
+		c.PublicHost = "127.0.0.1"
+	})
+	tlsOnly := func(cfg *client.Config) {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		cfg.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		cfg.ICEURLFilter = func(u string) bool { return strings.HasPrefix(u, "turns:") }
+	}
+	before := labeledValue(t, "chamber_ice_connections_total", "transport", "relay")
+	pubC, pubID, _ := ts.dial(t, "publisher", tlsOnly)
+	sub, _, _ := ts.dial(t, "subscriber", tlsOnly)
+	mediaFlows(t, pubC, sub, pubID)
+	for _, pc := range []*webrtc.PeerConnection{pubC.PublishPeerConnection(), sub.SubscribePeerConnection()} {
+		pair := selectedPair(t, pc)
+		if proto := relayProtocol(pc, pair.Local); pair.Local.Typ != webrtc.ICECandidateTypeRelay || proto != "tls" {
+			t.Errorf("selected pair %s is not relayed over TLS (relay protocol %q)", pair, proto)
+		}
+	}
+	if got := labeledValue(t, "chamber_ice_connections_total", "transport", "relay") - before; got < 2 {
+		t.Errorf("relayed ICE connections counted: %v", got)
+	}
+}
+
+// TestStopWithoutConnection stops a publication whose connection never
+// came up (its only way is TURN over TLS, and the TURN certificate is not
+// trusted here): Stop must return, not wait for SRTP that never starts.
+func TestStopWithoutConnection(t *testing.T) {
+	certFile, keyFile := writeSelfSigned(t, t.TempDir())
+	ts := newTestServer(t, func(c *Config) {
+		c.TURNTLSAddr = "127.0.0.1:0"
+		c.TURNTLSCertFile, c.TURNTLSKeyFile = certFile, keyFile
+		c.PublicHost = "127.0.0.1"
+	})
+	c, _, _ := ts.dial(t, "stranded", func(cfg *client.Config) {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		cfg.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { pub.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop of a never-connected publication did not return")
+	}
+}
+
+// relayProtocol is how a local relayed candidate reaches its TURN server
+// (udp, tcp or tls), from the PeerConnection's statistics.
+func relayProtocol(pc *webrtc.PeerConnection, local *webrtc.ICECandidate) string {
+	for _, st := range pc.GetStats() {
+		c, ok := st.(webrtc.ICECandidateStats)
+		if ok && c.Type == webrtc.StatsTypeLocalCandidate && c.IP == local.Address && int(c.Port) == int(local.Port) {
+			return c.RelayProtocol
+		}
+	}
+	return ""
 }
 
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
