@@ -36,23 +36,22 @@ import (
 // binary carries the test framework and every test dependency.
 
 type benchEnv struct {
-	dir      string
-	cli      string // pdfsign CLI
-	chamber  string // internal/padesbench
-	cert     string // RSA signer certificate (PEM)
-	key      string // its PKCS#1 key, as the CLI wants
-	caFile   string
-	tsaURL   string
-	inputs   map[string]string // size label → file
-	p        *testPKI
-	labels   []string
-	verifyIn map[string]string // size label → signed file
+	dir     string
+	cli     string // pdfsign CLI
+	chamber string // internal/padesbench
+	cert    string // RSA signer certificate (PEM)
+	key     string // its PKCS#1 key, as the CLI wants
+	caFile  string
+	tsaURL  string
+	inputs  map[string]string // size label → file
+	p       *testPKI
+	labels  []string
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	goBin := testenv.Command(b, "go")
-	e := &benchEnv{dir: b.TempDir(), inputs: map[string]string{}, verifyIn: map[string]string{}, p: newTestPKI(b)}
+	e := &benchEnv{dir: b.TempDir(), inputs: map[string]string{}, p: newTestPKI(b)}
 	e.cli = filepath.Join(e.dir, "pdfsign")
 	if out, err := exec.Command(goBin, "build", "-o", e.cli, "github.com/digitorus/pdfsign").CombinedOutput(); err != nil {
 		b.Fatalf("building the pdfsign CLI: %v\n%s", err, out)
@@ -124,71 +123,80 @@ func (e *benchEnv) helper(mode, in, out string) *exec.Cmd {
 	return cmd
 }
 
+// side is one side of a comparison: the commands one run consists of.
+type side func() []*exec.Cmd
+
+// BenchmarkSign compares Chamber with pdfsign's CLI, size by size, for a
+// B-T signature, for the B-LTA structure and for verification. Each pair
+// runs inside one loop, alternating which side goes first, so that drift
+// on a shared machine falls on both sides alike; ns/op is the pair's sum,
+// and the metrics give each side's mean time, their ratio and each side's
+// peak RSS.
 func BenchmarkSign(b *testing.B) {
 	e := newBenchEnv(b)
 	for _, label := range e.labels {
 		in := e.inputs[label]
 		out := filepath.Join(e.dir, label+"-out.pdf")
-		variants := []struct {
-			name string
-			cmds func() []*exec.Cmd
-		}{
-			{"pdfsign-cli", func() []*exec.Cmd {
-				return []*exec.Cmd{exec.Command(e.cli, "sign", "-certType", "ApprovalSignature", "-tsa", e.tsaURL, "-name", "bench", in, out, e.cert, e.key)}
-			}},
-			{"chamber", func() []*exec.Cmd { return []*exec.Cmd{e.helper("sign", in, out)} }},
-			{"pdfsign-cli+doc-timestamp", func() []*exec.Cmd {
+		fi, err := os.Stat(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cliSign := func(in, out string) *exec.Cmd {
+			return exec.Command(e.cli, "sign", "-certType", "ApprovalSignature", "-tsa", e.tsaURL, "-name", "bench", in, out, e.cert, e.key)
+		}
+		compare(b, label+"/B-T", fi.Size(),
+			func() []*exec.Cmd { return []*exec.Cmd{cliSign(in, out+".cli.pdf")} },
+			func() []*exec.Cmd { return []*exec.Cmd{e.helper("sign", in, out)} })
+		compare(b, label+"/B-LTA", fi.Size(),
+			func() []*exec.Cmd {
 				mid := out + ".mid.pdf"
 				return []*exec.Cmd{
-					exec.Command(e.cli, "sign", "-certType", "ApprovalSignature", "-tsa", e.tsaURL, "-name", "bench", in, mid, e.cert, e.key),
-					exec.Command(e.cli, "sign", "-certType", "TimeStampSignature", "-tsa", e.tsaURL, mid, out),
+					cliSign(in, mid),
+					exec.Command(e.cli, "sign", "-certType", "TimeStampSignature", "-tsa", e.tsaURL, mid, out+".cli.pdf"),
 				}
-			}},
-			{"chamber-lta", func() []*exec.Cmd { return []*exec.Cmd{e.helper("sign-lta", in, out)} }},
-		}
-		for _, v := range variants {
-			b.Run(label+"/"+v.name, func(b *testing.B) {
-				var peak float64
-				for b.Loop() {
-					for _, c := range v.cmds() {
-						rss, _ := run(b, c, true)
-						peak = max(peak, rss)
-					}
-				}
-				b.ReportMetric(peak, "peak-RSS-MiB")
-				fi, _ := os.Stat(in)
-				b.ReportMetric(peak/(float64(fi.Size())/(1<<20)), "RSS/size")
-			})
-		}
-		e.verifyIn[label] = out // the B-LTA output of the last variant
+			},
+			func() []*exec.Cmd { return []*exec.Cmd{e.helper("sign-lta", in, out)} })
+		// Both verify Chamber's B-LTA output: one signature and one
+		// document timestamp.
+		compare(b, label+"/verify", fi.Size(),
+			func() []*exec.Cmd { return []*exec.Cmd{exec.Command(e.cli, "verify", out)} },
+			func() []*exec.Cmd { return []*exec.Cmd{e.helper("verify", out, "")} })
 	}
-	benchVerify(b, e)
 }
 
-func benchVerify(b *testing.B, e *benchEnv) {
-	for _, label := range e.labels {
-		in := e.verifyIn[label]
-		b.Run(label+"/verify/pdfsign-cli", func(b *testing.B) {
-			var peak float64
-			for b.Loop() {
-				// It exits non-zero: the bench CA is not a system root.
-				rss, out := run(b, exec.Command(e.cli, "verify", in), false)
-				if !bytes.Contains(out, []byte("bench signer")) {
-					b.Fatalf("pdfsign verify:\n%s", out)
+// compare runs pdfsign's side and Chamber's side of one comparison.
+func compare(b *testing.B, name string, size int64, pdfsign, chamber side) {
+	b.Run(name, func(b *testing.B) {
+		var took [2]time.Duration
+		var peak [2]float64
+		sides := [2]side{pdfsign, chamber}
+		n := 0
+		for b.Loop() {
+			for k := range 2 {
+				i := (n + k) % 2 // alternate which side goes first
+				start := time.Now()
+				for _, c := range sides[i]() {
+					// pdfsign's verify exits non-zero: the bench CA is not a
+					// system root. Its output is checked instead.
+					isVerify := len(c.Args) > 1 && c.Args[1] == "verify"
+					rss, out := run(b, c, !isVerify)
+					if isVerify && !bytes.Contains(out, []byte("bench signer")) {
+						b.Fatalf("pdfsign verify:\n%s", out)
+					}
+					peak[i] = max(peak[i], rss)
 				}
-				peak = max(peak, rss)
+				took[i] += time.Since(start)
 			}
-			b.ReportMetric(peak, "peak-RSS-MiB")
-		})
-		b.Run(label+"/verify/chamber", func(b *testing.B) {
-			var peak float64
-			for b.Loop() {
-				rss, _ := run(b, e.helper("verify", in, ""), true)
-				peak = max(peak, rss)
-			}
-			b.ReportMetric(peak, "peak-RSS-MiB")
-		})
-	}
+			n++
+		}
+		ms := func(d time.Duration) float64 { return float64(d) / float64(n) / 1e6 }
+		b.ReportMetric(ms(took[0]), "pdfsign-ms")
+		b.ReportMetric(ms(took[1]), "chamber-ms")
+		b.ReportMetric(float64(took[1])/float64(took[0]), "ratio")
+		b.ReportMetric(peak[0], "pdfsign-peak-MiB")
+		b.ReportMetric(peak[1], "chamber-peak-MiB")
+		b.ReportMetric(peak[1]/(float64(size)/(1<<20)), "chamber-RSS/size")
+	})
 }
 
 // BenchmarkSignInProcess measures what a server pays per request, without

@@ -220,7 +220,7 @@ type eofMark struct {
 func findEOFs(ctx context.Context, r io.ReaderAt, size int64) ([]eofMark, error) {
 	const chunk = 1 << 20
 	const overlap = 80
-	buf := make([]byte, chunk+overlap)
+	buf := make([]byte, min(chunk+overlap, size)) // a small file needs no 1 MiB buffer
 	var marks []eofMark
 	for base := int64(0); base < size; base += chunk {
 		if err := ctx.Err(); err != nil {
