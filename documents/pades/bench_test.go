@@ -29,7 +29,7 @@ import (
 // that both pay for reading the input and writing the output, and report
 // each process's peak resident memory next to its time:
 //
-//	go test -run '^$' -bench . -benchtime 3x ./documents/pades/
+//	go test -run '^$' -bench 'BenchmarkSign$' -benchtime 5x -count 2 ./documents/pades/
 //
 // Chamber's side is the small program in internal/padesbench, built the
 // same way as the CLI, so neither pays for the other's start-up: a test
