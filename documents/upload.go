@@ -117,15 +117,6 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 		return Document{}, false, &InvalidError{Field: "body", Message: "the file is empty"}
 	}
 
-	if sniffed == TypePDF {
-		// Anything that will parse this PDF later (signing, verifying)
-		// needs it to be sound; a file that is not is refused now, with
-		// the reason, rather than stored as evidence nobody can use.
-		if err := s.checkPDF(ctx, key, obj.Size); err != nil {
-			s.discard(ctx, key)
-			return Document{}, false, err
-		}
-	}
 	if existing, err := s.bySHA(ctx, sess.ID, obj.SHA256); err == nil {
 		s.discard(ctx, key)
 		s.journalDuplicate(ctx, c, sess, existing, name)
@@ -133,6 +124,16 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 	} else if !errors.Is(err, ErrNotFound) {
 		s.discard(ctx, key)
 		return Document{}, false, err
+	}
+	if sniffed == TypePDF {
+		// Anything that will parse this PDF later (signing, verifying)
+		// needs it to be sound; a file that is not is refused now, with
+		// the reason, rather than stored as evidence nobody can use.
+		// (A duplicate was checked when it was first stored.)
+		if err := s.checkPDF(ctx, key, obj.Size); err != nil {
+			s.discard(ctx, key)
+			return Document{}, false, err
+		}
 	}
 	if until := s.retainUntil(); !until.IsZero() {
 		if err := s.store.Retain(ctx, key, until); err != nil {

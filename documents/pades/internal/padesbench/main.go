@@ -53,19 +53,9 @@ func run(ctx context.Context, mode string) error {
 			_, err := pades.Sign(ctx, in, fi.Size(), out, opts)
 			return err
 		}
-		mid, err := os.CreateTemp(filepath.Dir(out.Name()), "mid-*.pdf")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(mid.Name())
-		defer mid.Close()
-		res, err := pades.Sign(ctx, in, fi.Size(), mid, opts)
-		if err != nil {
-			return err
-		}
 		// The benchmark signer has no CRL distribution point, so the /DSS
 		// holds certificates only.
-		_, err = pades.AddLTV(ctx, mid, res.Size, out, pades.LTVOptions{Timestamper: tsa})
+		_, _, err = pades.SignLTA(ctx, in, fi.Size(), out, opts, pades.LTVOptions{Timestamper: tsa}, filepath.Dir(out.Name()))
 		return err
 	case "verify":
 		caPEM, err := os.ReadFile(os.Getenv("BENCH_CA"))
