@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/chamber-court/chamber/bundle"
+	"github.com/chamber-court/chamber/documents/pades"
 )
 
 func init() {
@@ -27,23 +26,13 @@ func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		trust   stringList
 		dataDir string
 	)
-	c := newCommand("bundle verify", "")
+	c := newCommand("bundle verify")
 	c.fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.fs.Var(&trust, "trust", "trusted root certificate (PEM) of the seal and the timestamp authority; repeatable")
 	c.fs.StringVar(&dataDir, "data-dir", "", "also trust this data dir's development CA")
-	var files []string
-	rest := args[1:]
-	for len(rest) > 0 {
-		if err := c.parse(rest, stderr); err != nil {
-			return err
-		}
-		rest = c.fs.Args()
-		if len(rest) > 0 {
-			files, rest = append(files, rest[0]), rest[1:]
-		}
-	}
-	if len(files) != 1 {
-		return usagef("chamber bundle verify: give exactly one bundle file")
+	file, err := c.parseFile(args[1:], stderr, "bundle file")
+	if err != nil {
+		return err
 	}
 	certs, err := trustedCerts(dataDir, trust)
 	if err != nil {
@@ -52,22 +41,16 @@ func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(certs) == 0 {
 		return usagef("chamber bundle verify: give --trust CA.pem (the root of the seal and the timestamp authority)")
 	}
-	roots := x509.NewCertPool()
-	for _, c := range certs {
-		roots.AddCert(c)
-	}
-	f, err := os.Open(files[0])
-	if err != nil {
-		return usagef("chamber bundle verify: %v", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	f, size, err := c.openFile(file)
 	if err != nil {
 		return err
 	}
-	rep, err := bundle.Verify(f, st.Size(), roots)
+	defer f.Close()
+	// Only the given roots: a bundle is checked against the seal's own CA,
+	// never the system's.
+	rep, err := bundle.Verify(f, size, pades.TrustStore(false, certs...))
 	if err != nil {
-		fmt.Fprintf(stderr, "chamber bundle verify: %s: %v\n", files[0], err)
+		fmt.Fprintf(stderr, "chamber bundle verify: %s: %v\n", file, err)
 		return &exitError{code: 1}
 	}
 	if asJSON {

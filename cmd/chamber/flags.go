@@ -32,12 +32,11 @@ type command struct {
 	fs   *flag.FlagSet
 }
 
-func newCommand(name, summary string) *command {
+func newCommand(name string) *command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c := &command{name: name, fs: fs}
 	fs.Usage = func() {}
-	_ = summary
 	return c
 }
 
@@ -70,6 +69,40 @@ func (c *command) parse(args []string, stderr io.Writer) error {
 		}
 	})
 	return err
+}
+
+// parseFile parses a command line that names exactly one file, with flags
+// before or after it ("chamber verify will.pdf --json"); what describes the
+// file in the usage error.
+func (c *command) parseFile(args []string, stderr io.Writer, what string) (string, error) {
+	var files []string
+	for rest := args; len(rest) > 0; {
+		if err := c.parse(rest, stderr); err != nil {
+			return "", err
+		}
+		rest = c.fs.Args()
+		if len(rest) > 0 {
+			files, rest = append(files, rest[0]), rest[1:]
+		}
+	}
+	if len(files) != 1 {
+		return "", usagef("chamber %s: give exactly one %s", c.name, what)
+	}
+	return files[0], nil
+}
+
+// openFile opens a file named on the command line and returns its size.
+func (c *command) openFile(name string) (*os.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, usagef("chamber %s: %v", c.name, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 func (c *command) printUsage(w io.Writer) {

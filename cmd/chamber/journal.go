@@ -27,7 +27,7 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		asJSON bool
 		trust  stringList
 	)
-	c := newCommand("journal verify", "")
+	c := newCommand("journal verify")
 	cfg.register(c)
 	c.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.fs.Var(&trust, "trust", "extra trusted root (PEM) for the timestamp tokens; repeatable")

@@ -30,7 +30,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		bitrate string
 		verbose bool
 	)
-	c := newCommand("loadtest", "")
+	c := newCommand("loadtest")
 	c.fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "the Chamber server's base URL")
 	c.fs.StringVar(&session, "session", "", "the session to load; with --staff-token and no --session, a hearing is created")
 	c.fs.StringVar(&cfg.TokenFile, "token-file", "", "participant tokens for the session, one per line")

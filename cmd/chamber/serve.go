@@ -146,7 +146,7 @@ type serveConfig struct {
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg serveConfig
-	c := newCommand("serve", "run the service")
+	c := newCommand("serve")
 	cfg.storageConfig.register(c)
 	cfg.s3.register(c)
 	c.fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address")
@@ -388,7 +388,7 @@ func (cfg serveConfig) sealIdentity(authority *pki.Authority) (pki.Signer, error
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg storageConfig
-	c := newCommand("migrate", "apply database migrations")
+	c := newCommand("migrate")
 	cfg.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err

@@ -30,7 +30,7 @@ func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		role string
 		id   string
 	)
-	c := newCommand("staff "+sub, "")
+	c := newCommand("staff " + sub)
 	cfg.register(c)
 	switch sub {
 	case "add":

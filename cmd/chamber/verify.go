@@ -23,42 +23,26 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		trust   stringList
 		dataDir string
 	)
-	c := newCommand("verify", "")
+	c := newCommand("verify")
 	c.fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.fs.Var(&trust, "trust", "extra trusted root certificate (PEM); repeatable")
 	c.fs.StringVar(&dataDir, "data-dir", "./data", "trust this data dir's development CA too, when present")
-	// Flags may follow the file name, as in "chamber verify will.pdf --json".
-	var files []string
-	rest := args
-	for len(rest) > 0 {
-		if err := c.parse(rest, stderr); err != nil {
-			return err
-		}
-		rest = c.fs.Args()
-		if len(rest) > 0 {
-			files = append(files, rest[0])
-			rest = rest[1:]
-		}
-	}
-	if len(files) != 1 {
-		return usagef("chamber verify: give exactly one PDF file")
+	file, err := c.parseFile(args, stderr, "PDF file")
+	if err != nil {
+		return err
 	}
 	extra, err := trustedCerts(dataDir, trust)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(files[0])
-	if err != nil {
-		return usagef("chamber verify: %v", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	f, size, err := c.openFile(file)
 	if err != nil {
 		return err
 	}
-	rep, err := pades.Verify(ctx, f, st.Size(), pades.VerifyOptions{Roots: pades.TrustStore(true, extra...)})
+	defer f.Close()
+	rep, err := pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: pades.TrustStore(true, extra...)})
 	if err != nil {
-		fmt.Fprintf(stderr, "chamber verify: %s cannot be examined: %v\n", files[0], err)
+		fmt.Fprintf(stderr, "chamber verify: %s cannot be examined: %v\n", file, err)
 		return &exitError{code: 1}
 	}
 	if asJSON {
