@@ -293,7 +293,6 @@ func Verify(r io.ReaderAt, size int64, roots *x509.CertPool) (*Report, error) {
 	manifestBytes, err := readAll(files[ManifestName], 16<<20)
 	if err != nil {
 		problem(ManifestName, "missing or unreadable: %v", err)
-		rep.Valid = false
 		return rep, nil
 	}
 	var m Manifest

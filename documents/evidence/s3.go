@@ -36,7 +36,8 @@ type S3Config struct {
 	// Insecure selects plain HTTP.
 	Insecure bool
 	// PartSize is the size of each part of a multipart upload; one Put
-	// holds two parts in memory. Objects smaller than it go up in one PUT.
+	// holds partsInFlight+1 parts in memory (those uploading and the one
+	// being read). Objects smaller than it go up in one PUT.
 	// Default DefaultPartSize; at least MinPartSize.
 	PartSize int64
 	// Logger may be nil.
@@ -45,7 +46,7 @@ type S3Config struct {
 
 // Part sizes. S3 refuses parts under 5 MiB (except the last) and allows at
 // most 10,000 parts, so the default 8 MiB parts carry objects up to 78 GiB; a
-// Put holds two parts in memory.
+// Put holds partsInFlight+1 parts in memory.
 const (
 	DefaultPartSize = 8 << 20
 	// partsInFlight is how many parts of one Put upload at once.
