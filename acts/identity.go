@@ -266,27 +266,28 @@ type Outcome struct {
 
 // Decide records the officer's outcome. A verified check needs both
 // stills; a refusal needs a reason. When every principal is verified the
-// act moves to identity_verified.
-func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, o Outcome) (Check, State, error) {
+// act moves to identity_verified. It returns the decided check and the act
+// as the decision left it.
+func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, o Outcome) (Check, Act, error) {
 	if c.Role != access.EmbassyOfficer {
-		return Check{}, "", &access.ForbiddenError{Role: c.Role, Action: access.IdentityCheck}
+		return Check{}, Act{}, &access.ForbiddenError{Role: c.Role, Action: access.IdentityCheck}
 	}
 	o.Reason, o.Address = strings.TrimSpace(o.Reason), strings.TrimSpace(o.Address)
 	badAddress := strings.ContainsFunc(o.Address, func(r rune) bool { return unicode.IsControl(r) && r != '\n' })
 	if len(o.Reason) > 1000 || len(o.Address) > 500 || badAddress {
-		return Check{}, "", &InvalidError{Code: "invalid", Message: "reason is at most 1000 characters, address at most 500 printable ones",
+		return Check{}, Act{}, &InvalidError{Code: "invalid", Message: "reason is at most 1000 characters, address at most 500 printable ones",
 			Fields: map[string]string{"reason": "at most 1000 characters", "address": "at most 500 printable characters"}}
 	}
 	if !o.Verified && o.Reason == "" {
-		return Check{}, "", &InvalidError{Code: "invalid", Message: "a refusal needs a reason", Fields: map[string]string{"reason": "required when verified is false"}}
+		return Check{}, Act{}, &InvalidError{Code: "invalid", Message: "a refusal needs a reason", Fields: map[string]string{"reason": "required when verified is false"}}
 	}
 	principals, err := s.cfg.Principals(ctx, sessionID)
 	if err != nil {
-		return Check{}, "", err
+		return Check{}, Act{}, err
 	}
 	var (
-		ch    Check
-		state State
+		ch  Check
+		act Act
 	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -299,14 +300,12 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 		if o.Verified && len(ch.Stills) < 2 {
 			return outOfOrder("capture the face still and the document photo before verifying")
 		}
-		act, err := s.get(ctx, tx, sessionID)
-		if err != nil {
+		if act, err = s.get(ctx, tx, sessionID); err != nil {
 			return err
 		}
 		if act.State == Sealed {
 			return outOfOrder("the act is sealed")
 		}
-		state = act.State
 		ch.Status = CheckRefused
 		if o.Verified {
 			ch.Status = CheckVerified
@@ -323,20 +322,20 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 				"document": ch.Document, "stills": ch.Stills, "address": ch.Address}}); err != nil {
 			return err
 		}
-		if state != Draft || !o.Verified {
+		if act.State != Draft || !o.Verified {
 			return nil
 		}
 		all, err := allVerified(ctx, tx, sessionID, principals)
 		if err != nil || !all {
 			return err
 		}
-		state = IdentityVerified
+		act.State = IdentityVerified
 		return s.setState(ctx, tx, sessionID, Draft, IdentityVerified, c.Actor, map[string]any{"principals": len(principals)})
 	})
 	if err != nil {
-		return Check{}, "", err
+		return Check{}, Act{}, err
 	}
-	return ch, state, nil
+	return ch, act, nil
 }
 
 func allVerified(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID, principals []Principal) (bool, error) {

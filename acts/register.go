@@ -120,6 +120,10 @@ type RegisterFilter struct {
 	From, To time.Time
 	// Sessions limits the entries to these sessions (nil: all).
 	Sessions []uuid.UUID
+	// CreatedBy limits the entries to the acts of sessions this staff
+	// member created (uuid.Nil: all). It is a subquery rather than a list
+	// of session ids so that a notary with many acts loses none of them.
+	CreatedBy uuid.UUID
 }
 
 // Register returns the register's entries, oldest first.
@@ -146,6 +150,9 @@ func (s *Service) Register(ctx context.Context, f RegisterFilter) ([]RegisterEnt
 		}
 		q += ` AND session_id IN (` + strings.Join(ph, ", ") + `)`
 	}
+	if f.CreatedBy != uuid.Nil {
+		q += ` AND session_id IN (SELECT id FROM sessions WHERE created_by = ` + arg(f.CreatedBy.String()) + `)`
+	}
 	q += ` ORDER BY recorded_at, id`
 	rows, err := s.cfg.DB.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -167,6 +174,23 @@ func (s *Service) Register(ctx context.Context, f RegisterFilter) ([]RegisterEnt
 	return out, rows.Err()
 }
 
+// Entry returns one register entry; an unknown id is ErrNotFound.
+func (s *Service) Entry(ctx context.Context, id uuid.UUID) (RegisterEntry, error) {
+	var body string
+	err := s.cfg.DB.QueryRowContext(ctx, `SELECT entry FROM register_entries WHERE id = $1`, id.String()).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RegisterEntry{}, fmt.Errorf("register entry %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return RegisterEntry{}, fmt.Errorf("acts: register entry: %w", err)
+	}
+	var e RegisterEntry
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return RegisterEntry{}, fmt.Errorf("acts: register entry %s: %w", id, err)
+	}
+	return e, nil
+}
+
 // Correction is a correction of a register entry.
 type Correction struct {
 	Reason string `json:"reason"`
@@ -184,16 +208,8 @@ func (s *Service) Correct(ctx context.Context, c Caller, entryID uuid.UUID, corr
 	if corr.Reason == "" || len(corr.Reason) > 1000 {
 		return RegisterEntry{}, &InvalidError{Code: "invalid", Message: "a correction needs a reason", Fields: map[string]string{"reason": "1 to 1000 characters"}}
 	}
-	var body string
-	err := s.cfg.DB.QueryRowContext(ctx, `SELECT entry FROM register_entries WHERE id = $1`, entryID.String()).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return RegisterEntry{}, fmt.Errorf("register entry %s: %w", entryID, ErrNotFound)
-	}
+	e, err := s.Entry(ctx, entryID)
 	if err != nil {
-		return RegisterEntry{}, err
-	}
-	var e RegisterEntry
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		return RegisterEntry{}, err
 	}
 	e.ID, e.RecordedAt, e.Corrects, e.Correction = uuid.New(), s.now(), &entryID, corr.Reason

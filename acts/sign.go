@@ -34,7 +34,7 @@ func (s *Service) BeforeSign(ctx context.Context, c Caller, sessionID, documentI
 		if !ok {
 			return outOfOrder("your identity has not been verified by the embassy officer yet; you can sign once it is")
 		}
-		signed, err := s.hasSigned(ctx, sessionID, c.ParticipantID, documentID)
+		signed, err := hasSigned(ctx, s.cfg.DB, sessionID, c.ParticipantID, documentID)
 		if err != nil {
 			return err
 		}
@@ -52,9 +52,11 @@ func (s *Service) BeforeSign(ctx context.Context, c Caller, sessionID, documentI
 	return nil
 }
 
-func (s *Service) hasSigned(ctx context.Context, sessionID, participantID, documentID uuid.UUID) (bool, error) {
+// hasSigned reports whether a participant signed a document of the act; q
+// is the database, or the transaction that is recording a signature.
+func hasSigned(ctx context.Context, q querier, sessionID, participantID, documentID uuid.UUID) (bool, error) {
 	var n int
-	err := s.cfg.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM act_signatures WHERE session_id = $1 AND participant_id = $2 AND document_id = $3`,
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM act_signatures WHERE session_id = $1 AND participant_id = $2 AND document_id = $3`,
 		sessionID.String(), participantID.String(), documentID.String()).Scan(&n)
 	return n > 0, err
 }
@@ -99,12 +101,11 @@ func (s *Service) AfterSign(ctx context.Context, c Caller, sessionID uuid.UUID, 
 		case c.Role == access.Principal && act.State == IdentityVerified:
 			n := 0
 			for _, p := range principals {
-				var signed int
-				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM act_signatures WHERE session_id = $1 AND participant_id = $2 AND document_id = $3`,
-					sessionID.String(), p.ID.String(), sig.DocumentID.String()).Scan(&signed); err != nil {
+				signed, err := hasSigned(ctx, tx, sessionID, p.ID, sig.DocumentID)
+				if err != nil {
 					return err
 				}
-				if signed > 0 {
+				if signed {
 					n++
 				}
 			}

@@ -26,10 +26,16 @@ type SessionView struct {
 	Recording *recording.State `json:"recording,omitempty"`
 }
 
+// isAct reports whether a session is a notarial act this API runs: only
+// notarisation sessions have one, and only when the act service is set up.
+func (a *API) isAct(s sessions.Session) bool {
+	return a.acts != nil && s.Kind == access.Notarisation
+}
+
 // view adds the act and the recording state to a session.
 func (a *API) view(ctx context.Context, s sessions.Session) (SessionView, error) {
 	v := SessionView{Session: s}
-	if a.acts != nil && s.Kind == access.Notarisation {
+	if a.isAct(s) {
 		act, err := a.acts.Get(ctx, s.ID)
 		if err != nil {
 			return SessionView{}, err
@@ -137,7 +143,9 @@ func (a *API) handleStill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 11<<20)
+	// No http.MaxBytesReader here: AddStill reads at most acts.Config.MaxStill
+	// and answers ErrTooLarge (413); a second, fixed limit would disagree
+	// with a configured one and surface as a 500.
 	st, err := a.acts.AddStill(r.Context(), c, sid, cid, r.URL.Query().Get("kind"), r.Body)
 	if err != nil {
 		return err
@@ -162,22 +170,20 @@ func (a *API) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	ch, state, err := a.acts.Decide(r.Context(), c, sid, cid, in)
+	ch, act, err := a.acts.Decide(r.Context(), c, sid, cid, in)
 	if err != nil {
 		return err
 	}
 	a.pushCheck(sid, ch)
-	a.pushAct(r.Context(), sid, state)
+	a.pushAct(sid, act)
 	WriteJSON(w, http.StatusOK, ch)
 	return nil
 }
 
-// pushAct tells the room the act's state.
-func (a *API) pushAct(ctx context.Context, sid uuid.UUID, _ acts.State) {
-	if a.notify == nil {
-		return
-	}
-	if act, err := a.acts.Get(ctx, sid); err == nil {
+// pushAct tells the room the act's state, as the step that changed it
+// returned it (no second read of the act).
+func (a *API) pushAct(sid uuid.UUID, act acts.Act) {
+	if a.notify != nil {
 		a.notify(sid, "act_updated", act)
 	}
 }
@@ -223,7 +229,7 @@ func (a *API) handleSeal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.pushAct(r.Context(), sid, sealed.State)
+	a.pushAct(sid, sealed)
 	WriteJSON(w, http.StatusOK, SealResponse{Act: sealed, Entry: entry})
 	return nil
 }
@@ -294,18 +300,12 @@ func (a *API) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// A notary's register is their own acts; an admin's is everyone's.
+	// The filter is in SQL, so no number of acts truncates the register.
 	switch {
 	case p.Participant != nil:
 		f.Sessions = []uuid.UUID{p.Participant.SessionID}
 	case p.Staff.Role != access.Admin:
-		list, err := a.sessions.List(r.Context(), p, sessions.Filter{Kind: access.Notarisation, Limit: 1000})
-		if err != nil {
-			return err
-		}
-		f.Sessions = []uuid.UUID{}
-		for _, s := range list {
-			f.Sessions = append(f.Sessions, s.ID)
-		}
+		f.CreatedBy = p.Staff.ID
 	}
 	entries, err := a.acts.Register(r.Context(), f)
 	if err != nil {
@@ -340,26 +340,23 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	entries, err := a.acts.Register(r.Context(), acts.RegisterFilter{})
+	e, err := a.acts.Entry(r.Context(), id)
+	if errors.Is(err, acts.ErrNotFound) {
+		return &Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such register entry"}
+	}
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.ID != id {
-			continue
-		}
-		// Only the notary of that act corrects its entry.
-		if _, _, err := a.sessions.Authorize(r.Context(), p, e.SessionID, access.Seal); err != nil {
-			return err
-		}
-		corrected, err := a.acts.Correct(r.Context(), acts.Caller{Actor: p.Actor(), Name: p.Name(), Role: role}, id, in)
-		if err != nil {
-			return err
-		}
-		WriteJSON(w, http.StatusCreated, corrected)
-		return nil
+	// Only the notary of that act corrects its entry.
+	if _, _, err := a.sessions.Authorize(r.Context(), p, e.SessionID, access.Seal); err != nil {
+		return err
 	}
-	return &Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such register entry"}
+	corrected, err := a.acts.Correct(r.Context(), acts.Caller{Actor: p.Actor(), Name: p.Name(), Role: role}, id, in)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusCreated, corrected)
+	return nil
 }
 
 func (a *API) recordingRoutes() {
@@ -389,10 +386,8 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 		if sess.State == sessions.Closed {
 			return &sessions.ConflictError{Reason: "session is closed"}
 		}
-		if a.acts != nil && sess.Kind == access.Notarisation {
-			if err := a.acts.RequireOpen(r.Context(), sid, "recording"); err != nil {
-				return err
-			}
+		if err := a.actOpen(r.Context(), sess, "recording"); err != nil {
+			return err
 		}
 		st, err := a.recording.Start(r.Context(), sid, c.Actor)
 		if errors.Is(err, recording.ErrRecording) {
@@ -477,7 +472,7 @@ func (a *API) describe(ctx context.Context, s sessions.Session) (any, error) {
 		docs[i] = full
 	}
 	out := map[string]any{"session": v, "participants": ps, "documents": docs}
-	if a.acts != nil && s.Kind == access.Notarisation {
+	if a.isAct(s) {
 		checks, err := a.acts.Checks(ctx, s.ID)
 		if err != nil {
 			return nil, err

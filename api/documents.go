@@ -46,7 +46,7 @@ func (a *API) documentsChanged(sessionID, docID uuid.UUID) {
 
 // actOpen refuses changes to the documents of a sealed notarial act.
 func (a *API) actOpen(ctx context.Context, sess sessions.Session, what string) error {
-	if a.acts == nil || sess.Kind != access.Notarisation {
+	if !a.isAct(sess) {
 		return nil
 	}
 	return a.acts.RequireOpen(ctx, sess.ID, what)
@@ -263,7 +263,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if sess.State == sessions.Closed {
 		return &sessions.ConflictError{Reason: "session is closed"}
 	}
-	act := a.acts != nil && sess.Kind == access.Notarisation
+	act := a.isAct(sess)
 	if act {
 		if err := a.acts.BeforeSign(r.Context(), c, sess.ID, d.ID); err != nil {
 			return err
@@ -281,10 +281,11 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if act {
-		if _, err := a.acts.AfterSign(r.Context(), c, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial}); err != nil {
+		after, err := a.acts.AfterSign(r.Context(), c, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial})
+		if err != nil {
 			return err
 		}
-		a.pushAct(r.Context(), sess.ID, "")
+		a.pushAct(sess.ID, after)
 	}
 	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})

@@ -41,18 +41,19 @@ type harness struct {
 	api   *api.API
 }
 
-func newHarness(t testing.TB, db *database.DB) *harness {
+func newHarness(t testing.TB, db *database.DB, actOpts ...func(*acts.Config)) *harness {
 	t.Helper()
 	store, err := evidence.NewLocal(t.TempDir(), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHarnessWithStore(t, db, store, 8<<20)
+	return newHarnessWithStore(t, db, store, 8<<20, actOpts...)
 }
 
 // newHarnessWithStore serves the API over db and store, with a development
-// PKI whose timestamp authority runs in process.
-func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64) *harness {
+// PKI whose timestamp authority runs in process. actOpts adjust the act
+// service's configuration (a test's own limits).
+func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64, actOpts ...func(*acts.Config)) *harness {
 	t.Helper()
 	authority, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
 	if err != nil {
@@ -61,10 +62,14 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 	tsa := authority.TSA()
 	jnl := journal.New(db, tsa, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
-	actSvc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
+	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
 		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
 			return api.Principals(ctx, svc, sid)
-		}})
+		}}
+	for _, opt := range actOpts {
+		opt(&actCfg)
+	}
+	actSvc := acts.New(actCfg)
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
