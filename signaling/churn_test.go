@@ -20,7 +20,6 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 	}
 	ts := newTestServer(t, nil)
 	stay, _, _ := ts.dial(t, "stays", nil)
-	_ = stay
 	settle := func() (goroutines int, peers, tracks float64) {
 		time.Sleep(200 * time.Millisecond)
 		return runtime.NumGoroutine(), counterValue(t, "chamber_peers"), counterValue(t, "chamber_tracks")

@@ -189,7 +189,10 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	}
 
 	ice := s.iceServers(host, id.ParticipantID)
-	r, _, err := s.join(c, func(others []*conn) {
+	// The same bytes go to every other participant: encoded once, and
+	// before taking the server lock, under which welcome runs.
+	joined := mustEncode(protocol.TypePeerJoined, "", c.peerEvent())
+	r, err := s.join(c, func(others []*conn) {
 		peers := make([]protocol.PeerEvent, 0, len(others))
 		for _, o := range others {
 			peers = append(peers, o.peerEvent())
@@ -210,9 +213,8 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		})
 		// Under the server lock too, so that every connection sees joins
 		// in the same order as the peers lists.
-		ev := c.peerEvent()
 		for _, o := range others {
-			o.send(protocol.TypePeerJoined, ev)
+			o.sendRaw(joined)
 		}
 	})
 	if err != nil {

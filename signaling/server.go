@@ -242,12 +242,13 @@ func (s *Server) startTURN(m *sfu.SFU) (*turnserver.Server, net.IP, error) {
 		RelayIP: relay,
 		Secret:  s.cfg.TURNSecret,
 		// Only the SFU's media port on this host: participants cannot use
-		// the relay to reach anything else. Port -1 is the per-IP
-		// permission check.
-		AllowPeer: func(a *net.UDPAddr) bool {
-			_, ok := own[a.IP.String()]
-			return ok && (a.Port == mediaPort || a.Port == -1)
+		// the relay to reach anything else. The IP is checked once per
+		// permission, the port on every datagram.
+		AllowPeerIP: func(ip net.IP) bool {
+			_, ok := own[ip.String()]
+			return ok
 		},
+		PeerPort: mediaPort,
 	})
 	return t, relay, err
 }
@@ -390,11 +391,11 @@ func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Roo
 // join registers a connection in its session's room, creating the room.
 // welcome runs under the server lock, before the connection becomes visible
 // to others, so that the "joined" it queues precedes any event about them.
-func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, []*conn, error) {
+func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.sfu == nil {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	r := s.rooms[c.id.SessionID]
 	if r == nil {
@@ -408,7 +409,7 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, []*conn, er
 			Recorder: rec,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn)}
 		s.rooms[r.id] = r
@@ -420,7 +421,7 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, []*conn, er
 	c.room = r
 	welcome(others)
 	r.conns[c.connID] = c
-	return r, others, nil
+	return r, nil
 }
 
 // leave removes a connection; the last one out closes the room.

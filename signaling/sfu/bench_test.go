@@ -3,7 +3,6 @@ package sfu
 import (
 	"net"
 	"testing"
-	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -112,9 +111,9 @@ func runForward(b *testing.B, subscribers int, mk func() *benchWriter) {
 			b.Fatal("cache miss")
 		}
 		now := clock()
-		putAbsSendTime(s.absTime[:], time.Now())
+		putAbsSendTime(s.absTime[:], clockTime(now))
 		for _, dt := range dts {
-			if dt.forward(l, &meta, s, now) > 0 {
+			if dt.forward(l, &meta, s.buf[:meta.size], s, now) > 0 {
 				forwarded++
 			}
 		}

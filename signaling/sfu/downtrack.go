@@ -175,9 +175,10 @@ func (dt *downTrack) layers() (current, target int) {
 	return dt.fwd.current, dt.fwd.target
 }
 
-// forward writes one packet of layer l to the subscriber and returns the
-// bytes written (0 if the packet is not for this subscriber now).
-func (dt *downTrack) forward(l *layer, m *packetMeta, s *writeScratch, now int64) int {
+// forward writes one packet of layer l (pkt, described by m) to the
+// subscriber and returns the bytes written (0 if the packet is not for this
+// subscriber now). pkt may be the reader's own buffer: it is only read.
+func (dt *downTrack) forward(l *layer, m *packetMeta, pkt []byte, s *writeScratch, now int64) int {
 	b := dt.bound.Load()
 	if b == nil || !dt.peer.subConnected.Load() {
 		return 0
@@ -209,7 +210,7 @@ func (dt *downTrack) forward(l *layer, m *packetMeta, s *writeScratch, now int64
 			dt.peer.signal(protocol.TypeLayer, protocol.Layer{TrackID: dt.up.id, Layer: l.index, RID: l.rid})
 		}
 	}
-	payload := s.buf[m.payloadOff:m.payloadEnd]
+	payload := pkt[m.payloadOff:m.payloadEnd]
 	if out.munge {
 		n := copy(s.munged[:], payload)
 		payload = s.munged[:n]
@@ -258,7 +259,9 @@ func (dt *downTrack) retransmit(seqs []uint16) {
 	}
 	s := retransmitScratch.Get().(*writeScratch)
 	defer retransmitScratch.Put(s)
-	putAbsSendTime(s.absTime[:], time.Now())
+	// The same time base as deliver's, so that the subscriber's delay-based
+	// estimator sees one clock.
+	putAbsSendTime(s.absTime[:], clockTime(clock()))
 	for _, seq := range seqs {
 		dt.mu.Lock()
 		seg, ok := dt.fwd.segmentFor(seq)

@@ -374,10 +374,7 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error {
 	}
 	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 	p.mu.Lock()
-	pc := p.sub
-	if idx == 0 {
-		pc = p.pub
-	}
+	pc := p.pcFor(idx)
 	if pc == nil || pc.RemoteDescription() == nil {
 		defer p.mu.Unlock()
 		if len(p.pendingCands[idx]) >= maxPendingCands {
@@ -393,12 +390,18 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error {
 	return nil
 }
 
+// pcFor returns the publish (idx 0) or subscribe (idx 1) PeerConnection, as
+// indexed in pendingCands; p.mu must be held.
+func (p *Peer) pcFor(idx int) *webrtc.PeerConnection {
+	if idx == 0 {
+		return p.pub
+	}
+	return p.sub
+}
+
 func (p *Peer) flushCandidates(idx int) {
 	p.mu.Lock()
-	pc := p.sub
-	if idx == 0 {
-		pc = p.pub
-	}
+	pc := p.pcFor(idx)
 	cands := p.pendingCands[idx]
 	p.pendingCands[idx] = nil
 	p.mu.Unlock()

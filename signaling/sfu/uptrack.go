@@ -274,13 +274,10 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 		}
 		tq := newTapQueue(tap, t.room.log.With("track", t.id))
 		t.tap = tq
+		// A recording must start on a keyframe: the reader asks for one
+		// from the packet that installs the tap until one arrives
+		// (applyActions sets wantKeyframe), so no request is made here.
 		top.post(layerAction{op: actSetTap, tap: tq})
-		if t.kind == webrtc.RTPCodecTypeVideo {
-			// A recording must start on a keyframe: ask at once; the
-			// reader keeps asking from when the tap is installed until
-			// one arrives (applyActions).
-			go top.requestKeyframe()
-		}
 	}()
 }
 
@@ -379,7 +376,7 @@ func (l *layer) requestKeyframe() {
 	now := clock()
 	last := l.lastPLI.Load()
 	// last == 0: never asked (clock starts at 0 with the process).
-	if (last != 0 && now-last < int64(pliInterval)) || !l.lastPLI.CompareAndSwap(last, now) {
+	if since(now, last) < pliInterval || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
 	if pc := l.up.peer.publishPC(); pc != nil {
@@ -552,11 +549,17 @@ func (l *layer) readLoop() {
 			l.wantKeyframe.Store(false)
 		}
 
-		for _, w := range l.writers {
-			w.push(meta.seq)
-		}
-		if len(l.writers) > 0 && l.writers[0].inline != nil && len(l.writers[0].tracks) > 0 {
-			l.writers[0].deliver(meta.seq, l.writers[0].inline)
+		// writers[0] is the inline writer (writerFor creates it first and
+		// applyActions never removes it): hand the packet to the others
+		// first, then write it to the inline writer's down-tracks from buf
+		// itself, which deliver leaves untouched for the tap below.
+		if len(l.writers) > 0 {
+			for _, w := range l.writers[1:] {
+				w.push(meta.seq)
+			}
+			if in := l.writers[0]; len(in.tracks) > 0 {
+				in.deliver(&meta, buf[:n], now, in.inline)
+			}
 		}
 		if l.tap != nil {
 			l.tap.push(buf[:n])
@@ -656,3 +659,7 @@ var clockBase = time.Now()
 
 // clock returns monotonic nanoseconds since the process started.
 func clock() int64 { return int64(time.Since(clockBase)) }
+
+// clockTime converts a clock() reading to a time.Time without reading the
+// clock again.
+func clockTime(now int64) time.Time { return clockBase.Add(time.Duration(now)) }

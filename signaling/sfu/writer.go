@@ -66,11 +66,9 @@ func (w *writer) remove(dt *downTrack) int {
 	return len(w.tracks)
 }
 
-// push queues a packet without blocking.
+// push queues a packet for a goroutine writer without blocking. The inline
+// writer has no queue: the reader calls its deliver directly.
 func (w *writer) push(seq uint16) {
-	if w.inline != nil {
-		return // delivered by the reader after the others: see flushInline
-	}
 	select {
 	case w.ch <- seq:
 	default:
@@ -101,26 +99,34 @@ func (w *writer) run() {
 	defer w.l.up.peer.wg.Done()
 	s := new(writeScratch)
 	for seq := range w.ch {
-		w.deliver(seq, s)
+		// The reader has moved on: take the packet from the cache.
+		meta, ok := w.l.cache.get(seq, s.buf[:])
+		if !ok {
+			continue
+		}
+		w.deliver(&meta, s.buf[:meta.size], clock(), s)
 	}
 }
 
-// deliver writes one packet to every down-track of the writer.
-func (w *writer) deliver(seq uint16, s *writeScratch) {
-	meta, ok := w.l.cache.get(seq, s.buf[:])
-	if !ok {
-		return
-	}
+// deliver writes one packet (pkt, described by m) to every down-track of
+// the writer; now is clock() at delivery. The inline writer is handed the
+// reader's own buffer, so neither deliver nor forward may write into pkt
+// (the tap copies it afterwards): rewrites go to s.munged.
+func (w *writer) deliver(m *packetMeta, pkt []byte, now int64, s *writeScratch) {
 	tracks := *w.snap.Load()
-	now := clock()
-	putAbsSendTime(s.absTime[:], time.Now())
+	putAbsSendTime(s.absTime[:], clockTime(now))
+	// A batch pays for a copy of each datagram and two lock rounds; it only
+	// saves system calls when this round sends more than one datagram.
 	bc := w.l.up.room.sfu.batch
+	if len(tracks) < 2 {
+		bc = nil
+	}
 	if bc != nil {
 		bc.begin()
 	}
 	var packets, bytes int
 	for _, dt := range tracks {
-		if n := dt.forward(w.l, &meta, s, now); n > 0 {
+		if n := dt.forward(w.l, m, pkt, s, now); n > 0 {
 			packets++
 			bytes += n
 		}

@@ -37,11 +37,16 @@ type Config struct {
 	// Secret signs credentials; empty means 32 random bytes (credentials
 	// then die with the process).
 	Secret []byte
-	// AllowPeer says which peer addresses (IP and port) clients may relay
-	// to; nil allows only loopback. The signalling server allows the SFU's
-	// media port on the host's own addresses and nothing else, so that a
-	// participant cannot use the relay to reach other services.
-	AllowPeer func(addr *net.UDPAddr) bool
+	// AllowPeerIP says which peer IPs clients may get a permission (or a
+	// channel) for; nil allows only loopback. It runs once per permission,
+	// not per datagram: pion relays only to IPs holding one. The signalling
+	// server allows the host's own addresses and nothing else, so that a
+	// participant cannot use the relay to reach other hosts.
+	AllowPeerIP func(ip net.IP) bool
+	// PeerPort, if not 0, is the only peer port datagrams are relayed to
+	// (the SFU's media port), checked on every datagram since permissions
+	// are per IP; 0 allows any port.
+	PeerPort int
 }
 
 // Server is a running TURN server.
@@ -79,20 +84,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turnserver: secret: %w", err)
 		}
 	}
-	allow := cfg.AllowPeer
+	allow := cfg.AllowPeerIP
 	if allow == nil {
-		allow = func(a *net.UDPAddr) bool { return a.IP.IsLoopback() }
+		allow = net.IP.IsLoopback
 	}
 	s := &Server{secret: base64.StdEncoding.EncodeToString(secret), realm: cfg.Realm}
 	lf := pionlog.Factory{Logger: cfg.Logger}
 	gen := func() turn.RelayAddressGenerator {
-		return &relayGenerator{ip: cfg.RelayIP, allow: allow}
+		return &relayGenerator{ip: cfg.RelayIP, port: cfg.PeerPort}
 	}
 	// Permissions are per IP (RFC 8656); the port is checked on every
 	// relayed datagram by the relay socket.
-	perm := func(_ net.Addr, peer net.IP) bool {
-		return allow(&net.UDPAddr{IP: peer, Port: -1})
-	}
+	perm := func(_ net.Addr, peer net.IP) bool { return allow(peer) }
 
 	var sc turn.ServerConfig
 	var closers []func()
@@ -158,10 +161,11 @@ func (s *Server) TLSAddr() net.Addr { return s.tlsA }
 // Close stops the server and closes every allocation.
 func (s *Server) Close() error { return s.srv.Close() }
 
-// relayGenerator allocates relay sockets that only send to allowed peers.
+// relayGenerator allocates relay sockets that only send to the allowed
+// peer port.
 type relayGenerator struct {
-	ip    net.IP
-	allow func(*net.UDPAddr) bool
+	ip   net.IP
+	port int // 0: any
 }
 
 func (g *relayGenerator) Validate() error {
@@ -179,8 +183,11 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	if err != nil {
 		return nil, nil, err
 	}
-	a := pc.LocalAddr().(*net.UDPAddr)
-	return &filteredConn{PacketConn: pc, allow: g.allow}, &net.UDPAddr{IP: g.ip, Port: a.Port}, nil
+	relayed := &net.UDPAddr{IP: g.ip, Port: pc.LocalAddr().(*net.UDPAddr).Port}
+	if g.port == 0 {
+		return pc, relayed, nil
+	}
+	return &filteredConn{PacketConn: pc, port: g.port}, relayed, nil
 }
 
 // AllocateConn refuses TCP relay allocations (RFC 6062): media is relayed
@@ -189,16 +196,17 @@ func (g *relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
 	return nil, nil, errors.New("turnserver: TCP allocations are not supported")
 }
 
-// filteredConn drops datagrams to peers that are not allowed (the port
-// included), and reports them as sent so that the allocation lives on.
+// filteredConn drops datagrams to any peer port but the allowed one, and
+// reports them as sent so that the allocation lives on. The peer's IP needs
+// no check here: pion relays only to IPs holding a permission, which
+// AllowPeerIP granted.
 type filteredConn struct {
 	net.PacketConn
-	allow func(*net.UDPAddr) bool
+	port int
 }
 
 func (c *filteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || !c.allow(ua) {
+	if ua, ok := addr.(*net.UDPAddr); !ok || ua.Port != c.port {
 		return len(p), nil
 	}
 	return c.PacketConn.WriteTo(p, addr)

@@ -36,7 +36,7 @@ func TestCredentialsAndPeerRestriction(t *testing.T) {
 	defer other.Close()
 	allowedPort := local.LocalAddr().(*net.UDPAddr).Port
 	srv, err := New(Config{UDPAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), Secret: []byte("s3cret"),
-		AllowPeer: func(a *net.UDPAddr) bool { return a.IP.IsLoopback() && (a.Port == allowedPort || a.Port == -1) }})
+		AllowPeerIP: net.IP.IsLoopback, PeerPort: allowedPort})
 	if err != nil {
 		t.Fatal(err)
 	}
