@@ -2,7 +2,6 @@ package acts
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/sessions/mrz"
@@ -178,23 +178,6 @@ func scanCheck(row interface{ Scan(...any) error }) (Check, error) {
 	return ch, nil
 }
 
-// imageType sniffs a still: JPEG or PNG only.
-func imageType(head []byte) string {
-	switch {
-	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
-		return "image/jpeg"
-	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
-		return "image/png"
-	}
-	return ""
-}
-
-// ErrTooLarge reports a still over the size limit.
-var ErrTooLarge = errors.New("still exceeds the size limit")
-
-// ErrUnsupported reports a still that is neither JPEG nor PNG.
-var ErrUnsupported = errors.New("a still must be a JPEG or PNG image")
-
 // AddStill stores the face still or the document photo of a pending check
 // as evidence, with its SHA-256, and journals it.
 func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uuid.UUID, kind string, body io.Reader) (Still, error) {
@@ -215,28 +198,21 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		return Still{}, err
 	}
 	br := bufio.NewReaderSize(body, 512)
-	head, _ := br.Peek(16)
-	ct := imageType(head)
-	if ct == "" {
-		return Still{}, ErrUnsupported
+	head, _ := br.Peek(512)
+	ct := documents.Sniff(head)
+	if ct != documents.TypeJPEG && ct != documents.TypePNG {
+		return Still{}, fmt.Errorf("%w: a still must be a JPEG or PNG image", documents.ErrUnsupported)
 	}
-	ext := ".jpg"
-	if ct == "image/png" {
-		ext = ".png"
-	}
-	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], ext)
-	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, ErrTooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
-	if errors.Is(err, ErrTooLarge) {
-		return Still{}, err
+	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], documents.Extension(ct))
+	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, documents.ErrTooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
+	if errors.Is(err, documents.ErrTooLarge) {
+		return Still{}, fmt.Errorf("%w: the limit for a still is %d bytes", documents.ErrTooLarge, s.cfg.MaxStill)
 	}
 	if err != nil {
 		return Still{}, fmt.Errorf("acts: store still: %w", err)
 	}
 	st := Still{Kind: kind, Key: key, SHA256: obj.SHA256, Size: obj.Size}
-	col := "face"
-	if kind == "document" {
-		col = "document"
-	}
+	col := kind // face or document, checked above: the column prefix
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE identity_checks SET `+col+`_key = $1, `+col+`_sha256 = $2 WHERE id = $3 AND status = $4`,
 			key, obj.SHA256, checkID.String(), CheckPending)

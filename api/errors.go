@@ -55,6 +55,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		Error(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
 	case errors.As(err, &unsupported):
 		Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", unsupported.Error())
+	case errors.Is(err, documents.ErrUnsupported):
+		Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error())
 	case errors.As(err, &docInvalid):
 		WriteJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: ErrorDetail{
 			Code: "invalid", Message: docInvalid.Error(), Fields: map[string]string{docInvalid.Field: docInvalid.Message}}})
@@ -77,10 +79,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		WriteJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: ErrorDetail{Code: actInvalid.Code, Message: actInvalid.Message, Fields: actInvalid.Fields}})
 	case errors.Is(err, acts.ErrNotFound):
 		Error(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, acts.ErrTooLarge):
-		Error(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
-	case errors.Is(err, acts.ErrUnsupported):
-		Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error())
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		Error(w, 499, "canceled", "request canceled")

@@ -255,10 +255,11 @@ func (s *Service) Open(ctx context.Context, d Document, version int) (evidence.R
 
 // objectKey is where a version's bytes live.
 func objectKey(sessionID, docID uuid.UUID, version int, contentType string) string {
-	return fmt.Sprintf("sessions/%s/documents/%s/v%d%s", sessionID, docID, version, extension(contentType))
+	return fmt.Sprintf("sessions/%s/documents/%s/v%d%s", sessionID, docID, version, Extension(contentType))
 }
 
-func extension(contentType string) string {
+// Extension is the file name extension for a sniffed content type.
+func Extension(contentType string) string {
 	switch contentType {
 	case TypePDF:
 		return ".pdf"
