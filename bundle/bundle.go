@@ -398,6 +398,16 @@ func verifyJournal(rep *Report, data []byte, roots *x509.CertPool, problem func(
 			problem(JournalName, "entry %d belongs to session %s, not %s", e.Seq, e.SessionID, rep.SessionID)
 			return
 		}
+		// The bundle's journal is indented for people to read; the hash
+		// covers the details as the journal stored them, in canonical JSON.
+		if len(e.Details) > 0 {
+			details, err := journal.Canonical(e.Details)
+			if err != nil {
+				problem(JournalName, "entry %d: details: %v", e.Seq, err)
+				return
+			}
+			e.Details = details
+		}
 		if err := chain.Add(e); err != nil {
 			problem(JournalName, "%v", err)
 			return

@@ -167,15 +167,13 @@ func (e Entry) CanonicalBytes() []byte {
 	b.WriteString(`,"action":`)
 	writeString(&b, e.Action)
 	b.WriteString(`,"details":`)
-	switch canon, err := Canonical(e.Details); {
-	case len(e.Details) == 0:
+	if len(e.Details) == 0 {
 		b.WriteString(`{}`)
-	case err == nil:
-		// Details are stored canonical; canonicalising again changes
-		// nothing, but keeps the hash independent of how a copy of the
-		// entry was re-encoded on its way (indented JSON in an export).
-		b.Write(canon)
-	default:
+	} else {
+		// As stored: AppendTx stored them canonical. A copy that was
+		// re-encoded on its way (indented JSON in a bundle) is made
+		// canonical where it comes in, not here, so that the hash of a
+		// stored entry never depends on today's Canonical.
 		b.Write(e.Details)
 	}
 	b.WriteString(`,"session_prev_hash":`)
