@@ -183,16 +183,23 @@ func TestDocumentsOverREST(t *testing.T) {
 	}
 }
 
-// TestDocumentsOnPostgresAndMinIO runs an upload and a signature through
-// the real servers CI runs.
-func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
+// minioStore is an evidence store in a fresh bucket of the test MinIO.
+func minioStore(t *testing.T) evidence.Store {
+	t.Helper()
 	m := testenv.MinIO(t)
+	name := strings.ToLower(strings.NewReplacer("/", "-", "+", "-").Replace(t.Name()))
 	store, err := evidence.NewS3(t.Context(), evidence.S3Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey,
-		Insecure: true, Bucket: "api-test-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:20] + "-" + randomSuffix(), Logger: discard})
+		Insecure: true, Bucket: "api-test-" + name[:min(20, len(name))] + "-" + randomSuffix(), Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), store, 8<<20)
+	return store
+}
+
+// TestDocumentsOnPostgresAndMinIO runs an upload and a signature through
+// the real servers CI runs.
+func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
+	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), minioStore(t), 8<<20)
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Exhibits on MinIO"})
 	n := h.invite(clerk, s.ID, "Judge Mets", access.Judge)
