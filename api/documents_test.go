@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -210,5 +211,60 @@ func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
 	got := h.must(h.do("GET", "/api/v1/documents/"+up.ID.String()+"/content?version=1", n.Token, nil), 200).Body
 	if !bytes.Equal(got, pdf) {
 		t.Fatal("MinIO round trip changed the original")
+	}
+}
+
+// TestVerifyEndpoint: the public verifier answers every kind of bad PDF
+// with its own 4xx, and a document Chamber signed as valid.
+func TestVerifyEndpoint(t *testing.T) {
+	h := newHarness(t, databasetest.Open(t, database.SQLite))
+	clerk := h.staffToken(access.Clerk)
+	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Verify"})
+	judge := h.invite(clerk, s.ID, "Judge Mets", access.Judge)
+	var up api.UploadResponse
+	h.must(h.upload(judge.Token, s.ID.String(), "judgment.pdf", "application/pdf", samplePDF(t)), 201).decode(t, &up)
+	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", judge.Token, map[string]any{"reason": "Judgment", "location": "Tallinn"}), 201)
+	signedPDF := h.must(h.do("GET", "/api/v1/documents/"+up.ID.String()+"/content", judge.Token, nil), 200).Body
+
+	qpdf := testenv.Command(t, "qpdf")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "enc.pdf")
+	if err := os.WriteFile(in, samplePDF(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(qpdf, "--encrypt", "", "owner", "256", "--", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf --encrypt: %v\n%s", err, b)
+	}
+	encrypted, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"empty", nil, 400, "empty"},
+		{"not a PDF", []byte("hello, world"), 422, "malformed_pdf"},
+		{"truncated", signedPDF[:len(signedPDF)/2], 422, "malformed_pdf"},
+		{"encrypted", encrypted, 422, "encrypted_pdf"},
+		{"too large", make([]byte, 8<<20+1), 413, "too_large"},
+		{"signed", signedPDF, 200, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.raw("POST", "/api/v1/verify", "", "application/pdf", c.body)
+			if r.Status != c.status || r.errorCode() != c.code {
+				t.Fatalf("%d %s, want %d %q", r.Status, r.Body, c.status, c.code)
+			}
+			if c.status == 200 {
+				var rep pades.Report
+				r.decode(t, &rep)
+				if !rep.Valid || len(rep.Signatures) == 0 {
+					t.Fatalf("signed document reported %+v", rep)
+				}
+			}
+		})
 	}
 }

@@ -74,12 +74,13 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
-	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
-		Bundle:  &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa},
-		TempDir: t.TempDir(),
-		Ready:   map[string]api.Check{"database": db.PingContext}})
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
+	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
+		Bundle:  &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa},
+		Verify:  &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
+		TempDir: t.TempDir(),
+		Ready:   map[string]api.Check{"database": db.PingContext}})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store}

@@ -58,11 +58,8 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 			return BadRequest("empty", "send the PDF as the request body")
 		}
 		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, Log: a.log, Now: time.Now})
-		if errors.Is(err, pades.ErrEncrypted) {
-			return Unprocessable("encrypted_pdf", "%v", err)
-		}
 		if err != nil {
-			return err
+			return err // fail maps an encrypted or malformed PDF to 422
 		}
 		WriteJSON(w, http.StatusOK, rep)
 		return nil
