@@ -235,11 +235,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		c.log.Error("media join failed", "err", err)
 		c.sendError("", "", protocol.CodeInternal, "media unavailable")
 		c.closeWith(websocket.StatusInternalError, "media unavailable", nil)
-		ev := c.peerEvent()
-		for _, o := range s.leave(c) {
-			o.send(protocol.TypePeerLeft, ev)
-		}
-		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
+		c.teardown() // the room already announced this connection
 		return false
 	}
 	c.peer = peer

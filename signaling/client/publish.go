@@ -279,10 +279,9 @@ func (p *Publication) sendAudio() {
 	}
 }
 
-// sendVideo produces VP8-shaped frames for one layer: a valid payload
-// descriptor with a 15-bit picture ID, a VP8 frame header (keyframes carry
-// the start code and dimensions), filler, and the synthetic trailer in
-// every packet. Packets of a frame are paced at 2.5× the bitrate, as
+// sendVideo produces the frames of one layer (VP8-shaped, or H.264 with
+// opts.H264; see frameWriter) at opts.FPS, keyframes when asked and every
+// KeyframeInterval. Packets of a frame are paced at 2.5× the bitrate, as
 // browsers' pacers do.
 func (p *Publication) sendVideo(layer int) {
 	defer p.wg.Done()
@@ -294,7 +293,6 @@ func (p *Publication) sendVideo(layer int) {
 	midID, ridID, _ := extIDs(p.vsend)
 	frameInterval := time.Second / time.Duration(p.opts.FPS)
 	frameBytes := bitrate / 8 / p.opts.FPS
-	maxData := p.opts.PacketSize - 4 - trailerSize
 	pacing := time.Duration(float64(time.Second) * float64(p.opts.PacketSize*8) / (2.5 * float64(bitrate)))
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(time.Now().UnixNano() >> 8)}}
 	buf := make([]byte, p.opts.PacketSize)
@@ -327,58 +325,11 @@ func (p *Publication) sendVideo(layer int) {
 		if size < 20 {
 			size = 20
 		}
+		f := frameWriter{p: p, track: track, layer: layer, pkt: &pkt, ts: ts, start: frameStart, pacing: pacing, midID: midID, ridID: ridID}
 		if p.opts.H264 {
-			p.sendH264Frame(track, layer, &pkt, key, size, frameStart, pacing, buf, ts, midID, ridID)
-			picID = (picID + 1) & 0x7fff
-			ts += uint32(90000 / p.opts.FPS)
-			continue
-		}
-		npk := (size + maxData - 1) / maxData
-		for i := 0; i < npk; i++ {
-			n := maxData
-			if i == npk-1 {
-				n = size - maxData*(npk-1)
-			}
-			b := buf[:4+n+trailerSize]
-			b[0] = 0x80 // X
-			if i == 0 {
-				b[0] |= 0x10 // S, partition 0
-			}
-			b[1] = 0x80 // I: picture ID present
-			b[2] = 0x80 | byte(picID>>8)&0x7f
-			b[3] = byte(picID)
-			d := b[4 : 4+n]
-			for j := range d {
-				d[j] = byte(j)
-			}
-			if i == 0 && len(d) >= 10 {
-				// VP8 frame tag: bit 0 = 0 for a keyframe; show_frame set.
-				if key {
-					d[0] = 0x10
-					copy(d[3:], []byte{0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01})
-				} else {
-					d[0] = 0x11
-				}
-			}
-			putTrailer(b, layer, time.Now())
-			pkt.Payload = b
-			pkt.Marker = i == npk-1
-			pkt.Timestamp = ts
-			pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
-			if p.rids != nil && midID != 0 && ridID != 0 {
-				_ = pkt.SetExtension(midID, []byte(p.vsendMid()))
-				_ = pkt.SetExtension(ridID, []byte(p.rids[layer]))
-			}
-			if err := track.WriteRTP(&pkt); err == nil {
-				p.videoSent[layer].Add(1)
-			}
-			pkt.SequenceNumber++
-			if i < npk-1 {
-				due := frameStart.Add(time.Duration(i+1) * pacing)
-				if d := time.Until(due); d > 200*time.Microsecond {
-					time.Sleep(d)
-				}
-			}
+			f.h264(key, size, buf)
+		} else {
+			f.vp8(key, size, picID, buf)
 		}
 		picID = (picID + 1) & 0x7fff
 		ts += uint32(90000 / p.opts.FPS)
@@ -450,29 +401,85 @@ var h264Capability = webrtc.RTPCodecCapability{
 	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 }
 
-// sendH264Frame sends one H.264 access unit: for a keyframe a STAP-A with
-// SPS and PPS, then the slice (IDR or not) as one NAL unit or FU-A fragments.
-func (p *Publication) sendH264Frame(track *webrtc.TrackLocalStaticRTP, layer int, pkt *rtp.Packet, key bool, size int, start time.Time, pacing time.Duration, buf []byte, ts uint32, midID, ridID uint8) {
-	write := func(b []byte, marker bool) {
-		putTrailer(b, layer, time.Now())
-		pkt.Payload, pkt.Marker, pkt.Timestamp = b, marker, ts
-		pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
-		if p.rids != nil && midID != 0 && ridID != 0 {
-			_ = pkt.SetExtension(midID, []byte(p.vsendMid()))
-			_ = pkt.SetExtension(ridID, []byte(p.rids[layer]))
-		}
-		if err := track.WriteRTP(pkt); err == nil {
-			p.videoSent[layer].Add(1)
-		}
-		pkt.SequenceNumber++
+// frameWriter sends the packets of one video frame of one layer: each
+// with the synthetic trailer, the simulcast mid/rid extensions, the
+// frame's timestamp and the next sequence number, paced at pacing apart.
+type frameWriter struct {
+	p            *Publication
+	track        *webrtc.TrackLocalStaticRTP
+	layer        int
+	pkt          *rtp.Packet
+	ts           uint32
+	start        time.Time
+	pacing       time.Duration
+	sent         int
+	midID, ridID uint8
+}
+
+// write sends one packet whose payload is b (trailer space included) and
+// waits for the pacer unless it ends the frame.
+func (f *frameWriter) write(b []byte, marker bool) {
+	p, pkt := f.p, f.pkt
+	putTrailer(b, f.layer, time.Now())
+	pkt.Payload, pkt.Marker, pkt.Timestamp = b, marker, f.ts
+	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+	if p.rids != nil && f.midID != 0 && f.ridID != 0 {
+		_ = pkt.SetExtension(f.midID, []byte(p.vsendMid()))
+		_ = pkt.SetExtension(f.ridID, []byte(p.rids[f.layer]))
 	}
-	sent := 0
-	pace := func() {
-		sent++
-		if d := time.Until(start.Add(time.Duration(sent) * pacing)); d > 200*time.Microsecond {
-			time.Sleep(d)
-		}
+	if err := f.track.WriteRTP(pkt); err == nil {
+		p.videoSent[f.layer].Add(1)
 	}
+	pkt.SequenceNumber++
+	if marker {
+		return
+	}
+	f.sent++
+	if d := time.Until(f.start.Add(time.Duration(f.sent) * f.pacing)); d > 200*time.Microsecond {
+		time.Sleep(d)
+	}
+}
+
+// vp8 sends a VP8-shaped frame: a payload descriptor with a 15-bit
+// picture ID, a VP8 frame header (keyframes carry the start code and
+// dimensions) and filler.
+func (f *frameWriter) vp8(key bool, size int, picID uint16, buf []byte) {
+	maxData := f.p.opts.PacketSize - 4 - trailerSize
+	npk := (size + maxData - 1) / maxData
+	for i := 0; i < npk; i++ {
+		n := maxData
+		if i == npk-1 {
+			n = size - maxData*(npk-1)
+		}
+		b := buf[:4+n+trailerSize]
+		b[0] = 0x80 // X
+		if i == 0 {
+			b[0] |= 0x10 // S, partition 0
+		}
+		b[1] = 0x80 // I: picture ID present
+		b[2] = 0x80 | byte(picID>>8)&0x7f
+		b[3] = byte(picID)
+		d := b[4 : 4+n]
+		for j := range d {
+			d[j] = byte(j)
+		}
+		if i == 0 && len(d) >= 10 {
+			// VP8 frame tag: bit 0 = 0 for a keyframe; show_frame set.
+			if key {
+				d[0] = 0x10
+				copy(d[3:], []byte{0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01})
+			} else {
+				d[0] = 0x11
+			}
+		}
+		f.write(b, i == npk-1)
+	}
+}
+
+// h264 sends an H.264 frame: a keyframe is an SPS and PPS in a STAP-A and
+// then an IDR slice; a slice too large for one packet goes in FU-A
+// fragments.
+func (f *frameWriter) h264(key bool, size int, buf []byte) {
 	if key {
 		sps := []byte{0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8}
 		pps := []byte{0x68, 0xce, 0x3c, 0x80}
@@ -482,22 +489,21 @@ func (p *Publication) sendH264Frame(track *webrtc.TrackLocalStaticRTP, layer int
 		b = append(b, 0, byte(len(pps)))
 		b = append(b, pps...)
 		b = append(b, make([]byte, trailerSize)...)
-		write(b, false)
-		pace()
+		f.write(b, false)
 	}
 	nalType := byte(1)
 	nalHeader := byte(0x41)
 	if key {
 		nalType, nalHeader = 5, 0x65
 	}
-	maxData := p.opts.PacketSize - 2 - trailerSize
+	maxData := f.p.opts.PacketSize - 2 - trailerSize
 	if size <= maxData+1 {
 		b := buf[:1+size+trailerSize]
 		b[0] = nalHeader
 		for j := 1; j <= size; j++ {
 			b[j] = byte(j)
 		}
-		write(b, true)
+		f.write(b, true)
 		return
 	}
 	npk := (size + maxData - 1) / maxData
@@ -518,9 +524,6 @@ func (p *Publication) sendH264Frame(track *webrtc.TrackLocalStaticRTP, layer int
 		for j := 2; j < 2+n; j++ {
 			b[j] = byte(j)
 		}
-		write(b, i == npk-1)
-		if i < npk-1 {
-			pace()
-		}
+		f.write(b, i == npk-1)
 	}
 }
