@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -212,17 +211,6 @@ func (s *chamberServer) call(t *testing.T, token, method, path string, body, out
 	return res.StatusCode
 }
 
-// hasRoute reports whether the server's OpenAPI document lists a path.
-func (s *chamberServer) hasRoute(t *testing.T, path string) bool {
-	t.Helper()
-	var doc struct {
-		Paths map[string]any `json:"paths"`
-	}
-	s.call(t, "", "GET", "/api/v1/openapi.json", nil, &doc)
-	_, ok := doc.Paths[path]
-	return ok
-}
-
 // ——— the browser ———
 
 // testHooks runs before any page script: it keeps the page's
@@ -389,16 +377,12 @@ const (
 )
 
 // videoFlows checks that ctx receives pid's video: it has a size and its
-// decoded frame count rises.
-func videoFlows(t *testing.T, ctx context.Context, who, pid string) {
+// decoded frame count rises (framesOf counts only a video with a width).
+func videoFlows(t *testing.T, ctx context.Context, pid string) {
 	t.Helper()
 	waitJS(t, ctx, 30*time.Second, framesOf+`(`+jsString(pid)+`) > 0`)
 	f1 := eval[int](t, ctx, framesOf+`(`+jsString(pid)+`)`)
 	waitJS(t, ctx, 10*time.Second, framesOf+`(`+jsString(pid)+`) > `+fmt.Sprint(f1+5))
-	w := eval[int](t, ctx, `document.querySelector('figure.tile[data-participant="`+pid+`"][data-source="camera"] video.remote').videoWidth`)
-	if w <= 0 {
-		t.Fatalf("%s: video of %s has width %d", who, pid, w)
-	}
 }
 
 func jsString(s string) string {
@@ -497,9 +481,9 @@ func TestBrowser(t *testing.T) {
 		partyID = eval[string](t, judge, `document.querySelector('button.admit').closest('li').dataset.participant`)
 		do(t, judge, 10*time.Second, click("button.admit"))
 		waitJS(t, party, 20*time.Second, `document.querySelector('.room').dataset.view === 'room'`)
-		videoFlows(t, judge, "judge", partyID)
+		videoFlows(t, judge, partyID)
 		judgeID = eval[string](t, judge, `document.querySelector('figure.tile.self').dataset.participant`)
-		videoFlows(t, party, "party", judgeID)
+		videoFlows(t, party, judgeID)
 		b.screenshot(t, judge, "room-judge")
 	})
 	if partyID == "" {
@@ -532,12 +516,12 @@ func TestBrowser(t *testing.T) {
 		before := width()
 		quality(`, max_layer: 0`)
 		waitJS(t, party, 10*time.Second, `(async () => { const s = await `+cameraIn+`(`+jsString(judgeID)+`); return s && s.frameWidth === `+fmt.Sprint(out["q"].FrameWidth)+`; })()`)
-		videoFlows(t, party, "party on the lowest layer", judgeID)
+		videoFlows(t, party, judgeID)
 		t.Logf("the party receives the judge at width %d, %d when capped at layer 0", before, width())
 		// Without the cap it goes back up as far as its bandwidth estimate allows.
 		quality(``)
 		waitJS(t, party, 15*time.Second, `(async () => { const s = await `+cameraIn+`(`+jsString(judgeID)+`); return s && s.frameWidth > `+fmt.Sprint(out["q"].FrameWidth)+`; })()`)
-		videoFlows(t, party, "party uncapped", judgeID)
+		videoFlows(t, party, judgeID)
 	})
 
 	t.Run("mute", func(t *testing.T) {
@@ -573,7 +557,7 @@ func TestBrowser(t *testing.T) {
 		// Public viewers wait like everyone else until the judge admits them.
 		do(t, judge, 20*time.Second, click("#tab-people"), click("button.admit"))
 		waitJS(t, obs, 20*time.Second, `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`)
-		videoFlows(t, obs, "observer", judgeID)
+		videoFlows(t, obs, judgeID)
 		if n := eval[int](t, obs, `document.querySelectorAll('#mic-button, #camera-button, #share-button, #chat-input').length`); n != 0 {
 			t.Fatalf("the observer has %d publish controls", n)
 		}
@@ -614,8 +598,8 @@ func TestBrowser(t *testing.T) {
 		if v := eval[string](t, party, `document.querySelector('.room').dataset.view`); v != "room" {
 			t.Fatalf("after reconnecting the party is in %q, not the room", v)
 		}
-		videoFlows(t, party, "party after reconnect", judgeID)
-		videoFlows(t, judge, "judge after the party reconnected", partyID)
+		videoFlows(t, party, judgeID)
+		videoFlows(t, judge, partyID)
 		if !eval[bool](t, party, `document.querySelector('#mic-button').disabled`) {
 			t.Fatal("the server-enforced mute was lost on reconnect")
 		}
@@ -631,7 +615,7 @@ func TestBrowser(t *testing.T) {
 		waitJS(t, party, 20*time.Second, wsOpen)
 		rejoinedVideo(t, party, judgeID)
 		waitJS(t, party, 20*time.Second, `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`)
-		videoFlows(t, party, "party after a reload", judgeID)
+		videoFlows(t, party, judgeID)
 	})
 
 	t.Run("phone", func(t *testing.T) {
@@ -718,7 +702,7 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	waitJS(t, principal, 20*time.Second, `document.querySelector('.featured').hidden`)
 
 	// The officer checks the passport.
-	videoFlows(t, officer, "officer", principalInv.ParticipantID)
+	videoFlows(t, officer, principalInv.ParticipantID)
 	zone, err := mrz.FormatTD3(mrz.Document{Type: "P", IssuingState: "EST", Surname: "KUUSK", GivenNames: "ANTS", Number: "KX7654321",
 		Nationality: "EST", BirthDate: "1951-06-14", Sex: "M", ExpiryDate: time.Now().AddDate(4, 0, 0).Format(time.DateOnly)})
 	if err != nil {
@@ -752,7 +736,7 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	do(t, notary, 10*time.Second, click("#tab-act"))
 	waitJS(t, notary, 20*time.Second, `!!document.querySelector('#identity-checks .check[data-status="verified"]')`)
 
-	sign := func(ctx context.Context, who string, n int) {
+	sign := func(ctx context.Context, n int) {
 		do(t, ctx, 20*time.Second, click("#tab-documents"))
 		waitJS(t, ctx, 20*time.Second, `!!document.querySelector('li.doc button.sign')`)
 		do(t, ctx, 20*time.Second, click("li.doc button.sign"), chromedp.WaitVisible(chromedp.CSS("#sign-location")),
@@ -763,8 +747,8 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 		do(t, ctx, 10*time.Second, click("#sign-submit"))
 		waitJS(t, ctx, 60*time.Second, fmt.Sprintf(`document.querySelector('li.doc') && document.querySelector('li.doc').dataset.signatures === '%d'`, n))
 	}
-	sign(principal, "principal", 1)
-	sign(notary, "notary", 2)
+	sign(principal, 1)
+	sign(notary, 2)
 
 	do(t, notary, 20*time.Second, click("#tab-act"), chromedp.SendKeys(chromedp.CSS("#seal-description"), "Last will of Ants Kuusk"), click("#seal-button"))
 	waitJS(t, notary, 30*time.Second, `!!document.querySelector('#act-state .act-number')`)
@@ -795,5 +779,3 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	}
 	b.screenshot(t, verify, "verify")
 }
-
-var _ = errors.New

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -30,8 +29,6 @@ var embedded embed.FS
 
 // Config configures the web client.
 type Config struct {
-	// Log receives the package's few messages; nil discards them.
-	Log *slog.Logger
 	// PublicURL is the base URL browsers use (--public-url). Its host is
 	// added to the Content-Security-Policy's connect-src as ws:// and
 	// wss://, for browsers that do not yet treat 'self' as covering
@@ -53,21 +50,29 @@ type Page struct {
 
 // Web serves the browser client.
 type Web struct {
-	log     *slog.Logger
-	static  fs.FS
-	etags   map[string]string // static path → quoted SHA-256 ETag
+	files   map[string]file // static path → its content
 	headers http.Header
 }
+
+// file is one embedded file, read once by New.
+type file struct {
+	etag string // quoted, from the SHA-256 of data
+	data []byte
+}
+
+// The HTML pages Pages serves. New refuses a build that lacks one.
+const (
+	consolePage = "console.html"
+	roomPage    = "room.html"
+	verifyPage  = "verify.html"
+)
 
 // ErrConfig reports an unusable Config.
 var ErrConfig = errors.New("web: invalid config")
 
-// New prepares the embedded files and the security headers.
+// New reads the embedded files and prepares the security headers. A page
+// missing from the embedded files is a build defect, reported here.
 func New(cfg Config) (*Web, error) {
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	static, err := fs.Sub(embedded, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: embedded files: %w", err)
@@ -76,7 +81,7 @@ func New(cfg Config) (*Web, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Web{log: log, static: static, etags: map[string]string{}, headers: securityHeaders(csp)}
+	w := &Web{files: map[string]file{}, headers: securityHeaders(csp)}
 	err = fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -86,11 +91,16 @@ func New(cfg Config) (*Web, error) {
 			return err
 		}
 		sum := sha256.Sum256(b)
-		w.etags[p] = `"` + hex.EncodeToString(sum[:16]) + `"`
+		w.files[p] = file{etag: `"` + hex.EncodeToString(sum[:16]) + `"`, data: b}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web: embedded files: %w", err)
+	}
+	for _, name := range []string{consolePage, roomPage, verifyPage} {
+		if _, ok := w.files[name]; !ok {
+			return nil, fmt.Errorf("web: embedded files: page %s is missing from this build", name)
+		}
 	}
 	return w, nil
 }
@@ -99,14 +109,14 @@ func New(cfg Config) (*Web, error) {
 func (w *Web) Pages() []Page {
 	html := "text/html"
 	return []Page{
-		{Pattern: "GET /{$}", Summary: "Staff console: sign in with a staff token, sessions, calendar, invitations, journal and documents", ContentType: html, Handler: w.page("console.html")},
-		{Pattern: "GET /join/{token}", Summary: "Join page and room for an invitation link", ContentType: html, Handler: w.page("room.html")},
+		{Pattern: "GET /{$}", Summary: "Staff console: sign in with a staff token, sessions, calendar, invitations, journal and documents", ContentType: html, Handler: w.page(consolePage)},
+		{Pattern: "GET /join/{token}", Summary: "Join page and room for an invitation link", ContentType: html, Handler: w.page(roomPage)},
 		// The page moves the token from the address bar into sessionStorage;
 		// a reload then lands here.
-		{Pattern: "GET /join/{$}", Summary: "Join page after the token left the address bar", ContentType: html, Handler: w.page("room.html")},
-		{Pattern: "GET /watch/{token}", Summary: "Watch a public hearing from its public link", ContentType: html, Handler: w.page("room.html")},
-		{Pattern: "GET /watch/{$}", Summary: "Watch page after the token left the address bar", ContentType: html, Handler: w.page("room.html")},
-		{Pattern: "GET /verify", Summary: "Verify the signatures of a PDF (public)", ContentType: html, Handler: w.page("verify.html")},
+		{Pattern: "GET /join/{$}", Summary: "Join page after the token left the address bar", ContentType: html, Handler: w.page(roomPage)},
+		{Pattern: "GET /watch/{token}", Summary: "Watch a public hearing from its public link", ContentType: html, Handler: w.page(roomPage)},
+		{Pattern: "GET /watch/{$}", Summary: "Watch page after the token left the address bar", ContentType: html, Handler: w.page(roomPage)},
+		{Pattern: "GET /verify", Summary: "Verify the signatures of a PDF (public)", ContentType: html, Handler: w.page(verifyPage)},
 		{Pattern: "GET /static/", Summary: "The web client's embedded static files", ContentType: "application/octet-stream", Handler: w.staticHandler()},
 		{Pattern: "GET /favicon.ico", Summary: "Site icon", ContentType: "image/svg+xml", Handler: w.file("img/icon.svg")},
 		{Pattern: "GET /robots.txt", Summary: "Keeps crawlers away from invitation and public links", ContentType: "text/plain", Handler: w.file("robots.txt")},
@@ -196,20 +206,12 @@ func securityHeaders(csp string) http.Header {
 	}
 }
 
-// page serves one HTML page. Pages are never cached: a join page's URL
-// holds a token, and a stale page could load stale modules.
+// page serves one HTML page, which New made sure is embedded. Pages are
+// never cached: a join page's URL holds a token, and a stale page could
+// load stale modules.
 func (w *Web) page(name string) http.Handler {
-	b, err := fs.ReadFile(w.static, name)
-	if err != nil {
-		// The files are embedded; a missing one is a build defect that
-		// TestPages catches.
-		w.log.Error("web: missing page", "name", name, "err", err)
-	}
+	b := w.files[name].data
 	return w.Headers(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if b == nil {
-			http.Error(rw, "page missing from this build", http.StatusInternalServerError)
-			return
-		}
 		h := rw.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
@@ -238,23 +240,18 @@ func (w *Web) staticHandler() http.Handler {
 }
 
 func (w *Web) serveStatic(rw http.ResponseWriter, r *http.Request, name string) {
-	etag, ok := w.etags[name]
+	f, ok := w.files[name]
 	if !ok || strings.HasSuffix(name, ".html") {
-		notFound(rw)
-		return
-	}
-	b, err := fs.ReadFile(w.static, name)
-	if err != nil {
 		notFound(rw)
 		return
 	}
 	h := rw.Header()
 	h.Set("Content-Type", contentType(name))
-	h.Set("ETag", etag)
+	h.Set("ETag", f.etag)
 	// Revalidate every time: a new binary must never run with old modules,
 	// and the ETag makes revalidation a 304.
 	h.Set("Cache-Control", "no-cache")
-	http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(b))
+	http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(f.data))
 }
 
 func notFound(rw http.ResponseWriter) {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/web"
 )
 
@@ -298,8 +299,12 @@ func TestStrings(t *testing.T) {
 		}
 	}
 	// Keys built from a prefix and a value the server defines.
+	var roles []string
+	for _, r := range access.MatrixRoles {
+		roles = append(roles, string(r))
+	}
 	values := map[string][]string{
-		"role.":            {"judge", "clerk", "party", "counsel", "witness", "interpreter", "observer", "notary", "embassy_officer", "principal"},
+		"role.":            roles,
 		"state.":           {"scheduled", "open", "closed"},
 		"kind.":            {"hearing", "notarisation"},
 		"actType.":         {"will", "contract", "power_of_attorney", "property_sale", "other"},

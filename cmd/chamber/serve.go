@@ -272,7 +272,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Wait()
 	}()
 
-	webApp, err := web.New(web.Config{Log: log, PublicURL: cfg.publicURL})
+	webApp, err := web.New(web.Config{PublicURL: cfg.publicURL})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@
 // and seals it; the evidence bundle downloads from here.
 import { t, roleLabel } from './i18n.js';
 import { h, replace, toast, hashView, formatDateTime } from './dom.js';
-import { ApiError, errorText, saveBlob } from './api.js';
+import { ApiError, errorText, downloadBundle } from './api.js';
 
 export const ACT_STATES = ['draft', 'identity_verified', 'signed_by_principals', 'notarised', 'sealed'];
 
@@ -99,12 +99,7 @@ export function createActPanel(room) {
     const btn = e.currentTarget;
     btn.disabled = true;
     message.textContent = t('act.bundlePreparing');
-    try {
-      saveBlob(await api.blob(base + '/bundle'), 'chamber-' + room.sid + '.zip');
-      message.textContent = '';
-    } catch (err) {
-      message.textContent = err instanceof ApiError && err.status === 404 ? t('act.unavailable') : errorText(err);
-    }
+    message.textContent = await downloadBundle(api, room.sid);
     btn.disabled = false;
   }
 
@@ -136,13 +131,6 @@ export function createActPanel(room) {
       unavailable = err instanceof ApiError && (err.status === 404 || err.status === 405);
     }
     renderChecks();
-  }
-
-  async function loadSession() {
-    try {
-      room.session = Object.assign(room.session, await api.get(base));
-    } catch { /* keep what we have */ }
-    renderState();
   }
 
   // ——— the embassy officer's identity check ———
@@ -257,7 +245,6 @@ export function createActPanel(room) {
         checks.set(res.id || c.id, Object.assign(c, res));
         renderChecks();
         status.textContent = verified ? t('identity.verifiedDone') : t('identity.refusedDone');
-        loadSession();
       } catch (err) {
         status.textContent = errorText(err);
       }
@@ -284,19 +271,16 @@ export function createActPanel(room) {
     renderChecks();
     if (room.can('seal') && c.status !== 'pending') {
       toast(c.status === 'verified' ? t('identity.notaryVerified', { name: room.nameOf(c.participant_id).name }) : t('identity.notaryRefused', { name: room.nameOf(c.participant_id).name }));
-      loadSession();
     }
   });
+  // The room keeps room.session.act: from the welcome, then from act_updated.
   room.addEventListener('session', renderState);
-  room.addEventListener('act_updated', (e) => {
-    room.session.act = e.detail;
-    renderState();
-  });
+  room.addEventListener('act_updated', renderState);
   renderState();
   renderActions();
   renderChecks();
   return {
     el,
-    shown: () => { loadChecks(); loadSession(); },
+    shown: loadChecks,
   };
 }

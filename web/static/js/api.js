@@ -106,6 +106,19 @@ export function saveBlob(blob, name) {
   setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
+/**
+ * downloadBundle fetches a session's evidence bundle and saves it as
+ * chamber-{sid}.zip. It returns '' when it worked, else why not, in words.
+ */
+export async function downloadBundle(api, sid) {
+  try {
+    saveBlob(await api.blob('/sessions/' + sid + '/bundle'), 'chamber-' + sid + '.zip');
+    return '';
+  } catch (err) {
+    return err instanceof ApiError && err.status === 404 ? t('act.unavailable') : errorText(err);
+  }
+}
+
 /** A message for an error from the API, in words. */
 export function errorText(err) {
   if (err instanceof ApiError) {

@@ -3,18 +3,15 @@
 // hearing or a notarial act, invite people and copy their links, open a
 // session's participants, documents and journal, enter its room.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
-import { h, replace, toast, formatDateTime, formatTime, copyText, field, confirmDialog, announce } from './dom.js';
-import { Api, ApiError, errorText, saveBlob } from './api.js';
+import { h, replace, toast, formatDateTime, field, confirmDialog, announce, brand } from './dom.js';
+import { Api, ApiError, errorText, downloadBundle } from './api.js';
 import { documentsView } from './documents.js';
+import { ROLES, inviteForm, linkBox, invitedBox } from './invite.js';
 
 chooseLanguage();
 
 const TOKEN_KEY = 'chamber.staff';
 const app = document.getElementById('app');
-const ROLES = {
-  hearing: ['judge', 'clerk', 'party', 'counsel', 'witness', 'interpreter', 'observer'],
-  notarisation: ['notary', 'embassy_officer', 'principal', 'witness', 'interpreter', 'observer'],
-};
 const ACT_TYPES = ['will', 'contract', 'power_of_attorney', 'property_sale', 'other'];
 
 let api = null;
@@ -34,7 +31,7 @@ function layout(...children) {
     h('button', { type: 'button', class: 'btn btn-small btn-quiet', id: 'sign-out', onclick: signOut }, t('console.signOut'))) : null;
   replace(app,
     h('a', { class: 'skip', href: '#main' }, t('common.skip')),
-    h('header', { class: 'topbar' }, h('a', { class: 'brand', href: '#/' }, h('img', { src: '/static/img/icon.svg', alt: '', width: 28, height: 28 }), t('app.name')), nav, who),
+    h('header', { class: 'topbar' }, brand('#/'), nav, who),
     h('main', { id: 'main', class: 'page', tabindex: '-1' }, ...children));
 }
 
@@ -131,7 +128,7 @@ function sessionItem(s) {
     h('a', { href: '#/session/' + s.id, class: 'session-link' }, s.title),
     h('div', { class: 'session-meta' },
       h('span', { class: 'badge badge-' + s.state }, t('state.' + s.state)), ' ',
-      s.kind === 'notarisation' ? t('kind.notarisation') : t('kind.hearing'),
+      t('kind.' + s.kind),
       s.case_number && ' · ' + s.case_number,
       s.scheduled_at && ' · ' + formatDateTime(s.scheduled_at)));
 }
@@ -269,11 +266,14 @@ async function sessionView(id) {
       can('bundle') && h('button', { type: 'button', class: 'btn', onclick: () => bundle(s) }, t('act.bundle')),
       !closed && can('close') && h('button', { type: 'button', class: 'btn btn-danger', onclick: () => closeSession(s) }, t('session.close'))));
 
-  const inviteForm = !closed && can('invite') ? inviteSection(s, invites, () => loadPeople(s, people)) : null;
+  const invite = !closed && can('invite') ? inviteForm({
+    api, session: s, onError: handleAuth,
+    onInvited: (inv) => { invites.prepend(invitedBox(inv)); loadPeople(s, people); },
+  }) : null;
   layout(head,
     h('div', { class: 'console-grid' },
       h('div', null,
-        inviteForm && h('section', { class: 'card', 'aria-labelledby': 'inv-h' }, h('h2', { id: 'inv-h' }, t('console.invite')), inviteForm, invites),
+        invite && h('section', { class: 'card', 'aria-labelledby': 'inv-h' }, h('h2', { id: 'inv-h' }, t('console.invite')), invite, invites),
         h('section', { class: 'card', 'aria-labelledby': 'people-h' }, h('h2', { id: 'people-h' }, t('panel.people')), people)),
       h('div', null,
         h('section', { class: 'card', 'aria-labelledby': 'docs-h' }, h('h2', { id: 'docs-h' }, t('panel.documents')), docs.el),
@@ -282,40 +282,6 @@ async function sessionView(id) {
           h('button', { type: 'button', class: 'btn', id: 'open-journal', onclick: () => loadJournal(s, journal) }, t('console.openJournal')), journal))));
   loadPeople(s, people);
   docs.refresh();
-}
-
-function inviteSection(s, out, reload) {
-  const name = h('input', { id: 'inv-name', required: true, maxlength: 200, autocomplete: 'off' });
-  const role = h('select', { id: 'inv-role' }, ROLES[s.kind].map((r) => h('option', { value: r }, roleLabel(r))));
-  const fName = field(t('console.inviteName'), name);
-  const fRole = field(t('console.inviteRole'), role);
-  const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'invite-send' }, t('console.inviteSend'));
-  const form = h('form', { class: 'invite-form' }, fName, fRole, btn);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    fName.setError('');
-    fRole.setError('');
-    btn.disabled = true;
-    try {
-      const inv = await api.post('/sessions/' + s.id + '/invitations', { name: name.value.trim(), role: role.value });
-      out.prepend(linkBox(t('console.invited', { name: inv.name, role: roleLabel(inv.role) }), inv.join_url, 'join-link'));
-      name.value = '';
-      name.focus();
-      reload();
-    } catch (err) {
-      if (handleAuth(err)) return;
-      fName.setError((err.fields && err.fields.name) || '');
-      fRole.setError((err.fields && err.fields.role) || (err.fields && err.fields.name ? '' : errorText(err)));
-    }
-    btn.disabled = false;
-  });
-  return form;
-}
-
-function linkBox(title, url, cls) {
-  const input = h('input', { readonly: true, value: url, class: 'link-output ' + cls, 'aria-label': title, onfocus: (e) => e.target.select() });
-  return h('div', { class: 'link-box' }, h('p', null, h('strong', null, title), ' ', h('span', { class: 'muted' }, t('console.linkOnce'))),
-    h('div', { class: 'link-row' }, input, h('button', { type: 'button', class: 'btn btn-small', onclick: async () => toast(await copyText(url) ? t('common.copied') : t('common.copyFailed')) }, t('common.copy'))));
 }
 
 async function loadPeople(s, box) {
@@ -405,11 +371,8 @@ async function publicLink(s, out) {
 }
 
 async function bundle(s) {
-  try {
-    saveBlob(await api.blob('/sessions/' + s.id + '/bundle'), 'chamber-' + s.id + '.zip');
-  } catch (err) {
-    toast(err instanceof ApiError && err.status === 404 ? t('act.unavailable') : errorText(err), 'error');
-  }
+  const problem = await downloadBundle(api, s.id);
+  if (problem) toast(problem, 'error');
 }
 
 async function closeSession(s) {
@@ -441,4 +404,3 @@ if (saved) {
 } else {
   signIn();
 }
-void formatTime;

@@ -78,6 +78,11 @@ export function toast(msg, kind = 'info') {
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 
+/** brand is the header's icon and name: a link to href, or plain text without one. */
+export function brand(href) {
+  return h(href ? 'a' : 'span', { class: 'brand', href }, h('img', { src: '/static/img/icon.svg', alt: '', width: 28, height: 28 }), t('app.name'));
+}
+
 /** First 12 hex digits of a SHA-256, the rest on hover. */
 export function shortHash(hex) {
   if (!hex) return '';

@@ -64,7 +64,6 @@ export class LevelMeter {
     // click or key press resumes it.
     const resume = () => { if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume(); };
     resume();
-    this.unlock = resume;
     window.addEventListener('pointerdown', resume, { once: true });
     window.addEventListener('keydown', resume, { once: true });
     this.timer = setInterval(() => this.tick(), 66);

@@ -3,8 +3,8 @@
 // clerk — per-participant moderation and the session's controls
 // (recording, closing).
 import { t, roleLabel } from './i18n.js';
-import { h, replace, toast, confirmDialog, modal } from './dom.js';
-import { errorText } from './api.js';
+import { h, replace, confirmDialog, modal } from './dom.js';
+import { ROLES, inviteForm, invitedBox } from './invite.js';
 
 export function createPeoplePanel(room) {
   const el = h('section', { class: 'panel people' });
@@ -136,34 +136,14 @@ export function createPeoplePanel(room) {
   }
 
   async function invite() {
-    const roles = room.session.kind === 'notarisation'
-      ? ['principal', 'embassy_officer', 'witness', 'interpreter', 'observer']
-      : ['party', 'counsel', 'witness', 'interpreter', 'observer', 'clerk'];
-    const name = h('input', { id: 'inv-name', required: true, maxlength: 200, autocomplete: 'off' });
-    const role = h('select', { id: 'inv-role' }, roles.map((r) => h('option', { value: r }, roleLabel(r))));
     const out = h('div', { class: 'invite-result', role: 'status' });
-    await modal(t('people.invite'), (close) => {
-      const form = h('form', null,
-        h('div', { class: 'field' }, h('label', { for: 'inv-name' }, t('console.inviteName')), name),
-        h('div', { class: 'field' }, h('label', { for: 'inv-role' }, t('console.inviteRole')), role),
-        out,
-        h('div', { class: 'actions' },
-          h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.close')),
-          h('button', { type: 'submit', class: 'btn btn-primary' }, t('console.inviteSend'))));
-      form.addEventListener('submit', async (e) => {
-        e.preventDefault();
-        try {
-          const inv = await room.api.post('/sessions/' + room.sid + '/invitations', { name: name.value.trim(), role: role.value });
-          const link = h('input', { readonly: true, value: inv.join_url, class: 'link-output', 'aria-label': t('console.joinLink') });
-          replace(out, h('p', null, t('console.linkOnce')), link,
-            h('button', { type: 'button', class: 'btn btn-small', onclick: async () => { link.select(); toast(await navigator.clipboard.writeText(inv.join_url).then(() => t('common.copied'), () => t('common.copyFailed'))); } }, t('common.copy')));
-          name.value = '';
-        } catch (err) {
-          replace(out, h('p', { class: 'field-error' }, errorText(err)));
-        }
-      });
-      return form;
-    });
+    await modal(t('people.invite'), (close) => h('div', null,
+      // The presiding role is already in the room: the list starts with
+      // the people a hearing or an act adds as it goes.
+      inviteForm({ api: room.api, session: room.session, roles: ROLES[room.session.kind].filter((r) => r !== 'judge' && r !== 'notary'),
+        onInvited: (inv) => replace(out, invitedBox(inv)) }),
+      out,
+      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.close')))));
   }
 
   room.addEventListener('participants', render);

@@ -6,7 +6,7 @@
 // it never appears in history, bookmarks or screenshots of the address
 // bar. Every page is served with Referrer-Policy: no-referrer.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
-import { h, replace, announce } from './dom.js';
+import { h, replace, announce, brand } from './dom.js';
 import { Api, ApiError, errorText } from './api.js';
 import { getMedia, devices, LevelMeter, mediaErrorText } from './media.js';
 import { Room } from './room.js';
@@ -32,7 +32,7 @@ export function takeToken(loc = location, storage = sessionStorage, hist = histo
 
 function shell(...children) {
   return replace(app,
-    h('header', { class: 'topbar' }, h('span', { class: 'brand' }, h('img', { src: '/static/img/icon.svg', alt: '', width: 28, height: 28 }), t('app.name'))),
+    h('header', { class: 'topbar' }, brand()),
     h('main', { id: 'main', class: 'page-narrow', tabindex: '-1' }, ...children));
 }
 
@@ -83,7 +83,7 @@ async function join(token) {
 function sessionHeading(session) {
   return [
     h('h1', null, session.title),
-    h('p', { class: 'muted' }, [session.case_number, session.kind === 'notarisation' ? t('kind.notarisation') : t('kind.hearing')].filter(Boolean).join(' · ')),
+    h('p', { class: 'muted' }, [session.case_number, t('kind.' + session.kind)].filter(Boolean).join(' · ')),
   ];
 }
 

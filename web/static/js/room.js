@@ -31,7 +31,6 @@ export class Room extends EventTarget {
     this.participants = new Map();
     this.peers = new Map(); // participant id → {name, role} from the signalling layer
     this.consultations = new Map();
-    this.remote = []; // [{line, track, receiver}]
     this.tiles = new Map(); // key (participant:source) → tile
     this.audioEls = new Map(); // track id → <audio>
     this.recording = { recording: false };
@@ -125,7 +124,7 @@ export class Room extends EventTarget {
     this.header = h('header', { class: 'room-header' },
       h('div', { class: 'room-title' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }),
         h('div', null, h('h1', { class: 'title' }, this.session.title),
-          h('div', { class: 'subtitle' }, [this.session.case_number, this.session.kind === 'notarisation' ? t('kind.notarisation') : t('kind.hearing')].filter(Boolean).join(' · ')))),
+          h('div', { class: 'subtitle' }, [this.session.case_number, t('kind.' + this.session.kind)].filter(Boolean).join(' · ')))),
       h('div', { class: 'room-status' }, this.recBadge, this.qualityEl, who));
     this.body = h('div', { class: 'room-body' }, this.stage, side);
     this.root = h('div', { class: 'room', dataset: { view: 'connecting' } }, this.header, this.banner, this.spaceBanner, this.waiting, this.body, this.toolbar);
@@ -275,7 +274,6 @@ export class Room extends EventTarget {
   }
 
   onTracks(tracks) {
-    this.remote = tracks;
     const want = new Set();
     for (const { line, track } of tracks) {
       if (line.kind === 'audio' || track.kind === 'audio') {
@@ -379,10 +377,9 @@ export class Room extends EventTarget {
     for (const tile of this.tiles.values()) {
       const id = tile.dataset.track;
       if (!id) continue;
-      let max = null;
-      if (tile.parentNode === this.featured) max = null;
-      else if (feature) max = 0;
-      else if (n > 4) max = 1;
+      // No cap on the stage or in a small grid; beside a featured item the
+      // lowest layer; in a grid of more than four the middle one.
+      const max = tile.parentNode === this.featured ? null : feature ? 0 : n > 4 ? 1 : null;
       const key = String(max);
       if (this.quality.get(id) === key) continue;
       this.quality.set(id, key);
@@ -418,15 +415,14 @@ export class Room extends EventTarget {
   onJoined({ joined, welcome, rejoin }) {
     for (const p of joined.peers || []) this.peers.set(p.participant.id, p.participant);
     if (welcome) {
-      if (welcome.session) this.session = welcome.session;
+      Object.assign(this.session, welcome.session, { act: welcome.act });
       if (welcome.you) this.you = welcome.you;
       if (welcome.permissions) this.perms = new Set(welcome.permissions);
       if (welcome.participants) {
         this.participants.clear();
         for (const p of welcome.participants) this.participants.set(p.id, p);
       }
-      const rec = welcome.recording || (welcome.session && welcome.session.recording);
-      this.setRecording(rec && typeof rec === 'object' ? rec : { recording: !!rec });
+      this.setRecording(welcome.recording);
       // Someone who joins mid-presentation sees the page being shown.
       if (welcome.presenting && welcome.presenting.document_id && this.you.space === 'main') this.onPresent(welcome.presenting);
     }
@@ -745,9 +741,6 @@ export class Room extends EventTarget {
         if (s.type === 'inbound-rtp') {
           lost += s.packetsLost || 0;
           received += s.packetsReceived || 0;
-        }
-        if (s.type === 'remote-inbound-rtp' && s.fractionLost !== undefined) {
-          lost += 0;
         }
       });
     }

@@ -148,7 +148,6 @@ export class RoomConnection extends EventTarget {
 
   async onJoined(joined) {
     this.attempt = 0;
-    this.joined = joined;
     const rejoin = this.joinedOnce;
     this.joinedOnce = true;
     const config = { iceServers: joined.ice_servers || [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
@@ -164,9 +163,7 @@ export class RoomConnection extends EventTarget {
       pc.onconnectionstatechange = () => this.watchPC(name, pc);
     }
     this.sub.ontrack = () => this.emitTracks();
-    let welcome = null;
-    if (joined.session) welcome = joined.session;
-    this.emit('joined', { joined, welcome, rejoin });
+    this.emit('joined', { joined, welcome: joined.session || null, rejoin });
     this.emit('state', { state: 'connected' });
     this.pingTimer = setInterval(() => {
       if (this.lastPing && (!this.lastPong || this.lastPong < this.lastPing) && Date.now() - this.lastPing > 2 * PING_EVERY) {

@@ -3,7 +3,7 @@
 // the document changed since. The server checks (POST /api/v1/verify);
 // the file goes nowhere else and is not stored.
 import { t, chooseLanguage } from './i18n.js';
-import { h, replace, announce, formatDateTime, hashView, formatSize } from './dom.js';
+import { h, replace, announce, formatDateTime, hashView, formatSize, brand } from './dom.js';
 import { Api, ApiError, errorText } from './api.js';
 
 chooseLanguage();
@@ -18,7 +18,7 @@ const result = h('div', { id: 'verify-result', 'aria-live': 'polite' });
 
 document.title = t('verify.title') + ' — ' + t('app.name');
 replace(app,
-  h('header', { class: 'topbar' }, h('a', { class: 'brand', href: '/' }, h('img', { src: '/static/img/icon.svg', alt: '', width: 28, height: 28 }), t('app.name'))),
+  h('header', { class: 'topbar' }, brand('/')),
   h('main', { id: 'main', class: 'page-narrow' },
     h('h1', null, t('verify.title')),
     h('p', null, t('verify.intro')),

@@ -20,11 +20,10 @@ function loadPdfjs() {
 }
 
 export class Viewer {
-  /** interactive viewers have their own page buttons; onPage(n) follows them. */
-  constructor({ api, interactive = true, onPage }) {
+  /** interactive viewers have their own page buttons. */
+  constructor({ api, interactive = true }) {
     this.api = api;
     this.interactive = interactive;
-    this.onPage = onPage;
     this.docId = null;
     this.pdf = null;
     this.page = 1;
@@ -44,18 +43,20 @@ export class Viewer {
       if (e.key === 'PageUp' || e.key === 'ArrowLeft') { e.preventDefault(); this.go(this.page - 1); }
     });
     this.el.tabIndex = 0;
+    // A PDF page is drawn to fit: redraw it when the surface changes size.
+    // The surface is observed while a document is open; close() stops it.
     this.resize = new ResizeObserver(() => { if (this.pdf) this.render(); });
-    this.resize.observe(this.surface);
   }
 
   /** show opens a document (if not open yet) at page. */
   async show(documentId, page = 1) {
     if (documentId !== this.docId) await this.open(documentId);
-    if (this.pdf) await this.go(page, false);
+    if (this.pdf) await this.go(page);
   }
 
   async open(documentId) {
     this.close();
+    this.resize.observe(this.surface);
     this.docId = documentId;
     this.msg.textContent = t('common.loading');
     this.canvas.hidden = true;
@@ -69,19 +70,16 @@ export class Viewer {
       throw err;
     }
     if (documentId !== this.docId) return;
-    this.meta = meta;
     this.el.setAttribute('aria-label', meta.name);
     if (meta.content_type === 'application/pdf') {
       const lib = await loadPdfjs();
-      const task = lib.getDocument({
+      this.pdf = await lib.getDocument({
         data: new Uint8Array(await blob.arrayBuffer()),
         isEvalSupported: false,
         standardFontDataUrl: PDFJS + 'standard_fonts/',
         useWasm: false,
         enableXfa: false,
-      });
-      this.task = task;
-      this.pdf = await task.promise;
+      }).promise;
       this.pages = this.pdf.numPages;
       this.canvas.hidden = false;
       this.msg.textContent = '';
@@ -99,7 +97,7 @@ export class Viewer {
     }
   }
 
-  async go(page, notify = true) {
+  async go(page) {
     if (!this.pdf) return;
     page = Math.max(1, Math.min(this.pages, page));
     this.page = page;
@@ -108,7 +106,6 @@ export class Viewer {
     this.prevBtn.disabled = page <= 1;
     this.nextBtn.disabled = page >= this.pages;
     await this.render();
-    if (notify && this.onPage) this.onPage(page);
   }
 
   async render() {
@@ -138,6 +135,7 @@ export class Viewer {
   }
 
   close() {
+    this.resize.disconnect();
     if (this.renderTask) this.renderTask.cancel();
     if (this.pdf) this.pdf.destroy();
     if (this.url) URL.revokeObjectURL(this.url);
@@ -147,10 +145,5 @@ export class Viewer {
     this.pages = 0;
     this.page = 1;
     replace(this.pageLabel);
-  }
-
-  destroy() {
-    this.close();
-    this.resize.disconnect();
   }
 }

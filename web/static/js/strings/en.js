@@ -1,6 +1,6 @@
 // English strings. A translation is a copy of this file with the values
 // translated, registered in ../i18n.js. Keep {placeholders} as they are.
-// web/strings_test.go checks that every key the code uses is here.
+// TestStrings in web/web_test.go checks that every key the code uses is here.
 export default {
   'app.name': 'Chamber',
 
@@ -378,7 +378,6 @@ export default {
   'console.inviteRole': 'Role',
   'console.inviteSend': 'Create invitation',
   'console.invited': '{name} ({role}):',
-  'console.joinLink': 'Join link',
   'console.linkOnce': 'The link is shown only now; copy it and send it to the person.',
   'console.name': 'Name',
   'console.role': 'Role',
