@@ -14,11 +14,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
-	"github.com/chamber-court/chamber/sessions/mrz"
 )
 
 // Identity check statuses.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
 )
 

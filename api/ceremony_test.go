@@ -15,11 +15,11 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
+	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
-	"github.com/chamber-court/chamber/sessions/mrz"
 )
 
 // td3 builds a valid passport MRZ expiring in five years.

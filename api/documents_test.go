@@ -18,8 +18,8 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/documents"
-	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/journal"
 )

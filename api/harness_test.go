@@ -21,7 +21,7 @@ import (
 	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/sessions"

@@ -23,7 +23,7 @@ import (
 	"github.com/digitorus/pkcs7"
 	"github.com/google/uuid"
 
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 )

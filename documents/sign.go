@@ -15,8 +15,8 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
-	"github.com/chamber-court/chamber/documents/evidence"
 	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 )

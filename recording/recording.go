@@ -1,6 +1,6 @@
 // Package recording starts and stops a session's recording: it taps the
 // media server's tracks while the session layer says they may be recorded
-// (the main room only), writes them through signaling/recorder into the
+// (the main room only), writes them through recording/webm into the
 // evidence store, and journals the start, the stop and the manifest with
 // every file's SHA-256.
 package recording
@@ -19,9 +19,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/database"
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
-	"github.com/chamber-court/chamber/signaling/recorder"
+	"github.com/chamber-court/chamber/recording/webm"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
 
@@ -41,9 +41,9 @@ type State struct {
 // Stopped describes a finished recording.
 type Stopped struct {
 	State
-	ManifestKey    string          `json:"manifest_key"`
-	ManifestSHA256 string          `json:"manifest_sha256"`
-	Files          []recorder.File `json:"files"`
+	ManifestKey    string      `json:"manifest_key"`
+	ManifestSHA256 string      `json:"manifest_sha256"`
+	Files          []webm.File `json:"files"`
 }
 
 // Policy says whose media belongs in the recording: the session layer's
@@ -74,13 +74,13 @@ type Config struct {
 type Controller struct {
 	cfg      Config
 	mu       sync.Mutex
-	active   map[uuid.UUID]*recorder.Recording
+	active   map[uuid.UUID]*webm.Recording
 	notifier Notifier
 }
 
 // New returns a controller.
 func New(cfg Config) *Controller {
-	return &Controller{cfg: cfg, active: map[uuid.UUID]*recorder.Recording{}}
+	return &Controller{cfg: cfg, active: map[uuid.UUID]*webm.Recording{}}
 }
 
 // SetNotifier plugs in the signalling server (built after the controller).
@@ -107,7 +107,7 @@ func (c *Controller) State(sessionID uuid.UUID) State {
 	return stateOf(c.active[sessionID])
 }
 
-func stateOf(r *recorder.Recording) State {
+func stateOf(r *webm.Recording) State {
 	if r == nil {
 		return State{}
 	}
@@ -133,7 +133,7 @@ func (s sink) Put(ctx context.Context, key string, r io.Reader, contentType stri
 	return obj.Size, obj.SHA256, nil
 }
 
-func (c *Controller) sink() recorder.Sink { return sink{c.cfg.Store, c.cfg.Retention} }
+func (c *Controller) sink() webm.Sink { return sink{c.cfg.Store, c.cfg.Retention} }
 
 func prefix(sessionID uuid.UUID) string { return "sessions/" + sessionID.String() + "/recordings/" }
 
@@ -145,7 +145,7 @@ func (c *Controller) Start(ctx context.Context, sessionID uuid.UUID, actor strin
 		c.mu.Unlock()
 		return State{}, ErrRecording
 	}
-	rec, err := recorder.Start(context.WithoutCancel(ctx), recorder.Config{
+	rec, err := webm.Start(context.WithoutCancel(ctx), webm.Config{
 		Sink: c.sink(), SessionID: sessionID, Prefix: prefix(sessionID), SpoolDir: c.cfg.SpoolDir, Logger: c.cfg.Log,
 	})
 	if err != nil {
@@ -219,7 +219,7 @@ func (c *Controller) StopAll(ctx context.Context) {
 	}
 }
 
-func fileSummaries(files []recorder.File) []map[string]any {
+func fileSummaries(files []webm.File) []map[string]any {
 	out := make([]map[string]any, 0, len(files))
 	for _, f := range files {
 		out = append(out, map[string]any{"key": f.Key, "sha256": f.SHA256, "size": f.Size,
@@ -241,7 +241,7 @@ func (c *Controller) journalled(ctx context.Context, f func(tx *sql.Tx) error, r
 // Recover stores what a crash left in the spool directory and journals it.
 // Call it at start, before any recording begins.
 func (c *Controller) Recover(ctx context.Context) error {
-	manifests, err := recorder.Recover(ctx, c.cfg.SpoolDir, c.sink(), c.cfg.Log)
+	manifests, err := webm.Recover(ctx, c.cfg.SpoolDir, c.sink(), c.cfg.Log)
 	for _, m := range manifests {
 		jerr := c.journalled(ctx, func(tx *sql.Tx) error {
 			_, e := tx.ExecContext(ctx, `UPDATE recordings SET stopped_at = $1, manifest_key = $2, manifest_sha256 = $3, files = $4, recovered = TRUE WHERE id = $5`,
@@ -280,7 +280,7 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 	if info.Source == sfu.SourceScreen {
 		stream += "-screen"
 	}
-	return rec.Track(recorder.TrackInfo{
+	return rec.Track(webm.TrackInfo{
 		ParticipantID:   info.ParticipantID,
 		ParticipantName: info.ParticipantName,
 		StreamID:        stream,

@@ -18,7 +18,7 @@ import (
 
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )

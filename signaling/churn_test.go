@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/internal/client"
 )
 
 // TestJoinLeaveChurnLeavesNothingBehind joins and leaves 200 times next to

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 

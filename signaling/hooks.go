@@ -63,7 +63,7 @@ type Hooks interface {
 	Message(ctx context.Context, from Identity, typ string, payload json.RawMessage) (out json.RawMessage, to []uuid.UUID, err error)
 }
 
-// Recorder is the recording hook (issue 8 attaches signaling/recorder here).
+// Recorder is the recording hook (package recording implements it).
 // MayRecord is consulted like Policy; while it is true for a track, a tap
 // opened with OpenTap receives every RTP packet of that track (see sfu.Tap:
 // a slow tap never blocks forwarding).

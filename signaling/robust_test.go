@@ -10,7 +10,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
-	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/internal/client"
 )
 
 // selectedPair returns the candidate pair a client PeerConnection uses.

@@ -22,8 +22,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/internal/testenv"
-	"github.com/chamber-court/chamber/sessions/mrz"
 )
 
 // The browser tests run the real binary (`chamber serve`, built from

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/internal/testenv"
-	"github.com/chamber-court/chamber/sessions/mrz"
 )
 
 // TestEmbassyCeremony is the whole notarial act through an embassy with

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/internal/testenv"
-	"github.com/chamber-court/chamber/signaling/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 

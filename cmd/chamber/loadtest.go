@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/chamber-court/chamber/signaling/loadtest"
+	"github.com/chamber-court/chamber/internal/loadtest"
 )
 
 func init() {

@@ -57,7 +57,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatalf("building the pdfsign CLI: %v\n%s", err, out)
 	}
 	e.chamber = filepath.Join(e.dir, "padesbench")
-	if out, err := exec.Command(goBin, "build", "-o", e.chamber, "github.com/chamber-court/chamber/documents/pades/internal/padesbench").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, "build", "-o", e.chamber, "github.com/chamber-court/chamber/tools/padesbench").CombinedOutput(); err != nil {
 		b.Fatalf("building padesbench: %v\n%s", err, out)
 	}
 	e.tsaURL = e.p.srv.URL + "/tsa"

@@ -1,6 +1,6 @@
 // Package protocol defines the JSON messages exchanged on Chamber's signalling
 // WebSocket (GET /api/v1/sessions/{id}/signal). Both the server (package
-// signaling) and the Go client (package signaling/client) use these types, so
+// signaling) and the Go client (package internal/client) use these types, so
 // the wire format is written down once. docs/signaling.md describes every
 // message with an example.
 //

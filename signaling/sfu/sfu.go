@@ -38,7 +38,7 @@ import (
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/chamber-court/chamber/signaling/internal/pionlog"
+	"github.com/chamber-court/chamber/internal/pionlog"
 )
 
 // Defaults for Config.

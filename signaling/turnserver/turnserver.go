@@ -17,7 +17,7 @@ import (
 
 	"github.com/pion/turn/v4"
 
-	"github.com/chamber-court/chamber/signaling/internal/pionlog"
+	"github.com/chamber-court/chamber/internal/pionlog"
 )
 
 // Config configures the TURN server. At least one listener address must be set.

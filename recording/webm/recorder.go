@@ -1,9 +1,10 @@
-// Package recorder records the media of a session's participants as WebM
+// Package webm records the media of a session's participants as WebM
 // (Matroska for H.264) files, one per participant media stream, with a
 // manifest of start offsets that lets them be played in sync.
 //
-// The SFU feeds it RTP: for each published track it calls Recording.Track
-// and then TrackWriter.WriteRTP for every packet. WriteRTP copies the
+// Package recording feeds it RTP from the SFU's recording taps: for each
+// recorded track it calls Recording.Track and then TrackWriter.WriteRTP for
+// every packet. WriteRTP copies the
 // packet into a queue and returns at once; a goroutine per participant
 // stream runs a jitter buffer per track (reordering, loss), depacketises
 // (Opus, VP8, H.264), waits for a keyframe before writing video, and
@@ -11,7 +12,7 @@
 // fsynced every second. When a file is complete it is streamed from the
 // spool into the Sink (the evidence store) and its SHA-256 reported. After
 // a crash, Recover completes the spool files left behind and uploads them.
-package recorder
+package webm
 
 import (
 	"context"
@@ -39,10 +40,10 @@ import (
 
 // Errors returned by the recorder.
 var (
-	ErrUnsupportedCodec = errors.New("recorder: unsupported codec")
-	ErrStopped          = errors.New("recorder: recording stopped")
-	ErrClosed           = errors.New("recorder: track closed")
-	ErrIntegrity        = errors.New("recorder: sink stored something other than what was read")
+	ErrUnsupportedCodec = errors.New("webm: unsupported codec")
+	ErrStopped          = errors.New("webm: recording stopped")
+	ErrClosed           = errors.New("webm: track closed")
+	ErrIntegrity        = errors.New("webm: sink stored something other than what was read")
 )
 
 var (
@@ -208,7 +209,7 @@ type Track struct {
 // media arrives through Track.
 func Start(ctx context.Context, cfg Config) (*Recording, error) {
 	if cfg.Sink == nil || cfg.SpoolDir == "" {
-		return nil, errors.New("recorder: Config needs a Sink and a SpoolDir")
+		return nil, errors.New("webm: Config needs a Sink and a SpoolDir")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -236,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 	r.log = cfg.Logger.With("recording", id, "session", cfg.SessionID)
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("recorder: spool: %w", err)
+		return nil, fmt.Errorf("webm: spool: %w", err)
 	}
 	meta := recordingMeta{
 		SessionID:   cfg.SessionID.String(),
@@ -246,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 	}
 	if err := writeJSON(filepath.Join(r.dir, recordingFile), meta); err != nil {
 		os.RemoveAll(r.dir)
-		return nil, fmt.Errorf("recorder: spool: %w", err)
+		return nil, fmt.Errorf("webm: spool: %w", err)
 	}
 	r.log.Info("recording started", "spool", r.dir)
 	return r, nil
@@ -314,7 +315,7 @@ func (r *Recording) Stop(ctx context.Context) (Manifest, error) {
 	case <-ctx.Done():
 		r.cancel()
 		<-done
-		return Manifest{}, fmt.Errorf("recorder: stop: %w (spool kept in %s for Recover)", ctx.Err(), r.dir)
+		return Manifest{}, fmt.Errorf("webm: stop: %w (spool kept in %s for Recover)", ctx.Err(), r.dir)
 	}
 	defer r.cancel()
 
@@ -336,7 +337,7 @@ func (r *Recording) Stop(ctx context.Context) (Manifest, error) {
 	}
 	obj, err := putManifest(ctx, r.cfg.Sink, r.cfg.Prefix+r.id.String()+"/manifest.json", m)
 	if err != nil {
-		return m, fmt.Errorf("recorder: manifest: %w (spool kept in %s for Recover)", err, r.dir)
+		return m, fmt.Errorf("webm: manifest: %w (spool kept in %s for Recover)", err, r.dir)
 	}
 	m.Stored = obj
 	if err := os.RemoveAll(r.dir); err != nil {
@@ -405,7 +406,7 @@ func upload(ctx context.Context, sink Sink, path, key, contentType string) (Obje
 	cr := &countingReader{r: io.TeeReader(f, h)}
 	size, sum, err := sink.Put(ctx, key, cr, contentType)
 	if err != nil {
-		return Object{}, fmt.Errorf("recorder: storing %s: %w", key, err)
+		return Object{}, fmt.Errorf("webm: storing %s: %w", key, err)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if size != cr.n || !strings.EqualFold(sum, got) {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chamber-court/chamber/documents/evidence"
-	"github.com/chamber-court/chamber/documents/evidence/evidencetest"
+	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/evidencetest"
 )
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -4,8 +4,8 @@
 # per subscriber count. Prints one JSON summary per line (with "mode" and
 # "run" added) on stdout.
 #
-#   signaling/internal/mediabench/bench.sh [RUNS] [DURATION] [N...]
-#   e.g. signaling/internal/mediabench/bench.sh 3 20s 10 50 100 200
+#   tools/mediabench/bench.sh [RUNS] [DURATION] [N...]
+#   e.g. tools/mediabench/bench.sh 3 20s 10 50 100 200
 #
 # PIN=1 pins the server to CPU 0 and the load generator to CPU 1.
 # MODES="chamber" runs only Chamber; CHAMBER_FLAGS="-no-batching" passes
@@ -17,7 +17,7 @@ DUR=${2:-20s}
 shift 2 || true
 NS=${*:-10 50 100 200}
 BIN=$(mktemp -d)/mediabench
-go build -o "$BIN" ./signaling/internal/mediabench
+go build -o "$BIN" ./tools/mediabench
 srv_pin=() load_pin=()
 if [ "${PIN:-0}" = 1 ]; then srv_pin=(taskset -c 0); load_pin=(taskset -c 1); fi
 port=18089

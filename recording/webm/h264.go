@@ -1,4 +1,4 @@
-package recorder
+package webm
 
 // spsDimensions reads the picture size from an H.264 sequence parameter
 // set (ITU-T H.264 §7.3.2.1.1), for the Matroska track header. It returns

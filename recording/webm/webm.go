@@ -1,4 +1,4 @@
-package recorder
+package webm
 
 import (
 	"bufio"
@@ -107,7 +107,7 @@ func (w *webmFile) writeHeader(docType string, tracks []webm.TrackEntry, start t
 	}
 	w.lay.SegmentDataAt = int64(b.Len())
 	if w.lay.SegmentDataAt != int64(segmentAt)+12 {
-		return fmt.Errorf("recorder: unexpected Segment header of %d bytes", w.lay.SegmentDataAt-int64(segmentAt))
+		return fmt.Errorf("webm: unexpected Segment header of %d bytes", w.lay.SegmentDataAt-int64(segmentAt))
 	}
 	w.lay.SeekVoidAt = int64(b.Len())
 	b.Write(voidElement(seekHeadReserve))
@@ -126,7 +126,7 @@ func (w *webmFile) writeHeader(docType string, tracks []webm.TrackEntry, start t
 	}
 	i := bytes.Index(b.Bytes()[w.lay.InfoAt:], []byte{0xEC, 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	if i < 0 {
-		return errors.New("recorder: Duration placeholder not found in Info")
+		return errors.New("webm: Duration placeholder not found in Info")
 	}
 	w.lay.DurationVoidAt = w.lay.InfoAt + int64(i)
 
@@ -236,7 +236,7 @@ func (w *webmFile) complete() error {
 		return err
 	}
 	if b.Len() > seekHeadReserve-2 {
-		return fmt.Errorf("recorder: SeekHead of %d bytes does not fit", b.Len())
+		return fmt.Errorf("webm: SeekHead of %d bytes does not fit", b.Len())
 	}
 	b.Write(voidElement(seekHeadReserve - b.Len()))
 	if _, err := w.f.WriteAt(b.Bytes(), w.lay.SeekVoidAt); err != nil {
@@ -420,7 +420,7 @@ func repairWebM(path string, lay layout) (endMs int64, err error) {
 	}
 	if st.Size() < lay.ClustersAt {
 		f.Close()
-		return 0, fmt.Errorf("recorder: %s is shorter than its header", path)
+		return 0, fmt.Errorf("webm: %s is shorter than its header", path)
 	}
 	res := scanClusters(f, st.Size(), lay)
 	if err := f.Truncate(res.end); err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/chamber-court/chamber/documents/evidence"
+	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/internal/testenv"
 )
 

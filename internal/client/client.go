@@ -25,7 +25,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/chamber-court/chamber/signaling/internal/pionlog"
+	"github.com/chamber-court/chamber/internal/pionlog"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 

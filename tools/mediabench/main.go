@@ -27,8 +27,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chamber-court/chamber/internal/loadtest"
 	"github.com/chamber-court/chamber/signaling"
-	"github.com/chamber-court/chamber/signaling/loadtest"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package recorder
+package webm
 
 import (
 	"context"
@@ -123,7 +123,7 @@ func uploadSpool(ctx context.Context, sink Sink, path, metaAt string, meta fileM
 	if err := writeJSON(metaAt, meta); err != nil {
 		// Stored but not marked: Recover would upload it again under its
 		// recovered key — a duplicate, never a loss.
-		return File{}, fmt.Errorf("recorder: spool: %w", err)
+		return File{}, fmt.Errorf("webm: spool: %w", err)
 	}
 	if err := os.Remove(path); err != nil {
 		log.Warn("removing uploaded spool file", "path", path, "err", err)
@@ -156,7 +156,7 @@ func Recover(ctx context.Context, spoolDir string, sink Sink, log *slog.Logger) 
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("recorder: recover: %w", err)
+		return nil, fmt.Errorf("webm: recover: %w", err)
 	}
 	var manifests []Manifest
 	var errs []error
@@ -178,16 +178,16 @@ func Recover(ctx context.Context, spoolDir string, sink Sink, log *slog.Logger) 
 func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logger) (*Manifest, error) {
 	var rm recordingMeta
 	if err := readJSON(filepath.Join(dir, recordingFile), &rm); err != nil {
-		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+		return nil, fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
 	rm.Recoveries++
 	if err := writeJSON(filepath.Join(dir, recordingFile), rm); err != nil {
-		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+		return nil, fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
 	log = log.With("recording", rm.RecordingID, "session", rm.SessionID)
 	m := &Manifest{Version: 1, StartedAt: rm.StartedAt, Recovered: true}
 	if err := parseIDs(m, rm); err != nil {
-		return nil, fmt.Errorf("recorder: recover %s: %w", dir, err)
+		return nil, fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
 	metas, err := filepath.Glob(filepath.Join(dir, "[0-9]*.json"))
 	if err != nil {
@@ -197,7 +197,7 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 	for _, metaAt := range metas {
 		var fm fileMeta
 		if err := readJSON(metaAt, &fm); err != nil {
-			lost = append(lost, fmt.Errorf("recorder: recover %s: %w", metaAt, err))
+			lost = append(lost, fmt.Errorf("webm: recover %s: %w", metaAt, err))
 			continue
 		}
 		path := filepath.Join(dir, filepath.Base(fm.Spool))
@@ -208,14 +208,14 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 		case stateRecording:
 			endMs, err := repairWebM(path, fm.Layout)
 			if err != nil {
-				lost = append(lost, fmt.Errorf("recorder: recover %s: %w", path, err))
+				lost = append(lost, fmt.Errorf("webm: recover %s: %w", path, err))
 				continue
 			}
 			fm.File.DurationMs = endMs
 			log.Warn("recording file repaired after a crash", "file", fm.File.Key, "duration_ms", endMs)
 		case stateFinished:
 		default:
-			lost = append(lost, fmt.Errorf("recorder: recover %s: unknown state %q", metaAt, fm.State))
+			lost = append(lost, fmt.Errorf("webm: recover %s: unknown state %q", metaAt, fm.State))
 			continue
 		}
 		if fm.BaseKey == "" {
@@ -225,7 +225,7 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 		fm.File.Recovered = true
 		fm.State = stateFinished
 		if err := writeJSON(metaAt, fm); err != nil {
-			return nil, fmt.Errorf("recorder: recover: %w", err)
+			return nil, fmt.Errorf("webm: recover: %w", err)
 		}
 		f, err := uploadSpool(ctx, sink, path, metaAt, fm, log)
 		if err != nil {
@@ -242,7 +242,7 @@ func recoverRecording(ctx context.Context, dir string, sink Sink, log *slog.Logg
 	sortFiles(m.Files)
 	obj, err := putManifest(ctx, sink, recoveredKey(rm.Prefix+rm.RecordingID+"/manifest.json", rm.Recoveries), *m)
 	if err != nil {
-		return nil, fmt.Errorf("recorder: recover %s: manifest: %w", dir, err)
+		return nil, fmt.Errorf("webm: recover %s: manifest: %w", dir, err)
 	}
 	m.Stored = obj
 	if len(lost) > 0 {

@@ -20,8 +20,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/chamber-court/chamber/documents/evidence"
-	"github.com/chamber-court/chamber/documents/evidence/evidencetest"
+	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/evidencetest"
 	"github.com/chamber-court/chamber/internal/testenv"
 )
 

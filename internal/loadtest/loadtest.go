@@ -26,7 +26,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/chamber-court/chamber/signaling/client"
+	"github.com/chamber-court/chamber/internal/client"
 )
 
 // Config is one load test. Each field is one flag of `chamber loadtest`.

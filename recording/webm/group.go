@@ -1,4 +1,4 @@
-package recorder
+package webm
 
 import (
 	"bytes"
@@ -241,7 +241,7 @@ func (g *group) control(m ctrlMsg) (exit bool) {
 		g.pump(true)
 		if g.file != nil {
 			if err := g.file.w.sync(); err != nil {
-				g.fail(fmt.Errorf("recorder: syncing %s: %w", g.file.path, err))
+				g.fail(fmt.Errorf("webm: syncing %s: %w", g.file.path, err))
 			}
 		}
 	case m.stop:
@@ -482,7 +482,7 @@ func (g *group) startFile() {
 	startedAt := g.r.start.Add(offset).UTC().Truncate(time.Microsecond)
 	w, err := createWebM(path, docType, entries, mainTrack, startedAt)
 	if err != nil {
-		g.fail(fmt.Errorf("recorder: creating %s: %w", path, err))
+		g.fail(fmt.Errorf("webm: creating %s: %w", path, err))
 		return
 	}
 	metricBytes.Add(float64(w.size))
@@ -510,7 +510,7 @@ func (g *group) startFile() {
 	}
 	if err := writeJSON(f.metaAt, f.meta); err != nil {
 		w.f.Close()
-		g.fail(fmt.Errorf("recorder: spool: %w", err))
+		g.fail(fmt.Errorf("webm: spool: %w", err))
 		return
 	}
 	g.file, g.waiting = f, false
@@ -570,7 +570,7 @@ func (g *group) writeFrame(t *track, fr frame) {
 	}
 	before := g.file.w.size
 	if err := g.file.w.writeBlock(t.num, fr.key, ms, dur, fr.data); err != nil {
-		g.fail(fmt.Errorf("recorder: writing %s: %w", g.file.path, err))
+		g.fail(fmt.Errorf("webm: writing %s: %w", g.file.path, err))
 		return
 	}
 	metricBytes.Add(float64(g.file.w.size - before))
@@ -603,13 +603,13 @@ func (g *group) finishFile() {
 		}
 	}
 	if err := f.w.finish(); err != nil {
-		g.failed(fmt.Errorf("recorder: completing %s: %w", f.path, err))
+		g.failed(fmt.Errorf("webm: completing %s: %w", f.path, err))
 		return
 	}
 	f.meta.File.DurationMs = f.w.endMs
 	f.meta.State = stateFinished
 	if err := writeJSON(f.metaAt, f.meta); err != nil {
-		g.failed(fmt.Errorf("recorder: spool: %w", err))
+		g.failed(fmt.Errorf("webm: spool: %w", err))
 		return
 	}
 	g.log.Info("recording file finished", "file", f.meta.File.Key, "duration_ms", f.w.endMs)
@@ -651,7 +651,7 @@ func (g *group) tick() {
 	if g.file != nil && now-g.lastSync >= g.r.cfg.SyncInterval {
 		g.lastSync = now
 		if err := g.file.w.sync(); err != nil {
-			g.fail(fmt.Errorf("recorder: syncing %s: %w", g.file.path, err))
+			g.fail(fmt.Errorf("webm: syncing %s: %w", g.file.path, err))
 		}
 	}
 	if !g.idle && now-g.lastArrival >= idleFlush {
