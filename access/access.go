@@ -5,11 +5,11 @@
 package access
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Kind is the kind of a session.
@@ -164,21 +164,22 @@ func concat(a, b []Action) []Action { return append(slices.Clone(a), b...) }
 // Allowed reports whether role r may perform action a.
 func Allowed(r Role, a Action) bool { return slices.Contains(matrix[r], a) }
 
-// ErrForbidden is wrapped by every permission refusal.
-var ErrForbidden = errors.New("forbidden")
-
-// ForbiddenError names the refused action and the role that tried it.
+// ForbiddenError names the refused action and the role that tried it. Its
+// kind is fault.Forbidden, and its text is what the caller is told.
 type ForbiddenError struct {
 	Role   Role
 	Action Action
 }
 
 func (e *ForbiddenError) Error() string {
-	return fmt.Sprintf("role %q may not %s", e.Role, e.Action)
+	return "forbidden: " + string(e.Action) + " is not allowed for role " + string(e.Role)
 }
 
-// Unwrap lets errors.Is(err, ErrForbidden) match.
-func (e *ForbiddenError) Unwrap() error { return ErrForbidden }
+// FaultKind makes a ForbiddenError a fault.Public error.
+func (e *ForbiddenError) FaultKind() fault.Kind { return fault.Forbidden }
+
+// Unwrap lets errors.Is(err, fault.Forbidden) match.
+func (e *ForbiddenError) Unwrap() error { return fault.Forbidden }
 
 // Check returns a *ForbiddenError unless r may perform a.
 func Check(r Role, a Action) error {

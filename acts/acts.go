@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -34,36 +35,13 @@ const (
 	Sealed             State = "sealed"
 )
 
-// Errors callers tell apart.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrInvalid  = errors.New("invalid input")
-	ErrOrder    = errors.New("out of order")
-)
-
-// OrderError says why a step is refused in the act's current state (409).
-type OrderError struct{ Reason string }
-
-func (e *OrderError) Error() string { return e.Reason }
-
-// Unwrap lets errors.Is(err, ErrOrder) match.
-func (e *OrderError) Unwrap() error { return ErrOrder }
+// Errors are fault errors: fault.NotFound, fault.Invalid naming the
+// fields (code "invalid_mrz" for a bad machine-readable zone), and
+// fault.Conflict for a step the act's current state does not allow.
 
 func outOfOrder(format string, args ...any) error {
-	return &OrderError{Reason: fmt.Sprintf(format, args...)}
+	return fault.New(fault.Conflict, format, args...)
 }
-
-// InvalidError names the field that was wrong (422).
-type InvalidError struct {
-	Code    string
-	Message string
-	Fields  map[string]string
-}
-
-func (e *InvalidError) Error() string { return e.Message }
-
-// Unwrap lets errors.Is(err, ErrInvalid) match.
-func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 // Caller is who acts, as the session layer established it.
 type Caller = access.Caller

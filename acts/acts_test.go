@@ -17,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -79,7 +80,7 @@ func TestConcurrentSealingNumbers(t *testing.T) {
 				defer wg.Done()
 				act, _, err := svc.Seal(context.Background(), c, id, acts.SealInput{ActType: "will", Title: "Act", Notary: "Notary"})
 				if slices.Contains(notReady, id) {
-					if !errors.Is(err, acts.ErrOrder) {
+					if !errors.Is(err, fault.Conflict) {
 						t.Errorf("sealing an act that is not notarised: %v", err)
 					}
 					return
@@ -105,7 +106,7 @@ func TestConcurrentSealingNumbers(t *testing.T) {
 			t.Fatalf("%d numbers for %d acts", len(numbers), n)
 		}
 		// Sealing twice is refused and the register has one entry per act.
-		if _, _, err := svc.Seal(context.Background(), c, ids[0], acts.SealInput{}); !errors.Is(err, acts.ErrOrder) {
+		if _, _, err := svc.Seal(context.Background(), c, ids[0], acts.SealInput{}); !errors.Is(err, fault.Conflict) {
 			t.Fatalf("second seal: %v", err)
 		}
 		reg, err := svc.Register(context.Background(), acts.RegisterFilter{})

@@ -18,6 +18,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -61,7 +62,7 @@ type NewCheck struct {
 }
 
 // StartCheck parses the MRZ the officer typed or scanned and opens a check
-// of the principal it belongs to. A bad MRZ is an *InvalidError with code
+// of the principal it belongs to. A bad MRZ is an *fault.Error with code
 // invalid_mrz and the problem of each field.
 func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID, target Principal, n NewCheck) (Check, error) {
 	if err := access.Check(c.Role, access.IdentityCheck); err != nil {
@@ -71,7 +72,7 @@ func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID,
 		return Check{}, err
 	}
 	if len(n.MRZ) > 200 || len(n.Embassy) > 200 {
-		return Check{}, &InvalidError{Code: "invalid", Message: "mrz or embassy is too long", Fields: map[string]string{"mrz": "at most 200 characters"}}
+		return Check{}, &fault.Error{Kind: fault.Invalid, Message: "mrz or embassy is too long", Fields: map[string]string{"mrz": "at most 200 characters"}}
 	}
 	doc, err := mrz.Parse(n.MRZ, s.now())
 	var bad *mrz.Error
@@ -80,10 +81,10 @@ func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID,
 		if bad.Expired() {
 			msg = "the document has expired"
 		}
-		return Check{}, &InvalidError{Code: "invalid_mrz", Message: msg, Fields: bad.Fields}
+		return Check{}, &fault.Error{Kind: fault.Invalid, Code: "invalid_mrz", Message: msg, Fields: bad.Fields}
 	}
 	if err != nil {
-		return Check{}, &InvalidError{Code: "invalid_mrz", Message: err.Error(), Fields: map[string]string{"mrz": err.Error()}}
+		return Check{}, &fault.Error{Kind: fault.Invalid, Code: "invalid_mrz", Message: err.Error(), Fields: map[string]string{"mrz": err.Error()}}
 	}
 	ch := Check{
 		ID: uuid.New(), SessionID: sessionID, ParticipantID: target.ID, OfficerID: c.Actor, OfficerName: c.Name,
@@ -138,7 +139,7 @@ func (s *Service) check(ctx context.Context, q querier, sessionID, checkID uuid.
 	ch, err := scanCheck(q.QueryRowContext(ctx, `SELECT `+checkColumns+` FROM identity_checks WHERE id = $1 AND session_id = $2`,
 		checkID.String(), sessionID.String()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Check{}, fmt.Errorf("identity check %s: %w", checkID, ErrNotFound)
+		return Check{}, fmt.Errorf("identity check %s: %w", checkID, fault.NotFound)
 	}
 	return ch, err
 }
@@ -185,7 +186,7 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		return Still{}, err
 	}
 	if kind != "face" && kind != "document" {
-		return Still{}, &InvalidError{Code: "invalid", Message: "kind must be face or document", Fields: map[string]string{"kind": "face or document"}}
+		return Still{}, &fault.Error{Kind: fault.Invalid, Message: "kind must be face or document", Fields: map[string]string{"kind": "face or document"}}
 	}
 	ch, err := s.Check(ctx, sessionID, checkID)
 	if err != nil {
@@ -201,12 +202,12 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 	head, _ := br.Peek(512)
 	ct := documents.Sniff(head)
 	if ct != documents.TypeJPEG && ct != documents.TypePNG {
-		return Still{}, fmt.Errorf("%w: a still must be a JPEG or PNG image", documents.ErrUnsupported)
+		return Still{}, fault.New(fault.Unsupported, "a still must be a JPEG or PNG image")
 	}
 	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], documents.Extension(ct))
-	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, documents.ErrTooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
-	if errors.Is(err, documents.ErrTooLarge) {
-		return Still{}, fmt.Errorf("%w: the limit for a still is %d bytes", documents.ErrTooLarge, s.cfg.MaxStill)
+	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, fault.TooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
+	if errors.Is(err, fault.TooLarge) {
+		return Still{}, fault.New(fault.TooLarge, "the limit for a still is %d bytes", s.cfg.MaxStill)
 	}
 	if err != nil {
 		return Still{}, fmt.Errorf("acts: store still: %w", err)
@@ -251,11 +252,11 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 	o.Reason, o.Address = strings.TrimSpace(o.Reason), strings.TrimSpace(o.Address)
 	badAddress := strings.ContainsFunc(o.Address, func(r rune) bool { return unicode.IsControl(r) && r != '\n' })
 	if len(o.Reason) > 1000 || len(o.Address) > 500 || badAddress {
-		return Check{}, Act{}, &InvalidError{Code: "invalid", Message: "reason is at most 1000 characters, address at most 500 printable ones",
+		return Check{}, Act{}, &fault.Error{Kind: fault.Invalid, Message: "reason is at most 1000 characters, address at most 500 printable ones",
 			Fields: map[string]string{"reason": "at most 1000 characters", "address": "at most 500 printable characters"}}
 	}
 	if !o.Verified && o.Reason == "" {
-		return Check{}, Act{}, &InvalidError{Code: "invalid", Message: "a refusal needs a reason", Fields: map[string]string{"reason": "required when verified is false"}}
+		return Check{}, Act{}, &fault.Error{Kind: fault.Invalid, Message: "a refusal needs a reason", Fields: map[string]string{"reason": "required when verified is false"}}
 	}
 	principals, err := s.cfg.Principals(ctx, sessionID)
 	if err != nil {

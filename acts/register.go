@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -174,12 +175,12 @@ func (s *Service) Register(ctx context.Context, f RegisterFilter) ([]RegisterEnt
 	return out, rows.Err()
 }
 
-// Entry returns one register entry; an unknown id is ErrNotFound.
+// Entry returns one register entry; an unknown id is fault.NotFound.
 func (s *Service) Entry(ctx context.Context, id uuid.UUID) (RegisterEntry, error) {
 	var body string
 	err := s.cfg.DB.QueryRowContext(ctx, `SELECT entry FROM register_entries WHERE id = $1`, id.String()).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return RegisterEntry{}, fmt.Errorf("register entry %s: %w", id, ErrNotFound)
+		return RegisterEntry{}, fmt.Errorf("register entry %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
 		return RegisterEntry{}, fmt.Errorf("acts: register entry: %w", err)
@@ -206,7 +207,7 @@ type Correction struct {
 func (s *Service) Correct(ctx context.Context, c Caller, entryID uuid.UUID, corr Correction) (RegisterEntry, error) {
 	corr.Reason = strings.TrimSpace(corr.Reason)
 	if corr.Reason == "" || len(corr.Reason) > 1000 {
-		return RegisterEntry{}, &InvalidError{Code: "invalid", Message: "a correction needs a reason", Fields: map[string]string{"reason": "1 to 1000 characters"}}
+		return RegisterEntry{}, &fault.Error{Kind: fault.Invalid, Message: "a correction needs a reason", Fields: map[string]string{"reason": "1 to 1000 characters"}}
 	}
 	e, err := s.Entry(ctx, entryID)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -52,7 +53,7 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 		return Act{}, RegisterEntry{}, err
 	}
 	if len(in.Fee) > 100 || len(in.Description) > 2000 {
-		return Act{}, RegisterEntry{}, &InvalidError{Code: "invalid", Message: "fee is at most 100 characters, description at most 2000",
+		return Act{}, RegisterEntry{}, &fault.Error{Kind: fault.Invalid, Message: "fee is at most 100 characters, description at most 2000",
 			Fields: map[string]string{"fee": "at most 100 characters"}}
 	}
 	checks, err := s.Checks(ctx, sessionID)

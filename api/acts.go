@@ -14,6 +14,7 @@ import (
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/documents"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
@@ -77,7 +78,7 @@ func (a *API) actCaller(r *http.Request, sid uuid.UUID, action access.Action) (a
 		return acts.Caller{}, sessions.Session{}, err
 	}
 	if sess.Kind != access.Notarisation {
-		return acts.Caller{}, sessions.Session{}, &sessions.ConflictError{Reason: "only notarial acts have identity checks, seals and a register entry"}
+		return acts.Caller{}, sessions.Session{}, fault.New(fault.Conflict, "only notarial acts have identity checks, seals and a register entry")
 	}
 	return c, sess, nil
 }
@@ -97,13 +98,13 @@ func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) error {
 	}
 	target, err := a.sessions.Participant(r.Context(), principal(r.Context()), sid, in.ParticipantID)
 	if err != nil {
-		if errors.Is(err, sessions.ErrNotFound) {
-			err = &sessions.InvalidError{Field: "participant_id", Message: "no such participant in this session"}
+		if errors.Is(err, fault.NotFound) {
+			err = fault.Invalidf("participant_id", "no such participant in this session")
 		}
 		return err
 	}
 	if target.Role != access.Principal {
-		return &sessions.InvalidError{Field: "participant_id", Message: target.Name + " is a " + string(target.Role) + ", not a principal"}
+		return fault.Invalidf("participant_id", "%s is a %s, not a principal", target.Name, target.Role)
 	}
 	ch, err := a.acts.StartCheck(r.Context(), c, sid, acts.Principal{ID: target.ID, Name: target.Name}, in)
 	if err != nil {
@@ -341,8 +342,8 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e, err := a.acts.Entry(r.Context(), id)
-	if errors.Is(err, acts.ErrNotFound) {
-		return &Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such register entry"}
+	if errors.Is(err, fault.NotFound) {
+		return fault.New(fault.NotFound, "no such register entry")
 	}
 	if err != nil {
 		return err
@@ -384,14 +385,14 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 	switch in.Action {
 	case "start":
 		if sess.State == sessions.Closed {
-			return &sessions.ConflictError{Reason: "session is closed"}
+			return fault.New(fault.Conflict, "session is closed")
 		}
 		if err := a.actOpen(r.Context(), sess, "recording"); err != nil {
 			return err
 		}
 		st, err := a.recording.Start(r.Context(), sid, c.Actor)
 		if errors.Is(err, recording.ErrRecording) {
-			return &sessions.ConflictError{Reason: "recording is already running"}
+			return fault.New(fault.Conflict, "recording is already running")
 		}
 		if err != nil {
 			return err
@@ -400,14 +401,14 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 	case "stop":
 		out, err := a.recording.Stop(r.Context(), sid, c.Actor)
 		if errors.Is(err, recording.ErrNotRecording) {
-			return &sessions.ConflictError{Reason: "no recording is running"}
+			return fault.New(fault.Conflict, "no recording is running")
 		}
 		if err != nil {
 			return err
 		}
 		WriteJSON(w, http.StatusOK, out)
 	default:
-		return &sessions.InvalidError{Field: "action", Message: `must be "start" or "stop"`}
+		return fault.Invalidf("action", `must be "start" or "stop"`)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -98,9 +99,9 @@ func principal(ctx context.Context) sessions.Principal {
 }
 
 // tooMany is the answer to a rate-limited client: 429 with Retry-After.
-func tooMany(wait time.Duration, what string) *Problem {
+func tooMany(wait time.Duration, what string) *fault.Error {
 	secs := strconv.Itoa(int(wait.Seconds()))
-	return &Problem{Status: http.StatusTooManyRequests, Code: "rate_limited",
+	return &fault.Error{Kind: fault.RateLimited,
 		Message: "too many " + what + " from this address; retry after " + secs + "s", RetryAfter: wait}
 }
 

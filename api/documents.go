@@ -13,6 +13,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/documents"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -100,15 +101,14 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if sess.State == sessions.Closed {
-		return &sessions.ConflictError{Reason: "session is closed"}
+		return fault.New(fault.Conflict, "session is closed")
 	}
 	if err := a.actOpen(r.Context(), sess, "uploading"); err != nil {
 		return err
 	}
 	limit := a.documents.MaxUpload()
 	if r.ContentLength > limit+(1<<20) {
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: "the upload is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(limit, 10)}
+		return fault.New(fault.TooLarge, "the upload is %d bytes; the limit is %d", r.ContentLength, limit)
 	}
 	// Multipart framing adds a little; the document limit itself is
 	// enforced on the file's bytes by the document service.
@@ -139,7 +139,7 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			err = documents.ErrTooLarge
+			err = fault.TooLarge
 		}
 		return err
 	}
@@ -183,7 +183,7 @@ func (a *API) document(r *http.Request, action access.Action) (documents.Documen
 		return documents.Document{}, documents.Caller{}, sessions.Session{}, err
 	}
 	if !documents.Visible(c, d) {
-		return documents.Document{}, documents.Caller{}, sessions.Session{}, documents.ErrNotFound
+		return documents.Document{}, documents.Caller{}, sessions.Session{}, fault.NotFound
 	}
 	return d, c, sess, nil
 }
@@ -239,7 +239,7 @@ func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if sess.State == sessions.Closed {
-		return &sessions.ConflictError{Reason: "session is closed"}
+		return fault.New(fault.Conflict, "session is closed")
 	}
 	if err := a.actOpen(r.Context(), sess, "labelling"); err != nil {
 		return err
@@ -261,7 +261,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if sess.State == sessions.Closed {
-		return &sessions.ConflictError{Reason: "session is closed"}
+		return fault.New(fault.Conflict, "session is closed")
 	}
 	act := a.isAct(sess)
 	if act {

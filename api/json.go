@@ -7,7 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // ErrorBody is the JSON body of every error response:
@@ -42,33 +43,17 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // maxJSONBody bounds every JSON request body.
 const maxJSONBody = 1 << 20
 
-// Problem is an error that already knows its HTTP response.
-type Problem struct {
-	Status  int
-	Code    string
-	Message string
-	Fields  map[string]string
-	// RetryAfter, when set, is sent as the Retry-After header.
-	RetryAfter time.Duration
-}
-
-func (p *Problem) Error() string { return p.Message }
-
-// BadRequest returns a 400 Problem.
-func BadRequest(code, format string, args ...any) *Problem {
-	return &Problem{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// Unprocessable returns a 422 Problem.
-func Unprocessable(code, format string, args ...any) *Problem {
-	return &Problem{Status: http.StatusUnprocessableEntity, Code: code, Message: fmt.Sprintf(format, args...)}
+// BadRequest reports a request that cannot be parsed (400), with a code
+// more specific than bad_request.
+func BadRequest(code, format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.BadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // DecodeJSON reads a JSON request body into v: at most 1 MiB, one value,
-// no unknown fields. Errors are *Problem with a precise message.
+// no unknown fields. Errors are *fault.Error with a precise message.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &Problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "request body must be application/json"}
+		return fault.New(fault.Unsupported, "request body must be application/json")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
@@ -99,7 +84,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	case errors.As(err, &typeErr):
 		return BadRequest("malformed_json", "field %q must be %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	case errors.As(err, &tooLarge):
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit)}
+		return fault.New(fault.TooLarge, "request body exceeds %d bytes", tooLarge.Limit)
 	case strings.HasPrefix(err.Error(), unknownPf):
 		return BadRequest("unknown_field", "unknown field %s", strings.TrimPrefix(err.Error(), unknownPf))
 	default:

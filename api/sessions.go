@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
@@ -98,7 +99,7 @@ func (a *API) handleMe(w http.ResponseWriter, r *http.Request) error {
 func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	id, err := uuid.Parse(r.PathValue(name))
 	if err != nil {
-		return uuid.Nil, &Problem{Status: http.StatusNotFound, Code: "not_found", Message: name + " " + strconv.Quote(r.PathValue(name)) + " is not a valid id"}
+		return uuid.Nil, fault.New(fault.NotFound, "%s %q is not a valid id", name, r.PathValue(name))
 	}
 	return id, nil
 }
@@ -257,10 +258,7 @@ func (a *API) handleJoinPublic(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func isInvalid(err error) bool {
-	var inv *sessions.InvalidError
-	return errors.As(err, &inv)
-}
+func isInvalid(err error) bool { return errors.Is(err, fault.Invalid) }
 
 func (a *API) handleParticipants(w http.ResponseWriter, r *http.Request) error {
 	sid, _, err := ids(r, "")

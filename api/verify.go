@@ -6,10 +6,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/fault"
 )
 
 // VerifyConfig configures the public verification endpoint.
@@ -36,8 +36,7 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 		}
 		a.verifications.failed(addr) // every verification spends from the budget
 		if r.ContentLength > cfg.MaxSize {
-			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)}
+			return fault.New(fault.TooLarge, "the PDF is %d bytes; the limit is %d", r.ContentLength, cfg.MaxSize)
 		}
 		// The verifier reads at random; the PDF goes to a temporary file,
 		// never whole into memory.
@@ -51,7 +50,7 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the PDF exceeds the limit of " + strconv.FormatInt(cfg.MaxSize, 10) + " bytes"}
+			return fault.New(fault.TooLarge, "the PDF exceeds the limit of %d bytes", cfg.MaxSize)
 		case err != nil:
 			return BadRequest("bad_body", "reading the PDF: %v", err)
 		case n == 0:

@@ -21,17 +21,14 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
-// Errors callers tell apart with errors.Is.
-var (
-	ErrNotFound    = errors.New("document not found")
-	ErrTooLarge    = errors.New("upload exceeds the size limit")
-	ErrUnsupported = errors.New("unsupported or mismatched content type")
-	ErrInvalid     = errors.New("invalid input")
-	ErrConflict    = errors.New("conflict")
-)
+// Errors are fault errors: fault.NotFound for a document the caller may
+// not see, fault.TooLarge over the upload limit, fault.Unsupported for a
+// refused content type, fault.Invalid naming the field, fault.Conflict when
+// the document's state forbids a change.
 
 // Caller is who is acting, as the session layer established it.
 type Caller = access.Caller
@@ -178,7 +175,7 @@ func scanDocument(row interface{ Scan(...any) error }) (Document, error) {
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (Document, error) {
 	d, err := scanDocument(s.db.QueryRowContext(ctx, `SELECT `+documentColumns+` FROM documents d WHERE d.id = $1`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Document{}, fmt.Errorf("document %s: %w", id, ErrNotFound)
+		return Document{}, fmt.Errorf("document %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
 		return Document{}, fmt.Errorf("documents: get: %w", err)
@@ -250,7 +247,7 @@ func (s *Service) Open(ctx context.Context, d Document, version int) (evidence.R
 			return r, v, nil
 		}
 	}
-	return nil, Version{}, fmt.Errorf("document %s has no version %d: %w", d.ID, version, ErrNotFound)
+	return nil, Version{}, fmt.Errorf("document %s has no version %d: %w", d.ID, version, fault.NotFound)
 }
 
 // objectKey is where a version's bytes live.

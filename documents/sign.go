@@ -17,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 )
@@ -73,13 +74,10 @@ type SignatureRecord struct {
 	DSSOCSPs           int       `json:"dss_ocsps"`
 }
 
-// CertificateError reports a signing certificate refused by the check.
-type CertificateError struct{ Err error }
-
-func (e *CertificateError) Error() string { return "signing certificate refused: " + e.Err.Error() }
-
-// Unwrap exposes the pki error.
-func (e *CertificateError) Unwrap() error { return e.Err }
+// certificateRefused reports a signing certificate refused by the check.
+func certificateRefused(err error) error {
+	return &fault.Error{Kind: fault.Conflict, Code: "certificate_refused", Message: "signing certificate refused: " + err.Error(), Err: err}
+}
 
 // principalCertTTL bounds a principal's per-act certificate: long enough
 // to sign during the act, short enough to be useless afterwards.
@@ -98,17 +96,17 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 		return Document{}, SignatureRecord{}, err
 	}
 	if len(req.Reason) > 500 || len(req.Location) > 200 || len(req.Contact) > 200 {
-		return Document{}, SignatureRecord{}, &InvalidError{Field: "reason", Message: "reason, location and contact are at most 500, 200 and 200 characters"}
+		return Document{}, SignatureRecord{}, fault.Invalidf("reason", "reason, location and contact are at most 500, 200 and 200 characters")
 	}
 	d, err := s.Get(ctx, docID)
 	if err != nil {
 		return Document{}, SignatureRecord{}, err
 	}
 	if d.SessionID != sess.ID {
-		return Document{}, SignatureRecord{}, fmt.Errorf("document %s: %w", docID, ErrNotFound)
+		return Document{}, SignatureRecord{}, fmt.Errorf("document %s: %w", docID, fault.NotFound)
 	}
 	if d.ContentType != TypePDF {
-		return Document{}, SignatureRecord{}, &ConflictError{Reason: "only PDF documents can be signed"}
+		return Document{}, SignatureRecord{}, fault.New(fault.Conflict, "only PDF documents can be signed")
 	}
 
 	signer, err := s.signerFor(ctx, c, sess)
@@ -117,7 +115,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	}
 	status, err := s.signing.Check(ctx, signer.Certificate(), signer.Chain())
 	if err != nil {
-		return Document{}, SignatureRecord{}, &CertificateError{Err: err}
+		return Document{}, SignatureRecord{}, certificateRefused(err)
 	}
 
 	src, cur, err := s.Open(ctx, d, 0)
@@ -165,7 +163,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 		return Document{}, SignatureRecord{}, res.err
 	}
 	if errors.Is(err, evidence.ErrExists) {
-		return Document{}, SignatureRecord{}, &ConflictError{Reason: "the document was signed by someone else at the same moment; reload and sign again"}
+		return Document{}, SignatureRecord{}, fault.New(fault.Conflict, "the document was signed by someone else at the same moment; reload and sign again")
 	}
 	if err != nil {
 		return Document{}, SignatureRecord{}, fmt.Errorf("documents: store signed version: %w", err)
@@ -211,7 +209,7 @@ func (s *Service) signerFor(ctx context.Context, c Caller, sess Session) (pki.Si
 	}
 	id, err := s.signing.Principals.IssuePrincipal(ctx, c.Name, sess.ID, principalCertTTL)
 	if err != nil {
-		return nil, &InvalidError{Field: "name", Message: fmt.Sprintf("cannot issue a signing certificate for %q: %v", c.Name, err)}
+		return nil, fault.Invalidf("name", "cannot issue a signing certificate for %q: %v", c.Name, err)
 	}
 	return id.AsSigner(), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -29,48 +30,23 @@ type Upload struct {
 	Body        io.Reader // streamed, never held whole in memory
 }
 
-// UnsupportedError says why a file was refused for its type.
-type UnsupportedError struct {
-	Claimed, Sniffed string
-}
-
-func (e *UnsupportedError) Error() string {
-	switch {
-	case e.Sniffed == "":
-		return "the file is not of an accepted type (PDF, JPEG, PNG, WebM, MP4, Ogg, plain text)"
-	default:
-		return fmt.Sprintf("the file claims to be %s but its content is %s", e.Claimed, e.Sniffed)
+// unsupported says why a file was refused for its type.
+func unsupported(claimed, sniffed string) error {
+	if sniffed == "" {
+		return fault.New(fault.Unsupported, "the file is not of an accepted type (PDF, JPEG, PNG, WebM, MP4, Ogg, plain text)")
 	}
+	return fault.New(fault.Unsupported, "the file claims to be %s but its content is %s", claimed, sniffed)
 }
-
-// Unwrap lets errors.Is(err, ErrUnsupported) match.
-func (e *UnsupportedError) Unwrap() error { return ErrUnsupported }
-
-// InvalidError names the field that was wrong.
-type InvalidError struct{ Field, Message string }
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
-
-// Unwrap lets errors.Is(err, ErrInvalid) match.
-func (e *InvalidError) Unwrap() error { return ErrInvalid }
-
-// ConflictError says why the document's state forbids a change.
-type ConflictError struct{ Reason string }
-
-func (e *ConflictError) Error() string { return e.Reason }
-
-// Unwrap lets errors.Is(err, ErrConflict) match.
-func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // cleanName keeps the last path element of an uploaded file's name and
 // refuses names no one could display.
 func cleanName(name string) (string, error) {
 	name = strings.TrimSpace(path.Base(strings.ReplaceAll(name, `\`, "/")))
 	if name == "" || name == "." || name == "/" {
-		return "", &InvalidError{Field: "name", Message: "a file name is required (?name=…)"}
+		return "", fault.Invalidf("name", "a file name is required (?name=…)")
 	}
 	if len(name) > 255 || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", &InvalidError{Field: "name", Message: "a file name of at most 255 printable characters is required"}
+		return "", fault.Invalidf("name", "a file name of at most 255 printable characters is required")
 	}
 	return name, nil
 }
@@ -87,12 +63,12 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 		return Document{}, false, err
 	}
 	if u.Size > s.maxUpload {
-		return Document{}, false, fmt.Errorf("%w: %d bytes declared, the limit is %d", ErrTooLarge, u.Size, s.maxUpload)
+		return Document{}, false, fault.New(fault.TooLarge, "%d bytes declared, the limit is %d", u.Size, s.maxUpload)
 	}
 	br := bufio.NewReaderSize(u.Body, sniffLen)
 	head, err := br.Peek(sniffLen)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		if errors.Is(err, ErrTooLarge) {
+		if errors.Is(err, fault.TooLarge) {
 			return Document{}, false, err
 		}
 		return Document{}, false, fmt.Errorf("documents: read upload: %w", err)
@@ -100,28 +76,28 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 	sniffed := Sniff(head)
 	claimed := claimedType(u.ContentType, name)
 	if sniffed == "" || !matches(claimed, sniffed) {
-		return Document{}, false, &UnsupportedError{Claimed: claimed, Sniffed: sniffed}
+		return Document{}, false, unsupported(claimed, sniffed)
 	}
 
 	docID := uuid.New()
 	key := objectKey(sess.ID, docID, 1, sniffed)
-	obj, err := s.store.Put(ctx, key, evidence.LimitReader(br, s.maxUpload, ErrTooLarge), evidence.PutOptions{ContentType: sniffed})
-	if errors.Is(err, ErrTooLarge) {
-		return Document{}, false, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, s.maxUpload)
+	obj, err := s.store.Put(ctx, key, evidence.LimitReader(br, s.maxUpload, fault.TooLarge), evidence.PutOptions{ContentType: sniffed})
+	if errors.Is(err, fault.TooLarge) {
+		return Document{}, false, fault.New(fault.TooLarge, "the limit is %d bytes", s.maxUpload)
 	}
 	if err != nil {
 		return Document{}, false, fmt.Errorf("documents: store upload: %w", err)
 	}
 	if obj.Size == 0 {
 		s.discard(ctx, key)
-		return Document{}, false, &InvalidError{Field: "body", Message: "the file is empty"}
+		return Document{}, false, fault.Invalidf("body", "the file is empty")
 	}
 
 	if existing, err := s.bySHA(ctx, sess.ID, obj.SHA256); err == nil {
 		s.discard(ctx, key)
 		s.journalDuplicate(ctx, c, sess, existing, name)
 		return existing, true, nil
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, fault.NotFound) {
 		s.discard(ctx, key)
 		return Document{}, false, err
 	}
@@ -213,7 +189,7 @@ func (s *Service) bySHA(ctx context.Context, sessionID uuid.UUID, sha string) (D
 	var id string
 	err := s.db.QueryRowContext(ctx, `SELECT id FROM documents WHERE session_id = $1 AND sha256 = $2`, sessionID.String(), sha).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Document{}, ErrNotFound
+		return Document{}, fault.NotFound
 	}
 	if err != nil {
 		return Document{}, fmt.Errorf("documents: lookup by hash: %w", err)
@@ -238,23 +214,23 @@ func (s *Service) Label(ctx context.Context, c Caller, sess Session, docID uuid.
 		return Document{}, err
 	}
 	if sess.Kind != access.Hearing {
-		return Document{}, &ConflictError{Reason: "exhibits are labelled in hearings only"}
+		return Document{}, fault.New(fault.Conflict, "exhibits are labelled in hearings only")
 	}
 	if ch.Label == nil && ch.Status == nil {
-		return Document{}, &InvalidError{Field: "label", Message: "give label and/or status"}
+		return Document{}, fault.Invalidf("label", "give label and/or status")
 	}
 	if ch.Label != nil && !exhibitLabel.MatchString(*ch.Label) {
-		return Document{}, &InvalidError{Field: "label", Message: "an exhibit label looks like P-1 or D-3"}
+		return Document{}, fault.Invalidf("label", "an exhibit label looks like P-1 or D-3")
 	}
 	if ch.Status != nil && *ch.Status != StatusSubmitted && *ch.Status != StatusAdmitted && *ch.Status != StatusRejected {
-		return Document{}, &InvalidError{Field: "status", Message: "status is submitted, admitted or rejected"}
+		return Document{}, fault.Invalidf("status", "status is submitted, admitted or rejected")
 	}
 	d, err := s.Get(ctx, docID)
 	if err != nil {
 		return Document{}, err
 	}
 	if d.SessionID != sess.ID {
-		return Document{}, fmt.Errorf("document %s: %w", docID, ErrNotFound)
+		return Document{}, fmt.Errorf("document %s: %w", docID, fault.NotFound)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if ch.Label != nil {
@@ -264,7 +240,7 @@ func (s *Service) Label(ctx context.Context, c Caller, sess Session, docID uuid.
 				return err
 			}
 			if taken > 0 {
-				return &ConflictError{Reason: fmt.Sprintf("label %s is already used in this session", *ch.Label)}
+				return fault.New(fault.Conflict, "label %s is already used in this session", *ch.Label)
 			}
 			d.Label = *ch.Label
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/recording/webm"
 	"github.com/chamber-court/chamber/signaling/sfu"
@@ -27,8 +28,8 @@ import (
 
 // Errors callers tell apart.
 var (
-	ErrRecording    = errors.New("recording is already running")
-	ErrNotRecording = errors.New("no recording is running")
+	ErrRecording    = fault.New(fault.Conflict, "recording is already running")
+	ErrNotRecording = fault.New(fault.Conflict, "no recording is running")
 )
 
 // State is what everyone in a session is told about its recording.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Authenticate resolves a bearer token — a staff token or an invitation
@@ -28,36 +29,36 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		}
 		return Principal{Participant: &p}, nil
 	}
-	return Principal{}, ErrUnauthorized
+	return Principal{}, fault.Unauthenticated
 }
 
 // authenticateInvitation resolves an invitation token to its participant.
 func (s *Service) authenticateInvitation(ctx context.Context, token string) (Participant, error) {
 	if !tokenShape(token, invitationPrefix) {
-		return Participant{}, ErrUnauthorized
+		return Participant{}, fault.Unauthenticated
 	}
 	hash := hashToken(token)
 	var stored string
 	p, err := s.scanParticipant(s.db.QueryRowContext(ctx,
 		`SELECT `+participantColumns+`, token_hash FROM participants WHERE token_hash = $1`, hash), &stored)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameHash(stored, hash)) {
-		return Participant{}, ErrUnauthorized
+		return Participant{}, fault.Unauthenticated
 	}
 	if err != nil {
 		return Participant{}, fmt.Errorf("sessions: invitation lookup: %w", err)
 	}
 	if p.Revoked {
-		return Participant{}, ErrRevoked
+		return Participant{}, fault.Revoked
 	}
 	if !s.now().Before(p.ExpiresAt) {
-		return Participant{}, ErrExpired
+		return Participant{}, fault.Expired
 	}
 	return p, nil
 }
 
 // Authorize checks that principal p may perform action a in session id and
 // returns the session and the role p acts in. A session the principal has
-// no standing in is reported as ErrNotFound, so its existence is not
+// no standing in is reported as fault.NotFound, so its existence is not
 // revealed; a forbidden action as *access.ForbiddenError.
 func (s *Service) Authorize(ctx context.Context, p Principal, id uuid.UUID, a access.Action) (Session, access.Role, error) {
 	role, err := s.roleIn(ctx, p, id)
@@ -79,7 +80,7 @@ func (s *Service) roleIn(ctx context.Context, p Principal, id uuid.UUID) (access
 	switch {
 	case p.Participant != nil:
 		if p.Participant.SessionID != id {
-			return "", fmt.Errorf("session %s: %w", id, ErrNotFound)
+			return "", fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
 		return p.Participant.Role, nil
 	case p.Staff != nil:
@@ -89,14 +90,14 @@ func (s *Service) roleIn(ctx context.Context, p Principal, id uuid.UUID) (access
 		var createdBy string
 		err := s.db.QueryRowContext(ctx, `SELECT created_by FROM sessions WHERE id = $1`, id.String()).Scan(&createdBy)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && createdBy != p.Staff.ID.String()) {
-			return "", fmt.Errorf("session %s: %w", id, ErrNotFound)
+			return "", fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
 		if err != nil {
 			return "", fmt.Errorf("sessions: %w", err)
 		}
 		return p.Staff.Role, nil
 	}
-	return "", ErrUnauthorized
+	return "", fault.Unauthenticated
 }
 
 // RoleIn is the exported form of roleIn for other layers (documents) that

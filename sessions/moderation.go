@@ -9,6 +9,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -138,7 +139,7 @@ func (s *Service) Remove(ctx context.Context, p Principal, sessionID, participan
 	if _, _, err := s.Authorize(ctx, p, sessionID, access.Remove); err != nil {
 		return err
 	}
-	return s.revoke(ctx, p, sessionID, participantID, "participant.removed", "removed from the session")
+	return s.revoke(ctx, p, sessionID, participantID, "participant.removed", "removed")
 }
 
 // InterpreterRequest links an interpreter to the participant they
@@ -262,7 +263,7 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 		err := tx.QueryRowContext(ctx, `SELECT closed_at FROM consultations WHERE id = $1 AND session_id = $2`,
 			consultationID.String(), sessionID.String()).Scan(&closed)
 		if err == sql.ErrNoRows {
-			return fmt.Errorf("consultation %s: %w", consultationID, ErrNotFound)
+			return fmt.Errorf("consultation %s: %w", consultationID, fault.NotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("sessions: consultation: %w", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -149,9 +150,12 @@ func (s *Service) RevokeInvitation(ctx context.Context, p Principal, sessionID, 
 	if _, _, err := s.Authorize(ctx, p, sessionID, access.Revoke); err != nil {
 		return err
 	}
-	return s.revoke(ctx, p, sessionID, participantID, "invitation.revoked", "invitation revoked")
+	return s.revoke(ctx, p, sessionID, participantID, "invitation.revoked", "token_revoked")
 }
 
+// revoke ends a participant's invitation. reason is the code the
+// participant's connections are closed with and participant_removed carries
+// (a signalling Bye code: removed, token_revoked).
 func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participantID uuid.UUID, action, reason string) error {
 	if err := s.ensureLive(ctx, sessionID); err != nil {
 		return err
@@ -235,7 +239,7 @@ func (s *Service) participantTx(ctx context.Context, q querier, sessionID, parti
 		`SELECT `+participantColumns+` FROM participants WHERE id = $1 AND session_id = $2`,
 		participantID.String(), sessionID.String()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Participant{}, fmt.Errorf("participant %s: %w", participantID, ErrNotFound)
+		return Participant{}, fmt.Errorf("participant %s: %w", participantID, fault.NotFound)
 	}
 	if err != nil {
 		return Participant{}, fmt.Errorf("sessions: participant: %w", err)
@@ -287,7 +291,7 @@ type PublicSession struct {
 
 func (s *Service) publicLink(ctx context.Context, token string) (Session, error) {
 	if !tokenShape(token, publicLinkPrefix) {
-		return Session{}, ErrUnauthorized
+		return Session{}, fault.Unauthenticated
 	}
 	hash := hashToken(token)
 	var (
@@ -297,13 +301,13 @@ func (s *Service) publicLink(ctx context.Context, token string) (Session, error)
 	err := s.db.QueryRowContext(ctx, `SELECT token_hash, session_id, revoked_at FROM public_links WHERE token_hash = $1`, hash).
 		Scan(&stored, &sessionID, &revoked)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameHash(stored, hash)) {
-		return Session{}, ErrUnauthorized
+		return Session{}, fault.Unauthenticated
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: public link: %w", err)
 	}
 	if revoked.Valid {
-		return Session{}, ErrRevoked
+		return Session{}, fault.Revoked
 	}
 	id, _ := uuid.Parse(sessionID)
 	return s.Get(ctx, id)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -28,7 +29,7 @@ func (s *Service) JoinToken(ctx context.Context, sessionID uuid.UUID, token stri
 		return Participant{}, err
 	}
 	if p.SessionID != sessionID {
-		return Participant{}, fmt.Errorf("token is for another session: %w", ErrUnauthorized)
+		return Participant{}, fmt.Errorf("token is for another session: %w", fault.Unauthenticated)
 	}
 	sess, err := s.Get(ctx, sessionID)
 	if err != nil {
@@ -63,7 +64,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 		return Welcome{}, err
 	}
 	if p.Revoked {
-		return Welcome{}, ErrRevoked
+		return Welcome{}, fault.Revoked
 	}
 	first := s.live.connect(sessionID, participantID)
 	opened := false
@@ -157,7 +158,7 @@ func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, ty
 		return nil, nil, err
 	}
 	if p.Revoked {
-		return nil, nil, ErrRevoked
+		return nil, nil, fault.Revoked
 	}
 	switch typ {
 	case "chat":
@@ -165,7 +166,8 @@ func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, ty
 	case "present":
 		return s.present(ctx, p, payload)
 	}
-	return nil, nil, invalid("type", "unknown room message %q", typ)
+	// The code is signalling's own for a message type nobody handles.
+	return nil, nil, &fault.Error{Kind: fault.BadRequest, Code: "unknown_type", Message: fmt.Sprintf("unknown room message %q", typ)}
 }
 
 func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -149,7 +150,7 @@ type querier interface {
 func (s *Service) get(ctx context.Context, q querier, id uuid.UUID) (Session, error) {
 	sess, err := scanSession(q.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, fmt.Errorf("session %s: %w", id, ErrNotFound)
+		return Session{}, fmt.Errorf("session %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: get %s: %w", id, err)
@@ -187,7 +188,7 @@ func (s *Service) List(ctx context.Context, p Principal, f Filter) ([]Session, e
 		}
 		where = append(where, "created_by = "+arg(p.Staff.ID.String()))
 	default:
-		return nil, ErrUnauthorized
+		return nil, fault.Unauthenticated
 	}
 	if f.State != "" {
 		if f.State != Scheduled && f.State != Open && f.State != Closed {
@@ -262,7 +263,7 @@ func (s *Service) Close(ctx context.Context, p Principal, id uuid.UUID) (Session
 	n := s.notify()
 	n.Notify(id, nil, "session_closed", mustJSON(sess))
 	for _, pid := range s.live.connectedIn(id) {
-		n.Disconnect(id, pid, "session closed")
+		n.Disconnect(id, pid, "session_closed")
 	}
 	s.live.forget(id)
 	if s.anchor != nil {

@@ -8,8 +8,6 @@ package sessions
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,45 +16,21 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
-// Errors callers distinguish with errors.Is. The HTTP floor maps them to
-// status codes.
-var (
-	ErrNotFound     = errors.New("not found")
-	ErrUnauthorized = errors.New("invalid or missing token")
-	ErrExpired      = errors.New("token expired")
-	ErrRevoked      = errors.New("token revoked")
-	ErrInvalid      = errors.New("invalid input")
-	ErrConflict     = errors.New("conflict with the session's state")
-)
-
-// InvalidError names the field that was wrong.
-type InvalidError struct {
-	Field   string
-	Message string
-}
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
-
-// Unwrap lets errors.Is(err, ErrInvalid) match.
-func (e *InvalidError) Unwrap() error { return ErrInvalid }
+// Errors are fault errors: fault.NotFound for a session, participant or
+// staff member the caller may not know of, fault.Unauthenticated, Expired
+// and Revoked for tokens, fault.Invalid naming the field, fault.Conflict
+// when the session's state forbids a change.
 
 func invalid(field, format string, args ...any) error {
-	return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+	return fault.Invalidf(field, format, args...)
 }
 
-// ConflictError says why the session's state forbids a change.
-type ConflictError struct{ Reason string }
-
-func (e *ConflictError) Error() string { return e.Reason }
-
-// Unwrap lets errors.Is(err, ErrConflict) match.
-func (e *ConflictError) Unwrap() error { return ErrConflict }
-
 func conflict(format string, args ...any) error {
-	return &ConflictError{Reason: fmt.Sprintf(format, args...)}
+	return fault.New(fault.Conflict, format, args...)
 }
 
 // Notifier pushes state events to connected participants and tells the media
@@ -64,6 +38,8 @@ func conflict(format string, args ...any) error {
 // it; cmd/chamber plugs it in.
 type Notifier interface {
 	Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage)
+	// Disconnect closes a participant's connections; reason is a
+	// signalling Bye code (removed, token_revoked, session_closed).
 	Disconnect(sessionID, participantID uuid.UUID, reason string)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/sessions"
 )
@@ -180,17 +181,17 @@ func TestHearingFlow(t *testing.T) {
 		if !slices.Contains(f.notes.disconnected, pid(party)) {
 			t.Fatal("removed party was not disconnected")
 		}
-		if _, err := f.svc.Authenticate(ctx, partyInv.Token); !errors.Is(err, sessions.ErrRevoked) {
+		if _, err := f.svc.Authenticate(ctx, partyInv.Token); !errors.Is(err, fault.Revoked) {
 			t.Fatalf("removed party's token: %v", err)
 		}
 
 		if _, err := f.svc.Close(ctx, judge, sess.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Close(ctx, judge, sess.ID); !errors.Is(err, sessions.ErrConflict) {
+		if _, err := f.svc.Close(ctx, judge, sess.ID); !errors.Is(err, fault.Conflict) {
 			t.Fatalf("closing twice: %v", err)
 		}
-		if _, err := f.svc.Invite(ctx, clerkStaff, sess.ID, sessions.NewInvitation{Name: "Late", Role: access.Witness}); !errors.Is(err, sessions.ErrConflict) {
+		if _, err := f.svc.Invite(ctx, clerkStaff, sess.ID, sessions.NewInvitation{Name: "Late", Role: access.Witness}); !errors.Is(err, fault.Conflict) {
 			t.Fatalf("inviting into a closed session: %v", err)
 		}
 
@@ -245,17 +246,17 @@ func TestBadInput(t *testing.T) {
 			{"missing name", invite(f, clerk, hearing.ID, " ", access.Party), "name"},
 		}
 		for _, tt := range tests {
-			var inv *sessions.InvalidError
-			if !errors.As(tt.err, &inv) || inv.Field != tt.field {
+			var inv *fault.Error
+			if !errors.As(tt.err, &inv) || inv.Kind != fault.Invalid || inv.Fields[tt.field] == "" {
 				t.Errorf("%s: err = %v, want invalid %s", tt.name, tt.err, tt.field)
 			}
 		}
 		// A notary may not create hearings.
-		if err := create(f, notary, sessions.NewSession{Kind: access.Hearing, Title: "x"}); !errors.Is(err, access.ErrForbidden) {
+		if err := create(f, notary, sessions.NewSession{Kind: access.Hearing, Title: "x"}); !errors.Is(err, fault.Forbidden) {
 			t.Errorf("notary creating a hearing: %v", err)
 		}
 		// Another staff member's session is not found, not forbidden.
-		if err := invite(f, notary, hearing.ID, "X", access.Party); !errors.Is(err, sessions.ErrNotFound) {
+		if err := invite(f, notary, hearing.ID, "X", access.Party); !errors.Is(err, fault.NotFound) {
 			t.Errorf("notary inviting into the clerk's hearing: %v", err)
 		}
 		// A participant of one session cannot act in another.
@@ -265,15 +266,15 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		oParty, _ := f.invite(t, clerk, other.ID, "P", access.Party)
-		if _, err := f.svc.Admit(ctx, judge, other.ID, oParty.Participant.ID); !errors.Is(err, sessions.ErrNotFound) {
+		if _, err := f.svc.Admit(ctx, judge, other.ID, oParty.Participant.ID); !errors.Is(err, fault.NotFound) {
 			t.Errorf("admitting someone of another session: %v", err)
 		}
-		if _, err := f.svc.Admit(ctx, judge, hearing.ID, oParty.Participant.ID); !errors.Is(err, sessions.ErrNotFound) {
+		if _, err := f.svc.Admit(ctx, judge, hearing.ID, oParty.Participant.ID); !errors.Is(err, fault.NotFound) {
 			t.Errorf("admitting another session's participant into mine: %v", err)
 		}
 		// Tokens: garbage, expired, revoked.
 		for _, tok := range []string{"", "chi_short", "chs_" + "A" + string(make([]byte, 42)), "Bearer x"} {
-			if _, err := f.svc.Authenticate(ctx, tok); !errors.Is(err, sessions.ErrUnauthorized) {
+			if _, err := f.svc.Authenticate(ctx, tok); !errors.Is(err, fault.Unauthenticated) {
 				t.Errorf("token %q: %v", tok, err)
 			}
 		}
@@ -285,14 +286,14 @@ func TestBadInput(t *testing.T) {
 		if _, err := db.ExecContext(ctx, `UPDATE participants SET expires_at = $1 WHERE id = $2`, database.Micros(time.Now().Add(-time.Minute)), inv.ParticipantID.String()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Authenticate(ctx, inv.Token); !errors.Is(err, sessions.ErrExpired) {
+		if _, err := f.svc.Authenticate(ctx, inv.Token); !errors.Is(err, fault.Expired) {
 			t.Errorf("expired token: %v", err)
 		}
 		inv2, _ := f.svc.Invite(ctx, clerk, hearing.ID, sessions.NewInvitation{Name: "Gone", Role: access.Witness})
 		if err := f.svc.RevokeInvitation(ctx, clerk, hearing.ID, inv2.ParticipantID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Authenticate(ctx, inv2.Token); !errors.Is(err, sessions.ErrRevoked) {
+		if _, err := f.svc.Authenticate(ctx, inv2.Token); !errors.Is(err, fault.Revoked) {
 			t.Errorf("revoked token: %v", err)
 		}
 		if _, err := f.svc.JoinToken(ctx, other.ID, inv.Token); err == nil {
@@ -339,7 +340,7 @@ func TestInterpreterWhisper(t *testing.T) {
 		if !f.svc.MayForward(sess.ID, j, i, sessions.SourceCamera) {
 			t.Error("interpreter is not visible to the court")
 		}
-		if _, err := f.svc.LinkInterpreter(ctx, judge, sess.ID, p, sessions.InterpreterRequest{For: &i}); !errors.Is(err, sessions.ErrInvalid) {
+		if _, err := f.svc.LinkInterpreter(ctx, judge, sess.ID, p, sessions.InterpreterRequest{For: &i}); !errors.Is(err, fault.Invalid) {
 			t.Errorf("linking a party as interpreter: %v", err)
 		}
 	})
@@ -351,7 +352,7 @@ func TestPublicLink(t *testing.T) {
 		f := newFixture(t, db)
 		clerk := f.staff(t, access.Clerk)
 		private, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Closed"})
-		if _, err := f.svc.CreatePublicLink(ctx, clerk, private.ID); !errors.Is(err, sessions.ErrConflict) {
+		if _, err := f.svc.CreatePublicLink(ctx, clerk, private.ID); !errors.Is(err, fault.Conflict) {
 			t.Fatalf("public link for a closed hearing: %v", err)
 		}
 		pub, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Open", Public: true})
@@ -373,7 +374,7 @@ func TestPublicLink(t *testing.T) {
 		if f.svc.MayPublish(pub.ID, obs.Participant.ID, sessions.SourceCamera) {
 			t.Fatal("an observer may publish")
 		}
-		if _, err := f.svc.JoinPublic(ctx, "chp_nope", "x"); !errors.Is(err, sessions.ErrUnauthorized) {
+		if _, err := f.svc.JoinPublic(ctx, "chp_nope", "x"); !errors.Is(err, fault.Unauthenticated) {
 			t.Fatalf("bad public link: %v", err)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
 
@@ -94,7 +95,7 @@ func (s *Service) RevokeStaff(ctx context.Context, id uuid.UUID) error {
 				return err
 			}
 			if exists == 0 {
-				return fmt.Errorf("staff member %s: %w", id, ErrNotFound)
+				return fmt.Errorf("staff member %s: %w", id, fault.NotFound)
 			}
 			return nil
 		}
@@ -108,7 +109,7 @@ func (s *Service) RevokeStaff(ctx context.Context, id uuid.UUID) error {
 // authenticateStaff resolves a staff token.
 func (s *Service) authenticateStaff(ctx context.Context, token string) (Staff, error) {
 	if !tokenShape(token, staffPrefix) {
-		return Staff{}, ErrUnauthorized
+		return Staff{}, fault.Unauthenticated
 	}
 	hash := hashToken(token)
 	var stored string
@@ -121,13 +122,13 @@ func (s *Service) authenticateStaff(ctx context.Context, token string) (Staff, e
 	)
 	err := row.Scan(&stored, &id, &st.Name, &role, &created, &revoked)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameHash(stored, hash)) {
-		return Staff{}, ErrUnauthorized
+		return Staff{}, fault.Unauthenticated
 	}
 	if err != nil {
 		return Staff{}, fmt.Errorf("sessions: staff lookup: %w", err)
 	}
 	if revoked.Valid {
-		return Staff{}, ErrRevoked
+		return Staff{}, fault.Revoked
 	}
 	st.ID, _ = uuid.Parse(id)
 	st.Role = access.Role(role)

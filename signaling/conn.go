@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
@@ -158,15 +159,19 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		return false
 	}
 	if join.Token == "" {
-		c.refuse(protocol.CodeUnauthorized, "missing token", env.ID)
+		c.refuse(protocol.CodeUnauthenticated, "missing token", env.ID)
 		return false
 	}
 	id, err := s.auth.Authenticate(c.ctx, sessionID, join.Token)
-	if err != nil || id.SessionID != sessionID || id.ParticipantID == uuid.Nil {
-		if err != nil && !errors.Is(err, ErrUnauthorized) {
-			s.log.Info("authentication failed", "session", sessionID, "err", err)
+	if err == nil && (id.SessionID != sessionID || id.ParticipantID == uuid.Nil) {
+		err = fault.Unauthenticated
+	}
+	if err != nil {
+		code, msg := authFailure(err)
+		if code == protocol.CodeInternal || code == protocol.CodeUnavailable {
+			s.log.Warn("authentication failed", "session", sessionID, "err", err)
 		}
-		c.refuse(protocol.CodeUnauthorized, "invalid token for this session", env.ID)
+		c.refuse(code, msg, env.ID)
 		return false
 	}
 	c.id = id
@@ -349,10 +354,10 @@ func (c *conn) handle(data []byte) bool {
 	case protocol.TypeOffer:
 		var sd protocol.SessionDescription
 		if err := strictUnmarshal(env.Data, &sd); err != nil {
-			return fail(fmt.Errorf("%w: offer: %v", ErrBadRequest, err))
+			return fail(fault.New(fault.BadRequest, "offer: %v", err))
 		}
 		if sd.PC != protocol.PCPublish {
-			return fail(fmt.Errorf("%w: offers are made on the publish connection", ErrBadRequest))
+			return fail(fault.New(fault.BadRequest, "offers are made on the publish connection"))
 		}
 		answer, err := c.peer.HandleOffer(sd)
 		if err != nil {
@@ -362,10 +367,10 @@ func (c *conn) handle(data []byte) bool {
 	case protocol.TypeAnswer:
 		var sd protocol.SessionDescription
 		if err := strictUnmarshal(env.Data, &sd); err != nil {
-			return fail(fmt.Errorf("%w: answer: %v", ErrBadRequest, err))
+			return fail(fault.New(fault.BadRequest, "answer: %v", err))
 		}
 		if sd.PC != protocol.PCSubscribe {
-			return fail(fmt.Errorf("%w: answers are made on the subscribe connection", ErrBadRequest))
+			return fail(fault.New(fault.BadRequest, "answers are made on the subscribe connection"))
 		}
 		if err := c.peer.HandleAnswer(sd); err != nil {
 			return fail(err)
@@ -373,7 +378,7 @@ func (c *conn) handle(data []byte) bool {
 	case protocol.TypeCandidate:
 		var cand protocol.Candidate
 		if err := strictUnmarshal(env.Data, &cand); err != nil {
-			return fail(fmt.Errorf("%w: candidate: %v", ErrBadRequest, err))
+			return fail(fault.New(fault.BadRequest, "candidate: %v", err))
 		}
 		if err := c.peer.HandleCandidate(cand); err != nil {
 			return fail(err)
@@ -381,7 +386,7 @@ func (c *conn) handle(data []byte) bool {
 	case protocol.TypeQuality:
 		var q protocol.Quality
 		if err := strictUnmarshal(env.Data, &q); err != nil {
-			return fail(fmt.Errorf("%w: quality: %v", ErrBadRequest, err))
+			return fail(fault.New(fault.BadRequest, "quality: %v", err))
 		}
 		if err := c.peer.SetQuality(q); err != nil {
 			return fail(err)
@@ -389,13 +394,13 @@ func (c *conn) handle(data []byte) bool {
 	case protocol.TypePing:
 		c.sendRaw(mustEncode(protocol.TypePong, env.ID, env.Data))
 	case protocol.TypeLeave:
-		c.closeWith(websocket.StatusNormalClosure, "left", protocol.Bye{Reason: "left"})
+		c.closeWith(websocket.StatusNormalClosure, "left", protocol.Bye{Code: protocol.ByeLeft})
 		return false
 	case protocol.TypeJoin:
-		return fail(fmt.Errorf("%w: already joined", ErrConflict))
+		return fail(fault.New(fault.Conflict, "already joined"))
 	default:
 		if !hookTypePattern.MatchString(env.Type) {
-			return fail(fmt.Errorf("%w: %q", ErrUnknownType, env.Type))
+			return fail(unknownType(env.Type))
 		}
 		payload := env.Data
 		if len(payload) == 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
@@ -42,7 +43,7 @@ func (t *tokens) Authenticate(_ context.Context, session uuid.UUID, token string
 	defer t.mu.Unlock()
 	id, ok := t.m[token]
 	if !ok || id.SessionID != session {
-		return Identity{}, ErrUnauthorized
+		return Identity{}, fault.Unauthenticated
 	}
 	return id, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
@@ -72,18 +73,18 @@ type Recorder interface {
 	OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, error)
 }
 
-// Errors a hook may return to choose the error code sent to the client.
-// A hook may also return a *protocol.Error to choose code and message freely.
+// Errors from hooks are fault errors (package fault): their kind chooses
+// the error code sent to the client, and their message is sent with it. A
+// hook may also return a *protocol.Error to choose code and message freely.
 var (
-	ErrUnauthorized = errors.New("signaling: unauthorized")   // code "unauthorized"
-	ErrForbidden    = errors.New("signaling: forbidden")      // code "forbidden"
-	ErrUnknownType  = errors.New("signaling: unknown type")   // code "unknown_type"
-	ErrBadRequest   = errors.New("signaling: bad request")    // code "bad_request"
-	ErrNotFound     = errors.New("signaling: not found")      // code "not_found"
-	ErrConflict     = errors.New("signaling: conflict")       // code "conflict"
-	ErrClosed       = errors.New("signaling: server closed")  // the server is not running
-	ErrConfig       = errors.New("signaling: invalid config") // New refused the configuration
+	ErrClosed = errors.New("signaling: server closed")  // the server is not running
+	ErrConfig = errors.New("signaling: invalid config") // New refused the configuration
 )
+
+// unknownType is the error for a message type nobody handles.
+func unknownType(typ string) error {
+	return &fault.Error{Kind: fault.BadRequest, Code: protocol.CodeUnknownType, Message: fmt.Sprintf("unknown message type %q", typ)}
+}
 
 // errorFor maps an error to the message sent to the client. Errors from
 // the session layer and the SFU carry their own text; anything else is an
@@ -93,17 +94,11 @@ func errorFor(err error) (code, message string, internal bool) {
 	switch {
 	case errors.As(err, &pe):
 		return pe.Code, pe.Message, false
-	case errors.Is(err, ErrUnauthorized):
-		return protocol.CodeUnauthorized, trimPrefix(err), false
-	case errors.Is(err, ErrForbidden):
-		return protocol.CodeForbidden, trimPrefix(err), false
-	case errors.Is(err, ErrUnknownType):
-		return protocol.CodeUnknownType, trimPrefix(err), false
-	case errors.Is(err, ErrBadRequest), errors.Is(err, sfu.ErrBadRequest):
+	case errors.Is(err, sfu.ErrBadRequest):
 		return protocol.CodeBadRequest, trimPrefix(err), false
-	case errors.Is(err, ErrNotFound), errors.Is(err, sfu.ErrNotFound):
+	case errors.Is(err, sfu.ErrNotFound):
 		return protocol.CodeNotFound, trimPrefix(err), false
-	case errors.Is(err, ErrConflict), errors.Is(err, sfu.ErrState), errors.Is(err, sfu.ErrClosed):
+	case errors.Is(err, sfu.ErrState), errors.Is(err, sfu.ErrClosed):
 		return protocol.CodeConflict, trimPrefix(err), false
 	case errors.Is(err, sfu.ErrBadSDP):
 		return protocol.CodeBadSDP, trimPrefix(err), false
@@ -112,7 +107,11 @@ func errorFor(err error) (code, message string, internal bool) {
 	case errors.Is(err, sfu.ErrTooLarge):
 		return protocol.CodeTooLarge, trimPrefix(err), false
 	}
-	return protocol.CodeInternal, "internal error", true
+	if fault.KindOf(err) == fault.Internal {
+		return protocol.CodeInternal, "internal error", true
+	}
+	code, message, _ = fault.Describe(err)
+	return code, message, false
 }
 
 func trimPrefix(err error) string {
@@ -142,16 +141,16 @@ const MaxChatText = 4096
 
 func (defaultHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
 	if typ != protocol.TypeChat {
-		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
+		return nil, nil, unknownType(typ)
 	}
 	var in struct {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(payload, &in); err != nil || in.Text == "" {
-		return nil, nil, fmt.Errorf("%w: chat needs a non-empty text", ErrBadRequest)
+		return nil, nil, fault.Invalidf("text", "chat needs a non-empty text")
 	}
 	if len(in.Text) > MaxChatText || !utf8.ValidString(in.Text) {
-		return nil, nil, fmt.Errorf("%w: chat text must be valid UTF-8 of at most %d bytes", ErrBadRequest, MaxChatText)
+		return nil, nil, fault.Invalidf("text", "chat text must be valid UTF-8 of at most %d bytes", MaxChatText)
 	}
 	out, err := json.Marshal(struct {
 		From string `json:"from"`
@@ -186,4 +185,20 @@ func (a recorderAdapter) MayRecord(participant uuid.UUID, src sfu.Source) bool {
 
 func (a recorderAdapter) OpenTap(info sfu.TrackInfo) (sfu.Tap, error) {
 	return a.r.OpenTap(a.session, info)
+}
+
+// authFailure is what a client is told when its join is not authenticated.
+// Only expiry, revocation and an outage are told apart: an outage is
+// retryable ("unavailable"), and every other failure reads the same so that
+// tokens cannot be probed.
+func authFailure(err error) (code, message string) {
+	switch fault.KindOf(err) {
+	case fault.Expired:
+		return protocol.CodeTokenExpired, fault.Expired.Error()
+	case fault.Revoked:
+		return protocol.CodeTokenRevoked, fault.Revoked.Error()
+	case fault.Unavailable, fault.Internal:
+		return protocol.CodeUnavailable, "the server cannot check your link right now; retrying"
+	}
+	return protocol.CodeUnauthenticated, "invalid token for this session"
 }

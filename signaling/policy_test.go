@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
@@ -159,15 +160,15 @@ func (h *recordingHooks) Message(_ context.Context, from Identity, typ string, p
 			To []uuid.UUID `json:"to"`
 		}
 		if err := json.Unmarshal(payload, &in); err != nil {
-			return nil, nil, ErrBadRequest
+			return nil, nil, fault.BadRequest
 		}
 		return json.RawMessage(`{"exhibit":"P-1","by":"` + from.ParticipantID.String() + `"}`), in.To, nil
 	case "chat":
 		return payload, nil, nil
 	case "forbidden":
-		return nil, nil, ErrForbidden
+		return nil, nil, fault.Forbidden
 	}
-	return nil, nil, ErrUnknownType
+	return nil, nil, unknownType(typ)
 }
 
 func TestHooksOwnRoomMessages(t *testing.T) {

@@ -52,9 +52,9 @@ func TestBadTokensAreRefused(t *testing.T) {
 		first string
 		code  string
 	}{
-		{"no token", `{"type":"join","data":{"version":1}}`, protocol.CodeUnauthorized},
-		{"wrong token", `{"type":"join","data":{"version":1,"token":"nope"}}`, protocol.CodeUnauthorized},
-		{"token of another session", `{"type":"join","data":{"version":1,"token":"` + tokOther + `"}}`, protocol.CodeUnauthorized},
+		{"no token", `{"type":"join","data":{"version":1}}`, protocol.CodeUnauthenticated},
+		{"wrong token", `{"type":"join","data":{"version":1,"token":"nope"}}`, protocol.CodeUnauthenticated},
+		{"token of another session", `{"type":"join","data":{"version":1,"token":"` + tokOther + `"}}`, protocol.CodeUnauthenticated},
 		{"wrong version", `{"type":"join","data":{"version":99,"token":"x"}}`, protocol.CodeUnsupportedVersion},
 		{"not a join", `{"type":"offer","data":{"pc":"publish","sdp":""}}`, protocol.CodeBadRequest},
 		{"malformed", `{"type":`, protocol.CodeBadRequest},
@@ -129,7 +129,7 @@ func TestBadMessagesGetErrorsAndHarmNoOne(t *testing.T) {
 		{"bad candidate", "c13", `{"id":"c13","type":"candidate","data":{"pc":"publish","candidate":"candidate:garbage"}}`, protocol.CodeBadCandidate},
 		{"candidate for an unknown pc", "c14", `{"id":"c14","type":"candidate","data":{"pc":"third","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host"}}`, protocol.CodeBadCandidate},
 		{"quality for an unknown track", "c15", `{"id":"c15","type":"quality","data":{"track_id":"nope","paused":true}}`, protocol.CodeNotFound},
-		{"bad chat", "c16", `{"id":"c16","type":"chat","data":{"text":""}}`, protocol.CodeBadRequest},
+		{"bad chat", "c16", `{"id":"c16","type":"chat","data":{"text":""}}`, protocol.CodeInvalid},
 		{"second join", "c17", `{"id":"c17","type":"join","data":{"version":1,"token":"x"}}`, protocol.CodeConflict},
 		{"binary-looking text", "", "\x00\x01\x02", protocol.CodeBadRequest},
 	}

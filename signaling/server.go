@@ -321,7 +321,7 @@ func (s *Server) Close() error {
 	cancel := s.cancel
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.closeWith(websocket.StatusGoingAway, "server shutting down", protocol.Bye{Reason: "shutdown"})
+		c.closeWith(websocket.StatusGoingAway, "server shutting down", protocol.Bye{Code: protocol.ByeShutdown, Reason: "server shutting down"})
 	}
 	if cancel != nil {
 		cancel()
@@ -356,11 +356,12 @@ func (s *Server) Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload
 	}
 }
 
-// Disconnect closes a participant's connection(s) with a reason (e.g. removed).
-func (s *Server) Disconnect(sessionID, participantID uuid.UUID, reason string) {
+// Disconnect closes a participant's connection(s); code is a protocol Bye
+// code (removed, token_revoked, session_closed …).
+func (s *Server) Disconnect(sessionID, participantID uuid.UUID, code string) {
 	conns, _ := s.connsOf(sessionID, []uuid.UUID{participantID})
 	for _, c := range conns {
-		c.closeWith(websocket.StatusNormalClosure, reason, protocol.Bye{Reason: reason})
+		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
 	}
 }
 

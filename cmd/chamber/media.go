@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -113,7 +112,7 @@ var (
 func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, token string) (signaling.Identity, error) {
 	p, err := h.svc.JoinToken(ctx, sessionID, token)
 	if err != nil {
-		return signaling.Identity{}, signalingError(err)
+		return signaling.Identity{}, err
 	}
 	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role)}, nil
 }
@@ -129,7 +128,7 @@ func (h sessionHooks) MayForward(sessionID, sub, pub uuid.UUID, src signaling.So
 func (h sessionHooks) Connected(ctx context.Context, id signaling.Identity) (json.RawMessage, error) {
 	w, err := h.svc.Connected(ctx, id.SessionID, id.ParticipantID)
 	if err != nil {
-		return nil, signalingError(err)
+		return nil, err
 	}
 	// A participant who joins while recording runs is told at once.
 	welcome := struct {
@@ -152,7 +151,7 @@ func (h sessionHooks) Disconnected(ctx context.Context, id signaling.Identity) {
 func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
 	out, to, err := h.svc.RoomMessage(ctx, from.SessionID, from.ParticipantID, typ, payload)
 	if err != nil {
-		return nil, nil, signalingError(err)
+		return nil, nil, err
 	}
 	return out, to, nil
 }
@@ -173,33 +172,4 @@ func notifier(sig *signaling.Server) func(uuid.UUID, string, any) {
 		}
 		sig.Notify(sessionID, nil, typ, b)
 	}
-}
-
-// signalingError gives a session-layer error the signalling error code
-// that says the same thing.
-func signalingError(err error) error {
-	var (
-		forbidden *access.ForbiddenError
-		invalid   *sessions.InvalidError
-	)
-	switch {
-	case errors.As(err, &forbidden):
-		return fmt.Errorf("%w: %s", signaling.ErrForbidden, forbidden.Error())
-	case errors.Is(err, sessions.ErrExpired):
-		return fmt.Errorf("%w: this link has expired", signaling.ErrUnauthorized)
-	case errors.Is(err, sessions.ErrRevoked):
-		return fmt.Errorf("%w: this link has been revoked", signaling.ErrUnauthorized)
-	case errors.Is(err, sessions.ErrUnauthorized):
-		return fmt.Errorf("%w: %s", signaling.ErrUnauthorized, err.Error())
-	case errors.As(err, &invalid):
-		if invalid.Field == "type" {
-			return fmt.Errorf("%w: %s", signaling.ErrUnknownType, invalid.Message)
-		}
-		return fmt.Errorf("%w: %s", signaling.ErrBadRequest, invalid.Error())
-	case errors.Is(err, sessions.ErrConflict):
-		return fmt.Errorf("%w: %s", signaling.ErrConflict, err.Error())
-	case errors.Is(err, sessions.ErrNotFound):
-		return fmt.Errorf("%w: %s", signaling.ErrNotFound, err.Error())
-	}
-	return err
 }

@@ -281,7 +281,7 @@ func (c *Client) Err() error {
 	}
 }
 
-// ByeReason returns the reason of the server's bye message, if any.
+// ByeReason returns the code of the server's bye message (protocol.Bye*), if any.
 func (c *Client) ByeReason() string {
 	s, _ := c.byeReason.Load().(string)
 	return s
@@ -394,7 +394,7 @@ func (c *Client) readLoop() {
 		case protocol.TypeBye:
 			var bye protocol.Bye
 			_ = json.Unmarshal(env.Data, &bye)
-			c.byeReason.Store(bye.Reason)
+			c.byeReason.Store(bye.Code)
 		}
 		if c.cfg.Events != nil {
 			select {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/signaling"
 )
 
@@ -22,7 +23,7 @@ type fixedTokens map[string]bool
 
 func (f fixedTokens) Authenticate(_ context.Context, session uuid.UUID, tok string) (signaling.Identity, error) {
 	if !f[tok] {
-		return signaling.Identity{}, signaling.ErrUnauthorized
+		return signaling.Identity{}, fault.Unauthenticated
 	}
 	return signaling.Identity{SessionID: session, ParticipantID: uuid.New(), Name: tok}, nil
 }

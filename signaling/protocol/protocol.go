@@ -61,9 +61,12 @@ const (
 // Error codes carried in Error.Code.
 const (
 	CodeBadRequest         = "bad_request"         // malformed JSON or missing fields
+	CodeInvalid            = "invalid"             // a field's value is wrong
 	CodeUnknownType        = "unknown_type"        // no such message type
 	CodeUnsupportedVersion = "unsupported_version" // join.version is not Version
-	CodeUnauthorized       = "unauthorized"        // missing or wrong token
+	CodeUnauthenticated    = "unauthenticated"     // missing or wrong token
+	CodeTokenExpired       = "token_expired"       // the link has expired
+	CodeTokenRevoked       = "token_revoked"       // the link was revoked
 	CodeForbidden          = "forbidden"           // the policy refuses the action
 	CodeTooLarge           = "too_large"           // message or SDP over the limit
 	CodeRateLimited        = "rate_limited"        // too many messages; this one was dropped
@@ -71,6 +74,7 @@ const (
 	CodeBadCandidate       = "bad_candidate"       // ICE candidate rejected
 	CodeNotFound           = "not_found"           // unknown track or peer
 	CodeConflict           = "conflict"            // the action is not possible in the current state
+	CodeUnavailable        = "unavailable"         // a dependency is down: retry the join with back-off
 	CodeICEFailed          = "ice_failed"          // a PeerConnection failed; the server is closing
 	CodeInternal           = "internal"            // a server fault; details are in the server log
 )
@@ -228,7 +232,21 @@ type Error struct {
 // Error implements error so a client can return a server error as a Go error.
 func (e *Error) Error() string { return "signaling: " + e.Code + ": " + e.Message }
 
-// Bye precedes the server closing the connection.
+// Bye precedes the server closing the connection. Code says why, and
+// whether the client may come back: only after ByeShutdown does it
+// reconnect; the others are final.
 type Bye struct {
-	Reason string `json:"reason"`
+	Code   string `json:"code"`
+	Reason string `json:"reason,omitempty"` // for people; may change
 }
+
+// Bye codes. The session layer passes its own reasons (removed,
+// token_revoked, session_closed) through Disconnect; they are these codes.
+const (
+	ByeLeft          = "left"           // the client sent leave
+	ByeRemoved       = "removed"        // the presiding role removed the participant
+	ByeRevoked       = "token_revoked"  // the invitation was revoked
+	ByeExpired       = "token_expired"  // the invitation expired while connected
+	ByeSessionClosed = "session_closed" // the session was closed
+	ByeShutdown      = "shutdown"       // the server is stopping; reconnect
+)

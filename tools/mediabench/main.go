@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/loadtest"
 	"github.com/chamber-court/chamber/signaling"
 )
@@ -56,7 +57,7 @@ type anyone struct{}
 
 func (anyone) Authenticate(_ context.Context, session uuid.UUID, token string) (signaling.Identity, error) {
 	if token == "" {
-		return signaling.Identity{}, signaling.ErrUnauthorized
+		return signaling.Identity{}, fault.Unauthenticated
 	}
 	return signaling.Identity{SessionID: session, ParticipantID: uuid.New(), Name: "bench", Role: "party"}, nil
 }

@@ -583,11 +583,10 @@ export class Room extends EventTarget {
   stopPresenting() { this.conn.send('present', { document_id: null, page: 0 }); }
 
   async onClosed({ reason, code }) {
-    if (reason === 'left') return;
-    const r = String(reason || '').toLowerCase();
-    if (r.includes('session closed')) return this.end('closed');
-    if (r.includes('removed') || r.includes('revoked')) return this.end('removed');
-    if (code === 'unauthorized' || code === 'forbidden') {
+    if (code === 'left' || reason === 'left') return;
+    if (code === 'session_closed') return this.end('closed');
+    if (code === 'removed' || code === 'token_revoked') return this.end('removed');
+    if (['unauthenticated', 'token_expired', 'token_revoked', 'forbidden'].includes(code)) {
       // Ask the API why: it names expiry and revocation.
       try {
         await this.api.get('/me');

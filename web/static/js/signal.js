@@ -25,7 +25,8 @@ const SIMULCAST = [
 ];
 
 // Server reasons after which reconnecting is pointless.
-const FINAL_REASONS = ['left', 'removed', 'session closed', 'revoked'];
+// Bye codes after which the client does not come back (protocol.Bye*).
+const FINAL_BYES = ['left', 'removed', 'token_revoked', 'token_expired', 'session_closed'];
 
 export class RoomConnection extends EventTarget {
   /**
@@ -130,7 +131,7 @@ export class RoomConnection extends EventTarget {
       case 'candidate': return this.onCandidate(data);
       case 'pong': this.lastPong = Date.now(); return;
       case 'bye':
-        this.lastReason = data && data.reason;
+        this.lastReason = data && data.code;
         return;
       case 'error':
         if (data.ref === 'join' || id === 'join') {
@@ -206,14 +207,14 @@ export class RoomConnection extends EventTarget {
     if (this.ended) return;
     const joinErr = this.joinError;
     this.joinError = null;
-    if (joinErr && ['unauthorized', 'forbidden', 'unsupported_version'].includes(joinErr.code)) {
+    if (joinErr && ['unauthenticated', 'token_expired', 'token_revoked', 'forbidden', 'unsupported_version'].includes(joinErr.code)) {
       this.ended = true;
       this.emit('closed', { reason: joinErr.message, code: joinErr.code });
       return;
     }
-    if (FINAL_REASONS.some((r) => String(reason || '').toLowerCase().includes(r))) {
+    if (FINAL_BYES.includes(this.lastReason)) {
       this.ended = true;
-      this.emit('closed', { reason });
+      this.emit('closed', { reason: this.lastReason, code: this.lastReason });
       return;
     }
     this.attempt++;
