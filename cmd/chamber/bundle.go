@@ -10,10 +10,6 @@ import (
 	"github.com/chamber-court/chamber/documents/pades"
 )
 
-func init() {
-	extraCommands["bundle"] = runBundle
-}
-
 // runBundle implements "chamber bundle verify BUNDLE.zip [--trust CA.pem]":
 // it needs no server and no database, only the bundle and the roots to
 // trust; it exits 1 naming every file or check that failed.

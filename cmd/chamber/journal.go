@@ -11,10 +11,6 @@ import (
 	"github.com/chamber-court/chamber/journal"
 )
 
-func init() {
-	extraCommands["journal"] = runJournal
-}
-
 // runJournal implements "chamber journal verify": walk the whole chain and
 // its timestamp anchors; exit 1 naming the first broken entry, else print
 // the count and head hash.

@@ -17,10 +17,6 @@ import (
 	"github.com/chamber-court/chamber/internal/loadtest"
 )
 
-func init() {
-	extraCommands["loadtest"] = runLoadtest
-}
-
 // runLoadtest drives a running server's media path with synthetic
 // publishers and subscribers and prints what it measured.
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -21,22 +22,43 @@ var (
 	commit  = ""
 )
 
-const usage = `Chamber — virtual courtrooms and remote notarisation.
+// subcommand is one entry of the command table.
+type subcommand struct {
+	name     string // what follows "chamber"
+	synopsis string // for the usage text, e.g. "journal verify"
+	summary  string
+	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-Usage: chamber <command> [flags]
+// commands is the one table of subcommands, in the order help lists them.
+var commands = []subcommand{
+	{"serve", "serve", "run the service", func(ctx context.Context, args []string, _, stderr io.Writer) error {
+		return runServe(ctx, args, stderr)
+	}},
+	{"migrate", "migrate", "apply database migrations and exit", func(ctx context.Context, args []string, _, stderr io.Writer) error {
+		return runMigrate(ctx, args, stderr)
+	}},
+	{"staff", "staff", "add, list or revoke staff members", runStaff},
+	{"journal", "journal verify", "verify the hash-chained journal", runJournal},
+	{"verify", "verify", "verify the signatures of a PDF", runVerify},
+	{"bundle", "bundle verify", "verify an evidence bundle offline", runBundle},
+	{"loadtest", "loadtest", "load-test a running server's media path", runLoadtest},
+	{"version", "version", "print version information", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+		printVersion(stdout)
+		return nil
+	}},
+}
 
-Commands:
-  serve            run the service
-  migrate          apply database migrations and exit
-  staff            add, list or revoke staff members
-  journal verify   verify the hash-chained journal
-  verify           verify the signatures of a PDF
-  bundle verify    verify an evidence bundle offline
-  loadtest         load-test a running server's media path
-  version          print version information
-
-Run "chamber <command> -h" for a command's flags.
-`
+// usage is the text of "chamber help", generated from the command table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Chamber — virtual courtrooms and remote notarisation.\n\nUsage: chamber <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-16s %s\n", c.synopsis, c.summary)
+	}
+	b.WriteString("\nRun \"chamber <command> -h\" for a command's flags.\n")
+	return b.String()
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -49,31 +71,24 @@ func main() {
 // success, 1 on failure, 2 on a configuration error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = runServe(ctx, rest, stderr)
-	case "migrate":
-		err = runMigrate(ctx, rest, stderr)
-	case "version", "--version", "-version":
-		printVersion(stdout)
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		if f, ok := extraCommands[cmd]; ok {
-			err = f(ctx, rest, stdout, stderr)
-			break
-		}
-		err = usagef("chamber: unknown command %q (run chamber help)", cmd)
+		fmt.Fprint(stdout, usage())
+		return 0
+	case "--version", "-version":
+		cmd = "version"
 	}
-	return exitCode(err, stderr)
+	for _, c := range commands {
+		if c.name == cmd {
+			return exitCode(c.run(ctx, rest, stdout, stderr), stderr)
+		}
+	}
+	return exitCode(usagef("chamber: unknown command %q (run chamber help)", cmd), stderr)
 }
-
-// extraCommands are registered by the files that implement them.
-var extraCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
 // exitError carries a specific exit status with an already-printed message.
 type exitError struct{ code int }

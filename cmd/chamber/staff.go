@@ -13,10 +13,6 @@ import (
 	"github.com/chamber-court/chamber/sessions"
 )
 
-func init() {
-	extraCommands["staff"] = runStaff
-}
-
 // runStaff manages staff members. "staff add" prints the new token alone on
 // stdout so scripts can capture it; everything else goes to stderr.
 func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -11,10 +11,6 @@ import (
 	"github.com/chamber-court/chamber/documents/pades"
 )
 
-func init() {
-	extraCommands["verify"] = runVerify
-}
-
 // runVerify implements "chamber verify FILE.pdf [--json] [--trust CA.pem]":
 // exit 0 only when every signature is valid.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
