@@ -682,7 +682,7 @@ func (p *Peer) rtcpSender() {
 			continue
 		}
 		pkts = pkts[:0]
-		now := time.Now()
+		now := clock()
 		for _, dt := range p.downTracks() {
 			if sr := dt.senderReport(now); sr != nil {
 				pkts = append(pkts, sr)
