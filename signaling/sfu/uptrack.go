@@ -133,9 +133,7 @@ func (t *UpTrack) layerIndex(rid string) int {
 // stream has no place in this track.
 func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 	i := t.layerIndex(remote.RID())
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i < 0 || t.ended || t.layers[i] != nil {
+	if i < 0 {
 		return nil, false
 	}
 	slots := videoCacheSlots
@@ -153,8 +151,19 @@ func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 		where:  make(map[*downTrack]*writer),
 		done:   make(chan struct{}),
 	}
-	t.layers[i] = l
-	return l, true
+	return l, t.install(l)
+}
+
+// install puts a new layer in its place; false if the track has ended or
+// the place is taken.
+func (t *UpTrack) install(l *layer) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended || t.layers[l.index] != nil {
+		return false
+	}
+	t.layers[l.index] = l
+	return true
 }
 
 // layer returns layer i, or nil.
@@ -203,8 +212,11 @@ func (t *UpTrack) removeDown(dt *downTrack) {
 // bitrates returns the measured bitrate of each layer (0 for a layer that is
 // absent or has not sent for a second).
 func (t *UpTrack) bitrates(dst []uint64) []uint64 {
+	// Copy the layer pointers, not just the slice header: addLayer fills
+	// the elements under t.mu while this runs.
+	var buf [4]*layer
 	t.mu.Lock()
-	layers := t.layers
+	layers := append(buf[:0], t.layers...)
 	t.mu.Unlock()
 	now := clock()
 	for _, l := range layers {
