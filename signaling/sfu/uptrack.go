@@ -666,12 +666,3 @@ func orderRIDs(rids []string) []string {
 	}
 	return rids
 }
-
-var clockBase = time.Now()
-
-// clock returns monotonic nanoseconds since the process started.
-func clock() int64 { return int64(time.Since(clockBase)) }
-
-// clockTime converts a clock() reading to a time.Time without reading the
-// clock again.
-func clockTime(now int64) time.Time { return clockBase.Add(time.Duration(now)) }
