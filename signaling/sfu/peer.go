@@ -33,6 +33,7 @@ var (
 	ErrNotFound     = errors.New("sfu: no such track")
 	ErrState        = errors.New("sfu: not possible in the current state")
 	ErrBadRequest   = errors.New("sfu: invalid request")
+	ErrForbidden    = errors.New("sfu: forbidden")
 )
 
 // PeerConfig configures a Peer.
@@ -252,6 +253,13 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 			rids[mid] = orderRIDs(r)
 		}
 	}
+	if err := p.mayPublish(&parsed, sources); err != nil {
+		return "", err
+	}
+	offer, err := p.filterSDP(sd.SDP, &parsed)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
 
 	p.mu.Lock()
 	if p.closed {
@@ -277,7 +285,7 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 	}
 	p.mu.Unlock()
 
-	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
+	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	answer, err := pub.CreateAnswer(nil)
@@ -290,6 +298,55 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 	}
 	p.flushCandidates(0)
 	return pub.LocalDescription().SDP, nil
+}
+
+// mayPublish refuses a publish offer none of whose sending media sections
+// the Policy lets this participant publish (an observer's, say), before any
+// PeerConnection or track exists for it. A section whose source is refused
+// within an offer that carries an allowed one is taken in but neither
+// forwarded nor recorded until the Policy allows it (Room.Reconcile): that
+// is how a Policy mutes one source without a renegotiation.
+func (p *Peer) mayPublish(parsed *sdp.SessionDescription, sources map[string]Source) error {
+	sending, allowed := 0, 0
+	var refused Source
+	for _, md := range parsed.MediaDescriptions {
+		if !sends(md) {
+			continue
+		}
+		mid, _ := md.Attribute("mid")
+		src, ok := sources[mid]
+		if !ok {
+			// What onTrack will call it.
+			src = SourceCamera
+			if md.MediaName.Media == "audio" {
+				src = SourceMicrophone
+			}
+		}
+		sending++
+		if p.room.policy.MayPublish(p.participant, src) {
+			allowed++
+		} else {
+			refused = src
+		}
+	}
+	if sending > 0 && allowed == 0 {
+		return fmt.Errorf("%w: this participant may not publish %s", ErrForbidden, refused)
+	}
+	return nil
+}
+
+// sends reports whether a media section of an offer sends media.
+func sends(md *sdp.MediaDescription) bool {
+	if md.MediaName.Port.Value == 0 {
+		return false // rejected or stopped
+	}
+	for _, a := range md.Attributes {
+		switch a.Key {
+		case "recvonly", "inactive":
+			return false
+		}
+	}
+	return md.MediaName.Media == "audio" || md.MediaName.Media == "video"
 }
 
 // publishPC returns the publish PeerConnection, or nil before the first offer.
@@ -334,7 +391,18 @@ func (p *Peer) HandleAnswer(sd protocol.SessionDescription) error {
 	if !waiting {
 		return fmt.Errorf("%w: no subscribe offer is outstanding", ErrState)
 	}
-	err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sd.SDP})
+	// An answer that does not parse goes to pion as it is, which refuses
+	// it and rolls back below.
+	answer := sd.SDP
+	var parsed sdp.SessionDescription
+	if p.room.sfu.cfg.Candidates != nil && parsed.UnmarshalString(sd.SDP) == nil {
+		filtered, err := p.filterSDP(sd.SDP, &parsed)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSDP, err)
+		}
+		answer = filtered
+	}
+	err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
 	if err != nil {
 		// Roll back and offer again, so that one bad answer does not wedge the connection.
 		_ = p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
@@ -371,6 +439,9 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error {
 	}
 	if c.Candidate == "" {
 		return nil // end of candidates
+	}
+	if !p.checkCandidate(c.Candidate) {
+		return nil // dropped quietly: the participant's other candidates may do
 	}
 	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 	p.mu.Lock()
