@@ -1,8 +1,13 @@
 // Package turnserver is Chamber's embedded TURN server (pion/turn): UDP, TCP
 // and TLS listeners, time-limited REST-style credentials (RFC draft
-// uberti-behave-turn-rest: username "expiry:user", password
-// base64(HMAC-SHA1(secret, username))), and relaying only towards the
-// SFU's own addresses, so that it cannot be used as an open relay.
+// uberti-behave-turn-rest: username "expiry:participant/connection",
+// password base64(HMAC-SHA1(secret, username))), and relaying only towards
+// the SFU's own addresses, so that it cannot be used as an open relay.
+//
+// A credential is good only while the signalling connection it was issued
+// to lives: Revoke (called when the connection goes, whatever the reason)
+// refuses it from then on and closes the allocations made with it. Quotas
+// bound the allocations of one participant and of one client address.
 package turnserver
 
 import (
@@ -47,7 +52,20 @@ type Config struct {
 	// (the SFU's media port), checked on every datagram since permissions
 	// are per IP; 0 allows any port.
 	PeerPort int
+	// MaxAllocationsPerParticipant and MaxAllocationsPerAddress bound the
+	// allocations held at once by one participant (all its connections)
+	// and from one client IP address; beyond them an Allocate is refused
+	// with 486 (Allocation Quota Reached). Zero means the defaults.
+	MaxAllocationsPerParticipant, MaxAllocationsPerAddress int
 }
+
+// Defaults for Config. A browser allocates once per TURN URL (UDP, TCP,
+// TLS) for each of its two PeerConnections: six per connection, twelve
+// while a rejoin overlaps the old connection.
+const (
+	DefaultMaxAllocationsPerParticipant = 12
+	DefaultMaxAllocationsPerAddress     = 64
+)
 
 // Server is a running TURN server.
 type Server struct {
@@ -55,6 +73,7 @@ type Server struct {
 	secret                 string
 	realm                  string
 	udpAddr, tcpAddr, tlsA net.Addr
+	grants                 *grants
 }
 
 // ErrNoListener is returned when no listener address is configured.
@@ -88,10 +107,17 @@ func New(cfg Config) (*Server, error) {
 	if allow == nil {
 		allow = net.IP.IsLoopback
 	}
-	s := &Server{secret: base64.StdEncoding.EncodeToString(secret), realm: cfg.Realm}
+	if cfg.MaxAllocationsPerParticipant == 0 {
+		cfg.MaxAllocationsPerParticipant = DefaultMaxAllocationsPerParticipant
+	}
+	if cfg.MaxAllocationsPerAddress == 0 {
+		cfg.MaxAllocationsPerAddress = DefaultMaxAllocationsPerAddress
+	}
+	g := newGrants(cfg.MaxAllocationsPerParticipant, cfg.MaxAllocationsPerAddress, cfg.Logger)
+	s := &Server{secret: base64.StdEncoding.EncodeToString(secret), realm: cfg.Realm, grants: g}
 	lf := pionlog.Factory{Logger: cfg.Logger}
 	gen := func() turn.RelayAddressGenerator {
-		return &relayGenerator{ip: cfg.RelayIP, port: cfg.PeerPort}
+		return &relayGenerator{ip: cfg.RelayIP, port: cfg.PeerPort, grants: g}
 	}
 	// Permissions are per IP (RFC 8656); the port is checked on every
 	// relayed datagram by the relay socket.
@@ -134,7 +160,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	sc.Realm = cfg.Realm
 	sc.LoggerFactory = lf
-	sc.AuthHandler = turn.LongTermTURNRESTAuthHandler(s.secret, lf.NewLogger("turn-auth"))
+	sc.AuthHandler = g.authHandler(turn.LongTermTURNRESTAuthHandler(s.secret, lf.NewLogger("turn-auth")))
+	sc.QuotaHandler = g.quota
+	sc.EventHandler = turn.EventHandler{OnAllocationCreated: g.created, OnAllocationDeleted: g.deleted}
 	srv, err := turn.NewServer(sc)
 	if err != nil {
 		return fail(fmt.Errorf("turnserver: %w", err))
@@ -143,11 +171,27 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Credentials returns a username and password valid for ttl, for user (a
-// participant ID, so that allocations can be traced to a participant).
-func (s *Server) Credentials(user string, ttl time.Duration) (username, password string, err error) {
-	return turn.GenerateLongTermTURNRESTCredentials(s.secret, user, ttl)
+// Credentials returns a username and password for one signalling
+// connection of a participant, valid for ttl or until Revoke, whichever
+// comes first. The username names both, so that allocations are traced to
+// a participant and die with the connection.
+func (s *Server) Credentials(participant, connection string, ttl time.Duration) (username, password string, err error) {
+	user := participant + "/" + connection
+	username, password, err = turn.GenerateLongTermTURNRESTCredentials(s.secret, user, ttl)
+	if err == nil {
+		s.grants.grant(user)
+	}
+	return username, password, err
 }
+
+// Revoke ends a connection's credential: it is refused from now on and the
+// allocations made with it are closed (they stop relaying at once).
+func (s *Server) Revoke(participant, connection string) {
+	s.grants.revoke(participant + "/" + connection)
+}
+
+// Allocations returns how many allocations are open.
+func (s *Server) Allocations() int { return s.srv.AllocationCount() }
 
 // UDPAddr, TCPAddr and TLSAddr return the listeners' addresses (nil when disabled).
 func (s *Server) UDPAddr() net.Addr { return s.udpAddr }
@@ -162,10 +206,11 @@ func (s *Server) TLSAddr() net.Addr { return s.tlsA }
 func (s *Server) Close() error { return s.srv.Close() }
 
 // relayGenerator allocates relay sockets that only send to the allowed
-// peer port.
+// peer port, and registers them so that Revoke can close them.
 type relayGenerator struct {
-	ip   net.IP
-	port int // 0: any
+	ip     net.IP
+	port   int // 0: any
+	grants *grants
 }
 
 func (g *relayGenerator) Validate() error {
@@ -184,10 +229,10 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 		return nil, nil, err
 	}
 	relayed := &net.UDPAddr{IP: g.ip, Port: pc.LocalAddr().(*net.UDPAddr).Port}
-	if g.port == 0 {
-		return pc, relayed, nil
+	if g.port != 0 {
+		pc = &filteredConn{PacketConn: pc, port: g.port}
 	}
-	return &filteredConn{PacketConn: pc, port: g.port}, relayed, nil
+	return g.grants.track(pc, relayed), relayed, nil
 }
 
 // AllocateConn refuses TCP relay allocations (RFC 6062): media is relayed
