@@ -188,7 +188,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		welcome = nil
 	}
 
-	ice := s.iceServers(host, id.ParticipantID)
+	ice := s.iceServers(host, id.ParticipantID, c.connID)
 	// The same bytes go to every other participant: encoded once, and
 	// before taking the server lock, under which welcome runs.
 	joined := mustEncode(protocol.TypePeerJoined, "", c.peerEvent())
@@ -218,6 +218,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		}
 	})
 	if err != nil {
+		s.revokeTURN(id.ParticipantID, c.connID)
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
 		c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
 		return false
@@ -254,6 +255,7 @@ func (c *conn) peerEvent() protocol.PeerEvent {
 
 // teardown releases everything the connection holds.
 func (c *conn) teardown() {
+	c.s.revokeTURN(c.id.ParticipantID, c.connID)
 	if c.peer != nil {
 		c.peer.Close()
 	}

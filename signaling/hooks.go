@@ -95,7 +95,7 @@ func errorFor(err error) (code, message string, internal bool) {
 		return pe.Code, pe.Message, false
 	case errors.Is(err, ErrUnauthorized):
 		return protocol.CodeUnauthorized, trimPrefix(err), false
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, sfu.ErrForbidden):
 		return protocol.CodeForbidden, trimPrefix(err), false
 	case errors.Is(err, ErrUnknownType):
 		return protocol.CodeUnknownType, trimPrefix(err), false

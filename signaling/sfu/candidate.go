@@ -13,12 +13,16 @@ import (
 // the server's own loopback services, its private network or a cloud
 // metadata service on the participant's behalf. The filter drops remote
 // candidates (in SDP and trickled) whose address is not a literal, public,
-// unicast IP address, unless it is listed in Allow.
+// unicast IP address, unless it is a relayed candidate on an address
+// listed in AllowRelay.
 type CandidateFilter struct {
-	// Allow lists addresses let through whatever their range: the embedded
-	// TURN server's relay address, which a participant behind TURN offers
-	// as its relayed candidate. It must not change once peers exist.
-	Allow []netip.Addr
+	// AllowRelay lists addresses whose relayed candidates ("typ relay")
+	// are let through whatever their range: the embedded TURN server's
+	// relay address, which a participant behind TURN offers. A host or
+	// reflexive candidate on the same address is still filtered: it could
+	// point the SFU at any other port of that host. It must not change
+	// once peers exist.
+	AllowRelay []netip.Addr
 }
 
 // blockedPrefixes are the ranges no participant candidate may point into,
@@ -41,8 +45,9 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("255.255.255.255/32"), // broadcast
 }
 
-// allows reports whether the SFU may send to address, and why not.
-func (f *CandidateFilter) allows(address string) (ok bool, reason string) {
+// allows reports whether the SFU may send to address, a candidate of type
+// typ ("host", "srflx", "prflx", "relay"), and why not.
+func (f *CandidateFilter) allows(address, typ string) (ok bool, reason string) {
 	if f == nil {
 		return true, ""
 	}
@@ -52,9 +57,11 @@ func (f *CandidateFilter) allows(address string) (ok bool, reason string) {
 		return false, "name"
 	}
 	ip = ip.Unmap()
-	for _, a := range f.Allow {
-		if a.Unmap() == ip {
-			return true, ""
+	if typ == "relay" {
+		for _, a := range f.AllowRelay {
+			if a.Unmap() == ip {
+				return true, ""
+			}
 		}
 	}
 	switch {
@@ -77,18 +84,18 @@ func (f *CandidateFilter) allows(address string) (ok bool, reason string) {
 	return true, ""
 }
 
-// candidateAddress returns the connection address of an ICE candidate
-// attribute ("candidate:1 1 udp 2130706431 192.0.2.1 7882 typ host"),
-// with or without its "candidate:" or "a=candidate:" prefix.
-func candidateAddress(c string) (string, bool) {
+// candidateAddress returns the connection address and type of an ICE
+// candidate attribute ("candidate:1 1 udp 2130706431 192.0.2.1 7882 typ
+// host"), with or without its "candidate:" or "a=candidate:" prefix.
+func candidateAddress(c string) (address, typ string, ok bool) {
 	c = strings.TrimPrefix(strings.TrimSpace(c), "a=")
 	c = strings.TrimPrefix(c, "candidate:")
 	f := strings.Fields(c)
 	// foundation component transport priority address port "typ" type
 	if len(f) < 8 || f[6] != "typ" {
-		return "", false
+		return "", "", false
 	}
-	return f[4], true
+	return f[4], f[7], true
 }
 
 // checkCandidate reports whether a remote candidate may be used, and
@@ -98,10 +105,10 @@ func (p *Peer) checkCandidate(c string) bool {
 	if f == nil {
 		return true
 	}
-	addr, ok := candidateAddress(c)
+	addr, typ, ok := candidateAddress(c)
 	reason := "malformed"
 	if ok {
-		if ok, reason = f.allows(addr); ok {
+		if ok, reason = f.allows(addr, typ); ok {
 			return true
 		}
 	}

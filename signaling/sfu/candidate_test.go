@@ -15,49 +15,54 @@ import (
 )
 
 func TestCandidateFilterRanges(t *testing.T) {
-	f := &CandidateFilter{Allow: []netip.Addr{netip.MustParseAddr("10.1.2.3")}}
+	f := &CandidateFilter{AllowRelay: []netip.Addr{netip.MustParseAddr("10.1.2.3")}}
 	cases := []struct {
 		addr   string
 		ok     bool
 		reason string
+		typ    string
 	}{
-		{"203.0.113.7", true, ""}, // documentation range, but public unicast as far as routing goes
-		{"8.8.8.8", true, ""},
-		{"2a00:1450:4001::1", true, ""},
-		{"10.1.2.3", true, ""}, // allowed explicitly (the TURN relay)
-		{"127.0.0.1", false, "loopback"},
-		{"127.8.9.10", false, "loopback"},
-		{"::1", false, "loopback"},
-		{"::ffff:127.0.0.1", false, "loopback"},
-		{"10.0.0.1", false, "private"},
-		{"172.16.5.4", false, "private"},
-		{"192.168.1.1", false, "private"},
-		{"fd12:3456::1", false, "private"},
-		{"fd00:ec2::254", false, "private"},
-		{"100.64.0.1", false, "reserved"},
-		{"100.100.100.200", false, "reserved"},
-		{"169.254.169.254", false, "link_local"},
-		{"fe80::1", false, "link_local"},
-		{"0.0.0.0", false, "unspecified"},
-		{"::", false, "unspecified"},
-		{"0.1.2.3", false, "reserved"},
-		{"224.0.0.251", false, "multicast"},
-		{"ff02::fb", false, "multicast"},
-		{"255.255.255.255", false, "reserved"},
-		{"192.0.0.192", false, "reserved"},
-		{"64:ff9b::a00:1", false, "reserved"},
-		{"2002:a00:1::1", false, "reserved"},
-		{"abcd-1234.local", false, "name"},
-		{"metadata.google.internal", false, "name"},
+		{"203.0.113.7", true, "", ""}, // documentation range, but public unicast as far as routing goes
+		{"8.8.8.8", true, "", ""},
+		{"2a00:1450:4001::1", true, "", ""},
+		{"10.1.2.3", true, "", "relay"},        // allowed explicitly (the TURN relay)
+		{"10.1.2.3", false, "private", "host"}, // the relay's host, not its relayed candidates
+		{"127.0.0.1", false, "loopback", ""},
+		{"127.8.9.10", false, "loopback", ""},
+		{"::1", false, "loopback", ""},
+		{"::ffff:127.0.0.1", false, "loopback", ""},
+		{"10.0.0.1", false, "private", ""},
+		{"172.16.5.4", false, "private", ""},
+		{"192.168.1.1", false, "private", ""},
+		{"fd12:3456::1", false, "private", ""},
+		{"fd00:ec2::254", false, "private", ""},
+		{"100.64.0.1", false, "reserved", ""},
+		{"100.100.100.200", false, "reserved", ""},
+		{"169.254.169.254", false, "link_local", ""},
+		{"fe80::1", false, "link_local", ""},
+		{"0.0.0.0", false, "unspecified", ""},
+		{"::", false, "unspecified", ""},
+		{"0.1.2.3", false, "reserved", ""},
+		{"224.0.0.251", false, "multicast", ""},
+		{"ff02::fb", false, "multicast", ""},
+		{"255.255.255.255", false, "reserved", ""},
+		{"192.0.0.192", false, "reserved", ""},
+		{"64:ff9b::a00:1", false, "reserved", ""},
+		{"2002:a00:1::1", false, "reserved", ""},
+		{"abcd-1234.local", false, "name", ""},
+		{"metadata.google.internal", false, "name", ""},
 	}
 	for _, c := range cases {
-		ok, reason := f.allows(c.addr)
+		if c.typ == "" {
+			c.typ = "host"
+		}
+		ok, reason := f.allows(c.addr, c.typ)
 		if ok != c.ok || reason != c.reason {
-			t.Errorf("%s: allowed %v (%q), want %v (%q)", c.addr, ok, reason, c.ok, c.reason)
+			t.Errorf("%s %s: allowed %v (%q), want %v (%q)", c.typ, c.addr, ok, reason, c.ok, c.reason)
 		}
 	}
 	var none *CandidateFilter
-	if ok, _ := none.allows("127.0.0.1"); !ok {
+	if ok, _ := none.allows("127.0.0.1", "host"); !ok {
 		t.Error("no filter refused a candidate")
 	}
 }
@@ -72,7 +77,7 @@ func TestCandidateAddress(t *testing.T) {
 		"candidate:1 1 udp": "",
 		"candidate:1 1 udp 2130706431 192.0.2.1 7882 notyp host": "",
 	} {
-		got, ok := candidateAddress(in)
+		got, _, ok := candidateAddress(in)
 		if got != want || ok != (want != "") {
 			t.Errorf("%q: %q %v, want %q", in, got, ok, want)
 		}
@@ -136,29 +141,35 @@ func publishOfferTo(t *testing.T, filter *CandidateFilter, extra string) *Peer {
 	return p
 }
 
-func loopbackCandidate(port int) string {
-	return fmt.Sprintf("candidate:1 1 udp 2130706431 127.0.0.1 %d typ host", port)
+func loopbackCandidate(port int, typ string) string {
+	extra := ""
+	if typ == "relay" {
+		extra = " raddr 127.0.0.1 rport 9"
+	}
+	return fmt.Sprintf("candidate:1 1 udp 2130706431 127.0.0.1 %d typ %s%s", port, typ, extra)
 }
 
 // With the filter on, the SFU sends no STUN check to a loopback candidate,
-// trickled or in the offer; the same candidate allowed gets checks (so the
-// negative checks can fail).
+// trickled or in the offer; a relayed candidate on an allowed relay address
+// gets checks (so the negative checks can fail), a host candidate there none.
 func TestFilteredCandidatesGetNoChecks(t *testing.T) {
 	loop := netip.MustParseAddr("127.0.0.1")
 	for _, tc := range []struct {
 		name    string
 		filter  *CandidateFilter
 		inSDP   bool
+		typ     string
 		checked bool
 	}{
-		{"trickled, filtered", &CandidateFilter{}, false, false},
-		{"in the offer, filtered", &CandidateFilter{}, true, false},
-		{"trickled, allowed", &CandidateFilter{Allow: []netip.Addr{loop}}, false, true},
-		{"in the offer, allowed", &CandidateFilter{Allow: []netip.Addr{loop}}, true, true},
+		{"trickled, filtered", &CandidateFilter{}, false, "host", false},
+		{"in the offer, filtered", &CandidateFilter{}, true, "host", false},
+		{"host on the relay address", &CandidateFilter{AllowRelay: []netip.Addr{loop}}, false, "host", false},
+		{"trickled relay, allowed", &CandidateFilter{AllowRelay: []netip.Addr{loop}}, false, "relay", true},
+		{"relay in the offer, allowed", &CandidateFilter{AllowRelay: []netip.Addr{loop}}, true, "relay", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink, arrived := stunSink(t)
-			cand := loopbackCandidate(sink.LocalAddr().(*net.UDPAddr).Port)
+			cand := loopbackCandidate(sink.LocalAddr().(*net.UDPAddr).Port, tc.typ)
 			dropped := droppedCandidates(t, "loopback")
 			var p *Peer
 			if tc.inSDP {
