@@ -91,7 +91,7 @@ func TestBitratesWhileALayerIsAdded(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 10 {
-				if got := up.bitrates(nil); len(got) != 3 {
+				if got := up.bitrates(clock(), nil); len(got) != 3 {
 					t.Errorf("%d bitrates for 3 layers", len(got))
 				}
 			}

@@ -77,17 +77,7 @@ type Peer struct {
 	needOffer      bool
 	awaitingAnswer bool
 
-	estimate   atomic.Uint64 // subscriber's bandwidth, bit/s
-	assumed    uint64        // bandwidth assumed without an estimate (Config.SubscriberBitrate)
-	hasREMB    atomic.Bool   // estimate comes from the subscriber, not the default
-	lastFall   atomic.Int64  // clock() of the last falling estimate (congestion)
-	allocMu    sync.Mutex
-	lastAlloc  atomic.Int64
-	lastDownAt atomic.Int64 // clock() of the last down-switch, for hysteresis
-	// Probing up, under allocMu (see allocate).
-	lastProbeAt  int64 // clock() of the last probe, 0 before the first
-	probeJudged  bool  // the last probe has been found to hold or to fail
-	probeBackoff time.Duration
+	bw *bandwidth // the subscriber's estimate and layer allocation
 
 	kick      chan struct{}
 	done      chan struct{}
@@ -115,8 +105,7 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
-	p.assumed = r.sfu.cfg.SubscriberBitrate
-	p.estimate.Store(p.assumed)
+	p.bw = newBandwidth(r.sfu.clock, r.sfu.cfg.SubscriberBitrate)
 	var err error
 	// The publish PeerConnection is created with the first publish offer:
 	// most participants of a hearing only watch, and an idle
@@ -753,7 +742,7 @@ func (p *Peer) rtcpSender() {
 			continue
 		}
 		pkts = pkts[:0]
-		now := clock()
+		now := p.bw.clock.Now()
 		for _, dt := range p.downTracks() {
 			if sr := dt.senderReport(now); sr != nil {
 				pkts = append(pkts, sr)
@@ -822,7 +811,7 @@ type PeerStats struct {
 
 // Stats returns the peer's current statistics.
 func (p *Peer) Stats() PeerStats {
-	st := PeerStats{Estimate: p.estimate.Load()}
+	st := PeerStats{Estimate: p.bw.estimate.Load()}
 	for _, dt := range p.downTracks() {
 		st.Down = append(st.Down, dt.stats())
 	}

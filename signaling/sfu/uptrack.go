@@ -209,16 +209,15 @@ func (t *UpTrack) removeDown(dt *downTrack) {
 	t.mu.Unlock()
 }
 
-// bitrates returns the measured bitrate of each layer (0 for a layer that is
-// absent or has not sent for a second).
-func (t *UpTrack) bitrates(dst []uint64) []uint64 {
+// bitrates returns the measured bitrate of each layer at clock time now (0
+// for a layer that is absent or has not sent for a second).
+func (t *UpTrack) bitrates(now int64, dst []uint64) []uint64 {
 	// Copy the layer pointers, not just the slice header: addLayer fills
 	// the elements under t.mu while this runs.
 	var buf [4]*layer
 	t.mu.Lock()
 	layers := append(buf[:0], t.layers...)
 	t.mu.Unlock()
-	now := clock()
 	for _, l := range layers {
 		var br uint64
 		if l != nil && !l.isDone() && now-l.lastPacket.Load() < int64(time.Second) {
