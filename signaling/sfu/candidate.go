@@ -3,8 +3,6 @@ package sfu
 import (
 	"net/netip"
 	"strings"
-
-	"github.com/pion/sdp/v3"
 )
 
 // CandidateFilter keeps the SFU from sending STUN checks where a
@@ -96,51 +94,4 @@ func candidateAddress(c string) (address, typ string, ok bool) {
 		return "", "", false
 	}
 	return f[4], f[7], true
-}
-
-// checkCandidate reports whether a remote candidate may be used, and
-// counts and logs one that may not.
-func (p *Peer) checkCandidate(c string) bool {
-	f := p.room.sfu.cfg.Candidates
-	if f == nil {
-		return true
-	}
-	addr, typ, ok := candidateAddress(c)
-	reason := "malformed"
-	if ok {
-		if ok, reason = f.allows(addr, typ); ok {
-			return true
-		}
-	}
-	metricCandidatesDropped.WithLabelValues(reason).Inc()
-	p.log.Debug("remote candidate dropped", "reason", reason, "candidate", c)
-	return false
-}
-
-// filterSDP removes the candidates the filter refuses from a session
-// description; it returns sd itself when nothing is removed.
-func (p *Peer) filterSDP(sd string, parsed *sdp.SessionDescription) (string, error) {
-	if p.room.sfu.cfg.Candidates == nil {
-		return sd, nil
-	}
-	dropped := false
-	for _, md := range parsed.MediaDescriptions {
-		kept := md.Attributes[:0]
-		for _, a := range md.Attributes {
-			if a.Key == sdp.AttrKeyCandidate && !p.checkCandidate(a.Value) {
-				dropped = true
-				continue
-			}
-			kept = append(kept, a)
-		}
-		md.Attributes = kept
-	}
-	if !dropped {
-		return sd, nil
-	}
-	b, err := parsed.Marshal()
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
 }

@@ -18,6 +18,34 @@
 // forwarded packet, pion's NACK generator, receiver reports and TWCC feedback
 // interceptors do their usual job.
 //
+// A Peer is assembled from parts with one job each: its negotiator makes
+// and answers the session descriptions and handles the candidates (and the
+// candidate filter), its bandwidth holds the subscriber's estimate and runs
+// the allocator, a pure function of (time, estimate, state, tracks) to
+// target layers, and the peer itself keeps the set of up- and down-tracks.
+//
+// Lock order. Where two locks are held at once they are taken in this
+// order, never the reverse:
+//
+//	Room.mu → Peer.mu → downTrack.mu → UpTrack.mu → layer.actMu
+//	bandwidth.mu (the allocator's) → Peer.mu
+//	Peer.mu → negotiator.mu
+//
+// Peer.mu → UpTrack.mu also occurs directly (a new stream's layer is
+// installed under the peer lock). bandwidth.mu and Room.mu are never held
+// together. negotiator.mu, layer.srMu and the tap queues are leaves. No lock
+// is held across a pion call that can call back into the SFU (Bind, from
+// SetRemoteDescription, runs the allocator).
+//
+// Goroutines and their owners. The room owns its speaker detector; a Peer
+// owns its negotiator, its RTCP sender and its down-tracks' RTCP readers
+// (Peer.wg); an UpTrack owns each layer's reader and RTCP reader and the
+// goroutine opening its recording tap (UpTrack.wg), and Peer.Close waits
+// for every track the peer published; a layer's reader starts, stops and
+// waits for the layer's writers (layer.writersWG); a tap queue's goroutine
+// ends when the queue is closed. Each ends when its PeerConnection closes
+// or its owner tells it to.
+//
 // docs/media.md explains the design; the benchmark is in docs/benchmarks.md.
 package sfu
 

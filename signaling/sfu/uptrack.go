@@ -49,7 +49,23 @@ type UpTrack struct {
 	tapGen int // bumps each time recording is switched, so a late OpenTap is discarded
 
 	level levelMeter
+
+	// wg counts the track's goroutines: each layer's reader and RTCP
+	// reader, and the one opening a recording tap. The publishing Peer
+	// waits for them (wait) when it closes.
+	wg sync.WaitGroup
 }
+
+// start runs a new layer's reader; the publishing peer's lock is held
+// (so that Close, which waits, cannot have begun).
+func (t *UpTrack) start(l *layer) {
+	t.wg.Add(1)
+	go l.readLoop()
+}
+
+// wait returns when the track's goroutines have ended (its readers end
+// when the publish PeerConnection closes).
+func (t *UpTrack) wait() { t.wg.Wait() }
 
 func newUpTrack(p *Peer, mid string, src Source, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rids []string) *UpTrack {
 	n := len(rids)
@@ -244,7 +260,8 @@ func (t *UpTrack) topLayer() *layer {
 }
 
 // setRecording opens or closes the track's tap. OpenTap may do I/O, so it
-// runs on a goroutine of its own; the room lock is held by the caller.
+// runs on a goroutine of its own, which the track owns (t.wg); the room
+// lock is held by the caller.
 func (t *UpTrack) setRecording(on bool, rec Recorder) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -266,7 +283,9 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 	// A placeholder so that a second Reconcile does not open a second tap.
 	placeholder := &tapQueue{}
 	t.tap = placeholder
+	t.wg.Add(1)
 	go func() {
+		defer t.wg.Done()
 		top := t.topLayer()
 		tap, err := rec.OpenTap(t.info(top))
 		if err != nil {
@@ -319,6 +338,9 @@ type layer struct {
 	sr   senderReport
 
 	done chan struct{}
+	// writersWG counts the layer's writer goroutines; the reader waits
+	// for them when it ends.
+	writersWG sync.WaitGroup
 
 	// Owned by the reader goroutine.
 	writers []*writer
@@ -465,7 +487,7 @@ func (l *layer) writerFor() *writer {
 // readLoop is the one goroutine reading this stream. It stores each packet
 // in the cache and hands its sequence number to every writer.
 func (l *layer) readLoop() {
-	defer l.up.peer.wg.Done()
+	defer l.up.wg.Done()
 	defer func() {
 		l.actMu.Lock()
 		close(l.done)
@@ -481,13 +503,14 @@ func (l *layer) readLoop() {
 			w.stop()
 		}
 		l.writers = nil
+		l.writersWG.Wait()
 		if l.tap != nil {
 			l.tap.close()
 			l.tap = nil
 		}
 		l.up.layerEnded(l)
 	}()
-	l.up.peer.wg.Add(1)
+	l.up.wg.Add(1)
 	go l.rtcpLoop()
 
 	isVideo := l.up.kind == webrtc.RTPCodecTypeVideo
@@ -585,7 +608,7 @@ func (l *layer) readLoop() {
 // the down-tracks' own sender reports). Reading also lets pion's receive-side
 // interceptors see the reports.
 func (l *layer) rtcpLoop() {
-	defer l.up.peer.wg.Done()
+	defer l.up.wg.Done()
 	recv := l.up.receiver
 	for {
 		var pkts []rtcp.Packet
