@@ -488,38 +488,15 @@ func (l *layer) writerFor() *writer {
 // in the cache and hands its sequence number to every writer.
 func (l *layer) readLoop() {
 	defer l.up.wg.Done()
-	defer func() {
-		l.actMu.Lock()
-		close(l.done)
-		acts := l.acts
-		l.acts = nil
-		l.actMu.Unlock()
-		for _, a := range acts {
-			if a.op == actSetTap && a.tap != nil {
-				a.tap.close()
-			}
-		}
-		for _, w := range l.writers {
-			w.stop()
-		}
-		l.writers = nil
-		l.writersWG.Wait()
-		if l.tap != nil {
-			l.tap.close()
-			l.tap = nil
-		}
-		l.up.layerEnded(l)
-	}()
+	defer l.finish()
 	l.up.wg.Add(1)
 	go l.rtcpLoop()
 
 	isVideo := l.up.kind == webrtc.RTPCodecTypeVideo
-	levelExt := l.up.levelExt
 	buf := make([]byte, maxPacketSize)
 	var hdr rtp.Header
 	var meta packetMeta
-	var windowStart int64
-	var windowBytes uint64
+	var rate bitrateWindow
 	for {
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
@@ -533,45 +510,11 @@ func (l *layer) readLoop() {
 			l.applyActions()
 		}
 		now := clock()
-		hl, err := hdr.Unmarshal(buf[:n])
-		if err != nil {
+		if !l.inspect(buf[:n], now, &hdr, &meta) {
 			continue
 		}
-		end := n
-		meta = packetMeta{
-			seq:        hdr.SequenceNumber,
-			ts:         hdr.Timestamp,
-			marker:     hdr.Marker,
-			payloadOff: uint16(hl),
-			arrival:    now,
-		}
-		if hdr.Padding {
-			if n <= hl {
-				continue
-			}
-			ps := int(buf[n-1])
-			if ps == 0 || hl+ps > n {
-				continue
-			}
-			meta.padding = true
-			meta.paddingSize = uint8(ps)
-			end -= ps
-		}
-		meta.payloadEnd = uint16(end)
-		meta.frame = parseFrame(l.up.ck, buf[hl:end])
-
-		if levelExt != 0 {
-			if e := hdr.GetExtension(levelExt); len(e) > 0 {
-				l.up.level.add(127 - int(e[0]&0x7f))
-			}
-		}
-
-		windowBytes += uint64(n)
-		if now-windowStart >= int64(time.Second) {
-			if windowStart != 0 {
-				l.bitrate.Store(windowBytes * 8 * uint64(time.Second) / uint64(now-windowStart))
-			}
-			windowStart, windowBytes = now, 0
+		if br, ok := rate.add(n, now); ok {
+			l.bitrate.Store(br)
 		}
 		l.lastPacket.Store(now)
 
@@ -582,26 +525,114 @@ func (l *layer) readLoop() {
 		if isVideo && meta.frame.keyframe {
 			l.wantKeyframe.Store(false)
 		}
-
-		// writers[0] is the inline writer (writerFor creates it first and
-		// applyActions never removes it): hand the packet to the others
-		// first, then write it to the inline writer's down-tracks from buf
-		// itself, which deliver leaves untouched for the tap below.
-		if len(l.writers) > 0 {
-			for _, w := range l.writers[1:] {
-				w.push(meta.seq)
-			}
-			if in := l.writers[0]; len(in.tracks) > 0 {
-				in.deliver(&meta, buf[:n], now, in.inline)
-			}
-		}
-		if l.tap != nil {
-			l.tap.push(buf[:n])
-		}
+		l.fanOut(&meta, buf[:n], now)
 		if isVideo && l.wantKeyframe.Load() {
 			l.requestKeyframe()
 		}
 	}
+}
+
+// inspect parses one received packet into meta (header, padding, payload
+// bounds, frame) and feeds the audio level meter; false drops the packet.
+func (l *layer) inspect(pkt []byte, now int64, hdr *rtp.Header, meta *packetMeta) bool {
+	n := len(pkt)
+	hl, err := hdr.Unmarshal(pkt)
+	if err != nil {
+		return false
+	}
+	end := n
+	*meta = packetMeta{
+		seq:        hdr.SequenceNumber,
+		ts:         hdr.Timestamp,
+		marker:     hdr.Marker,
+		payloadOff: uint16(hl),
+		arrival:    now,
+	}
+	if hdr.Padding {
+		if n <= hl {
+			return false
+		}
+		ps := int(pkt[n-1])
+		if ps == 0 || hl+ps > n {
+			return false
+		}
+		meta.padding = true
+		meta.paddingSize = uint8(ps)
+		end -= ps
+	}
+	meta.payloadEnd = uint16(end)
+	meta.frame = parseFrame(l.up.ck, pkt[hl:end])
+	if ext := l.up.levelExt; ext != 0 {
+		if e := hdr.GetExtension(ext); len(e) > 0 {
+			l.up.level.add(127 - int(e[0]&0x7f))
+		}
+	}
+	return true
+}
+
+// fanOut hands a stored packet to the writers and the recording tap.
+// writers[0] is the inline writer (writerFor creates it first and
+// applyActions never removes it): the packet goes to the others first,
+// then to the inline writer's down-tracks from pkt itself, which deliver
+// leaves untouched for the tap.
+func (l *layer) fanOut(meta *packetMeta, pkt []byte, now int64) {
+	if len(l.writers) > 0 {
+		for _, w := range l.writers[1:] {
+			w.push(meta.seq)
+		}
+		if in := l.writers[0]; len(in.tracks) > 0 {
+			in.deliver(meta, pkt, now, in.inline)
+		}
+	}
+	if l.tap != nil {
+		l.tap.push(pkt)
+	}
+}
+
+// finish runs when the reader ends: nothing more is posted to the layer,
+// its writers are stopped and waited for, its tap closed, and the track
+// told.
+func (l *layer) finish() {
+	l.actMu.Lock()
+	close(l.done)
+	acts := l.acts
+	l.acts = nil
+	l.actMu.Unlock()
+	for _, a := range acts {
+		if a.op == actSetTap && a.tap != nil {
+			a.tap.close()
+		}
+	}
+	for _, w := range l.writers {
+		w.stop()
+	}
+	l.writers = nil
+	l.writersWG.Wait()
+	if l.tap != nil {
+		l.tap.close()
+		l.tap = nil
+	}
+	l.up.layerEnded(l)
+}
+
+// bitrateWindow measures a stream's bitrate over windows of about a second.
+type bitrateWindow struct {
+	start int64
+	bytes uint64
+}
+
+// add counts n bytes received at now and, when a window closes, returns
+// its bitrate.
+func (w *bitrateWindow) add(n int, now int64) (bps uint64, ok bool) {
+	w.bytes += uint64(n)
+	if now-w.start < int64(time.Second) {
+		return 0, false
+	}
+	if w.start != 0 {
+		bps, ok = w.bytes*8*uint64(time.Second)/uint64(now-w.start), true
+	}
+	w.start, w.bytes = now, 0
+	return bps, ok
 }
 
 // rtcpLoop reads the publisher's RTCP for this stream (sender reports, for

@@ -123,40 +123,15 @@ func New(cfg Config) (*Server, error) {
 	// relayed datagram by the relay socket.
 	perm := func(_ net.Addr, peer net.IP) bool { return allow(peer) }
 
-	var sc turn.ServerConfig
-	var closers []func()
+	sc, closers, err := s.listen(cfg, gen, perm)
+	if err != nil {
+		return nil, err
+	}
 	fail := func(err error) (*Server, error) {
 		for _, c := range closers {
 			c()
 		}
 		return nil, err
-	}
-	if cfg.UDPAddr != "" {
-		pc, err := net.ListenPacket("udp", cfg.UDPAddr)
-		if err != nil {
-			return fail(fmt.Errorf("turnserver: UDP: %w", err))
-		}
-		closers = append(closers, func() { _ = pc.Close() })
-		s.udpAddr = pc.LocalAddr()
-		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: gen(), PermissionHandler: perm})
-	}
-	if cfg.TCPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.TCPAddr)
-		if err != nil {
-			return fail(fmt.Errorf("turnserver: TCP: %w", err))
-		}
-		closers = append(closers, func() { _ = ln.Close() })
-		s.tcpAddr = ln.Addr()
-		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: ln, RelayAddressGenerator: gen(), PermissionHandler: perm})
-	}
-	if cfg.TLSAddr != "" {
-		ln, err := tls.Listen("tcp", cfg.TLSAddr, cfg.TLS)
-		if err != nil {
-			return fail(fmt.Errorf("turnserver: TLS: %w", err))
-		}
-		closers = append(closers, func() { _ = ln.Close() })
-		s.tlsA = ln.Addr()
-		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: ln, RelayAddressGenerator: gen(), PermissionHandler: perm})
 	}
 	sc.Realm = cfg.Realm
 	sc.LoggerFactory = lf
@@ -169,6 +144,50 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.srv = srv
 	return s, nil
+}
+
+// listen opens the configured listeners; closers close those opened.
+func (s *Server) listen(cfg Config, gen func() turn.RelayAddressGenerator, perm turn.PermissionHandler) (turn.ServerConfig, []func(), error) {
+	var sc turn.ServerConfig
+	var closers []func()
+	fail := func(err error) (turn.ServerConfig, []func(), error) {
+		for _, c := range closers {
+			c()
+		}
+		return sc, nil, err
+	}
+	if cfg.UDPAddr != "" {
+		pc, err := net.ListenPacket("udp", cfg.UDPAddr)
+		if err != nil {
+			return fail(fmt.Errorf("turnserver: UDP: %w", err))
+		}
+		closers = append(closers, func() { _ = pc.Close() })
+		s.udpAddr = pc.LocalAddr()
+		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: gen(), PermissionHandler: perm})
+	}
+	for _, l := range []struct {
+		addr, name string
+		tls        *tls.Config
+		set        *net.Addr
+	}{{cfg.TCPAddr, "TCP", nil, &s.tcpAddr}, {cfg.TLSAddr, "TLS", cfg.TLS, &s.tlsA}} {
+		if l.addr == "" {
+			continue
+		}
+		var ln net.Listener
+		var err error
+		if l.tls != nil {
+			ln, err = tls.Listen("tcp", l.addr, l.tls)
+		} else {
+			ln, err = net.Listen("tcp", l.addr)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("turnserver: %s: %w", l.name, err))
+		}
+		closers = append(closers, func() { _ = ln.Close() })
+		*l.set = ln.Addr()
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: ln, RelayAddressGenerator: gen(), PermissionHandler: perm})
+	}
+	return sc, closers, nil
 }
 
 // Credentials returns a username and password for one signalling
