@@ -79,7 +79,9 @@ const (
 	DefaultICEFailedTimeout       = 15 * time.Second
 	// ICE-TCP connections are open to anyone: these bound what strangers
 	// can hold (Config.TCPMaxConnsPerAddress …).
-	DefaultTCPMaxConnsPerAddress  = 32
+	// A browser opens a TCP connection or two per PeerConnection; 64
+	// leave room for a court building's participants behind one NAT.
+	DefaultTCPMaxConnsPerAddress  = 64
 	DefaultTCPMaxConns            = 1024
 	DefaultTCPFirstMessageTimeout = 3 * time.Second
 )

@@ -61,10 +61,12 @@ type Config struct {
 
 // Defaults for Config. A browser allocates once per TURN URL (UDP, TCP,
 // TLS) for each of its two PeerConnections: six per connection, twelve
-// while a rejoin overlaps the old connection.
+// while a rejoin overlaps the old connection. 256 per address leave room
+// for some forty participants behind one NAT (a court building's network)
+// while one host cannot take the relay's ports.
 const (
 	DefaultMaxAllocationsPerParticipant = 12
-	DefaultMaxAllocationsPerAddress     = 64
+	DefaultMaxAllocationsPerAddress     = 256
 )
 
 // Server is a running TURN server.
