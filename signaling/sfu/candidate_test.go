@@ -201,3 +201,27 @@ func droppedCandidates(t *testing.T, reason string) float64 {
 	t.Helper()
 	return counterOf(t, "chamber_ice_candidates_dropped_total", "reason", reason)
 }
+
+// FuzzCandidateFilter feeds candidate lines from outside to the parser and
+// the filter: they must not panic, and a filtered address never comes back
+// allowed as another type than relay.
+func FuzzCandidateFilter(f *testing.F) {
+	f.Add("candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+	f.Add("a=candidate:2 1 udp 1 10.1.2.3 5000 typ relay raddr 0.0.0.0 rport 0")
+	f.Add("candidate:3 1 tcp 1 [::1] 9 typ host tcptype active")
+	f.Add("candidate:4 1 udp 1 abcd.local 5000 typ host")
+	filter := &CandidateFilter{AllowRelay: []netip.Addr{netip.MustParseAddr("10.1.2.3")}}
+	f.Fuzz(func(t *testing.T, c string) {
+		addr, typ, ok := candidateAddress(c)
+		if !ok {
+			return
+		}
+		allowed, _ := filter.allows(addr, typ)
+		if ip, err := netip.ParseAddr(addr); allowed && err == nil && typ != "relay" {
+			ip = ip.Unmap()
+			if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() {
+				t.Errorf("%q allowed", c)
+			}
+		}
+	})
+}
