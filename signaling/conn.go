@@ -285,7 +285,6 @@ func (c *conn) peerEvent() protocol.PeerEvent {
 
 // teardown releases everything the connection holds.
 func (c *conn) teardown() {
-	c.s.revokeTURN(c.id.ParticipantID, c.connID)
 	if c.peer != nil {
 		c.peer.Close()
 	}
@@ -295,6 +294,9 @@ func (c *conn) teardown() {
 		o.send(protocol.TypePeerLeft, ev)
 	}
 	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
+	// Last, so as not to delay the session layer's record of the
+	// departure; the peer's PeerConnections are closed already.
+	c.s.revokeTURN(c.id.ParticipantID, c.connID)
 	c.log.Info("left")
 }
 
