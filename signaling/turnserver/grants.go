@@ -6,34 +6,33 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 )
 
 // grants is who may allocate, and what each holds: the credentials of live
-// signalling connections, the allocations made with them and the quotas.
-// pion calls in from its read loops; no lock is held across a Close.
+// signalling connections, their relay sockets and the quotas. pion calls
+// in from its read loops; no lock is held across a Close.
 type grants struct {
 	perParticipant, perAddress int
 	log                        *slog.Logger
 
 	mu     sync.Mutex
-	live   map[string]struct{}        // user ("participant/connection") whose credential is good
-	relays map[string]*trackedConn    // relay address → its socket
-	allocs map[string]allocation      // five-tuple → what it holds
-	byUser map[string]int             // participant → allocations
-	byAddr map[string]int             // client IP → allocations
-	byName map[string]map[string]bool // user → five-tuples
+	live   map[string]struct{}                  // user ("participant/connection") whose credential is good
+	relays map[string]map[*trackedConn]struct{} // user → its relay sockets
+	allocs map[string]allocation                // five-tuple → whose allocation
+	byUser map[string]int                       // participant → allocations
+	byAddr map[string]int                       // client IP → allocations
 }
 
 type allocation struct {
-	user, participant, ip, relay string
+	participant, ip string
 }
 
 func newGrants(perParticipant, perAddress int, log *slog.Logger) *grants {
 	return &grants{
 		perParticipant: perParticipant, perAddress: perAddress, log: log,
-		live: map[string]struct{}{}, relays: map[string]*trackedConn{}, allocs: map[string]allocation{},
-		byUser: map[string]int{}, byAddr: map[string]int{}, byName: map[string]map[string]bool{},
+		live: map[string]struct{}{}, relays: map[string]map[*trackedConn]struct{}{},
+		allocs: map[string]allocation{}, byUser: map[string]int{}, byAddr: map[string]int{},
 	}
 }
 
@@ -75,18 +74,17 @@ func (g *grants) isLive(user string) bool {
 // authHandler refuses the credentials of connections that are gone, then
 // checks the signature and expiry as the REST scheme does.
 func (g *grants) authHandler(next turn.AuthHandler) turn.AuthHandler {
-	return func(username, realm string, src net.Addr) ([]byte, bool) {
-		if !g.isLive(userOf(username)) {
+	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
+		if !g.isLive(userOf(ra.Username)) {
 			metricRefused.WithLabelValues("revoked").Inc()
-			return nil, false
+			return "", nil, false
 		}
-		return next(username, realm, src)
+		return next(ra)
 	}
 }
 
 // quota decides whether one more allocation fits (pion answers 486 if not).
-func (g *grants) quota(username, _ string, src net.Addr) bool {
-	user := userOf(username)
+func (g *grants) quota(user, _ string, src net.Addr) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	reason := ""
@@ -104,44 +102,46 @@ func (g *grants) quota(username, _ string, src net.Addr) bool {
 	return true
 }
 
-// track registers a relay socket under its address.
-func (g *grants) track(pc net.PacketConn, relayed net.Addr) net.PacketConn {
-	tc := &trackedConn{PacketConn: pc, g: g, key: relayed.String()}
+// track registers a user's new relay socket. One whose credential was
+// revoked while it was being made is closed at once (pion then gives up
+// the allocation).
+func (g *grants) track(pc net.PacketConn, user string) net.PacketConn {
+	tc := &trackedConn{PacketConn: pc, g: g, user: user}
 	g.mu.Lock()
-	g.relays[tc.key] = tc
+	_, live := g.live[user]
+	if live {
+		if g.relays[user] == nil {
+			g.relays[user] = map[*trackedConn]struct{}{}
+		}
+		g.relays[user][tc] = struct{}{}
+	}
 	g.mu.Unlock()
+	if !live {
+		_ = pc.Close()
+	}
 	return tc
 }
 
 func (g *grants) untrack(tc *trackedConn) {
 	g.mu.Lock()
-	if g.relays[tc.key] == tc {
-		delete(g.relays, tc.key)
+	if m := g.relays[tc.user]; m != nil {
+		delete(m, tc)
+		if len(m) == 0 {
+			delete(g.relays, tc.user)
+		}
 	}
 	g.mu.Unlock()
 }
 
-// created counts a new allocation; one whose credential was revoked while
-// it was being made is closed at once.
-func (g *grants) created(src, dst net.Addr, protocol, username, _ string, relay net.Addr, _ int) {
-	user := userOf(username)
-	key := tupleKey(src, dst, protocol)
-	a := allocation{user: user, participant: participantOf(user), ip: hostOf(src), relay: relay.String()}
+// created counts a new allocation.
+func (g *grants) created(src, dst net.Addr, protocol, user, _ string, _ net.Addr, _ int) {
+	a := allocation{participant: participantOf(user), ip: hostOf(src)}
 	g.mu.Lock()
-	_, live := g.live[user]
-	g.allocs[key] = a
+	g.allocs[tupleKey(src, dst, protocol)] = a
 	g.byUser[a.participant]++
 	g.byAddr[a.ip]++
-	if g.byName[user] == nil {
-		g.byName[user] = map[string]bool{}
-	}
-	g.byName[user][key] = true
-	conn := g.relays[a.relay]
 	g.mu.Unlock()
 	metricAllocations.Inc()
-	if !live && conn != nil {
-		_ = conn.Close()
-	}
 }
 
 // deleted forgets an allocation (expired, refreshed to 0, or closed).
@@ -153,12 +153,6 @@ func (g *grants) deleted(src, dst net.Addr, protocol, _, _ string) {
 		delete(g.allocs, key)
 		decr(g.byUser, a.participant)
 		decr(g.byAddr, a.ip)
-		if m := g.byName[a.user]; m != nil {
-			delete(m, key)
-			if len(m) == 0 {
-				delete(g.byName, a.user)
-			}
-		}
 	}
 	g.mu.Unlock()
 	if ok {
@@ -172,16 +166,14 @@ func decr(m map[string]int, k string) {
 	}
 }
 
-// revoke ends a user's credential and closes its allocations' relay
-// sockets; pion then deletes the allocations (and calls deleted).
+// revoke ends a user's credential and closes its relay sockets; pion then
+// deletes the allocations (and calls deleted).
 func (g *grants) revoke(user string) {
 	g.mu.Lock()
 	delete(g.live, user)
-	var conns []*trackedConn
-	for key := range g.byName[user] {
-		if c := g.relays[g.allocs[key].relay]; c != nil {
-			conns = append(conns, c)
-		}
+	conns := make([]*trackedConn, 0, len(g.relays[user]))
+	for c := range g.relays[user] {
+		conns = append(conns, c)
 	}
 	g.mu.Unlock()
 	for _, c := range conns {
@@ -193,7 +185,7 @@ func (g *grants) revoke(user string) {
 type trackedConn struct {
 	net.PacketConn
 	g    *grants
-	key  string
+	user string
 	once sync.Once
 }
 

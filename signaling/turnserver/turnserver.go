@@ -20,7 +20,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 
 	"github.com/chamber-court/chamber/internal/pionlog"
 )
@@ -227,7 +227,8 @@ func (s *Server) TLSAddr() net.Addr { return s.tlsA }
 func (s *Server) Close() error { return s.srv.Close() }
 
 // relayGenerator allocates relay sockets that only send to the allowed
-// peer port, and registers them so that Revoke can close them.
+// peer port, and registers them under their user so that Revoke can close
+// them.
 type relayGenerator struct {
 	ip     net.IP
 	port   int // 0: any
@@ -241,11 +242,11 @@ func (g *relayGenerator) Validate() error {
 	return nil
 }
 
-func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
-	if requestedPort != 0 {
+func (g *relayGenerator) AllocatePacketConn(cfg turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	if cfg.RequestedPort != 0 {
 		return nil, nil, errors.New("turnserver: relay ports are not chosen by clients")
 	}
-	pc, err := net.ListenPacket(network, net.JoinHostPort(g.ip.String(), "0"))
+	pc, err := net.ListenPacket(cfg.Network, net.JoinHostPort(g.ip.String(), "0"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -253,13 +254,18 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	if g.port != 0 {
 		pc = &filteredConn{PacketConn: pc, port: g.port}
 	}
-	return g.grants.track(pc, relayed), relayed, nil
+	return g.grants.track(pc, cfg.UserID), relayed, nil
 }
 
-// AllocateConn refuses TCP relay allocations (RFC 6062): media is relayed
-// over UDP to the SFU, whatever carries it to the TURN server.
-func (g *relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+// AllocateListener and AllocateConn refuse TCP relay allocations (RFC
+// 6062): media is relayed over UDP to the SFU, whatever carries it to the
+// TURN server.
+func (g *relayGenerator) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
 	return nil, nil, errors.New("turnserver: TCP allocations are not supported")
+}
+
+func (g *relayGenerator) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
+	return nil, errors.New("turnserver: TCP allocations are not supported")
 }
 
 // filteredConn drops datagrams to any peer port but the allowed one, and
