@@ -21,7 +21,6 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 	ts := newTestServer(t, nil)
 	stay, _, _ := ts.dial(t, "stays", nil)
 	settle := func() (goroutines int, peers, tracks float64) {
-		time.Sleep(200 * time.Millisecond)
 		return runtime.NumGoroutine(), counterValue(t, "chamber_peers"), counterValue(t, "chamber_tracks")
 	}
 	var baseG int
@@ -32,6 +31,11 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 	const cycles = 201
 	for i := 0; i < cycles; i++ {
 		if i == 1 {
+			// Cycle 0's guest has left the media room: the baseline.
+			ts.mu.Lock()
+			media := ts.rooms[ts.session].media
+			ts.mu.Unlock()
+			waitFor(t, 10*time.Second, "cycle 0's guest to leave", func() bool { return media.Len() == 1 })
 			baseG, baseP, baseT = settle()
 		}
 		tok, id := ts.tokens.issue(ts.session, fmt.Sprintf("guest%d", i), "party")
@@ -76,6 +80,7 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 			n := runtime.Stack(buf, true)
 			t.Fatalf("resources left: goroutines %d → %d, peers %v → %v, tracks %v → %v\n%s", baseG, g, baseP, p, baseT, tr, buf[:n])
 		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
 	}
 	t.Logf("goroutines %d → %d, peers %v → %v, tracks %v → %v", baseG, g, baseP, p, baseT, tr)
 	ts.mu.Lock()

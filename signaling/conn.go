@@ -132,8 +132,23 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 
 // handshake reads the join message, authenticates and joins the room.
 func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
-	s := c.s
-	jctx, jcancel := context.WithTimeout(c.ctx, s.cfg.JoinTimeout)
+	env, join, ok := c.readJoin()
+	if !ok {
+		return false
+	}
+	id, welcome, ok := c.authenticate(sessionID, env.ID, join)
+	if !ok {
+		return false
+	}
+	return c.enter(env.ID, id, welcome, host)
+}
+
+// readJoin reads the first message, which must be a well-formed join of
+// this protocol version carrying a token.
+func (c *conn) readJoin() (protocol.Envelope, protocol.Join, bool) {
+	var env protocol.Envelope
+	var join protocol.Join
+	jctx, jcancel := context.WithTimeout(c.ctx, c.s.cfg.JoinTimeout)
 	data, err := c.readMessage(jctx)
 	jcancel()
 	if err != nil {
@@ -142,26 +157,31 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		} else {
 			c.closeWith(websocket.StatusPolicyViolation, "no join message", nil)
 		}
-		return false
+		return env, join, false
 	}
-	var env protocol.Envelope
-	var join protocol.Join
 	if err := json.Unmarshal(data, &env); err != nil || env.Type != protocol.TypeJoin {
 		c.refuse(protocol.CodeBadRequest, "the first message must be join", env.ID)
-		return false
+		return env, join, false
 	}
 	if err := strictUnmarshal(env.Data, &join); err != nil {
 		c.refuse(protocol.CodeBadRequest, "malformed join: "+err.Error(), env.ID)
-		return false
+		return env, join, false
 	}
 	if join.Version != protocol.Version {
 		c.refuse(protocol.CodeUnsupportedVersion, fmt.Sprintf("this server speaks version %d", protocol.Version), env.ID)
-		return false
+		return env, join, false
 	}
 	if join.Token == "" {
 		c.refuse(protocol.CodeUnauthenticated, "missing token", env.ID)
-		return false
+		return env, join, false
 	}
+	return env, join, true
+}
+
+// authenticate checks the join token and asks the session layer to admit
+// the participant; it returns who joined and the welcome for "joined".
+func (c *conn) authenticate(sessionID uuid.UUID, reqID string, join protocol.Join) (Identity, json.RawMessage, bool) {
+	s := c.s
 	id, err := s.auth.Authenticate(c.ctx, sessionID, join.Token)
 	if err == nil && (id.SessionID != sessionID || id.ParticipantID == uuid.Nil) {
 		err = fault.Unauthenticated
@@ -171,8 +191,8 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		if code == protocol.CodeInternal || code == protocol.CodeUnavailable {
 			s.log.Warn("authentication failed", "session", sessionID, "err", err)
 		}
-		c.refuse(code, msg, env.ID)
-		return false
+		c.refuse(code, msg, reqID)
+		return id, nil, false
 	}
 	c.id = id
 	c.log = s.log.With("session", id.SessionID, "participant", id.ParticipantID, "connection", c.connID)
@@ -185,37 +205,26 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		if code == protocol.CodeInternal || code == protocol.CodeBadRequest {
 			code = protocol.CodeForbidden
 		}
-		c.refuse(code, msg, env.ID)
-		return false
+		c.refuse(code, msg, reqID)
+		return id, nil, false
 	}
 	if welcome != nil && !json.Valid(welcome) {
 		c.log.Error("connected hook returned invalid JSON")
 		welcome = nil
 	}
+	return id, welcome, true
+}
 
-	ice := s.iceServers(host, id.ParticipantID)
+// enter joins the room (sending "joined" and announcing the connection to
+// the others) and the media room.
+func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host string) bool {
+	s := c.s
+	ice := s.iceServers(host, id.ParticipantID, c.connID)
 	// The same bytes go to every other participant: encoded once, and
 	// before taking the server lock, under which welcome runs.
 	joined := mustEncode(protocol.TypePeerJoined, "", c.peerEvent())
 	r, err := s.join(c, func(others []*conn) {
-		peers := make([]protocol.PeerEvent, 0, len(others))
-		for _, o := range others {
-			peers = append(peers, o.peerEvent())
-		}
-		c.sendID(protocol.TypeJoined, env.ID, protocol.Joined{
-			Version:      protocol.Version,
-			ConnectionID: c.connID.String(),
-			Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
-			Session:      welcome,
-			ICEServers:   ice,
-			Peers:        peers,
-			Limits: protocol.Limits{
-				MaxMessageSize: protocol.MaxMessageSize,
-				MaxSDPSize:     protocol.MaxSDPSize,
-				MessagesPerSec: s.cfg.MessagesPerSecond,
-				MessageBurst:   s.cfg.MessageBurst,
-			},
-		})
+		c.sendID(protocol.TypeJoined, reqID, c.joinedMessage(id, welcome, ice, others))
 		// Under the server lock too, so that every connection sees joins
 		// in the same order as the peers lists.
 		for _, o := range others {
@@ -223,8 +232,9 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		}
 	})
 	if err != nil {
+		s.revokeTURN(id.ParticipantID, c.connID)
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
-		c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
+		c.refuse(protocol.CodeConflict, "the server is shutting down", reqID)
 		return false
 	}
 	peer, err := r.media.Join(sfu.PeerConfig{
@@ -244,10 +254,31 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		return false
 	}
 	c.peer = peer
-
 	peer.Start()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
 	return true
+}
+
+// joinedMessage is the "joined" a new connection receives.
+func (c *conn) joinedMessage(id Identity, welcome json.RawMessage, ice []protocol.ICEServer, others []*conn) protocol.Joined {
+	peers := make([]protocol.PeerEvent, 0, len(others))
+	for _, o := range others {
+		peers = append(peers, o.peerEvent())
+	}
+	return protocol.Joined{
+		Version:      protocol.Version,
+		ConnectionID: c.connID.String(),
+		Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
+		Session:      welcome,
+		ICEServers:   ice,
+		Peers:        peers,
+		Limits: protocol.Limits{
+			MaxMessageSize: protocol.MaxMessageSize,
+			MaxSDPSize:     protocol.MaxSDPSize,
+			MessagesPerSec: c.s.cfg.MessagesPerSecond,
+			MessageBurst:   c.s.cfg.MessageBurst,
+		},
+	}
 }
 
 func (c *conn) peerEvent() protocol.PeerEvent {
@@ -268,6 +299,9 @@ func (c *conn) teardown() {
 		o.send(protocol.TypePeerLeft, ev)
 	}
 	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
+	// Last, so as not to delay the session layer's record of the
+	// departure; the peer's PeerConnections are closed already.
+	c.s.revokeTURN(c.id.ParticipantID, c.connID)
 	c.log.Info("left")
 }
 

@@ -127,8 +127,32 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the poll interval
 	}
+}
+
+// settled waits until get stops changing for 300 ms (what was in flight
+// has arrived) and returns its value.
+func settled(t testing.TB, get func() uint64) uint64 {
+	t.Helper()
+	return settledFor(t, 300*time.Millisecond, get)
+}
+
+// settledFor waits until get has not changed for quiet (at most 10 s).
+func settledFor(t testing.TB, quiet time.Duration, get func() uint64) uint64 {
+	t.Helper()
+	v, since := get(), time.Now()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("still changing after 10 s (now %d)", v)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+		if n := get(); n != v {
+			v, since = n, time.Now()
+		}
+	}
+	return v
 }
 
 // waitEvent returns the next event of the given type.

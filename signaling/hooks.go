@@ -94,6 +94,8 @@ func errorFor(err error) (code, message string, internal bool) {
 	switch {
 	case errors.As(err, &pe):
 		return pe.Code, pe.Message, false
+	case errors.Is(err, sfu.ErrForbidden):
+		return protocol.CodeForbidden, trimPrefix(err), false
 	case errors.Is(err, sfu.ErrBadRequest):
 		return protocol.CodeBadRequest, trimPrefix(err), false
 	case errors.Is(err, sfu.ErrNotFound):

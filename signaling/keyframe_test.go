@@ -52,7 +52,7 @@ func TestRejoiningSubscriberGetsVideoAtOnce(t *testing.T) {
 			if video != nil {
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 		}
 		if video == nil {
 			t.Errorf("round %d: no video %v after joining: %s", i, time.Since(start).Round(time.Millisecond), describe(sub))
@@ -65,6 +65,8 @@ func TestRejoiningSubscriberGetsVideoAtOnce(t *testing.T) {
 		_ = sub.Close()
 		// Leave the publisher's last keyframe behind: a rejoin must not
 		// depend on a keyframe having been sent just before.
+		// Not a synchronisation: the pause varies where in the keyframe
+		// interval the next round joins (the test's input).
 		time.Sleep(time.Duration(i%3) * 300 * time.Millisecond)
 	}
 }
@@ -97,11 +99,12 @@ func TestResumedVideoGetsAKeyframe(t *testing.T) {
 		if err := sub.SetQuality(ctx, protocol.Quality{TrackID: video.ID, Paused: true}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // what was in flight has arrived
-		before := video.Stats().Packets
-		time.Sleep(300 * time.Millisecond)
-		if n := video.Stats().Packets; n != before {
-			t.Fatalf("round %d: %d packets arrived while paused", i, n-before)
+		// What was in flight has arrived; then nothing in an explicit window.
+		before := settled(t, func() uint64 { return video.Stats().Packets })
+		for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if n := video.Stats().Packets; n != before {
+				t.Fatalf("round %d: %d packets arrived while paused", i, n-before)
+			}
 		}
 		start := time.Now()
 		if err := sub.SetQuality(ctx, protocol.Quality{TrackID: video.ID}); err != nil {
@@ -111,7 +114,7 @@ func TestResumedVideoGetsAKeyframe(t *testing.T) {
 			if time.Since(start) > 1500*time.Millisecond {
 				t.Fatalf("round %d: no video %v after resuming", i, time.Since(start).Round(time.Millisecond))
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 		}
 		t.Logf("round %d: video %v after resuming", i, time.Since(start).Round(time.Millisecond))
 	}

@@ -103,26 +103,46 @@ func TestRoomForwardsEveryoneToEveryone(t *testing.T) {
 				ids = append(ids, id)
 			}
 			// Every client must receive audio and video from every other one.
-			waitFor(t, 20*time.Second, "every track flowing", func() bool {
-				for i, c := range clients {
-					for j, id := range ids {
-						if i == j {
-							continue
-						}
-						tr := tracksOf(c, id.ParticipantID)
-						if len(tr) != 2 {
-							return false
-						}
-						for _, x := range tr {
-							if x.Stats().Packets < 30 {
+			flowing := func(packets uint64) func() bool {
+				return func() bool {
+					for i, c := range clients {
+						for j, id := range ids {
+							if i == j {
+								continue
+							}
+							tr := tracksOf(c, id.ParticipantID)
+							if len(tr) != 2 {
 								return false
 							}
+							for _, x := range tr {
+								if x.Stats().Packets < packets {
+									return false
+								}
+							}
+						}
+					}
+					return true
+				}
+			}
+			waitFor(t, 20*time.Second, "every track flowing", flowing(30))
+			// A second of media (50 audio packets) on every track before
+			// the losses and frames are judged.
+			waitFor(t, 20*time.Second, "80 packets of every track", flowing(80))
+			// Repairs of the latest losses may still be on their way: poll,
+			// with a deadline, until none is missing; what is left is judged.
+			repaired := func() bool {
+				for _, c := range clients {
+					for _, tr := range c.RemoteTracks() {
+						if st := tr.Stats(); st.Lost() > 0 {
+							return false
 						}
 					}
 				}
 				return true
-			})
-			time.Sleep(time.Second)
+			}
+			for deadline := time.Now().Add(5 * time.Second); !repaired() && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+			}
 			for i, c := range clients {
 				for _, tr := range c.RemoteTracks() {
 					if tr.ParticipantID == ids[i].ParticipantID.String() {
@@ -170,23 +190,32 @@ func TestNACKRepairsLossOnSubscriberPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "video at the subscriber", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 1 })
-	time.Sleep(8 * time.Second)
-	pub.Stop()
-	time.Sleep(2 * time.Second) // let the last repairs arrive
 	tr := tracksOf(sub, pubID.ParticipantID)[0]
-	st := tr.Stats()
+	// About seven seconds of video at 800 kbit/s.
+	waitFor(t, 30*time.Second, "600 video packets", func() bool { return tr.Stats().Packets >= 600 })
+	pub.Stop()
 	// The last packets have no successor to reveal their loss, so the
 	// loss is measured up to 50 packets before the end.
-	first := st.FirstSeq
-	span := uint16(st.HighestSeq) - first - 50
-	mu.Lock()
-	var lost int
-	for i := uint16(0); i <= span; i++ {
-		if !seen[first+i] {
-			lost++
+	measure := func() (st client.TrackStats, span uint16, lost int) {
+		st = tr.Stats()
+		first := st.FirstSeq
+		span = uint16(st.HighestSeq) - first - 50
+		mu.Lock()
+		defer mu.Unlock()
+		for i := uint16(0); i <= span; i++ {
+			if !seen[first+i] {
+				lost++
+			}
 		}
+		return st, span, lost
 	}
-	mu.Unlock()
+	// The last repairs arrive after the stop: measure until the loss is
+	// repaired, or the deadline passes and the loss left is judged.
+	st, span, lost := measure()
+	for deadline := time.Now().Add(3 * time.Second); float64(lost)/float64(span+1) >= 0.005 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+		st, span, lost = measure()
+	}
 	if span < 400 {
 		t.Fatalf("only %d video packets", span)
 	}

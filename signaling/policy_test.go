@@ -78,12 +78,18 @@ func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
 		tr := tracksOf(judgeC, counsel.ParticipantID)
 		return len(tr) == 1 && tr[0].Stats().Packets > 10
 	})
-	time.Sleep(500 * time.Millisecond)
-	if got := sources(judgeC, counsel.ParticipantID); !got["camera"] || got["microphone"] {
-		t.Errorf("judge receives %v of counsel; want the camera only (microphone muted)", got)
-	}
-	if got := sources(witnessC, counsel.ParticipantID); len(got) != 0 {
-		t.Errorf("witness receives %v of counsel; want nothing", got)
+	// Both of counsel's tracks are published on the server (their
+	// forwarding decided); nothing more arrives in an explicit window.
+	waitFor(t, 10*time.Second, "counsel's two tracks on the server", func() bool {
+		return ts.connOf(t, counsel.ParticipantID).peer.Stats().Published == 2
+	})
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got := sources(judgeC, counsel.ParticipantID); !got["camera"] || got["microphone"] {
+			t.Fatalf("judge receives %v of counsel; want the camera only (microphone muted)", got)
+		}
+		if got := sources(witnessC, counsel.ParticipantID); len(got) != 0 {
+			t.Fatalf("witness receives %v of counsel; want nothing", got)
+		}
 	}
 
 	// The session layer lifts both restrictions and tells the room.
@@ -122,11 +128,13 @@ func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
 			cam = tr
 		}
 	}
-	time.Sleep(time.Second)
-	n := cam.Stats().Packets
-	time.Sleep(time.Second)
-	if m := cam.Stats().Packets; m != n {
-		t.Errorf("witness still receives counsel's camera after the policy forbade it (%d → %d packets)", n, m)
+	// What was in flight when the down-track went arrives; then nothing
+	// more in an explicit window of a second.
+	n := settled(t, func() uint64 { return cam.Stats().Packets })
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := cam.Stats().Packets; m != n {
+			t.Fatalf("witness still receives counsel's camera after the policy forbade it (%d → %d packets)", n, m)
+		}
 	}
 	_ = judge
 }
@@ -366,7 +374,10 @@ func TestRecorderTap(t *testing.T) {
 		t.Fatal("a tap opened while recording was off")
 	}
 	// The judge starts recording: the session layer flips its state and notifies.
-	time.Sleep(600 * time.Millisecond) // past the PLI rate limit of the subscriber's join
+	// The subscriber's join asked for keyframes: wait until no request has
+	// been made for longer than the rate limit, so that the tap's own
+	// request is not swallowed by it.
+	settledFor(t, 600*time.Millisecond, func() uint64 { return uint64(counterValue(t, "chamber_pli_total")) })
 	pliBefore := counterValue(t, "chamber_pli_total")
 	rec.mu.Lock()
 	rec.on = true
@@ -420,14 +431,21 @@ func TestSlowTapNeverBlocksForwarding(t *testing.T) {
 	waitFor(t, 15*time.Second, "media", func() bool { return len(tracksOf(sub, pubID.ParticipantID)) == 1 })
 	// The tap takes 50 packets a second of the ~170 sent: its queue of
 	// 1024 fills in about 9 s. Forwarding must not notice.
-	time.Sleep(11 * time.Second)
+	var tap *memTap
+	waitFor(t, 10*time.Second, "the tap", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if len(rec.taps) > 0 {
+			tap = rec.taps[0]
+		}
+		return tap != nil
+	})
+	waitFor(t, 30*time.Second, "the slow tap's queue to overflow", func() bool { return tap.lost.Load() > 0 })
 	pub.Stop()
-	time.Sleep(time.Second)
-	rec.mu.Lock()
-	tap := rec.taps[0]
-	rec.mu.Unlock()
+	tr := tracksOf(sub, pubID.ParticipantID)[0]
+	settled(t, func() uint64 { return tr.Stats().Packets })
 	tap.slow.Store(0)
-	st := tracksOf(sub, pubID.ParticipantID)[0].Stats()
+	st := tr.Stats()
 	if st.Lost() > st.Expected()/200 {
 		t.Errorf("subscriber lost %d of %d packets behind a slow tap", st.Lost(), st.Expected())
 	}
@@ -439,5 +457,8 @@ func TestSlowTapNeverBlocksForwarding(t *testing.T) {
 	}
 	if tap.lost.Load() == 0 {
 		t.Error("the slow tap was not told about dropped packets")
+	}
+	if st.Packets < 1024 {
+		t.Errorf("only %d packets forwarded while the tap's queue filled", st.Packets)
 	}
 }

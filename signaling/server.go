@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -21,8 +22,6 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMediaUDPAddr      = ":7882"
-	DefaultMediaTCPAddr      = ":7881"
 	DefaultTURNCredentialTTL = 8 * time.Hour
 	DefaultMessagesPerSecond = 20
 	DefaultMessageBurst      = 60
@@ -49,11 +48,18 @@ type Config struct {
 	Recorder Recorder
 
 	// MediaUDPAddr is the one UDP address of all media (ICE UDP mux)
-	// [--media-udp-port → ":PORT"]; default ":7882". Tests use "127.0.0.1:0".
+	// [--media-udp-port → ":PORT"]; default sfu.DefaultUDPAddr. Tests use
+	// "127.0.0.1:0".
 	MediaUDPAddr string
 	// MediaTCPAddr is the ICE-TCP address [--media-tcp-port → ":PORT"];
-	// default ":7881"; "off" disables ICE-TCP.
+	// default sfu.DefaultTCPAddr; "off" disables ICE-TCP.
 	MediaTCPAddr string
+	// AllowPrivateCandidates lets the SFU check participants' candidates in
+	// loopback, private, link-local, CGNAT, multicast and cloud-metadata
+	// ranges [--allow-private-candidates]. nil means true when MediaUDPAddr
+	// is a loopback address (every participant is then on this host) and
+	// false otherwise; the TURN relay address is always allowed.
+	AllowPrivateCandidates *bool
 	// NATIP is the public address in front of a 1:1 NAT [--nat-ip]; host
 	// candidates and TURN relay candidates then carry it.
 	NATIP string
@@ -134,12 +140,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MediaUDPAddr == "" {
-		cfg.MediaUDPAddr = DefaultMediaUDPAddr
-	}
-	if cfg.MediaTCPAddr == "" {
-		cfg.MediaTCPAddr = DefaultMediaTCPAddr
-	}
 	if cfg.TURNCredentialTTL == 0 {
 		cfg.TURNCredentialTTL = DefaultTURNCredentialTTL
 	}
@@ -182,11 +182,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.NATIP != "" {
 		nat = []string{s.cfg.NATIP}
 	}
+	filter := s.candidateFilter()
 	m, err := sfu.New(sfu.Config{
 		Logger:            s.log,
 		UDPAddr:           s.cfg.MediaUDPAddr,
 		TCPAddr:           s.cfg.MediaTCPAddr,
 		NATIPs:            nat,
+		Candidates:        filter,
 		SubscriberBitrate: s.cfg.SubscriberBitrate,
 		ICEFailedTimeout:  s.cfg.ICEFailedTimeout,
 		NoBatching:        s.cfg.NoBatching,
@@ -201,11 +203,33 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.turn, s.relayIP = t, relay
+		if filter != nil {
+			// Before any peer exists: a participant behind TURN offers
+			// the relay's address, which may well be a private one.
+			if a, ok := netip.AddrFromSlice(relay); ok {
+				filter.AllowRelay = append(filter.AllowRelay, a.Unmap())
+			}
+		}
 	}
 	s.sfu = m
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.log.Info("media ready", "udp", m.UDPAddr(), "tcp", m.TCPAddr(), "turn", s.turn != nil)
 	return nil
+}
+
+// candidateFilter returns the filter of participants' candidates, or nil
+// when private candidates are allowed.
+func (s *Server) candidateFilter() *sfu.CandidateFilter {
+	allow := false
+	if s.cfg.AllowPrivateCandidates != nil {
+		allow = *s.cfg.AllowPrivateCandidates
+	} else if ap, err := netip.ParseAddrPort(s.cfg.MediaUDPAddr); err == nil {
+		allow = ap.Addr().IsLoopback()
+	}
+	if allow {
+		return nil
+	}
+	return &sfu.CandidateFilter{}
 }
 
 func (s *Server) startTURN(m *sfu.SFU) (*turnserver.Server, net.IP, error) {
@@ -448,16 +472,17 @@ func (s *Server) leave(c *conn) (others []*conn) {
 	return others
 }
 
-// iceServers returns the ICE servers for a participant: the embedded TURN
-// server with fresh credentials.
-func (s *Server) iceServers(host string, participant uuid.UUID) []protocol.ICEServer {
+// iceServers returns the ICE servers for one connection of a participant:
+// the embedded TURN server with fresh credentials, good until
+// revokeTURN (at teardown) or their TTL.
+func (s *Server) iceServers(host string, participant, connection uuid.UUID) []protocol.ICEServer {
 	if s.turn == nil {
 		return []protocol.ICEServer{}
 	}
 	if s.cfg.PublicHost != "" {
 		host = s.cfg.PublicHost
 	}
-	user, pass, err := s.turn.Credentials(participant.String(), s.cfg.TURNCredentialTTL)
+	user, pass, err := s.turn.Credentials(participant.String(), connection.String(), s.cfg.TURNCredentialTTL)
 	if err != nil {
 		s.log.Error("TURN credentials", "err", err)
 		return []protocol.ICEServer{}
@@ -482,4 +507,13 @@ func (s *Server) iceServers(host string, participant uuid.UUID) []protocol.ICESe
 		urls = append(urls, "turns:"+net.JoinHostPort(host, port(a))+"?transport=tcp")
 	}
 	return []protocol.ICEServer{{URLs: urls, Username: user, Credential: pass}}
+}
+
+// revokeTURN ends a connection's TURN credential and closes its
+// allocations: a participant who leaves, is removed or revoked, or whose
+// session closes keeps no relay.
+func (s *Server) revokeTURN(participant, connection uuid.UUID) {
+	if s.turn != nil {
+		s.turn.Revoke(participant.String(), connection.String())
+	}
 }

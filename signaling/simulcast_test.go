@@ -93,7 +93,8 @@ func TestSimulcastFollowsBandwidthEstimate(t *testing.T) {
 	// Without an estimate the subscriber gets the default budget, enough
 	// for the top layer once all three are measured.
 	waitLayer(2)
-	time.Sleep(time.Second)
+	layerPackets := func(l int) uint64 { return sub.RemoteTracks()[0].Stats().Layers[l] }
+	waitFor(t, 10*time.Second, "packets of layer 2", func() bool { return layerPackets(2) >= 30 })
 	// The estimate falls (congestion): only the quarter layer (~150
 	// kbit/s) fits. A first estimate below the layer would not do: a
 	// browser's estimator starts low and ramps up.
@@ -102,14 +103,17 @@ func TestSimulcastFollowsBandwidthEstimate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Both reports reach the one down-track's RTCP reader, in order: the
+	// second is a fall from the first.
 	remb(5_000_000)
-	time.Sleep(300 * time.Millisecond)
 	remb(300_000)
 	waitLayer(0)
-	time.Sleep(3 * time.Second) // past the up-switch hold-off
+	// A high estimate at once: the switch up waits for the hold-off after
+	// the switch down (the allocator runs every second), then happens.
 	remb(5_000_000)
 	waitLayer(2)
-	time.Sleep(2 * time.Second)
+	top := layerPackets(2)
+	waitFor(t, 10*time.Second, "30 more packets of layer 2", func() bool { return layerPackets(2) >= top+30 })
 
 	st := sub.RemoteTracks()[0].Stats()
 	cont.mu.Lock()

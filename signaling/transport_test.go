@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/chamber-court/chamber/internal/client"
@@ -264,7 +264,11 @@ func TestStopWithoutConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The publication is trying to connect (and never will: the TURN
+	// certificate is not trusted) when it is stopped.
+	waitFor(t, 5*time.Second, "the publish connection to start checking", func() bool {
+		return c.PublishPeerConnection().ICEConnectionState() == webrtc.ICEConnectionStateChecking
+	})
 	stopped := make(chan struct{})
 	go func() { pub.Stop(); close(stopped) }()
 	select {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,6 +18,7 @@ import (
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
+	"github.com/chamber-court/chamber/signaling/sfu"
 )
 
 // mediaConfig holds the media server's flags.
@@ -31,6 +35,48 @@ type mediaConfig struct {
 	disableTURN              bool
 	subscriberBitrate        int64
 	iceFailedTimeout         time.Duration
+	allowPrivateCandidates   autoBool
+}
+
+// autoBool is a boolean flag whose default is decided from other flags
+// when it is not given.
+type autoBool struct {
+	set, value bool
+}
+
+func (b *autoBool) String() string {
+	if !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.value)
+}
+
+func (b *autoBool) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	b.set, b.value = true, x
+	return nil
+}
+
+// IsBoolFlag lets "--allow-private-candidates" stand for "=true".
+func (b *autoBool) IsBoolFlag() bool { return true }
+
+// privateDeployment reports whether the public URL names this host or a
+// private network (loopback, RFC 1918, ULA, link-local, "localhost"):
+// participants then reach the server from private addresses.
+func privateDeployment(publicURL string) bool {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
 }
 
 type stringList []string
@@ -42,8 +88,9 @@ func (s *stringList) Set(v string) error {
 }
 
 func (m *mediaConfig) register(c *command) {
-	c.fs.IntVar(&m.udpPort, "media-udp-port", 7882, "UDP port for all media (ICE UDP mux); 0 = any free port")
-	c.fs.IntVar(&m.tcpPort, "media-tcp-port", 7881, "ICE-TCP port; 0 = any free port, -1 = off")
+	c.fs.IntVar(&m.udpPort, "media-udp-port", sfu.DefaultUDPPort, "UDP port for all media (ICE UDP mux); 0 = any free port")
+	c.fs.IntVar(&m.tcpPort, "media-tcp-port", sfu.DefaultTCPPort, "ICE-TCP port; 0 = any free port, -1 = off")
+	c.fs.Var(&m.allowPrivateCandidates, "allow-private-candidates", "let the SFU check participants' loopback, private, link-local and CGNAT candidates (auto: when --public-url names localhost or a private address)")
 	c.fs.StringVar(&m.natIP, "nat-ip", "", "public IP address in front of a 1:1 NAT")
 	c.fs.StringVar(&m.publicHost, "public-host", "", "host name put in TURN URLs (default: the host clients used)")
 	c.fs.IntVar(&m.turnUDPPort, "turn-udp-port", 3478, "embedded TURN server UDP port; -1 = off")
@@ -66,22 +113,28 @@ func portAddr(port int) string {
 	return net.JoinHostPort("", strconv.Itoa(port))
 }
 
-// signalingConfig turns the flags into the signalling server's config.
-func (m *mediaConfig) signalingConfig() signaling.Config {
+// signalingConfig turns the flags into the signalling server's config;
+// publicURL decides what "auto" flags mean.
+func (m *mediaConfig) signalingConfig(publicURL string) signaling.Config {
+	allowPrivate := m.allowPrivateCandidates.value
+	if !m.allowPrivateCandidates.set {
+		allowPrivate = privateDeployment(publicURL)
+	}
 	cfg := signaling.Config{
-		MediaUDPAddr:      portAddr(m.udpPort),
-		MediaTCPAddr:      portAddr(m.tcpPort),
-		NATIP:             m.natIP,
-		PublicHost:        m.publicHost,
-		TURNUDPAddr:       portAddr(m.turnUDPPort),
-		TURNTCPAddr:       portAddr(m.turnTCPPort),
-		TURNTLSCertFile:   m.turnTLSCert,
-		TURNTLSKeyFile:    m.turnTLSKey,
-		TURNRelayIP:       m.turnRelayIP,
-		TURNCredentialTTL: m.turnTTL,
-		OriginPatterns:    m.origins,
-		SubscriberBitrate: uint64(max(m.subscriberBitrate, 0)),
-		ICEFailedTimeout:  m.iceFailedTimeout,
+		AllowPrivateCandidates: &allowPrivate,
+		MediaUDPAddr:           portAddr(m.udpPort),
+		MediaTCPAddr:           portAddr(m.tcpPort),
+		NATIP:                  m.natIP,
+		PublicHost:             m.publicHost,
+		TURNUDPAddr:            portAddr(m.turnUDPPort),
+		TURNTCPAddr:            portAddr(m.turnTCPPort),
+		TURNTLSCertFile:        m.turnTLSCert,
+		TURNTLSKeyFile:         m.turnTLSKey,
+		TURNRelayIP:            m.turnRelayIP,
+		TURNCredentialTTL:      m.turnTTL,
+		OriginPatterns:         m.origins,
+		SubscriberBitrate:      uint64(max(m.subscriberBitrate, 0)),
+		ICEFailedTimeout:       m.iceFailedTimeout,
 	}
 	if m.tcpPort < 0 {
 		cfg.MediaTCPAddr = "off"

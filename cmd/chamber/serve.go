@@ -248,7 +248,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("recovering interrupted recordings", "err", err)
 	}
 
-	sigCfg := cfg.media.signalingConfig()
+	sigCfg := cfg.media.signalingConfig(cfg.publicURL)
 	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sig, err := signaling.New(sigCfg)

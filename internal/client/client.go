@@ -165,78 +165,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 func (c *Client) newPeerConnections() error {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := c.api()
+	if err != nil {
 		return err
 	}
-	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
-		return err
-	}
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
-		return err
-	}
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.ABSSendTimeURI}, webrtc.RTPCodecTypeVideo); err != nil {
-		return err
-	}
-	ir := &interceptor.Registry{}
-	register := c.cfg.Interceptors
-	if register == nil {
-		register = webrtc.RegisterDefaultInterceptors
-	}
-	if err := register(me, ir); err != nil {
-		return err
-	}
-	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: c.log}}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	types := c.cfg.NetworkTypes
-	if types == nil {
-		types = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
-	}
-	se.SetNetworkTypes(types)
-	if c.cfg.LoopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	}
-	if c.cfg.ReceiveLoss > 0 || c.cfg.ReceiveBuffer > 0 {
-		// One socket of our own for both PeerConnections. Loss must happen
-		// below SRTP, as on a real path: a packet dropped after decryption
-		// would make its retransmission look like a replay.
-		addr := &net.UDPAddr{IP: net.IPv4zero}
-		if c.cfg.LoopbackOnly {
-			addr.IP = net.IPv4(127, 0, 0, 1)
-		}
-		uc, err := net.ListenUDP("udp4", addr)
-		if err != nil {
-			return err
-		}
-		if c.cfg.ReceiveBuffer > 0 {
-			_ = uc.SetReadBuffer(c.cfg.ReceiveBuffer)
-		}
-		var conn net.PacketConn = uc
-		if c.cfg.ReceiveLoss > 0 {
-			conn = newLossyConn(uc, c.cfg.ReceiveLoss)
-		}
-		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
-		se.SetICEUDPMux(c.udpMux)
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
-	var servers []webrtc.ICEServer
-	for _, s := range c.joined.ICEServers {
-		urls := s.URLs
-		if c.cfg.ICEURLFilter != nil {
-			urls = nil
-			for _, u := range s.URLs {
-				if c.cfg.ICEURLFilter(u) {
-					urls = append(urls, u)
-				}
-			}
-		}
-		if len(urls) > 0 {
-			servers = append(servers, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
-		}
-	}
-	conf := webrtc.Configuration{ICEServers: servers, ICETransportPolicy: c.cfg.ICETransportPolicy}
-	var err error
+	conf := webrtc.Configuration{ICEServers: c.iceServers(), ICETransportPolicy: c.cfg.ICETransportPolicy}
 	if c.pub, err = api.NewPeerConnection(conf); err != nil {
 		return err
 	}
@@ -261,6 +194,97 @@ func (c *Client) newPeerConnections() error {
 	}
 	c.sub.OnTrack(c.onTrack)
 	return nil
+}
+
+// api builds the pion API both PeerConnections share: codecs and
+// extensions, interceptors, and the network settings.
+func (c *Client) api() (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.ABSSendTimeURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	register := c.cfg.Interceptors
+	if register == nil {
+		register = webrtc.RegisterDefaultInterceptors
+	}
+	if err := register(me, ir); err != nil {
+		return nil, err
+	}
+	se, err := c.settingEngine()
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// settingEngine sets the network types and addresses, and the socket of
+// our own when receive loss or a receive buffer is asked for.
+func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: c.log}}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	types := c.cfg.NetworkTypes
+	if types == nil {
+		types = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
+	}
+	se.SetNetworkTypes(types)
+	if c.cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if c.cfg.ReceiveLoss > 0 || c.cfg.ReceiveBuffer > 0 {
+		// One socket of our own for both PeerConnections. Loss must happen
+		// below SRTP, as on a real path: a packet dropped after decryption
+		// would make its retransmission look like a replay.
+		addr := &net.UDPAddr{IP: net.IPv4zero}
+		if c.cfg.LoopbackOnly {
+			addr.IP = net.IPv4(127, 0, 0, 1)
+		}
+		uc, err := net.ListenUDP("udp4", addr)
+		if err != nil {
+			return se, err
+		}
+		if c.cfg.ReceiveBuffer > 0 {
+			_ = uc.SetReadBuffer(c.cfg.ReceiveBuffer)
+		}
+		var conn net.PacketConn = uc
+		if c.cfg.ReceiveLoss > 0 {
+			conn = newLossyConn(uc, c.cfg.ReceiveLoss)
+		}
+		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+		se.SetICEUDPMux(c.udpMux)
+	}
+	return se, nil
+}
+
+// iceServers returns the joined message's ICE servers, less the URLs
+// Config.ICEURLFilter refuses.
+func (c *Client) iceServers() []webrtc.ICEServer {
+	var servers []webrtc.ICEServer
+	for _, s := range c.joined.ICEServers {
+		urls := s.URLs
+		if c.cfg.ICEURLFilter != nil {
+			urls = nil
+			for _, u := range s.URLs {
+				if c.cfg.ICEURLFilter(u) {
+					urls = append(urls, u)
+				}
+			}
+		}
+		if len(urls) > 0 {
+			servers = append(servers, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	return servers
 }
 
 // Joined returns the server's joined message.

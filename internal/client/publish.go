@@ -72,87 +72,122 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 	if !opts.Audio && !opts.Video {
 		return nil, errors.New("client: nothing to publish")
 	}
-	if opts.VideoBitrate <= 0 {
-		opts.VideoBitrate = 1_500_000
-	}
-	if opts.FPS <= 0 {
-		opts.FPS = 30
-	}
-	if opts.KeyframeInterval <= 0 {
-		opts.KeyframeInterval = 3 * time.Second
-	}
-	if opts.PacketSize <= 0 {
-		opts.PacketSize = 1100
-	}
-	if opts.AudioLevel == 0 {
-		opts.AudioLevel = 30
-	}
-	if opts.VideoSource == "" {
-		opts.VideoSource = "camera"
-	}
-	p := &Publication{c: c, opts: opts, stopCh: make(chan struct{})}
-	p.level.Store(int32(opts.AudioLevel))
+	p := &Publication{c: c, opts: opts.withDefaults(), stopCh: make(chan struct{})}
+	p.level.Store(int32(p.opts.AudioLevel))
 	stream := "chamber-" + strconvItoa(int(c.nextID.Add(1)))
 	var lines []protocol.MediaLine
 	var trs []*webrtc.RTPTransceiver
 	if opts.Audio {
-		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", stream)
+		tr, err := p.addAudio(stream)
 		if err != nil {
 			return nil, err
 		}
-		tr, err := c.pub.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			return nil, err
-		}
-		p.audio, p.asend = t, tr.Sender()
 		trs = append(trs, tr)
 		lines = append(lines, protocol.MediaLine{Source: "microphone"})
 	}
 	if opts.Video {
-		vc := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-		if opts.H264 {
-			vc = h264Capability
-		}
-		if opts.Simulcast {
-			p.rids = simulcastRIDs
-			for _, rid := range p.rids {
-				t, err := webrtc.NewTrackLocalStaticRTP(vc, "video", stream, webrtc.WithRTPStreamID(rid))
-				if err != nil {
-					return nil, err
-				}
-				p.video = append(p.video, t)
-			}
-		} else {
-			t, err := webrtc.NewTrackLocalStaticRTP(vc, "video", stream)
-			if err != nil {
-				return nil, err
-			}
-			p.video = []*webrtc.TrackLocalStaticRTP{t}
-		}
-		tr, err := c.pub.AddTransceiverFromTrack(p.video[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		tr, err := p.addVideo(stream)
 		if err != nil {
 			return nil, err
 		}
-		if opts.H264 {
-			if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: h264Capability}}); err != nil {
-				return nil, err
-			}
-		}
-		for _, t := range p.video[1:] {
-			if err := tr.Sender().AddEncoding(t); err != nil {
-				return nil, err
-			}
-		}
-		p.vsend = tr.Sender()
 		trs = append(trs, tr)
-		lines = append(lines, protocol.MediaLine{Source: opts.VideoSource})
+		lines = append(lines, protocol.MediaLine{Source: p.opts.VideoSource})
 	}
-	offer, err := c.pub.CreateOffer(nil)
+	if err := p.negotiate(ctx, trs, lines); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.publishes = append(c.publishes, p)
+	c.mu.Unlock()
+	p.start()
+	return p, nil
+}
+
+// withDefaults fills in the options left zero.
+func (o PublishOptions) withDefaults() PublishOptions {
+	if o.VideoBitrate <= 0 {
+		o.VideoBitrate = 1_500_000
+	}
+	if o.FPS <= 0 {
+		o.FPS = 30
+	}
+	if o.KeyframeInterval <= 0 {
+		o.KeyframeInterval = 3 * time.Second
+	}
+	if o.PacketSize <= 0 {
+		o.PacketSize = 1100
+	}
+	if o.AudioLevel == 0 {
+		o.AudioLevel = 30
+	}
+	if o.VideoSource == "" {
+		o.VideoSource = "camera"
+	}
+	return o
+}
+
+// addAudio adds the Opus track's sendonly transceiver.
+func (p *Publication) addAudio(stream string) (*webrtc.RTPTransceiver, error) {
+	t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", stream)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.pub.SetLocalDescription(offer); err != nil {
+	tr, err := p.c.pub.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
 		return nil, err
+	}
+	p.audio, p.asend = t, tr.Sender()
+	return tr, nil
+}
+
+// addVideo adds the video transceiver: one track, or one per simulcast layer.
+func (p *Publication) addVideo(stream string) (*webrtc.RTPTransceiver, error) {
+	vc := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	if p.opts.H264 {
+		vc = h264Capability
+	}
+	rids := []string{""}
+	if p.opts.Simulcast {
+		p.rids, rids = simulcastRIDs, simulcastRIDs
+	}
+	for _, rid := range rids {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(rid))
+		}
+		t, err := webrtc.NewTrackLocalStaticRTP(vc, "video", stream, opts...)
+		if err != nil {
+			return nil, err
+		}
+		p.video = append(p.video, t)
+	}
+	tr, err := p.c.pub.AddTransceiverFromTrack(p.video[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, err
+	}
+	if p.opts.H264 {
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: h264Capability}}); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range p.video[1:] {
+		if err := tr.Sender().AddEncoding(t); err != nil {
+			return nil, err
+		}
+	}
+	p.vsend = tr.Sender()
+	return tr, nil
+}
+
+// negotiate sends the publish offer and applies the answer.
+func (p *Publication) negotiate(ctx context.Context, trs []*webrtc.RTPTransceiver, lines []protocol.MediaLine) error {
+	c := p.c
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return err
 	}
 	for i, tr := range trs {
 		lines[i].Mid = tr.Mid()
@@ -160,19 +195,21 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 	}
 	env, err := c.Request(ctx, protocol.TypeOffer, protocol.SessionDescription{PC: protocol.PCPublish, SDP: c.pub.LocalDescription().SDP, Tracks: lines})
 	if err != nil {
-		return nil, fmt.Errorf("client: publish offer: %w", err)
+		return fmt.Errorf("client: publish offer: %w", err)
 	}
 	var ans protocol.SessionDescription
 	if err := jsonUnmarshal(env.Data, &ans); err != nil {
-		return nil, fmt.Errorf("client: publish answer: %w", err)
+		return fmt.Errorf("client: publish answer: %w", err)
 	}
 	if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
-		return nil, fmt.Errorf("client: publish answer: %w", err)
+		return fmt.Errorf("client: publish answer: %w", err)
 	}
 	c.remoteSet(0)
-	c.mu.Lock()
-	c.publishes = append(c.publishes, p)
-	c.mu.Unlock()
+	return nil
+}
+
+// start runs the senders and the RTCP readers of each track.
+func (p *Publication) start() {
 	if p.audio != nil {
 		p.wg.Add(2)
 		go p.sendAudio()
@@ -188,7 +225,6 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*Publication
 		go p.sendVideo(i)
 		go p.readRTCP(p.vsend, rid, i)
 	}
-	return p, nil
 }
 
 // awaitDTLS waits until the sender's DTLS transport is connected; false

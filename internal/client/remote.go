@@ -185,6 +185,11 @@ func (c *Client) readTrack(t *RemoteTrack) {
 }
 
 // keyframeStart reports whether a payload starts a keyframe.
+//
+// The SFU has its own parser (signaling/sfu/codec.go, parseFrame). This one
+// is kept apart on purpose, written independently, as the tests' oracle:
+// what the client calls a keyframe start must not come from the code under
+// test. Both are tested on the same cases, STAP-A aggregates included.
 func keyframeStart(codec string, p []byte) bool {
 	if strings.EqualFold(codec, webrtc.MimeTypeH264) {
 		return h264KeyframeStart(p)
@@ -201,9 +206,27 @@ func h264KeyframeStart(p []byte) bool {
 	case 5, 7:
 		return true
 	case 24:
-		return len(p) > 3 && (p[3]&0x1f == 7 || p[3]&0x1f == 5)
+		return stapAHasKeyframe(p[1:])
 	case 28:
 		return p[1]&0x80 != 0 && (p[1]&0x1f == 5 || p[1]&0x1f == 7)
+	}
+	return false
+}
+
+// stapAHasKeyframe looks through every NAL unit of a STAP-A (RFC 6184
+// §5.7.1: 16-bit size, then the unit) for an IDR slice or SPS: encoders
+// often put an AUD or SEI first.
+func stapAHasKeyframe(p []byte) bool {
+	for len(p) > 2 {
+		n := int(p[0])<<8 | int(p[1])
+		p = p[2:]
+		if n == 0 || n > len(p) {
+			return false
+		}
+		if t := p[0] & 0x1f; t == 5 || t == 7 {
+			return true
+		}
+		p = p[n:]
 	}
 	return false
 }

@@ -1,6 +1,10 @@
 package sfu
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Layer selection.
 const (
@@ -26,145 +30,147 @@ const (
 	probeBackoffMax = 60 * time.Second
 )
 
-// setEstimate records a subscriber's bandwidth estimate (from REMB).
-func (p *Peer) setEstimate(bps uint64) {
-	prev := p.estimate.Swap(bps)
-	now := clock()
-	// The first estimate is where the subscriber's estimator starts, not
-	// a fall from the default assumed before it.
-	had := p.hasREMB.Swap(true)
-	fell := had && bps < prev/100*estimateFall
-	if fell {
-		p.lastFall.Store(now)
-	}
-	if fell || since(now, p.lastAlloc.Load()) >= allocInterval {
-		p.allocate()
-	}
+// allocState is what the allocator remembers of one subscriber between
+// two runs. Times are Clock readings; 0 is never.
+type allocState struct {
+	hasREMB      bool  // the estimate comes from the subscriber, not the default
+	lastFall     int64 // the last falling estimate (congestion)
+	lastDownAt   int64 // the last switch down, for hysteresis
+	lastProbeAt  int64 // the last probe
+	probeJudged  bool  // the last probe has been found to hold or to fail
+	probeBackoff time.Duration
 }
 
-// since returns how long ago a clock() time t was; t == 0 means never.
-func since(now, t int64) time.Duration {
-	if t == 0 {
-		return time.Duration(1<<63 - 1)
-	}
-	return time.Duration(now - t)
+// allocTrack is one down-track as the allocator sees it.
+type allocTrack struct {
+	simulcast bool
+	brs       []uint64 // each layer's bitrate, 0 for a silent or absent layer
+	// maxLayer is the highest layer the subscriber allows (its cap, the
+	// top layer without one), -1 when paused.
+	maxLayer        int
+	current, target int // the down-track's layers
 }
 
-// allocateTrack chooses the layer of one down-track (on bind or a preference change).
-func (p *Peer) allocateTrack(dt *downTrack) {
-	if len(dt.up.rids) == 0 {
-		dt.setTarget(dt.capLayer(0))
-		return
-	}
-	p.allocate()
-}
-
-// simTrack is a simulcast down-track being allocated.
-type simTrack struct {
-	dt              *downTrack
-	brs             []uint64
-	current, target int // the down-track's
-	cur             int // current, or target while nothing is forwarded yet
-}
-
-// allocate shares the subscriber's estimate among its video tracks: tracks
+// allocate shares a subscriber's estimate among its video tracks and
+// returns each track's target layer, with the state to remember: tracks
 // without simulcast take what they take, the simulcast ones share the rest
 // equally, each getting the highest layer that fits its share and the
 // subscriber's preference. Switching up needs headroom and waits a while
 // after a switch down, so that the layer does not oscillate; switching
 // down needs a falling estimate (or a cap, or a layer gone silent); and an
 // uncongested subscriber probes one layer up at a time.
-func (p *Peer) allocate() {
-	p.allocMu.Lock()
-	defer p.allocMu.Unlock()
-	now := clock()
-	p.lastAlloc.Store(now)
-	estimate := p.estimate.Load()
-	fall := p.lastFall.Load()
-	congested := since(now, fall) < congestionHold
+//
+// It is a pure function of the time, the estimate, the bandwidth assumed
+// without one, the state and the tracks.
+func allocate(now int64, estimate, assumed uint64, st allocState, tracks []allocTrack) ([]int, allocState) {
+	targets := make([]int, len(tracks))
+	congested := since(now, st.lastFall) < congestionHold
 	budget := estimate
-	if fall == 0 {
+	if st.lastFall == 0 {
 		// Until the estimate has fallen once it is still ramping up from
 		// wherever the estimator started (often a few tens of kbit/s):
 		// the bandwidth assumed without an estimate stands.
-		budget = max(budget, p.assumed)
+		budget = max(budget, assumed)
 	}
-	var sim []simTrack
 	var received uint64 // what the subscriber receives now, bit/s
-	for _, dt := range p.downTracks() {
-		if dt.bound.Load() == nil {
-			continue
-		}
-		brs := dt.up.bitrates(nil)
-		if len(dt.up.rids) == 0 {
-			t := dt.capLayer(0)
-			dt.setTarget(t)
-			if t >= 0 && len(brs) > 0 {
-				budget -= min(brs[0], budget)
-				received += brs[0]
+	nsim := 0
+	for i, t := range tracks {
+		if !t.simulcast {
+			targets[i] = min(t.maxLayer, 0)
+			if t.maxLayer >= 0 && len(t.brs) > 0 {
+				budget -= min(t.brs[0], budget)
+				received += t.brs[0]
 			}
 			continue
 		}
-		current, target := dt.layers()
-		cur := current
-		if cur < 0 {
-			cur = target
-		}
-		if cur >= 0 && cur < len(brs) {
-			received += brs[cur]
-		}
-		sim = append(sim, simTrack{dt: dt, brs: brs, current: current, target: target, cur: cur})
-	}
-	// Judge the last probe: failed if the estimate fell soon after it,
-	// held if it did not.
-	if p.probeBackoff == 0 {
-		p.probeBackoff = probeBackoffMin
-	}
-	if p.lastProbeAt != 0 && !p.probeJudged {
-		switch {
-		case fall > p.lastProbeAt && time.Duration(fall-p.lastProbeAt) < probeWindow:
-			p.probeBackoff = min(2*p.probeBackoff, probeBackoffMax)
-			p.probeJudged = true
-		case since(now, p.lastProbeAt) >= probeWindow:
-			p.probeBackoff = probeBackoffMin
-			p.probeJudged = true
+		nsim++
+		if cur := t.cur(); cur >= 0 && cur < len(t.brs) {
+			received += t.brs[cur]
 		}
 	}
-	if len(sim) == 0 {
-		return
+	st = judgeProbe(now, st)
+	if nsim == 0 {
+		return targets, st
 	}
-	sinceDown := since(now, p.lastDownAt.Load())
-	probe := !congested && p.hasREMB.Load() && estimate >= received*probeHeadroom/100 &&
-		sinceDown >= upSwitchHoldoff && since(now, p.lastProbeAt) >= p.probeBackoff
-	share := budget / uint64(len(sim))
-	for _, s := range sim {
-		dt, cur, brs := s.dt, s.cur, s.brs
-		maxL := dt.capLayer(len(dt.up.rids) - 1)
-		if maxL < 0 {
-			dt.setTarget(-1)
+	sinceDown := since(now, st.lastDownAt)
+	probe := !congested && st.hasREMB && estimate >= received*probeHeadroom/100 &&
+		sinceDown >= upSwitchHoldoff && since(now, st.lastProbeAt) >= st.probeBackoff
+	share := budget / uint64(nsim)
+	for i, t := range tracks {
+		if !t.simulcast {
 			continue
 		}
-		best := chooseLayer(brs, cur, maxL, share)
-		if cur >= 0 && best > cur && sinceDown < upSwitchHoldoff {
-			best = cur
-		}
-		// Without a fall of the estimate, a layer that is allowed and
-		// still sending stays: an estimate below it is still ramping up.
-		if !congested && best < cur && cur <= maxL && cur < len(brs) && brs[cur] > 0 {
-			best = cur
+		best := t.choose(share, congested, sinceDown)
+		if best < 0 {
+			targets[i] = -1 // paused: neither a probe nor a switch down
+			continue
 		}
 		// A probe: one layer up, from a layer being forwarded (not while
 		// a switch is under way).
-		if probe && s.current >= 0 && s.current == s.target && best == cur && cur < maxL && cur+1 < len(brs) && brs[cur+1] > 0 {
-			best = cur + 1
+		if probe && t.canProbe(best) {
+			best++
 			probe = false
-			p.lastProbeAt, p.probeJudged = now, false
+			st.lastProbeAt, st.probeJudged = now, false
 		}
-		if cur >= 0 && best < cur {
-			p.lastDownAt.Store(now)
+		if cur := t.cur(); cur >= 0 && best < cur {
+			st.lastDownAt = now
 		}
-		dt.setTarget(best)
+		targets[i] = best
 	}
+	return targets, st
+}
+
+// cur is the layer being forwarded, or the target while nothing is yet.
+func (t *allocTrack) cur() int {
+	if t.current < 0 {
+		return t.target
+	}
+	return t.current
+}
+
+// choose picks a simulcast track's layer for its share of the budget.
+func (t *allocTrack) choose(share uint64, congested bool, sinceDown time.Duration) int {
+	if t.maxLayer < 0 {
+		return -1
+	}
+	cur := t.cur()
+	best := chooseLayer(t.brs, cur, t.maxLayer, share)
+	if cur >= 0 && best > cur && sinceDown < upSwitchHoldoff {
+		best = cur
+	}
+	// Without a fall of the estimate, a layer that is allowed and still
+	// sending stays: an estimate below it is still ramping up.
+	if !congested && best < cur && cur <= t.maxLayer && cur < len(t.brs) && t.brs[cur] > 0 {
+		best = cur
+	}
+	return best
+}
+
+// canProbe reports whether the track may try the layer above best.
+func (t *allocTrack) canProbe(best int) bool {
+	cur := t.cur()
+	return t.current >= 0 && t.current == t.target && best == cur && cur < t.maxLayer &&
+		cur+1 < len(t.brs) && t.brs[cur+1] > 0
+}
+
+// judgeProbe finds the last probe failed if the estimate fell soon after
+// it (the next one waits twice as long), held if it did not.
+func judgeProbe(now int64, st allocState) allocState {
+	if st.probeBackoff == 0 {
+		st.probeBackoff = probeBackoffMin
+	}
+	if st.lastProbeAt == 0 || st.probeJudged {
+		return st
+	}
+	switch {
+	case st.lastFall > st.lastProbeAt && time.Duration(st.lastFall-st.lastProbeAt) < probeWindow:
+		st.probeBackoff = min(2*st.probeBackoff, probeBackoffMax)
+		st.probeJudged = true
+	case since(now, st.lastProbeAt) >= probeWindow:
+		st.probeBackoff = probeBackoffMin
+		st.probeJudged = true
+	}
+	return st
 }
 
 // chooseLayer returns the highest live layer up to maxL whose bitrate fits
@@ -195,6 +201,97 @@ func chooseLayer(brs []uint64, cur, maxL int, share uint64) int {
 		best = 0
 	}
 	return best
+}
+
+// since returns how long ago a clock time t was; t == 0 means never.
+func since(now, t int64) time.Duration {
+	if t == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Duration(now - t)
+}
+
+// bandwidth is one subscriber's estimate and the allocator's state for it.
+type bandwidth struct {
+	clock     Clock
+	assumed   uint64        // bandwidth assumed without an estimate (Config.SubscriberBitrate)
+	estimate  atomic.Uint64 // bit/s
+	lastAlloc atomic.Int64
+
+	mu sync.Mutex // taken before the peer lock (allocate reads the down-tracks)
+	st allocState
+}
+
+func newBandwidth(c Clock, assumed uint64) *bandwidth {
+	b := &bandwidth{clock: c, assumed: assumed}
+	b.estimate.Store(assumed)
+	return b
+}
+
+// setEstimate records a subscriber's bandwidth estimate (from REMB) and
+// reallocates on a fall, or if the last allocation is old enough.
+func (p *Peer) setEstimate(bps uint64) {
+	bw := p.bw
+	now := bw.clock.Now()
+	bw.mu.Lock()
+	prev := bw.estimate.Swap(bps)
+	// The first estimate is where the subscriber's estimator starts, not
+	// a fall from the default assumed before it.
+	fell := bw.st.hasREMB && bps < prev/100*estimateFall
+	bw.st.hasREMB = true
+	if fell {
+		bw.st.lastFall = now
+	}
+	bw.mu.Unlock()
+	if fell || since(now, bw.lastAlloc.Load()) >= allocInterval {
+		p.allocate()
+	}
+}
+
+// allocateTrack chooses the layer of one down-track (on bind or a preference change).
+func (p *Peer) allocateTrack(dt *downTrack) {
+	if len(dt.up.rids) == 0 {
+		dt.setTarget(dt.capLayer(0))
+		return
+	}
+	p.allocate()
+}
+
+// allocate runs the allocator over the subscriber's bound down-tracks and
+// sets their targets.
+func (p *Peer) allocate() {
+	bw := p.bw
+	bw.mu.Lock()
+	defer bw.mu.Unlock()
+	now := bw.clock.Now()
+	bw.lastAlloc.Store(now)
+	var dts []*downTrack
+	var tracks []allocTrack
+	for _, dt := range p.downTracks() {
+		if dt.bound.Load() == nil {
+			continue
+		}
+		dts = append(dts, dt)
+		tracks = append(tracks, dt.allocTrack(now))
+	}
+	targets, st := allocate(now, bw.estimate.Load(), bw.assumed, bw.st, tracks)
+	bw.st = st
+	for i, dt := range dts {
+		dt.setTarget(targets[i])
+	}
+}
+
+// allocTrack describes the down-track to the allocator at clock time now.
+func (dt *downTrack) allocTrack(now int64) allocTrack {
+	top := max(len(dt.up.rids)-1, 0)
+	current, target := dt.layers()
+	return allocTrack{
+		simulcast: len(dt.up.rids) > 0,
+		brs:       dt.up.bitrates(now, nil),
+		maxLayer:  dt.capLayer(top),
+		current:   current,
+		target:    target,
+	}
 }
 
 // reallocateTrack re-runs allocation for every subscriber of t (a new

@@ -2,23 +2,39 @@ package sfu
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 )
 
+// fakeClock is a Clock the tests move by hand.
+type fakeClock struct{ now atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.now.Store(int64(time.Hour)) // 0 would mean "never"
+	return c
+}
+
+func (c *fakeClock) Now() int64              { return c.now.Load() }
+func (c *fakeClock) advance(d time.Duration) { c.now.Add(int64(d)) }
+
 // allocFixture is one subscriber receiving one simulcast track whose three
-// layers send 150, 400 and 800 kbit/s: the allocator alone, no media.
+// layers send 150, 400 and 800 kbit/s: the allocator alone, no media, on a
+// clock of its own.
 type allocFixture struct {
-	t   *testing.T
-	sub *Peer
-	dt  *downTrack
-	up  *UpTrack
+	t     *testing.T
+	clock *fakeClock
+	sub   *Peer
+	dt    *downTrack
+	up    *UpTrack
 }
 
 func newAllocFixture(t *testing.T) *allocFixture {
-	room := &Room{log: slog.New(slog.DiscardHandler)}
+	clk := newFakeClock()
+	room := &Room{log: slog.New(slog.DiscardHandler), sfu: &SFU{clock: clk}}
 	pub := &Peer{room: room, log: room.log, done: make(chan struct{})}
 	up := &UpTrack{id: "video", room: room, peer: pub, kind: webrtc.RTPCodecTypeVideo, ck: codecVP8,
 		rids: []string{"q", "h", "f"}, layers: make([]*layer, 3), downs: map[*downTrack]struct{}{}}
@@ -28,26 +44,25 @@ func newAllocFixture(t *testing.T) *allocFixture {
 		up.layers[i] = l
 	}
 	sub := &Peer{room: room, log: room.log, done: make(chan struct{}), signalFn: func(string, any) {},
-		downs: map[*UpTrack]*downTrack{}}
-	sub.assumed = DefaultSubscriberBitrate
-	sub.estimate.Store(sub.assumed)
+		downs: map[*UpTrack]*downTrack{}, bw: newBandwidth(clk, DefaultSubscriberBitrate)}
 	dt := newDownTrack(up, sub)
 	dt.bound.Store(&binding{})
 	sub.downs[up] = dt
-	return &allocFixture{t: t, sub: sub, dt: dt, up: up}
+	return &allocFixture{t: t, clock: clk, sub: sub, dt: dt, up: up}
 }
 
 // live marks every layer as having just sent a packet.
 func (f *allocFixture) live() {
 	for _, l := range f.up.layers {
-		l.lastPacket.Store(clock())
+		l.lastPacket.Store(f.clock.Now())
 	}
 }
 
-// remb delivers an estimate; the forwarder then completes any switch.
+// remb delivers an estimate, one allocation interval after the last; the
+// forwarder then completes any switch.
 func (f *allocFixture) remb(bps uint64) {
+	f.clock.advance(allocInterval)
 	f.live()
-	f.sub.lastAlloc.Store(0)
 	f.sub.setEstimate(bps)
 	f.switched()
 }
@@ -59,23 +74,8 @@ func (f *allocFixture) switched() {
 	f.dt.mu.Unlock()
 }
 
-// age pretends that the last fall, switch down and probe happened longer ago.
-func (f *allocFixture) age(d time.Duration) {
-	p := f.sub
-	for _, x := range []interface {
-		Load() int64
-		Store(int64)
-	}{&p.lastFall, &p.lastDownAt} {
-		if v := x.Load(); v != 0 {
-			x.Store(v - int64(d))
-		}
-	}
-	p.allocMu.Lock()
-	if p.lastProbeAt != 0 {
-		p.lastProbeAt -= int64(d)
-	}
-	p.allocMu.Unlock()
-}
+// age lets time pass.
+func (f *allocFixture) age(d time.Duration) { f.clock.advance(d) }
 
 func (f *allocFixture) want(step string, layer int) {
 	f.t.Helper()
@@ -129,11 +129,11 @@ func TestAllocatorFollowsABrowserEstimate(t *testing.T) {
 	// This probe holds: the estimate keeps rising.
 	for range 3 {
 		f.age(2 * time.Second)
-		f.remb(f.sub.estimate.Load() * 105 / 100)
+		f.remb(f.sub.bw.estimate.Load() * 105 / 100)
 		f.want("a probe that holds", 2)
 	}
-	if f.sub.probeBackoff != probeBackoffMin {
-		t.Errorf("backoff after a probe that held: %v, want %v", f.sub.probeBackoff, probeBackoffMin)
+	if b := f.sub.bw.st.probeBackoff; b != probeBackoffMin {
+		t.Errorf("backoff after a probe that held: %v, want %v", b, probeBackoffMin)
 	}
 }
 
@@ -195,8 +195,7 @@ func TestAllocatorRampingEstimateKeepsTheAssumption(t *testing.T) {
 
 func TestAllocatorWithoutREMBNeverProbes(t *testing.T) {
 	f := newAllocFixture(t)
-	f.sub.assumed = 500_000 // a configured SubscriberBitrate
-	f.sub.estimate.Store(f.sub.assumed)
+	f.sub.bw = newBandwidth(f.clock, 500_000) // a configured SubscriberBitrate
 	f.live()
 	f.sub.allocate()
 	f.switched()
@@ -228,5 +227,97 @@ func TestChooseLayer(t *testing.T) {
 		if got := chooseLayer(c.brs, c.cur, c.maxL, c.share); got != c.want {
 			t.Errorf("%s: layer %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// The allocator as a pure function: each case is the time, the estimate,
+// the state and the tracks, and the targets and state that follow.
+func TestAllocate(t *testing.T) {
+	const now = int64(time.Hour)
+	sec := func(d float64) int64 { return now - int64(d*float64(time.Second)) }
+	brs := []uint64{150_000, 400_000, 800_000}
+	sim := func(current, target, maxLayer int) allocTrack {
+		return allocTrack{simulcast: true, brs: brs, maxLayer: maxLayer, current: current, target: target}
+	}
+	plain := func(br uint64, maxLayer int) allocTrack {
+		return allocTrack{brs: []uint64{br}, maxLayer: maxLayer, current: 0, target: 0}
+	}
+	remb := allocState{hasREMB: true, probeBackoff: probeBackoffMin}
+	cases := []struct {
+		name     string
+		estimate uint64
+		st       allocState
+		tracks   []allocTrack
+		want     []int
+		check    func(t *testing.T, st allocState)
+	}{
+		{name: "no estimate yet: the assumed bandwidth stands", estimate: 50_000, st: allocState{},
+			tracks: []allocTrack{sim(-1, -1, 2)}, want: []int{2}},
+		{name: "non-simulcast tracks take theirs first", estimate: 1_000_000, st: allocState{lastFall: sec(10)},
+			tracks: []allocTrack{plain(500_000, 0), sim(0, 0, 2)}, want: []int{0, 1}},
+		{name: "a paused track gets nothing and no budget", estimate: 1_000_000, st: allocState{lastFall: sec(10)},
+			tracks: []allocTrack{plain(500_000, -1), sim(1, 1, -1), sim(2, 2, 2)}, want: []int{-1, -1, 2}},
+		{name: "a cap holds", estimate: 5_000_000, st: remb,
+			tracks: []allocTrack{sim(2, 2, 0)}, want: []int{0}},
+		{name: "congestion: down to what fits", estimate: 450_000, st: allocState{hasREMB: true, lastFall: sec(0.1)},
+			tracks: []allocTrack{sim(2, 2, 2)}, want: []int{1},
+			check: func(t *testing.T, st allocState) {
+				if st.lastDownAt != now {
+					t.Errorf("switch down not remembered: %d", st.lastDownAt)
+				}
+			}},
+		{name: "a low estimate without a fall is still ramping: stay", estimate: 300_000, st: allocState{hasREMB: true, lastFall: sec(30)},
+			tracks: []allocTrack{sim(2, 2, 2)}, want: []int{2}},
+		{name: "two simulcast tracks share", estimate: 1_000_000, st: allocState{hasREMB: true, lastFall: sec(0.5)},
+			tracks: []allocTrack{sim(2, 2, 2), sim(2, 2, 2)}, want: []int{1, 1}},
+		{name: "no switch up right after a switch down", estimate: 5_000_000, st: allocState{hasREMB: true, lastDownAt: sec(1), lastFall: sec(10)},
+			tracks: []allocTrack{sim(1, 1, 2)}, want: []int{1}},
+		{name: "probe one layer up", estimate: 610_000, st: allocState{hasREMB: true, lastFall: sec(3), lastDownAt: sec(3)},
+			tracks: []allocTrack{sim(1, 1, 2)}, want: []int{2},
+			check: func(t *testing.T, st allocState) {
+				if st.lastProbeAt != now || st.probeJudged {
+					t.Errorf("probe not remembered: %+v", st)
+				}
+			}},
+		{name: "no probe below the headroom", estimate: 500_000, st: allocState{hasREMB: true, lastFall: sec(3), lastDownAt: sec(3)},
+			tracks: []allocTrack{sim(1, 1, 2)}, want: []int{1}},
+		{name: "no probe while a switch is under way", estimate: 610_000, st: allocState{hasREMB: true, lastFall: sec(3), lastDownAt: sec(3)},
+			tracks: []allocTrack{sim(0, 1, 2)}, want: []int{1}},
+		{name: "no probe without REMB", estimate: 610_000, st: allocState{lastFall: sec(30)},
+			tracks: []allocTrack{sim(1, 1, 2)}, want: []int{1}},
+		{name: "a failed probe doubles the backoff", estimate: 500_000,
+			st:     allocState{hasREMB: true, lastProbeAt: sec(2), lastFall: sec(1), probeBackoff: probeBackoffMin},
+			tracks: []allocTrack{sim(2, 2, 2)}, want: []int{1},
+			check: func(t *testing.T, st allocState) {
+				if st.probeBackoff != 2*probeBackoffMin || !st.probeJudged {
+					t.Errorf("after a failed probe: %+v", st)
+				}
+			}},
+		{name: "a probe that held resets the backoff", estimate: 900_000,
+			st:     allocState{hasREMB: true, lastProbeAt: sec(6), lastFall: sec(20), probeBackoff: 16 * time.Second},
+			tracks: []allocTrack{sim(2, 2, 2)}, want: []int{2},
+			check: func(t *testing.T, st allocState) {
+				if st.probeBackoff != probeBackoffMin || !st.probeJudged {
+					t.Errorf("after a probe that held: %+v", st)
+				}
+			}},
+		{name: "nothing live yet: the lowest layer", estimate: 5_000_000, st: remb,
+			tracks: []allocTrack{{simulcast: true, brs: []uint64{0, 0, 0}, maxLayer: 2, current: -1, target: -1}}, want: []int{0}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, st := allocate(now, c.estimate, DefaultSubscriberBitrate, c.st, c.tracks)
+			if len(got) != len(c.want) {
+				t.Fatalf("targets %v, want %v", got, c.want)
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Fatalf("targets %v, want %v", got, c.want)
+				}
+			}
+			if c.check != nil {
+				c.check(t, st)
+			}
+		})
 	}
 }

@@ -305,7 +305,9 @@ func parseVP9(p []byte) frameInfo {
 }
 
 // parseH264 looks for an IDR slice or SPS at the start of the payload
-// (single NAL unit, STAP-A or the first fragment of an FU-A).
+// (single NAL unit, any unit of a STAP-A, or the first fragment of an
+// FU-A). internal/client has an independent parser of its own, kept as the
+// tests' oracle (keyframeStart); both are tested on the same STAP-A cases.
 func parseH264(p []byte) frameInfo {
 	var fi frameInfo
 	if len(p) < 1 {

@@ -364,9 +364,10 @@ func (dt *downTrack) onReceptionReport(r rtcp.ReceptionReport) {
 	}
 }
 
-// senderReport builds this down-track's SR, in the publisher's NTP clock so
-// that the subscriber can synchronise the publisher's audio and video.
-func (dt *downTrack) senderReport(now time.Time) *rtcp.SenderReport {
+// senderReport builds this down-track's SR at clock() time mono, in the
+// publisher's NTP clock so that the subscriber can synchronise the
+// publisher's audio and video.
+func (dt *downTrack) senderReport(mono int64) *rtcp.SenderReport {
 	b := dt.bound.Load()
 	if b == nil || dt.packets.Load() == 0 {
 		return nil
@@ -385,7 +386,6 @@ func (dt *downTrack) senderReport(now time.Time) *rtcp.SenderReport {
 	if !sr.valid {
 		return nil
 	}
-	mono := clock()
 	elapsed := time.Duration(mono - sr.arrival)
 	ntp := ntpAdd(sr.ntp, elapsed)
 	rtpTime := sr.rtp + uint32(int64(elapsed)*int64(l.clock)/int64(time.Second)) + seg.tsOff
@@ -400,9 +400,17 @@ func (dt *downTrack) senderReport(now time.Time) *rtcp.SenderReport {
 	}
 }
 
-// ntpAdd adds a duration to a 64-bit NTP timestamp.
+// ntpAdd adds a duration to a 64-bit NTP timestamp (32.32 fixed point).
+// Whole seconds and the fraction are converted apart: d*2^32 in one product
+// overflows 64 bits beyond about 4.29 s, and Chrome's audio sender reports
+// come about every 5 s. A negative d (a clock step) is treated as 0.
 func ntpAdd(ntp uint64, d time.Duration) uint64 {
-	return ntp + uint64(d)*(1<<32)/uint64(time.Second)
+	if d <= 0 {
+		return ntp
+	}
+	sec := uint64(d / time.Second)
+	frac := uint64(d % time.Second)
+	return ntp + sec<<32 + frac<<32/uint64(time.Second)
 }
 
 // DownTrackStats describes what one subscriber receives of one track.

@@ -36,6 +36,12 @@ var (
 	metricLayerSwitches = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "chamber_layer_switches_total", Help: "Simulcast layer switches performed for subscribers.",
 	})
+	metricICETCPRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "chamber_ice_tcp_refused_total", Help: "ICE-TCP connections closed on accept, by the cap they hit (per_address, total).",
+	}, []string{"cap"})
+	metricCandidatesDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "chamber_ice_candidates_dropped_total", Help: "Participants' ICE candidates the SFU refused to check, by why (loopback, private, link_local, multicast, unspecified, reserved, name, malformed).",
+	}, []string{"reason"})
 	metricICE = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "chamber_ice_connections_total", Help: "PeerConnections whose ICE connected, by transport (udp, tcp, relay).",
 	}, []string{"transport"})

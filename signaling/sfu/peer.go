@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,7 @@ var (
 	ErrNotFound     = errors.New("sfu: no such track")
 	ErrState        = errors.New("sfu: not possible in the current state")
 	ErrBadRequest   = errors.New("sfu: invalid request")
+	ErrForbidden    = errors.New("sfu: forbidden")
 )
 
 // PeerConfig configures a Peer.
@@ -61,37 +61,24 @@ type Peer struct {
 	signalFn    func(string, any)
 	onClose     func(code, reason string)
 	sub         *webrtc.PeerConnection
-	pub         *webrtc.PeerConnection // created by the first publish offer; under mu
+	neg         *negotiator // descriptions and candidates of both PeerConnections
+	bw          *bandwidth  // the subscriber's estimate and layer allocation
 
 	started      atomic.Bool
 	subConnected atomic.Bool
 
-	mu             sync.Mutex
-	closed         bool
-	mids           map[string]Source   // sources announced in publish offers
-	midRIDs        map[string][]string // simulcast RIDs per mid, lowest first
-	ups            map[string]*UpTrack // by mid
-	downs          map[*UpTrack]*downTrack
-	pendingCands   [2][]webrtc.ICECandidateInit
-	needOffer      bool
-	awaitingAnswer bool
+	mu     sync.Mutex
+	closed bool
+	ups    map[string]*UpTrack // published, by mid
+	owned  []*UpTrack          // every track published on this peer: Close waits for their goroutines
+	downs  map[*UpTrack]*downTrack
 
-	estimate   atomic.Uint64 // subscriber's bandwidth, bit/s
-	assumed    uint64        // bandwidth assumed without an estimate (Config.SubscriberBitrate)
-	hasREMB    atomic.Bool   // estimate comes from the subscriber, not the default
-	lastFall   atomic.Int64  // clock() of the last falling estimate (congestion)
-	allocMu    sync.Mutex
-	lastAlloc  atomic.Int64
-	lastDownAt atomic.Int64 // clock() of the last down-switch, for hysteresis
-	// Probing up, under allocMu (see allocate).
-	lastProbeAt  int64 // clock() of the last probe, 0 before the first
-	probeJudged  bool  // the last probe has been found to hold or to fail
-	probeBackoff time.Duration
-
-	kick      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
+	// wg counts the peer's own goroutines: the negotiator, the RTCP
+	// sender and its down-tracks' RTCP readers. The goroutines of the
+	// tracks it publishes belong to those tracks (UpTrack.wait).
+	wg sync.WaitGroup
 }
 
 // Join creates a peer in the room. The peer receives nothing until Start.
@@ -107,15 +94,11 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		name:        cfg.Name,
 		signalFn:    cfg.Signal,
 		onClose:     cfg.OnClose,
-		mids:        make(map[string]Source),
-		midRIDs:     make(map[string][]string),
 		ups:         make(map[string]*UpTrack),
 		downs:       make(map[*UpTrack]*downTrack),
-		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
+		bw:          newBandwidth(r.sfu.clock, r.sfu.cfg.SubscriberBitrate),
 	}
-	p.assumed = r.sfu.cfg.SubscriberBitrate
-	p.estimate.Store(p.assumed)
 	var err error
 	// The publish PeerConnection is created with the first publish offer:
 	// most participants of a hearing only watch, and an idle
@@ -124,6 +107,12 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("sfu: subscribe PeerConnection: %w", err)
 	}
 	p.setupPC(p.sub, protocol.PCSubscribe)
+	p.neg = &negotiator{
+		log: p.log, signal: p.signal, fail: p.fail, filter: r.sfu.cfg.Candidates, sub: p.sub,
+		makePub: p.newPublishPC,
+		mids:    make(map[string]Source), midRIDs: make(map[string][]string),
+		kick: make(chan struct{}, 1), done: p.done,
+	}
 
 	r.mu.Lock()
 	if r.closed {
@@ -141,9 +130,23 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 	metricPeers.Inc()
 
 	p.wg.Add(2)
-	go p.negotiator()
+	go func() {
+		defer p.wg.Done()
+		p.neg.run()
+	}()
 	go p.rtcpSender()
 	return p, nil
+}
+
+// newPublishPC creates the publish PeerConnection (on the first offer).
+func (p *Peer) newPublishPC() (*webrtc.PeerConnection, error) {
+	pc, err := p.room.sfu.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	p.setupPC(pc, protocol.PCPublish)
+	pc.OnTrack(p.onTrack)
+	return pc, nil
 }
 
 func (p *Peer) setupPC(pc *webrtc.PeerConnection, name string) {
@@ -225,192 +228,69 @@ func (p *Peer) Start() {
 	r.reconcilePeerLocked(p)
 }
 
-// HandleOffer applies an offer on the publish PeerConnection and returns the answer.
+// HandleOffer applies an offer on the publish PeerConnection and returns
+// the answer. An offer the Policy refuses altogether (mayPublish) is
+// refused before any PeerConnection or track exists for it.
 func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
-	if len(sd.SDP) > protocol.MaxSDPSize {
-		return "", fmt.Errorf("%w: SDP of %d bytes", ErrTooLarge, len(sd.SDP))
-	}
-	var parsed sdp.SessionDescription
-	if err := parsed.UnmarshalString(sd.SDP); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	if n := len(parsed.MediaDescriptions); n > MaxTracksPerPeer {
-		return "", fmt.Errorf("%w: %d media sections, at most %d", ErrBadRequest, n, MaxTracksPerPeer)
-	}
-	sources := make(map[string]Source, len(sd.Tracks))
-	for _, ml := range sd.Tracks {
-		src := Source(ml.Source)
-		if !src.Valid() {
-			return "", fmt.Errorf("%w: unknown source %q for mid %q", ErrBadRequest, ml.Source, ml.Mid)
-		}
-		sources[ml.Mid] = src
-	}
-	rids := make(map[string][]string)
-	for _, md := range parsed.MediaDescriptions {
-		mid, _ := md.Attribute("mid")
-		if r := simulcastRIDs(md); len(r) > 0 {
-			rids[mid] = orderRIDs(r)
-		}
-	}
-
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return "", ErrClosed
-	}
-	if p.pub == nil {
-		pc, err := p.room.sfu.pubAPI.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			p.mu.Unlock()
-			return "", fmt.Errorf("sfu: publish PeerConnection: %w", err)
-		}
-		p.setupPC(pc, protocol.PCPublish)
-		pc.OnTrack(p.onTrack)
-		p.pub = pc
-	}
-	pub := p.pub
-	for mid, src := range sources {
-		p.mids[mid] = src
-	}
-	for mid, r := range rids {
-		p.midRIDs[mid] = r
-	}
-	p.mu.Unlock()
-
-	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sd.SDP}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	answer, err := pub.CreateAnswer(nil)
+	o, err := parseOffer(sd)
 	if err != nil {
-		_ = pub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return "", err
 	}
-	if err := pub.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	if err := p.mayPublish(o); err != nil {
+		return "", err
 	}
-	p.flushCandidates(0)
-	return pub.LocalDescription().SDP, nil
+	return p.neg.answer(o)
+}
+
+// mayPublish refuses a publish offer none of whose sending media sections
+// the Policy lets this participant publish (an observer's, say). A section
+// whose source is refused within an offer that carries an allowed one is
+// taken in but neither forwarded nor recorded until the Policy allows it
+// (Room.Reconcile): that is how a Policy mutes one source without a
+// renegotiation.
+func (p *Peer) mayPublish(o *publishOffer) error {
+	sending, allowed := 0, 0
+	var refused Source
+	for _, md := range o.parsed.MediaDescriptions {
+		if !sends(md) {
+			continue
+		}
+		src := o.sourceOf(md)
+		sending++
+		if p.room.policy.MayPublish(p.participant, src) {
+			allowed++
+		} else {
+			refused = src
+		}
+	}
+	if sending > 0 && allowed == 0 {
+		return fmt.Errorf("%w: this participant may not publish %s", ErrForbidden, refused)
+	}
+	return nil
+}
+
+// sends reports whether a media section of an offer sends media.
+func sends(md *sdp.MediaDescription) bool {
+	if md.MediaName.Port.Value == 0 {
+		return false // rejected or stopped
+	}
+	for _, a := range md.Attributes {
+		switch a.Key {
+		case "recvonly", "inactive":
+			return false
+		}
+	}
+	return md.MediaName.Media == "audio" || md.MediaName.Media == "video"
 }
 
 // publishPC returns the publish PeerConnection, or nil before the first offer.
-func (p *Peer) publishPC() *webrtc.PeerConnection {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pub
-}
-
-// simulcastRIDs returns the RIDs a media section sends with simulcast.
-func simulcastRIDs(md *sdp.MediaDescription) []string {
-	v, ok := md.Attribute("simulcast")
-	if !ok {
-		return nil
-	}
-	fields := strings.Fields(v)
-	for i := 0; i+1 < len(fields); i += 2 {
-		if fields[i] != "send" {
-			continue
-		}
-		var out []string
-		for _, alt := range strings.Split(fields[i+1], ";") {
-			rid, _, _ := strings.Cut(alt, ",")
-			rid = strings.TrimPrefix(rid, "~")
-			if rid != "" && len(out) < 4 {
-				out = append(out, rid)
-			}
-		}
-		return out
-	}
-	return nil
-}
+func (p *Peer) publishPC() *webrtc.PeerConnection { return p.neg.publishPC() }
 
 // HandleAnswer applies the participant's answer to a subscribe offer.
-func (p *Peer) HandleAnswer(sd protocol.SessionDescription) error {
-	if len(sd.SDP) > protocol.MaxSDPSize {
-		return fmt.Errorf("%w: SDP of %d bytes", ErrTooLarge, len(sd.SDP))
-	}
-	p.mu.Lock()
-	waiting := p.awaitingAnswer
-	p.mu.Unlock()
-	if !waiting {
-		return fmt.Errorf("%w: no subscribe offer is outstanding", ErrState)
-	}
-	err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sd.SDP})
-	if err != nil {
-		// Roll back and offer again, so that one bad answer does not wedge the connection.
-		_ = p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
-	}
-	p.mu.Lock()
-	p.awaitingAnswer = false
-	if err != nil {
-		p.needOffer = true
-	}
-	p.mu.Unlock()
-	if err == nil {
-		p.flushCandidates(1)
-	}
-	p.kickNegotiation()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	return nil
-}
+func (p *Peer) HandleAnswer(sd protocol.SessionDescription) error { return p.neg.handleAnswer(sd) }
 
 // HandleCandidate adds a trickled ICE candidate.
-func (p *Peer) HandleCandidate(c protocol.Candidate) error {
-	var idx int
-	switch c.PC {
-	case protocol.PCPublish:
-		idx = 0
-	case protocol.PCSubscribe:
-		idx = 1
-	default:
-		return fmt.Errorf("%w: unknown pc %q", ErrBadCandidate, c.PC)
-	}
-	if len(c.Candidate) > protocol.MaxCandidate {
-		return fmt.Errorf("%w: candidate of %d bytes", ErrTooLarge, len(c.Candidate))
-	}
-	if c.Candidate == "" {
-		return nil // end of candidates
-	}
-	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
-	p.mu.Lock()
-	pc := p.pcFor(idx)
-	if pc == nil || pc.RemoteDescription() == nil {
-		defer p.mu.Unlock()
-		if len(p.pendingCands[idx]) >= maxPendingCands {
-			return fmt.Errorf("%w: too many candidates before the offer", ErrBadCandidate)
-		}
-		p.pendingCands[idx] = append(p.pendingCands[idx], init)
-		return nil
-	}
-	p.mu.Unlock()
-	if err := pc.AddICECandidate(init); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
-	}
-	return nil
-}
-
-// pcFor returns the publish (idx 0) or subscribe (idx 1) PeerConnection, as
-// indexed in pendingCands; p.mu must be held.
-func (p *Peer) pcFor(idx int) *webrtc.PeerConnection {
-	if idx == 0 {
-		return p.pub
-	}
-	return p.sub
-}
-
-func (p *Peer) flushCandidates(idx int) {
-	p.mu.Lock()
-	pc := p.pcFor(idx)
-	cands := p.pendingCands[idx]
-	p.pendingCands[idx] = nil
-	p.mu.Unlock()
-	for _, c := range cands {
-		if err := pc.AddICECandidate(c); err != nil {
-			p.log.Debug("queued candidate rejected", "err", err)
-		}
-	}
-}
+func (p *Peer) HandleCandidate(c protocol.Candidate) error { return p.neg.handleCandidate(c) }
 
 // SetQuality applies a subscriber's preference for one track.
 func (p *Peer) SetQuality(q protocol.Quality) error {
@@ -463,19 +343,10 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			p.log.Warn("too many published tracks; ignoring one", "mid", mid)
 			return
 		}
-		src, ok := p.mids[mid]
-		if !ok {
-			src = SourceCamera
-			if remote.Kind() == webrtc.RTPCodecTypeAudio {
-				src = SourceMicrophone
-			}
-		}
-		rids := p.midRIDs[mid]
-		if remote.RID() == "" {
-			rids = nil
-		}
+		src, rids := p.neg.stream(mid, remote.Kind() == webrtc.RTPCodecTypeAudio, remote.RID())
 		up = newUpTrack(p, mid, src, remote, recv, rids)
 		p.ups[mid] = up
+		p.owned = append(p.owned, up)
 		isNew = true
 	}
 	l, ok := up.addLayer(remote)
@@ -484,9 +355,8 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		p.log.Warn("unexpected stream ignored", "mid", mid, "rid", remote.RID())
 		return
 	}
-	p.wg.Add(1)
+	up.start(l)
 	p.mu.Unlock()
-	go l.readLoop()
 	if isNew {
 		if err := p.room.publish(up); err != nil {
 			p.log.Debug("publish after close", "err", err)
@@ -551,13 +421,12 @@ func (p *Peer) addDown(t *UpTrack) {
 	}
 	dt.sender = sender
 	p.downs[t] = dt
-	p.needOffer = true
 	p.wg.Add(1)
 	p.mu.Unlock()
 	t.addDown(dt)
 	go dt.rtcpLoop()
 	p.signal(protocol.TypeTrackPublished, protocol.TrackEvent{Track: t.describe()})
-	p.kickNegotiation()
+	p.neg.renegotiate()
 }
 
 // removeDown stops sending t to this peer. The room lock is held.
@@ -570,7 +439,6 @@ func (p *Peer) removeDown(t *UpTrack) {
 	}
 	delete(p.downs, t)
 	closed := p.closed
-	p.needOffer = !closed
 	p.mu.Unlock()
 	dt.close()
 	t.removeDown(dt)
@@ -579,90 +447,8 @@ func (p *Peer) removeDown(t *UpTrack) {
 			p.log.Debug("removing a track", "err", err)
 		}
 		p.signal(protocol.TypeTrackUnpublished, protocol.TrackEvent{Track: t.describe()})
-		p.kickNegotiation()
+		p.neg.renegotiate()
 	}
-}
-
-func (p *Peer) kickNegotiation() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
-
-// negotiator sends subscribe offers, one at a time: a new offer only after
-// the answer to the previous one. The server is always the offerer on the
-// subscribe PeerConnection and the participant on the publish one, so
-// offers never cross.
-func (p *Peer) negotiator() {
-	defer p.wg.Done()
-	var timeout <-chan time.Time
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-p.kick:
-		case <-timeout:
-			p.mu.Lock()
-			stuck := p.awaitingAnswer
-			p.mu.Unlock()
-			if stuck {
-				go p.fail(protocol.CodeConflict, "no answer to the subscribe offer")
-				return
-			}
-			timeout = nil
-			continue
-		}
-		select {
-		case <-p.done:
-			return
-		case <-time.After(negotiationDebounce):
-		}
-		p.mu.Lock()
-		if p.closed || p.awaitingAnswer || !p.needOffer {
-			if !p.awaitingAnswer {
-				timeout = nil
-			}
-			p.mu.Unlock()
-			continue
-		}
-		p.needOffer = false
-		p.awaitingAnswer = true
-		p.mu.Unlock()
-		if err := p.sendOffer(); err != nil {
-			p.log.Error("subscribe offer failed", "err", err)
-			go p.fail(protocol.CodeInternal, "could not renegotiate")
-			return
-		}
-		timeout = time.After(answerTimeout)
-	}
-}
-
-func (p *Peer) sendOffer() error {
-	offer, err := p.sub.CreateOffer(nil)
-	if err != nil {
-		return err
-	}
-	if err := p.sub.SetLocalDescription(offer); err != nil {
-		return err
-	}
-	var lines []protocol.MediaLine
-	for _, tr := range p.sub.GetTransceivers() {
-		s := tr.Sender()
-		if s == nil {
-			continue
-		}
-		dt, ok := s.Track().(*downTrack)
-		if !ok || dt == nil {
-			continue
-		}
-		lines = append(lines, protocol.MediaLine{
-			Mid: tr.Mid(), TrackID: dt.up.id, ParticipantID: dt.up.peer.participant.String(),
-			Source: string(dt.up.source), Kind: dt.up.kind.String(),
-		})
-	}
-	p.signal(protocol.TypeOffer, protocol.SessionDescription{PC: protocol.PCSubscribe, SDP: p.sub.LocalDescription().SDP, Tracks: lines})
-	return nil
 }
 
 // rtcpSender sends the down-tracks' sender reports about once a second and
@@ -682,7 +468,7 @@ func (p *Peer) rtcpSender() {
 			continue
 		}
 		pkts = pkts[:0]
-		now := time.Now()
+		now := p.bw.clock.Now()
 		for _, dt := range p.downTracks() {
 			if sr := dt.senderReport(now); sr != nil {
 				pkts = append(pkts, sr)
@@ -727,6 +513,12 @@ func (p *Peer) Close() {
 			t.removeDown(dt)
 		}
 		p.closePCs()
+		p.mu.Lock()
+		owned := p.owned
+		p.mu.Unlock()
+		for _, t := range owned {
+			t.wait()
+		}
 		p.wg.Wait()
 	})
 }
@@ -751,7 +543,7 @@ type PeerStats struct {
 
 // Stats returns the peer's current statistics.
 func (p *Peer) Stats() PeerStats {
-	st := PeerStats{Estimate: p.estimate.Load()}
+	st := PeerStats{Estimate: p.bw.estimate.Load()}
 	for _, dt := range p.downTracks() {
 		st.Down = append(st.Down, dt.stats())
 	}

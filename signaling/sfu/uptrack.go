@@ -49,7 +49,23 @@ type UpTrack struct {
 	tapGen int // bumps each time recording is switched, so a late OpenTap is discarded
 
 	level levelMeter
+
+	// wg counts the track's goroutines: each layer's reader and RTCP
+	// reader, and the one opening a recording tap. The publishing Peer
+	// waits for them (wait) when it closes.
+	wg sync.WaitGroup
 }
+
+// start runs a new layer's reader; the publishing peer's lock is held
+// (so that Close, which waits, cannot have begun).
+func (t *UpTrack) start(l *layer) {
+	t.wg.Add(1)
+	go l.readLoop()
+}
+
+// wait returns when the track's goroutines have ended (its readers end
+// when the publish PeerConnection closes).
+func (t *UpTrack) wait() { t.wg.Wait() }
 
 func newUpTrack(p *Peer, mid string, src Source, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rids []string) *UpTrack {
 	n := len(rids)
@@ -133,9 +149,7 @@ func (t *UpTrack) layerIndex(rid string) int {
 // stream has no place in this track.
 func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 	i := t.layerIndex(remote.RID())
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i < 0 || t.ended || t.layers[i] != nil {
+	if i < 0 {
 		return nil, false
 	}
 	slots := videoCacheSlots
@@ -153,8 +167,19 @@ func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 		where:  make(map[*downTrack]*writer),
 		done:   make(chan struct{}),
 	}
-	t.layers[i] = l
-	return l, true
+	return l, t.install(l)
+}
+
+// install puts a new layer in its place; false if the track has ended or
+// the place is taken.
+func (t *UpTrack) install(l *layer) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended || t.layers[l.index] != nil {
+		return false
+	}
+	t.layers[l.index] = l
+	return true
 }
 
 // layer returns layer i, or nil.
@@ -200,13 +225,15 @@ func (t *UpTrack) removeDown(dt *downTrack) {
 	t.mu.Unlock()
 }
 
-// bitrates returns the measured bitrate of each layer (0 for a layer that is
-// absent or has not sent for a second).
-func (t *UpTrack) bitrates(dst []uint64) []uint64 {
+// bitrates returns the measured bitrate of each layer at clock time now (0
+// for a layer that is absent or has not sent for a second).
+func (t *UpTrack) bitrates(now int64, dst []uint64) []uint64 {
+	// Copy the layer pointers, not just the slice header: addLayer fills
+	// the elements under t.mu while this runs.
+	var buf [4]*layer
 	t.mu.Lock()
-	layers := t.layers
+	layers := append(buf[:0], t.layers...)
 	t.mu.Unlock()
-	now := clock()
 	for _, l := range layers {
 		var br uint64
 		if l != nil && !l.isDone() && now-l.lastPacket.Load() < int64(time.Second) {
@@ -233,7 +260,8 @@ func (t *UpTrack) topLayer() *layer {
 }
 
 // setRecording opens or closes the track's tap. OpenTap may do I/O, so it
-// runs on a goroutine of its own; the room lock is held by the caller.
+// runs on a goroutine of its own, which the track owns (t.wg); the room
+// lock is held by the caller.
 func (t *UpTrack) setRecording(on bool, rec Recorder) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -255,7 +283,9 @@ func (t *UpTrack) setRecording(on bool, rec Recorder) {
 	// A placeholder so that a second Reconcile does not open a second tap.
 	placeholder := &tapQueue{}
 	t.tap = placeholder
+	t.wg.Add(1)
 	go func() {
+		defer t.wg.Done()
 		top := t.topLayer()
 		tap, err := rec.OpenTap(t.info(top))
 		if err != nil {
@@ -308,6 +338,9 @@ type layer struct {
 	sr   senderReport
 
 	done chan struct{}
+	// writersWG counts the layer's writer goroutines; the reader waits
+	// for them when it ends.
+	writersWG sync.WaitGroup
 
 	// Owned by the reader goroutine.
 	writers []*writer
@@ -454,38 +487,16 @@ func (l *layer) writerFor() *writer {
 // readLoop is the one goroutine reading this stream. It stores each packet
 // in the cache and hands its sequence number to every writer.
 func (l *layer) readLoop() {
-	defer l.up.peer.wg.Done()
-	defer func() {
-		l.actMu.Lock()
-		close(l.done)
-		acts := l.acts
-		l.acts = nil
-		l.actMu.Unlock()
-		for _, a := range acts {
-			if a.op == actSetTap && a.tap != nil {
-				a.tap.close()
-			}
-		}
-		for _, w := range l.writers {
-			w.stop()
-		}
-		l.writers = nil
-		if l.tap != nil {
-			l.tap.close()
-			l.tap = nil
-		}
-		l.up.layerEnded(l)
-	}()
-	l.up.peer.wg.Add(1)
+	defer l.up.wg.Done()
+	defer l.finish()
+	l.up.wg.Add(1)
 	go l.rtcpLoop()
 
 	isVideo := l.up.kind == webrtc.RTPCodecTypeVideo
-	levelExt := l.up.levelExt
 	buf := make([]byte, maxPacketSize)
 	var hdr rtp.Header
 	var meta packetMeta
-	var windowStart int64
-	var windowBytes uint64
+	var rate bitrateWindow
 	for {
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
@@ -499,45 +510,11 @@ func (l *layer) readLoop() {
 			l.applyActions()
 		}
 		now := clock()
-		hl, err := hdr.Unmarshal(buf[:n])
-		if err != nil {
+		if !l.inspect(buf[:n], now, &hdr, &meta) {
 			continue
 		}
-		end := n
-		meta = packetMeta{
-			seq:        hdr.SequenceNumber,
-			ts:         hdr.Timestamp,
-			marker:     hdr.Marker,
-			payloadOff: uint16(hl),
-			arrival:    now,
-		}
-		if hdr.Padding {
-			if n <= hl {
-				continue
-			}
-			ps := int(buf[n-1])
-			if ps == 0 || hl+ps > n {
-				continue
-			}
-			meta.padding = true
-			meta.paddingSize = uint8(ps)
-			end -= ps
-		}
-		meta.payloadEnd = uint16(end)
-		meta.frame = parseFrame(l.up.ck, buf[hl:end])
-
-		if levelExt != 0 {
-			if e := hdr.GetExtension(levelExt); len(e) > 0 {
-				l.up.level.add(127 - int(e[0]&0x7f))
-			}
-		}
-
-		windowBytes += uint64(n)
-		if now-windowStart >= int64(time.Second) {
-			if windowStart != 0 {
-				l.bitrate.Store(windowBytes * 8 * uint64(time.Second) / uint64(now-windowStart))
-			}
-			windowStart, windowBytes = now, 0
+		if br, ok := rate.add(n, now); ok {
+			l.bitrate.Store(br)
 		}
 		l.lastPacket.Store(now)
 
@@ -548,33 +525,121 @@ func (l *layer) readLoop() {
 		if isVideo && meta.frame.keyframe {
 			l.wantKeyframe.Store(false)
 		}
-
-		// writers[0] is the inline writer (writerFor creates it first and
-		// applyActions never removes it): hand the packet to the others
-		// first, then write it to the inline writer's down-tracks from buf
-		// itself, which deliver leaves untouched for the tap below.
-		if len(l.writers) > 0 {
-			for _, w := range l.writers[1:] {
-				w.push(meta.seq)
-			}
-			if in := l.writers[0]; len(in.tracks) > 0 {
-				in.deliver(&meta, buf[:n], now, in.inline)
-			}
-		}
-		if l.tap != nil {
-			l.tap.push(buf[:n])
-		}
+		l.fanOut(&meta, buf[:n], now)
 		if isVideo && l.wantKeyframe.Load() {
 			l.requestKeyframe()
 		}
 	}
 }
 
+// inspect parses one received packet into meta (header, padding, payload
+// bounds, frame) and feeds the audio level meter; false drops the packet.
+func (l *layer) inspect(pkt []byte, now int64, hdr *rtp.Header, meta *packetMeta) bool {
+	n := len(pkt)
+	hl, err := hdr.Unmarshal(pkt)
+	if err != nil {
+		return false
+	}
+	end := n
+	*meta = packetMeta{
+		seq:        hdr.SequenceNumber,
+		ts:         hdr.Timestamp,
+		marker:     hdr.Marker,
+		payloadOff: uint16(hl),
+		arrival:    now,
+	}
+	if hdr.Padding {
+		if n <= hl {
+			return false
+		}
+		ps := int(pkt[n-1])
+		if ps == 0 || hl+ps > n {
+			return false
+		}
+		meta.padding = true
+		meta.paddingSize = uint8(ps)
+		end -= ps
+	}
+	meta.payloadEnd = uint16(end)
+	meta.frame = parseFrame(l.up.ck, pkt[hl:end])
+	if ext := l.up.levelExt; ext != 0 {
+		if e := hdr.GetExtension(ext); len(e) > 0 {
+			l.up.level.add(127 - int(e[0]&0x7f))
+		}
+	}
+	return true
+}
+
+// fanOut hands a stored packet to the writers and the recording tap.
+// writers[0] is the inline writer (writerFor creates it first and
+// applyActions never removes it): the packet goes to the others first,
+// then to the inline writer's down-tracks from pkt itself, which deliver
+// leaves untouched for the tap.
+func (l *layer) fanOut(meta *packetMeta, pkt []byte, now int64) {
+	if len(l.writers) > 0 {
+		for _, w := range l.writers[1:] {
+			w.push(meta.seq)
+		}
+		if in := l.writers[0]; len(in.tracks) > 0 {
+			in.deliver(meta, pkt, now, in.inline)
+		}
+	}
+	if l.tap != nil {
+		l.tap.push(pkt)
+	}
+}
+
+// finish runs when the reader ends: nothing more is posted to the layer,
+// its writers are stopped and waited for, its tap closed, and the track
+// told.
+func (l *layer) finish() {
+	l.actMu.Lock()
+	close(l.done)
+	acts := l.acts
+	l.acts = nil
+	l.actMu.Unlock()
+	for _, a := range acts {
+		if a.op == actSetTap && a.tap != nil {
+			a.tap.close()
+		}
+	}
+	for _, w := range l.writers {
+		w.stop()
+	}
+	l.writers = nil
+	l.writersWG.Wait()
+	if l.tap != nil {
+		l.tap.close()
+		l.tap = nil
+	}
+	l.up.layerEnded(l)
+}
+
+// bitrateWindow measures a stream's bitrate over windows of about a second.
+type bitrateWindow struct {
+	start int64
+	bytes uint64
+}
+
+// add counts n bytes received at now and, when a window closes, returns
+// its bitrate.
+func (w *bitrateWindow) add(n int, now int64) (bps uint64, ok bool) {
+	w.bytes += uint64(n)
+	if now-w.start < int64(time.Second) {
+		return 0, false
+	}
+	if w.start != 0 {
+		bps, ok = w.bytes*8*uint64(time.Second)/uint64(now-w.start), true
+	}
+	w.start, w.bytes = now, 0
+	return bps, ok
+}
+
 // rtcpLoop reads the publisher's RTCP for this stream (sender reports, for
 // the down-tracks' own sender reports). Reading also lets pion's receive-side
 // interceptors see the reports.
 func (l *layer) rtcpLoop() {
-	defer l.up.peer.wg.Done()
+	defer l.up.wg.Done()
 	recv := l.up.receiver
 	for {
 		var pkts []rtcp.Packet
@@ -654,12 +719,3 @@ func orderRIDs(rids []string) []string {
 	}
 	return rids
 }
-
-var clockBase = time.Now()
-
-// clock returns monotonic nanoseconds since the process started.
-func clock() int64 { return int64(time.Since(clockBase)) }
-
-// clockTime converts a clock() reading to a time.Time without reading the
-// clock again.
-func clockTime(now int64) time.Time { return clockBase.Add(time.Duration(now)) }

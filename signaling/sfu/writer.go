@@ -14,6 +14,9 @@ import (
 // the shared cache. The list of down-tracks is copied on write by the
 // reader, so the writer reads it without a lock.
 //
+// A writer goroutine belongs to its layer: the layer's reader starts it,
+// stops it and, when the reader ends, waits for it (layer.writersWG).
+//
 // The first writer of a layer is inline: the reader itself writes to its
 // down-tracks after handing the packet to the other writers. A room of a
 // few participants then needs no goroutine hand-off per packet at all, and
@@ -38,7 +41,7 @@ func newWriter(l *layer, inline bool) *writer {
 		return w
 	}
 	w.ch = make(chan uint16, writerQueue)
-	l.up.peer.wg.Add(1)
+	l.writersWG.Add(1)
 	go w.run()
 	return w
 }
@@ -96,7 +99,7 @@ type writeScratch struct {
 }
 
 func (w *writer) run() {
-	defer w.l.up.peer.wg.Done()
+	defer w.l.writersWG.Done()
 	s := new(writeScratch)
 	for seq := range w.ch {
 		// The reader has moved on: take the packet from the cache.
