@@ -29,6 +29,33 @@ const (
 	CheckRefused  = "refused"
 )
 
+// The events the act pushes to its session's room. The signalling
+// server's Audience decides who receives each (docs/signaling.md).
+const (
+	// EventIdentityCheck carries a Check — a principal's passport data —
+	// when it is opened, a still is captured, and it is decided. Only
+	// those MaySeeCheck names receive it.
+	EventIdentityCheck = "identity_check"
+	// EventActUpdated carries an Act when it changes state.
+	EventActUpdated = "act_updated"
+)
+
+// MaySeeCheck reports whether a participant, in role, may learn an
+// identity check of subject — the principal's name, document number,
+// birth date, nationality and address: the notary, the embassy officer
+// who checks identities, and the principal concerned; an admin through the
+// API. Nobody else: not another principal, a witness, an interpreter or an
+// observer.
+func MaySeeCheck(role access.Role, participant, subject uuid.UUID) bool {
+	switch {
+	case role == access.Notary || role == access.Admin || access.Allowed(role, access.IdentityCheck):
+		return true
+	case role == access.Principal:
+		return participant != uuid.Nil && participant == subject
+	}
+	return false
+}
+
 // Still is a captured image stored as evidence.
 type Still struct {
 	Kind   string `json:"kind"` // face or document

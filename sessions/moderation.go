@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -24,7 +25,10 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 	if err := s.ensureLive(ctx, sessionID); err != nil {
 		return Participant{}, err
 	}
-	var target Participant
+	var (
+		target Participant
+		before string // the target's space before the change
+	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		sess, err := s.get(ctx, tx, sessionID)
 		if err != nil {
@@ -39,6 +43,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 		if target.Revoked {
 			return conflict("participant %s has been removed", participantID)
 		}
+		before = target.Space
 		details, err := mutate(tx, sess, &target)
 		if err != nil {
 			return err
@@ -59,8 +64,35 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 		return Participant{}, err
 	}
 	s.live.upsert(target)
-	s.notify().Notify(sessionID, nil, "participant_updated", mustJSON(target))
+	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(target))
+	if target.Space != before {
+		s.tellKnown(ctx, sessionID, target.ID)
+	}
 	return target, nil
+}
+
+// tellKnown sends each listed participant, whose space just changed, the
+// participants they may know of now (EventParticipantsKnown): admitted
+// from the waiting room, they learn who is in the room; sent back to it,
+// they forget everyone.
+func (s *Service) tellKnown(ctx context.Context, sessionID uuid.UUID, ids ...uuid.UUID) {
+	all, err := s.participants(ctx, sessionID)
+	if err != nil {
+		s.log.Error("listing participants for a moved participant", "session", sessionID, "err", err)
+		return
+	}
+	n := s.notify()
+	for _, id := range ids {
+		n.Notify(sessionID, []uuid.UUID{id}, EventParticipantsKnown,
+			mustJSON(KnownParticipants{For: id, Participants: s.knownTo(sessionID, id, all)}))
+	}
+}
+
+// KnownParticipants is the data of EventParticipantsKnown: the whole list
+// of the participants For may know of, as they may know them.
+type KnownParticipants struct {
+	For          uuid.UUID         `json:"for"`
+	Participants []json.RawMessage `json:"participants"`
 }
 
 // Admit moves a participant from the waiting room into the main room.
@@ -242,10 +274,11 @@ func (s *Service) OpenConsultation(ctx context.Context, p Principal, sessionID u
 		s.live.upsert(t)
 	}
 	n := s.notify()
-	n.Notify(sessionID, nil, "consultation_opened", mustJSON(c))
+	n.Notify(sessionID, nil, EventConsultationOpened, mustJSON(c))
 	for _, t := range moved {
-		n.Notify(sessionID, nil, "participant_updated", mustJSON(t))
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(t))
 	}
+	s.tellKnown(ctx, sessionID, ids...)
 	return c, nil
 }
 
@@ -304,10 +337,13 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 		s.live.upsert(t)
 	}
 	n := s.notify()
-	n.Notify(sessionID, nil, "consultation_closed", mustJSON(map[string]any{"consultation_id": consultationID}))
+	n.Notify(sessionID, nil, EventConsultationClosed, mustJSON(map[string]any{"consultation_id": consultationID}))
+	var ids []uuid.UUID
 	for _, t := range returned {
-		n.Notify(sessionID, nil, "participant_updated", mustJSON(t))
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(t))
+		ids = append(ids, t.ID)
 	}
+	s.tellKnown(ctx, sessionID, ids...)
 	return nil
 }
 

@@ -140,7 +140,7 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 	}
 	if p, err := s.participant(ctx, sess.ID, inv.ParticipantID); err == nil {
 		s.live.upsert(p)
-		s.notify().Notify(sess.ID, nil, "participant_added", mustJSON(p))
+		s.notify().Notify(sess.ID, nil, EventParticipantAdded, mustJSON(p))
 	}
 	return inv, nil
 }
@@ -186,16 +186,35 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 	s.live.upsert(target)
 	n := s.notify()
 	n.Disconnect(sessionID, participantID, reason)
-	n.Notify(sessionID, nil, "participant_removed", mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
+	n.Notify(sessionID, nil, EventParticipantRemoved, mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
 	return nil
 }
 
-// Participants lists everyone invited to a session.
+// Participants lists everyone invited to a session whom the caller may
+// know of: staff see everyone; a participant sees whom the visibility rule
+// (Sight) lets them see in full — everyone, unless they wait in the
+// waiting room, sequestered, where they see themselves alone.
 func (s *Service) Participants(ctx context.Context, p Principal, sessionID uuid.UUID) ([]Participant, error) {
 	if _, _, err := s.Authorize(ctx, p, sessionID, access.SeeParticipant); err != nil {
 		return nil, err
 	}
-	return s.participants(ctx, sessionID)
+	all, err := s.participants(ctx, sessionID)
+	if err != nil || p.Participant == nil {
+		return all, err
+	}
+	var me *presence
+	for _, x := range all {
+		if x.ID == p.Participant.ID {
+			me = x.presence()
+		}
+	}
+	out := []Participant{}
+	for _, x := range all {
+		if sees(me, x.presence(), x.ID == p.Participant.ID) == Seen {
+			out = append(out, x)
+		}
+	}
+	return out, nil
 }
 
 // ParticipantsOf lists a session's participants without a permission

@@ -194,21 +194,19 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	}
 
 	ice := s.iceServers(host, id.ParticipantID)
-	// The same bytes go to every other participant: encoded once, and
-	// before taking the server lock, under which welcome runs.
-	joined := mustEncode(protocol.TypePeerJoined, "", c.peerEvent())
+	// The same bytes go to every other participant the Audience lets
+	// learn of the join: encoded once, and before taking the server lock,
+	// under which welcome runs.
+	joined := c.peerAnnouncement(protocol.TypePeerJoined)
+	joinedMsg := mustEncode(joined.Type, "", joined.Data)
 	r, err := s.join(c, func(others []*conn) {
-		peers := make([]protocol.PeerEvent, 0, len(others))
-		for _, o := range others {
-			peers = append(peers, o.peerEvent())
-		}
 		c.sendID(protocol.TypeJoined, env.ID, protocol.Joined{
 			Version:      protocol.Version,
 			ConnectionID: c.connID.String(),
 			Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
 			Session:      welcome,
 			ICEServers:   ice,
-			Peers:        peers,
+			Peers:        c.peersKnown(others),
 			Limits: protocol.Limits{
 				MaxMessageSize: protocol.MaxMessageSize,
 				MaxSDPSize:     protocol.MaxSDPSize,
@@ -219,7 +217,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		// Under the server lock too, so that every connection sees joins
 		// in the same order as the peers lists.
 		for _, o := range others {
-			o.sendRaw(joined)
+			s.deliver(o, joined, joinedMsg)
 		}
 	})
 	if err != nil {
@@ -231,7 +229,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		ParticipantID: id.ParticipantID,
 		ConnectionID:  c.connID,
 		Name:          id.Name,
-		Signal:        c.send,
+		Signal:        c.fromMedia,
 		OnClose: func(code, reason string) {
 			c.closeWith(websocket.StatusNormalClosure, reason, protocol.Error{Code: code, Message: reason})
 		},
@@ -257,15 +255,68 @@ func (c *conn) peerEvent() protocol.PeerEvent {
 	}
 }
 
+// peerAnnouncement is the event telling others of this connection
+// (peer_joined or peer_left).
+func (c *conn) peerAnnouncement(typ string) Event {
+	data, _ := json.Marshal(c.peerEvent()) // plain strings: always marshals
+	return Event{Type: typ, Data: data, Subject: c.id.ParticipantID}
+}
+
+// peersKnown lists, for joined.peers, the other connections this one may
+// learn of: each is an announcement like peer_joined, and the Audience
+// decides on it in the same way.
+func (c *conn) peersKnown(others []*conn) []protocol.PeerEvent {
+	peers := make([]protocol.PeerEvent, 0, len(others))
+	for _, o := range others {
+		ev := o.peerAnnouncement(protocol.TypePeerJoined)
+		data, ok := c.s.audience.Filter(c.id.SessionID, c.id.ParticipantID, ev)
+		if !ok {
+			continue
+		}
+		var pe protocol.PeerEvent
+		if err := json.Unmarshal(data, &pe); err != nil {
+			c.log.Error("audience returned a bad peer", "err", err)
+			continue
+		}
+		peers = append(peers, pe)
+	}
+	return peers
+}
+
+// fromMedia passes on what the SFU sends this connection (its
+// sfu.PeerConfig.Signal): the announcements of tracks and of the active
+// speaker are events, which the Audience filters like any other; the rest
+// is this connection's own media negotiation.
+func (c *conn) fromMedia(typ string, data any) {
+	var subject string
+	switch d := data.(type) {
+	case protocol.TrackEvent:
+		subject = d.Track.ParticipantID
+	case protocol.ActiveSpeaker:
+		subject = d.ParticipantID
+	default:
+		c.send(typ, data)
+		return
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		c.log.Error("encoding a media event", "type", typ, "err", err)
+		return
+	}
+	sub, _ := uuid.Parse(subject)
+	c.s.deliver(c, Event{Type: typ, Data: raw, Subject: sub}, nil)
+}
+
 // teardown releases everything the connection holds.
 func (c *conn) teardown() {
 	if c.peer != nil {
 		c.peer.Close()
 	}
 	others := c.s.leave(c)
-	ev := c.peerEvent()
+	left := c.peerAnnouncement(protocol.TypePeerLeft)
+	msg := mustEncode(left.Type, "", left.Data)
 	for _, o := range others {
-		o.send(protocol.TypePeerLeft, ev)
+		c.s.deliver(o, left, msg)
 	}
 	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
 	c.log.Info("left")
@@ -406,26 +457,27 @@ func (c *conn) handle(data []byte) bool {
 		if len(payload) == 0 {
 			payload = json.RawMessage("null")
 		}
-		out, to, err := c.s.hooks.Message(c.ctx, c.id, env.Type, payload)
+		out, err := c.s.hooks.Message(c.ctx, c.id, env.Type, payload)
 		if err != nil {
 			return fail(err)
 		}
-		if out != nil {
-			if !json.Valid(out) {
-				c.log.Error("message hook returned invalid JSON", "type", env.Type)
-				return true
-			}
-			msg, err := protocol.Encode(env.Type, "", out)
-			if err != nil {
-				return fail(err)
-			}
-			conns, _ := c.s.connsOf(c.id.SessionID, to)
-			for _, o := range conns {
-				o.sendRaw(msg)
-			}
-		}
+		c.roomMessage(env.Type, out)
 	}
 	return true
+}
+
+// roomMessage sends what the session layer made of a room message to the
+// session's connections, as the Audience lets each of them learn it.
+func (c *conn) roomMessage(typ string, out json.RawMessage) {
+	if out == nil {
+		return
+	}
+	if !json.Valid(out) {
+		c.log.Error("message hook returned invalid JSON", "type", typ)
+		return
+	}
+	conns, _ := c.s.connsOf(c.id.SessionID, nil)
+	c.s.broadcast(conns, Event{Type: typ, Data: out})
 }
 
 // strictUnmarshal decodes a message's data, refusing unknown fields and

@@ -249,8 +249,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	sigCfg := cfg.media.signalingConfig()
-	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc}
+	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
+	sigCfg.Audience = hooks
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
 		return usagef("chamber serve: media: %v", err)
