@@ -207,10 +207,19 @@ func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessa
 	return mustJSON(map[string]any{"from": p.ID, "name": p.Name, "role": p.Role, "text": text, "at": e.At.Format(time.RFC3339Nano), "space": p.Space}), nil
 }
 
-// chatRecord is how a chat message is journalled.
+// chatRecord is how a chat message is journalled. The main room's chat is
+// part of the record, text and all. A consultation room's is privileged —
+// counsel and client — and the court must not read it: the journal (which
+// the presiding role, the clerk and the admin read, and bundles export)
+// keeps only that a message was sent there, and by whom.
 func chatRecord(p Participant, text string) journal.Record {
-	return journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "chat.message",
+	rec := journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "chat.message",
 		Details: map[string]any{"participant_id": p.ID, "name": p.Name, "space": p.Space, "text": text}}
+	if p.Space != SpaceMain {
+		rec.Action = "chat.consultation"
+		rec.Details = map[string]any{"participant_id": p.ID, "name": p.Name, "consultation_id": p.Space}
+	}
+	return rec
 }
 
 func (s *Service) present(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, error) {

@@ -3,6 +3,7 @@ package sessions_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -181,4 +182,47 @@ func mustMarshal(t *testing.T, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestConsultationChatIsPrivileged: counsel's chat with their client in a
+// consultation room goes to its members alone (the Audience's rule: the
+// message names its space) and the journal — which the court reads and
+// bundles export — records that a message was sent, never its text; the
+// main room's chat is journalled in full.
+func TestConsultationChatIsPrivileged(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		f := newFixture(t, db)
+		r := newRoom(t, f)
+		ctx := context.Background()
+		const secret, public = "Say nothing about the second contract.", "The court is in session."
+		out, err := f.svc.RoomMessage(ctx, r.sid, r.counsel, sessions.MessageChat, mustMarshal(t, map[string]string{"text": secret}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg struct{ Space, Text string }
+		json.Unmarshal(out, &msg)
+		if msg.Space == sessions.SpaceMain || msg.Space == "" || msg.Text != secret {
+			t.Fatalf("consultation chat %s: want its consultation's space", out)
+		}
+		if _, err := f.svc.RoomMessage(ctx, r.sid, r.judge, sessions.MessageChat, mustMarshal(t, map[string]string{"text": public})); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := f.journal.Session(ctx, r.sid, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sent, said bool
+		for _, e := range entries {
+			if strings.Contains(string(e.Details), secret) {
+				t.Errorf("the journal holds the consultation's chat: %s %s", e.Action, e.Details)
+			}
+			if e.Action == "chat.consultation" && strings.Contains(string(e.Details), msg.Space) && strings.Contains(string(e.Details), r.counsel.String()) {
+				sent = true
+			}
+			said = said || (e.Action == "chat.message" && strings.Contains(string(e.Details), public))
+		}
+		if !sent || !said {
+			t.Errorf("journal: consultation message recorded %v, main room's chat in full %v", sent, said)
+		}
+	})
 }

@@ -283,6 +283,23 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 		t.Errorf("an observer did not learn what is on stage: judge %v, chat %v, present %v", sawJudge, sawChat, sawPresent)
 	}
 	other.ended(t)
+
+	// The privileged chat is not in the record the court reads.
+	var entries []struct {
+		Action  string
+		Details json.RawMessage
+	}
+	call(t, "GET", base+"/journal", ij.Token, nil, 200, &entries)
+	var consulted bool
+	for _, e := range entries {
+		if strings.Contains(string(e.Details), privileged) {
+			t.Errorf("the journal holds the privileged chat: %s %s", e.Action, e.Details)
+		}
+		consulted = consulted || e.Action == "chat.consultation"
+	}
+	if !consulted {
+		t.Error("the journal does not record that a consultation message was sent")
+	}
 }
 
 func actPrivacy(t *testing.T, s *server, notaryStaff string) {
