@@ -42,6 +42,9 @@ type conn struct {
 
 	limiter       *rate.Limiter
 	lastRateError time.Time
+
+	// expiry closes the connection when its credential expires.
+	expiry *time.Timer
 }
 
 type closeRequest struct {
@@ -244,6 +247,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	c.peer = peer
 
 	peer.Start()
+	c.watchExpiry()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
 	return true
 }
@@ -307,8 +311,24 @@ func (c *conn) fromMedia(typ string, data any) {
 	c.s.deliver(c, Event{Type: typ, Data: raw, Subject: sub}, nil)
 }
 
+// watchExpiry closes the connection with bye token_expired when its
+// credential expires. teardown stops the timer; should it fire after the
+// connection ended, closeWith has already run and it does nothing.
+func (c *conn) watchExpiry() {
+	if c.id.ExpiresAt.IsZero() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(c.id.ExpiresAt), func() {
+		c.log.Info("credential expired; closing")
+		c.closeWith(websocket.StatusNormalClosure, protocol.ByeExpired, protocol.Bye{Code: protocol.ByeExpired})
+	})
+}
+
 // teardown releases everything the connection holds.
 func (c *conn) teardown() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	if c.peer != nil {
 		c.peer.Close()
 	}

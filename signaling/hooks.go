@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -26,6 +27,10 @@ type Identity struct {
 	ParticipantID uuid.UUID
 	Name          string
 	Role          string // e.g. "judge", "party", "observer"
+	// ExpiresAt is when the credential behind the connection expires; the
+	// server then closes the connection with bye token_expired. Zero
+	// means never.
+	ExpiresAt time.Time
 }
 
 // Source says what a track carries.

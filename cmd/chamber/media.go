@@ -120,7 +120,7 @@ func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, tok
 	if err != nil {
 		return signaling.Identity{}, err
 	}
-	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role)}, nil
+	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role), ExpiresAt: p.ExpiresAt}, nil
 }
 
 // Filter is the one place that decides who learns what in a session: every

@@ -363,3 +363,29 @@ func actPrivacy(t *testing.T, s *server, notaryStaff string) {
 		}
 	}
 }
+
+// TestExpiredInvitationIsDisconnected: a participant connected when their
+// invitation expires is disconnected then, with bye token_expired.
+func TestExpiredInvitationIsDisconnected(t *testing.T) {
+	dir := t.TempDir()
+	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
+	if code != 0 {
+		t.Fatal("staff add failed")
+	}
+	clerk = strings.TrimSpace(clerk)
+	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
+	var sess struct{ ID string }
+	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Expiry"}, 201, &sess)
+	expires := time.Now().Add(3 * time.Second).UTC().Truncate(time.Millisecond)
+	var inv invited
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", clerk,
+		map[string]any{"name": "Judge Saar", "role": "judge", "expires_at": expires}, 201, &inv)
+	l := listen(t, s.URL, sess.ID, "judge", inv.Token, inv.ParticipantID)
+	l.ended(t)
+	if time.Now().Before(expires) {
+		t.Fatal("disconnected before the invitation expired")
+	}
+	if got := l.c.ByeReason(); got != "token_expired" {
+		t.Fatalf("bye %q, want token_expired", got)
+	}
+}
