@@ -57,7 +57,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 			target.Space, target.AudioMuted, target.VideoMuted, interprets, target.Whisper, participantID.String()); err != nil {
 			return fmt.Errorf("sessions: update participant: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: journalAction, Details: details})
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: journalAction, Details: details})
 		return err
 	})
 	if err != nil {
@@ -263,7 +263,7 @@ func (s *Service) OpenConsultation(ctx context.Context, p Principal, sessionID u
 				return fmt.Errorf("sessions: consultation: %w", err)
 			}
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.opened",
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.opened",
 			Details: map[string]any{"consultation_id": c.ID, "participant_ids": ids}})
 		return err
 	})
@@ -326,7 +326,7 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 			SpaceMain, sessionID.String(), consultationID.String()); err != nil {
 			return err
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.closed",
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.closed",
 			Details: map[string]any{"consultation_id": consultationID}})
 		return err
 	})

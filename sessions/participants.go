@@ -128,7 +128,7 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 			space, public, actor, database.Micros(s.now())); err != nil {
 			return fmt.Errorf("sessions: invite: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sess.ID, Actor: actor, Action: "invitation.issued",
 			Details: map[string]any{"participant_id": inv.ParticipantID, "name": name, "role": role,
 				"expires_at": expires, "public_link": public},
@@ -173,7 +173,7 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 			database.Micros(s.now()), participantID.String()); err != nil {
 			return fmt.Errorf("sessions: revoke: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sessionID, Actor: p.Actor(), Action: action,
 			Details: map[string]any{"participant_id": participantID, "name": target.Name, "role": target.Role},
 		})
@@ -290,7 +290,7 @@ func (s *Service) CreatePublicLink(ctx context.Context, p Principal, sessionID u
 			hash, sessionID.String(), database.Micros(s.now())); err != nil {
 			return fmt.Errorf("sessions: public link: %w", err)
 		}
-		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.created"})
+		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.created"})
 		return err
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -80,7 +81,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 			if err := requireNotClosed(sess); err != nil {
 				return err
 			}
-			if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+			if _, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
 				Action: "participant.joined", Details: map[string]any{"participant_id": participantID, "name": p.Name, "role": p.Role, "space": p.Space}}); err != nil {
 				return err
 			}
@@ -135,7 +136,9 @@ func permissions(r access.Role) []string {
 }
 
 // Disconnected records that a connection ended; the last one is
-// journalled as leaving.
+// journalled as leaving — unless the session has closed meanwhile: its
+// session.closed entry names whom the close disconnected, and nothing is
+// journalled after it.
 func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uuid.UUID) {
 	if !s.live.disconnect(sessionID, participantID) {
 		return
@@ -145,8 +148,15 @@ func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uui
 		s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
 		return
 	}
-	if _, err := s.journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
-		Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}}); err != nil {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+			Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}})
+		return err
+	})
+	if errors.Is(err, fault.Conflict) {
+		return
+	}
+	if err != nil {
 		s.log.Error("journal participant.left", "session", sessionID, "err", err)
 	}
 	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(p))
@@ -198,7 +208,7 @@ func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessa
 	var e journal.Entry
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		e, err = s.journal.AppendTx(ctx, tx, chatRecord(p, text))
+		e, err = s.record(ctx, tx, chatRecord(p, text))
 		return err
 	})
 	if err != nil {
@@ -238,7 +248,7 @@ func (s *Service) present(ctx context.Context, p Participant, payload json.RawMe
 	}
 	details := map[string]any{"document_id": in.DocumentID, "page": in.Page}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details})
+		_, err := s.record(ctx, tx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details})
 		return err
 	})
 	if err != nil {
