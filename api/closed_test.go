@@ -71,6 +71,8 @@ func TestClosedSessionRefusesEveryMutation(t *testing.T) {
 			}},
 			{"DELETE …/invitations/{pid}", func() response { return h.do("DELETE", hp("/invitations/"+pid(revokee)), clerk, nil) }},
 			{"POST …/public-link", func() response { return h.do("POST", hp("/public-link"), clerk, nil) }},
+			{"POST …/public-link/rotate", func() response { return h.do("POST", hp("/public-link/rotate"), clerk, nil) }},
+			{"DELETE …/public-link", func() response { return h.do("DELETE", hp("/public-link"), clerk, nil) }},
 			{"POST /public/{token}/join", func() response {
 				return h.do("POST", "/api/v1/public/"+link.Token+"/join", "", map[string]any{"name": "Latecomer"})
 			}},

@@ -64,6 +64,8 @@ func TestClosedSessionRefusesEveryChange(t *testing.T) {
 			}},
 			{"close a consultation", func() error { return f.svc.CloseConsultation(ctx, j, r.sid, cons.ID) }},
 			{"issue a public link", func() error { _, err := f.svc.CreatePublicLink(ctx, j, r.sid); return err }},
+			{"rotate the public link", func() error { _, err := f.svc.RotatePublicLink(ctx, j, r.sid); return err }},
+			{"revoke the public links", func() error { _, err := f.svc.RevokePublicLinks(ctx, j, r.sid); return err }},
 			{"join by the public link", func() error { _, err := f.svc.JoinPublic(ctx, link.Token, "Latecomer"); return err }},
 			{"chat", func() error {
 				_, err := f.svc.RoomMessage(ctx, r.sid, r.judge, sessions.MessageChat, mustMarshal(t, map[string]string{"text": "hello?"}))

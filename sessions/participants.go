@@ -299,6 +299,76 @@ func (s *Service) CreatePublicLink(ctx context.Context, p Principal, sessionID u
 	return PublicLink{Token: token, URL: strings.TrimRight(s.publicURL, "/") + "/watch/" + token}, nil
 }
 
+// RevokePublicLinks revokes every public link of a session and returns how
+// many were live. Nobody joins through them any more (token_revoked);
+// observers who already joined keep their own invitations and stay until
+// they are removed, like anyone else.
+func (s *Service) RevokePublicLinks(ctx context.Context, p Principal, sessionID uuid.UUID) (int, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.PublicLink)
+	if err != nil {
+		return 0, err
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return 0, err
+	}
+	var n int
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if n, err = s.revokeLinks(ctx, tx, sessionID); err != nil || n == 0 {
+			return err
+		}
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.revoked",
+			Details: map[string]any{"links": n}})
+		return err
+	})
+	return n, err
+}
+
+// RotatePublicLink revokes every public link of a public hearing and
+// issues a new one, in one step: a link that leaked stops working, and the
+// court keeps a link to hand out.
+func (s *Service) RotatePublicLink(ctx context.Context, p Principal, sessionID uuid.UUID) (PublicLink, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.PublicLink)
+	if err != nil {
+		return PublicLink{}, err
+	}
+	if !sess.Public {
+		return PublicLink{}, conflict("session is not public: only public hearings can be watched by anyone")
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return PublicLink{}, err
+	}
+	token, hash := newToken(publicLinkPrefix)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		n, err := s.revokeLinks(ctx, tx, sessionID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO public_links (token_hash, session_id, created_at) VALUES ($1, $2, $3)`,
+			hash, sessionID.String(), database.Micros(s.now())); err != nil {
+			return fmt.Errorf("sessions: public link: %w", err)
+		}
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.rotated",
+			Details: map[string]any{"revoked": n}})
+		return err
+	})
+	if err != nil {
+		return PublicLink{}, err
+	}
+	return PublicLink{Token: token, URL: strings.TrimRight(s.publicURL, "/") + "/watch/" + token}, nil
+}
+
+// revokeLinks revokes a session's live public links and counts them.
+func (s *Service) revokeLinks(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE public_links SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL`,
+		database.Micros(s.now()), sessionID.String())
+	if err != nil {
+		return 0, fmt.Errorf("sessions: revoke public links: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 // PublicSession is what anyone holding a public link may learn.
 type PublicSession struct {
 	SessionID   uuid.UUID  `json:"session_id"`
