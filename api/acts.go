@@ -353,10 +353,8 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	// An unknown entry and another notary's answer the same "not found".
 	e, err := a.acts.Entry(r.Context(), id)
-	if errors.Is(err, fault.NotFound) {
-		return fault.New(fault.NotFound, "no such register entry")
-	}
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/signaling/protocol"
@@ -387,5 +389,41 @@ func TestExpiredInvitationIsDisconnected(t *testing.T) {
 	}
 	if got := l.c.ByeReason(); got != "token_expired" {
 		t.Fatalf("bye %q, want token_expired", got)
+	}
+}
+
+// TestSignalRevealsNoOtherSession: joining another session's signalling
+// endpoint with a valid token is refused exactly as joining one that does
+// not exist, naming neither.
+func TestSignalRevealsNoOtherSession(t *testing.T) {
+	dir := t.TempDir()
+	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
+	if code != 0 {
+		t.Fatal("staff add failed")
+	}
+	clerk = strings.TrimSpace(clerk)
+	s := startServer(t, dir, nil)
+	var mine, theirs struct{ ID string }
+	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Mine"}, 201, &mine)
+	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Theirs"}, 201, &theirs)
+	var inv invited
+	call(t, "POST", s.URL+"/api/v1/sessions/"+mine.ID+"/invitations", clerk, map[string]any{"name": "Judge", "role": "judge"}, 201, &inv)
+	refusal := func(sessionID string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := client.Dial(ctx, client.Config{URL: "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/sessions/" + sessionID + "/signal",
+			Token: inv.Token, LoopbackOnly: true})
+		if err == nil {
+			t.Fatalf("joined session %s with another session's token", sessionID)
+		}
+		return err.Error()
+	}
+	foreign, absent := refusal(theirs.ID), refusal(uuid.NewString())
+	if foreign != absent {
+		t.Errorf("another session refuses with %q, none with %q", foreign, absent)
+	}
+	if strings.Contains(foreign, theirs.ID) {
+		t.Errorf("the refusal names the other session: %s", foreign)
 	}
 }
