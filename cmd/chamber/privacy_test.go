@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -425,5 +426,35 @@ func TestSignalRevealsNoOtherSession(t *testing.T) {
 	}
 	if strings.Contains(foreign, theirs.ID) {
 		t.Errorf("the refusal names the other session: %s", foreign)
+	}
+}
+
+// TestStrictTransportSecurity: behind a TLS proxy (an https public URL)
+// every response, pages and API alike, carries Strict-Transport-Security;
+// so does Chamber serving TLS itself.
+func TestStrictTransportSecurity(t *testing.T) {
+	s := startServer(t, "", nil, "--public-url", "https://chamber.example.org")
+	for _, path := range []string{"/", "/healthz", "/api/v1/sessions", "/no/such/path"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s: Strict-Transport-Security %q", path, got)
+		}
+	}
+	for _, tc := range []struct {
+		cfg  serveConfig
+		want bool
+	}{
+		{serveConfig{publicURL: "http://localhost:8080"}, false},
+		{serveConfig{publicURL: "https://chamber.example.org"}, true},
+		{serveConfig{publicURL: "HTTPS://chamber.example.org"}, true},
+		{serveConfig{publicURL: "http://localhost:8443", tlsCert: "cert.pem", tlsKey: "key.pem"}, true},
+	} {
+		if got := tc.cfg.https(); got != tc.want {
+			t.Errorf("%+v: HSTS %v, want %v", tc.cfg, got, tc.want)
+		}
 	}
 }
