@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -76,6 +77,10 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 // from the waiting room, they learn who is in the room; sent back to it,
 // they forget everyone.
 func (s *Service) tellKnown(ctx context.Context, sessionID uuid.UUID, ids ...uuid.UUID) {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id uuid.UUID) bool { return !s.live.isConnected(sessionID, id) })
+	if len(ids) == 0 {
+		return // nobody to tell
+	}
 	all, err := s.participants(ctx, sessionID)
 	if err != nil {
 		s.log.Error("listing participants for a moved participant", "session", sessionID, "err", err)

@@ -23,7 +23,7 @@ type room struct {
 	judge, party, witness, obs, obs2, interp, counsel uuid.UUID
 }
 
-func newRoom(t *testing.T, f *fixture) room {
+func newRoom(t testing.TB, f *fixture) room {
 	t.Helper()
 	ctx := context.Background()
 	clerk := f.staff(t, access.Clerk)
@@ -175,7 +175,7 @@ func TestWaitingRoomListsNobody(t *testing.T) {
 	}
 }
 
-func mustMarshal(t *testing.T, v any) json.RawMessage {
+func mustMarshal(t testing.TB, v any) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -225,4 +225,30 @@ func TestConsultationChatIsPrivileged(t *testing.T) {
 			t.Errorf("journal: consultation message recorded %v, main room's chat in full %v", sent, said)
 		}
 	})
+}
+
+// BenchmarkParticipantFor is the filter's cost for one receiver of a
+// participant_updated: an observer, who is sent the stage view (decode,
+// rule, encode), and the judge, who is sent the record as it is.
+func BenchmarkParticipantFor(b *testing.B) {
+	f := newFixture(b, databasetest.Open(b, database.SQLite))
+	r := newRoom(b, f)
+	rec, err := f.svc.Participant(context.Background(), r.judgeP, r.sid, r.party)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := mustMarshal(b, rec)
+	for _, bc := range []struct {
+		name     string
+		receiver uuid.UUID
+	}{{"observer", r.obs}, {"judge", r.judge}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := f.svc.ParticipantFor(r.sid, bc.receiver, data); !ok {
+					b.Fatal("not delivered")
+				}
+			}
+		})
+	}
 }
