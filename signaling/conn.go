@@ -45,6 +45,9 @@ type conn struct {
 
 	// expiry closes the connection when its credential expires.
 	expiry *time.Timer
+	// announced is this connection's PeerEvent, encoded once before it
+	// joins the room and only read after.
+	announced json.RawMessage
 }
 
 type closeRequest struct {
@@ -200,6 +203,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	// The same bytes go to every other participant the Audience lets
 	// learn of the join: encoded once, and before taking the server lock,
 	// under which welcome runs.
+	c.announced, _ = json.Marshal(c.peerEvent()) // plain strings: always marshals
 	joined := c.peerAnnouncement(protocol.TypePeerJoined)
 	joinedMsg := mustEncode(joined.Type, "", joined.Data)
 	r, err := s.join(c, func(others []*conn) {
@@ -262,8 +266,7 @@ func (c *conn) peerEvent() protocol.PeerEvent {
 // peerAnnouncement is the event telling others of this connection
 // (peer_joined or peer_left).
 func (c *conn) peerAnnouncement(typ string) Event {
-	data, _ := json.Marshal(c.peerEvent()) // plain strings: always marshals
-	return Event{Type: typ, Data: data, Subject: c.id.ParticipantID}
+	return Event{Type: typ, Data: c.announced, Subject: c.id.ParticipantID}
 }
 
 // peersKnown lists, for joined.peers, the other connections this one may
