@@ -29,6 +29,62 @@ const (
 	CheckRefused  = "refused"
 )
 
+// The events the act pushes to its session's room. The signalling
+// server's Audience decides who receives each (docs/signaling.md).
+const (
+	// EventIdentityCheck carries a Check — a principal's passport data —
+	// when it is opened, a still is captured, and it is decided. Only
+	// those MaySeeCheck names receive it.
+	EventIdentityCheck = "identity_check"
+	// EventActUpdated carries an Act when it changes state.
+	EventActUpdated = "act_updated"
+)
+
+// MaySeeCheck reports whether a participant, in role, may learn an
+// identity check of subject — the principal's name, document number,
+// birth date, nationality and address: the notary, the embassy officer
+// who checks identities, and the principal concerned; an admin through the
+// API. Nobody else: not another principal, a witness, an interpreter or an
+// observer.
+func MaySeeCheck(role access.Role, participant, subject uuid.UUID) bool {
+	switch {
+	case role == access.Notary || role == access.Admin || access.Allowed(role, access.IdentityCheck):
+		return true
+	case role == access.Principal:
+		return participant != uuid.Nil && participant == subject
+	}
+	return false
+}
+
+// record journals a change to the act inside its transaction, then
+// refuses it if the session is closed: the journal head stays locked from
+// the append to the commit and a close journals under the same lock, so
+// the close either is seen here or comes after this change. Nothing is
+// journalled after session.closed.
+func (s *Service) record(ctx context.Context, tx *sql.Tx, rec journal.Record) error {
+	if _, err := s.cfg.Journal.AppendTx(ctx, tx, rec); err != nil {
+		return err
+	}
+	return sessionOpen(ctx, tx, rec.SessionID)
+}
+
+// sessionOpen refuses (fault.Conflict) a change to the act of a closed
+// session. It reads the sessions table, as the register does.
+func sessionOpen(ctx context.Context, q querier, sessionID uuid.UUID) error {
+	var state string
+	err := q.QueryRowContext(ctx, `SELECT state FROM sessions WHERE id = $1`, sessionID.String()).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("session %s: %w", sessionID, fault.NotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("acts: session state: %w", err)
+	}
+	if state == "closed" {
+		return outOfOrder("the session is closed: the act can no longer change")
+	}
+	return nil
+}
+
 // Still is a captured image stored as evidence.
 type Still struct {
 	Kind   string `json:"kind"` // face or document
@@ -71,6 +127,9 @@ func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID,
 	if err := s.RequireOpen(ctx, sessionID, "an identity check"); err != nil {
 		return Check{}, err
 	}
+	if err := sessionOpen(ctx, s.cfg.DB, sessionID); err != nil {
+		return Check{}, err
+	}
 	if len(n.MRZ) > 200 || len(n.Embassy) > 200 {
 		return Check{}, &fault.Error{Kind: fault.Invalid, Message: "mrz or embassy is too long", Fields: map[string]string{"mrz": "at most 200 characters"}}
 	}
@@ -100,9 +159,8 @@ func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID,
 			database.Micros(s.now())); err != nil {
 			return fmt.Errorf("acts: identity check: %w", err)
 		}
-		_, err := s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.check_started",
+		return s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.check_started",
 			Details: map[string]any{"check_id": ch.ID, "participant_id": target.ID, "participant_name": target.Name, "embassy": ch.Embassy, "document": doc}})
-		return err
 	})
 	if err != nil {
 		return Check{}, err
@@ -198,6 +256,9 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 	if err := s.RequireOpen(ctx, sessionID, "an identity still"); err != nil {
 		return Still{}, err
 	}
+	if err := sessionOpen(ctx, s.cfg.DB, sessionID); err != nil {
+		return Still{}, err
+	}
 	br := bufio.NewReaderSize(body, 512)
 	head, _ := br.Peek(512)
 	ct := documents.Sniff(head)
@@ -223,9 +284,8 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		if n, _ := res.RowsAffected(); n == 0 {
 			return outOfOrder("the identity check was decided meanwhile")
 		}
-		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.still_captured",
+		return s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.still_captured",
 			Details: map[string]any{"check_id": checkID, "kind": kind, "key": key, "sha256": obj.SHA256, "size": obj.Size}})
-		return err
 	})
 	if err != nil {
 		return Still{}, err
@@ -294,7 +354,7 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 			ch.Status, ch.Reason, ch.Address, database.Micros(now), checkID.String()); err != nil {
 			return err
 		}
-		if _, err := s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.decided",
+		if err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.decided",
 			Details: map[string]any{"check_id": checkID, "participant_id": ch.ParticipantID, "status": ch.Status, "reason": ch.Reason,
 				"document": ch.Document, "stills": ch.Stills, "address": ch.Address}}); err != nil {
 			return err

@@ -229,9 +229,11 @@ func (s *Service) Correct(ctx context.Context, c Caller, entryID uuid.UUID, corr
 	return e, err
 }
 
-// WriteCSV exports register entries, one line per principal.
+// WriteCSV exports register entries, one line per principal. Every cell
+// goes through cell, so that no text typed by a participant or the notary
+// runs as a spreadsheet formula.
 func WriteCSV(w io.Writer, entries []RegisterEntry) error {
-	cw := csv.NewWriter(w)
+	cw := &cellWriter{csv.NewWriter(w)}
 	cw.Write([]string{"entry_id", "number", "recorded_at", "corrects", "correction", "sealed_at", "act_type", "description",
 		"document_name", "document_sha256", "principal_name", "principal_address", "id_document_type", "id_document_number",
 		"id_issuing_state", "identity_check_id", "embassy", "officer", "notary", "fee", "recordings"})
@@ -263,4 +265,32 @@ func WriteCSV(w io.Writer, entries []RegisterEntry) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// cellWriter neutralises each cell of each record it writes.
+type cellWriter struct{ *csv.Writer }
+
+func (w *cellWriter) Write(record []string) error {
+	for i, c := range record {
+		record[i] = cell(c)
+	}
+	return w.Writer.Write(record)
+}
+
+// cell neutralises a cell a spreadsheet would take for a formula (OWASP,
+// "CSV Injection"): one beginning with =, +, -, @, a tab or a carriage
+// return — also after leading spaces, which some spreadsheets skip — is
+// prefixed with a single quote, which makes it text. Names, addresses,
+// descriptions, fees and correction reasons come from people, and a
+// notary's register is opened in spreadsheets.
+func cell(s string) string {
+	t := strings.TrimLeft(s, " ")
+	if t == "" {
+		return s
+	}
+	switch t[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
 }

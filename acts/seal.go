@@ -99,9 +99,8 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 		if err := s.insertEntry(ctx, tx, c.Actor, entry); err != nil {
 			return err
 		}
-		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.sealed",
+		return s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.sealed",
 			Details: map[string]any{"number": number, "document": in.Document, "register_entry": entry.ID}})
-		return err
 	})
 	if err != nil {
 		return Act{}, RegisterEntry{}, err

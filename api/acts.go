@@ -118,7 +118,7 @@ func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) error {
 // pushCheck tells the room about a check, so the notary sees it live.
 func (a *API) pushCheck(sid uuid.UUID, ch acts.Check) {
 	if a.notify != nil {
-		a.notify(sid, "identity_check", ch)
+		a.notify(sid, acts.EventIdentityCheck, ch)
 	}
 }
 
@@ -127,12 +127,24 @@ func (a *API) handleListChecks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// Those who see the act's documents see its identity checks.
-	if _, _, err := a.actCaller(r, sid, access.SeeAllDocs); err != nil {
+	// Those who see the act's documents may list identity checks, and
+	// see those acts.MaySeeCheck lets them: a principal sees their own.
+	c, _, err := a.actCaller(r, sid, access.SeeAllDocs)
+	if err != nil {
 		return err
 	}
-	list, err := a.acts.Checks(r.Context(), sid)
-	return reply(w, http.StatusOK, list, err)
+	all, err := a.acts.Checks(r.Context(), sid)
+	if err != nil {
+		return err
+	}
+	list := []acts.Check{}
+	for _, ch := range all {
+		if acts.MaySeeCheck(c.Role, c.ParticipantID, ch.ParticipantID) {
+			list = append(list, ch)
+		}
+	}
+	WriteJSON(w, http.StatusOK, list)
+	return nil
 }
 
 func (a *API) handleStill(w http.ResponseWriter, r *http.Request) error {
@@ -185,7 +197,7 @@ func (a *API) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 // returned it (no second read of the act).
 func (a *API) pushAct(sid uuid.UUID, act acts.Act) {
 	if a.notify != nil {
-		a.notify(sid, "act_updated", act)
+		a.notify(sid, acts.EventActUpdated, act)
 	}
 }
 
@@ -341,10 +353,8 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	// An unknown entry and another notary's answer the same "not found".
 	e, err := a.acts.Entry(r.Context(), id)
-	if errors.Is(err, fault.NotFound) {
-		return fault.New(fault.NotFound, "no such register entry")
-	}
 	if err != nil {
 		return err
 	}

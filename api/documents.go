@@ -36,12 +36,16 @@ func (a *API) documentRoutes() {
 		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleSign))
 }
 
+// EventDocumentsChanged tells a session's participants that a document
+// was uploaded, labelled or signed; it carries {"document_id"}.
+const EventDocumentsChanged = "documents_changed"
+
 // documentsChanged tells the room that a document changed. It names only
 // the document: each client fetches what it may see through the API, so the
 // event leaks nothing to those the document is hidden from.
 func (a *API) documentsChanged(sessionID, docID uuid.UUID) {
 	if a.notify != nil {
-		a.notify(sessionID, "documents_changed", map[string]any{"document_id": docID})
+		a.notify(sessionID, EventDocumentsChanged, map[string]any{"document_id": docID})
 	}
 }
 

@@ -67,4 +67,8 @@ func handleReadyz(checks map[string]Check) http.HandlerFunc {
 	}
 }
 
-func handleMetrics() http.Handler { return promhttp.Handler() }
+// Metrics serves the Prometheus metrics. It is not a route of the API:
+// room and peer counts, request rates and store errors are for the
+// operator, so chamber serve serves them on a listener of their own
+// (--metrics-listen), never on the public one.
+func Metrics() http.Handler { return promhttp.Handler() }

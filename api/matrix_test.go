@@ -48,6 +48,10 @@ var restActions = []restAction{
 		return h.do("DELETE", sessionPath(c, "/invitations/"+c.target.ParticipantID.String()), c.token, nil)
 	}},
 	{access.PublicLink, func(h *harness, c cell) response { return h.do("POST", sessionPath(c, "/public-link"), c.token, nil) }},
+	{access.PublicLink, func(h *harness, c cell) response {
+		return h.do("POST", sessionPath(c, "/public-link/rotate"), c.token, nil)
+	}},
+	{access.PublicLink, func(h *harness, c cell) response { return h.do("DELETE", sessionPath(c, "/public-link"), c.token, nil) }},
 	{access.SeeParticipant, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, "/participants"), c.token, nil) }},
 	{access.Admit, func(h *harness, c cell) response {
 		return h.do("POST", sessionPath(c, "/participants/"+c.target.ParticipantID.String()+"/admit"), c.token, nil)

@@ -91,7 +91,6 @@ func New(cfg Config) *API {
 	a.route("GET /healthz", Op{Summary: "Liveness: 200 while the process runs", Tags: []string{"operations"}}, handleHealthz)
 	a.route("GET /readyz", Op{Summary: "Readiness: 200 when the database and evidence store answer, else 503 naming what is down",
 		Tags: []string{"operations"}, Response: readiness{}, Errors: []int{503}}, handleReadyz(cfg.Ready))
-	a.route("GET /metrics", Op{Summary: "Prometheus metrics", Tags: []string{"operations"}, RawResponse: "text/plain"}, handleMetrics().ServeHTTP)
 	a.route("GET /api/v1/openapi.json", Op{Summary: "This API description (OpenAPI 3.1)", Tags: []string{"operations"}, RawResponse: "application/json"}, a.handleOpenAPI)
 	if cfg.Sessions != nil {
 		a.sessionRoutes()
@@ -134,6 +133,22 @@ func (a *API) route(pattern string, op Op, h http.HandlerFunc) {
 
 // ServeHTTP serves every route.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.rt.ServeHTTP(w, r) }
+
+// HSTS is the Strict-Transport-Security policy StrictTransport sends: a
+// year, this host only — the court's other hosts are not Chamber's to
+// commit to HTTPS, and preloading is the operator's decision.
+const HSTS = "max-age=31536000"
+
+// StrictTransport adds the Strict-Transport-Security header to every
+// response of h. Serve it whenever browsers reach Chamber over HTTPS — its
+// own TLS, or a proxy's in front of it — so that they never again try
+// plain HTTP, where a token in a link could be read.
+func StrictTransport(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", HSTS)
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Routes lists the registered routes.
 func (a *API) Routes() []Route { return a.rt.Routes() }

@@ -40,6 +40,10 @@ func (a *API) sessionRoutes() {
 		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRevokeInvitation))
 	a.route("POST /api/v1/sessions/{id}/public-link", Op{Summary: "Issue the link that lets anyone watch a public hearing", Tags: tags, Auth: "bearer",
 		Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleCreatePublicLink))
+	a.route("DELETE /api/v1/sessions/{id}/public-link", Op{Summary: "Revoke every public link of the hearing: nobody joins through them any more; observers who joined stay until removed",
+		Tags: tags, Auth: "bearer", Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRevokePublicLinks))
+	a.route("POST /api/v1/sessions/{id}/public-link/rotate", Op{Summary: "Revoke every public link of the hearing and issue a new one",
+		Tags: tags, Auth: "bearer", Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRotatePublicLink))
 	a.route("GET /api/v1/public/{token}", Op{Summary: "Which hearing a public link opens", Tags: tags, Response: sessions.PublicSession{},
 		Errors: []int{401, 429}}, a.h(a.handleDescribePublic))
 	a.route("POST /api/v1/public/{token}/join", Op{Summary: "Join a public hearing as an observer (rate-limited)", Tags: tags,
@@ -213,6 +217,27 @@ func (a *API) handleCreatePublicLink(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	link, err := a.sessions.CreatePublicLink(r.Context(), principal(r.Context()), sid)
+	return reply(w, http.StatusCreated, link, err)
+}
+
+func (a *API) handleRevokePublicLinks(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	if _, err := a.sessions.RevokePublicLinks(r.Context(), principal(r.Context()), sid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) handleRotatePublicLink(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	link, err := a.sessions.RotatePublicLink(r.Context(), principal(r.Context()), sid)
 	return reply(w, http.StatusCreated, link, err)
 }
 

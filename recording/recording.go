@@ -53,6 +53,10 @@ type Policy interface {
 	MayRecord(sessionID, participantID uuid.UUID, source string) bool
 }
 
+// EventRecording is the event telling a session's participants that its
+// recording started or stopped; it carries a State.
+const EventRecording = "recording"
+
 // Notifier tells a session's participants that recording started or
 // stopped, and makes the media server re-evaluate which tracks to tap.
 type Notifier interface {
@@ -97,7 +101,7 @@ func (c *Controller) notify(sessionID uuid.UUID, st State) {
 	c.mu.Unlock()
 	if n != nil {
 		b, _ := json.Marshal(st)
-		n.Notify(sessionID, nil, "recording", b)
+		n.Notify(sessionID, nil, EventRecording, b)
 	}
 }
 

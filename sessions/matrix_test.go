@@ -55,7 +55,7 @@ func TestSignallingMatrix(t *testing.T) {
 				{"present", access.Present, map[string]any{"document_id": uuid.New(), "page": 2}},
 			} {
 				raw, _ := json.Marshal(tc.payload)
-				_, _, err := f.svc.RoomMessage(ctx, sess.ID, id, tc.typ, raw)
+				_, err := f.svc.RoomMessage(ctx, sess.ID, id, tc.typ, raw)
 				var forbidden *access.ForbiddenError
 				switch allowed := access.Allowed(role, tc.action); {
 				case allowed && err != nil:
@@ -81,7 +81,7 @@ func TestLateJoinerSeesPresentation(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := uuid.New()
-	if _, _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":"`+doc.String()+`","page":3}`)); err != nil {
+	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":"`+doc.String()+`","page":3}`)); err != nil {
 		t.Fatal(err)
 	}
 	w, err := f.svc.Connected(ctx, sess.ID, late.Participant.ID)
@@ -95,7 +95,7 @@ func TestLateJoinerSeesPresentation(t *testing.T) {
 	if err := json.Unmarshal(w.Presenting, &p); err != nil || p.DocumentID != doc || p.Page != 3 {
 		t.Fatalf("welcome presenting = %s (%v)", w.Presenting, err)
 	}
-	if _, _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":null}`)); err != nil {
+	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":null}`)); err != nil {
 		t.Fatal(err)
 	}
 	f.svc.Disconnected(ctx, sess.ID, late.Participant.ID)

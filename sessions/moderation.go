@@ -3,7 +3,9 @@ package sessions
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -24,7 +26,10 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 	if err := s.ensureLive(ctx, sessionID); err != nil {
 		return Participant{}, err
 	}
-	var target Participant
+	var (
+		target Participant
+		before string // the target's space before the change
+	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		sess, err := s.get(ctx, tx, sessionID)
 		if err != nil {
@@ -39,6 +44,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 		if target.Revoked {
 			return conflict("participant %s has been removed", participantID)
 		}
+		before = target.Space
 		details, err := mutate(tx, sess, &target)
 		if err != nil {
 			return err
@@ -52,15 +58,46 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 			target.Space, target.AudioMuted, target.VideoMuted, interprets, target.Whisper, participantID.String()); err != nil {
 			return fmt.Errorf("sessions: update participant: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: journalAction, Details: details})
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: journalAction, Details: details})
 		return err
 	})
 	if err != nil {
 		return Participant{}, err
 	}
 	s.live.upsert(target)
-	s.notify().Notify(sessionID, nil, "participant_updated", mustJSON(target))
+	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(target))
+	if target.Space != before {
+		s.tellKnown(ctx, sessionID, target.ID)
+	}
 	return target, nil
+}
+
+// tellKnown sends each listed participant, whose space just changed, the
+// participants they may know of now (EventParticipantsKnown): admitted
+// from the waiting room, they learn who is in the room; sent back to it,
+// they forget everyone.
+func (s *Service) tellKnown(ctx context.Context, sessionID uuid.UUID, ids ...uuid.UUID) {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id uuid.UUID) bool { return !s.live.isConnected(sessionID, id) })
+	if len(ids) == 0 {
+		return // nobody to tell
+	}
+	all, err := s.participants(ctx, sessionID)
+	if err != nil {
+		s.log.Error("listing participants for a moved participant", "session", sessionID, "err", err)
+		return
+	}
+	n := s.notify()
+	for _, id := range ids {
+		n.Notify(sessionID, []uuid.UUID{id}, EventParticipantsKnown,
+			mustJSON(KnownParticipants{For: id, Participants: s.knownTo(sessionID, id, all)}))
+	}
+}
+
+// KnownParticipants is the data of EventParticipantsKnown: the whole list
+// of the participants For may know of, as they may know them.
+type KnownParticipants struct {
+	For          uuid.UUID         `json:"for"`
+	Participants []json.RawMessage `json:"participants"`
 }
 
 // Admit moves a participant from the waiting room into the main room.
@@ -231,7 +268,7 @@ func (s *Service) OpenConsultation(ctx context.Context, p Principal, sessionID u
 				return fmt.Errorf("sessions: consultation: %w", err)
 			}
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.opened",
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.opened",
 			Details: map[string]any{"consultation_id": c.ID, "participant_ids": ids}})
 		return err
 	})
@@ -242,10 +279,11 @@ func (s *Service) OpenConsultation(ctx context.Context, p Principal, sessionID u
 		s.live.upsert(t)
 	}
 	n := s.notify()
-	n.Notify(sessionID, nil, "consultation_opened", mustJSON(c))
+	n.Notify(sessionID, nil, EventConsultationOpened, mustJSON(c))
 	for _, t := range moved {
-		n.Notify(sessionID, nil, "participant_updated", mustJSON(t))
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(t))
 	}
+	s.tellKnown(ctx, sessionID, ids...)
 	return c, nil
 }
 
@@ -293,7 +331,7 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 			SpaceMain, sessionID.String(), consultationID.String()); err != nil {
 			return err
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.closed",
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "consultation.closed",
 			Details: map[string]any{"consultation_id": consultationID}})
 		return err
 	})
@@ -304,10 +342,13 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 		s.live.upsert(t)
 	}
 	n := s.notify()
-	n.Notify(sessionID, nil, "consultation_closed", mustJSON(map[string]any{"consultation_id": consultationID}))
+	n.Notify(sessionID, nil, EventConsultationClosed, mustJSON(map[string]any{"consultation_id": consultationID}))
+	var ids []uuid.UUID
 	for _, t := range returned {
-		n.Notify(sessionID, nil, "participant_updated", mustJSON(t))
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(t))
+		ids = append(ids, t.ID)
 	}
+	s.tellKnown(ctx, sessionID, ids...)
 	return nil
 }
 

@@ -128,7 +128,7 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 			space, public, actor, database.Micros(s.now())); err != nil {
 			return fmt.Errorf("sessions: invite: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sess.ID, Actor: actor, Action: "invitation.issued",
 			Details: map[string]any{"participant_id": inv.ParticipantID, "name": name, "role": role,
 				"expires_at": expires, "public_link": public},
@@ -140,7 +140,7 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 	}
 	if p, err := s.participant(ctx, sess.ID, inv.ParticipantID); err == nil {
 		s.live.upsert(p)
-		s.notify().Notify(sess.ID, nil, "participant_added", mustJSON(p))
+		s.notify().Notify(sess.ID, nil, EventParticipantAdded, mustJSON(p))
 	}
 	return inv, nil
 }
@@ -173,7 +173,7 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 			database.Micros(s.now()), participantID.String()); err != nil {
 			return fmt.Errorf("sessions: revoke: %w", err)
 		}
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{
+		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sessionID, Actor: p.Actor(), Action: action,
 			Details: map[string]any{"participant_id": participantID, "name": target.Name, "role": target.Role},
 		})
@@ -186,16 +186,35 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 	s.live.upsert(target)
 	n := s.notify()
 	n.Disconnect(sessionID, participantID, reason)
-	n.Notify(sessionID, nil, "participant_removed", mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
+	n.Notify(sessionID, nil, EventParticipantRemoved, mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
 	return nil
 }
 
-// Participants lists everyone invited to a session.
+// Participants lists everyone invited to a session whom the caller may
+// know of: staff see everyone; a participant sees whom the visibility rule
+// (Sight) lets them see in full — everyone, unless they wait in the
+// waiting room, sequestered, where they see themselves alone.
 func (s *Service) Participants(ctx context.Context, p Principal, sessionID uuid.UUID) ([]Participant, error) {
 	if _, _, err := s.Authorize(ctx, p, sessionID, access.SeeParticipant); err != nil {
 		return nil, err
 	}
-	return s.participants(ctx, sessionID)
+	all, err := s.participants(ctx, sessionID)
+	if err != nil || p.Participant == nil {
+		return all, err
+	}
+	var me *presence
+	for _, x := range all {
+		if x.ID == p.Participant.ID {
+			me = x.presence()
+		}
+	}
+	out := []Participant{}
+	for _, x := range all {
+		if sees(me, x.presence(), x.ID == p.Participant.ID) == Seen {
+			out = append(out, x)
+		}
+	}
+	return out, nil
 }
 
 // ParticipantsOf lists a session's participants without a permission
@@ -271,13 +290,83 @@ func (s *Service) CreatePublicLink(ctx context.Context, p Principal, sessionID u
 			hash, sessionID.String(), database.Micros(s.now())); err != nil {
 			return fmt.Errorf("sessions: public link: %w", err)
 		}
-		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.created"})
+		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.created"})
 		return err
 	})
 	if err != nil {
 		return PublicLink{}, err
 	}
 	return PublicLink{Token: token, URL: strings.TrimRight(s.publicURL, "/") + "/watch/" + token}, nil
+}
+
+// RevokePublicLinks revokes every public link of a session and returns how
+// many were live. Nobody joins through them any more (token_revoked);
+// observers who already joined keep their own invitations and stay until
+// they are removed, like anyone else.
+func (s *Service) RevokePublicLinks(ctx context.Context, p Principal, sessionID uuid.UUID) (int, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.PublicLink)
+	if err != nil {
+		return 0, err
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return 0, err
+	}
+	var n int
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if n, err = s.revokeLinks(ctx, tx, sessionID); err != nil || n == 0 {
+			return err
+		}
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.revoked",
+			Details: map[string]any{"links": n}})
+		return err
+	})
+	return n, err
+}
+
+// RotatePublicLink revokes every public link of a public hearing and
+// issues a new one, in one step: a link that leaked stops working, and the
+// court keeps a link to hand out.
+func (s *Service) RotatePublicLink(ctx context.Context, p Principal, sessionID uuid.UUID) (PublicLink, error) {
+	sess, _, err := s.Authorize(ctx, p, sessionID, access.PublicLink)
+	if err != nil {
+		return PublicLink{}, err
+	}
+	if !sess.Public {
+		return PublicLink{}, conflict("session is not public: only public hearings can be watched by anyone")
+	}
+	if err := requireNotClosed(sess); err != nil {
+		return PublicLink{}, err
+	}
+	token, hash := newToken(publicLinkPrefix)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		n, err := s.revokeLinks(ctx, tx, sessionID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO public_links (token_hash, session_id, created_at) VALUES ($1, $2, $3)`,
+			hash, sessionID.String(), database.Micros(s.now())); err != nil {
+			return fmt.Errorf("sessions: public link: %w", err)
+		}
+		_, err = s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: p.Actor(), Action: "public_link.rotated",
+			Details: map[string]any{"revoked": n}})
+		return err
+	})
+	if err != nil {
+		return PublicLink{}, err
+	}
+	return PublicLink{Token: token, URL: strings.TrimRight(s.publicURL, "/") + "/watch/" + token}, nil
+}
+
+// revokeLinks revokes a session's live public links and counts them.
+func (s *Service) revokeLinks(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE public_links SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL`,
+		database.Micros(s.now()), sessionID.String())
+	if err != nil {
+		return 0, fmt.Errorf("sessions: revoke public links: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // PublicSession is what anyone holding a public link may learn.

@@ -1,6 +1,8 @@
 package sessions
 
 import (
+	"encoding/json"
+
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
@@ -92,4 +94,171 @@ func (s *Service) MayRecord(sessionID, pub uuid.UUID, source string) bool {
 		}
 	})
 	return ok
+}
+
+// Sight is how much one participant may know of another.
+type Sight int
+
+// What a participant may know of another, from nothing to everything.
+const (
+	// Unseen: nothing, not even that they take part.
+	Unseen Sight = iota
+	// OnStage: who they are — id, name and role (StageView) — because
+	// they are on stage: in the main room, connected, and publishing (or
+	// free to), so their face and voice reach everyone there anyway.
+	OnStage
+	// Seen: their whole record, as GET …/participants shows it.
+	Seen
+)
+
+// presence is what the visibility rules look at of a participant: the
+// live state's view (liveParticipant) or a stored record's (Participant).
+type presence struct {
+	role      access.Role
+	space     string
+	revoked   bool
+	connected bool
+}
+
+func (lp *liveParticipant) presence() *presence {
+	if lp == nil {
+		return nil
+	}
+	return &presence{role: lp.role, space: lp.space, revoked: lp.revoked, connected: lp.conns > 0}
+}
+
+func (p Participant) presence() *presence {
+	return &presence{role: p.Role, space: p.Space, revoked: p.Revoked, connected: p.Connected}
+}
+
+// onStage reports whether p is on stage: seen and heard by everyone in
+// the main room.
+func (p *presence) onStage() bool {
+	return p != nil && !p.revoked && p.connected && p.space == SpaceMain && access.Allowed(p.role, access.Publish)
+}
+
+// sees is the one rule of what a receiver may know of a subject (nil: not
+// in the session); self says they are the same participant.
+//   - A removed participant learns nothing more.
+//   - Everyone knows themselves.
+//   - Nobody in the waiting room knows anyone else: a sequestered witness
+//     learns neither who is in the room nor who else waits.
+//   - The roles that may see participants know everyone.
+//   - Anyone else in the main room — an observer — knows who is on stage,
+//     and no more of them than their tile shows: never who else watches,
+//     waits, or consults, nor anyone's mutes, links or invitation.
+func sees(receiver, subject *presence, self bool) Sight {
+	switch {
+	case receiver == nil || receiver.revoked:
+		return Unseen
+	case self:
+		return Seen
+	case receiver.space == SpaceWaiting:
+		return Unseen
+	case access.Allowed(receiver.role, access.SeeParticipant):
+		return Seen
+	case receiver.space == SpaceMain && subject.onStage():
+		return OnStage
+	}
+	return Unseen
+}
+
+// Sees returns how much receiver may know of subject now.
+func (s *Service) Sees(sessionID, receiver, subject uuid.UUID) Sight {
+	sight := Unseen
+	s.live.view(sessionID, func(ls *liveSession) {
+		sight = sees(ls.participants[receiver].presence(), ls.participants[subject].presence(), receiver == subject)
+	})
+	return sight
+}
+
+// SeesRoster reports whether receiver may follow the room's roster now:
+// who is invited, who is where, who consults with whom.
+func (s *Service) SeesRoster(sessionID, receiver uuid.UUID) bool {
+	ok := false
+	s.live.view(sessionID, func(ls *liveSession) {
+		r := ls.participants[receiver]
+		ok = r != nil && !r.revoked && r.space != SpaceWaiting && access.Allowed(r.role, access.SeeParticipant)
+	})
+	return ok
+}
+
+// Standing is where a participant is in a session's room now.
+type Standing struct {
+	Role  access.Role
+	Space string
+}
+
+// StandingOf returns a participant's standing; false for someone not, or
+// no longer, in the session.
+func (s *Service) StandingOf(sessionID, id uuid.UUID) (Standing, bool) {
+	var (
+		st Standing
+		ok bool
+	)
+	s.live.view(sessionID, func(ls *liveSession) {
+		if p := ls.participants[id]; p != nil && !p.revoked {
+			st, ok = Standing{Role: p.role, Space: p.space}, true
+		}
+	})
+	return st, ok
+}
+
+// Hears reports whether listener hears speaker now (or is them): only then
+// may they learn that speaker is the active speaker.
+func (s *Service) Hears(sessionID, listener, speaker uuid.UUID) bool {
+	if listener == speaker {
+		_, ok := s.StandingOf(sessionID, listener)
+		return ok
+	}
+	return s.MayForward(sessionID, listener, speaker, SourceMicrophone)
+}
+
+// StageView is what an observer knows of someone on stage.
+type StageView struct {
+	ID        uuid.UUID   `json:"id"`
+	Name      string      `json:"name"`
+	Role      access.Role `json:"role"`
+	Space     string      `json:"space"`
+	Connected bool        `json:"connected"`
+}
+
+// viewOf is p as a receiver with that sight knows them; false: not at all.
+func viewOf(p Participant, sight Sight) (json.RawMessage, bool) {
+	switch sight {
+	case Seen:
+		return mustJSON(p), true
+	case OnStage:
+		return mustJSON(StageView{ID: p.ID, Name: p.Name, Role: p.Role, Space: p.Space, Connected: p.Connected}), true
+	}
+	return nil, false
+}
+
+// ParticipantFor is what receiver may learn of a participant record, the
+// data of participant_added and participant_updated: all of it, the stage
+// view, or nothing.
+func (s *Service) ParticipantFor(sessionID, receiver uuid.UUID, data json.RawMessage) (json.RawMessage, bool) {
+	var p Participant
+	if err := json.Unmarshal(data, &p); err != nil || p.ID == uuid.Nil {
+		return nil, false
+	}
+	if sight := s.Sees(sessionID, receiver, p.ID); sight != Seen {
+		return viewOf(p, sight)
+	}
+	return data, true
+}
+
+// knownTo lists the participants of all that receiver may know of now, as
+// they may know them: the welcome's list.
+func (s *Service) knownTo(sessionID, receiver uuid.UUID, all []Participant) []json.RawMessage {
+	var out []json.RawMessage
+	s.live.view(sessionID, func(ls *liveSession) {
+		r := ls.participants[receiver].presence()
+		for _, p := range all {
+			if v, ok := viewOf(p, sees(r, ls.participants[p.ID].presence(), p.ID == receiver)); ok {
+				out = append(out, v)
+			}
+		}
+	})
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -44,11 +45,14 @@ func (s *Service) JoinToken(ctx context.Context, sessionID uuid.UUID, token stri
 // Welcome is what a participant learns on joining, embedded in the
 // signalling "joined" message.
 type Welcome struct {
-	Session      Session       `json:"session"`
-	You          Participant   `json:"you"`
-	Participants []Participant `json:"participants,omitempty"`
-	Permissions  []string      `json:"permissions"`
-	// Presenting is the page being shown in the main room, if any.
+	Session Session     `json:"session"`
+	You     Participant `json:"you"`
+	// Participants are the others as the participant may know them (see
+	// Sight): whole records, the on-stage view, or not at all.
+	Participants []json.RawMessage `json:"participants,omitempty"`
+	Permissions  []string          `json:"permissions"`
+	// Presenting is the page being shown in the main room, if any, for
+	// someone in the main room.
 	Presenting json.RawMessage `json:"presenting,omitempty"`
 }
 
@@ -77,7 +81,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 			if err := requireNotClosed(sess); err != nil {
 				return err
 			}
-			if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+			if _, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
 				Action: "participant.joined", Details: map[string]any{"participant_id": participantID, "name": p.Name, "role": p.Role, "space": p.Space}}); err != nil {
 				return err
 			}
@@ -102,18 +106,21 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 		return Welcome{}, err
 	}
 	p.Connected = true
-	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role), Presenting: s.live.presentingIn(sessionID)}
-	if access.Allowed(p.Role, access.SeeParticipant) {
-		if w.Participants, err = s.participants(ctx, sessionID); err != nil {
-			return Welcome{}, err
-		}
+	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role)}
+	if p.Space == SpaceMain {
+		w.Presenting = s.live.presentingIn(sessionID)
 	}
+	all, err := s.participants(ctx, sessionID)
+	if err != nil {
+		return Welcome{}, err
+	}
+	w.Participants = s.knownTo(sessionID, participantID, all)
 	n := s.notify()
 	if opened {
-		n.Notify(sessionID, nil, "session_updated", mustJSON(sess))
+		n.Notify(sessionID, nil, EventSessionUpdated, mustJSON(sess))
 	}
 	if first {
-		n.Notify(sessionID, nil, "participant_updated", mustJSON(p))
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(p))
 	}
 	return w, nil
 }
@@ -129,7 +136,9 @@ func permissions(r access.Role) []string {
 }
 
 // Disconnected records that a connection ended; the last one is
-// journalled as leaving.
+// journalled as leaving — unless the session has closed meanwhile: its
+// session.closed entry names whom the close disconnected, and nothing is
+// journalled after it.
 func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uuid.UUID) {
 	if !s.live.disconnect(sessionID, participantID) {
 		return
@@ -139,82 +148,111 @@ func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uui
 		s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
 		return
 	}
-	if _, err := s.journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
-		Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}}); err != nil {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+			Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}})
+		return err
+	})
+	if errors.Is(err, fault.Conflict) {
+		return
+	}
+	if err != nil {
 		s.log.Error("journal participant.left", "session", sessionID, "err", err)
 	}
-	s.notify().Notify(sessionID, nil, "participant_updated", mustJSON(p))
+	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(p))
 }
 
 // maxChat bounds a chat message, in characters.
 const maxChat = 2000
 
 // RoomMessage handles the room messages the session layer owns, from a
-// connected participant. It returns the message to deliver and to whom
-// (nil = everyone), or an error for the sender.
-func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+// connected participant. It returns the message to deliver — the
+// signalling server's Audience decides who receives it (chat within the
+// sender's space, presenting within the main room) — or an error for the
+// sender. A closed session takes no more messages (fault.Conflict).
+func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, typ string, payload json.RawMessage) (json.RawMessage, error) {
 	p, err := s.participant(ctx, sessionID, from)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if p.Revoked {
-		return nil, nil, fault.Revoked
+		return nil, fault.Revoked
 	}
 	switch typ {
-	case "chat":
+	case MessageChat:
 		return s.chat(ctx, p, payload)
-	case "present":
+	case MessagePresent:
 		return s.present(ctx, p, payload)
 	}
 	// The code is signalling's own for a message type nobody handles.
-	return nil, nil, &fault.Error{Kind: fault.BadRequest, Code: "unknown_type", Message: fmt.Sprintf("unknown room message %q", typ)}
+	return nil, &fault.Error{Kind: fault.BadRequest, Code: "unknown_type", Message: fmt.Sprintf("unknown room message %q", typ)}
 }
 
-func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+func (s *Service) chat(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, error) {
 	if err := access.Check(p.Role, access.Chat); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var in struct {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(payload, &in); err != nil {
-		return nil, nil, invalid("text", "chat needs {\"text\": \"…\"}")
+		return nil, invalid("text", "chat needs {\"text\": \"…\"}")
 	}
 	text := strings.TrimSpace(in.Text)
 	if text == "" || utf8.RuneCountInString(text) > maxChat || !utf8.ValidString(text) {
-		return nil, nil, invalid("text", "a chat message is 1 to %d characters", maxChat)
+		return nil, invalid("text", "a chat message is 1 to %d characters", maxChat)
 	}
 	if p.Space == SpaceWaiting {
-		return nil, nil, conflict("you are in the waiting room; chat opens when you are admitted")
+		return nil, conflict("you are in the waiting room; chat opens when you are admitted")
 	}
-	e, err := s.journal.Append(ctx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "chat.message",
-		Details: map[string]any{"participant_id": p.ID, "name": p.Name, "space": p.Space, "text": text}})
+	var e journal.Entry
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		e, err = s.record(ctx, tx, chatRecord(p, text))
+		return err
+	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	// Chat stays in its space: a consultation room's chat is as private
-	// as its media.
-	to := s.live.inSpace(p.SessionID, p.Space)
-	return mustJSON(map[string]any{"from": p.ID, "name": p.Name, "role": p.Role, "text": text, "at": e.At.Format(time.RFC3339Nano), "space": p.Space}), to, nil
+	return mustJSON(map[string]any{"from": p.ID, "name": p.Name, "role": p.Role, "text": text, "at": e.At.Format(time.RFC3339Nano), "space": p.Space}), nil
 }
 
-func (s *Service) present(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+// chatRecord is how a chat message is journalled. The main room's chat is
+// part of the record, text and all. A consultation room's is privileged —
+// counsel and client — and the court must not read it: the journal (which
+// the presiding role, the clerk and the admin read, and bundles export)
+// keeps only that a message was sent there, and by whom.
+func chatRecord(p Participant, text string) journal.Record {
+	rec := journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "chat.message",
+		Details: map[string]any{"participant_id": p.ID, "name": p.Name, "space": p.Space, "text": text}}
+	if p.Space != SpaceMain {
+		rec.Action = "chat.consultation"
+		rec.Details = map[string]any{"participant_id": p.ID, "name": p.Name, "consultation_id": p.Space}
+	}
+	return rec
+}
+
+func (s *Service) present(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, error) {
 	if err := access.Check(p.Role, access.Present); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var in struct {
 		DocumentID *uuid.UUID `json:"document_id"`
 		Page       int        `json:"page"`
 	}
 	if err := json.Unmarshal(payload, &in); err != nil {
-		return nil, nil, invalid("document_id", "present needs {\"document_id\": \"…\", \"page\": n} or {\"document_id\": null} to stop")
+		return nil, invalid("document_id", "present needs {\"document_id\": \"…\", \"page\": n} or {\"document_id\": null} to stop")
 	}
 	if in.DocumentID != nil && (in.Page < 1 || in.Page > 100000) {
-		return nil, nil, invalid("page", "page must be 1 or more")
+		return nil, invalid("page", "page must be 1 or more")
 	}
 	details := map[string]any{"document_id": in.DocumentID, "page": in.Page}
-	if _, err := s.journal.Append(ctx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details}); err != nil {
-		return nil, nil, err
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.record(ctx, tx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details})
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	details["by"] = p.ID
 	out := mustJSON(details)
@@ -223,5 +261,5 @@ func (s *Service) present(ctx context.Context, p Participant, payload json.RawMe
 	} else {
 		s.live.setPresenting(p.SessionID, out)
 	}
-	return out, s.live.inSpace(p.SessionID, SpaceMain), nil
+	return out, nil
 }

@@ -240,6 +240,10 @@ func (s *Service) Close(ctx context.Context, p Principal, id uuid.UUID) (Session
 		return Session{}, err
 	}
 	var sess Session
+	// Whoever is still connected is disconnected by the close, which says
+	// so: nothing is journalled after session.closed.
+	connected := s.live.connectedIn(id)
+	slices.SortFunc(connected, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if sess, err = s.get(ctx, tx, id); err != nil {
@@ -254,14 +258,15 @@ func (s *Service) Close(ctx context.Context, p Principal, id uuid.UUID) (Session
 			return fmt.Errorf("sessions: close: %w", err)
 		}
 		sess.State, sess.ClosedAt = Closed, &now
-		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: id, Actor: p.Actor(), Action: "session.closed"})
+		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: id, Actor: p.Actor(), Action: "session.closed",
+			Details: map[string]any{"disconnected": connected}})
 		return err
 	})
 	if err != nil {
 		return Session{}, err
 	}
 	n := s.notify()
-	n.Notify(id, nil, "session_closed", mustJSON(sess))
+	n.Notify(id, nil, EventSessionClosed, mustJSON(sess))
 	for _, pid := range s.live.connectedIn(id) {
 		n.Disconnect(id, pid, "session_closed")
 	}
@@ -282,4 +287,23 @@ func requireNotClosed(sess Session) error {
 		return conflict("session %s is closed", sess.ID)
 	}
 	return nil
+}
+
+// record journals a change to a session inside the change's transaction,
+// then refuses it (fault.Conflict) if the session is closed. The order is
+// what makes the check hold: the journal head stays locked from the append
+// to the commit, and a close journals under the same lock, so either the
+// close committed before this append and is seen here, or it waits and is
+// journalled after this change. Nothing is ever journalled after
+// session.closed.
+func (s *Service) record(ctx context.Context, tx *sql.Tx, rec journal.Record) (journal.Entry, error) {
+	e, err := s.journal.AppendTx(ctx, tx, rec)
+	if err != nil {
+		return journal.Entry{}, err
+	}
+	sess, err := s.get(ctx, tx, rec.SessionID)
+	if err != nil {
+		return journal.Entry{}, err
+	}
+	return e, requireNotClosed(sess)
 }

@@ -48,7 +48,7 @@ type fixture struct {
 	notes   *recorder
 }
 
-func newFixture(t *testing.T, db *database.DB) *fixture {
+func newFixture(t testing.TB, db *database.DB) *fixture {
 	j := journal.New(db, nil, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: discard, PublicURL: "https://chamber.example"})
 	n := &recorder{}
@@ -56,7 +56,7 @@ func newFixture(t *testing.T, db *database.DB) *fixture {
 	return &fixture{svc: svc, journal: j, db: db, notes: n}
 }
 
-func (f *fixture) staff(t *testing.T, role access.Role) sessions.Principal {
+func (f *fixture) staff(t testing.TB, role access.Role) sessions.Principal {
 	t.Helper()
 	_, token, err := f.svc.AddStaff(context.Background(), "Staff "+string(role), role)
 	if err != nil {
@@ -69,7 +69,7 @@ func (f *fixture) staff(t *testing.T, role access.Role) sessions.Principal {
 	return p
 }
 
-func (f *fixture) invite(t *testing.T, by sessions.Principal, sid uuid.UUID, name string, role access.Role) (sessions.Principal, sessions.Invitation) {
+func (f *fixture) invite(t testing.TB, by sessions.Principal, sid uuid.UUID, name string, role access.Role) (sessions.Principal, sessions.Invitation) {
 	t.Helper()
 	inv, err := f.svc.Invite(context.Background(), by, sid, sessions.NewInvitation{Name: name, Role: role})
 	if err != nil {

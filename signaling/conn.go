@@ -42,6 +42,12 @@ type conn struct {
 
 	limiter       *rate.Limiter
 	lastRateError time.Time
+
+	// expiry closes the connection when its credential expires.
+	expiry *time.Timer
+	// announced is this connection's PeerEvent, encoded once before it
+	// joins the room and only read after.
+	announced json.RawMessage
 }
 
 type closeRequest struct {
@@ -220,15 +226,18 @@ func (c *conn) authenticate(sessionID uuid.UUID, reqID string, join protocol.Joi
 func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host string) bool {
 	s := c.s
 	ice := s.iceServers(host, id.ParticipantID, c.connID)
-	// The same bytes go to every other participant: encoded once, and
-	// before taking the server lock, under which welcome runs.
-	joined := mustEncode(protocol.TypePeerJoined, "", c.peerEvent())
+	// The same bytes go to every other participant the Audience lets
+	// learn of the join: encoded once, and before taking the server lock,
+	// under which welcome runs.
+	c.announced, _ = json.Marshal(c.peerEvent()) // plain strings: always marshals
+	joined := c.peerAnnouncement(protocol.TypePeerJoined)
+	joinedMsg := mustEncode(joined.Type, "", joined.Data)
 	r, err := s.join(c, func(others []*conn) {
 		c.sendID(protocol.TypeJoined, reqID, c.joinedMessage(id, welcome, ice, others))
 		// Under the server lock too, so that every connection sees joins
 		// in the same order as the peers lists.
 		for _, o := range others {
-			o.sendRaw(joined)
+			s.deliver(o, joined, joinedMsg)
 		}
 	})
 	if err != nil {
@@ -241,7 +250,7 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 		ParticipantID: id.ParticipantID,
 		ConnectionID:  c.connID,
 		Name:          id.Name,
-		Signal:        c.send,
+		Signal:        c.fromMedia,
 		OnClose: func(code, reason string) {
 			c.closeWith(websocket.StatusNormalClosure, reason, protocol.Error{Code: code, Message: reason})
 		},
@@ -255,23 +264,20 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 	}
 	c.peer = peer
 	peer.Start()
+	c.watchExpiry()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
 	return true
 }
 
 // joinedMessage is the "joined" a new connection receives.
 func (c *conn) joinedMessage(id Identity, welcome json.RawMessage, ice []protocol.ICEServer, others []*conn) protocol.Joined {
-	peers := make([]protocol.PeerEvent, 0, len(others))
-	for _, o := range others {
-		peers = append(peers, o.peerEvent())
-	}
 	return protocol.Joined{
 		Version:      protocol.Version,
 		ConnectionID: c.connID.String(),
 		Participant:  protocol.Participant{ID: id.ParticipantID.String(), Name: id.Name, Role: id.Role},
 		Session:      welcome,
 		ICEServers:   ice,
-		Peers:        peers,
+		Peers:        c.peersKnown(others),
 		Limits: protocol.Limits{
 			MaxMessageSize: protocol.MaxMessageSize,
 			MaxSDPSize:     protocol.MaxSDPSize,
@@ -288,15 +294,83 @@ func (c *conn) peerEvent() protocol.PeerEvent {
 	}
 }
 
+// peerAnnouncement is the event telling others of this connection
+// (peer_joined or peer_left).
+func (c *conn) peerAnnouncement(typ string) Event {
+	return Event{Type: typ, Data: c.announced, Subject: c.id.ParticipantID}
+}
+
+// peersKnown lists, for joined.peers, the other connections this one may
+// learn of: each is an announcement like peer_joined, and the Audience
+// decides on it in the same way.
+func (c *conn) peersKnown(others []*conn) []protocol.PeerEvent {
+	peers := make([]protocol.PeerEvent, 0, len(others))
+	for _, o := range others {
+		ev := o.peerAnnouncement(protocol.TypePeerJoined)
+		data, ok := c.s.audience.Filter(c.id.SessionID, c.id.ParticipantID, ev)
+		if !ok {
+			continue
+		}
+		var pe protocol.PeerEvent
+		if err := json.Unmarshal(data, &pe); err != nil {
+			c.log.Error("audience returned a bad peer", "err", err)
+			continue
+		}
+		peers = append(peers, pe)
+	}
+	return peers
+}
+
+// fromMedia passes on what the SFU sends this connection (its
+// sfu.PeerConfig.Signal): the announcements of tracks and of the active
+// speaker are events, which the Audience filters like any other; the rest
+// is this connection's own media negotiation.
+func (c *conn) fromMedia(typ string, data any) {
+	var subject string
+	switch d := data.(type) {
+	case protocol.TrackEvent:
+		subject = d.Track.ParticipantID
+	case protocol.ActiveSpeaker:
+		subject = d.ParticipantID
+	default:
+		c.send(typ, data)
+		return
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		c.log.Error("encoding a media event", "type", typ, "err", err)
+		return
+	}
+	sub, _ := uuid.Parse(subject)
+	c.s.deliver(c, Event{Type: typ, Data: raw, Subject: sub}, nil)
+}
+
+// watchExpiry closes the connection with bye token_expired when its
+// credential expires. teardown stops the timer; should it fire after the
+// connection ended, closeWith has already run and it does nothing.
+func (c *conn) watchExpiry() {
+	if c.id.ExpiresAt.IsZero() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(c.id.ExpiresAt), func() {
+		c.log.Info("credential expired; closing")
+		c.closeWith(websocket.StatusNormalClosure, protocol.ByeExpired, protocol.Bye{Code: protocol.ByeExpired})
+	})
+}
+
 // teardown releases everything the connection holds.
 func (c *conn) teardown() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	if c.peer != nil {
 		c.peer.Close()
 	}
 	others := c.s.leave(c)
-	ev := c.peerEvent()
+	left := c.peerAnnouncement(protocol.TypePeerLeft)
+	msg := mustEncode(left.Type, "", left.Data)
 	for _, o := range others {
-		o.send(protocol.TypePeerLeft, ev)
+		c.s.deliver(o, left, msg)
 	}
 	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
 	// Last, so as not to delay the session layer's record of the
@@ -440,26 +514,27 @@ func (c *conn) handle(data []byte) bool {
 		if len(payload) == 0 {
 			payload = json.RawMessage("null")
 		}
-		out, to, err := c.s.hooks.Message(c.ctx, c.id, env.Type, payload)
+		out, err := c.s.hooks.Message(c.ctx, c.id, env.Type, payload)
 		if err != nil {
 			return fail(err)
 		}
-		if out != nil {
-			if !json.Valid(out) {
-				c.log.Error("message hook returned invalid JSON", "type", env.Type)
-				return true
-			}
-			msg, err := protocol.Encode(env.Type, "", out)
-			if err != nil {
-				return fail(err)
-			}
-			conns, _ := c.s.connsOf(c.id.SessionID, to)
-			for _, o := range conns {
-				o.sendRaw(msg)
-			}
-		}
+		c.roomMessage(env.Type, out)
 	}
 	return true
+}
+
+// roomMessage sends what the session layer made of a room message to the
+// session's connections, as the Audience lets each of them learn it.
+func (c *conn) roomMessage(typ string, out json.RawMessage) {
+	if out == nil {
+		return
+	}
+	if !json.Valid(out) {
+		c.log.Error("message hook returned invalid JSON", "type", typ)
+		return
+	}
+	conns, _ := c.s.connsOf(c.id.SessionID, nil)
+	c.s.broadcast(conns, Event{Type: typ, Data: out})
 }
 
 // strictUnmarshal decodes a message's data, refusing unknown fields and

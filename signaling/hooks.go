@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -26,6 +27,10 @@ type Identity struct {
 	ParticipantID uuid.UUID
 	Name          string
 	Role          string // e.g. "judge", "party", "observer"
+	// ExpiresAt is when the credential behind the connection expires; the
+	// server then closes the connection with bye token_expired. Zero
+	// means never.
+	ExpiresAt time.Time
 }
 
 // Source says what a track carries.
@@ -59,9 +64,37 @@ type Hooks interface {
 	Disconnected(ctx context.Context, id Identity)
 	// Message handles room-level messages the session layer owns: "chat" and "present"
 	// (and any future ones). It checks permission and journals. A non-nil error is sent to the
-	// sender as an error message; otherwise the server broadcasts the returned message
-	// (nil = broadcast nothing) to the peers listed in to (nil = everyone in the session).
-	Message(ctx context.Context, from Identity, typ string, payload json.RawMessage) (out json.RawMessage, to []uuid.UUID, err error)
+	// sender as an error message; otherwise the server sends the returned message (nil = nothing)
+	// as an event of the same type to the session's connections, as the Audience lets it.
+	Message(ctx context.Context, from Identity, typ string, payload json.RawMessage) (out json.RawMessage, err error)
+}
+
+// Event is a message about something that happened, on its way to one
+// connection: a session event (Server.Notify), a room message (Hooks.Message),
+// or one of the server's own announcements — a peer joined or left
+// (peer_joined, peer_left and each entry of joined.peers), a track is
+// published or unpublished, the active speaker changed.
+type Event struct {
+	Type string
+	Data json.RawMessage
+	// Subject is the participant the server's own announcements are about
+	// (the peer, the track's publisher, the speaker). It is uuid.Nil for
+	// session events and room messages, whose data say whom they concern.
+	Subject uuid.UUID
+}
+
+// Audience decides what each connection learns. Every event bound for a
+// connection passes through Filter, the one place that decides delivery:
+// it returns the data to send — the event's own, or a redacted copy — and
+// whether to send it at all. What is not an event is not filtered: the
+// replies to the connection's own messages (joined, answer, pong, error),
+// its media negotiation (offer, candidate, layer) and bye.
+//
+// Filter runs on the server's hot paths, some under the server's lock and
+// the media room's: it must be quick, must not block, and must not call the
+// Server.
+type Audience interface {
+	Filter(sessionID, receiver uuid.UUID, ev Event) (data json.RawMessage, deliver bool)
 }
 
 // Recorder is the recording hook (package recording implements it).
@@ -127,6 +160,11 @@ func trimPrefix(err error) string {
 	return s
 }
 
+// openAudience tells everyone everything: the server without a session layer.
+type openAudience struct{}
+
+func (openAudience) Filter(_, _ uuid.UUID, ev Event) (json.RawMessage, bool) { return ev.Data, true }
+
 type openPolicy struct{}
 
 func (openPolicy) MayPublish(uuid.UUID, uuid.UUID, Source) bool            { return true }
@@ -141,25 +179,24 @@ func (defaultHooks) Disconnected(context.Context, Identity)                     
 // MaxChatText is the longest chat text the default hooks accept, in bytes.
 const MaxChatText = 4096
 
-func (defaultHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+func (defaultHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, error) {
 	if typ != protocol.TypeChat {
-		return nil, nil, unknownType(typ)
+		return nil, unknownType(typ)
 	}
 	var in struct {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(payload, &in); err != nil || in.Text == "" {
-		return nil, nil, fault.Invalidf("text", "chat needs a non-empty text")
+		return nil, fault.Invalidf("text", "chat needs a non-empty text")
 	}
 	if len(in.Text) > MaxChatText || !utf8.ValidString(in.Text) {
-		return nil, nil, fault.Invalidf("text", "chat text must be valid UTF-8 of at most %d bytes", MaxChatText)
+		return nil, fault.Invalidf("text", "chat text must be valid UTF-8 of at most %d bytes", MaxChatText)
 	}
-	out, err := json.Marshal(struct {
+	return json.Marshal(struct {
 		From string `json:"from"`
 		Name string `json:"name,omitempty"`
 		Text string `json:"text"`
 	}{from.ParticipantID.String(), from.Name, in.Text})
-	return out, nil, err
 }
 
 // policyAdapter binds a session-wide Policy to one room.

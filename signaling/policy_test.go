@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,27 +162,51 @@ func (h *recordingHooks) Disconnected(_ context.Context, id Identity) {
 	h.disconnected = append(h.disconnected, id.ParticipantID)
 }
 
-func (h *recordingHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
+func (h *recordingHooks) Message(_ context.Context, from Identity, typ string, payload json.RawMessage) (json.RawMessage, error) {
 	switch typ {
 	case "present":
 		var in struct {
 			To []uuid.UUID `json:"to"`
 		}
 		if err := json.Unmarshal(payload, &in); err != nil {
-			return nil, nil, fault.BadRequest
+			return nil, fault.BadRequest
 		}
-		return json.RawMessage(`{"exhibit":"P-1","by":"` + from.ParticipantID.String() + `"}`), in.To, nil
+		to, _ := json.Marshal(in.To)
+		return json.RawMessage(`{"exhibit":"P-1","by":"` + from.ParticipantID.String() + `","to":` + string(to) + `}`), nil
 	case "chat":
-		return payload, nil, nil
+		return payload, nil
 	case "forbidden":
-		return nil, nil, fault.Forbidden
+		return nil, fault.Forbidden
 	}
-	return nil, nil, unknownType(typ)
+	return nil, unknownType(typ)
+}
+
+// addressedAudience delivers a "present" only to the participants its data
+// lists in "to", without the list; everything else to everyone.
+type addressedAudience struct{}
+
+func (addressedAudience) Filter(_, receiver uuid.UUID, ev Event) (json.RawMessage, bool) {
+	if ev.Type != "present" {
+		return ev.Data, true
+	}
+	var in struct {
+		Exhibit string      `json:"exhibit"`
+		By      string      `json:"by"`
+		To      []uuid.UUID `json:"to"`
+	}
+	if err := json.Unmarshal(ev.Data, &in); err != nil || !slices.Contains(in.To, receiver) {
+		return nil, false
+	}
+	out, _ := json.Marshal(struct {
+		Exhibit string `json:"exhibit"`
+		By      string `json:"by"`
+	}{in.Exhibit, in.By})
+	return out, true
 }
 
 func TestHooksOwnRoomMessages(t *testing.T) {
 	hooks := &recordingHooks{refuse: map[uuid.UUID]bool{}}
-	ts := newTestServer(t, func(c *Config) { c.Hooks = hooks })
+	ts := newTestServer(t, func(c *Config) { c.Hooks, c.Audience = hooks, addressedAudience{} })
 	a, aid, aEvents := ts.dial(t, "clerk", nil)
 	if got := string(a.Joined().Session); got != `{"title":"Case 42","role":"party"}` {
 		t.Errorf("joined.session = %s", got)
@@ -193,7 +218,7 @@ func TestHooksOwnRoomMessages(t *testing.T) {
 		t.Errorf("peer_joined %+v", p)
 	}
 
-	// present goes only where the hook says.
+	// present goes only where the audience lets it, as it shapes it.
 	if err := a.Send(context.Background(), "present", map[string]any{"to": []uuid.UUID{bid.ParticipantID}}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -44,6 +45,9 @@ type Config struct {
 	// Hooks follows connections and owns room messages; nil accepts
 	// everyone and broadcasts chat to the whole session.
 	Hooks Hooks
+	// Audience decides what each connection learns of every event; nil
+	// tells everyone everything.
+	Audience Audience
 	// Recorder attaches recording taps; nil records nothing.
 	Recorder Recorder
 
@@ -108,11 +112,12 @@ type Config struct {
 
 // Server is the signalling server and owner of the SFU and the TURN server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	auth   Authenticator
-	policy Policy
-	hooks  Hooks
+	cfg      Config
+	log      *slog.Logger
+	auth     Authenticator
+	policy   Policy
+	hooks    Hooks
+	audience Audience
 
 	mu      sync.Mutex
 	sfu     *sfu.SFU
@@ -161,12 +166,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TURNTLSAddr != "" && (cfg.TURNTLSCertFile == "" || cfg.TURNTLSKeyFile == "") {
 		return nil, fmt.Errorf("%w: TURN over TLS needs a certificate and a key", ErrConfig)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: cfg.Authenticator, policy: cfg.Policy, hooks: cfg.Hooks, rooms: make(map[uuid.UUID]*room)}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: cfg.Authenticator, policy: cfg.Policy, hooks: cfg.Hooks, audience: cfg.Audience,
+		rooms: make(map[uuid.UUID]*room)}
 	if s.policy == nil {
 		s.policy = openPolicy{}
 	}
 	if s.hooks == nil {
 		s.hooks = defaultHooks{}
+	}
+	if s.audience == nil {
+		s.audience = openAudience{}
 	}
 	return s, nil
 }
@@ -363,21 +372,48 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Notify pushes a state event to the listed participants of a session (nil = all connected)
-// and then re-evaluates forwarding for the whole room against the Policy (spaces, mute, etc.).
+// Notify pushes a state event to the connections of a session, each as the
+// Audience decides, and then re-evaluates forwarding for the whole room
+// against the Policy (spaces, mute, etc.). to narrows the connections
+// considered to those of the listed participants (nil = all); the Audience
+// decides for each of them all the same.
 func (s *Server) Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage) {
 	conns, media := s.connsOf(sessionID, to)
-	msg, err := protocol.Encode(typ, "", payload)
-	if err != nil {
-		s.log.Error("notify: bad payload", "type", typ, "err", err)
-		return
-	}
-	for _, c := range conns {
-		c.sendRaw(msg)
-	}
+	s.broadcast(conns, Event{Type: typ, Data: payload})
 	if media != nil {
 		media.Reconcile()
 	}
+}
+
+// broadcast delivers one event to each of conns, encoded once unless the
+// Audience reshapes it for someone.
+func (s *Server) broadcast(conns []*conn, ev Event) {
+	msg, err := protocol.Encode(ev.Type, "", ev.Data)
+	if err != nil {
+		s.log.Error("event with a bad payload", "type", ev.Type, "err", err)
+		return
+	}
+	for _, c := range conns {
+		s.deliver(c, ev, msg)
+	}
+}
+
+// deliver is the one way an event reaches a connection: the Audience
+// decides whether, and with which data. msg is ev encoded as it is (nil:
+// not encoded yet), sent unless the Audience redacts the data.
+func (s *Server) deliver(c *conn, ev Event, msg []byte) {
+	data, ok := s.audience.Filter(c.id.SessionID, c.id.ParticipantID, ev)
+	if !ok {
+		return
+	}
+	if msg == nil || !bytes.Equal(data, ev.Data) {
+		var err error
+		if msg, err = protocol.Encode(ev.Type, "", data); err != nil {
+			s.log.Error("audience returned a bad payload", "type", ev.Type, "err", err)
+			return
+		}
+	}
+	c.sendRaw(msg)
 }
 
 // Disconnect closes a participant's connection(s); code is a protocol Bye

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -88,7 +89,8 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	base := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url,
-		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0"}
+		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
+		"--metrics-listen", "127.0.0.1:0"}
 	cmd := exec.Command(binary, append(base, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
@@ -139,6 +141,17 @@ func cleanEnv() []string {
 	return out
 }
 
+// metricsURL is the base URL of the server's metrics listener, from its log.
+func (s *server) metricsURL() string {
+	s.t.Helper()
+	re := regexp.MustCompile(`msg="metrics serving" listen=(\S+)`)
+	m := re.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		s.t.Fatalf("the server did not log its metrics listener:\n%s", s.logs.String())
+	}
+	return "http://" + m[1]
+}
+
 func (s *server) stop() error {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -179,7 +192,11 @@ func TestServeZeroConfig(t *testing.T) {
 		t.Fatalf("/readyz body %s", body)
 	}
 	get(t, s.URL+"/no/such/path")
-	code, body = get(t, s.URL+"/metrics")
+	// The metrics are the operator's: on their own listener, not the public one.
+	if code, _ := get(t, s.URL+"/metrics"); code != 404 {
+		t.Fatalf("the public listener serves /metrics: %d", code)
+	}
+	code, body = get(t, s.metricsURL()+"/metrics")
 	if code != 200 || !strings.Contains(body, "chamber_http_requests_total") {
 		t.Fatalf("/metrics = %d, lacks chamber_http_requests_total", code)
 	}
@@ -213,6 +230,9 @@ func TestServeZeroConfig(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Fatalf("API responses lack the security headers: %v", resp.Header)
+	}
+	if v := resp.Header.Get("Strict-Transport-Security"); v != "" {
+		t.Fatalf("plain HTTP with an http public URL sends Strict-Transport-Security %q", v)
 	}
 	_, body = get(t, s.URL+"/api/v1/openapi.json")
 	var doc struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -15,9 +16,11 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
+	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
+	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
 
@@ -149,17 +152,20 @@ func (m *mediaConfig) signalingConfig(publicURL string) signaling.Config {
 }
 
 // sessionHooks is the session layer as the signalling server sees it:
-// authentication, the permission policy and the room's hooks.
+// authentication, the permission policy, the room's hooks and the audience
+// of every event.
 type sessionHooks struct {
 	svc       *sessions.Service
 	recording *recording.Controller
 	acts      *acts.Service
+	log       *slog.Logger
 }
 
 var (
 	_ signaling.Authenticator = sessionHooks{}
 	_ signaling.Policy        = sessionHooks{}
 	_ signaling.Hooks         = sessionHooks{}
+	_ signaling.Audience      = sessionHooks{}
 )
 
 func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, token string) (signaling.Identity, error) {
@@ -167,7 +173,72 @@ func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, tok
 	if err != nil {
 		return signaling.Identity{}, err
 	}
-	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role)}, nil
+	return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role), ExpiresAt: p.ExpiresAt}, nil
+}
+
+// Filter is the one place that decides who learns what in a session: every
+// event bound for a connection passes here (signaling.Audience), and each
+// kind of event has its audience below, in the terms of the session
+// layer's visibility rules (sessions/policy.go) and the act's
+// (acts.MaySeeCheck). docs/signaling.md lists the same table. An event no
+// case names reaches nobody.
+func (h sessionHooks) Filter(sid, receiver uuid.UUID, ev signaling.Event) (json.RawMessage, bool) {
+	svc := h.svc
+	switch ev.Type {
+	// Tracks: the media policy (MayForward) chose what this receiver gets,
+	// and the announcements follow it.
+	case protocol.TypeTrackPublished, protocol.TypeTrackUnpublished:
+		return ev.Data, true
+	// Who is speaking: only to those who hear them.
+	case protocol.TypeActiveSpeaker:
+		return ev.Data, svc.Hears(sid, receiver, ev.Subject)
+	// Who is connected: to those who may know of them.
+	case protocol.TypePeerJoined, protocol.TypePeerLeft:
+		return ev.Data, svc.Sees(sid, receiver, ev.Subject) != sessions.Unseen
+	// A participant's record: whole, as the stage view, or not at all.
+	case sessions.EventParticipantAdded, sessions.EventParticipantUpdated:
+		return svc.ParticipantFor(sid, receiver, ev.Data)
+	// The list of whom someone may know of, made for them alone.
+	case sessions.EventParticipantsKnown:
+		var k struct {
+			For uuid.UUID `json:"for"`
+		}
+		return ev.Data, json.Unmarshal(ev.Data, &k) == nil && k.For == receiver
+	// Removals and consultations: to those who follow the roster.
+	case sessions.EventParticipantRemoved, sessions.EventConsultationOpened, sessions.EventConsultationClosed:
+		return ev.Data, svc.SeesRoster(sid, receiver)
+	// Chat stays in its space; a consultation's is as private as its media.
+	case sessions.MessageChat:
+		var m struct {
+			Space string `json:"space"`
+		}
+		return ev.Data, json.Unmarshal(ev.Data, &m) == nil && h.inSpace(sid, receiver, m.Space)
+	// The presented page is the main room's.
+	case sessions.MessagePresent:
+		return ev.Data, h.inSpace(sid, receiver, sessions.SpaceMain)
+	// The session, its recording and the act's state name nobody.
+	case sessions.EventSessionUpdated, sessions.EventSessionClosed, recording.EventRecording, acts.EventActUpdated:
+		return ev.Data, true
+	// A principal's passport data: the notary, the officer, the principal.
+	case acts.EventIdentityCheck:
+		var c struct {
+			ParticipantID uuid.UUID `json:"participant_id"`
+		}
+		st, ok := svc.StandingOf(sid, receiver)
+		return ev.Data, ok && json.Unmarshal(ev.Data, &c) == nil && acts.MaySeeCheck(st.Role, receiver, c.ParticipantID)
+	// Documents: to those who may see documents, outside the waiting room.
+	case api.EventDocumentsChanged:
+		st, ok := svc.StandingOf(sid, receiver)
+		return ev.Data, ok && st.Space != sessions.SpaceWaiting && access.Allowed(st.Role, access.SeeDocuments)
+	}
+	h.log.Warn("an event without an audience reaches nobody", "type", ev.Type)
+	return nil, false
+}
+
+// inSpace reports whether receiver is in space now.
+func (h sessionHooks) inSpace(sid, receiver uuid.UUID, space string) bool {
+	st, ok := h.svc.StandingOf(sid, receiver)
+	return ok && space != "" && st.Space == space
 }
 
 func (h sessionHooks) MayPublish(sessionID, participantID uuid.UUID, src signaling.Source) bool {
@@ -201,12 +272,8 @@ func (h sessionHooks) Disconnected(ctx context.Context, id signaling.Identity) {
 	h.svc.Disconnected(ctx, id.SessionID, id.ParticipantID)
 }
 
-func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ string, payload json.RawMessage) (json.RawMessage, []uuid.UUID, error) {
-	out, to, err := h.svc.RoomMessage(ctx, from.SessionID, from.ParticipantID, typ, payload)
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, to, nil
+func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ string, payload json.RawMessage) (json.RawMessage, error) {
+	return h.svc.RoomMessage(ctx, from.SessionID, from.ParticipantID, typ, payload)
 }
 
 // recordingPolicy is the session layer as the recorder sees it.

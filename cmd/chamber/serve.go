@@ -130,6 +130,7 @@ type serveConfig struct {
 	storageConfig
 	s3              s3Config
 	listen          string
+	metricsListen   string
 	publicURL       string
 	shutdownTimeout time.Duration
 	tlsCert, tlsKey string
@@ -150,6 +151,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.storageConfig.register(c)
 	cfg.s3.register(c)
 	c.fs.StringVar(&cfg.listen, "listen", ":8080", "HTTP listen address")
+	c.fs.StringVar(&cfg.metricsListen, "metrics-listen", defaultMetricsListen, "address of the Prometheus metrics listener (GET /metrics), kept off the public one; \"off\" disables it")
 	c.fs.StringVar(&cfg.publicURL, "public-url", "http://localhost:8080", "public base URL, used in links")
 	c.fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on shutdown")
 	c.fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate (PEM) for HTTPS; with --tls-key")
@@ -249,8 +251,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	sigCfg := cfg.media.signalingConfig(cfg.publicURL)
-	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc}
+	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
+	sigCfg.Audience = hooks
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
 		return usagef("chamber serve: media: %v", err)
@@ -314,9 +317,64 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			},
 		},
 	})
+	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	// Every response carries the security headers that suit it; pages
 	// replace them with their own.
-	return serveHTTP(ctx, log, cfg, web.APIHeaders(router))
+	var h http.Handler = web.APIHeaders(router)
+	if cfg.https() {
+		h = api.StrictTransport(h)
+	}
+	return serveHTTP(ctx, log, cfg, h)
+}
+
+// https reports whether browsers reach Chamber over HTTPS: its own TLS, or
+// a proxy's in front of it (an https public URL). Responses then carry
+// Strict-Transport-Security.
+func (cfg serveConfig) https() bool {
+	return cfg.tlsCert != "" || strings.HasPrefix(strings.ToLower(cfg.publicURL), "https://")
+}
+
+// defaultMetricsListen keeps the metrics on the loopback interface, on the
+// port of OpenTelemetry's Prometheus exporter (Prometheus's own 9090 is
+// often taken on the same host).
+const defaultMetricsListen = "127.0.0.1:9464"
+
+// serveMetrics serves GET /metrics on addr ("off": nowhere) until the
+// returned stop is called. Room and peer counts are the operator's, not
+// the public's: the public listener does not serve them.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string) (stop func(), err error) {
+	if addr == "off" || addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usagef("chamber serve: --metrics-listen %s: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", api.Metrics())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", "err", err)
+		}
+	}()
+	log.Info("metrics serving", "listen", ln.Addr().String())
+	return func() {
+		_ = srv.Close() // scrapes are short and idempotent: no drain
+		<-done
+	}, nil
 }
 
 // serveHTTP runs the HTTP server until ctx ends, then stops accepting and

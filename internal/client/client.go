@@ -68,6 +68,10 @@ type Config struct {
 	// itself (chat, session events, peer and track events, layer, active
 	// speaker, errors without a pending request). Nil discards them.
 	Events chan<- protocol.Envelope
+	// Trace, when set, sees every message from the server, "joined"
+	// first, in order and before the client acts on it (tests record all
+	// that a participant learns). It runs on the client's reader.
+	Trace func(env protocol.Envelope)
 }
 
 // Client is a joined participant connection.
@@ -138,6 +142,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		_ = ws.CloseNow()
 		return nil, fmt.Errorf("client: malformed reply: %w", err)
+	}
+	if cfg.Trace != nil {
+		cfg.Trace(env)
 	}
 	if env.Type == protocol.TypeError {
 		var pe protocol.Error
@@ -391,6 +398,9 @@ func (c *Client) readLoop() {
 		if err := json.Unmarshal(data, &env); err != nil {
 			c.log.Warn("malformed server message", "err", err)
 			continue
+		}
+		if c.cfg.Trace != nil {
+			c.cfg.Trace(env)
 		}
 		if env.ID != "" {
 			c.mu.Lock()

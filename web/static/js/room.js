@@ -480,6 +480,14 @@ export class Room extends EventTarget {
         this.emit('participants');
         return;
       }
+      case 'participants':
+        // Whom this participant may know of now that their space changed
+        // (admitted, moved): the whole list, replacing the one they had.
+        this.participants.clear();
+        for (const p of data.participants || []) this.participants.set(p.id, p);
+        for (const tile of this.tiles.values()) this.labelTile(tile);
+        this.emit('participants');
+        return;
       case 'participant_removed':
         this.participants.delete(data.participant_id);
         if (data.participant_id === this.you.id) return this.end('removed');
