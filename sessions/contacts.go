@@ -105,35 +105,86 @@ func (s *Service) withdrawContactTx(ctx context.Context, tx *sql.Tx, target Part
 	if s.mail == nil {
 		return nil
 	}
-	if _, ok, err := s.contactTx(ctx, tx, target.ID); err != nil || !ok {
+	return s.cancelLettersTx(ctx, tx, target.SessionID, target.ID)
+}
+
+// closeContactsTx is the e-mail side of closing a session: letters still
+// waiting are dropped, and a session closed before its time — called off —
+// is cancelled in the calendars of those who were told of it.
+func (s *Service) closeContactsTx(ctx context.Context, tx *sql.Tx, sess Session) error {
+	if s.mail == nil {
+		return nil
+	}
+	if sess.ScheduledAt == nil || !sess.ScheduledAt.After(s.now()) {
+		_, err := tx.ExecContext(ctx,
+			`UPDATE mail_outbox SET status = $1, secret = NULL
+			 WHERE session_id = $2 AND status = $3 AND kind <> $4 AND (lease_until IS NULL OR lease_until <= $5)`,
+			statusSuperseded, sess.ID.String(), statusPending, string(letters.Cancel), database.Micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("sessions: close letters: %w", err)
+		}
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx,
+		`SELECT c.participant_id FROM invitation_contacts c JOIN participants p ON p.id = c.participant_id
+		 WHERE c.session_id = $1 AND p.revoked_at IS NULL ORDER BY p.created_at, p.id`, sess.ID.String())
+	if err != nil {
+		return fmt.Errorf("sessions: close letters: %w", err)
+	}
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		pid, _ := uuid.Parse(id)
+		ids = append(ids, pid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, pid := range ids {
+		if err := s.cancelLettersTx(ctx, tx, sess.ID, pid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cancelLettersTx drops a person's waiting letters and, if anything
+// reached them, queues the cancellation of their calendar event.
+func (s *Service) cancelLettersTx(ctx context.Context, tx *sql.Tx, sessionID, participantID uuid.UUID) error {
+	if _, ok, err := s.contactTx(ctx, tx, participantID); err != nil || !ok {
 		return err
 	}
 	now := database.Micros(s.now())
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE mail_outbox SET status = $1, secret = NULL
 		 WHERE participant_id = $2 AND status = $3 AND (lease_until IS NULL OR lease_until <= $4)`,
-		statusSuperseded, target.ID.String(), statusPending, now); err != nil {
+		statusSuperseded, participantID.String(), statusPending, now); err != nil {
 		return fmt.Errorf("sessions: withdraw letters: %w", err)
 	}
 	var delivered int
 	if err := tx.QueryRowContext(ctx,
 		`SELECT COUNT(*) FROM mail_outbox WHERE participant_id = $1 AND (status = $2 OR (status = $3 AND lease_until > $4))`,
-		target.ID.String(), statusSent, statusPending, now).Scan(&delivered); err != nil {
+		participantID.String(), statusSent, statusPending, now).Scan(&delivered); err != nil {
 		return fmt.Errorf("sessions: withdraw letters: %w", err)
 	}
 	if delivered == 0 {
 		return nil
 	}
 	var scheduled sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT scheduled_at FROM sessions WHERE id = $1`, target.SessionID.String()).Scan(&scheduled); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT scheduled_at FROM sessions WHERE id = $1`, sessionID.String()).Scan(&scheduled); err != nil {
 		return fmt.Errorf("sessions: withdraw letters: %w", err)
 	}
-	seq, err := s.nextSequenceTx(ctx, tx, target.ID, false)
+	seq, err := s.nextSequenceTx(ctx, tx, participantID, false)
 	if err != nil {
 		return err
 	}
 	return s.enqueueTx(ctx, tx, outMessage{
-		sessionID: target.SessionID, participantID: target.ID, kind: letters.Cancel,
+		sessionID: sessionID, participantID: participantID, kind: letters.Cancel,
 		sequence: seq, startsAt: timePtr(scheduled),
 	})
 }

@@ -797,3 +797,48 @@ func TestReminders(t *testing.T) {
 		}
 	})
 }
+
+// A session closed before its time is called off: whoever was told of it
+// receives a CANCEL, and letters still waiting are dropped. One closed
+// after its time sends nothing.
+func TestCloseCallsOff(t *testing.T) {
+	mp := testenv.Mailpit(t)
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		m := newMailFixture(t, db, mp)
+		clerk := m.staff(t, access.Clerk)
+		start := m.clock.Now().Add(48 * time.Hour)
+		sess := m.hearing(t, clerk, &start)
+		told, waiting := address("told"), address("waiting")
+		m.inviteTo(t, clerk, sess.ID, "Told", access.Witness, &sessions.Contact{Email: told})
+		first := inbox(t, mp, told, 1)[0]
+		m.stop()
+		m.inviteTo(t, clerk, sess.ID, "Waiting", access.Witness, &sessions.Contact{Email: waiting})
+		if _, err := m.svc.Close(ctx, clerk, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		soon := m.clock.Now().Add(time.Hour)
+		past := m.hearing(t, clerk, &soon)
+		after := address("after")
+		m.run(t, m.svc)
+		m.inviteTo(t, clerk, past.ID, "After", access.Witness, &sessions.Contact{Email: after})
+		inbox(t, mp, after, 1)
+		c := inbox(t, mp, told, 2)[1]
+		if c.method != "CANCEL" || c.uid != first.uid || c.sequence != 1 || c.status != "CANCELLED" {
+			t.Errorf("called off: method %s uid %s seq %d status %s", c.method, c.uid, c.sequence, c.status)
+		}
+		m.pass(t, 2*time.Hour)
+		if _, err := m.svc.Close(ctx, clerk, past.ID); err != nil {
+			t.Fatal(err)
+		}
+		marker := address("marker")
+		m.inviteTo(t, clerk, m.hearing(t, clerk, nil).ID, "Marker", access.Witness, &sessions.Contact{Email: marker})
+		inbox(t, mp, marker, 1)
+		m.pass(t, time.Second)
+		if n, w := len(mp.Search(t, after)), len(mp.Search(t, waiting)); n != 1 || w != 0 {
+			t.Errorf("after its time %d letters (want 1); never told %d (want 0)", n, w)
+		}
+		m.noSecrets(t)
+	})
+}

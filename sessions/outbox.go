@@ -277,6 +277,7 @@ type letter struct {
 	tokenHash                  string
 	email, lang, zone          string
 	kindOf                     access.Kind
+	closed                     bool
 	title, caseNumber, actType string
 }
 
@@ -295,7 +296,7 @@ func (s *Service) claim(ctx context.Context, id string) (letter, bool, error) {
 	}
 	var (
 		l                                 letter
-		sid, pid, kind, role, kindOf      string
+		sid, pid, kind, role, kindOf, st  string
 		starts, previous, deadline, revok sql.NullInt64
 		secret                            sql.NullString
 		created, expires                  int64
@@ -305,7 +306,7 @@ func (s *Service) claim(ctx context.Context, id string) (letter, bool, error) {
 		        o.secret, o.deadline, o.created_at,
 		        p.name, p.role, p.revoked_at, p.expires_at, p.token_hash,
 		        c.email, c.language, c.time_zone,
-		        s.kind, s.title, s.case_number, s.act_type
+		        s.kind, s.title, s.case_number, s.act_type, s.state
 		 FROM mail_outbox o
 		 JOIN participants p ON p.id = o.participant_id
 		 JOIN invitation_contacts c ON c.participant_id = o.participant_id
@@ -314,7 +315,7 @@ func (s *Service) claim(ctx context.Context, id string) (letter, bool, error) {
 		&sid, &pid, &kind, &l.sequence, &l.attempts, &starts, &previous, &secret, &deadline, &created,
 		&l.name, &role, &revok, &expires, &l.tokenHash,
 		&l.email, &l.lang, &l.zone,
-		&kindOf, &l.title, &l.caseNumber, &l.actType)
+		&kindOf, &l.title, &l.caseNumber, &l.actType, &st)
 	if err != nil {
 		return letter{}, false, err
 	}
@@ -325,6 +326,7 @@ func (s *Service) claim(ctx context.Context, id string) (letter, bool, error) {
 	l.startsAt, l.previous, l.deadline = timePtr(starts), timePtr(previous), timePtr(deadline)
 	l.secret, l.created = secret.String, database.Time(created)
 	l.revoked, l.expires = revok.Valid, database.Time(expires)
+	l.closed = State(st) == Closed
 	return l, true, nil
 }
 
@@ -377,6 +379,8 @@ func (s *Service) pointless(l letter) string {
 		return "too late"
 	case l.kind == letters.Cancel:
 		return ""
+	case l.closed:
+		return "session closed"
 	case l.revoked:
 		return "invitation revoked"
 	case !now.Before(l.expires):

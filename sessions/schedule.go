@@ -136,73 +136,66 @@ func (s *Service) announceTimeTx(ctx context.Context, tx *sql.Tx, sess Session, 
 	return len(ids), nil
 }
 
-// remind queues the reminders that have fallen due: for each live
-// invitation with a contact whose session begins within the longest lead
-// time, the leads whose moment has passed since the person was last told
-// the time. Only the nearest of them is sent (a server that was down a
-// day does not send yesterday's reminder too); all are recorded, each
-// once per session time, in the same transaction as the letter.
+// remind queues the reminders that have fallen due, nearest lead first:
+// for each lead, the live invitations with a contact whose session begins
+// within it, whose moment (start less lead) came after the person was last
+// told the time, and that have had no reminder for that lead and that
+// time. Queuing one records the longer leads too: a server that was down
+// a day does not send yesterday's reminder after today's. Each reminder is
+// recorded once per session time, in the same transaction as its letter.
 func (s *Service) remind(ctx context.Context) {
-	leads := s.mail.cfg.Reminders
-	if len(leads) == 0 {
-		return
-	}
-	now := s.now()
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT c.participant_id, c.session_id, c.told_at, s.scheduled_at
-		 FROM invitation_contacts c
-		 JOIN participants p ON p.id = c.participant_id
-		 JOIN sessions s ON s.id = c.session_id
-		 WHERE s.state <> $1 AND s.scheduled_at > $2 AND s.scheduled_at <= $3
-		   AND p.revoked_at IS NULL AND p.expires_at > $2
-		 ORDER BY s.scheduled_at LIMIT 1000`,
-		string(Closed), database.Micros(now), database.Micros(now.Add(leads[0])))
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("reminders: listing invitations", "err", err)
-		}
-		return
-	}
-	type due struct {
-		participant, session uuid.UUID
-		start                time.Time
-		leads                []time.Duration
-	}
-	var todo []due
-	for rows.Next() {
-		var (
-			pid, sid      string
-			told, startUs int64
-		)
-		if err := rows.Scan(&pid, &sid, &told, &startUs); err != nil {
-			s.log.Error("reminders: reading an invitation", "err", err)
-			break
-		}
-		start := database.Time(startUs)
-		var ls []time.Duration
-		for _, lead := range leads {
-			at := start.Add(-lead)
-			if !at.After(now) && at.After(database.Time(told)) {
-				ls = append(ls, lead)
+	leads := s.mail.cfg.Reminders // longest first
+	now := database.Micros(s.now())
+	for i := len(leads) - 1; i >= 0; i-- {
+		lead := leads[i]
+		rows, err := s.db.QueryContext(ctx,
+			`SELECT c.participant_id, c.session_id, s.scheduled_at
+			 FROM invitation_contacts c
+			 JOIN participants p ON p.id = c.participant_id
+			 JOIN sessions s ON s.id = c.session_id
+			 WHERE s.state <> $1 AND s.scheduled_at > $2 AND s.scheduled_at <= $2 + $3 AND s.scheduled_at - $3 > c.told_at
+			   AND p.revoked_at IS NULL AND p.expires_at > $2
+			   AND NOT EXISTS (SELECT 1 FROM mail_reminders r
+			     WHERE r.participant_id = c.participant_id AND r.starts_at = s.scheduled_at AND r.lead_seconds = $4)
+			 ORDER BY s.scheduled_at, c.participant_id LIMIT 500`,
+			string(Closed), now, lead.Microseconds(), int64(lead/time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("reminders: listing invitations", "err", err)
 			}
+			return
 		}
-		if len(ls) > 0 {
-			d := due{start: start, leads: ls}
+		type due struct {
+			participant, session uuid.UUID
+			start                time.Time
+		}
+		var todo []due
+		for rows.Next() {
+			var (
+				pid, sid string
+				start    int64
+			)
+			if err := rows.Scan(&pid, &sid, &start); err != nil {
+				s.log.Error("reminders: reading an invitation", "err", err)
+				break
+			}
+			d := due{start: database.Time(start)}
 			d.participant, _ = uuid.Parse(pid)
 			d.session, _ = uuid.Parse(sid)
 			todo = append(todo, d)
 		}
-	}
-	rows.Close()
-	for _, d := range todo {
-		if err := s.queueReminder(ctx, d.session, d.participant, d.start, d.leads); err != nil && ctx.Err() == nil {
-			s.log.Error("reminders: queueing", "session", d.session, "participant", d.participant, "err", err)
+		rows.Close()
+		for _, d := range todo {
+			if err := s.queueReminder(ctx, d.session, d.participant, d.start, leads[:i+1]); err != nil && ctx.Err() == nil {
+				s.log.Error("reminders: queueing", "session", d.session, "participant", d.participant, "err", err)
+			}
 		}
 	}
 }
 
-// queueReminder records the due leads and, unless another process did so
-// first, queues one reminder.
+// queueReminder records the reminder for the nearest of leads (the last)
+// and the longer ones, and, unless another process recorded it first,
+// queues its letter.
 func (s *Service) queueReminder(ctx context.Context, sessionID, participantID uuid.UUID, start time.Time, leads []time.Duration) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		nearest := leads[len(leads)-1]
