@@ -55,7 +55,8 @@ type MailConfig struct {
 	// sender (a new letter wakes it at once); 15 s if zero.
 	Poll time.Duration
 	// MaxAttempts bounds the deliveries tried for one letter; 12 if zero
-	// (about four hours with the default back-off).
+	// (the last one about three hours after the first, with the default
+	// back-off).
 	MaxAttempts int
 	// Backoff is the wait after the first failure, doubled after each
 	// further one up to MaxBackoff; 30 s and 30 min if zero.
