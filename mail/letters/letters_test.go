@@ -244,3 +244,21 @@ func FuzzCompose(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkInvitation writes one invitation letter and its calendar
+// object, as the sender does for every letter.
+func BenchmarkInvitation(b *testing.B) {
+	tokyo, _ := letters.LoadZone("Asia/Tokyo")
+	l := letters.Letter{Kind: letters.Invitation, Lang: letters.Estonian, Zone: tokyo, Recipient: "Mari Tamm", Role: "witness",
+		SessionKind: "hearing", Title: "Tamm v Kask", CaseNumber: "2-26-1234", Start: &start,
+		JoinURL: "https://kohus.example/join/chi_SECRET", ExpiresAt: start.Add(7 * 24 * time.Hour), Sender: "Harju Maakohus"}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Compose()
+		ev, _ := l.Event()
+		ev.UID, ev.Organizer.Email, ev.Attendee.Email = "u@kohus.example", "k@kohus.example", "m@example.org"
+		if _, err := ev.ICS(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
