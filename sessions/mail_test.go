@@ -842,3 +842,26 @@ func TestCloseCallsOff(t *testing.T) {
 		m.noSecrets(t)
 	})
 }
+
+// With the server down, a pass stops after a few failures in a row instead
+// of waiting on every letter of the outbox in turn.
+func TestMailServerDownEndsPass(t *testing.T) {
+	mp := testenv.StartMailpit(t, "")
+	mp.Stop()
+	m := newMailFixture(t, databasetest.Open(t, database.SQLite), mp.MailpitServer)
+	m.stop()
+	clerk := m.staff(t, access.Clerk)
+	sess := m.hearing(t, clerk, nil)
+	for i := range 5 {
+		m.inviteTo(t, clerk, sess.ID, "P"+strconv.Itoa(i), access.Witness, &sessions.Contact{Email: address("pass")})
+	}
+	m.run(t, m.svc)
+	if !m.clock.BlockUntil(1, 30*time.Second) {
+		t.Fatal("the first pass did not end")
+	}
+	var attempts, tried int
+	m.db.QueryRowContext(context.Background(), `SELECT SUM(attempts), COUNT(*) FILTER (WHERE attempts > 0) FROM mail_outbox`).Scan(&attempts, &tried)
+	if attempts != 3 || tried != 3 {
+		t.Fatalf("the pass made %d attempts at %d letters, want 3 and 3", attempts, tried)
+	}
+}

@@ -115,9 +115,6 @@ func newMailer(cfg MailConfig) *mailer {
 	return &mailer{cfg: cfg, domain: domain, wake: make(chan struct{}, 1)}
 }
 
-// MailEnabled reports whether the service sends e-mail.
-func (s *Service) MailEnabled() bool { return s.mail != nil }
-
 // pokeMail wakes the sender after a transaction queued a letter.
 func (s *Service) pokeMail() {
 	if s.mail == nil {
@@ -193,7 +190,12 @@ func (s *Service) RunMail(ctx context.Context) {
 	if s.mail == nil {
 		return
 	}
-	var timer <-chan time.Time
+	var timer Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		s.remind(ctx)
 		s.deliverDue(ctx)
@@ -201,20 +203,27 @@ func (s *Service) RunMail(ctx context.Context) {
 		// The timer is made after the work, so a test that advances the
 		// clock knows the pass is over when the sender waits again.
 		if timer == nil {
-			timer = s.clock.After(s.mail.cfg.Poll)
+			timer = s.clock.NewTimer(s.mail.cfg.Poll)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.mail.wake:
-		case <-timer:
+		case <-timer.C():
 			timer = nil
 		}
 	}
 }
 
+// troubleLimit is how many temporary failures in a row end a pass: when
+// the server is down (or its address a black hole, each attempt waiting
+// for its timeout), the rest of the outbox waits for the next pass
+// instead of each letter failing in turn.
+const troubleLimit = 3
+
 // deliverDue sends what is due, a batch at a time, until nothing is.
 func (s *Service) deliverDue(ctx context.Context) {
+	trouble := 0
 	for range 50 { // at most 1000 letters per pass; the next pass goes on
 		ids, err := s.dueLetters(ctx, 20)
 		if err != nil {
@@ -230,7 +239,11 @@ func (s *Service) deliverDue(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.deliver(ctx, id)
+			if s.deliver(ctx, id) {
+				trouble = 0
+			} else if trouble++; trouble >= troubleLimit {
+				return
+			}
 		}
 	}
 }
@@ -331,27 +344,28 @@ func (s *Service) claim(ctx context.Context, id string) (letter, bool, error) {
 	return l, true, nil
 }
 
-// deliver makes one attempt at one letter and records the outcome.
-func (s *Service) deliver(ctx context.Context, id string) {
+// deliver makes one attempt at one letter and records the outcome. It
+// reports false after a temporary failure of the server.
+func (s *Service) deliver(ctx context.Context, id string) bool {
 	l, ok, err := s.claim(ctx, id)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("mail outbox: claiming a letter", "letter", id, "err", err)
 		}
-		return
+		return true
 	}
 	if !ok {
-		return
+		return true
 	}
 	if why := s.pointless(l); why != "" {
 		s.finish(ctx, l, statusSuperseded, why, "")
-		return
+		return true
 	}
 	msg, err := s.compose(l)
 	if err != nil {
 		s.log.Error("mail outbox: composing a letter", "letter", id, "kind", l.kind, "err", err)
 		s.finish(ctx, l, statusFailed, "cannot compose the letter", "")
-		return
+		return true
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
 	err = s.mail.cfg.Sender.Send(sendCtx, msg)
@@ -369,7 +383,9 @@ func (s *Service) deliver(ctx context.Context, id string) {
 		s.finish(ctx, l, statusFailed, err.Error(), "")
 	default:
 		s.retry(ctx, l, err)
+		return false
 	}
+	return true
 }
 
 // pointless says why a letter is no longer worth sending, or "".

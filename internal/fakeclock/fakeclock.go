@@ -1,5 +1,5 @@
 // Package fakeclock is a clock that moves only when a test says so. It
-// satisfies sessions.Clock: a loop waiting on After wakes when Advance
+// satisfies sessions.Clock: a loop waiting on a timer wakes when Advance
 // passes its deadline, and BlockUntil tells the test when the loop has
 // finished its work and waits again.
 package fakeclock
@@ -13,13 +13,14 @@ import (
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
-	waiters []waiter
-	changed chan struct{} // closed and replaced whenever waiters change
+	timers  []*timer
+	changed chan struct{} // closed and replaced whenever timers change
 }
 
-type waiter struct {
-	at time.Time
-	ch chan time.Time
+type timer struct {
+	clock *Clock
+	at    time.Time
+	ch    chan time.Time
 }
 
 // New returns a clock reading t.
@@ -32,53 +33,66 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// After returns a channel that receives the time once the clock has been
-// advanced by d (at once if d <= 0).
-func (c *Clock) After(d time.Duration) <-chan time.Time {
+// NewTimer returns a timer that fires once the clock has been advanced by
+// d (at once if d <= 0).
+func (c *Clock) NewTimer(d time.Duration) interface {
+	C() <-chan time.Time
+	Stop() bool
+} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
+	t := &timer{clock: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
 	if d <= 0 {
-		ch <- c.now
-		return ch
+		t.ch <- c.now
+		return t
 	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
+	c.timers = append(c.timers, t)
 	c.signal()
-	return ch
+	return t
 }
 
-// Advance moves the clock forward by d and wakes every waiter whose time
+func (t *timer) C() <-chan time.Time { return t.ch }
+
+// Stop removes the timer; it reports whether the timer was still waiting.
+func (t *timer) Stop() bool {
+	c := t.clock
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, w := range c.timers {
+		if w == t {
+			c.timers = append(c.timers[:i], c.timers[i+1:]...)
+			c.signal()
+			return true
+		}
+	}
+	return false
+}
+
+// Advance moves the clock forward by d and fires every timer whose time
 // has come.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		if t.at.After(c.now) {
+			kept = append(kept, t)
 			continue
 		}
-		w.ch <- c.now
+		t.ch <- c.now
 	}
-	c.waiters = kept
+	c.timers = kept
 	c.signal()
 }
 
-// Waiters counts the pending After calls.
-func (c *Clock) Waiters() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
-}
-
-// BlockUntil waits until at least n After calls are pending, or until
-// within has passed (then it reports false).
+// BlockUntil waits until at least n timers are waiting, or until within
+// has passed (then it reports false).
 func (c *Clock) BlockUntil(n int, within time.Duration) bool {
 	timeout := time.After(within)
 	for {
 		c.mu.Lock()
-		if len(c.waiters) >= n {
+		if len(c.timers) >= n {
 			c.mu.Unlock()
 			return true
 		}
