@@ -370,19 +370,23 @@ func (s *Service) deliver(ctx context.Context, id string) bool {
 	sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
 	err = s.mail.cfg.Sender.Send(sendCtx, msg)
 	cancel()
+	// The outcome is recorded even if shutdown began meanwhile: a letter
+	// the server accepted must not be sent again after the restart.
+	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancelRec()
 	switch {
 	case err == nil:
-		s.finish(ctx, l, statusSent, "", msg.ID)
+		s.finish(rec, l, statusSent, "", msg.ID)
 	case ctx.Err() != nil:
 		// Shutting down: the lease runs out and the letter is tried again.
 	case mail.IsPermanent(err):
 		s.log.Warn("mail refused by the server", "session", l.sessionID, "participant", l.participantID, "kind", l.kind, "err", err)
-		s.finish(ctx, l, statusFailed, err.Error(), "")
+		s.finish(rec, l, statusFailed, err.Error(), "")
 	case l.attempts >= s.mail.cfg.MaxAttempts:
 		s.log.Warn("mail delivery given up", "session", l.sessionID, "participant", l.participantID, "kind", l.kind, "attempts", l.attempts, "err", err)
-		s.finish(ctx, l, statusFailed, err.Error(), "")
+		s.finish(rec, l, statusFailed, err.Error(), "")
 	default:
-		s.retry(ctx, l, err)
+		s.retry(rec, l, err)
 		return false
 	}
 	return true
