@@ -86,6 +86,7 @@ const (
 	CreateSession  Action = "create_session"
 	ListSessions   Action = "list_sessions"
 	ViewSession    Action = "view_session"
+	Reschedule     Action = "reschedule"
 	Invite         Action = "invite"
 	Revoke         Action = "revoke"
 	PublicLink     Action = "public_link"
@@ -117,7 +118,7 @@ const (
 
 // Actions lists every action in the order docs/roles.md shows them.
 var Actions = []Action{
-	CreateSession, ListSessions, ViewSession, Invite, Revoke, PublicLink,
+	CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink,
 	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, Publish, Chat,
 	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
 	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
@@ -135,11 +136,11 @@ var moderate = []Action{ViewSession, Invite, Revoke, Admit, Move, Mute, Remove, 
 // they created use the column of their staff role.
 var matrix = map[Role][]Action{
 	Judge: concat(moderate, []Action{
-		CreateSession, ListSessions, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal, Close, Bundle,
 	}),
 	Clerk: concat(moderate, []Action{
-		CreateSession, ListSessions, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, SeeJournal, Close, Bundle,
 	}),
 	Party:       {ViewSession, Publish, Chat, Upload, SeeDocuments, SeeParticipant},
@@ -148,13 +149,13 @@ var matrix = map[Role][]Action{
 	Interpreter: {ViewSession, Publish, Chat, SeeDocuments, SeeParticipant},
 	Observer:    {ViewSession},
 	Notary: concat(moderate, []Action{
-		CreateSession, ListSessions, Record, Publish, Chat, Present, Upload, SeeDocuments,
+		CreateSession, ListSessions, Reschedule, Record, Publish, Chat, Present, Upload, SeeDocuments,
 		SeeAllDocs, Sign, SeeJournal, Close, Seal, LegalHold, Bundle, SeeRegister,
 	}),
 	EmbassyOfficer: {ViewSession, ListSessions, Publish, Chat, SeeDocuments, SeeAllDocs, SeeParticipant, IdentityCheck},
 	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
 	Admin: {
-		CreateSession, ListSessions, ViewSession, Invite, Revoke, PublicLink, SeeParticipant,
+		CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink, SeeParticipant,
 		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
 	},
 }

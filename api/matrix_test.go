@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -43,6 +44,12 @@ var restActions = []restAction{
 	{access.ViewSession, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, ""), c.token, nil) }},
 	{access.Invite, func(h *harness, c cell) response {
 		return h.do("POST", sessionPath(c, "/invitations"), c.token, map[string]any{"name": "New", "role": access.Witness})
+	}},
+	{access.Reschedule, func(h *harness, c cell) response {
+		return h.do("PATCH", sessionPath(c, ""), c.token, map[string]any{"scheduled_at": time.Now().Add(48 * time.Hour)})
+	}},
+	{access.Invite, func(h *harness, c cell) response { // re-sending a link is inviting again
+		return h.do("POST", sessionPath(c, "/invitations/"+c.target.ParticipantID.String()+"/reissue"), c.token, nil)
 	}},
 	{access.Revoke, func(h *harness, c cell) response {
 		return h.do("DELETE", sessionPath(c, "/invitations/"+c.target.ParticipantID.String()), c.token, nil)

@@ -94,6 +94,7 @@ func New(cfg Config) *API {
 	a.route("GET /api/v1/openapi.json", Op{Summary: "This API description (OpenAPI 3.1)", Tags: []string{"operations"}, RawResponse: "application/json"}, a.handleOpenAPI)
 	if cfg.Sessions != nil {
 		a.sessionRoutes()
+		a.invitationRoutes()
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil {
 		a.documentRoutes()

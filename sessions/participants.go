@@ -55,6 +55,8 @@ type Invitation struct {
 	Token         string      `json:"token"`
 	JoinURL       string      `json:"join_url"`
 	ExpiresAt     time.Time   `json:"expires_at"`
+	// Mail is "pending" when the link is being e-mailed to the contact.
+	Mail string `json:"mail,omitempty"`
 }
 
 // NewInvitation is what the inviter supplies.
@@ -62,6 +64,8 @@ type NewInvitation struct {
 	Name      string      `json:"name"`
 	Role      access.Role `json:"role"`
 	ExpiresAt *time.Time  `json:"expires_at,omitempty"`
+	// Contact, when given, receives the link by e-mail (contacts.go).
+	Contact *Contact `json:"contact,omitempty"`
 }
 
 // Invite adds a participant to a session and issues their token.
@@ -82,6 +86,10 @@ func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, 
 	if err := requireNotClosed(sess); err != nil {
 		return Invitation{}, err
 	}
+	contact, err := s.checkContact(n.Contact)
+	if err != nil {
+		return Invitation{}, err
+	}
 	expires := s.defaultExpiry(sess)
 	if n.ExpiresAt != nil {
 		if !n.ExpiresAt.After(s.now()) {
@@ -89,7 +97,7 @@ func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, 
 		}
 		expires = n.ExpiresAt.UTC().Truncate(time.Microsecond)
 	}
-	return s.addParticipant(ctx, p.Actor(), sess, n.Name, n.Role, expires, false)
+	return s.addParticipant(ctx, p.Actor(), sess, n.Name, n.Role, expires, false, contact)
 }
 
 func (s *Service) defaultExpiry(sess Session) time.Time {
@@ -100,7 +108,7 @@ func (s *Service) defaultExpiry(sess Session) time.Time {
 	return base.Add(s.ttl)
 }
 
-func (s *Service) addParticipant(ctx context.Context, actor string, sess Session, name string, role access.Role, expires time.Time, public bool) (Invitation, error) {
+func (s *Service) addParticipant(ctx context.Context, actor string, sess Session, name string, role access.Role, expires time.Time, public bool, c *contact) (Invitation, error) {
 	space := SpaceWaiting
 	if role.EntersDirectly() {
 		space = SpaceMain
@@ -128,6 +136,9 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 			space, public, actor, database.Micros(s.now())); err != nil {
 			return fmt.Errorf("sessions: invite: %w", err)
 		}
+		if err := s.inviteContactTx(ctx, tx, cur, &inv, c); err != nil {
+			return err
+		}
 		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sess.ID, Actor: actor, Action: "invitation.issued",
 			Details: map[string]any{"participant_id": inv.ParticipantID, "name": name, "role": role,
@@ -142,6 +153,7 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 		s.live.upsert(p)
 		s.notify().Notify(sess.ID, nil, EventParticipantAdded, mustJSON(p))
 	}
+	s.pokeMail()
 	return inv, nil
 }
 
@@ -173,6 +185,9 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 			database.Micros(s.now()), participantID.String()); err != nil {
 			return fmt.Errorf("sessions: revoke: %w", err)
 		}
+		if err := s.withdrawContactTx(ctx, tx, target); err != nil {
+			return err
+		}
 		_, err = s.record(ctx, tx, journal.Record{
 			SessionID: sessionID, Actor: p.Actor(), Action: action,
 			Details: map[string]any{"participant_id": participantID, "name": target.Name, "role": target.Role},
@@ -184,6 +199,7 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 	}
 	target.Revoked = true
 	s.live.upsert(target)
+	s.pokeMail()
 	n := s.notify()
 	n.Disconnect(sessionID, participantID, reason)
 	n.Notify(sessionID, nil, EventParticipantRemoved, mustJSON(map[string]any{"participant_id": participantID, "reason": reason}))
@@ -426,7 +442,7 @@ func (s *Service) JoinPublic(ctx context.Context, token, name string) (Invitatio
 		return Invitation{}, err
 	}
 	// A public viewer's token lives for the day; the link issues more.
-	return s.addParticipant(ctx, "public", sess, name, access.Observer, s.now().Add(24*time.Hour), true)
+	return s.addParticipant(ctx, "public", sess, name, access.Observer, s.now().Add(24*time.Hour), true, nil)
 }
 
 // mustJSON marshals the package's own event payloads, which are plain

@@ -258,6 +258,9 @@ func (s *Service) Close(ctx context.Context, p Principal, id uuid.UUID) (Session
 			return fmt.Errorf("sessions: close: %w", err)
 		}
 		sess.State, sess.ClosedAt = Closed, &now
+		if err := s.closeContactsTx(ctx, tx, sess); err != nil {
+			return err
+		}
 		_, err = s.journal.AppendTx(ctx, tx, journal.Record{SessionID: id, Actor: p.Actor(), Action: "session.closed",
 			Details: map[string]any{"disconnected": connected}})
 		return err
@@ -265,6 +268,7 @@ func (s *Service) Close(ctx context.Context, p Principal, id uuid.UUID) (Session
 	if err != nil {
 		return Session{}, err
 	}
+	s.pokeMail()
 	n := s.notify()
 	n.Notify(id, nil, EventSessionClosed, mustJSON(sess))
 	for _, pid := range s.live.connectedIn(id) {

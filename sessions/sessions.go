@@ -60,6 +60,11 @@ type Config struct {
 	// Anchor timestamps the journal head; called when a session closes.
 	// Nil disables it.
 	Anchor func(ctx context.Context) error
+	// Mail sends invitations, changes and reminders by e-mail (RunMail
+	// delivers them); nil leaves e-mail off.
+	Mail *MailConfig
+	// Clock is the time source; nil means the system clock.
+	Clock Clock
 }
 
 // Service is the session layer.
@@ -71,6 +76,8 @@ type Service struct {
 	ttl       time.Duration
 	anchor    func(ctx context.Context) error
 	now       func() time.Time
+	clock     Clock
+	mail      *mailer
 
 	notifierMu sync.RWMutex
 	notifier   Notifier
@@ -84,7 +91,7 @@ func New(cfg Config) *Service {
 	if ttl <= 0 {
 		ttl = 7 * 24 * time.Hour
 	}
-	return &Service{
+	s := &Service{
 		db:        cfg.DB,
 		journal:   cfg.Journal,
 		log:       cfg.Log,
@@ -92,9 +99,18 @@ func New(cfg Config) *Service {
 		ttl:       ttl,
 		anchor:    cfg.Anchor,
 		now:       database.Now,
+		clock:     systemClock{},
 		notifier:  nopNotifier{},
 		live:      liveState{sessions: map[uuid.UUID]*liveSession{}},
 	}
+	if cfg.Clock != nil {
+		s.clock = cfg.Clock
+		s.now = func() time.Time { return cfg.Clock.Now().UTC().Truncate(time.Microsecond) }
+	}
+	if cfg.Mail != nil {
+		s.mail = newMailer(*cfg.Mail)
+	}
+	return s
 }
 
 // SetNotifier plugs in the signalling server. It is set after

@@ -143,6 +143,7 @@ type serveConfig struct {
 	signingP12      string
 	media           mediaConfig
 	trust           stringList
+	mail            mailFlags
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -167,7 +168,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.media.register(c)
 	c.fs.Var(&cfg.trust, "trust", "extra trusted root certificate (PEM) for verification; repeatable")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
+	cfg.mail.register(c)
 	if err := c.parse(args, stderr); err != nil {
+		return err
+	}
+	mailCfg, err := cfg.mail.config()
+	if err != nil {
 		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
@@ -220,7 +226,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	svc := sessions.New(sessions.Config{
 		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
 		Anchor: func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
+		Mail:   mailCfg,
 	})
+	if mailCfg != nil {
+		log.Info("invitation e-mail on", "smtp", mailCfg.Sender, "from", mailCfg.From.Email, "reminders", cfg.mail.reminders.String())
+	}
 
 	docs := documents.New(documents.Config{
 		DB: db, Journal: jnl, Store: store, Log: log,
@@ -270,6 +280,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { jnl.RunAnchors(bg, cfg.anchorEvery) })
+	wg.Go(func() { svc.RunMail(bg) })
 	defer func() {
 		stopBackground()
 		wg.Wait()

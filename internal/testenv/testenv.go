@@ -1,7 +1,7 @@
 // Package testenv tells tests where the real servers they need are running.
 //
-// scripts/test starts PostgreSQL and MinIO on loopback and exports their
-// addresses; this package reads them. When a server is missing, a test is
+// scripts/test starts PostgreSQL, MinIO and mailpit on loopback and exports
+// their addresses; this package reads them. When a server is missing, a test is
 // skipped on a developer machine but fails under CI=true, so CI can never go
 // green by silently skipping the integration tests.
 package testenv
