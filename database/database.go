@@ -212,20 +212,45 @@ func NullMicros(t time.Time) sql.NullInt64 {
 // Now returns the current time as Chamber stores it: UTC, microseconds.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
+// ErrCommitUncertain marks an error of the COMMIT itself: the connection
+// may have failed after the server committed, so the caller cannot tell
+// whether the transaction took effect. Whoever undoes side effects of a
+// failed transaction (a stored object, say) must not undo them on this
+// error; the periodic reconciliation settles it from what was committed.
+var ErrCommitUncertain = errors.New("database: commit outcome unknown")
+
 // InTx runs f in a transaction, committing when f returns nil and rolling
 // back otherwise. On SQLite the transaction holds the write lock from its
-// start (BEGIN IMMEDIATE), on PostgreSQL it is READ COMMITTED.
+// start (BEGIN IMMEDIATE), on PostgreSQL it is READ COMMITTED. Errors are
+// classified (Classify); a failed COMMIT also wraps ErrCommitUncertain.
 func (db *DB) InTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("database: begin: %w", err)
+		return Classify(fmt.Errorf("database: begin: %w", err))
 	}
 	defer tx.Rollback() // a no-op once committed
 	if err := f(tx); err != nil {
-		return err
+		return Classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("database: commit: %w", err)
+		return Classify(fmt.Errorf("database: commit: %w: %w", ErrCommitUncertain, err))
 	}
 	return nil
+}
+
+// ExecContext is sql.DB's, with the error classified (Classify).
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := db.DB.ExecContext(ctx, query, args...)
+	return res, Classify(err)
+}
+
+// QueryContext is sql.DB's, with the error classified (Classify).
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := db.DB.QueryContext(ctx, query, args...)
+	return rows, Classify(err)
+}
+
+// PingContext is sql.DB's, with the error classified (Classify).
+func (db *DB) PingContext(ctx context.Context) error {
+	return Classify(db.DB.PingContext(ctx))
 }

@@ -4,8 +4,12 @@ package databasetest
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/internal/testenv"
@@ -37,5 +41,66 @@ func Each(t *testing.T, f func(t *testing.T, db *database.DB)) {
 		t.Run(string(engine), func(t *testing.T) {
 			f(t, Open(t, engine))
 		})
+	}
+}
+
+// Lock runs statement (a SELECT … FOR UPDATE, an UPDATE) in a transaction
+// of its own on one of db's connections and keeps that transaction open,
+// holding its row locks, until release is called or the test ends. Writers
+// of those rows then wait, as behind a slow or stuck transaction.
+func Lock(t testing.TB, db *database.DB, statement string, args ...any) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, statement, args...); err != nil {
+		tx.Rollback()
+		conn.Close()
+		t.Fatalf("lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			tx.Rollback()
+			conn.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TerminateWaiter waits until a backend of db's PostgreSQL database is
+// waiting for a lock (see Lock) and terminates it with pg_terminate_backend,
+// as a server restart or an administrator would: the waiting statement
+// fails with SQLSTATE 57P01. It returns the terminated backend's pid.
+func TerminateWaiter(t testing.TB, db *database.DB) int {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var pid int
+		err := db.DB.QueryRowContext(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() LIMIT 1`).Scan(&pid)
+		if err == nil {
+			var ok bool
+			if err := db.DB.QueryRowContext(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&ok); err != nil || !ok {
+				t.Fatalf("pg_terminate_backend(%d): %v %v", pid, ok, err)
+			}
+			return pid
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no backend came to wait for the lock")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a server-side condition with a deadline
 	}
 }
