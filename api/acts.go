@@ -61,6 +61,8 @@ func (a *API) actRoutes() {
 		Response: acts.Still{}, Status: 201, Errors: []int{401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleStill))
 	a.route("POST /api/v1/sessions/{id}/identity-checks/{check}/outcome", Op{Summary: "The officer's decision: verified, or refused with a reason (embassy officer only)",
 		Tags: tags, Auth: "bearer", Request: acts.Outcome{}, Response: acts.Check{}, Errors: bodyErrors}, a.auth(a.handleOutcome))
+	a.route("PUT /api/v1/sessions/{id}/act/document", Op{Summary: "Designate the act's document (notary): the PDF every principal and then the notary sign, and the only one signable in the act; fixed once anyone has signed",
+		Tags: tags, Auth: "bearer", Request: acts.Designation{}, Response: acts.Act{}, Errors: bodyErrors}, a.auth(a.handleDesignate))
 	a.route("POST /api/v1/sessions/{id}/seal", Op{Summary: "Seal the notarised act: it gets the next notarial number (YYYY/NNNNNN) and its register entry",
 		Tags: tags, Auth: "bearer", Request: acts.SealRequest{}, Response: SealResponse{}, Errors: bodyErrors}, a.auth(a.handleSeal))
 	a.route("POST /api/v1/sessions/{id}/legal-hold", Op{Summary: "Place or lift a legal hold on all of the session's evidence",
@@ -187,6 +189,42 @@ func (a *API) pushAct(sid uuid.UUID, act acts.Act) {
 	if a.notify != nil {
 		a.notify(sid, "act_updated", act)
 	}
+}
+
+func (a *API) handleDesignate(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	c, sess, err := a.actCaller(r, sid, access.Seal)
+	if err != nil {
+		return err
+	}
+	var in acts.Designation
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if sess.State == sessions.Closed {
+		return fault.New(fault.Conflict, "session is closed")
+	}
+	d, err := a.documents.Get(r.Context(), in.DocumentID)
+	if errors.Is(err, fault.NotFound) || (err == nil && d.SessionID != sid) {
+		return fault.Invalidf("document_id", "no such document in this session")
+	}
+	if err != nil {
+		return err
+	}
+	if d.ContentType != documents.TypePDF {
+		return fault.Invalidf("document_id", "the act's document must be a PDF")
+	}
+	last := d.Versions[len(d.Versions)-1]
+	act, err := a.acts.Designate(r.Context(), c, sid, acts.FinalDocument{ID: d.ID, Name: d.Name, Version: last.Version, SHA256: last.SHA256})
+	if err != nil {
+		return err
+	}
+	a.pushAct(sid, act)
+	WriteJSON(w, http.StatusOK, act)
+	return nil
 }
 
 // SealResponse is a sealed act with its register entry.

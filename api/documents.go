@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
-	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/sessions"
@@ -264,6 +263,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return fault.New(fault.Conflict, "session is closed")
 	}
 	act := a.isAct(sess)
+	var hook documents.SignHook
 	if act {
 		if err := a.acts.BeforeSign(r.Context(), c, sess.ID, d.ID); err != nil {
 			return err
@@ -275,17 +275,20 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 				c.Name = name
 			}
 		}
+		// The act's signatories and state are recorded in the signature's
+		// own transaction.
+		if hook, err = a.acts.SignHook(r.Context(), c, sess.ID); err != nil {
+			return err
+		}
 	}
-	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in)
+	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in, hook)
 	if err != nil {
 		return err
 	}
 	if act {
-		after, err := a.acts.AfterSign(r.Context(), c, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial})
-		if err != nil {
-			return err
+		if after, err := a.acts.Get(r.Context(), sess.ID); err == nil {
+			a.pushAct(sess.ID, after)
 		}
-		a.pushAct(sess.ID, after)
 	}
 	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})

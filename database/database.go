@@ -23,7 +23,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -233,9 +234,20 @@ func (db *DB) InTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return Classify(err)
 	}
 	if err := tx.Commit(); err != nil {
+		if db.Engine == SQLite && !uncertainCommit(err) {
+			return Classify(fmt.Errorf("database: commit: %w", err))
+		}
 		return Classify(fmt.Errorf("database: commit: %w: %w", ErrCommitUncertain, err))
 	}
 	return nil
+}
+
+// uncertainCommit reports whether a failed SQLite COMMIT may have taken
+// effect anyway: only an I/O error after the commit frame was written can
+// leave it so. A full disk or a busy database means it did not.
+func uncertainCommit(err error) bool {
+	var lite *sqlite.Error
+	return errors.As(err, &lite) && lite.Code()&0xff == sqlite3.SQLITE_IOERR && !full(err)
 }
 
 // ExecContext is sql.DB's, with the error classified (Classify).
@@ -253,4 +265,12 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql
 // PingContext is sql.DB's, with the error classified (Classify).
 func (db *DB) PingContext(ctx context.Context) error {
 	return Classify(db.DB.PingContext(ctx))
+}
+
+// Probe writes one row, so that readiness fails on a database that answers
+// but cannot write (a full disk is fault.InsufficientStorage). Run it
+// periodically, not on every readiness request.
+func (db *DB) Probe(ctx context.Context) error {
+	_, err := db.ExecContext(ctx, `UPDATE health_probe SET at = $1 WHERE id = 1`, Micros(Now()))
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -102,5 +103,45 @@ func TerminateWaiter(t testing.TB, db *database.DB) int {
 			t.Fatal("no backend came to wait for the lock")
 		}
 		time.Sleep(10 * time.Millisecond) // polling a server-side condition with a deadline
+	}
+}
+
+// Failing opens a migrated database of engine and returns, with it, a
+// function that runs call while the database's next journalled write
+// transaction fails the way it fails in production: on PostgreSQL the
+// backend waiting for the journal's head is terminated (a server restart,
+// an administrator's pg_terminate_backend: 57P01); on SQLite, which lives
+// on a small file system of its own, the file system is full (SQLITE_FULL).
+// fail returns call's error and leaves the database healthy again.
+func Failing(t testing.TB, engine database.Engine) (db *database.DB, fail func(call func() error) error) {
+	t.Helper()
+	if engine == database.Postgres {
+		db = Open(t, engine)
+		return db, func(call func() error) error {
+			release := Lock(t, db, `SELECT seq FROM journal_head WHERE id = 1 FOR UPDATE`)
+			defer release()
+			errc := make(chan error, 1)
+			go func() { errc <- call() }()
+			TerminateWaiter(t, db)
+			return <-errc
+		}
+	}
+	dir := testenv.SmallFS(t, 16<<20)
+	db, err := database.Open(context.Background(), "sqlite:"+filepath.Join(dir, "chamber.db"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	return db, func(call func() error) error {
+		// An emptied write-ahead log must grow to take the next write.
+		if _, err := db.DB.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			t.Fatal(err)
+		}
+		free := testenv.Fill(t, dir)
+		defer free()
+		return call()
 	}
 }
