@@ -193,8 +193,10 @@ func (s *Service) LegalHold(ctx context.Context, c Caller, sessionID uuid.UUID, 
 		for i, o := range objs {
 			keys[i] = o.Key
 		}
+		// "keys", not "objects": a journal entry's "objects" are what it
+		// makes part of the record (see bundle.CheckRecord).
 		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "evidence.legal_hold",
-			Details: map[string]any{"on": on, "objects": keys}})
+			Details: map[string]any{"on": on, "keys": keys}})
 		return err
 	})
 	return len(objs), err

@@ -22,6 +22,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/sessions"
@@ -77,7 +78,10 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
 	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
-		Bundle:  &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa},
+		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa,
+			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
+				return catalog.Session(ctx, db, sid)
+			}},
 		Verify:  &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
 		TempDir: t.TempDir(),
 		Ready:   map[string]api.Check{"database": db.PingContext}})

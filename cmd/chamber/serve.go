@@ -24,6 +24,7 @@ import (
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/recording"
@@ -283,12 +284,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			"database": db.PingContext,
 			"evidence": store.Ping,
 		},
-		Sessions:    svc,
-		Documents:   docs,
-		Journal:     jnl,
-		Acts:        actSvc,
-		Recording:   rec,
-		Bundle:      &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper},
+		Sessions:  svc,
+		Documents: docs,
+		Journal:   jnl,
+		Acts:      actSvc,
+		Recording: rec,
+		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper,
+			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
+				return catalog.Session(ctx, db, sid)
+			}},
 		Notify:      notifier(sig),
 		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken: verifyToken,
