@@ -69,30 +69,41 @@ func Of(kind string, o evidence.Object) Object {
 // none). An object the catalog already holds (stored bytes two documents
 // share) stays as it is; a key recorded with other bytes is an error.
 func Add(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID, retainUntil time.Time, objs ...Object) error {
-	now := database.Now()
 	for _, o := range objs {
-		if o.Key == "" || o.SHA256 == "" {
-			return fmt.Errorf("catalog: object %q without key or SHA-256", o.Key)
-		}
-		var until sql.NullInt64
-		if !retainUntil.IsZero() {
-			until = sql.NullInt64{Int64: database.Micros(retainUntil), Valid: true}
-		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO evidence_objects (object_key, session_id, kind, size, sha256, recorded_at, retain_until, retained)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (object_key) DO NOTHING`,
-			o.Key, sessionID.String(), o.Kind, o.Size, o.SHA256, database.Micros(now), until, !until.Valid); err != nil {
-			return fmt.Errorf("catalog: record %s: %w", o.Key, err)
-		}
-		var sha string
-		if err := tx.QueryRowContext(ctx, `SELECT sha256 FROM evidence_objects WHERE object_key = $1`, o.Key).Scan(&sha); err != nil {
-			return fmt.Errorf("catalog: record %s: %w", o.Key, err)
-		}
-		if sha != o.SHA256 {
-			return fmt.Errorf("%w: %s is recorded with SHA-256 %s, not %s", evidence.ErrCorrupt, o.Key, sha, o.SHA256)
+		if _, err := add(ctx, tx, sessionID, retainUntil, o); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// add records one object and reports whether this call added it.
+func add(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID, retainUntil time.Time, o Object) (bool, error) {
+	if o.Key == "" || o.SHA256 == "" {
+		return false, fmt.Errorf("catalog: object %q without key or SHA-256", o.Key)
+	}
+	var until sql.NullInt64
+	if !retainUntil.IsZero() {
+		until = sql.NullInt64{Int64: database.Micros(retainUntil), Valid: true}
+	}
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO evidence_objects (object_key, session_id, kind, size, sha256, recorded_at, retain_until, retained)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (object_key) DO NOTHING`,
+		o.Key, sessionID.String(), o.Kind, o.Size, o.SHA256, database.Micros(database.Now()), until, !until.Valid)
+	if err != nil {
+		return false, fmt.Errorf("catalog: record %s: %w", o.Key, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	var sha string
+	if err := tx.QueryRowContext(ctx, `SELECT sha256 FROM evidence_objects WHERE object_key = $1`, o.Key).Scan(&sha); err != nil {
+		return false, fmt.Errorf("catalog: record %s: %w", o.Key, err)
+	}
+	if sha != o.SHA256 {
+		return false, fmt.Errorf("%w: %s is recorded with SHA-256 %s, not %s", evidence.ErrCorrupt, o.Key, sha, o.SHA256)
+	}
+	return false, nil
 }
 
 // Querier runs a query: the database or a transaction.

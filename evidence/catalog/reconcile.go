@@ -131,10 +131,15 @@ func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Repo
 	}
 	for _, o := range candidates {
 		if sha, ok := names[o.Key]; ok && sha == o.SHA256 {
-			if err := c.adopt(ctx, sid, o); err != nil {
+			adopted, err := c.adopt(ctx, sid, o)
+			if err != nil {
 				return err
 			}
-			rep.Adopted = append(rep.Adopted, Of(Adopted, o))
+			if adopted {
+				rep.Adopted = append(rep.Adopted, Of(Adopted, o))
+			} else {
+				rep.Recorded++
+			}
 			continue
 		}
 		found, err := c.orphan(ctx, sid, o)
@@ -197,17 +202,20 @@ func (c *Catalog) orphan(ctx context.Context, sid uuid.UUID, o evidence.Object) 
 }
 
 // adopt adds to the catalog an object that a record older than the
-// catalog names, and journals the adoption.
-func (c *Catalog) adopt(ctx context.Context, sid uuid.UUID, o evidence.Object) error {
+// catalog names, and journals the adoption, unless another pass got there
+// first; adopted reports whether this call did.
+func (c *Catalog) adopt(ctx context.Context, sid uuid.UUID, o evidence.Object) (adopted bool, err error) {
 	obj := Of(Adopted, o)
-	return c.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-		if err := Add(ctx, tx, sid, time.Time{}, obj); err != nil {
+	err = c.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if adopted, err = add(ctx, tx, sid, time.Time{}, obj); err != nil || !adopted {
 			return err
 		}
-		_, err := c.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sid, Actor: "system", Action: "evidence.adopted",
+		_, err = c.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sid, Actor: "system", Action: "evidence.adopted",
 			Details: map[string]any{"objects": []Object{obj}, "reason": "named with this SHA-256 by a record written before the evidence catalog"}})
 		return err
 	})
+	return adopted, err
 }
 
 // legacyNames returns key → SHA-256 of the objects that the session's
