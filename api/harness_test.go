@@ -25,6 +25,7 @@ import (
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -40,6 +41,9 @@ type harness struct {
 	db    *database.DB
 	jnl   *journal.Journal
 	api   *api.API
+
+	acts      *acts.Service
+	recording *recording.Controller
 }
 
 func newHarness(t testing.TB, db *database.DB, actOpts ...func(*acts.Config)) *harness {
@@ -77,7 +81,9 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
-	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
+	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: recordAll{},
+		SpoolDir: t.TempDir(), Retention: time.Hour})
+	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
 		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa,
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
@@ -87,8 +93,13 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 		Ready:   map[string]api.Check{"database": db.PingContext}})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store}
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store, acts: actSvc, recording: rec}
 }
+
+// recordAll lets everything be recorded (the harness has no media).
+type recordAll struct{}
+
+func (recordAll) MayRecord(uuid.UUID, uuid.UUID, string) bool { return true }
 
 func (h *harness) staffToken(role access.Role) string {
 	h.t.Helper()
