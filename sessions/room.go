@@ -136,10 +136,17 @@ func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uui
 	}
 	p, err := s.participant(ctx, sessionID, participantID)
 	if err != nil {
-		s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
-		return
+		// The database may be down; whoever left has still left.
+		live, ok := s.live.participant(sessionID, participantID)
+		if !ok {
+			s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
+			return
+		}
+		p = live
 	}
-	if _, err := s.journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+	// Appended later, with the time it happened, if the database cannot
+	// take it now.
+	if err := s.journal.AppendEventually(ctx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
 		Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}}); err != nil {
 		s.log.Error("journal participant.left", "session", sessionID, "err", err)
 	}
