@@ -42,8 +42,9 @@ type harness struct {
 	jnl   *journal.Journal
 	api   *api.API
 
-	acts      *acts.Service
-	recording *recording.Controller
+	acts       *acts.Service
+	recording  *recording.Controller
+	storeProbe *api.Probe
 }
 
 func newHarness(t testing.TB, db *database.DB, actOpts ...func(*acts.Config)) *harness {
@@ -81,6 +82,8 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
+	// The test refreshes the probe itself, as Run would on its interval.
+	storeProbe := api.NewProbe(store.Probe, time.Hour)
 	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: recordAll{},
 		SpoolDir: t.TempDir(), Retention: time.Hour})
 	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
@@ -90,10 +93,10 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 			}},
 		Verify:  &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
 		TempDir: t.TempDir(),
-		Ready:   map[string]api.Check{"database": db.PingContext}})
+		Ready:   map[string]api.Check{"database": db.PingContext, "evidence": api.All(store.Ping, storeProbe.Check)}})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store, acts: actSvc, recording: rec}
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store, acts: actSvc, recording: rec, storeProbe: storeProbe}
 }
 
 // recordAll lets everything be recorded (the harness has no media).
