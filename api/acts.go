@@ -399,7 +399,7 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) recordingRoutes() {
-	a.route("POST /api/v1/sessions/{id}/recording", Op{Summary: "Start or stop recording the main room (presiding role and clerk); everyone is told at once",
+	a.route("POST /api/v1/sessions/{id}/recording", Op{Summary: "Start or stop recording the main room (presiding role and clerk); everyone is told at once. A stop answers 202 with storage_pending: true when the recording must wait for the evidence store or the database; the server stores it when they are back",
 		Tags: []string{"media"}, Auth: "bearer", Request: recordingRequest{}, Response: recording.Stopped{}, Errors: bodyErrors}, a.auth(a.handleRecording))
 }
 
@@ -444,7 +444,13 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		WriteJSON(w, http.StatusOK, out)
+		// Stopped either way; 202 says it is not stored yet (the store or
+		// the database is down) and will be, by the server, unasked.
+		status := http.StatusOK
+		if out.StoragePending {
+			status = http.StatusAccepted
+		}
+		WriteJSON(w, status, out)
 	default:
 		return fault.Invalidf("action", `must be "start" or "stop"`)
 	}

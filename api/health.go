@@ -127,14 +127,16 @@ func (p *Probe) Refresh(ctx context.Context) error {
 	return err
 }
 
-// Check is the probe's last result, as a Check for /readyz; before the
-// first run it runs the check.
+// Check is the probe's last result, as a Check for /readyz. A failure is
+// probed again at once (a failed write costs little), so readiness
+// returns as soon as the store or the database can write again; a success
+// stands until the next run. Before the first run it runs the check.
 func (p *Probe) Check(ctx context.Context) error {
 	p.mu.Lock()
 	err, done := p.err, p.done
 	p.mu.Unlock()
-	if !done {
+	if !done || err != nil {
 		return p.Refresh(ctx)
 	}
-	return err
+	return nil
 }

@@ -30,6 +30,7 @@ Commands:
   migrate          apply database migrations and exit
   staff            add, list or revoke staff members
   journal verify   verify the hash-chained journal
+  evidence reconcile  compare the evidence store with the record; journal orphans
   verify           verify the signatures of a PDF
   bundle verify    verify an evidence bundle offline
   loadtest         load-test a running server's media path

@@ -253,30 +253,42 @@ func (c *Catalog) retainOne(ctx context.Context, key string, until time.Time) er
 	return nil
 }
 
-// Run applies owed retention and reconciles every interval until ctx
-// ends. Failures are logged and retried at the next pass.
-func (c *Catalog) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
+// Run applies owed retention every retainEvery and reconciles every
+// reconcileEvery (0: never) until ctx ends; both run once at the start.
+// Failures are logged and retried at the next pass.
+func (c *Catalog) Run(ctx context.Context, retainEvery, reconcileEvery time.Duration) {
+	retain := time.NewTicker(retainEvery)
+	defer retain.Stop()
+	var reconcile <-chan time.Time
+	if reconcileEvery > 0 {
+		t := time.NewTicker(reconcileEvery)
+		defer t.Stop()
+		reconcile = t.C
+		c.reconcileOnce(ctx)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		if n, err := c.ApplyRetention(ctx); err != nil {
-			c.log.Warn("applying owed retention", "applied", n, "err", err)
+			c.log.Warn("applying owed retention; retrying", "applied", n, "err", err)
 		} else if n > 0 {
 			c.log.Info("applied owed retention", "objects", n)
-		}
-		if rep, err := c.Reconcile(ctx); err != nil {
-			c.log.Warn("reconciling the evidence store with the record", "err", err)
-		} else if len(rep.Orphans) > 0 || len(rep.Adopted) > 0 {
-			c.log.Warn("evidence store reconciled", "orphans", len(rep.Orphans), "adopted", len(rep.Adopted))
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-retain.C:
+		case <-reconcile:
+			c.reconcileOnce(ctx)
 		}
+	}
+}
+
+func (c *Catalog) reconcileOnce(ctx context.Context) {
+	rep, err := c.Reconcile(ctx)
+	switch {
+	case err != nil:
+		c.log.Warn("reconciling the evidence store with the record; retrying", "err", err)
+	case len(rep.Orphans) > 0 || len(rep.Adopted) > 0 || len(rep.Missing) > 0:
+		c.log.Warn("evidence store reconciled", "orphans", len(rep.Orphans), "adopted", len(rep.Adopted), "missing", len(rep.Missing))
 	}
 }
 
