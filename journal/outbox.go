@@ -14,7 +14,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
+
+var metricDeferred = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "chamber_journal_deferred_entries",
+	Help: "Journal entries waiting in the outbox for the database to take them.",
+})
 
 // The outbox keeps the records that could not be appended when they
 // happened — the database was down — and appends them when it can, each
@@ -76,6 +83,7 @@ func (j *Journal) AppendEventually(ctx context.Context, rec Record) error {
 	if perr := j.outbox.put(d); perr != nil {
 		return errors.Join(err, perr)
 	}
+	metricDeferred.Inc()
 	j.log.Warn("journal entry deferred until the database takes it", "action", rec.Action, "session", rec.SessionID, "err", err)
 	return nil
 }
@@ -185,6 +193,7 @@ func (j *Journal) DeliverDeferred(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for i, d := range ds {
+		metricDeferred.Set(float64(len(ds) - i))
 		appended, err := j.deliver(ctx, d)
 		if err != nil {
 			return n, err
@@ -194,6 +203,7 @@ func (j *Journal) DeliverDeferred(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+	metricDeferred.Set(0)
 	return n, nil
 }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
@@ -26,6 +28,11 @@ import (
 	"github.com/chamber-court/chamber/recording/webm"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
+
+var metricPending = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "chamber_recordings_storage_pending",
+	Help: "Stopped recordings waiting in the spool to be stored and recorded (the store or the database is down).",
+})
 
 // Errors callers tell apart.
 var (
@@ -269,6 +276,16 @@ func (c *Controller) markPendingLocked(sessionID, recordingID uuid.UUID) {
 		c.pending[sessionID] = map[uuid.UUID]bool{}
 	}
 	c.pending[sessionID][recordingID] = true
+	c.countPendingLocked()
+}
+
+// countPendingLocked publishes how many recordings wait for storage.
+func (c *Controller) countPendingLocked() {
+	n := 0
+	for _, recs := range c.pending {
+		n += len(recs)
+	}
+	metricPending.Set(float64(n))
 }
 
 // done clears a recording that is stored and recorded, and tells the room
@@ -280,6 +297,7 @@ func (c *Controller) done(sessionID, recordingID uuid.UUID) {
 	if cleared {
 		delete(c.pending, sessionID)
 	}
+	c.countPendingLocked()
 	c.mu.Unlock()
 	if cleared {
 		c.notify(sessionID)

@@ -32,10 +32,23 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/journal"
+)
+
+var (
+	metricOrphans = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "chamber_evidence_orphans_found_total",
+		Help: "Stored objects found that no record names (failed writes), journalled as orphan.found.",
+	})
+	metricRetentionOwed = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "chamber_evidence_retention_owed",
+		Help: "Recorded objects whose retention the store has not taken yet (after the last pass).",
+	})
 )
 
 // Object kinds: what made an object part of the record.
@@ -223,6 +236,10 @@ func (c *Catalog) ApplyRetention(ctx context.Context) (int, error) {
 			continue
 		}
 		n++
+	}
+	var remaining int
+	if err := c.cfg.DB.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM evidence_objects WHERE NOT retained`).Scan(&remaining); err == nil {
+		metricRetentionOwed.Set(float64(remaining))
 	}
 	return n, errors.Join(errs...)
 }

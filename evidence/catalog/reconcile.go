@@ -198,6 +198,9 @@ func (c *Catalog) orphan(ctx context.Context, sid uuid.UUID, o evidence.Object) 
 			}})
 		return err
 	})
+	if err == nil && found {
+		metricOrphans.Inc()
+	}
 	return found, err
 }
 
