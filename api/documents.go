@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ func (a *API) documentRoutes() {
 	a.route("POST /api/v1/sessions/{id}/documents", Op{Summary: "Upload evidence or an exhibit: a raw body with ?name=, or multipart/form-data with a file part; streamed into the evidence store with its SHA-256",
 		Tags: tags, Auth: "bearer", RawBody: []string{"application/pdf", "image/jpeg", "image/png", "video/webm", "video/mp4", "application/ogg", "text/plain", "multipart/form-data"},
 		Query: []Param{{Name: "name", Description: "file name (raw body uploads)"}}, Response: UploadResponse{}, Status: 201,
-		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleUpload))
+		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 507}}, a.auth(a.handleUpload))
 	a.route("GET /api/v1/sessions/{id}/documents", Op{Summary: "The session's documents the caller may see", Tags: tags, Auth: "bearer",
 		Response: []documents.Document{}, Errors: authErrors}, a.auth(a.handleListDocuments))
 	a.route("GET /api/v1/documents/{id}", Op{Summary: "A document's metadata and version history", Tags: tags, Auth: "bearer",
@@ -32,8 +33,12 @@ func (a *API) documentRoutes() {
 	a.route("PATCH /api/v1/documents/{id}", Op{Summary: "Label an exhibit (P-1, D-3, …) and set its status (submitted, admitted, rejected)", Tags: tags, Auth: "bearer",
 		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.auth(a.handleLabelDocument))
 	a.route("POST /api/v1/documents/{id}/signatures", Op{Summary: "Sign the newest version of a PDF (PAdES B-LTA); returns the new version", Tags: tags, Auth: "bearer",
-		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleSign))
+		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: withOutages(bodyErrors)}, a.auth(a.handleSign))
 }
+
+// withOutages adds the answers to a database or store outage (503) and a
+// full store (507) to a route's documented errors.
+func withOutages(errs []int) []int { return slices.Concat(errs, []int{503, 507}) }
 
 // documentsChanged tells the room that a document changed. It names only
 // the document: each client fetches what it may see through the API, so the
