@@ -29,7 +29,7 @@ type fixture struct {
 	sid   uuid.UUID
 }
 
-func newFixture(t *testing.T, db *database.DB, store evidence.Store) *fixture {
+func newFixture(t testing.TB, db *database.DB, store evidence.Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	staff, sid := uuid.NewString(), uuid.New()
@@ -45,7 +45,7 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store) *fixture {
 
 func (fx *fixture) key(name string) string { return "sessions/" + fx.sid.String() + "/" + name }
 
-func (fx *fixture) put(t *testing.T, name, body string) evidence.Object {
+func (fx *fixture) put(t testing.TB, name, body string) evidence.Object {
 	t.Helper()
 	obj, err := fx.store.Put(context.Background(), fx.key(name), strings.NewReader(body), evidence.PutOptions{})
 	if err != nil {
@@ -55,7 +55,7 @@ func (fx *fixture) put(t *testing.T, name, body string) evidence.Object {
 }
 
 // record makes objects part of the record the way every writer does.
-func (fx *fixture) record(t *testing.T, until time.Time, objs ...catalog.Object) {
+func (fx *fixture) record(t testing.TB, until time.Time, objs ...catalog.Object) {
 	t.Helper()
 	ctx := context.Background()
 	err := fx.db.InTx(ctx, func(tx *sql.Tx) error {

@@ -223,6 +223,9 @@ func RecoverWith(ctx context.Context, cfg RecoverConfig) ([]Manifest, error) {
 func finishRecording(ctx context.Context, dir string, cfg RecoverConfig) (*Manifest, error) {
 	var rm recordingMeta
 	if err := readJSON(filepath.Join(dir, recordingFile), &rm); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil // released meanwhile by the Stop that recorded it
+		}
 		return nil, fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
 	log := cfg.Logger.With("recording", rm.RecordingID, "session", rm.SessionID)
