@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -178,26 +179,37 @@ func New(cfg Config) *Catalog {
 	return &Catalog{cfg: cfg, log: log}
 }
 
-// Retain applies the retention the record asks for to keys, just recorded.
-// It is best effort: what fails here (the store went away after the
-// commit) stays owed in the catalog and ApplyRetention applies it later.
+// Retain applies the retention the record asks for to keys, just recorded,
+// a few at a time. It is best effort: what fails here (the store went away
+// after the commit) stays owed in the catalog and ApplyRetention applies it
+// later.
 func (c *Catalog) Retain(ctx context.Context, keys ...string) {
 	ctx = context.WithoutCancel(ctx) // the caller's request may end; the record's protection must not wait for the next pass
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
 	for _, key := range keys {
-		var until sql.NullInt64
-		var retained bool
-		err := c.cfg.DB.DB.QueryRowContext(ctx, `SELECT retain_until, retained FROM evidence_objects WHERE object_key = $1`, key).Scan(&until, &retained)
-		if err != nil {
-			c.log.Warn("retention owed; applying it later", "key", key, "err", err)
-			continue
-		}
-		if retained || !until.Valid {
-			continue
-		}
-		if err := c.retainOne(ctx, key, database.Time(until.Int64)); err != nil {
-			c.log.Warn("retention owed; applying it later", "key", key, "err", err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := c.retainRecorded(ctx, key); err != nil {
+				c.log.Warn("retention owed; applying it later", "key", key, "err", err)
+			}
+		})
 	}
+	wg.Wait()
+}
+
+// retainRecorded applies the retention the catalog owes to key, if any.
+func (c *Catalog) retainRecorded(ctx context.Context, key string) error {
+	var (
+		until    sql.NullInt64
+		retained bool
+	)
+	err := c.cfg.DB.DB.QueryRowContext(ctx, `SELECT retain_until, retained FROM evidence_objects WHERE object_key = $1`, key).Scan(&until, &retained)
+	if err != nil || retained || !until.Valid {
+		return err
+	}
+	return c.retainOne(ctx, key, database.Time(until.Int64))
 }
 
 // ApplyRetention applies every retention the catalog still owes and
