@@ -291,6 +291,11 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
+		// The act's row first, as every transaction that may change the
+		// act takes it before the journal's head.
+		if act, err = s.lock(ctx, tx, sessionID); err != nil {
+			return err
+		}
 		if ch, err = s.check(ctx, tx, sessionID, checkID); err != nil {
 			return err
 		}
@@ -299,9 +304,6 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 		}
 		if o.Verified && len(ch.Stills) < 2 {
 			return outOfOrder("capture the face still and the document photo before verifying")
-		}
-		if act, err = s.get(ctx, tx, sessionID); err != nil {
-			return err
 		}
 		if act.State == Sealed {
 			return outOfOrder("the act is sealed")

@@ -139,30 +139,42 @@ func hasSigned(ctx context.Context, q querier, sessionID, participantID, documen
 }
 
 // SignHook returns what the document layer runs inside the transaction
-// that records a signature in the act: the lifecycle is checked again
-// under the act's lock, the signatory recorded, and the act advanced —
-// signed_by_principals when every principal has signed, notarised with
-// the notary's signature. The signature, the act's state and their journal
-// entries commit together or not at all.
+// that records a signature in the act: first the act's row is locked and
+// the lifecycle checked again under that lock; last the signatory is
+// recorded and the act advanced — signed_by_principals when every
+// principal has signed, notarised with the notary's signature. The
+// signature, the act's state and their journal entries commit together or
+// not at all.
 func (s *Service) SignHook(ctx context.Context, c Caller, sessionID uuid.UUID) (documents.SignHook, error) {
 	principals, err := s.cfg.Principals(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, tx *sql.Tx, sig documents.Signature) error {
-		return s.recordSignature(ctx, tx, c, sessionID, principals, sig)
-	}, nil
+	return &signHook{s: s, c: c, sessionID: sessionID, principals: principals}, nil
 }
 
-func (s *Service) recordSignature(ctx context.Context, tx *sql.Tx, c Caller, sessionID uuid.UUID, principals []Principal, sig documents.Signature) error {
-	act, err := s.lock(ctx, tx, sessionID)
+type signHook struct {
+	s          *Service
+	c          Caller
+	sessionID  uuid.UUID
+	principals []Principal
+	act        Act // as Lock found it
+}
+
+func (h *signHook) Lock(ctx context.Context, tx *sql.Tx, documentID uuid.UUID) error {
+	act, err := h.s.lock(ctx, tx, h.sessionID)
 	if err != nil {
 		return err
 	}
-	if err := s.maySign(ctx, tx, c, act, sessionID, sig.DocumentID); err != nil {
+	if err := h.s.maySign(ctx, tx, h.c, act, h.sessionID, documentID); err != nil {
 		return err
 	}
-	rec := sig.Record
+	h.act = act
+	return nil
+}
+
+func (h *signHook) Record(ctx context.Context, tx *sql.Tx, sig documents.Signature) error {
+	s, c, sessionID, act, rec := h.s, h.c, h.sessionID, h.act, sig.Record
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO act_signatures (session_id, participant_id, role, document_id, version, sha256, serial, signed_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -173,7 +185,7 @@ func (s *Service) recordSignature(ctx context.Context, tx *sql.Tx, c Caller, ses
 	switch {
 	case c.Role == access.Principal && act.State == IdentityVerified:
 		n := 0
-		for _, p := range principals {
+		for _, p := range h.principals {
 			signed, err := hasSigned(ctx, tx, sessionID, p.ID, sig.DocumentID)
 			if err != nil {
 				return err
@@ -182,7 +194,7 @@ func (s *Service) recordSignature(ctx context.Context, tx *sql.Tx, c Caller, ses
 				n++
 			}
 		}
-		if n == len(principals) {
+		if n == len(h.principals) {
 			return s.setState(ctx, tx, sessionID, act.State, SignedByPrincipals, c.Actor, map[string]any{"document_id": sig.DocumentID, "sha256": rec.SHA256})
 		}
 	case c.Role.Presides() && act.State == SignedByPrincipals:

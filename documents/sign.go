@@ -84,11 +84,19 @@ func certificateRefused(err error) error {
 // to sign during the act, short enough to be useless afterwards.
 const principalCertTTL = 30 * 24 * time.Hour
 
-// SignHook is told of a signature inside the transaction that records it,
-// so that what the signature changes elsewhere — the notarial act's state
-// and its signatories — commits with it or not at all. An error refuses
-// the signature: nothing of it is recorded.
-type SignHook func(ctx context.Context, tx *sql.Tx, sig Signature) error
+// SignHook takes part in the transaction that records a signature, so
+// that what the signature changes elsewhere — the notarial act's state and
+// its signatories — commits with it or not at all. An error from either
+// method refuses the signature: nothing of it is recorded.
+type SignHook interface {
+	// Lock runs first, before anything is written: it takes the locks
+	// the hook needs and checks that the signature may be recorded.
+	// Taking them before the journal's head keeps one lock order for
+	// every transaction that touches the same rows.
+	Lock(ctx context.Context, tx *sql.Tx, documentID uuid.UUID) error
+	// Record runs last, after the signed version and its journal entry.
+	Record(ctx context.Context, tx *sql.Tx, sig Signature) error
+}
 
 // Signature is what a hook learns of a signature being recorded.
 type Signature struct {
@@ -233,6 +241,11 @@ func (s *Service) signInto(ctx context.Context, c Caller, sess Session, src evid
 func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d Document, from Version, rec SignatureRecord, obj catalog.Object, hook SignHook) error {
 	details, _ := json.Marshal(rec)
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if hook != nil {
+			if err := hook.Lock(ctx, tx, d.ID); err != nil {
+				return err
+			}
+		}
 		var taken int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM document_versions WHERE document_id = $1 AND version = $2`,
 			d.ID.String(), rec.Version).Scan(&taken); err != nil {
@@ -258,7 +271,7 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 		if hook == nil {
 			return nil
 		}
-		return hook(ctx, tx, Signature{DocumentID: d.ID, Record: rec})
+		return hook.Record(ctx, tx, Signature{DocumentID: d.ID, Record: rec})
 	})
 }
 
