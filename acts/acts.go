@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -67,8 +68,9 @@ type Config struct {
 
 // Service runs notarial acts.
 type Service struct {
-	cfg Config
-	now func() time.Time
+	cfg     Config
+	catalog *catalog.Catalog
+	now     func() time.Time
 }
 
 // New returns an act service.
@@ -76,7 +78,11 @@ func New(cfg Config) *Service {
 	if cfg.MaxStill <= 0 {
 		cfg.MaxStill = 10 << 20
 	}
-	return &Service{cfg: cfg, now: database.Now}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cat := catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: cfg.Log})
+	return &Service{cfg: cfg, catalog: cat, now: database.Now}
 }
 
 // Act is the notarial act of one session.
@@ -110,7 +116,7 @@ func (s *Service) get(ctx context.Context, q querier, sessionID uuid.UUID) (Act,
 		return Act{State: Draft}, nil
 	}
 	if err != nil {
-		return Act{}, fmt.Errorf("acts: get: %w", err)
+		return Act{}, database.Classify(fmt.Errorf("acts: get: %w", err))
 	}
 	a.State, a.Number = State(state), num.String
 	if doc.Valid {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -18,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -265,8 +267,10 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 	if ct != documents.TypeJPEG && ct != documents.TypePNG {
 		return Still{}, fault.New(fault.Unsupported, "a still must be a JPEG or PNG image")
 	}
+	// A key of its own per attempt; stored without retention until the
+	// transaction below makes it part of the record.
 	key := fmt.Sprintf("sessions/%s/identity/%s/%s-%s%s", sessionID, checkID, kind, uuid.NewString()[:8], documents.Extension(ct))
-	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, fault.TooLarge), evidence.PutOptions{ContentType: ct, RetainUntil: s.retainUntil()})
+	obj, err := s.cfg.Store.Put(ctx, key, evidence.LimitReader(br, s.cfg.MaxStill, fault.TooLarge), evidence.PutOptions{ContentType: ct})
 	if errors.Is(err, fault.TooLarge) {
 		return Still{}, fault.New(fault.TooLarge, "the limit for a still is %d bytes", s.cfg.MaxStill)
 	}
@@ -274,6 +278,7 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		return Still{}, fmt.Errorf("acts: store still: %w", err)
 	}
 	st := Still{Kind: kind, Key: key, SHA256: obj.SHA256, Size: obj.Size}
+	rec := catalog.Of(catalog.Still, obj)
 	col := kind // face or document, checked above: the column prefix
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE identity_checks SET `+col+`_key = $1, `+col+`_sha256 = $2 WHERE id = $3 AND status = $4`,
@@ -284,13 +289,31 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		if n, _ := res.RowsAffected(); n == 0 {
 			return outOfOrder("the identity check was decided meanwhile")
 		}
+		if err := catalog.Add(ctx, tx, sessionID, s.retainUntil(), rec); err != nil {
+			return err
+		}
 		return s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "identity.still_captured",
-			Details: map[string]any{"check_id": checkID, "kind": kind, "key": key, "sha256": obj.SHA256, "size": obj.Size}})
+			Details: map[string]any{"check_id": checkID, "kind": kind, "key": key, "sha256": obj.SHA256, "size": obj.Size,
+				"objects": []catalog.Object{rec}}})
 	})
 	if err != nil {
+		if !errors.Is(err, database.ErrCommitUncertain) {
+			s.discard(ctx, key)
+		}
 		return Still{}, err
 	}
+	s.catalog.Retain(ctx, key)
 	return st, nil
+}
+
+// discard deletes a still that never became part of the record; it has no
+// retention. What cannot be deleted now the reconciler reports later.
+func (s *Service) discard(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Delete(ctx, key); err != nil && !errors.Is(err, evidence.ErrNotFound) {
+		s.cfg.Log.Warn("could not delete a still that is not part of the record; the reconciler will report it", "key", key, "err", err)
+	}
 }
 
 // Outcome is the officer's decision.
@@ -328,6 +351,11 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
+		// The act's row first, as every transaction that may change the
+		// act takes it before the journal's head.
+		if act, err = s.lock(ctx, tx, sessionID); err != nil {
+			return err
+		}
 		if ch, err = s.check(ctx, tx, sessionID, checkID); err != nil {
 			return err
 		}
@@ -336,9 +364,6 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 		}
 		if o.Verified && len(ch.Stills) < 2 {
 			return outOfOrder("capture the face still and the document photo before verifying")
-		}
-		if act, err = s.get(ctx, tx, sessionID); err != nil {
-			return err
 		}
 		if act.State == Sealed {
 			return outOfOrder("the act is sealed")

@@ -1,10 +1,8 @@
 package acts
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,7 +11,7 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
-	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -44,10 +42,14 @@ type SealRequest struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Seal closes the act for good: it must be notarised; it gets the next
-// notarial number of the year (YYYY/NNNNNN, gap-free even under concurrent
-// sealing), its register entry is written, and its journal is archived in
-// the evidence store under retention.
+// Seal closes the act for good: it must be notarised, and no recording of
+// the session may be running or waiting to be stored (the register names
+// every recording's stored manifest, never a placeholder); it gets the
+// next notarial number of the year (YYYY/NNNNNN, gap-free even under
+// concurrent sealing) and its register entry. Its journal is archived in
+// the evidence store after the seal commits: the act's journal_archived
+// flag is the archive's outbox, which ArchivePending works off until the
+// archive and its journal entry are recorded.
 func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in SealInput) (Act, RegisterEntry, error) {
 	if err := access.Check(c.Role, access.Seal); err != nil {
 		return Act{}, RegisterEntry{}, err
@@ -60,17 +62,13 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 	if err != nil {
 		return Act{}, RegisterEntry{}, err
 	}
-	recordings, err := s.recordings(ctx, sessionID)
-	if err != nil {
-		return Act{}, RegisterEntry{}, err
-	}
 	var (
 		act   Act
 		entry RegisterEntry
 	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if act, err = s.get(ctx, tx, sessionID); err != nil {
+		if act, err = s.lock(ctx, tx, sessionID); err != nil {
 			return err
 		}
 		switch act.State {
@@ -79,6 +77,10 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 		case Notarised:
 		default:
 			return outOfOrder("the act can be sealed only after the notary's signature (act is %s)", act.State)
+		}
+		recordings, err := s.recordings(ctx, tx, sessionID)
+		if err != nil {
+			return err
 		}
 		now := s.now()
 		year := now.Year()
@@ -105,36 +107,13 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 	if err != nil {
 		return Act{}, RegisterEntry{}, err
 	}
-	if err := s.archiveJournal(ctx, c, sessionID, act.Number); err != nil {
+	if err := s.archive(ctx, sessionID); err != nil {
 		// The act is sealed and its journal intact in the database; the
-		// archive copy is retried by the bundle and logged loudly here.
-		s.cfg.Log.Error("archiving the sealed act's journal failed", "session", sessionID, "err", err)
+		// archive stays owed (journal_archived is false) and
+		// ArchivePending stores and records it on its next pass.
+		s.cfg.Log.Error("archiving the sealed act's journal failed; it will be retried", "session", sessionID, "err", err)
 	}
 	return act, entry, nil
-}
-
-// archiveJournal stores the session's journal entries in the evidence
-// store, under retention, and journals the copy's SHA-256.
-func (s *Service) archiveJournal(ctx context.Context, c Caller, sessionID uuid.UUID, number string) error {
-	entries, err := s.cfg.Journal.Session(ctx, sessionID, 0, 0)
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(entries); err != nil {
-		return err
-	}
-	last := entries[len(entries)-1].Seq
-	key := fmt.Sprintf("sessions/%s/journal/sealed-%d.json", sessionID, last)
-	obj, err := s.cfg.Store.Put(ctx, key, &buf, evidence.PutOptions{ContentType: "application/json", RetainUntil: s.retainUntil()})
-	if err != nil {
-		return err
-	}
-	_, err = s.cfg.Journal.Append(ctx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.journal_archived",
-		Details: map[string]any{"number": number, "key": key, "sha256": obj.SHA256, "entries": len(entries), "through_seq": last}})
-	return err
 }
 
 type recordingRef struct {
@@ -146,8 +125,20 @@ type recordingRef struct {
 	Recovered      bool      `json:"recovered,omitempty"`
 }
 
-func (s *Service) recordings(ctx context.Context, sessionID uuid.UUID) ([]recordingRef, error) {
-	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT id, started_at, manifest_key, manifest_sha256, files, recovered FROM recordings
+// recordings lists the session's stored recordings for the register,
+// inside the sealing transaction. A recording still running, or stopped
+// but not yet stored, refuses the seal: its register line would be a
+// placeholder, and the bundle made right after would lack it.
+func (s *Service) recordings(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) ([]recordingRef, error) {
+	var unstored int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recordings WHERE session_id = $1 AND (stopped_at IS NULL OR manifest_key = '')`,
+		sessionID.String()).Scan(&unstored); err != nil {
+		return nil, fmt.Errorf("acts: recordings: %w", err)
+	}
+	if unstored > 0 {
+		return nil, outOfOrder("a recording of this act is running or waiting to be stored: stop it, and seal once it is stored")
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, started_at, manifest_key, manifest_sha256, files, recovered FROM recordings
 		WHERE session_id = $1 ORDER BY started_at`, sessionID.String())
 	if err != nil {
 		return nil, fmt.Errorf("acts: recordings: %w", err)
@@ -176,7 +167,9 @@ func (s *Service) LegalHold(ctx context.Context, c Caller, sessionID uuid.UUID, 
 	if err := access.Check(c.Role, access.LegalHold); err != nil {
 		return 0, err
 	}
-	objs, err := s.cfg.Store.List(ctx, "sessions/"+sessionID.String()+"/")
+	// The record's objects, not whatever the store holds: an orphan is
+	// not evidence.
+	objs, err := catalog.Session(ctx, s.cfg.DB, sessionID)
 	if err != nil {
 		return 0, fmt.Errorf("acts: legal hold: %w", err)
 	}
@@ -199,8 +192,10 @@ func (s *Service) LegalHold(ctx context.Context, c Caller, sessionID uuid.UUID, 
 		for i, o := range objs {
 			keys[i] = o.Key
 		}
+		// "keys", not "objects": a journal entry's "objects" are what it
+		// makes part of the record (see bundle.CheckRecord).
 		_, err = s.cfg.Journal.AppendTx(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "evidence.legal_hold",
-			Details: map[string]any{"on": on, "objects": keys}})
+			Details: map[string]any{"on": on, "keys": keys}})
 		return err
 	})
 	return len(objs), err

@@ -58,11 +58,13 @@ func (a *API) actRoutes() {
 		Response: []acts.Check{}, Errors: authErrors}, a.auth(a.handleListChecks))
 	a.route("POST /api/v1/sessions/{id}/identity-checks/{check}/stills", Op{Summary: "Store the principal's face still or the document photo (JPEG or PNG body) as evidence",
 		Tags: tags, Auth: "bearer", RawBody: []string{"image/jpeg", "image/png"}, Query: []Param{{Name: "kind", Required: true, Description: "face or document"}},
-		Response: acts.Still{}, Status: 201, Errors: []int{401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleStill))
+		Response: acts.Still{}, Status: 201, Errors: []int{401, 403, 404, 409, 413, 415, 422, 429, 503, 507}}, a.auth(a.handleStill))
 	a.route("POST /api/v1/sessions/{id}/identity-checks/{check}/outcome", Op{Summary: "The officer's decision: verified, or refused with a reason (embassy officer only)",
 		Tags: tags, Auth: "bearer", Request: acts.Outcome{}, Response: acts.Check{}, Errors: bodyErrors}, a.auth(a.handleOutcome))
+	a.route("PUT /api/v1/sessions/{id}/act/document", Op{Summary: "Designate the act's document (notary): the PDF every principal and then the notary sign, and the only one signable in the act; fixed once anyone has signed",
+		Tags: tags, Auth: "bearer", Request: acts.Designation{}, Response: acts.Act{}, Errors: withOutages(bodyErrors)}, a.auth(a.handleDesignate))
 	a.route("POST /api/v1/sessions/{id}/seal", Op{Summary: "Seal the notarised act: it gets the next notarial number (YYYY/NNNNNN) and its register entry",
-		Tags: tags, Auth: "bearer", Request: acts.SealRequest{}, Response: SealResponse{}, Errors: bodyErrors}, a.auth(a.handleSeal))
+		Tags: tags, Auth: "bearer", Request: acts.SealRequest{}, Response: SealResponse{}, Errors: withOutages(bodyErrors)}, a.auth(a.handleSeal))
 	a.route("POST /api/v1/sessions/{id}/legal-hold", Op{Summary: "Place or lift a legal hold on all of the session's evidence",
 		Tags: tags, Auth: "bearer", Request: legalHoldRequest{}, Response: legalHoldResponse{}, Errors: bodyErrors}, a.auth(a.handleLegalHold))
 	a.route("GET /api/v1/register", Op{Summary: "The notarial register (notary and admin); ?format=csv exports it",
@@ -199,6 +201,42 @@ func (a *API) pushAct(sid uuid.UUID, act acts.Act) {
 	if a.notify != nil {
 		a.notify(sid, acts.EventActUpdated, act)
 	}
+}
+
+func (a *API) handleDesignate(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	c, sess, err := a.actCaller(r, sid, access.Seal)
+	if err != nil {
+		return err
+	}
+	var in acts.Designation
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if sess.State == sessions.Closed {
+		return fault.New(fault.Conflict, "session is closed")
+	}
+	d, err := a.documents.Get(r.Context(), in.DocumentID)
+	if errors.Is(err, fault.NotFound) || (err == nil && d.SessionID != sid) {
+		return fault.Invalidf("document_id", "no such document in this session")
+	}
+	if err != nil {
+		return err
+	}
+	if d.ContentType != documents.TypePDF {
+		return fault.Invalidf("document_id", "the act's document must be a PDF")
+	}
+	last := d.Versions[len(d.Versions)-1]
+	act, err := a.acts.Designate(r.Context(), c, sid, acts.FinalDocument{ID: d.ID, Name: d.Name, Version: last.Version, SHA256: last.SHA256})
+	if err != nil {
+		return err
+	}
+	a.pushAct(sid, act)
+	WriteJSON(w, http.StatusOK, act)
+	return nil
 }
 
 // SealResponse is a sealed act with its register entry.
@@ -371,8 +409,8 @@ func (a *API) handleCorrect(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) recordingRoutes() {
-	a.route("POST /api/v1/sessions/{id}/recording", Op{Summary: "Start or stop recording the main room (presiding role and clerk); everyone is told at once",
-		Tags: []string{"media"}, Auth: "bearer", Request: recordingRequest{}, Response: recording.Stopped{}, Errors: bodyErrors}, a.auth(a.handleRecording))
+	a.route("POST /api/v1/sessions/{id}/recording", Op{Summary: "Start or stop recording the main room (presiding role and clerk); everyone is told at once. A stop answers 202 with storage_pending: true when the recording must wait for the evidence store or the database; the server stores it when they are back",
+		Tags: []string{"media"}, Auth: "bearer", Request: recordingRequest{}, Response: recording.Stopped{}, Errors: withOutages(bodyErrors)}, a.auth(a.handleRecording))
 }
 
 type recordingRequest struct {
@@ -416,7 +454,13 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		WriteJSON(w, http.StatusOK, out)
+		// Stopped either way; 202 says it is not stored yet (the store or
+		// the database is down) and will be, by the server, unasked.
+		status := http.StatusOK
+		if out.StoragePending {
+			status = http.StatusAccepted
+		}
+		WriteJSON(w, status, out)
 	default:
 		return fault.Invalidf("action", `must be "start" or "stop"`)
 	}
@@ -425,7 +469,7 @@ func (a *API) handleRecording(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) bundleRoutes() {
 	a.route("GET /api/v1/sessions/{id}/bundle", Op{Summary: "The session's evidence bundle: every artefact, the journal with its timestamps, and a signed, timestamped manifest (verify offline with chamber bundle verify)",
-		Tags: []string{"evidence"}, Auth: "bearer", RawResponse: "application/zip", Errors: authErrors}, a.auth(a.handleBundle))
+		Tags: []string{"evidence"}, Auth: "bearer", RawResponse: "application/zip", Errors: withOutages(authErrors)}, a.auth(a.handleBundle))
 }
 
 func (a *API) handleBundle(w http.ResponseWriter, r *http.Request) error {

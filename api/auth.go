@@ -142,8 +142,12 @@ func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 		}
 		p, err := a.sessions.Authenticate(r.Context(), token)
 		if err != nil {
-			a.authFailures.failed(addr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="chamber", error="invalid_token"`)
+			// An outage says nothing about the token: it is not a failed
+			// attempt, or everyone behind one address would be locked out.
+			if !fault.KindOf(err).Retryable() {
+				a.authFailures.failed(addr)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="chamber", error="invalid_token"`)
+			}
 			a.fail(w, r, err)
 			return
 		}

@@ -76,6 +76,15 @@ func notarialActLifecycle(t *testing.T, h *harness) {
 	docPath := "/api/v1/documents/" + draft.ID.String()
 	signBody := map[string]any{"reason": "I agree", "location": "London"}
 
+	// The notary designates the act's document before anyone signs.
+	designate := "/api/v1/sessions/" + sid + "/act/document"
+	h.must(h.do("POST", docPath+"/signatures", principal.Token, signBody), 409)
+	h.must(h.do("PUT", designate, principal.Token, map[string]any{"document_id": draft.ID}), 403)
+	h.must(h.do("PUT", designate, notary.Token, map[string]any{"document_id": draft.ID}), 200).decode(t, &act.Act)
+	if act.Act.DocumentID == nil || *act.Act.DocumentID != draft.ID {
+		t.Fatalf("designated act: %+v", act.Act)
+	}
+
 	// Out of order: signing before identity verification, the notary
 	// before the principal, sealing before the notary.
 	if r := h.do("POST", docPath+"/signatures", principal.Token, signBody); r.Status != 409 || !strings.Contains(string(r.Body), "identity") {

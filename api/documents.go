@@ -6,12 +6,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
-	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/sessions"
@@ -22,7 +22,7 @@ func (a *API) documentRoutes() {
 	a.route("POST /api/v1/sessions/{id}/documents", Op{Summary: "Upload evidence or an exhibit: a raw body with ?name=, or multipart/form-data with a file part; streamed into the evidence store with its SHA-256",
 		Tags: tags, Auth: "bearer", RawBody: []string{"application/pdf", "image/jpeg", "image/png", "video/webm", "video/mp4", "application/ogg", "text/plain", "multipart/form-data"},
 		Query: []Param{{Name: "name", Description: "file name (raw body uploads)"}}, Response: UploadResponse{}, Status: 201,
-		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429}}, a.auth(a.handleUpload))
+		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 507}}, a.auth(a.handleUpload))
 	a.route("GET /api/v1/sessions/{id}/documents", Op{Summary: "The session's documents the caller may see", Tags: tags, Auth: "bearer",
 		Response: []documents.Document{}, Errors: authErrors}, a.auth(a.handleListDocuments))
 	a.route("GET /api/v1/documents/{id}", Op{Summary: "A document's metadata and version history", Tags: tags, Auth: "bearer",
@@ -33,12 +33,16 @@ func (a *API) documentRoutes() {
 	a.route("PATCH /api/v1/documents/{id}", Op{Summary: "Label an exhibit (P-1, D-3, …) and set its status (submitted, admitted, rejected)", Tags: tags, Auth: "bearer",
 		Request: documents.ExhibitChange{}, Response: documents.Document{}, Errors: bodyErrors}, a.auth(a.handleLabelDocument))
 	a.route("POST /api/v1/documents/{id}/signatures", Op{Summary: "Sign the newest version of a PDF (PAdES B-LTA); returns the new version", Tags: tags, Auth: "bearer",
-		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleSign))
+		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: withOutages(bodyErrors)}, a.auth(a.handleSign))
 }
 
 // EventDocumentsChanged tells a session's participants that a document
 // was uploaded, labelled or signed; it carries {"document_id"}.
 const EventDocumentsChanged = "documents_changed"
+
+// withOutages adds the answers to a database or store outage (503) and a
+// full store (507) to a route's documented errors.
+func withOutages(errs []int) []int { return slices.Concat(errs, []int{503, 507}) }
 
 // documentsChanged tells the room that a document changed. It names only
 // the document: each client fetches what it may see through the API, so the
@@ -268,6 +272,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 		return fault.New(fault.Conflict, "session is closed")
 	}
 	act := a.isAct(sess)
+	var hook documents.SignHook
 	if act {
 		if err := a.acts.BeforeSign(r.Context(), c, sess.ID, d.ID); err != nil {
 			return err
@@ -279,17 +284,20 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 				c.Name = name
 			}
 		}
+		// The act's signatories and state are recorded in the signature's
+		// own transaction.
+		if hook, err = a.acts.SignHook(r.Context(), c, sess.ID); err != nil {
+			return err
+		}
 	}
-	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in)
+	doc, rec, err := a.documents.Sign(r.Context(), c, docSession(sess), d.ID, in, hook)
 	if err != nil {
 		return err
 	}
 	if act {
-		after, err := a.acts.AfterSign(r.Context(), c, sess.ID, acts.Signed{DocumentID: d.ID, Version: rec.Version, SHA256: rec.SHA256, Serial: rec.CertificateSerial})
-		if err != nil {
-			return err
+		if after, err := a.acts.Get(r.Context(), sess.ID); err == nil {
+			a.pushAct(sess.ID, after)
 		}
-		a.pushAct(sess.ID, after)
 	}
 	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})

@@ -66,11 +66,19 @@ func TestDocumentsOverREST(t *testing.T) {
 	if up.SHA256 != hex.EncodeToString(sum[:]) || up.Size != int64(len(pdf)) || up.Version != 1 || up.ContentType != "application/pdf" || up.Status != "submitted" {
 		t.Fatalf("upload response %+v", up)
 	}
-	// The same bytes again: reported, not stored twice.
+	// The same bytes again from the same uploader: the same document,
+	// reported, not stored twice.
 	var dup api.UploadResponse
-	h.must(h.upload(judge.Token, sid, "again.pdf", "application/pdf", pdf), 200).decode(t, &dup)
+	h.must(h.upload(party.Token, sid, "again.pdf", "application/pdf", pdf), 200).decode(t, &dup)
 	if !dup.Duplicate || dup.ID != up.ID {
 		t.Fatalf("duplicate upload %+v", dup)
+	}
+	// The same bytes from someone else: a document of their own, with
+	// their name for it (storage is shared, visibility is not).
+	var judges api.UploadResponse
+	h.must(h.upload(judge.Token, sid, "judgment-annex.pdf", "application/pdf", pdf), 201).decode(t, &judges)
+	if judges.Duplicate || judges.ID == up.ID || judges.Name != "judgment-annex.pdf" || judges.SHA256 != up.SHA256 {
+		t.Fatalf("another uploader's identical upload %+v", judges)
 	}
 
 	tests := []struct {

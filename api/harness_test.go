@@ -22,8 +22,10 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
 
@@ -39,6 +41,10 @@ type harness struct {
 	db    *database.DB
 	jnl   *journal.Journal
 	api   *api.API
+
+	acts       *acts.Service
+	recording  *recording.Controller
+	storeProbe *api.Probe
 }
 
 func newHarness(t testing.TB, db *database.DB, actOpts ...func(*acts.Config)) *harness {
@@ -76,15 +82,27 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
-	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc,
-		Bundle:  &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa},
+	// The test refreshes the probe itself, as Run would on its interval.
+	storeProbe := api.NewProbe(store.Probe, time.Hour)
+	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: recordAll{},
+		SpoolDir: t.TempDir(), Retention: time.Hour})
+	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
+		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa,
+			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
+				return catalog.Session(ctx, db, sid)
+			}},
 		Verify:  &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
 		TempDir: t.TempDir(),
-		Ready:   map[string]api.Check{"database": db.PingContext}})
+		Ready:   map[string]api.Check{"database": db.PingContext, "evidence": api.All(store.Ping, storeProbe.Check)}})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store}
+	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store, acts: actSvc, recording: rec, storeProbe: storeProbe}
 }
+
+// recordAll lets everything be recorded (the harness has no media).
+type recordAll struct{}
+
+func (recordAll) MayRecord(uuid.UUID, uuid.UUID, string) bool { return true }
 
 func (h *harness) staffToken(role access.Role) string {
 	h.t.Helper()

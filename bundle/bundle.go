@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 )
@@ -43,6 +44,11 @@ const (
 var oidTimestampToken = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
 
 // Manifest lists every file of the bundle with its SHA-256 and size.
+//
+// Version 2 adds a promise the verifier checks (CheckRecord): the files
+// under evidence/ are exactly the objects the session's journal lists as
+// part of its record, with their SHA-256s — no failed write rides along,
+// and nothing recorded is left out.
 type Manifest struct {
 	Version     int       `json:"version"`
 	SessionID   uuid.UUID `json:"session_id"`
@@ -72,12 +78,19 @@ type Timestamper interface {
 	Timestamp(ctx context.Context, sha256Digest []byte) ([]byte, error)
 }
 
+// ManifestVersion is the version Build writes.
+const ManifestVersion = 2
+
 // Config is what Build needs.
 type Config struct {
 	Store   evidence.Store
 	Journal *journal.Journal
-	Signer  pki.Signer
-	TSA     Timestamper
+	// Record lists the objects of a session's record (the evidence
+	// catalog): the bundle carries exactly these, never a listing of the
+	// store, which may hold failed writes.
+	Record func(ctx context.Context, sessionID uuid.UUID) ([]catalog.Object, error)
+	Signer pki.Signer
+	TSA    Timestamper
 }
 
 // Build writes the bundle of a session to w. session is the session's
@@ -85,7 +98,7 @@ type Config struct {
 // session.json. Evidence objects are streamed, never held in memory.
 func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, session any, actor string) (Manifest, error) {
 	zw := zip.NewWriter(w)
-	m := Manifest{Version: 1, SessionID: sessionID, GeneratedAt: time.Now().UTC().Truncate(time.Second), GeneratedBy: actor}
+	m := Manifest{Version: ManifestVersion, SessionID: sessionID, GeneratedAt: time.Now().UTC().Truncate(time.Second), GeneratedBy: actor}
 	add := func(name, source string, r io.Reader) error {
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: m.GeneratedAt})
 		if err != nil {
@@ -107,25 +120,8 @@ func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, se
 		return add(name, "", strings.NewReader(string(b)+"\n"))
 	}
 
-	prefix := "sessions/" + sessionID.String() + "/"
-	objs, err := cfg.Store.List(ctx, prefix)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("bundle: list evidence: %w", err)
-	}
-	for _, o := range objs {
-		rc, err := cfg.Store.Get(ctx, o.Key, 0, -1)
-		if err != nil {
-			return Manifest{}, fmt.Errorf("bundle: read %s: %w", o.Key, err)
-		}
-		err = add(evidenceDir+strings.TrimPrefix(o.Key, prefix), o.Key, rc)
-		rc.Close()
-		if err != nil {
-			return Manifest{}, err
-		}
-		// The copy must be what the store recorded when it was written.
-		if f := m.Files[len(m.Files)-1]; o.SHA256 != "" && f.SHA256 != o.SHA256 {
-			return Manifest{}, fmt.Errorf("bundle: %s: %w (stored %s, read %s)", o.Key, evidence.ErrCorrupt, o.SHA256, f.SHA256)
-		}
+	if err := addEvidence(ctx, cfg, sessionID, add, &m); err != nil {
+		return Manifest{}, err
 	}
 
 	entries, err := cfg.Journal.Session(ctx, sessionID, 0, 0)
@@ -202,6 +198,35 @@ func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, se
 		}
 	}
 	return m, zw.Close()
+}
+
+// addEvidence adds the objects of the session's record, each checked
+// against the SHA-256 the record holds for it.
+func addEvidence(ctx context.Context, cfg Config, sessionID uuid.UUID, add func(name, source string, r io.Reader) error, m *Manifest) error {
+	if cfg.Record == nil {
+		return errors.New("bundle: no record to take the evidence from")
+	}
+	objs, err := cfg.Record(ctx, sessionID)
+	if err != nil {
+		return fmt.Errorf("bundle: the session's record: %w", err)
+	}
+	prefix := "sessions/" + sessionID.String() + "/"
+	for _, o := range objs {
+		rc, err := cfg.Store.Get(ctx, o.Key, 0, -1)
+		if err != nil {
+			return fmt.Errorf("bundle: read %s: %w", o.Key, err)
+		}
+		err = add(evidenceDir+strings.TrimPrefix(o.Key, prefix), o.Key, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		// The copy must be what the record says was stored.
+		if f := m.Files[len(m.Files)-1]; f.SHA256 != o.SHA256 || f.Size != o.Size {
+			return fmt.Errorf("bundle: %s: %w (recorded %s, %d bytes; read %s, %d bytes)", o.Key, evidence.ErrCorrupt, o.SHA256, o.Size, f.SHA256, f.Size)
+		}
+	}
+	return nil
 }
 
 // sign makes a detached CMS signature over data with an RFC 3161
@@ -340,6 +365,9 @@ func Verify(r io.ReaderAt, size int64, roots *x509.CertPool) (*Report, error) {
 		problem(JournalName, "missing or unreadable: %v", err)
 	} else {
 		verifyJournal(rep, jb, roots, problem)
+		for _, p := range CheckRecord(m, jb) {
+			problem(p.Path, "%s", p.Reason)
+		}
 	}
 	rep.Valid = len(rep.Problems) == 0
 	return rep, nil

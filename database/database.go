@@ -23,7 +23,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -212,20 +213,64 @@ func NullMicros(t time.Time) sql.NullInt64 {
 // Now returns the current time as Chamber stores it: UTC, microseconds.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
+// ErrCommitUncertain marks an error of the COMMIT itself: the connection
+// may have failed after the server committed, so the caller cannot tell
+// whether the transaction took effect. Whoever undoes side effects of a
+// failed transaction (a stored object, say) must not undo them on this
+// error; the periodic reconciliation settles it from what was committed.
+var ErrCommitUncertain = errors.New("database: commit outcome unknown")
+
 // InTx runs f in a transaction, committing when f returns nil and rolling
 // back otherwise. On SQLite the transaction holds the write lock from its
-// start (BEGIN IMMEDIATE), on PostgreSQL it is READ COMMITTED.
+// start (BEGIN IMMEDIATE), on PostgreSQL it is READ COMMITTED. Errors are
+// classified (Classify); a failed COMMIT also wraps ErrCommitUncertain.
 func (db *DB) InTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("database: begin: %w", err)
+		return Classify(fmt.Errorf("database: begin: %w", err))
 	}
 	defer tx.Rollback() // a no-op once committed
 	if err := f(tx); err != nil {
-		return err
+		return Classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("database: commit: %w", err)
+		if db.Engine == SQLite && !uncertainCommit(err) {
+			return Classify(fmt.Errorf("database: commit: %w", err))
+		}
+		return Classify(fmt.Errorf("database: commit: %w: %w", ErrCommitUncertain, err))
 	}
 	return nil
+}
+
+// uncertainCommit reports whether a failed SQLite COMMIT may have taken
+// effect anyway: only an I/O error after the commit frame was written can
+// leave it so. A full disk or a busy database means it did not.
+func uncertainCommit(err error) bool {
+	var lite *sqlite.Error
+	return errors.As(err, &lite) && lite.Code()&0xff == sqlite3.SQLITE_IOERR && !full(err)
+}
+
+// ExecContext is sql.DB's, with the error classified (Classify).
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := db.DB.ExecContext(ctx, query, args...)
+	return res, Classify(err)
+}
+
+// QueryContext is sql.DB's, with the error classified (Classify).
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := db.DB.QueryContext(ctx, query, args...)
+	return rows, Classify(err)
+}
+
+// PingContext is sql.DB's, with the error classified (Classify).
+func (db *DB) PingContext(ctx context.Context) error {
+	return Classify(db.DB.PingContext(ctx))
+}
+
+// Probe writes one row, so that readiness fails on a database that answers
+// but cannot write (a full disk is fault.InsufficientStorage). Run it
+// periodically, not on every readiness request.
+func (db *DB) Probe(ctx context.Context) error {
+	_, err := db.ExecContext(ctx, `UPDATE health_probe SET at = $1 WHERE id = 1`, Micros(Now()))
+	return err
 }

@@ -10,10 +10,12 @@ package documents
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +23,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -102,6 +105,7 @@ type Service struct {
 	db        *database.DB
 	journal   *journal.Journal
 	store     evidence.Store
+	catalog   *catalog.Catalog
 	log       *slog.Logger
 	maxUpload int64
 	retention time.Duration
@@ -118,6 +122,7 @@ func New(cfg Config) *Service {
 	}
 	return &Service{
 		db: cfg.DB, journal: cfg.Journal, store: cfg.Store, log: cfg.Log,
+		catalog:   catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: cfg.Log}),
 		maxUpload: maxUpload, retention: cfg.Retention, tempDir: cfg.TempDir, signing: cfg.Signing,
 		now: database.Now,
 	}
@@ -178,7 +183,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Document, error) {
 		return Document{}, fmt.Errorf("document %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
-		return Document{}, fmt.Errorf("documents: get: %w", err)
+		return Document{}, database.Classify(fmt.Errorf("documents: get: %w", err))
 	}
 	if d.Versions, err = s.versions(ctx, id); err != nil {
 		return Document{}, err
@@ -190,7 +195,7 @@ func (s *Service) versions(ctx context.Context, id uuid.UUID) ([]Version, error)
 	rows, err := s.db.QueryContext(ctx, `SELECT version, kind, size, sha256, created_by, created_at, signer, signer_role, object_key
 		FROM document_versions WHERE document_id = $1 ORDER BY version`, id.String())
 	if err != nil {
-		return nil, fmt.Errorf("documents: versions: %w", err)
+		return nil, database.Classify(fmt.Errorf("documents: versions: %w", err))
 	}
 	defer rows.Close()
 	var out []Version
@@ -212,7 +217,7 @@ func (s *Service) versions(ctx context.Context, id uuid.UUID) ([]Version, error)
 func (s *Service) List(ctx context.Context, c Caller, sessionID uuid.UUID) ([]Document, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+documentColumns+` FROM documents d WHERE d.session_id = $1 ORDER BY d.created_at, d.id`, sessionID.String())
 	if err != nil {
-		return nil, fmt.Errorf("documents: list: %w", err)
+		return nil, database.Classify(fmt.Errorf("documents: list: %w", err))
 	}
 	defer rows.Close()
 	out := []Document{}
@@ -250,10 +255,22 @@ func (s *Service) Open(ctx context.Context, d Document, version int) (evidence.R
 	return nil, Version{}, fmt.Errorf("document %s has no version %d: %w", d.ID, version, fault.NotFound)
 }
 
-// objectKey is where a version's bytes live.
+// objectKey is where an upload's bytes live: under a document ID made for
+// this upload, so no attempt ever meets another's key.
 func objectKey(sessionID, docID uuid.UUID, version int, contentType string) string {
 	return fmt.Sprintf("sessions/%s/documents/%s/v%d%s", sessionID, docID, version, Extension(contentType))
 }
+
+// signedKey is where a signed version's bytes live: the version number and
+// an attempt ID, so an attempt whose transaction failed (its object
+// orphaned, perhaps under retention somewhere) never blocks the next.
+func signedKey(sessionID, docID uuid.UUID, version int) string {
+	return fmt.Sprintf("sessions/%s/documents/%s/v%d-%s.pdf", sessionID, docID, version, attemptID())
+}
+
+// attemptID is a short random ID that keeps one write's key apart from
+// every other attempt's.
+func attemptID() string { return strings.ToLower(rand.Text()[:10]) }
 
 // Extension is the file name extension for a sniffed content type.
 func Extension(contentType string) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
@@ -83,12 +84,38 @@ func certificateRefused(err error) error {
 // to sign during the act, short enough to be useless afterwards.
 const principalCertTTL = 30 * 24 * time.Hour
 
+// SignHook takes part in the transaction that records a signature, so
+// that what the signature changes elsewhere — the notarial act's state and
+// its signatories — commits with it or not at all. An error from either
+// method refuses the signature: nothing of it is recorded.
+type SignHook interface {
+	// Lock runs first, before anything is written: it takes the locks
+	// the hook needs and checks that the signature may be recorded.
+	// Taking them before the journal's head keeps one lock order for
+	// every transaction that touches the same rows.
+	Lock(ctx context.Context, tx *sql.Tx, documentID uuid.UUID) error
+	// Record runs last, after the signed version and its journal entry.
+	Record(ctx context.Context, tx *sql.Tx, sig Signature) error
+}
+
+// Signature is what a hook learns of a signature being recorded.
+type Signature struct {
+	DocumentID uuid.UUID
+	Record     SignatureRecord
+}
+
 // Sign adds a PAdES signature to the newest version of a PDF as a new
 // version: the signature with its timestamp (B-T), then as a second
 // incremental update the /DSS with the chains' revocation data and a
 // document timestamp (B-LT, B-LTA). The presiding role signs with the
 // court's or notary's seal; a principal with a key issued for this act.
-func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.UUID, req SignRequest) (Document, SignatureRecord, error) {
+//
+// The signed file is stored without retention under a key of its own
+// attempt; one transaction then records the version, its catalog entry,
+// its journal entry and whatever hook records (nil: nothing). Only then is
+// retention applied. A signature whose transaction fails leaves nothing
+// in the record, and the next attempt never meets its key.
+func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.UUID, req SignRequest, hook SignHook) (Document, SignatureRecord, error) {
 	if s.signing == nil {
 		return Document{}, SignatureRecord{}, errors.New("documents: signing is not configured")
 	}
@@ -124,24 +151,62 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	}
 	defer src.Close()
 
-	act := "Session " + sess.ID.String()
-	if sess.ActNumber != "" {
-		act = "Act " + sess.ActNumber
-	}
 	next := cur.Version + 1
 	for _, v := range d.Versions {
 		next = max(next, v.Version+1)
 	}
-	key := objectKey(sess.ID, d.ID, next, TypePDF)
+	key := signedKey(sess.ID, d.ID, next)
+	obj, res, err := s.signInto(ctx, c, sess, src, cur, signer, req, key)
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			s.discard(ctx, key)
+		}
+	}()
 
-	// The signed version streams straight into the store: pades writes
-	// the B-T intermediate to a temporary file and only the final B-LTA
-	// file to the pipe; a failure aborts the Put, so nothing half-signed
-	// is ever visible.
+	rec := SignatureRecord{
+		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
+		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
+		SigningTime: res.sign.SigningTime, TimestampTime: res.sign.TimestampTime, TimestampAuthority: res.sign.TimestampAuthority,
+	}
+	if l := res.ltv; l != nil {
+		rec.DocumentTimestamp, rec.DSSCertificates, rec.DSSCRLs, rec.DSSOCSPs = l.TimestampTime, l.Certificates, l.CRLs, l.OCSPs
+	}
+	err = s.recordSignature(ctx, c, sess, d, cur, rec, catalog.Of(catalog.Signed, obj), hook)
+	if errors.Is(err, database.ErrCommitUncertain) {
+		keep = true // committed, perhaps: the reconciler decides
+		s.log.Error("signed version stored; whether it was recorded is unknown", "key", key, "sha256", obj.SHA256, "err", err)
+	}
+	if err != nil {
+		return Document{}, SignatureRecord{}, err
+	}
+	keep = true
+	s.catalog.Retain(ctx, key)
+	d, err = s.Get(ctx, docID)
+	return d, rec, err
+}
+
+// signResult is what pades reports of a signature.
+type signResult struct {
+	sign *pades.SignResult
+	ltv  *pades.LTVResult
+}
+
+// signInto signs src and streams the signed file into the store under key.
+// pades writes the B-T intermediate to a temporary file and only the final
+// B-LTA file to the pipe; a failure aborts the Put, so nothing half-signed
+// is ever stored.
+func (s *Service) signInto(ctx context.Context, c Caller, sess Session, src evidence.Reader, cur Version, signer pki.Signer, req SignRequest, key string) (evidence.Object, signResult, error) {
+	act := "Session " + sess.ID.String()
+	if sess.ActNumber != "" {
+		act = "Act " + sess.ActNumber
+	}
 	type result struct {
-		sign *pades.SignResult
-		ltv  *pades.LTVResult
-		err  error
+		signResult
+		err error
 	}
 	pr, pw := io.Pipe()
 	done := make(chan result, 1)
@@ -152,49 +217,62 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 			Role: roleTitle(c.Role), Act: act, Appearance: req.Visible,
 		}, pades.LTVOptions{Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Log: s.log}, s.tempDir)
 		pw.CloseWithError(err) // nil closes cleanly; an error aborts the Put
-		done <- result{sres, lres, err}
+		done <- result{signResult{sres, lres}, err}
 	}()
-	obj, err := s.store.Put(ctx, key, pr, evidence.PutOptions{ContentType: TypePDF, RetainUntil: s.retainUntil()})
+	obj, err := s.store.Put(ctx, key, pr, evidence.PutOptions{ContentType: TypePDF})
 	pr.CloseWithError(errors.New("documents: the store stopped reading"))
 	res := <-done
 	if res.err != nil {
 		// The signing error (a malformed PDF, a bad appearance, the TSA)
 		// is the reason; the aborted Put only followed from it.
-		return Document{}, SignatureRecord{}, res.err
-	}
-	if errors.Is(err, evidence.ErrExists) {
-		return Document{}, SignatureRecord{}, fault.New(fault.Conflict, "the document was signed by someone else at the same moment; reload and sign again")
+		if err == nil {
+			s.discard(ctx, key)
+		}
+		return evidence.Object{}, signResult{}, res.err
 	}
 	if err != nil {
-		return Document{}, SignatureRecord{}, fmt.Errorf("documents: store signed version: %w", err)
+		return evidence.Object{}, signResult{}, fmt.Errorf("documents: store signed version: %w", err)
 	}
+	return obj, res.signResult, nil
+}
 
-	rec := SignatureRecord{
-		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
-		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
-		SigningTime: res.sign.SigningTime, TimestampTime: res.sign.TimestampTime, TimestampAuthority: res.sign.TimestampAuthority,
-	}
-	if l := res.ltv; l != nil {
-		rec.DocumentTimestamp, rec.DSSCertificates, rec.DSSCRLs, rec.DSSOCSPs = l.TimestampTime, l.Certificates, l.CRLs, l.OCSPs
-	}
+// recordSignature writes the signed version, its catalog entry, its
+// journal entry and the hook's changes in one transaction.
+func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d Document, from Version, rec SignatureRecord, obj catalog.Object, hook SignHook) error {
 	details, _ := json.Marshal(rec)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if hook != nil {
+			if err := hook.Lock(ctx, tx, d.ID); err != nil {
+				return err
+			}
+		}
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM document_versions WHERE document_id = $1 AND version = $2`,
+			d.ID.String(), rec.Version).Scan(&taken); err != nil {
+			return fmt.Errorf("documents: record signed version: %w", err)
+		}
+		if taken > 0 {
+			return fault.New(fault.Conflict, "the document was signed by someone else at the same moment; reload and sign again")
+		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO document_versions (document_id, version, object_key, size, sha256, kind, created_by, created_at, signer, signer_role, details)
 			 VALUES ($1, $2, $3, $4, $5, 'signed', $6, $7, $8, $9, $10)`,
-			d.ID.String(), next, key, obj.Size, obj.SHA256, c.Actor, database.Micros(s.now()), c.Name, string(c.Role), string(details)); err != nil {
+			d.ID.String(), rec.Version, obj.Key, obj.Size, obj.SHA256, c.Actor, database.Micros(s.now()), c.Name, string(c.Role), string(details)); err != nil {
 			return fmt.Errorf("documents: record signed version: %w", err)
 		}
-		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed",
-			Details: map[string]any{"document_id": d.ID, "name": d.Name, "signed_version": rec, "signed_from_sha256": cur.SHA256}})
-		return err
+		if err := catalog.Add(ctx, tx, sess.ID, s.retainUntil(), obj); err != nil {
+			return err
+		}
+		if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed",
+			Details: map[string]any{"document_id": d.ID, "name": d.Name, "signed_version": rec, "signed_from_sha256": from.SHA256,
+				"object_key": obj.Key, "objects": []catalog.Object{obj}}}); err != nil {
+			return err
+		}
+		if hook == nil {
+			return nil
+		}
+		return hook.Record(ctx, tx, Signature{DocumentID: d.ID, Record: rec})
 	})
-	if err != nil {
-		s.log.Error("signed version stored but not recorded", "key", key, "sha256", obj.SHA256, "err", err)
-		return Document{}, SignatureRecord{}, err
-	}
-	d, err = s.Get(ctx, docID)
-	return d, rec, err
 }
 
 func (s *Service) signerFor(ctx context.Context, c Caller, sess Session) (pki.Signer, error) {

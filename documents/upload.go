@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -18,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 )
@@ -52,8 +54,18 @@ func cleanName(name string) (string, error) {
 }
 
 // Upload streams a file into the evidence store as version 1 of a new
-// document. The same bytes uploaded twice to one session are not stored
-// twice: the existing document is returned with duplicate = true.
+// document. The bytes become part of the record only with the
+// transaction that inserts the document, its version, its catalog entry
+// and its journal entry; until then they are stored without retention
+// under a key of their own (a fresh document ID), so a failed attempt
+// never collides with a later one and is deleted, or found by the
+// reconciler, never shown.
+//
+// Storage is de-duplicated, visibility is not: the same bytes uploaded
+// again by the same uploader are the same document (duplicate = true),
+// even when the uploads race; uploaded by someone else they are a
+// document of that person's own, with its own name and visibility, whose
+// version shares the stored object.
 func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) (doc Document, duplicate bool, err error) {
 	if err := access.Check(c.Role, access.Upload); err != nil {
 		return Document{}, false, err
@@ -88,36 +100,63 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 	if err != nil {
 		return Document{}, false, fmt.Errorf("documents: store upload: %w", err)
 	}
+	// Until the record names it, the object is an attempt: whatever ends
+	// this call without recording it deletes it (it has no retention),
+	// except a commit whose outcome is unknown.
+	keep := false
+	defer func() {
+		if !keep {
+			s.discard(ctx, key)
+		}
+	}()
 	if obj.Size == 0 {
-		s.discard(ctx, key)
 		return Document{}, false, fault.Invalidf("body", "the file is empty")
 	}
-
-	if existing, err := s.bySHA(ctx, sess.ID, obj.SHA256); err == nil {
-		s.discard(ctx, key)
+	if existing, err := s.byUploader(ctx, sess.ID, c.Actor, obj.SHA256); err == nil {
 		s.journalDuplicate(ctx, c, sess, existing, name)
 		return existing, true, nil
 	} else if !errors.Is(err, fault.NotFound) {
-		s.discard(ctx, key)
 		return Document{}, false, err
 	}
 	if sniffed == TypePDF {
 		// Anything that will parse this PDF later (signing, verifying)
 		// needs it to be sound; a file that is not is refused now, with
 		// the reason, rather than stored as evidence nobody can use.
-		// (A duplicate was checked when it was first stored.)
 		if err := s.checkPDF(ctx, key, obj.Size); err != nil {
-			s.discard(ctx, key)
 			return Document{}, false, err
 		}
 	}
-	if until := s.retainUntil(); !until.IsZero() {
-		if err := s.store.Retain(ctx, key, until); err != nil {
-			s.discard(ctx, key)
-			return Document{}, false, fmt.Errorf("documents: retain upload: %w", err)
-		}
+	// Someone else's document with these bytes: share its stored object.
+	stored, err := s.storedCopy(ctx, sess.ID, obj.SHA256)
+	if err != nil {
+		return Document{}, false, err
 	}
+	if stored == "" {
+		stored = key
+	}
+	err = s.recordUpload(ctx, c, sess, docID, name, sniffed, catalog.Object{Key: stored, Kind: catalog.Upload, Size: obj.Size, SHA256: obj.SHA256})
+	switch {
+	case errors.Is(err, database.ErrCommitUncertain):
+		keep = true // committed, perhaps: the reconciler decides
+		s.log.Error("upload stored; whether it was recorded is unknown", "key", key, "sha256", obj.SHA256, "err", err)
+		return Document{}, false, err
+	case err != nil:
+		// Identical uploads by one uploader racing: the database's
+		// uniqueness picked the winner; this one reports it.
+		if existing, e := s.byUploader(ctx, sess.ID, c.Actor, obj.SHA256); e == nil {
+			return existing, true, nil
+		}
+		return Document{}, false, err
+	}
+	keep = stored == key
+	s.catalog.Retain(ctx, stored)
+	doc, err = s.Get(ctx, docID)
+	return doc, false, err
+}
 
+// recordUpload writes a new document, its first version, its catalog entry
+// and its journal entry in one transaction.
+func (s *Service) recordUpload(ctx context.Context, c Caller, sess Session, docID uuid.UUID, name, contentType string, obj catalog.Object) error {
 	status := ""
 	if sess.Kind == access.Hearing {
 		status = StatusSubmitted
@@ -127,36 +166,27 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 		uploader = sql.NullString{String: c.ParticipantID.String(), Valid: true}
 	}
 	now := s.now()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO documents (id, session_id, name, content_type, sha256, uploaded_by, uploader_id, status, created_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			docID.String(), sess.ID.String(), name, sniffed, obj.SHA256, c.Actor, uploader, status, database.Micros(now)); err != nil {
+			docID.String(), sess.ID.String(), name, contentType, obj.SHA256, c.Actor, uploader, status, database.Micros(now)); err != nil {
 			return fmt.Errorf("documents: record upload: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO document_versions (document_id, version, object_key, size, sha256, kind, created_by, created_at)
 			 VALUES ($1, 1, $2, $3, $4, 'original', $5, $6)`,
-			docID.String(), key, obj.Size, obj.SHA256, c.Actor, database.Micros(now)); err != nil {
+			docID.String(), obj.Key, obj.Size, obj.SHA256, c.Actor, database.Micros(now)); err != nil {
 			return fmt.Errorf("documents: record version: %w", err)
 		}
+		if err := catalog.Add(ctx, tx, sess.ID, s.retainUntil(), obj); err != nil {
+			return err
+		}
 		_, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.uploaded",
-			Details: map[string]any{"document_id": docID, "name": name, "content_type": sniffed, "size": obj.Size,
-				"sha256": obj.SHA256, "version": 1, "object_key": key}})
+			Details: map[string]any{"document_id": docID, "name": name, "content_type": contentType, "size": obj.Size,
+				"sha256": obj.SHA256, "version": 1, "object_key": obj.Key, "objects": []catalog.Object{obj}}})
 		return err
 	})
-	if err != nil {
-		// Two identical uploads racing: the database's uniqueness picked
-		// the winner; this one reports it.
-		if existing, e := s.bySHA(ctx, sess.ID, obj.SHA256); e == nil {
-			s.log.Warn("concurrent duplicate upload; the stored copy stays under retention", "key", key, "document", existing.ID)
-			return existing, true, nil
-		}
-		s.log.Error("upload stored but not recorded", "key", key, "sha256", obj.SHA256, "err", err)
-		return Document{}, false, err
-	}
-	doc, err = s.Get(ctx, docID)
-	return doc, false, err
 }
 
 // checkPDF runs the bounded structure check on a stored PDF.
@@ -170,11 +200,15 @@ func (s *Service) checkPDF(ctx context.Context, key string, size int64) error {
 	return err
 }
 
-// discard deletes an object that never became a document (empty or
-// duplicate upload). It has no retention yet, so the store allows it.
+// discard deletes an object that never became part of the record (an
+// empty, duplicate, refused or unrecorded upload, a signature that was not
+// recorded). It has no retention, so the store allows it; if the store
+// refuses now, the reconciler finds it later.
 func (s *Service) discard(ctx context.Context, key string) {
-	if err := s.store.Delete(context.WithoutCancel(ctx), key); err != nil {
-		s.log.Warn("could not delete a discarded upload", "key", key, "err", err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.store.Delete(ctx, key); err != nil && !errors.Is(err, evidence.ErrNotFound) {
+		s.log.Warn("could not delete an object that is not part of the record; the reconciler will report it", "key", key, "err", err)
 	}
 }
 
@@ -185,17 +219,34 @@ func (s *Service) journalDuplicate(ctx context.Context, c Caller, sess Session, 
 	}
 }
 
-func (s *Service) bySHA(ctx context.Context, sessionID uuid.UUID, sha string) (Document, error) {
+// byUploader returns the uploader's document with these bytes.
+func (s *Service) byUploader(ctx context.Context, sessionID uuid.UUID, actor, sha string) (Document, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM documents WHERE session_id = $1 AND sha256 = $2`, sessionID.String(), sha).Scan(&id)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM documents WHERE session_id = $1 AND uploaded_by = $2 AND sha256 = $3`,
+		sessionID.String(), actor, sha).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Document{}, fault.NotFound
 	}
 	if err != nil {
-		return Document{}, fmt.Errorf("documents: lookup by hash: %w", err)
+		return Document{}, database.Classify(fmt.Errorf("documents: lookup by hash: %w", err))
 	}
 	docID, _ := uuid.Parse(id)
 	return s.Get(ctx, docID)
+}
+
+// storedCopy returns the key of an object of the session's record holding
+// these bytes, or "".
+func (s *Service) storedCopy(ctx context.Context, sessionID uuid.UUID, sha string) (string, error) {
+	var key string
+	err := s.db.QueryRowContext(ctx, `SELECT object_key FROM evidence_objects WHERE session_id = $1 AND sha256 = $2 AND kind IN ($3, $4)
+		ORDER BY recorded_at LIMIT 1`, sessionID.String(), sha, catalog.Upload, catalog.Signed).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", database.Classify(fmt.Errorf("documents: lookup stored copy: %w", err))
+	}
+	return key, nil
 }
 
 // exhibitLabel is how courts number exhibits: a party letter or two and a

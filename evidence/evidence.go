@@ -102,6 +102,10 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// Ping reports whether the store answers, within a short time.
 	Ping(ctx context.Context) error
+	// Probe writes a small object where no key can reach it and removes
+	// it again: it fails when the store answers but cannot store (a full
+	// disk is fault.InsufficientStorage). Readiness runs it periodically.
+	Probe(ctx context.Context) error
 }
 
 // Key limits. A segment stays well under the 255-byte file name limit of
@@ -241,3 +245,9 @@ func Verify(ctx context.Context, s Store, key string) (Object, error) {
 	}
 	return obj, nil
 }
+
+// probeSize is what a write probe writes: more than a directory entry, so
+// that a file system with inodes but no free blocks fails it.
+const probeSize = 64 << 10
+
+func probeData() []byte { return make([]byte, probeSize) }

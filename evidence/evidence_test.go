@@ -4,12 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -208,9 +215,46 @@ func TestResultLabels(t *testing.T) {
 		{fmt.Errorf("put: %w", context.Canceled), "canceled"},
 		{context.DeadlineExceeded, "canceled"},
 		{errors.New("disk on fire"), "error"},
+		{classify(fmt.Errorf("write: %w", syscall.ENOSPC)), "insufficient_storage"},
+		{classify(fmt.Errorf("dial: %w", syscall.ECONNREFUSED)), "unavailable"},
 	} {
 		if got := result(tc.err); got != tc.want {
 			t.Errorf("result(%v) = %q; want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want fault.Kind
+	}{
+		{"disk full", fmt.Errorf("put: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), fault.InsufficientStorage},
+		{"quota", syscall.EDQUOT, fault.InsufficientStorage},
+		{"minio full", fmt.Errorf("put: %w", minio.ErrorResponse{Code: "XMinioStorageFull", StatusCode: 507}), fault.InsufficientStorage},
+		{"minio out of space", minio.ErrorResponse{Code: "InternalError", Message: "cause(no space left on device)", StatusCode: 500}, fault.InsufficientStorage},
+		{"refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), fault.Unavailable},
+		{"deadline", fmt.Errorf("stat: %w", context.DeadlineExceeded), fault.Unavailable},
+		{"server error", minio.ErrorResponse{Code: "XMinioServerNotInitialized", StatusCode: 503}, fault.Unavailable},
+		{"bad gateway", fmt.Errorf("x: %w", minio.ErrorResponse{StatusCode: 502}), fault.Unavailable},
+		{"read-only", syscall.EROFS, fault.Unavailable},
+		// Not the store's fault, or not an outage.
+		{"reader broke", readError{io.ErrUnexpectedEOF}, fault.Internal},
+		{"reader too large", readError{fault.TooLarge}, fault.TooLarge},
+		{"exists", fmt.Errorf("x: %w", ErrExists), fault.Internal},
+		{"not found", ErrNotFound, fault.Internal},
+		{"access denied", minio.ErrorResponse{Code: "AccessDenied", StatusCode: 403}, fault.Internal},
+		{"canceled", context.Canceled, fault.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify(tc.err)
+			if k := fault.KindOf(got); k != tc.want {
+				t.Fatalf("classify(%v) is %s; want %s", tc.err, k, tc.want)
+			}
+			if !errors.Is(got, tc.err) && !errors.Is(tc.err, got) {
+				t.Fatalf("classify(%v) lost its cause", tc.err)
+			}
+		})
 	}
 }

@@ -131,7 +131,7 @@ func (r localRecord) object(key string) Object {
 // Put implements Store.
 func (s *Local) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (obj Object, err error) {
 	defer func() {
-		observe(opPut, err)
+		observe(opPut, &err)
 		if err == nil {
 			storeBytes.WithLabelValues(opPut).Add(float64(obj.Size))
 		}
@@ -227,7 +227,7 @@ func copyData(ctx context.Context, f io.Writer, h io.Writer, r io.Reader, buf []
 			return ctx.Err()
 		}
 		if rerr != nil {
-			return fmt.Errorf("reading: %w", rerr)
+			return readError{rerr}
 		}
 	}
 }
@@ -426,7 +426,7 @@ func (s *Local) load(p localPaths) (localRecord, error) {
 
 // Stat implements Store.
 func (s *Local) Stat(ctx context.Context, key string) (obj Object, err error) {
-	defer func() { observe(opStat, err) }()
+	defer observe(opStat, &err)
 	if err := ValidateKey(key); err != nil {
 		return Object{}, err
 	}
@@ -469,7 +469,7 @@ func (s *Local) open(ctx context.Context, key string) (*os.File, localRecord, er
 
 // Open implements Store.
 func (s *Local) Open(ctx context.Context, key string) (_ Reader, obj Object, err error) {
-	defer func() { observe(opGet, err) }()
+	defer observe(opGet, &err)
 	f, rec, err := s.open(ctx, key)
 	if err != nil {
 		return nil, Object{}, err
@@ -479,7 +479,7 @@ func (s *Local) Open(ctx context.Context, key string) (_ Reader, obj Object, err
 
 // Get implements Store.
 func (s *Local) Get(ctx context.Context, key string, offset, length int64) (_ io.ReadCloser, err error) {
-	defer func() { observe(opGet, err) }()
+	defer observe(opGet, &err)
 	f, rec, err := s.open(ctx, key)
 	if err != nil {
 		return nil, err
@@ -494,7 +494,7 @@ func (s *Local) Get(ctx context.Context, key string, offset, length int64) (_ io
 
 // List implements Store.
 func (s *Local) List(ctx context.Context, prefix string) (objs []Object, err error) {
-	defer func() { observe(opList, err) }()
+	defer observe(opList, &err)
 	if err := validatePrefix(prefix); err != nil {
 		return nil, err
 	}
@@ -610,7 +610,7 @@ func (s *Local) update(ctx context.Context, key string, fn func(p localPaths, re
 
 // Retain implements Store.
 func (s *Local) Retain(ctx context.Context, key string, until time.Time) (err error) {
-	defer func() { observe(opRetain, err) }()
+	defer observe(opRetain, &err)
 	until = roundRetention(until)
 	return s.update(ctx, key, func(_ localPaths, rec *localRecord) (bool, error) {
 		if err := checkNewRetention(rec.RetainUntil, until, time.Now()); err != nil {
@@ -626,7 +626,7 @@ func (s *Local) Retain(ctx context.Context, key string, until time.Time) (err er
 
 // LegalHold implements Store.
 func (s *Local) LegalHold(ctx context.Context, key string, on bool) (err error) {
-	defer func() { observe(opLegalHold, err) }()
+	defer observe(opLegalHold, &err)
 	return s.update(ctx, key, func(_ localPaths, rec *localRecord) (bool, error) {
 		if rec.LegalHold == on {
 			return false, nil
@@ -639,7 +639,7 @@ func (s *Local) LegalHold(ctx context.Context, key string, on bool) (err error) 
 // Delete implements Store. The data goes first, while the record still
 // reserves the key, so no Put can slip in between; then the record.
 func (s *Local) Delete(ctx context.Context, key string) (err error) {
-	defer func() { observe(opDelete, err) }()
+	defer observe(opDelete, &err)
 	return s.update(ctx, key, func(p localPaths, rec *localRecord) (bool, error) {
 		if rec.LegalHold {
 			return false, fmt.Errorf("%w: %s: legal hold", ErrRetained, key)
@@ -672,12 +672,37 @@ func (s *Local) Ping(ctx context.Context) error {
 	}
 	f, err := os.CreateTemp(s.root, ".ping-*.tmp")
 	if err != nil {
-		return fmt.Errorf("evidence: local store not writable: %w", err)
+		return classify(fmt.Errorf("evidence: local store not writable: %w", err))
 	}
 	name := f.Name()
 	f.Close()
 	if err := os.Remove(name); err != nil {
-		return fmt.Errorf("evidence: local store: %w", err)
+		return classify(fmt.Errorf("evidence: local store: %w", err))
+	}
+	return nil
+}
+
+// Probe implements Store: a file of probeSize bytes is written to the
+// store's directory, synced and removed.
+func (s *Local) Probe(ctx context.Context) (err error) {
+	defer func() { err = classify(err) }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.root, ".probe-*.tmp")
+	if err != nil {
+		return fmt.Errorf("evidence: local write probe: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(probeData())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("evidence: local write probe: %w", err)
 	}
 	return nil
 }

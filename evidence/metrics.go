@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Operation names used as the op label.
@@ -46,9 +48,12 @@ func init() {
 	storeBytes.WithLabelValues(opGet)
 }
 
-// observe counts one operation with its outcome.
-func observe(op string, err error) {
-	storeOps.WithLabelValues(op, result(err)).Inc()
+// observe gives an operation's error its kind (classify) and counts the
+// operation with its outcome. Every Store method defers it on its named
+// error result.
+func observe(op string, err *error) {
+	*err = classify(*err)
+	storeOps.WithLabelValues(op, result(*err)).Inc()
 }
 
 func result(err error) string {
@@ -69,6 +74,10 @@ func result(err error) string {
 		return "invalid_range"
 	case errors.Is(err, ErrCorrupt):
 		return "corrupt"
+	case errors.Is(err, fault.InsufficientStorage):
+		return "insufficient_storage"
+	case errors.Is(err, fault.Unavailable):
+		return "unavailable"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "canceled"
 	default:

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +24,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // S3Config configures an S3 store.
@@ -40,9 +44,28 @@ type S3Config struct {
 	// being read). Objects smaller than it go up in one PUT.
 	// Default DefaultPartSize; at least MinPartSize.
 	PartSize int64
+	// OpTimeout bounds every request that moves no object data (stat,
+	// list, retention, legal hold, delete, starting and completing an
+	// upload), the wait for the server's answer to any request, and any
+	// pause in sending an object's bytes: a server that is frozen or out
+	// of reach fails the operation as fault.Unavailable within about this
+	// long instead of holding it for minutes. Default DefaultOpTimeout.
+	OpTimeout time.Duration
+	// Retries is how many times one request is tried in all when it fails
+	// for a reason worth retrying (minio-go's MaxRetries; 1 means no
+	// retry). Default DefaultRetries.
+	Retries int
 	// Logger may be nil.
 	Logger *slog.Logger
 }
+
+// Defaults for S3Config. Ten tries with minio-go's back-off made a dead
+// server take 10–12 s to fail an upload; two tries fail it in well under
+// a second while still riding over a single dropped connection.
+const (
+	DefaultOpTimeout = 10 * time.Second
+	DefaultRetries   = 2
+)
 
 // Part sizes. S3 refuses parts under 5 MiB (except the last) and allows at
 // most 10,000 parts, so the default 8 MiB parts carry objects up to 78 GiB; a
@@ -71,26 +94,30 @@ const (
 // .chamber/sha256/<key>/.<version id>. Retention is COMPLIANCE mode and,
 // like legal holds, applies to the object version.
 type S3 struct {
-	client   *minio.Client
-	core     minio.Core
-	bucket   string
-	partSize int64
-	log      *slog.Logger
-	bufs     sync.Pool // *[]byte of partSize
+	client    *minio.Client
+	core      minio.Core
+	upload    minio.Core // for requests that carry object data: no retries
+	bucket    string
+	partSize  int64
+	opTimeout time.Duration
+	log       *slog.Logger
+	bufs      sync.Pool // *[]byte of partSize
 }
 
 var _ Store = (*S3)(nil)
 
-// Timeouts for work that must finish after the caller has gone (aborting an
-// upload, recording a committed object's SHA-256) and for Ping.
-const (
-	cleanupTimeout = 30 * time.Second
-	pingTimeout    = 2 * time.Second
-)
+// pingTimeout bounds Ping, which /readyz calls.
+const pingTimeout = 2 * time.Second
 
-// recordPrefix holds the SHA-256 records of multipart objects. Keys never
-// start with '.', so it cannot clash with an object.
-const recordPrefix = ".chamber/sha256/"
+// The store's own objects live under ".chamber/": keys never start with
+// '.', so they cannot clash with an object, and List skips them.
+// recordPrefix holds the SHA-256 records of multipart objects,
+// probePrefix the short-lived objects of the write probe.
+const (
+	internalPrefix = ".chamber/"
+	recordPrefix   = internalPrefix + "sha256/"
+	probePrefix    = internalPrefix + "probe/"
+)
 
 // NewS3 connects to the bucket, creating it with Object Lock when missing.
 // An existing bucket without Object Lock is refused: retention could not be
@@ -121,20 +148,50 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
-	client, err := minio.New(endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: secure,
-		Region: region,
-	})
+	opTimeout := cfg.OpTimeout
+	if opTimeout <= 0 {
+		opTimeout = DefaultOpTimeout
+	}
+	retries := cfg.Retries
+	if retries <= 0 {
+		retries = DefaultRetries
+	}
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: S3 transport: %w", err)
+	}
+	// minio-go's defaults wait 30 s to connect and a minute for an answer.
+	transport.DialContext = (&net.Dialer{Timeout: min(opTimeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext
+	transport.TLSHandshakeTimeout = opTimeout
+	transport.ResponseHeaderTimeout = opTimeout
+	opts := minio.Options{
+		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:     secure,
+		Region:     region,
+		Transport:  transport,
+		MaxRetries: retries,
+	}
+	client, err := minio.New(endpoint, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: S3 client: %w", err)
+	}
+	// Requests that carry an object's bytes are not retried by minio-go:
+	// rewinding a body the transport may still be reading sent MinIO a
+	// short body (400 IncompleteBody) instead of the first, true answer
+	// (disk full, say). A failed Put fails; its caller retries the Put.
+	opts.MaxRetries = 1
+	uploader, err := minio.New(endpoint, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("evidence: S3 client: %w", err)
 	}
 	s := &S3{
-		client:   client,
-		core:     minio.Core{Client: client},
-		bucket:   cfg.Bucket,
-		partSize: partSize,
-		log:      log.With("store", "s3", "bucket", cfg.Bucket),
+		client:    client,
+		core:      minio.Core{Client: client},
+		upload:    minio.Core{Client: uploader},
+		bucket:    cfg.Bucket,
+		partSize:  partSize,
+		opTimeout: opTimeout,
+		log:       log.With("store", "s3", "bucket", cfg.Bucket),
 	}
 	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
 	if err := s.ensureBucket(ctx, region); err != nil {
@@ -221,7 +278,7 @@ func recordKey(key, versionID string) string {
 // Put implements Store.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (obj Object, err error) {
 	defer func() {
-		observe(opPut, err)
+		observe(opPut, &err)
 		if err == nil {
 			storeBytes.WithLabelValues(opPut).Add(float64(obj.Size))
 		}
@@ -237,10 +294,8 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) 
 	}
 	// Fail fast when the key is taken rather than after streaming what may
 	// be gigabytes; the conditional write below is what actually decides.
-	if _, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
-		return Object{}, fmt.Errorf("%w: %s", ErrExists, key)
-	} else if !isNotFound(err) {
-		return Object{}, fmt.Errorf("evidence: put %s: %w", key, err)
+	if err := s.checkFree(ctx, key); err != nil {
+		return Object{}, err
 	}
 
 	bp := s.bufs.Get().(*[]byte)
@@ -276,7 +331,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, opts PutOptions) 
 	if isComposite(checksum) {
 		// The object is stored and cannot be taken back; record its SHA-256
 		// even if the caller has gone.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
 		defer cancel()
 		rec := s3Record{Version: 1, SHA256: obj.SHA256, Size: obj.Size, Created: created, VersionID: versionID, Checksum: checksum}
 		if _, err := s.writeRecord(rctx, key, rec); err != nil {
@@ -302,7 +357,7 @@ func readFull(ctx context.Context, r io.Reader, buf []byte) (int, error) {
 			return n, io.EOF
 		}
 		if err != nil {
-			return n, fmt.Errorf("reading: %w", err)
+			return n, readError{err}
 		}
 	}
 	return n, ctx.Err()
@@ -335,7 +390,11 @@ func (s *S3) putSingle(ctx context.Context, key string, data []byte, sha [sha256
 	o.UserMetadata["x-amz-checksum-sha256"] = sum
 	o.DisableContentSha256 = true // the checksum header, which is signed, covers the body
 	o.SetMatchETagExcept("*")
-	info, err := s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", o)
+	var info minio.UploadInfo
+	err = s.guarded(ctx, data, func(ctx context.Context, body io.Reader) (err error) {
+		info, err = s.upload.PutObject(ctx, s.bucket, key, body, int64(len(data)), "", "", o)
+		return err
+	})
 	if err != nil {
 		if isPrecondition(err) {
 			return "", "", fmt.Errorf("%w: %s", ErrExists, key)
@@ -364,7 +423,9 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 	fail := func(err error) (string, string, string, int64, error) { return "", "", "", 0, err }
 	o := lockOptions(ct, created, retain)
 	o.UserMetadata["x-amz-checksum-algorithm"] = "SHA256"
-	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, o)
+	octx, cancel := s.opCtx(ctx)
+	uploadID, err := s.core.NewMultipartUpload(octx, s.bucket, key, o)
+	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("evidence: put %s: start upload: %w", key, err))
 	}
@@ -372,7 +433,7 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		if err == nil {
 			return
 		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
 		defer cancel()
 		if aerr := s.core.AbortMultipartUpload(actx, s.bucket, key, uploadID); aerr != nil {
 			s.log.Error("aborting a failed upload failed; its parts stay hidden until the server expires them",
@@ -438,11 +499,15 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		ch := make(chan uploaded, 1)
 		inflight = append(inflight, ch)
 		go func() {
-			part, err := s.core.PutObjectPart(uctx, s.bucket, key, uploadID, num, bytes.NewReader(data), int64(len(data)),
-				minio.PutObjectPartOptions{
-					CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
-					DisableContentSha256: true, // the checksum header, which is signed, covers the body
-				})
+			var part minio.ObjectPart
+			err := s.guarded(uctx, data, func(ctx context.Context, body io.Reader) (err error) {
+				part, err = s.upload.PutObjectPart(ctx, s.bucket, key, uploadID, num, body, int64(len(data)),
+					minio.PutObjectPartOptions{
+						CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+						DisableContentSha256: true, // the checksum header, which is signed, covers the body
+					})
+				return err
+			})
 			ch <- uploaded{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
 		}()
 		if eof {
@@ -470,7 +535,10 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 	}
 	co := minio.PutObjectOptions{}
 	co.SetMatchETagExcept("*")
-	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, co)
+	// Assembling many parts takes the server a while: twice the budget.
+	cctx, cancelComplete := context.WithTimeout(ctx, 2*s.opTimeout)
+	info, err := s.core.CompleteMultipartUpload(cctx, s.bucket, key, uploadID, parts, co)
+	cancelComplete()
 	if err != nil {
 		if isPrecondition(err) {
 			return fail(fmt.Errorf("%w: %s", ErrExists, key))
@@ -533,6 +601,8 @@ func (s *S3) writeRecord(ctx context.Context, key string, rec s3Record) (s3Recor
 }
 
 func (s *S3) readRecord(ctx context.Context, key, versionID string) (s3Record, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	body, _, _, err := s.core.GetObject(ctx, s.bucket, recordKey(key, versionID), minio.GetObjectOptions{})
 	if err != nil {
 		if isNotFound(err) {
@@ -588,6 +658,8 @@ func (s *S3) recompute(ctx context.Context, key string, info minio.ObjectInfo) (
 
 // head returns the server's view of the current version of key.
 func (s *S3) head(ctx context.Context, key string) (minio.ObjectInfo, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		if isNotFound(err) {
@@ -660,7 +732,7 @@ func createdTime(info minio.ObjectInfo) time.Time {
 
 // Stat implements Store.
 func (s *S3) Stat(ctx context.Context, key string) (obj Object, err error) {
-	defer func() { observe(opStat, err) }()
+	defer observe(opStat, &err)
 	if err := ValidateKey(key); err != nil {
 		return Object{}, err
 	}
@@ -674,7 +746,7 @@ func (s *S3) Stat(ctx context.Context, key string) (obj Object, err error) {
 // Open implements Store. It reads the version that Stat described, so a
 // later version (which this store never writes) cannot slip in.
 func (s *S3) Open(ctx context.Context, key string) (_ Reader, obj Object, err error) {
-	defer func() { observe(opGet, err) }()
+	defer observe(opGet, &err)
 	if err := ValidateKey(key); err != nil {
 		return nil, Object{}, err
 	}
@@ -695,7 +767,7 @@ func (s *S3) Open(ctx context.Context, key string) (_ Reader, obj Object, err er
 
 // Get implements Store.
 func (s *S3) Get(ctx context.Context, key string, offset, length int64) (_ io.ReadCloser, err error) {
-	defer func() { observe(opGet, err) }()
+	defer observe(opGet, &err)
 	if err := ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -729,7 +801,7 @@ func (s *S3) Get(ctx context.Context, key string, offset, length int64) (_ io.Re
 
 // List implements Store.
 func (s *S3) List(ctx context.Context, prefix string) (objs []Object, err error) {
-	defer func() { observe(opList, err) }()
+	defer observe(opList, &err)
 	if err := validatePrefix(prefix); err != nil {
 		return nil, err
 	}
@@ -738,7 +810,7 @@ func (s *S3) List(ctx context.Context, prefix string) (objs []Object, err error)
 		if info.Err != nil {
 			return nil, fmt.Errorf("evidence: list %q: %w", prefix, info.Err)
 		}
-		if strings.HasPrefix(info.Key, recordPrefix) {
+		if strings.HasPrefix(info.Key, internalPrefix) {
 			continue
 		}
 		if ValidateKey(info.Key) != nil {
@@ -768,7 +840,7 @@ func (s *S3) List(ctx context.Context, prefix string) (objs []Object, err error)
 
 // Retain implements Store.
 func (s *S3) Retain(ctx context.Context, key string, until time.Time) (err error) {
-	defer func() { observe(opRetain, err) }()
+	defer observe(opRetain, &err)
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
@@ -788,6 +860,8 @@ func (s *S3) Retain(ctx context.Context, key string, until time.Time) (err error
 		return nil
 	}
 	mode := minio.Compliance
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	err = s.client.PutObjectRetention(ctx, s.bucket, key, minio.PutObjectRetentionOptions{
 		Mode:            &mode,
 		RetainUntilDate: &until,
@@ -801,7 +875,7 @@ func (s *S3) Retain(ctx context.Context, key string, until time.Time) (err error
 
 // LegalHold implements Store.
 func (s *S3) LegalHold(ctx context.Context, key string, on bool) (err error) {
-	defer func() { observe(opLegalHold, err) }()
+	defer observe(opLegalHold, &err)
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
@@ -813,6 +887,8 @@ func (s *S3) LegalHold(ctx context.Context, key string, on bool) (err error) {
 	if on {
 		status = minio.LegalHoldEnabled
 	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	err = s.client.PutObjectLegalHold(ctx, s.bucket, key, minio.PutObjectLegalHoldOptions{
 		VersionID: info.VersionID,
 		Status:    &status,
@@ -827,7 +903,7 @@ func (s *S3) LegalHold(ctx context.Context, key string, on bool) (err error) {
 // hiding it behind a delete marker); the server refuses while retention or a
 // legal hold applies.
 func (s *S3) Delete(ctx context.Context, key string) (err error) {
-	defer func() { observe(opDelete, err) }()
+	defer observe(opDelete, &err)
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
@@ -835,6 +911,8 @@ func (s *S3) Delete(ctx context.Context, key string) (err error) {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	err = s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: info.VersionID})
 	if err != nil {
 		// The server is the authority; ask it why.
@@ -873,7 +951,7 @@ func (s *S3) Ping(ctx context.Context) error {
 	defer cancel()
 	ok, err := s.client.BucketExists(ctx, s.bucket)
 	if err != nil {
-		return fmt.Errorf("evidence: S3 %s: %w", s.client.EndpointURL().Host, err)
+		return classify(fmt.Errorf("evidence: S3 %s: %w", s.client.EndpointURL().Host, err))
 	}
 	if !ok {
 		return fmt.Errorf("evidence: S3 bucket %s is gone", s.bucket)
@@ -896,3 +974,116 @@ func isPrecondition(err error) bool {
 	r := minio.ToErrorResponse(err)
 	return r.Code == "PreconditionFailed" || r.StatusCode == http.StatusPreconditionFailed
 }
+
+// Probe implements Store: a small object is written to the bucket (with
+// its checksum, as every Put) and its version deleted again. A server that
+// answers but cannot store — full, read-only, lost its write quorum —
+// fails here while Ping still succeeds.
+func (s *S3) Probe(ctx context.Context) (err error) {
+	defer func() { err = classify(err) }()
+	key := probePrefix + rand.Text()
+	data := probeData()
+	o := minio.PutObjectOptions{
+		UserMetadata:         map[string]string{"x-amz-checksum-sha256": checksumOf(data)},
+		DisableContentSha256: true,
+	}
+	var info minio.UploadInfo
+	err = s.guarded(ctx, data, func(ctx context.Context, body io.Reader) (err error) {
+		info, err = s.upload.PutObject(ctx, s.bucket, key, body, int64(len(data)), "", "", o)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("evidence: S3 write probe: %w", err)
+	}
+	ctx, cancel := s.opCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: info.VersionID}); err != nil {
+		s.log.Warn("could not remove the write probe's object", "key", key, "err", err)
+	}
+	return nil
+}
+
+// checkFree reports ErrExists when key holds an object.
+func (s *S3) checkFree(ctx context.Context, key string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	_, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	case isNotFound(err):
+		return nil
+	}
+	return fmt.Errorf("evidence: put %s: %w", key, err)
+}
+
+// opCtx bounds one request that moves no object data.
+func (s *S3) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+// errStalled is why a data request was cancelled: nobody read its body
+// for the operation timeout.
+var errStalled = errors.New("evidence: the S3 server stopped taking data")
+
+// guarded runs one request that sends data, cancelling it when the body
+// has not been read for the operation timeout — a frozen server, or a
+// network gone dark — which also bounds the wait for the answer after the
+// last byte. A stalled request is fault.Unavailable.
+func (s *S3) guarded(ctx context.Context, data []byte, do func(ctx context.Context, body io.Reader) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	body := &guardedBody{r: bytes.NewReader(data), timeout: s.opTimeout}
+	body.timer = time.AfterFunc(s.opTimeout, func() { cancel(errStalled) })
+	defer body.timer.Stop()
+	err := do(ctx, body)
+	body.close()
+	if err != nil && errors.Is(context.Cause(ctx), errStalled) {
+		return fault.Wrap(fault.Unavailable, fmt.Errorf("%w: %w", errStalled, err), "the evidence store stopped answering; retry")
+	}
+	return err
+}
+
+// guardedBody is a request body whose every Read pushes its stall timer
+// back. It is seekable, so minio-go may still retry the request, and it
+// deliberately has no WriteTo, so the HTTP client reads it in small
+// chunks and the timer sees the progress.
+//
+// The HTTP client may go on reading a request's body after the answer has
+// come back (a server that refuses early); close makes such late reads
+// fail rather than read a buffer the Put has already reused.
+type guardedBody struct {
+	timer   *time.Timer
+	timeout time.Duration
+
+	mu     sync.Mutex
+	r      *bytes.Reader
+	closed bool
+}
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errBodyClosed
+	}
+	g.timer.Reset(g.timeout)
+	return g.r.Read(p)
+}
+
+func (g *guardedBody) Seek(offset int64, whence int) (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errBodyClosed
+	}
+	return g.r.Seek(offset, whence)
+}
+
+func (g *guardedBody) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+}
+
+var errBodyClosed = errors.New("evidence: request body read after its request ended")

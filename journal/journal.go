@@ -60,14 +60,18 @@ type TokenVerifier func(token, sha256Digest []byte) (time.Time, error)
 
 // Journal appends to and reads the journal table.
 type Journal struct {
-	db  *database.DB
-	ts  Timestamper
-	log *slog.Logger
-	now func() time.Time
+	db     *database.DB
+	ts     Timestamper
+	log    *slog.Logger
+	now    func() time.Time
+	outbox outbox
 }
 
 // New returns a journal on db. ts may be nil, in which case Anchor fails.
 func New(db *database.DB, ts Timestamper, log *slog.Logger) *Journal {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Journal{db: db, ts: ts, log: log, now: database.Now}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
@@ -65,8 +66,9 @@ var opus = sfu.TrackInfo{TrackID: "mic", ParticipantID: uuid.New(), ParticipantN
 		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}}
 
 // TestStartStopAndRecover: a recording is started, fed, stopped and
-// journalled; a copy of its spool taken mid-recording — what a crash
-// leaves — is stored and journalled by Recover at the next start.
+// journalled; a copy of another recording's spool taken mid-recording —
+// what a crash leaves — is stored and journalled by Recover at the next
+// start. Both end up in the evidence catalog, and only there.
 func TestStartStopAndRecover(t *testing.T) {
 	db := databasetest.Open(t, database.SQLite)
 	store, err := evidence.NewLocal(t.TempDir(), discard)
@@ -75,11 +77,31 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 	jnl := journal.New(db, nil, discard)
 	spool := t.TempDir()
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: spool})
+	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: spool, Retention: time.Hour})
 	n := &notes{}
 	c.SetNotifier(n)
-	sid := session(t, db)
+	sid, crashedSID := session(t, db), session(t, db)
 	ctx := context.Background()
+
+	// A recording the process "crashes" in: its spool is copied while it
+	// runs, then it ends without a Stop or anything recorded.
+	if _, err := c.Start(ctx, crashedSID, "participant:judge"); err != nil {
+		t.Fatal(err)
+	}
+	ctap, err := c.OpenTap(crashedSID, opus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, ctap, 2500*time.Millisecond)
+	crashed := t.TempDir()
+	crashedID := *c.State(crashedSID).RecordingID
+	copyDir(t, filepath.Join(spool, crashedID.String()), filepath.Join(crashed, crashedID.String()))
+	c.mu.Lock()
+	lost := c.active[crashedSID]
+	delete(c.active, crashedSID)
+	c.mu.Unlock()
+	lost.Discard()
+	n.types = nil
 
 	if c.MayRecord(sid, opus.ParticipantID, sfu.SourceMicrophone) {
 		t.Fatal("MayRecord before Start")
@@ -98,46 +120,57 @@ func TestStartStopAndRecover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, tap, 2500*time.Millisecond)
-	// What a crash would leave behind: the spool as it is now.
-	crashed := t.TempDir()
-	copyDir(t, spool, crashed)
-	feed(t, tap, 500*time.Millisecond)
+	feed(t, tap, 1000*time.Millisecond)
 	tap.Close()
 	stopped, err := c.Stop(ctx, sid, "participant:judge")
-	if err != nil || len(stopped.Files) != 1 || stopped.ManifestSHA256 == "" {
+	if err != nil || stopped.StoragePending || len(stopped.Files) != 1 || stopped.ManifestSHA256 == "" {
 		t.Fatalf("stop: %+v %v", stopped, err)
 	}
 	if _, err := c.Stop(ctx, sid, "x"); err != ErrNotRecording {
 		t.Fatalf("second stop: %v", err)
 	}
-	if !slices.Equal(n.types, []string{"recording", "recording"}) {
+	if !slices.Equal(n.types, []string{"recording", "recording", "recording"}) {
 		t.Fatalf("notifications %v", n.types)
 	}
 	obj, err := store.Stat(ctx, stopped.ManifestKey)
-	if err != nil || obj.SHA256 != stopped.ManifestSHA256 {
-		t.Fatalf("manifest in store: %+v %v", obj, err)
+	if err != nil || obj.SHA256 != stopped.ManifestSHA256 || obj.RetainUntil.IsZero() {
+		t.Fatalf("manifest in store: %+v %v; want it under retention", obj, err)
+	}
+	if entries, _ := os.ReadDir(spool); len(entries) != 0 {
+		t.Fatalf("spool after a recorded stop: %v", entries)
 	}
 
 	// The next start recovers the crashed copy.
-	c2 := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: crashed})
+	c2 := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: crashed, Retention: time.Hour})
 	if err := c2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := jnl.Session(ctx, sid, 0, 0)
+	for _, tc := range []struct {
+		sid  uuid.UUID
+		want []string
+	}{
+		{sid, []string{"recording.started", "recording.stopped"}},
+		{crashedSID, []string{"recording.started", "recording.recovered"}},
+	} {
+		entries, err := jnl.Session(ctx, tc.sid, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, e := range entries {
+			actions = append(actions, e.Action)
+		}
+		if !slices.Equal(actions, tc.want) {
+			t.Fatalf("journal %v, want %v", actions, tc.want)
+		}
+	}
+	objs, err := store.List(ctx, "sessions/"+crashedSID.String()+"/recordings/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var actions []string
-	for _, e := range entries {
-		actions = append(actions, e.Action)
-	}
-	if !slices.Equal(actions, []string{"recording.started", "recording.stopped", "recording.recovered"}) {
-		t.Fatalf("journal %v", actions)
-	}
-	objs, err := store.List(ctx, "sessions/"+sid.String()+"/recordings/")
-	if err != nil {
-		t.Fatal(err)
+	recorded, err := catalog.Session(ctx, db, crashedSID)
+	if err != nil || len(recorded) != len(objs) {
+		t.Fatalf("recorded %v (%v); stored %v", recorded, err, objs)
 	}
 	var recovered bool
 	for _, o := range objs {
@@ -153,6 +186,9 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 	if !recovered {
 		t.Fatalf("no recovered file among %v", objs)
+	}
+	if entries, _ := os.ReadDir(crashed); len(entries) != 0 {
+		t.Fatalf("spool after recovery: %v", entries)
 	}
 }
 

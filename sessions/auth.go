@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
+	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/fault"
 )
 
@@ -45,7 +46,7 @@ func (s *Service) authenticateInvitation(ctx context.Context, token string) (Par
 		return Participant{}, fault.Unauthenticated
 	}
 	if err != nil {
-		return Participant{}, fmt.Errorf("sessions: invitation lookup: %w", err)
+		return Participant{}, database.Classify(fmt.Errorf("sessions: invitation lookup: %w", err))
 	}
 	if p.Revoked {
 		return Participant{}, fault.Revoked

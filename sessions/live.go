@@ -28,6 +28,7 @@ type liveSession struct {
 }
 
 type liveParticipant struct {
+	name       string
 	role       access.Role
 	space      string
 	audioMuted bool
@@ -64,7 +65,7 @@ func (l *liveState) load(id uuid.UUID, kind access.Kind, ps []Participant) {
 
 func toLive(p Participant) *liveParticipant {
 	lp := &liveParticipant{
-		role: p.Role, space: p.Space, audioMuted: p.AudioMuted, videoMuted: p.VideoMuted,
+		name: p.Name, role: p.Role, space: p.Space, audioMuted: p.AudioMuted, videoMuted: p.VideoMuted,
 		whisper: p.Whisper, revoked: p.Revoked,
 	}
 	if p.Interprets != nil {
@@ -112,6 +113,24 @@ func (l *liveState) disconnect(sessionID, pid uuid.UUID) bool {
 		}
 	}
 	return false
+}
+
+// participant is what the live state knows of a participant, for when the
+// database cannot be asked (someone leaving during an outage).
+func (l *liveState) participant(sessionID, pid uuid.UUID) (Participant, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ls := l.sessions[sessionID]
+	if ls == nil || ls.participants[pid] == nil {
+		return Participant{}, false
+	}
+	lp := ls.participants[pid]
+	p := Participant{ID: pid, SessionID: sessionID, Name: lp.name, Role: lp.role, Space: lp.space, Connected: lp.conns > 0,
+		AudioMuted: lp.audioMuted, VideoMuted: lp.videoMuted, Whisper: lp.whisper, Revoked: lp.revoked}
+	if lp.interprets != uuid.Nil {
+		p.Interprets = &lp.interprets
+	}
+	return p, true
 }
 
 func (l *liveState) isConnected(sessionID, pid uuid.UUID) bool {

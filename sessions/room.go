@@ -145,18 +145,30 @@ func (s *Service) Disconnected(ctx context.Context, sessionID, participantID uui
 	}
 	p, err := s.participant(ctx, sessionID, participantID)
 	if err != nil {
-		s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
-		return
+		// The database may be down; whoever left has still left.
+		live, ok := s.live.participant(sessionID, participantID)
+		if !ok {
+			s.log.Warn("disconnect of unknown participant", "session", sessionID, "participant", participantID, "err", err)
+			return
+		}
+		p = live
 	}
+	rec := journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
+		Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "participant:" + participantID.String(),
-			Action: "participant.left", Details: map[string]any{"participant_id": participantID, "name": p.Name}})
+		_, err := s.record(ctx, tx, rec)
 		return err
 	})
-	if errors.Is(err, fault.Conflict) {
+	switch {
+	case errors.Is(err, fault.Conflict):
 		return
-	}
-	if err != nil {
+	case errors.Is(err, fault.Unavailable):
+		// Appended later, with the time it happened, when the database
+		// can take it again.
+		if err := s.journal.AppendEventually(ctx, rec); err != nil {
+			s.log.Error("journal participant.left", "session", sessionID, "err", err)
+		}
+	case err != nil:
 		s.log.Error("journal participant.left", "session", sessionID, "err", err)
 	}
 	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(p))

@@ -125,7 +125,7 @@ func (s *Service) authenticateStaff(ctx context.Context, token string) (Staff, e
 		return Staff{}, fault.Unauthenticated
 	}
 	if err != nil {
-		return Staff{}, fmt.Errorf("sessions: staff lookup: %w", err)
+		return Staff{}, database.Classify(fmt.Errorf("sessions: staff lookup: %w", err))
 	}
 	if revoked.Valid {
 		return Staff{}, fault.Revoked

@@ -736,6 +736,13 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	do(t, notary, 10*time.Second, click("#tab-act"))
 	waitJS(t, notary, 20*time.Second, `!!document.querySelector('#identity-checks .check[data-status="verified"]')`)
 
+	// The notary designates the act's document before anyone signs (over
+	// the API: the room has no control for it yet).
+	designated := eval[string](t, notary, `(document.querySelector('#tab-documents').click(), document.querySelector('li.doc').dataset.document)`)
+	if code := s.call(t, notaryInv.Token, "PUT", "/api/v1/sessions/"+sess.ID+"/act/document", map[string]any{"document_id": designated}, nil); code != 200 {
+		t.Fatalf("designating the act's document: %d", code)
+	}
+
 	sign := func(ctx context.Context, n int) {
 		do(t, ctx, 20*time.Second, click("#tab-documents"))
 		waitJS(t, ctx, 20*time.Second, `!!document.querySelector('li.doc button.sign')`)

@@ -78,6 +78,8 @@ func TestEmbassyCeremony(t *testing.T) {
 	// The out-of-order steps are refused.
 	sign := map[string]any{"reason": "I grant this power of attorney", "location": "London"}
 	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", ip.Token, sign, 409, nil)
+	// The notary designates the act's document before anyone signs.
+	call(t, "PUT", base+"/act/document", in.Token, map[string]any{"document_id": doc.ID}, 200, nil)
 	call(t, "POST", base+"/seal", in.Token, nil, 409, nil)
 
 	// The officer checks the passport.

@@ -40,6 +40,7 @@ var commands = []subcommand{
 	}},
 	{"staff", "staff", "add, list or revoke staff members", runStaff},
 	{"journal", "journal verify", "verify the hash-chained journal", runJournal},
+	{"evidence", "evidence reconcile", "compare the evidence store with the record; journal orphans", runEvidence},
 	{"verify", "verify", "verify the signatures of a PDF", runVerify},
 	{"bundle", "bundle verify", "verify an evidence bundle offline", runBundle},
 	{"loadtest", "loadtest", "load-test a running server's media path", runLoadtest},
@@ -54,7 +55,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("Chamber — virtual courtrooms and remote notarisation.\n\nUsage: chamber <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-16s %s\n", c.synopsis, c.summary)
+		fmt.Fprintf(&b, "  %-19s %s\n", c.synopsis, c.summary)
 	}
 	b.WriteString("\nRun \"chamber <command> -h\" for a command's flags.\n")
 	return b.String()

@@ -24,6 +24,7 @@ import (
 	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/recording"
@@ -84,6 +85,7 @@ func (s *storageConfig) openDatabase(ctx context.Context, log *slog.Logger) (*da
 type s3Config struct {
 	endpoint, bucket, accessKey, secretKey, region string
 	insecure                                       bool
+	opTimeout                                      time.Duration
 }
 
 func (s *s3Config) register(c *command) {
@@ -93,6 +95,8 @@ func (s *s3Config) register(c *command) {
 	c.fs.StringVar(&s.secretKey, "s3-secret-key", "", "S3 secret key")
 	c.fs.StringVar(&s.region, "s3-region", "", "S3 region")
 	c.fs.BoolVar(&s.insecure, "s3-insecure", false, "talk plain HTTP to the S3 endpoint")
+	c.fs.DurationVar(&s.opTimeout, "s3-op-timeout", evidence.DefaultOpTimeout,
+		"longest wait for one S3 request's answer, or for a stalled upload to move; then 503")
 }
 
 func openEvidence(ctx context.Context, dataDir string, s s3Config, log *slog.Logger) (evidence.Store, string, error) {
@@ -118,6 +122,7 @@ func openEvidence(ctx context.Context, dataDir string, s s3Config, log *slog.Log
 		SecretKey: s.secretKey,
 		Region:    s.region,
 		Insecure:  s.insecure,
+		OpTimeout: s.opTimeout,
 		Logger:    log,
 	})
 	if err != nil {
@@ -144,6 +149,31 @@ type serveConfig struct {
 	media           mediaConfig
 	trust           stringList
 	mail            mailFlags
+	evidenceLoops   evidenceLoops
+}
+
+// evidenceLoops are the intervals of the work that makes the record whole
+// after a crash or an outage.
+type evidenceLoops struct {
+	// retry is how often what is owed is retried: deferred journal
+	// entries, spooled recordings, sealed acts' journal archives,
+	// retention of recorded objects.
+	retry time.Duration
+	// reconcile is how often the store is compared with the record.
+	reconcile time.Duration
+	// grace is how old an unrecorded object must be to be an orphan.
+	grace time.Duration
+	// probe is how often readiness writes to the store and the database.
+	probe time.Duration
+}
+
+func (l *evidenceLoops) register(c *command) {
+	c.fs.DurationVar(&l.retry, "evidence-retry-interval", 30*time.Second,
+		"how often owed work is retried: deferred journal entries, spooled recordings, journal archives, retention")
+	c.fs.DurationVar(&l.reconcile, "evidence-reconcile-interval", 15*time.Minute,
+		"how often the evidence store is reconciled with the record (orphans journalled); 0 = never")
+	c.fs.DurationVar(&l.grace, "evidence-orphan-grace", time.Hour, "how old an object no record names must be to count as an orphan")
+	c.fs.DurationVar(&l.probe, "readiness-probe-interval", 15*time.Second, "how often readiness writes to the store and the database")
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -169,12 +199,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.Var(&cfg.trust, "trust", "extra trusted root certificate (PEM) for verification; repeatable")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	cfg.mail.register(c)
+	cfg.evidenceLoops.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err
 	}
 	mailCfg, err := cfg.mail.config()
 	if err != nil {
 		return err
+	}
+	if cfg.evidenceLoops.retry <= 0 || cfg.evidenceLoops.probe <= 0 || cfg.evidenceLoops.grace <= 0 {
+		return usagef("chamber serve: --evidence-retry-interval, --readiness-probe-interval and --evidence-orphan-grace must be positive")
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return usagef("chamber serve: --tls-cert and --tls-key go together")
@@ -223,6 +257,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	jnl := journal.New(db, stamper, log)
+	// Journal entries the database cannot take when they happen wait here.
+	if err := jnl.UseOutbox(filepath.Join(cfg.dataDir, "outbox", "journal")); err != nil {
+		return err
+	}
 	svc := sessions.New(sessions.Config{
 		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
 		Anchor: func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
@@ -277,10 +315,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
 
+	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Log: log, Grace: cfg.evidenceLoops.grace,
+		Pending: []func(context.Context, uuid.UUID) ([]string, error){rec.PendingWrites, actSvc.PendingWrites}})
+	dbProbe := api.NewProbe(db.Probe, cfg.evidenceLoops.probe)
+	storeProbe := api.NewProbe(store.Probe, cfg.evidenceLoops.probe)
+
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { jnl.RunAnchors(bg, cfg.anchorEvery) })
 	wg.Go(func() { svc.RunMail(bg) })
+	// What a crash or an outage left owed is retried while the server
+	// runs, not only at the next start.
+	retry := cfg.evidenceLoops.retry
+	wg.Go(func() { jnl.RunOutbox(bg, retry) })
+	wg.Go(func() { rec.RunRecovery(bg, retry) })
+	wg.Go(func() { actSvc.RunArchiver(bg, retry) })
+	wg.Go(func() { cat.Run(bg, retry, cfg.evidenceLoops.reconcile) })
+	wg.Go(func() { dbProbe.Run(bg) })
+	wg.Go(func() { storeProbe.Run(bg) })
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -293,16 +345,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	router := api.New(api.Config{
 		Log: log,
+		// Ready when each answers now and its latest write probe passed.
 		Ready: map[string]api.Check{
-			"database": db.PingContext,
-			"evidence": store.Ping,
+			"database": api.All(db.PingContext, dbProbe.Check),
+			"evidence": api.All(store.Ping, storeProbe.Check),
 		},
-		Sessions:    svc,
-		Documents:   docs,
-		Journal:     jnl,
-		Acts:        actSvc,
-		Recording:   rec,
-		Bundle:      &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper},
+		Sessions:  svc,
+		Documents: docs,
+		Journal:   jnl,
+		Acts:      actSvc,
+		Recording: rec,
+		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper,
+			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
+				return catalog.Session(ctx, db, sid)
+			}},
 		Notify:      notifier(sig),
 		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken: verifyToken,

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chamber-court/chamber/evidence"
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Harness describes the store under test.
@@ -64,7 +65,43 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("Ping: %v", err)
 		}
 	})
+	t.Run("Probe", s.probe)
+	t.Run("ReaderErrorKeepsItsKind", s.readerErrorKeepsItsKind)
 	t.Run("Metrics", s.metrics)
+}
+
+// probe: the write probe succeeds on a healthy store and leaves nothing a
+// listing shows.
+func (s *suite) probe(t *testing.T) {
+	before, err := s.Store.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.Store.Probe(t.Context()); err != nil {
+			t.Fatalf("Probe: %v", err)
+		}
+	}
+	after, err := s.Store.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("the write probe left objects: %d listed before, %d after", len(before), len(after))
+	}
+}
+
+// readerErrorKeepsItsKind: a Put whose reader breaks (a client's upload
+// cut off) reports the reader's error, never an outage of the store.
+func (s *suite) readerErrorKeepsItsKind(t *testing.T) {
+	key := prefix(t) + "/cut.bin"
+	_, err := s.Store.Put(t.Context(), key, io.MultiReader(bytes.NewReader(data(1000, 1)), iotest.ErrReader(io.ErrUnexpectedEOF)), evidence.PutOptions{})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("Put: %v; want the reader's error", err)
+	}
+	if k := fault.KindOf(err); k == fault.Unavailable || k == fault.InsufficientStorage {
+		t.Fatalf("a broken reader is reported as %s", k)
+	}
 }
 
 type suite struct{ Harness }

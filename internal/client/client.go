@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -72,6 +73,9 @@ type Config struct {
 	// first, in order and before the client acts on it (tests record all
 	// that a participant learns). It runs on the client's reader.
 	Trace func(env protocol.Envelope)
+	// JoinAttempts bounds how often Dial tries a join the server answers
+	// "unavailable" (a database or store outage); 0 tries until ctx ends.
+	JoinAttempts int
 }
 
 // Client is a joined participant connection.
@@ -107,11 +111,39 @@ type Client struct {
 // ErrClosed is returned after the connection closed.
 var ErrClosed = errors.New("client: closed")
 
-// Dial connects, joins and returns once "joined" has arrived.
+// Dial connects, joins and returns once "joined" has arrived. A join the
+// server answers "unavailable" — it cannot reach its database or store —
+// is tried again with exponential back-off (0.25 s doubling to 5 s, with
+// jitter) until it succeeds, ctx ends, or Config.JoinAttempts is used up;
+// every other refusal is final.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	for attempt := 1; ; attempt++ {
+		c, err := dial(ctx, cfg)
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || (cfg.JoinAttempts > 0 && attempt >= cfg.JoinAttempts) {
+			return c, err
+		}
+		wait := joinBackoff(attempt)
+		cfg.Logger.Info("join answered unavailable; retrying", "attempt", attempt, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: join: %w (last answer: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// joinBackoff is the wait before join attempt n+1.
+func joinBackoff(n int) time.Duration {
+	d := min(5*time.Second, 250*time.Millisecond<<min(n-1, 5))
+	return d + time.Duration(rand.Int64N(int64(d/4)+1))
+}
+
+// dial makes one attempt at connecting and joining.
+func dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger,

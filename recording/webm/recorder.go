@@ -152,6 +152,9 @@ type Manifest struct {
 	RecordingID uuid.UUID `json:"recording_id"`
 	StartedAt   time.Time `json:"started_at"`
 	StoppedAt   time.Time `json:"stopped_at"`
+	// StoppedBy is who stopped the recording (StopBy), kept with it even
+	// when storing it has to wait.
+	StoppedBy string `json:"stopped_by,omitempty"`
 	// Recovered is set when Recover, not Stop, finished the recording:
 	// the process stopped mid-recording.
 	Recovered bool   `json:"recovered"`
@@ -287,15 +290,26 @@ func (r *Recording) Track(info TrackInfo) (TrackWriter, error) {
 	return &trackWriter{g: g, t: t}, nil
 }
 
-// Stop ends the recording: every track's remaining media is written, the
+// Stop is StopBy with no one named.
+func (r *Recording) Stop(ctx context.Context) (Manifest, error) { return r.StopBy(ctx, "") }
+
+// StopBy ends the recording: every track's remaining media is written, the
 // files are completed and uploaded, and the manifest is stored as
-// manifest.json beside them. If ctx ends first, or any upload fails, Stop
-// returns an error and leaves the spool directory for Recover.
-func (r *Recording) Stop(ctx context.Context) (Manifest, error) {
+// manifest.json beside them. by (who stopped it) and the stop time are
+// written to the spool first, so they survive a failure. If ctx ends
+// first, or any upload fails, StopBy returns an error and the spool
+// directory stays for Recover. On success the spool directory stays too,
+// holding the stored manifest, until the caller has recorded it and calls
+// Release: a crash in between leaves Recover only the recording to do.
+func (r *Recording) StopBy(ctx context.Context, by string) (Manifest, error) {
 	r.mu.Lock()
 	if r.stopped.Swap(true) {
 		r.mu.Unlock()
 		return Manifest{}, ErrStopped
+	}
+	stoppedAt := r.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err := r.updateMeta(func(m *recordingMeta) { m.StoppedAt, m.StoppedBy = stoppedAt, by }); err != nil {
+		r.log.Warn("noting the stop in the spool", "err", err)
 	}
 	groups := make([]*group, 0, len(r.groups))
 	for _, g := range r.groups {
@@ -324,7 +338,8 @@ func (r *Recording) Stop(ctx context.Context) (Manifest, error) {
 		SessionID:   r.cfg.SessionID,
 		RecordingID: r.id,
 		StartedAt:   r.start.UTC().Truncate(time.Microsecond),
-		StoppedAt:   r.cfg.Now().UTC().Truncate(time.Microsecond),
+		StoppedAt:   stoppedAt,
+		StoppedBy:   by,
 	}
 	r.resMu.Lock()
 	m.Files = slices.Clone(r.files)
@@ -340,11 +355,57 @@ func (r *Recording) Stop(ctx context.Context) (Manifest, error) {
 		return m, fmt.Errorf("webm: manifest: %w (spool kept in %s for Recover)", err, r.dir)
 	}
 	m.Stored = obj
-	if err := os.RemoveAll(r.dir); err != nil {
-		r.log.Warn("removing spool directory", "err", err)
+	if err := r.updateMeta(func(rm *recordingMeta) { rm.Stored = &storedManifest{Manifest: m, Object: obj} }); err != nil {
+		// Stored, but the spool does not say so: a Recover would store
+		// the files again under recovered keys — a duplicate, never a
+		// loss. Release still removes the spool once recorded.
+		r.log.Warn("noting the stored manifest in the spool", "err", err)
 	}
-	r.log.Info("recording stopped", "files", len(m.Files), "manifest", obj.Key, "sha256", obj.SHA256)
+	r.log.Info("recording stopped and stored", "files", len(m.Files), "manifest", obj.Key, "sha256", obj.SHA256)
 	return m, nil
+}
+
+// Release removes the spool of a stopped recording once its caller has
+// recorded the manifest Stop returned.
+func (r *Recording) Release() error {
+	if !r.stopped.Load() {
+		return errors.New("webm: release of a recording that was not stopped")
+	}
+	return os.RemoveAll(r.dir)
+}
+
+// Discard ends a recording that never became part of the record (its
+// start could not be recorded): nothing is stored, and its spool goes.
+func (r *Recording) Discard() {
+	r.mu.Lock()
+	already := r.stopped.Swap(true)
+	groups := make([]*group, 0, len(r.groups))
+	for _, g := range r.groups {
+		groups = append(groups, g)
+	}
+	r.mu.Unlock()
+	if already {
+		return
+	}
+	r.cancel()
+	for _, g := range groups {
+		g.send(ctrlMsg{stop: true})
+	}
+	r.uploads.Wait()
+	if err := os.RemoveAll(r.dir); err != nil {
+		r.log.Warn("removing a discarded recording's spool", "err", err)
+	}
+}
+
+// updateMeta rewrites the recording's spool metadata.
+func (r *Recording) updateMeta(f func(m *recordingMeta)) error {
+	at := filepath.Join(r.dir, recordingFile)
+	var m recordingMeta
+	if err := readJSON(at, &m); err != nil {
+		return err
+	}
+	f(&m)
+	return writeJSON(at, m)
 }
 
 func parseUUID(s string) (uuid.UUID, error) { return uuid.Parse(s) }

@@ -189,8 +189,17 @@ func TestRecord(t *testing.T) {
 		stored.Files[1].SHA256 != m.Files[1].SHA256 || stored.Recovered || fileSHA256(t, sink.path(m.Stored.Key)) != m.Stored.SHA256 {
 		t.Errorf("stored manifest %s differs: %s", m.Stored.Key, b)
 	}
+	// The spool stays, noting the stored manifest, until the caller has
+	// recorded it and releases it.
+	var meta recordingMeta
+	if err := readJSON(filepath.Join(rec.dir, recordingFile), &meta); err != nil || meta.Stored == nil || meta.Stored.Object != m.Stored {
+		t.Errorf("spool after Stop: %+v, %v; want the stored manifest noted", meta.Stored, err)
+	}
+	if err := rec.Release(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(rec.dir); !os.IsNotExist(err) {
-		t.Errorf("spool directory left after Stop: %v", err)
+		t.Errorf("spool directory left after Release: %v", err)
 	}
 	if _, err := rec.Track(infos[0]); err != ErrStopped {
 		t.Errorf("Track after Stop: %v", err)

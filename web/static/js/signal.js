@@ -207,6 +207,8 @@ export class RoomConnection extends EventTarget {
     if (this.ended) return;
     const joinErr = this.joinError;
     this.joinError = null;
+    // Refusals of the token are final; anything else — "unavailable" when
+    // the server's database or store is down — is retried with back-off.
     if (joinErr && ['unauthenticated', 'token_expired', 'token_revoked', 'forbidden', 'unsupported_version'].includes(joinErr.code)) {
       this.ended = true;
       this.emit('closed', { reason: joinErr.message, code: joinErr.code });
@@ -219,7 +221,7 @@ export class RoomConnection extends EventTarget {
     }
     this.attempt++;
     const delay = Math.min(10000, 500 * 2 ** Math.min(this.attempt - 1, 5)) + Math.random() * 300;
-    this.emit('state', { state: 'reconnecting', attempt: this.attempt, reason });
+    this.emit('state', { state: 'reconnecting', attempt: this.attempt, reason, code: joinErr ? joinErr.code : undefined });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => { if (!this.ended) this.connect(); }, delay);
   }
