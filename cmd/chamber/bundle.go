@@ -48,7 +48,7 @@ func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer f.Close()
 	// Only the given roots: a bundle is checked against the seal's own CA,
 	// never the system's.
-	rep, err := bundle.Verify(f, size, pades.TrustStore(false, certs...))
+	rep, err := bundle.Verify(f, size, pades.TrustStore(certs...))
 	if err != nil {
 		fmt.Fprintf(stderr, "chamber bundle verify: %s: %v\n", file, err)
 		return &exitError{code: 1}

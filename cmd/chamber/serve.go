@@ -294,7 +294,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		VerifyToken: verifyToken,
 		Signal:      sig.HandleSignal,
 		Verify: &api.VerifyConfig{
-			Roots:   pades.TrustStore(true, trusted...),
+			Roots:   pades.TrustStore(trusted...),
 			MaxSize: int64(cfg.maxUpload),
 			TempDir: filepath.Join(cfg.dataDir, "tmp"),
 		},

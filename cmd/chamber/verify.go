@@ -40,7 +40,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer f.Close()
-	rep, err := pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: pades.TrustStore(true, extra...)})
+	rep, err := pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: pades.TrustStore(extra...)})
 	if err != nil {
 		fmt.Fprintf(stderr, "chamber verify: %s cannot be examined: %v\n", file, err)
 		return &exitError{code: 1}

@@ -21,11 +21,11 @@ func (v *verifier) classify(k int) (changes []string, err error) {
 		return c, nil
 	}
 	defer guard(&err, fmt.Sprintf("examining revision %d", k+1))
-	prev, err := v.reader(k - 1)
+	prev, err := v.readers.get(k - 1)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := v.reader(k)
+	cur, err := v.readers.get(k)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +109,11 @@ func (v *verifier) classify(k int) (changes []string, err error) {
 // document timestamp.
 func (v *verifier) addsSignature(k int) (added bool, err error) {
 	defer guard(&err, "examining signatures")
-	prev, err := v.reader(k - 1)
+	prev, err := v.readers.get(k - 1)
 	if err != nil {
 		return false, err
 	}
-	cur, err := v.reader(k)
+	cur, err := v.readers.get(k)
 	if err != nil {
 		return false, err
 	}

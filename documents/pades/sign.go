@@ -123,6 +123,8 @@ type SignResult struct {
 	TimestampTime      time.Time `json:"timestamp_time"`
 	TimestampAuthority string    `json:"timestamp_authority"`
 	Size               int64     `json:"size"` // bytes written
+
+	tsaCerts []*x509.Certificate // the signature timestamp's certificates
 }
 
 // Errors from Sign for unusable options.
@@ -144,15 +146,15 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	if _, err := Check(ctx, r, size); err != nil {
 		return nil, err
 	}
-	br := newBudgetReader(ctx, r, size)
-	in := io.NewSectionReader(br, 0, size)
-	rdr, err := openReader(in, size)
+	b := newBudget(ctx, r, requestLimits(size, false))
+	in := io.NewSectionReader(b, 0, size)
+	rdr, err := openReader(b, in, size)
 	if err != nil {
-		return nil, err
+		return nil, b.wrap(err)
 	}
 	existing, err := countSignatures(rdr)
 	if err != nil {
-		return nil, err
+		return nil, b.wrap(err)
 	}
 	if opts.Kind == Certification && existing > 0 {
 		return nil, ErrCertificationNotLast
@@ -229,7 +231,7 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	}
 	res = &SignResult{Serial: pki.SerialHex(cert), Signer: cert.Subject.String(), SigningTime: now.UTC(), Size: cw.n}
 	if tok := bridge.lastToken(); tok != nil {
-		res.TimestampTime, res.TimestampAuthority = tokenFacts(tok)
+		res.TimestampTime, res.TimestampAuthority, res.tsaCerts = tokenFacts(tok)
 	}
 	return res, nil
 }
@@ -239,10 +241,10 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 // signature again: pdfsign embeds a token only after its own
 // timestamp.ParseResponse has verified it, and the Timestamper verified it
 // before that, so a third check would only cost time.
-func tokenFacts(tok []byte) (genTime time.Time, authority string) {
+func tokenFacts(tok []byte) (genTime time.Time, authority string, certs []*x509.Certificate) {
 	p7, err := pkcs7.Parse(tok)
 	if err != nil {
-		return time.Time{}, ""
+		return time.Time{}, "", nil
 	}
 	// The head of TSTInfo (RFC 3161 §2.4.2); the optional fields after
 	// genTime are not needed here.
@@ -254,14 +256,14 @@ func tokenFacts(tok []byte) (genTime time.Time, authority string) {
 		GenTime        time.Time `asn1:"generalized"`
 	}
 	if _, err := asn1.Unmarshal(p7.Content, &info); err != nil {
-		return time.Time{}, ""
+		return time.Time{}, "", nil
 	}
 	if signer := p7.GetOnlySigner(); signer != nil {
 		authority = signer.Subject.String()
 	} else if len(p7.Certificates) > 0 {
 		authority = p7.Certificates[0].Subject.String()
 	}
-	return info.GenTime, authority
+	return info.GenTime, authority, p7.Certificates
 }
 
 func (o *SignOptions) validate() error {
@@ -314,7 +316,10 @@ func (p presized) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, struct{ io.Reader }{p.SectionReader})
 }
 
-func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
+// openReader opens the parser on a file Check accepted, reading through
+// the request's budget, and admits it (object streams checked) before
+// anything else reads through it.
+func openReader(b *budget, r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
 	defer guard(&err, "opening the PDF")
 	rdr, err = pdf.NewReader(r, size)
 	if err != nil {
@@ -322,6 +327,9 @@ func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
 	}
 	if !rdr.Trailer().Key("Encrypt").IsNull() {
 		return nil, ErrEncrypted
+	}
+	if err := b.admit(rdr); err != nil {
+		return nil, err
 	}
 	root := rdr.Trailer().Key("Root")
 	if root.Kind() != pdf.Dict {
