@@ -14,8 +14,12 @@ import (
 
 // VerifyConfig configures the public verification endpoint.
 type VerifyConfig struct {
-	// Roots are the trust anchors: system roots, Chamber's CA, --trust.
+	// Roots are the trust anchors: Chamber's CA and --trust, never the
+	// system's web roots.
 	Roots *x509.CertPool
+	// RejectDevelopment refuses timestamps of a development TSA (a
+	// production trust setup); otherwise they are reported as such.
+	RejectDevelopment bool
 	// MaxSize bounds an uploaded PDF (the upload limit).
 	MaxSize int64
 	// TempDir holds the PDF while it is examined.
@@ -23,7 +27,7 @@ type VerifyConfig struct {
 }
 
 func (a *API) verifyRoutes(cfg VerifyConfig) {
-	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature of a PDF (public, rate-limited); the report says who signed, when, timestamped by whom, and whether the document changed since",
+	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature and document timestamp of a PDF (public, rate-limited, bounded memory); the report counts signatures and document timestamps apart and says who signed, when, timestamped by whom, whether the document changed since, and why an entry is not valid (code and text)",
 		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
 		Errors: []int{400, 413, 422, 429}}, a.h(a.handleVerify(cfg)))
 }
@@ -57,9 +61,12 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 		case n == 0:
 			return BadRequest("empty", "send the PDF as the request body")
 		}
-		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, Log: a.log, Now: time.Now})
+		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, RejectDevelopment: cfg.RejectDevelopment, Log: a.log, Now: time.Now})
 		if err != nil {
-			return err // fail maps an encrypted or malformed PDF to 422
+			// fail maps an encrypted or malformed PDF, and one beyond the
+			// verifier's limits (a *pades.LimitError inside a
+			// *pades.MalformedError), to 422.
+			return err
 		}
 		WriteJSON(w, http.StatusOK, rep)
 		return nil

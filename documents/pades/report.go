@@ -123,6 +123,8 @@ type SignatureReport struct {
 	// untrusted holds the reason an intact entry is not trusted, found
 	// before the later revisions are examined.
 	untrusted []Reason
+	// devCert and devTS say what of a trusted entry is development-grade.
+	devCert, devTS bool
 }
 
 // TimestampReport describes an RFC 3161 timestamp.
@@ -174,12 +176,13 @@ func (s *SignatureReport) settle() {
 		s.Problems = append(s.Problems, r.Text)
 	}
 	if !s.Valid {
-		s.Development = ""
+		s.devCert, s.devTS = false, false
 	}
+	s.Development = developmentWords(s.devCert, s.devTS)
 }
 
 func (r *Report) finish() {
-	dev := map[string]bool{}
+	var devCert, devTS bool
 	for _, s := range r.Signatures {
 		switch s.Kind {
 		case KindDocumentTimestamp:
@@ -193,22 +196,18 @@ func (r *Report) finish() {
 				r.ValidSignatureCount++
 			}
 		}
-		for _, d := range strings.Split(s.Development, " and ") {
-			if d != "" {
-				dev[d] = true
-			}
-		}
+		devCert, devTS = devCert || s.devCert, devTS || s.devTS
 	}
 	r.Valid = r.SignatureCount > 0 && r.ValidSignatureCount == r.SignatureCount &&
 		r.ValidDocumentTimestampCount == r.DocumentTimestampCount
-	r.Development = r.Valid && len(dev) > 0
+	r.Development = r.Valid && (devCert || devTS)
 	switch {
 	case r.SignatureCount == 0:
 		r.Verdict = "no signatures"
 	case !r.Valid:
 		r.Verdict = "not valid"
 	case r.Development:
-		r.Verdict = "valid (" + developmentWords(dev["development certificate"], dev["development timestamp"]) + ")"
+		r.Verdict = "valid (" + developmentWords(devCert, devTS) + ")"
 	default:
 		r.Verdict = "valid"
 	}

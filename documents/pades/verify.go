@@ -394,7 +394,7 @@ func (v *verifier) verifySignature(br [4]int64, contents []byte, sr *SignatureRe
 	for _, c := range chain {
 		sr.Chain = append(sr.Chain, c.Subject.String())
 	}
-	sr.Development = developmentWords(isDevelopmentCertificate(s.signer), devTS)
+	sr.devCert, sr.devTS = isDevelopmentCertificate(s.signer), devTS
 	var issuer *x509.Certificate
 	if len(chain) > 1 {
 		issuer = chain[1]
@@ -487,9 +487,7 @@ func (v *verifier) verifyDocTimestamp(br [4]int64, contents []byte, sr *Signatur
 		return
 	}
 	sr.Trusted = true
-	if tr.Development {
-		sr.Development = "development timestamp"
-	}
+	sr.devTS = tr.Development
 }
 
 // checkLaterRevisions classifies every revision after the signed one.
