@@ -262,4 +262,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

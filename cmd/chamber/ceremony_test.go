@@ -271,4 +271,3 @@ func callRaw(t *testing.T, method, url, token, contentType string, body []byte, 
 		t.Fatalf("%s %s = %d %s, want %d", method, url, resp.StatusCode, b, want)
 	}
 }
-
