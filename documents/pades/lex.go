@@ -317,18 +317,25 @@ func (l *lexer) object(depth int, inStream bool) (value, error) {
 // maybeRef reads "id gen R" as a reference; "id gen obj" inside an object
 // stream is refused (the parser would read a nested definition).
 func (l *lexer) maybeRef(t token, inStream bool) (value, error) {
+	// The parser reads the next two tokens to look for "R": a token it
+	// cannot finish there is as fatal as anywhere.
 	v := value{kind: tInt, num: t.num}
 	save, saveTokens := l.pos, l.tokens
 	t2, err := l.next()
-	if err != nil || t2.kind != tInt {
+	if err != nil {
+		return value{}, err
+	}
+	if t2.kind != tInt {
 		l.pos, l.tokens = save, saveTokens
 		return v, nil
 	}
 	t3, err := l.next()
 	switch {
-	case err == nil && t3.kind == tKeyword && t3.text == "R":
+	case err != nil:
+		return value{}, err
+	case t3.kind == tKeyword && t3.text == "R":
 		return value{kind: tEOF, isRef: true, ref: [2]int64{t.num, t2.num}}, nil
-	case err == nil && t3.kind == tKeyword && (t3.text == "obj" || t3.text == "endobj") && inStream:
+	case t3.kind == tKeyword && (t3.text == "obj" || t3.text == "endobj") && inStream:
 		return value{}, errLexForbidden
 	}
 	l.pos, l.tokens = save, saveTokens

@@ -158,8 +158,9 @@ func (b *budget) checkObjStmData(v pdf.Value) error {
 		if err != nil {
 			return malformed("object stream header: %v", err)
 		}
-		if i%2 == 1 && t.kind == tInt {
-			offsets = append(offsets, t.num)
+		if i%2 == 1 {
+			// The parser takes what is not an integer as 0.
+			offsets = append(offsets, map[bool]int64{true: t.num}[t.kind == tInt])
 		}
 	}
 	for _, off := range offsets {
