@@ -13,8 +13,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/internal/memtest"
 	"github.com/chamber-court/chamber/pki"
 )
 
@@ -170,7 +169,7 @@ func verifyMeasured(t *testing.T, z []byte, roots *pki.Authority) (*Report, int6
 	in := &countingReaderAt{r: bytes.NewReader(z)}
 	var rep *Report
 	var err error
-	peak := heapPeak(func() { rep, err = Verify(in, int64(len(z)), roots.Roots()) })
+	peak := memtest.Peak(func() { rep, err = Verify(in, int64(len(z)), roots.Roots()) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,43 +273,4 @@ func TestVerifyTooManyEntries(t *testing.T) {
 	if err != nil || rep.Valid || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Reason, "more than") {
 		t.Fatalf("%v %+v", err, rep)
 	}
-}
-
-// heapPeak runs f and returns the most heap it added above what was live
-// before, sampled every millisecond.
-func heapPeak(f func()) uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
-	}
-	base := read()
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if v := read(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	if v := read(); v > peak.Load() {
-		peak.Store(v)
-	}
-	if peak.Load() < base {
-		return 0
-	}
-	return peak.Load() - base
 }

@@ -12,12 +12,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/memtest"
 )
 
 // maxExtraHeap is the most heap one verification of any PDF up to the
@@ -198,7 +198,7 @@ func TestHostileChild(t *testing.T) {
 	var rep *Report
 	var err error
 	start := time.Now()
-	res.Peak = heapPeak(func() {
+	res.Peak = memtest.Peak(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		rep, err = Verify(ctx, bytes.NewReader(doc), int64(len(doc)), VerifyOptions{Roots: p.roots})
@@ -213,41 +213,6 @@ func TestHostileChild(t *testing.T) {
 	}
 	b, _ := json.Marshal(res)
 	fmt.Printf("HOSTILE-RESULT %s\n", b)
-}
-
-// heapPeak runs f and returns the most heap it added above what was live
-// before, sampled every millisecond.
-func heapPeak(f func()) uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
-	}
-	base := read()
-	var peak uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			peak = max(peak, read())
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	peak = max(peak, read())
-	if peak < base {
-		return 0
-	}
-	return peak - base
 }
 
 // signedForHostile is a small document signed by the test PKI.
