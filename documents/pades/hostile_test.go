@@ -71,6 +71,29 @@ func hostileCases() []hostileCase {
 			d.obj(3, "["+strings.Repeat("0 ", 2_000_000)+"]")
 			return d.table(1, "")
 		}},
+		// One string of 60 MiB, read as a signature field's name.
+		{name: "one huge string", refuse: true, build: func(t testing.TB, p *testPKI) []byte {
+			d := newHostileDoc()
+			d.obj(1, "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [3 0 R] >> >>")
+			d.obj(2, "<< /Type /Pages /Kids [] /Count 0 >>")
+			d.obj(3, "<< /FT /Sig /T ("+strings.Repeat("x", 60<<20)+") /V << /Contents <00> >> >>")
+			return d.table(1, "")
+		}},
+		// Twenty signature fields whose values hold 4 MiB of /Contents
+		// each: verified one at a time, not all held at once.
+		{name: "many large signature values", build: func(t testing.TB, p *testPKI) []byte {
+			d := newHostileDoc()
+			var fields []string
+			contents := strings.Repeat("ab", 2<<20)
+			for i := range 20 {
+				id := 3 + i
+				fields = append(fields, fmt.Sprintf("%d 0 R", id))
+				d.obj(id, fmt.Sprintf("<< /FT /Sig /T (s%d) /V << /Type /Sig /SubFilter /adbe.pkcs7.detached /ByteRange [0 10 20 10] /Contents <%s> >> >>", i, contents))
+			}
+			d.obj(1, "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields ["+strings.Join(fields, " ")+"] >> >>")
+			d.obj(2, "<< /Type /Pages /Kids [] /Count 0 >>")
+			return d.table(1, "")
+		}},
 		// A trailer with a million-element array.
 		{name: "huge trailer", refuse: true, build: func(t testing.TB, p *testPKI) []byte {
 			d := newHostileDoc()
@@ -193,15 +216,24 @@ func TestHostileChild(t *testing.T) {
 		}
 	}
 	p := newTestPKI(t)
-	doc := c.build(t, p)
+	// From a file, as the server verifies: the document's bytes would
+	// otherwise be live heap that the collector's target grows with.
+	f, err := os.CreateTemp(t.TempDir(), "hostile-*.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(c.build(t, p)); err != nil {
+		t.Fatal(err)
+	}
+	size, _ := f.Seek(0, io.SeekCurrent)
 	res := hostileResult{}
 	var rep *Report
-	var err error
 	start := time.Now()
 	res.Peak = memtest.Peak(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		rep, err = Verify(ctx, bytes.NewReader(doc), int64(len(doc)), VerifyOptions{Roots: p.roots})
+		rep, err = Verify(ctx, f, size, VerifyOptions{Roots: p.roots})
 	})
 	res.Elapsed = time.Since(start).Round(time.Millisecond)
 	var me *MalformedError

@@ -115,7 +115,8 @@ func addLTV(ctx context.Context, b *budget, st *Structure, size int64, w io.Writ
 		dss.addCert(c)
 	}
 	for _, f := range fields {
-		for _, c := range signatureCertificates(f.value) {
+		_, value := f.resolve(rdr)
+		for _, c := range signatureCertificates(value) {
 			dss.addCert(c)
 		}
 	}

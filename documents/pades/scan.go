@@ -21,6 +21,11 @@ const maxNesting = 128
 // pages still fits.
 const maxObjectTokens = 100_000
 
+// maxObjectBytes bounds the bytes of one object outside stream data: a
+// single string is one token, however long, and the parser holds it
+// whole. A signature dictionary's /Contents (maxContentsGap) must fit.
+const maxObjectBytes = maxContentsGap + 1<<20
+
 // scanBody reads the file once, as the parser would read its objects
 // (skipping strings, comments and stream data), and returns the offset of
 // every object definition ("id gen obj"). It refuses a file that nests
@@ -50,6 +55,7 @@ type bodyScan struct {
 	depth    int
 	counting bool // inside an object or a trailer: tokens count
 	tokens   int
+	objStart int64 // where the counted object began
 	starts   []int64
 
 	// The two tokens before the current one, for "id gen obj".
@@ -83,7 +89,10 @@ func (s *bodyScan) run() error {
 		}
 		c, ok := s.next()
 		if !ok {
-			return s.endWord()
+			if err := s.endWord(); err != nil {
+				return err
+			}
+			return s.endObject()
 		}
 		if !isSpace(c) && !isDelim(c) {
 			if s.wn == 0 {
@@ -137,30 +146,47 @@ func (s *bodyScan) endWord() error {
 		if s.depth > 0 {
 			return malformed("an object definition inside an array or dictionary near offset %d", s.wStart)
 		}
-		if s.prev[0].integer && s.prev[1].integer {
-			s.starts = append(s.starts, s.prev[0].start)
+		if err := s.endObject(); err != nil {
+			return err
 		}
-		s.counting, s.tokens = true, 0
+		start := s.wStart
+		if s.prev[0].integer && s.prev[1].integer {
+			start = s.prev[0].start
+			s.starts = append(s.starts, start)
+		}
+		s.counting, s.tokens, s.objStart = true, 0, start
 		s.prev = [2]scanToken{}
 		return nil
-	case "endobj", "xref", "startxref":
+	case "endobj", "xref", "startxref", "stream":
 		if s.depth > 0 {
 			return malformed("%s inside an array or dictionary near offset %d", w, s.wStart)
 		}
-		s.counting = false
+		if err := s.endObject(); err != nil {
+			return err
+		}
 		s.prev = [2]scanToken{}
+		if w == "stream" {
+			return s.skipStream()
+		}
 		return nil
 	case "trailer":
-		s.counting, s.tokens = true, 0
-		return nil
-	case "stream":
-		if s.depth > 0 {
-			return malformed("stream inside an array or dictionary near offset %d", s.wStart)
+		if err := s.endObject(); err != nil {
+			return err
 		}
-		s.counting = false
-		return s.skipStream()
+		s.counting, s.tokens, s.objStart = true, 0, s.wStart
+		return nil
 	}
 	return s.token(scanToken{integer: s.digits, start: s.wStart})
+}
+
+// endObject closes the counted object, refusing one larger than
+// maxObjectBytes.
+func (s *bodyScan) endObject() error {
+	if s.counting && s.pos-s.objStart > maxObjectBytes {
+		return malformed("the object at offset %d is larger than %d bytes", s.objStart, maxObjectBytes)
+	}
+	s.counting = false
+	return nil
 }
 
 // skipStream jumps past the stream data to the end of "endstream".

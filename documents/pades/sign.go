@@ -392,11 +392,24 @@ func countPages(rdr *pdf.Reader) (n int, err error) {
 	return rdr.NumPage(), nil
 }
 
-// sigField is a signature field with its value dictionary.
+// sigField is a signed signature field. It keeps references only: a
+// signature value may hold megabytes, a document up to MaxSignatures of
+// them, so each field is resolved again (resolve) when it is examined.
 type sigField struct {
-	name  string
-	field pdf.Value
-	value pdf.Value // the /V signature dictionary
+	name    string
+	ref     any        // the field's indirect reference
+	direct  *pdf.Value // a field written directly inside an array, which has no reference of its own
+	valueID uint32     // object number of the /V dictionary (the field's own when /V is direct)
+}
+
+// resolve reads the field and its signature value.
+func (f sigField) resolve(rdr *pdf.Reader) (field, value pdf.Value) {
+	if f.direct != nil {
+		field = *f.direct
+	} else {
+		field = rdr.Resolve(rdr.Trailer().GetPtr(), f.ref)
+	}
+	return field, field.Key("V")
 }
 
 // signatureFields walks the AcroForm field tree for signed signature fields.
@@ -405,8 +418,8 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 	fields := rdr.Trailer().Key("Root").Key("AcroForm").Key("Fields")
 	seen := map[uint32]bool{}
 	visited := 0
-	var walk func(v pdf.Value, parentName, parentFT string, depth int) error
-	walk = func(v pdf.Value, parentName, parentFT string, depth int) error {
+	var walk func(v pdf.Value, container uint32, parentName, parentFT string, depth int) error
+	walk = func(v pdf.Value, container uint32, parentName, parentFT string, depth int) error {
 		if depth > 16 {
 			return malformed("form field tree nested too deeply")
 		}
@@ -425,7 +438,7 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 		}
 		if kids := v.Key("Kids"); kids.Kind() == pdf.Array {
 			for i := 0; i < kids.Len(); i++ {
-				if err := walk(kids.Index(i), name, ft, depth+1); err != nil {
+				if err := walk(kids.Index(i), ptrID(kids), name, ft, depth+1); err != nil {
 					return err
 				}
 			}
@@ -437,22 +450,28 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 		if sv.Kind() != pdf.Dict {
 			return nil // unsigned signature field
 		}
-		p := sv.GetPtr()
-		if seen[p.GetID()] && p.GetID() != 0 {
+		id := ptrID(sv)
+		if seen[id] && id != 0 {
 			return nil
 		}
-		seen[p.GetID()] = true
+		seen[id] = true
 		if len(out) >= MaxSignatures {
 			return malformed("more than %d signatures", MaxSignatures)
 		}
-		out = append(out, sigField{name: name, field: v, value: sv})
+		f := sigField{name: name, valueID: id}
+		if p := v.GetPtr(); p.GetID() != container {
+			f.ref = p
+		} else {
+			f.direct = &v
+		}
+		out = append(out, f)
 		return nil
 	}
 	if fields.Kind() != pdf.Array {
 		return nil, nil
 	}
 	for i := 0; i < fields.Len(); i++ {
-		if err := walk(fields.Index(i), "", "", 0); err != nil {
+		if err := walk(fields.Index(i), ptrID(fields), "", "", 0); err != nil {
 			return nil, err
 		}
 	}

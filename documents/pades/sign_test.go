@@ -57,7 +57,8 @@ func ownCertificates(t testing.TB, doc []byte) []*x509.Certificate {
 	}
 	var certs []*x509.Certificate
 	for _, f := range fields {
-		certs = append(certs, signatureCertificates(f.value)...)
+		_, value := f.resolve(rdr)
+		certs = append(certs, signatureCertificates(value)...)
 	}
 	return certs
 }

@@ -126,20 +126,17 @@ func (v *verifier) run() (*Report, error) {
 	if err := v.loadDSS(rdr); err != nil {
 		return nil, err
 	}
-	infos := make([]sigInfo, len(fields))
-	for i, f := range fields {
-		infos[i] = readSigInfo(f)
-	}
-	fields, rdr = nil, nil
-	for _, si := range infos {
+	// One signature at a time: each /Contents may be megabytes.
+	for _, f := range fields {
 		if err := v.ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep.Signatures = append(rep.Signatures, v.verifyOne(si))
+		rep.Signatures = append(rep.Signatures, v.verifyOne(readSigInfo(rdr, f)))
 		if v.b.err != nil {
 			return nil, v.b.err
 		}
 	}
+	fields, rdr = nil, nil
 	v.dss = dssIndex{} // the /DSS is no longer needed: drop its parser
 	for i := range rep.Signatures {
 		sr := &rep.Signatures[i]
@@ -208,14 +205,14 @@ type sigInfo struct {
 	contents                        []byte
 }
 
-func readSigInfo(f sigField) (si sigInfo) {
+func readSigInfo(rdr *pdf.Reader, f sigField) (si sigInfo) {
 	si.field = f.name
 	defer func() {
 		if p := recover(); p != nil {
 			si.unreadable = fmt.Sprintf("cannot read the signature: parser panic: %v", p)
 		}
 	}()
-	sv := f.value
+	_, sv := f.resolve(rdr)
 	si.subFilter = sv.Key("SubFilter").Name()
 	si.name = sv.Key("Name").Text()
 	si.reason = sv.Key("Reason").Text()
