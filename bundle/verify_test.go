@@ -176,6 +176,7 @@ func verifyMeasured(t *testing.T, z []byte, roots *pki.Authority) (*Report, int6
 	if peak > maxExtraHeap {
 		t.Errorf("verifying added %d MiB of heap (limit %d)", peak>>20, maxExtraHeap>>20)
 	}
+	t.Logf("+%d MiB of heap, %d KiB read", peak>>20, in.n.Load()>>10)
 	return rep, in.n.Load()
 }
 
