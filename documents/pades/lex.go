@@ -38,6 +38,7 @@ const (
 	tCloseArray
 	tOpenDict
 	tCloseDict
+	tRef // a parsed "id gen R", never a token
 )
 
 type token struct {
@@ -48,13 +49,12 @@ type token struct {
 
 // value is a parsed object, kept only as far as Check needs it.
 type value struct {
-	kind  tokenKind // tInt, tReal, tBool, tName, tString, tKeyword (null), tOpenArray (array), tOpenDict (dict); tEOF for a reference
-	num   int64
-	text  string
-	ref   [2]int64 // a reference "id gen R" when kind is tEOF and isRef
-	isRef bool
-	arr   []value
-	dict  map[string]value
+	kind tokenKind // tInt, tReal, tBool, tName, tString, tKeyword (null), tRef, tOpenArray (array), tOpenDict (dict); tEOF when absent
+	num  int64
+	text string
+	ref  [2]int64 // id and generation of a tRef
+	arr  []value
+	dict map[string]value
 }
 
 // Errors of the lexer; each means the parser would misbehave.
@@ -334,7 +334,7 @@ func (l *lexer) maybeRef(t token, inStream bool) (value, error) {
 	case err != nil:
 		return value{}, err
 	case t3.kind == tKeyword && t3.text == "R":
-		return value{kind: tEOF, isRef: true, ref: [2]int64{t.num, t2.num}}, nil
+		return value{kind: tRef, ref: [2]int64{t.num, t2.num}}, nil
 	case t3.kind == tKeyword && (t3.text == "obj" || t3.text == "endobj") && inStream:
 		return value{}, errLexForbidden
 	}

@@ -246,7 +246,7 @@ func (x *xrefStream) layout(maxObjects int64) error {
 		return bad("/Length is not a direct integer")
 	}
 	switch f := x.dict.dict["Filter"]; {
-	case f.kind == tEOF && !f.isRef: // absent
+	case f.kind == tEOF: // absent
 	case f.kind == tName && f.text == "FlateDecode":
 	case f.kind == tOpenArray && len(f.arr) == 1 && f.arr[0].kind == tName && f.arr[0].text == "FlateDecode":
 	default:
