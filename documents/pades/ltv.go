@@ -70,9 +70,10 @@ var (
 // AddLTV appends to a signed PDF the material for long-term validation, as
 // PAdES B-LT and B-LTA ask: an incremental update with a /DSS dictionary
 // holding the certificates of every signer's and timestamp authority's
-// chain and the CRLs and OCSP responses for them, fetched now; then a
-// document timestamp (pdfsign's TimeStampSignature) over everything.
-// Earlier /DSS entries are kept. The result is written to w.
+// chain, and CRLs or OCSP responses fetched now for Chamber's own chains
+// (opts.Own); then a document timestamp (pdfsign's TimeStampSignature)
+// over everything. Earlier /DSS entries are kept. The result is written
+// to w.
 func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LTVOptions) (*LTVResult, error) {
 	if opts.Timestamper == nil {
 		return nil, fmt.Errorf("%w: no Timestamper for the document timestamp", ErrOptions)
