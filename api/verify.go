@@ -24,21 +24,39 @@ type VerifyConfig struct {
 	MaxSize int64
 	// TempDir holds the PDF while it is examined.
 	TempDir string
+	// MaxConcurrent bounds the verifications in progress at once
+	// (default 4): each may take up to 64 MiB of heap.
+	MaxConcurrent int
 }
+
+// defaultVerifyConcurrency is MaxConcurrent's default.
+const defaultVerifyConcurrency = 4
 
 func (a *API) verifyRoutes(cfg VerifyConfig) {
 	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature and document timestamp of a PDF (public, rate-limited, bounded memory); the report counts signatures and document timestamps apart and says who signed, when, timestamped by whom, whether the document changed since, and why an entry is not valid (code and text)",
 		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
-		Errors: []int{400, 413, 422, 429}}, a.h(a.handleVerify(cfg)))
+		Errors: []int{400, 413, 422, 429, 503}}, a.h(a.handleVerify(cfg)))
 }
 
 func (a *API) handleVerify(cfg VerifyConfig) handler {
+	n := cfg.MaxConcurrent
+	if n <= 0 {
+		n = defaultVerifyConcurrency
+	}
+	slots := make(chan struct{}, n)
 	return func(w http.ResponseWriter, r *http.Request) error {
 		addr := clientAddr(r)
 		if blocked, wait := a.verifications.blocked(addr); blocked {
 			return tooMany(wait, "verifications")
 		}
 		a.verifications.failed(addr) // every verification spends from the budget
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			return &Problem{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: time.Second,
+				Message: "the server is verifying as many documents as it may at once; retry in a second"}
+		}
 		if r.ContentLength > cfg.MaxSize {
 			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)}
