@@ -39,9 +39,10 @@ func newAuthority(t testing.TB) *pki.Authority {
 // entry is one file of a crafted zip: its content, or raw deflated data
 // with the sizes and checksum it claims.
 type entry struct {
-	name string
-	data []byte
-	raw  *rawEntry
+	name  string
+	data  []byte
+	raw   *rawEntry
+	store bool // stored, not deflated (random data does not compress)
 }
 
 type rawEntry struct {
@@ -70,7 +71,11 @@ func makeZip(t testing.TB, entries []entry) []byte {
 			w.Write(e.raw.deflated)
 			continue
 		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Deflate})
+		method := zip.Deflate
+		if e.store {
+			method = zip.Store
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +112,21 @@ func signedZip(t testing.TB, a *pki.Authority, sid uuid.UUID, entries []entry) [
 // deflating all of it: once the window holds a chunk, every further
 // chunk (longer than the window) deflates to the same bytes.
 func repeated(head, chunk, tail []byte, n int) *rawEntry {
+	e := deflateRepeated(head, chunk, tail, n)
+	h, c := sha256.New(), crc32.NewIEEE()
+	out := io.MultiWriter(h, c)
+	out.Write(head)
+	for range n {
+		out.Write(chunk)
+	}
+	out.Write(tail)
+	e.sha256, e.crc = hex.EncodeToString(h.Sum(nil)), c.Sum32()
+	return e
+}
+
+// deflateRepeated is repeated without the checksums, for a file that is
+// refused before it is read.
+func deflateRepeated(head, chunk, tail []byte, n int) *rawEntry {
 	var b bytes.Buffer
 	w, _ := flate.NewWriter(&b, flate.BestCompression)
 	w.Write(head)
@@ -122,15 +142,7 @@ func repeated(head, chunk, tail []byte, n int) *rawEntry {
 	w.Close()
 	e := &rawEntry{deflated: append(first, bytes.Repeat(middle, n-1)...)}
 	e.deflated = append(e.deflated, b.Bytes()...)
-	h, c := sha256.New(), crc32.NewIEEE()
-	out := io.MultiWriter(h, c)
-	out.Write(head)
-	for range n {
-		out.Write(chunk)
-	}
-	out.Write(tail)
 	e.size = uint64(len(head) + n*len(chunk) + len(tail))
-	e.sha256, e.crc = hex.EncodeToString(h.Sum(nil)), c.Sum32()
 	return e
 }
 
@@ -186,7 +198,7 @@ func TestVerifyStopsAtABadSignature(t *testing.T) {
 	a, other := newAuthority(t), newAuthority(t)
 	evidence := make([]byte, 16<<20)
 	rand.NewChaCha8([32]byte{3}).Read(evidence)
-	z := signedZip(t, other, uuid.New(), []entry{{name: "evidence/recording.webm", data: evidence}, {name: JournalName, data: []byte(`{"entries":[],"anchors":[]}`)}})
+	z := signedZip(t, other, uuid.New(), []entry{{name: "evidence/recording.webm", data: evidence, store: true}, {name: JournalName, data: []byte(`{"entries":[],"anchors":[]}`)}})
 	rep, read := verifyMeasured(t, z, a)
 	if rep.Valid || len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0].Path, "manifest.json") {
 		t.Fatalf("problems %+v", rep.Problems)
@@ -200,7 +212,7 @@ func TestVerifyStopsAtABadSignature(t *testing.T) {
 // anything is inflated.
 func TestVerifyRefusesUnsafeZips(t *testing.T) {
 	a := newAuthority(t)
-	bomb := repeated([]byte(`{"entries":[{"details":"`), bytes.Repeat([]byte("a"), 64<<10), []byte(`"}]}`), 16<<10) // 1 GiB
+	bomb := deflateRepeated([]byte(`{"entries":[{"details":"`), bytes.Repeat([]byte("a"), 64<<10), []byte(`"}]}`), 16<<10) // 1 GiB
 	tests := []struct {
 		name    string
 		entries []entry
