@@ -32,6 +32,10 @@ type VerifyConfig struct {
 // defaultVerifyConcurrency is MaxConcurrent's default.
 const defaultVerifyConcurrency = 4
 
+// uploadTimeout bounds how long a PDF to verify may take to arrive: 200 MiB
+// at about 1 MB/s.
+const uploadTimeout = 5 * time.Minute
+
 func (a *API) verifyRoutes(cfg VerifyConfig) {
 	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature and document timestamp of a PDF (public, rate-limited, bounded memory); the report counts signatures and document timestamps apart and says who signed, when, timestamped by whom, whether the document changed since, and why an entry is not valid (code and text)",
 		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
@@ -57,6 +61,9 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 			return &Problem{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: time.Second,
 				Message: "the server is verifying as many documents as it may at once; retry in a second"}
 		}
+		// A slot is held from the upload on (the temporary file counts
+		// too), so an upload that never ends must not hold it for ever.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
 		if r.ContentLength > cfg.MaxSize {
 			return &Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 				Message: "the PDF is " + strconv.FormatInt(r.ContentLength, 10) + " bytes; the limit is " + strconv.FormatInt(cfg.MaxSize, 10)}
