@@ -8,7 +8,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/bundle"
+	"github.com/chamber-court/chamber/bundle/bundletest"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 )
@@ -226,7 +226,7 @@ func notarialActLifecycle(t *testing.T, h *harness) {
 		t.Fatalf("bundle has %d document versions and %d stills: %v", docs, stillsIn, names)
 	}
 	for _, name := range names {
-		tampered := rewriteZip(t, z, name)
+		tampered := bundletest.Flip(t, z, name)
 		rep, err := bundle.Verify(bytes.NewReader(tampered), int64(len(tampered)), h.roots)
 		if err == nil && rep.Valid {
 			t.Errorf("bundle with %s changed still verifies", name)
@@ -270,30 +270,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// rewriteZip returns a copy of z with one byte of file name flipped.
-func rewriteZip(t testing.TB, z []byte, name string) []byte {
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, f := range zr.File {
-		rc, _ := f.Open()
-		data, _ := io.ReadAll(rc)
-		rc.Close()
-		if f.Name == name {
-			if len(data) == 0 {
-				data = []byte{0}
-			} else {
-				data[len(data)/2] ^= 0x01
-			}
-		}
-		w, _ := zw.Create(f.Name)
-		w.Write(data)
-	}
-	zw.Close()
-	return out.Bytes()
 }

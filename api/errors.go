@@ -1,12 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/chamber-court/chamber/documents/pades"
 	"github.com/chamber-court/chamber/fault"
 )
 
@@ -40,7 +38,6 @@ const defaultRetryAfter = 2 * time.Second
 // errors are logged and answered with a 500 that reveals nothing. Logs name
 // the route pattern, never the raw path, which may carry a link's token.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	err = padesFault(err)
 	kind := fault.KindOf(err)
 	if kind == fault.Canceled && r.Context().Err() == nil {
 		kind = fault.Internal // canceled by us, not by the client
@@ -63,18 +60,4 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, message, fields = fault.Internal.Code(), fault.Internal.Error(), nil
 	}
 	WriteJSON(w, statusOf[kind], ErrorBody{Error: ErrorDetail{Code: code, Message: message, Fields: fields}})
-}
-
-// padesFault gives the PDF layer's errors their kind and code.
-func padesFault(err error) error {
-	var malformed *pades.MalformedError
-	switch {
-	case errors.As(err, &malformed):
-		return &fault.Error{Kind: fault.Invalid, Code: "malformed_pdf", Message: malformed.Error(), Err: err}
-	case errors.Is(err, pades.ErrEncrypted):
-		return &fault.Error{Kind: fault.Invalid, Code: "encrypted_pdf", Message: pades.ErrEncrypted.Error(), Err: err}
-	case errors.Is(err, pades.ErrOptions):
-		return &fault.Error{Kind: fault.Invalid, Message: err.Error(), Err: err}
-	}
-	return err
 }

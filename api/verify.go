@@ -14,27 +14,56 @@ import (
 
 // VerifyConfig configures the public verification endpoint.
 type VerifyConfig struct {
-	// Roots are the trust anchors: system roots, Chamber's CA, --trust.
+	// Roots are the trust anchors: Chamber's CA and --trust, never the
+	// system's web roots.
 	Roots *x509.CertPool
+	// RejectDevelopment refuses timestamps of a development TSA (a
+	// production trust setup); otherwise they are reported as such.
+	RejectDevelopment bool
 	// MaxSize bounds an uploaded PDF (the upload limit).
 	MaxSize int64
 	// TempDir holds the PDF while it is examined.
 	TempDir string
+	// MaxConcurrent bounds the verifications in progress at once
+	// (default 4): each may take up to 64 MiB of heap.
+	MaxConcurrent int
 }
 
+// defaultVerifyConcurrency is MaxConcurrent's default.
+const defaultVerifyConcurrency = 4
+
+// uploadTimeout bounds how long a PDF to verify may take to arrive: 200 MiB
+// at about 1 MB/s.
+const uploadTimeout = 5 * time.Minute
+
 func (a *API) verifyRoutes(cfg VerifyConfig) {
-	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature of a PDF (public, rate-limited); the report says who signed, when, timestamped by whom, and whether the document changed since",
+	a.route("POST /api/v1/verify", Op{Summary: "Verify every signature and document timestamp of a PDF (public, rate-limited, bounded memory); the report counts signatures and document timestamps apart and says who signed, when, timestamped by whom, whether the document changed since, and why an entry is not valid (code and text)",
 		Tags: []string{"verification"}, RawBody: []string{"application/pdf"}, Response: pades.Report{},
-		Errors: []int{400, 413, 422, 429}}, a.h(a.handleVerify(cfg)))
+		Errors: []int{400, 413, 422, 429, 503}}, a.h(a.handleVerify(cfg)))
 }
 
 func (a *API) handleVerify(cfg VerifyConfig) handler {
+	n := cfg.MaxConcurrent
+	if n <= 0 {
+		n = defaultVerifyConcurrency
+	}
+	slots := make(chan struct{}, n)
 	return func(w http.ResponseWriter, r *http.Request) error {
 		addr := clientAddr(r)
 		if blocked, wait := a.verifications.blocked(addr); blocked {
 			return tooMany(wait, "verifications")
 		}
 		a.verifications.failed(addr) // every verification spends from the budget
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			return &fault.Error{Kind: fault.Unavailable, Code: "busy", RetryAfter: time.Second,
+				Message: "the server is verifying as many documents as it may at once; retry in a second"}
+		}
+		// A slot is held from the upload on (the temporary file counts
+		// too), so an upload that never ends must not hold it for ever.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
 		if r.ContentLength > cfg.MaxSize {
 			return fault.New(fault.TooLarge, "the PDF is %d bytes; the limit is %d", r.ContentLength, cfg.MaxSize)
 		}
@@ -56,9 +85,12 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 		case n == 0:
 			return BadRequest("empty", "send the PDF as the request body")
 		}
-		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, Log: a.log, Now: time.Now})
+		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, RejectDevelopment: cfg.RejectDevelopment, Log: a.log, Now: time.Now})
 		if err != nil {
-			return err // fail maps an encrypted or malformed PDF to 422
+			// fail maps an encrypted or malformed PDF, and one beyond the
+			// verifier's limits (a *pades.LimitError inside a
+			// *pades.MalformedError), to 422.
+			return err
 		}
 		WriteJSON(w, http.StatusOK, rep)
 		return nil

@@ -3,8 +3,11 @@ package bundle
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+
+	"github.com/chamber-court/chamber/journal"
 )
 
 // CheckRecord checks a bundle's evidence against the record it carries: a
@@ -16,8 +19,9 @@ import (
 // write), a recorded object the bundle lacks, and a file whose SHA-256
 // differs from the record are problems. Earlier manifests made no such
 // promise and are not checked. journalJSON is journal.json as the bundle
-// holds it; Verify checks its chain separately.
-func CheckRecord(m Manifest, journalJSON []byte) []Problem {
+// holds it, read as a stream (one entry at a time, each within the
+// verifier's cap); Verify checks its chain separately.
+func CheckRecord(m Manifest, journalJSON io.Reader) []Problem {
 	if m.Version < 2 {
 		return nil
 	}
@@ -66,18 +70,9 @@ type recordedObject struct {
 
 // recordedObjects collects key → SHA-256 from the "objects" lists of the
 // journal's entries.
-func recordedObjects(journalJSON []byte) (map[string]recordedObject, error) {
-	var jf struct {
-		Entries []struct {
-			Seq     int64           `json:"seq"`
-			Details json.RawMessage `json:"details"`
-		} `json:"entries"`
-	}
-	if err := json.Unmarshal(journalJSON, &jf); err != nil {
-		return nil, err
-	}
+func recordedObjects(journalJSON io.Reader) (map[string]recordedObject, error) {
 	out := map[string]recordedObject{}
-	for _, e := range jf.Entries {
+	err := walkJournalFrom(journalJSON, func(e journal.Entry) error {
 		var d struct {
 			Objects []struct {
 				Key    string `json:"key"`
@@ -85,15 +80,16 @@ func recordedObjects(journalJSON []byte) (map[string]recordedObject, error) {
 			} `json:"objects"`
 		}
 		if len(e.Details) == 0 || json.Unmarshal(e.Details, &d) != nil {
-			continue
+			return nil
 		}
 		for _, o := range d.Objects {
 			if o.Key != "" {
 				out[o.Key] = recordedObject{sha256: o.SHA256, seq: e.Seq}
 			}
 		}
-	}
-	return out, nil
+		return nil
+	}, nil)
+	return out, err
 }
 
 // evidencePath is where Build puts an object of the session's record.

@@ -63,7 +63,7 @@ func TestCheckRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			problems := bundle.CheckRecord(tt.manifest, tt.journal)
+			problems := bundle.CheckRecord(tt.manifest, bytes.NewReader(tt.journal))
 			var got []string
 			for _, p := range problems {
 				got = append(got, p.Path)

@@ -167,10 +167,20 @@ func Wrap(k Kind, err error, format string, args ...any) *Error {
 }
 
 // Public is a typed error of another package (access.ForbiddenError, say)
-// whose whole text may be shown to the caller, and which has a kind.
+// whose whole text may be shown to the caller, and which has a kind. It
+// may also name a wire code more specific than its kind's, with a method
+// FaultCode() string.
 type Public interface {
 	error
 	FaultKind() Kind
+}
+
+// publicCode is the wire code of a Public error.
+func publicCode(pub Public) string {
+	if c, ok := pub.(interface{ FaultCode() string }); ok && c.FaultCode() != "" {
+		return c.FaultCode()
+	}
+	return pub.FaultKind().Code()
 }
 
 // KindOf returns the kind of err: that of the first *Error, Public error or
@@ -210,7 +220,7 @@ func Describe(err error) (code, message string, fields map[string]string) {
 	}
 	var pub Public
 	if errors.As(err, &pub) {
-		return pub.FaultKind().Code(), pub.Error(), nil
+		return publicCode(pub), pub.Error(), nil
 	}
 	k := KindOf(err)
 	return k.Code(), k.Error(), nil

@@ -10,6 +10,12 @@ import (
 
 type publicErr struct{}
 
+type codedErr struct{}
+
+func (codedErr) Error() string     { return "the PDF is malformed" }
+func (codedErr) FaultKind() Kind   { return Invalid }
+func (codedErr) FaultCode() string { return "malformed_pdf" }
+
 func (publicErr) Error() string   { return "role witness may not upload" }
 func (publicErr) FaultKind() Kind { return Forbidden }
 
@@ -31,6 +37,7 @@ func TestDescribe(t *testing.T) {
 		{"an internal *Error reveals nothing", &Error{Kind: Internal, Message: "/var/lib/x: disk error"}, Internal, "internal", "internal error", nil},
 		{"wrapped *Error", fmt.Errorf("upload: %w", New(TooLarge, "over 10 bytes")), TooLarge, "too_large", "over 10 bytes", nil},
 		{"public typed error", fmt.Errorf("x: %w", publicErr{}), Forbidden, "forbidden", "role witness may not upload", nil},
+		{"public typed error with a code", fmt.Errorf("x: %w", codedErr{}), Invalid, "malformed_pdf", "the PDF is malformed", nil},
 		{"canceled context", fmt.Errorf("read: %w", context.Canceled), Canceled, "canceled", "canceled", nil},
 		{"unknown kind value", Kind(200), Internal, "internal", "internal error", nil},
 	}

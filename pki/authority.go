@@ -66,7 +66,8 @@ type Authority struct {
 	seal Identity
 	tsa  Identity
 
-	mu      sync.Mutex // guards revoked and crl
+	mu      sync.Mutex // guards revoked, crl and checks
+	checks  RevocationChecks
 	revoked []x509.RevocationListEntry
 	crl     []byte
 	crlAt   time.Time
@@ -242,6 +243,11 @@ func (a *Authority) addURLs(t *x509.Certificate) {
 	t.CRLDistributionPoints = []string{a.crlURL()}
 	t.IssuingCertificateURL = []string{a.publicURL + PathCACert}
 }
+
+// CRLURL is where the authority's CRL is published ("" without a public
+// URL): Chamber answers it in process (Egress.Local) when it fetches
+// revocation data for its own certificates.
+func (a *Authority) CRLURL() string { return a.crlURL() }
 
 func (a *Authority) crlURL() string {
 	if a.publicURL == "" {

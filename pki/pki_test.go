@@ -45,6 +45,11 @@ func newTestAuthority(t *testing.T) (*Authority, *httptest.Server) {
 	return a, srv
 }
 
+// allowServer is an egress policy that allows the test server alone.
+func allowServer(srv *httptest.Server) Egress {
+	return Egress{AllowHosts: []string{strings.TrimPrefix(srv.URL, "http://")}}
+}
+
 func TestLoadOrCreateDev(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	a, err := LoadOrCreateDev(dir, "https://chamber.example/", nil)
@@ -152,12 +157,14 @@ func TestRevocationAndCheck(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 
-	// Another Chamber's certificate is checked through its CRL over HTTP.
-	b, _ := newTestAuthority(t)
+	// Another Chamber's certificate is checked through its CRL over HTTP,
+	// once its root is a configured trust root and its host allowed.
+	b, bsrv := newTestAuthority(t)
 	foreign, err := b.IssuePrincipal(ctx, "Carol", uuid.New(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.SetRevocationChecks(RevocationChecks{Client: allowServer(bsrv).Client(), Roots: []*x509.Certificate{b.Root()}})
 	st, err = a.CheckCertificate(ctx, foreign.Certificate, foreign.Chain)
 	if err != nil || st.Revocation != "good (CRL)" {
 		t.Fatalf("foreign before revocation: %+v %v", st, err)
@@ -178,7 +185,7 @@ func TestRevocationAndCheck(t *testing.T) {
 		t.Fatalf("own after revocation: %v", err)
 	}
 	// The served CRL lists it and is signed by the root.
-	der, err := Fetch(ctx, nil, srv.URL+PathCRL)
+	der, err := Fetch(ctx, allowServer(srv).Client(), srv.URL+PathCRL)
 	if err != nil {
 		t.Fatal(err)
 	}

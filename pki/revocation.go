@@ -1,29 +1,23 @@
 package pki
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/crypto/ocsp"
 )
 
 const (
-	crlLifetime = 7 * 24 * time.Hour
-	crlRefresh  = time.Hour
-	// maxRevocationBody bounds a CRL or OCSP response fetched from elsewhere.
-	maxRevocationBody = 16 << 20
-	fileRevokedJSON   = "revoked.json"
+	crlLifetime     = 7 * 24 * time.Hour
+	crlRefresh      = time.Hour
+	fileRevokedJSON = "revoked.json"
 )
 
 type revokedRecord struct {
@@ -189,9 +183,12 @@ type CertificateStatus struct {
 // CheckCertificate checks a signing certificate before it is used: its
 // validity period, that chain[0] issued it, its key usage, and its
 // revocation status where reachable — this authority's own list for
-// certificates it issued, otherwise OCSP or the CRL distribution point over
-// HTTP with a timeout. An unreachable responder leaves the status
-// "unchecked"; a revoked or expired certificate is a *CertificateError.
+// certificates it issued, otherwise OCSP or the CRL distribution point,
+// fetched through the configured egress (SetRevocationChecks) and only
+// when the chain reaches a configured trust root: the URLs in a chain
+// nobody trusts are the chain author's choice. An unreachable responder or
+// an unanchored chain leaves the status "unchecked"; a revoked or expired
+// certificate is a *CertificateError.
 func (a *Authority) CheckCertificate(ctx context.Context, cert *x509.Certificate, chain []*x509.Certificate) (CertificateStatus, error) {
 	st := CertificateStatus{Serial: SerialHex(cert), Subject: cert.Subject.String(), NotAfter: cert.NotAfter}
 	fail := func(p CertificateProblem, err error) (CertificateStatus, error) {
@@ -234,7 +231,13 @@ func (a *Authority) CheckCertificate(ctx context.Context, cert *x509.Certificate
 		st.Revocation = "good (issuing authority)"
 		return st, nil
 	}
-	rev, revokedAt, err := CheckRevocation(ctx, a.httpClient(), cert, issuer)
+	issuer, err := a.anchored(cert, chain, now)
+	if err != nil {
+		st.Revocation = "unchecked: " + err.Error()
+		a.log.Warn("revocation status not fetched", "serial", st.Serial, "err", err)
+		return st, nil
+	}
+	rev, revokedAt, err := CheckRevocation(ctx, a.revocationClient(), cert, issuer)
 	switch {
 	case err != nil:
 		st.Revocation = "unchecked: " + err.Error()
@@ -247,127 +250,50 @@ func (a *Authority) CheckCertificate(ctx context.Context, cert *x509.Certificate
 	return st, nil
 }
 
-// HTTPTimeout bounds each revocation request made by CheckRevocation when
-// the caller's client has no timeout of its own.
-const HTTPTimeout = 10 * time.Second
-
-func (a *Authority) httpClient() *http.Client {
-	return &http.Client{Timeout: HTTPTimeout}
+// RevocationChecks configure how CheckCertificate reaches the revocation
+// sources of certificates this authority did not issue.
+type RevocationChecks struct {
+	// Client carries the egress policy (Egress.Client); nil: no request
+	// leaves Chamber.
+	Client *http.Client
+	// Roots are the configured trust anchors besides this authority's
+	// root (--trust).
+	Roots []*x509.Certificate
 }
 
-// ErrNoRevocationSource reports a certificate without OCSP or CRL pointers.
-var ErrNoRevocationSource = errors.New("no OCSP responder or CRL distribution point")
-
-// CheckRevocation asks the certificate's OCSP responder (when it and the
-// issuer are known), then its CRL distribution points. It returns which
-// source answered and, for a revoked certificate, when it was revoked.
-func CheckRevocation(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) (source string, revokedAt time.Time, err error) {
-	if client == nil {
-		client = &http.Client{Timeout: HTTPTimeout}
-	}
-	var errs []error
-	if issuer != nil && len(cert.OCSPServer) > 0 {
-		resp, err := fetchOCSP(ctx, client, cert, issuer)
-		if err == nil {
-			if resp.Status == ocsp.Revoked {
-				return "OCSP", resp.RevokedAt, nil
-			}
-			if resp.Status == ocsp.Good {
-				return "OCSP", time.Time{}, nil
-			}
-			err = errors.New("OCSP status unknown")
-		}
-		errs = append(errs, err)
-	}
-	for _, u := range cert.CRLDistributionPoints {
-		der, err := Fetch(ctx, client, u)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		crl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
-			continue
-		}
-		if issuer != nil {
-			if err := crl.CheckSignatureFrom(issuer); err != nil {
-				errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
-				continue
-			}
-		}
-		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-				return "CRL", e.RevocationTime, nil
-			}
-		}
-		return "CRL", time.Time{}, nil
-	}
-	if len(errs) == 0 {
-		return "", time.Time{}, ErrNoRevocationSource
-	}
-	return "", time.Time{}, errors.Join(errs...)
+// SetRevocationChecks configures CheckCertificate; call it before use.
+func (a *Authority) SetRevocationChecks(rc RevocationChecks) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = rc
 }
 
-func fetchOCSP(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) (*ocsp.Response, error) {
-	_, resp, err := FetchOCSP(ctx, client, cert, issuer)
-	return resp, err
+func (a *Authority) revocationClient() *http.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.checks.Client
 }
 
-// FetchOCSP asks the certificate's OCSP responder for its status and
-// returns the raw response (for embedding in a PDF's /DSS) and its parse,
-// whose signature has been checked against issuer.
-func FetchOCSP(ctx context.Context, client *http.Client, cert, issuer *x509.Certificate) ([]byte, *ocsp.Response, error) {
-	if len(cert.OCSPServer) == 0 {
-		return nil, nil, ErrNoRevocationSource
+// anchored builds cert's chain from the given intermediates to this
+// authority's root or a configured root, and returns cert's issuer on it.
+func (a *Authority) anchored(cert *x509.Certificate, chain []*x509.Certificate, now time.Time) (*x509.Certificate, error) {
+	a.mu.Lock()
+	roots := x509.NewCertPool()
+	roots.AddCert(a.ca.Certificate)
+	for _, r := range a.checks.Roots {
+		roots.AddCert(r)
 	}
-	req, err := ocsp.CreateRequest(cert, issuer, nil)
+	a.mu.Unlock()
+	inter := x509.NewCertPool()
+	for _, c := range chain {
+		inter.AddCert(c)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("the chain does not reach a configured trust root, so its revocation sources are not contacted: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cert.OCSPServer[0], bytes.NewReader(req))
-	if err != nil {
-		return nil, nil, err
+	if len(chains[0]) < 2 {
+		return nil, ErrNoRevocationSource
 	}
-	hreq.Header.Set("Content-Type", "application/ocsp-request")
-	body, err := do(client, hreq)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := ocsp.ParseResponseForCert(body, cert, issuer)
-	if err != nil {
-		return nil, nil, err
-	}
-	return body, resp, nil
-}
-
-// Fetch GETs a revocation artefact (CRL, certificate) with a size limit.
-func Fetch(ctx context.Context, client *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	return do(client, req)
-}
-
-func do(client *http.Client, req *http.Request) ([]byte, error) {
-	if client == nil {
-		client = &http.Client{Timeout: HTTPTimeout}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRevocationBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
-	}
-	if len(body) > maxRevocationBody {
-		return nil, fmt.Errorf("%s %s: response larger than %d bytes", req.Method, req.URL, maxRevocationBody)
-	}
-	return body, nil
+	return chains[0][1], nil
 }

@@ -14,11 +14,15 @@ import (
 	"log/slog"
 	"math/big"
 	"mime"
+	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/digitorus/pkcs7"
 	"github.com/digitorus/timestamp"
+	"golang.org/x/time/rate"
 )
 
 // MIME types of RFC 3161 over HTTP (§3.4).
@@ -362,4 +366,97 @@ func VerifyTimestampToken(token []byte, digest func(crypto.Hash) ([]byte, error)
 		return nil, &TimestampError{Reason: "authority not trusted", Err: err}
 	}
 	return &TimestampInfo{Time: ts.Time, Authority: signer, Hash: ts.HashAlgorithm, Serial: ts.SerialNumber, Policy: ts.Policy}, nil
+}
+
+// WithPolicy returns a TSA that stamps under policy instead of the
+// development policy (for an authority that is not a development one, and
+// for tests of how verifiers tell the two apart).
+func (t *TSA) WithPolicy(policy asn1.ObjectIdentifier) *TSA {
+	c := *t
+	c.policy = policy
+	return &c
+}
+
+// RateLimit bounds the anonymous HTTP endpoint of a TSA: each client
+// address gets Burst queries and then one every Every; all clients
+// together get TotalBurst and one every TotalEvery.
+type RateLimit struct {
+	Every      time.Duration
+	Burst      int
+	TotalEvery time.Duration
+	TotalBurst int
+}
+
+// DevTSALimit is the limit Chamber serves its development TSA with.
+var DevTSALimit = RateLimit{Every: time.Second, Burst: 20, TotalEvery: 50 * time.Millisecond, TotalBurst: 100}
+
+// Limited returns the TSA's HTTP handler behind the rate limit: a query
+// beyond it is answered 429 with Retry-After and never signed.
+func (t *TSA) Limited(l RateLimit) http.Handler {
+	return &limitedTSA{tsa: t, l: l, total: rate.NewLimiter(rate.Every(l.TotalEvery), l.TotalBurst),
+		clients: map[string]*clientRate{}, now: time.Now}
+}
+
+type limitedTSA struct {
+	tsa   *TSA
+	l     RateLimit
+	total *rate.Limiter
+	now   func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*clientRate
+}
+
+type clientRate struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// maxTSAClients bounds the limiter's memory; beyond it clients not seen
+// for a while are forgotten.
+const maxTSAClients = 50_000
+
+func (h *limitedTSA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := h.now()
+	if wait, ok := h.allow(clientHost(r), now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second).Seconds()))))
+		http.Error(w, "too many timestamp queries; the development TSA is rate-limited", http.StatusTooManyRequests)
+		return
+	}
+	h.tsa.ServeHTTP(w, r)
+}
+
+// allow spends one query of the client's and of the total allowance.
+func (h *limitedTSA) allow(client string, now time.Time) (time.Duration, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.clients[client]
+	if c == nil {
+		if len(h.clients) >= maxTSAClients {
+			for k, v := range h.clients {
+				if now.Sub(v.seen) > time.Duration(h.l.Burst)*h.l.Every {
+					delete(h.clients, k)
+				}
+			}
+		}
+		c = &clientRate{lim: rate.NewLimiter(rate.Every(h.l.Every), h.l.Burst)}
+		h.clients[client] = c
+	}
+	c.seen = now
+	if c.lim.TokensAt(now) < 1 {
+		return time.Duration((1 - c.lim.TokensAt(now)) * float64(h.l.Every)), false
+	}
+	if !h.total.AllowN(now, 1) {
+		return h.l.TotalEvery, false
+	}
+	c.lim.AllowN(now, 1)
+	return 0, true
+}
+
+func clientHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

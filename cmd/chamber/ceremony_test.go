@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/acts/mrz"
+	"github.com/chamber-court/chamber/bundle/bundletest"
 	"github.com/chamber-court/chamber/internal/testenv"
 )
 
@@ -213,7 +214,7 @@ func TestEmbassyCeremony(t *testing.T) {
 		t.Fatalf("bundle verify: %d\n%s%s", code, out, errOut)
 	}
 	for _, f := range zr.File {
-		tampered := flipInZip(t, zipped, f.Name)
+		tampered := bundletest.Flip(t, zipped, f.Name)
 		os.WriteFile(bundleFile, tampered, 0o644)
 		out, _, code := chamber(t, offline, "bundle", "verify", bundleFile, "--trust", caFile)
 		if code != 1 {
@@ -271,26 +272,4 @@ func callRaw(t *testing.T, method, url, token, contentType string, body []byte, 
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("%s %s = %d %s, want %d", method, url, resp.StatusCode, b, want)
 	}
-}
-
-// flipInZip rewrites a zip with one byte of one file changed.
-func flipInZip(t *testing.T, z []byte, name string) []byte {
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, f := range zr.File {
-		rc, _ := f.Open()
-		data, _ := io.ReadAll(rc)
-		rc.Close()
-		if f.Name == name && len(data) > 0 {
-			data[len(data)/2] ^= 0x20
-		}
-		w, _ := zw.Create(f.Name)
-		w.Write(data)
-	}
-	zw.Close()
-	return out.Bytes()
 }

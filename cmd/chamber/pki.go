@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -29,14 +28,11 @@ func devCA(dataDir string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if block, _ := pem.Decode(data); block != nil {
-		data = block.Bytes
-	}
-	c, err := x509.ParseCertificate(data)
+	certs, err := pki.ParseCertificatesPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("development CA %s: %w", filepath.Join(pkiDir(dataDir), "ca.crt"), err)
 	}
-	return c, nil
+	return certs[0], nil
 }
 
 // trustedCerts is the data dir's development CA (when present) plus the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,8 @@ type serveConfig struct {
 	trust           stringList
 	mail            mailFlags
 	evidenceLoops   evidenceLoops
+	revocationAllow stringList
+	egressProxy     string
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -196,7 +199,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.StringVar(&cfg.signingKey, "signing-key", "", "its private key (PEM)")
 	c.fs.StringVar(&cfg.signingP12, "signing-p12", "", "signing certificate and key as PKCS#12; password in CHAMBER_SIGNING_P12_PASSWORD")
 	cfg.media.register(c)
-	c.fs.Var(&cfg.trust, "trust", "extra trusted root certificate (PEM) for verification; repeatable")
+	c.fs.Var(&cfg.trust, "trust", "trusted root certificate (PEM) of signers and timestamp authorities, besides Chamber's CA; repeatable")
+	c.fs.Var(&cfg.revocationAllow, "revocation-allow-host", "host or host:port Chamber may fetch CRLs and OCSP responses from (for its own chains only); repeatable")
+	c.fs.StringVar(&cfg.egressProxy, "egress-proxy", "", "HTTP proxy every revocation request goes through; without --revocation-allow-host the proxy decides where they may go")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	cfg.mail.register(c)
 	cfg.evidenceLoops.register(c)
@@ -252,6 +257,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	egress, err := cfg.egress(authority)
+	if err != nil {
+		return err
+	}
+	configured, err := loadCerts(cfg.trust)
+	if err != nil {
+		return err
+	}
+	// Revocation data is fetched only for chains that reach Chamber's CA
+	// or a --trust root, and only as the egress policy allows.
+	authority.SetRevocationChecks(pki.RevocationChecks{Client: egress.Client(), Roots: configured})
 	seal, err := cfg.sealIdentity(authority)
 	if err != nil {
 		return err
@@ -276,7 +292,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		TempDir: filepath.Join(cfg.dataDir, "tmp"),
 		Signing: &documents.Signing{
 			Seal: seal, Principals: authority, Check: authority.CheckCertificate, TSA: stamper,
-			Certificates: []*x509.Certificate{authority.Root()},
+			// The roots are the anchors of the chains whose revocation
+			// data the /DSS gets, and are embedded with it.
+			Certificates: append([]*x509.Certificate{authority.Root()}, configured...),
+			HTTPClient:   egress.Client(),
 		},
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
@@ -364,14 +383,23 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		VerifyToken: verifyToken,
 		Signal:      sig.HandleSignal,
 		Verify: &api.VerifyConfig{
-			Roots:   pades.TrustStore(true, trusted...),
+			// Chamber's CA and --trust, never the system's web roots.
+			Roots:   pades.TrustStore(trusted...),
 			MaxSize: int64(cfg.maxUpload),
 			TempDir: filepath.Join(cfg.dataDir, "tmp"),
+			// With a configured TSA this is a production setup: the
+			// development TSA's timestamps are not accepted.
+			RejectDevelopment: cfg.tsaURL != "",
 		},
 		Mount: []func(route func(string, api.Op, http.Handler)){
 			func(route func(string, api.Op, http.Handler)) {
-				route("POST /tsa", api.Op{Summary: "Built-in development RFC 3161 timestamp authority", Tags: []string{"pki"},
-					RawBody: []string{"application/timestamp-query"}, RawResponse: "application/timestamp-reply", Errors: []int{400, 413, 415}}, authority.TSA())
+				// The development TSA is served only while it is the
+				// TSA, and rate-limited: it signs for anyone.
+				if cfg.tsaURL == "" {
+					route("POST /tsa", api.Op{Summary: "Development RFC 3161 timestamp authority (only without --tsa-url; rate-limited; its timestamps are development-grade)", Tags: []string{"pki"},
+						RawBody: []string{"application/timestamp-query"}, RawResponse: "application/timestamp-reply", Errors: []int{400, 413, 415, 429}},
+						authority.TSA().Limited(pki.DevTSALimit))
+				}
 				pkiHandler := authority.Handler()
 				route("GET "+pki.PathCACert, api.Op{Summary: "Development CA certificate (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-cert"}, pkiHandler)
 				route("GET /pki/ca.pem", api.Op{Summary: "Development CA certificate (PEM)", Tags: []string{"pki"}, RawResponse: "application/x-pem-file"}, pkiHandler)
@@ -484,6 +512,23 @@ func serveHTTP(ctx context.Context, log *slog.Logger, cfg serveConfig, h http.Ha
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// egress is the policy of every revocation request: the allow-list and
+// proxy given, and Chamber's own CRL answered in process.
+func (cfg serveConfig) egress(authority *pki.Authority) (pki.Egress, error) {
+	e := pki.Egress{AllowHosts: cfg.revocationAllow}
+	if cfg.egressProxy != "" {
+		u, err := url.Parse(cfg.egressProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return pki.Egress{}, usagef("chamber serve: --egress-proxy %q: want http://host:port", cfg.egressProxy)
+		}
+		e.Proxy = u
+	}
+	if crl := authority.CRLURL(); crl != "" {
+		e.Local = map[string]http.Handler{crl: authority.Handler()}
+	}
+	return e, nil
 }
 
 // sealIdentity is the certificate the presiding role signs with: the

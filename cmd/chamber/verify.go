@@ -3,26 +3,29 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/pki"
 )
 
-// runVerify implements "chamber verify FILE.pdf [--json] [--trust CA.pem]":
-// exit 0 only when every signature is valid.
+// runVerify implements "chamber verify FILE.pdf [--json] [--trust CA.pem]
+// [--production]": exit 0 only when every signature is valid. It trusts
+// the roots given with --trust and the data dir's development CA, never
+// the operating system's.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		asJSON  bool
-		trust   stringList
-		dataDir string
+		asJSON, production bool
+		trust              stringList
+		dataDir            string
 	)
 	c := newCommand("verify")
 	c.fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	c.fs.Var(&trust, "trust", "extra trusted root certificate (PEM); repeatable")
+	c.fs.Var(&trust, "trust", "trusted root certificate (PEM) of signers and timestamp authorities; repeatable")
 	c.fs.StringVar(&dataDir, "data-dir", "./data", "trust this data dir's development CA too, when present")
+	c.fs.BoolVar(&production, "production", false, "production trust setup: refuse timestamps of a development timestamp authority")
 	file, err := c.parseFile(args, stderr, "PDF file")
 	if err != nil {
 		return err
@@ -36,7 +39,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer f.Close()
-	rep, err := pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: pades.TrustStore(true, extra...)})
+	rep, err := pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: pades.TrustStore(extra...), RejectDevelopment: production})
 	if err != nil {
 		fmt.Fprintf(stderr, "chamber verify: %s cannot be examined: %v\n", file, err)
 		return &exitError{code: 1}
@@ -56,7 +59,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// loadCerts reads PEM certificate files given with --trust.
+// loadCerts reads the PEM certificate files given with --trust.
 func loadCerts(files []string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, name := range files {
@@ -64,26 +67,11 @@ func loadCerts(files []string) ([]*x509.Certificate, error) {
 		if err != nil {
 			return nil, usagef("chamber: --trust %s: %v", name, err)
 		}
-		n := 0
-		for {
-			var block *pem.Block
-			block, data = pem.Decode(data)
-			if block == nil {
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, usagef("chamber: --trust %s: %v", name, err)
-			}
-			out = append(out, c)
-			n++
+		certs, err := pki.ParseCertificatesPEM(data)
+		if err != nil {
+			return nil, usagef("chamber: --trust %s: %v", name, err)
 		}
-		if n == 0 {
-			return nil, usagef("chamber: --trust %s: no PEM certificates in it", name)
-		}
+		out = append(out, certs...)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,8 +58,16 @@ func (p *testPKI) principal(t testing.TB, name string) pki.Signer {
 	return id.AsSigner()
 }
 
+// ltv are the options Chamber signs with: its root as the trust anchor
+// and added to the /DSS, revocation data only from the test server, which
+// stands in for Chamber's own public URL.
 func (p *testPKI) ltv() LTVOptions {
-	return LTVOptions{Timestamper: p.tsa, HTTPClient: p.srv.Client()}
+	return LTVOptions{Timestamper: p.tsa, HTTPClient: p.egress().Client(), Certificates: []*x509.Certificate{p.auth.Root()}}
+}
+
+func (p *testPKI) egress() pki.Egress {
+	u, _ := url.Parse(p.srv.URL)
+	return pki.Egress{AllowHosts: []string{u.Host}}
 }
 
 // nss builds an NSS database trusting the development root, for pdfsig.

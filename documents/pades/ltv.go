@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/chamber-court/chamber/pki"
@@ -25,13 +26,24 @@ import (
 type LTVOptions struct {
 	// Timestamper stamps the document timestamp. Required.
 	Timestamper Timestamper
-	// HTTPClient fetches CRLs and OCSP responses; nil means a client with
-	// pki.HTTPTimeout.
+	// HTTPClient fetches CRLs and OCSP responses; build it with
+	// pki.Egress, which decides which hosts may be contacted. nil allows
+	// no request. Whatever the client, pki's fetcher follows no redirect
+	// and bounds time and size.
 	HTTPClient *http.Client
-	// Certificates are added to the /DSS besides those found in the
-	// signatures (e.g. a root a verifier may lack).
+	// Certificates are added to every /DSS (e.g. Chamber's own root); the
+	// self-signed ones among them are trust anchors when Roots is nil.
 	Certificates []*x509.Certificate
-	Log          *slog.Logger
+	// Roots are the configured trust anchors (Chamber's CA, --trust).
+	Roots *x509.CertPool
+	// Own are the certificates Chamber itself signed or stamped with: the
+	// signer's certificate and chain and the timestamp authority's (SignLTA
+	// sets them). Revocation data is fetched for these alone — never for a
+	// certificate found in the document, whose OCSP and CRL URLs are
+	// whatever its author chose — and only when Chamber can build the
+	// chain from them and Certificates, never from the document, to Roots.
+	Own []*x509.Certificate
+	Log *slog.Logger
 }
 
 // LTVResult describes the long-term-validation update.
@@ -58,12 +70,13 @@ var (
 // AddLTV appends to a signed PDF the material for long-term validation, as
 // PAdES B-LT and B-LTA ask: an incremental update with a /DSS dictionary
 // holding the certificates of every signer's and timestamp authority's
-// chain and the CRLs and OCSP responses for them, fetched now; then a
-// document timestamp (pdfsign's TimeStampSignature) over everything.
-// Earlier /DSS entries are kept. The result is written to w.
+// chain, and CRLs or OCSP responses fetched now for Chamber's own chains
+// (opts.Own); then a document timestamp (pdfsign's TimeStampSignature)
+// over everything. Earlier /DSS entries are kept. The result is written
+// to w.
 func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LTVOptions) (*LTVResult, error) {
 	if opts.Timestamper == nil {
-		return nil, fmt.Errorf("%w: no Timestamper for the document timestamp", ErrOptions)
+		return nil, invalidOptions("no Timestamper for the document timestamp")
 	}
 	log := opts.Log
 	if log == nil {
@@ -75,8 +88,13 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 	if err != nil {
 		return nil, err
 	}
-	br := newBudgetReader(ctx, r, size)
-	rdr, err := openReader(br, size)
+	b := newBudget(ctx, r, requestLimits(size, false))
+	res, err := addLTV(ctx, b, st, size, w, opts, log)
+	return res, b.wrap(err)
+}
+
+func addLTV(ctx context.Context, b *budget, st *Structure, size int64, w io.Writer, opts LTVOptions, log *slog.Logger) (*LTVResult, error) {
+	rdr, err := openReader(b, b, size)
 	if err != nil {
 		return nil, err
 	}
@@ -88,20 +106,25 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 		return nil, errors.New("pades: no signature to add validation data for")
 	}
 
-	// Everything a verifier needs, deduplicated by content.
+	// Everything a verifier needs, deduplicated by content. Certificates
+	// found in the document are copied, never followed to the network.
 	dss := newDSSBuilder()
-	if err := dss.loadExisting(rdr); err != nil {
+	if err := dss.loadExisting(b, rdr); err != nil {
 		return nil, err
 	}
 	for _, c := range opts.Certificates {
 		dss.addCert(c)
 	}
 	for _, f := range fields {
-		for _, c := range signatureCertificates(f.value) {
+		_, value := f.resolve(rdr)
+		for _, c := range signatureCertificates(value) {
 			dss.addCert(c)
 		}
 	}
-	if err := dss.fetchRevocation(ctx, opts.HTTPClient, log); err != nil {
+	for _, c := range opts.Own {
+		dss.addCert(c)
+	}
+	if err := dss.fetchRevocation(ctx, opts.HTTPClient, ownChains(opts, log), log); err != nil {
 		return nil, err
 	}
 
@@ -115,10 +138,10 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 	}
 
 	// The document timestamp covers the file including the update.
-	whole := &concatReaderAt{a: br, aSize: size, b: update}
+	whole := &concatReaderAt{a: b, aSize: size, b: update}
 	total := size + int64(len(update))
 	in := io.NewSectionReader(whole, 0, total)
-	rdr2, err := openReader(in, total)
+	rdr2, err := openReader(b, in, total)
 	if err != nil {
 		return nil, fmt.Errorf("pades: re-reading after /DSS update: %w", err)
 	}
@@ -138,7 +161,7 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 	}
 	res := &LTVResult{Certificates: len(dss.certs), CRLs: len(dss.crls), OCSPs: len(dss.ocsps), Size: cw.n}
 	if tok := bridge.lastToken(); tok != nil {
-		res.TimestampTime, _ = tokenFacts(tok)
+		res.TimestampTime, _, _ = tokenFacts(tok)
 	}
 	return res, nil
 }
@@ -190,7 +213,7 @@ type dssBuilder struct {
 
 type dssItem struct {
 	ref  string // "id gen R" of an existing stream, or "" for new data
-	data []byte
+	data []byte // new data only: existing entries are kept by reference
 	cert *x509.Certificate
 }
 
@@ -212,8 +235,15 @@ func (d *dssBuilder) addCert(c *x509.Certificate) {
 	d.add(&d.certs, dssItem{data: c.Raw, cert: c})
 }
 
-// loadExisting keeps an earlier /DSS's entries (by reference).
-func (d *dssBuilder) loadExisting(rdr *pdf.Reader) (err error) {
+// maxDSSHashed bounds the existing /DSS entries read for deduplication:
+// certificates and OCSP responses are smaller; a larger entry (a CRL) is
+// kept by reference without being read.
+const maxDSSHashed = 256 << 10
+
+// loadExisting keeps an earlier /DSS's entries by reference. Each distinct
+// stream is read once, through the request's budget and only up to
+// maxDSSHashed, to recognise what is already there; no data is kept.
+func (d *dssBuilder) loadExisting(b *budget, rdr *pdf.Reader) (err error) {
 	defer guard(&err, "reading the existing /DSS")
 	old := rdr.Trailer().Key("Root").Key("DSS")
 	if old.Kind() != pdf.Dict {
@@ -223,22 +253,22 @@ func (d *dssBuilder) loadExisting(rdr *pdf.Reader) (err error) {
 		key  string
 		list *[]dssItem
 	}{{"Certs", &d.certs}, {"CRLs", &d.crls}, {"OCSPs", &d.ocsps}} {
-		arr := old.Key(k.key)
-		for i := 0; i < arr.Len() && i < 10000; i++ {
-			s := arr.Index(i)
-			if s.Kind() != pdf.Stream {
-				continue
-			}
-			data, err := io.ReadAll(io.LimitReader(s.Reader(), 16<<20))
-			if err != nil {
-				return &MalformedError{Reason: "/DSS stream", Err: err}
-			}
+		streams, err := dssStreams(b, old, k.key)
+		if err != nil {
+			return err
+		}
+		for _, s := range streams {
 			p := s.GetPtr()
-			item := dssItem{ref: fmt.Sprintf("%d %d R", p.GetID(), p.GetGen()), data: data}
-			if k.key == "Certs" {
-				item.cert, _ = x509.ParseCertificate(data)
+			item := dssItem{ref: fmt.Sprintf("%d %d R", p.GetID(), p.GetGen())}
+			h := sha256.New()
+			n, err := b.copyStream(h, s, maxDSSHashed)
+			if b.err != nil {
+				return b.err
 			}
-			d.add(k.list, item)
+			if err == nil && n <= maxDSSHashed {
+				d.seen[[32]byte(h.Sum(nil))] = true
+			}
+			*k.list = append(*k.list, item)
 		}
 	}
 	if vri := old.Key("VRI"); !vri.IsNull() {
@@ -247,68 +277,71 @@ func (d *dssBuilder) loadExisting(rdr *pdf.Reader) (err error) {
 	return nil
 }
 
-// fetchRevocation adds, for every certificate that names a source, an OCSP
-// response or a CRL from its issuer.
-func (d *dssBuilder) fetchRevocation(ctx context.Context, client *http.Client, log *slog.Logger) error {
-	covered := map[string]bool{} // serials with an OCSP response already
-	for _, c := range d.certs {
-		if c.cert == nil || isSelfSigned(c.cert) {
-			continue
-		}
-		cert := c.cert
-		issuer := d.issuerOf(cert)
-		if len(cert.OCSPServer) == 0 && len(cert.CRLDistributionPoints) == 0 {
-			continue
-		}
-		var errs []error
-		if issuer != nil && len(cert.OCSPServer) > 0 && !covered[pki.SerialHex(cert)] {
-			raw, _, err := pki.FetchOCSP(ctx, client, cert, issuer)
-			if err == nil {
-				d.add(&d.ocsps, dssItem{data: raw})
-				covered[pki.SerialHex(cert)] = true
-				continue
+// ownChain is a certificate of Chamber's own chain and its issuer.
+type ownChain struct{ cert, issuer *x509.Certificate }
+
+// ownChains builds the chains of the certificates Chamber signed and
+// stamped with (opts.Own) to the configured roots, from opts.Own and
+// opts.Certificates alone, and lists each certificate on them with its
+// issuer. A certificate whose chain reaches no configured root gets no
+// revocation data: whoever issued it chose its URLs.
+func ownChains(opts LTVOptions, log *slog.Logger) []ownChain {
+	roots := opts.Roots
+	if roots == nil {
+		roots = x509.NewCertPool()
+		for _, c := range opts.Certificates {
+			if isSelfSigned(c) {
+				roots.AddCert(c)
 			}
-			errs = append(errs, err)
-		}
-		done := false
-		for _, u := range cert.CRLDistributionPoints {
-			if d.crlURLs[u] {
-				done = true
-				break
-			}
-			der, err := pki.Fetch(ctx, client, u)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			crl, err := x509.ParseRevocationList(der)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
-				continue
-			}
-			if issuer != nil {
-				if err := crl.CheckSignatureFrom(issuer); err != nil {
-					errs = append(errs, fmt.Errorf("CRL %s: %w", u, err))
-					continue
-				}
-			}
-			d.crlURLs[u] = true
-			d.add(&d.crls, dssItem{data: der})
-			done = true
-			break
-		}
-		if !done {
-			log.Warn("no revocation data for certificate", "subject", cert.Subject.String(), "err", errors.Join(errs...))
-			return fmt.Errorf("%w: %s: %w", ErrRevocationUnavailable, cert.Subject, errors.Join(errs...))
 		}
 	}
-	return nil
+	inter := x509.NewCertPool()
+	for _, c := range append(append([]*x509.Certificate(nil), opts.Own...), opts.Certificates...) {
+		inter.AddCert(c)
+	}
+	var out []ownChain
+	seen := map[string]bool{}
+	for _, c := range opts.Own {
+		if isSelfSigned(c) {
+			continue
+		}
+		chains, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			log.Warn("no revocation data fetched: the chain reaches no configured trust root", "subject", c.Subject.String(), "err", err)
+			continue
+		}
+		chain := chains[0]
+		for i := 0; i+1 < len(chain); i++ {
+			key := string(chain[i].Raw)
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, ownChain{cert: chain[i], issuer: chain[i+1]})
+			}
+		}
+	}
+	return out
 }
 
-func (d *dssBuilder) issuerOf(c *x509.Certificate) *x509.Certificate {
-	for _, it := range d.certs {
-		if it.cert != nil && bytes.Equal(it.cert.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(it.cert) == nil {
-			return it.cert
+// fetchRevocation adds an OCSP response or a CRL for each certificate of
+// Chamber's own chains, through pki's one fetcher.
+func (d *dssBuilder) fetchRevocation(ctx context.Context, client *http.Client, own []ownChain, log *slog.Logger) error {
+	for _, o := range own {
+		if len(o.cert.OCSPServer) == 0 && len(o.cert.CRLDistributionPoints) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(o.cert.CRLDistributionPoints, func(u string) bool { return d.crlURLs[u] }) {
+			continue // a CRL already fetched covers it
+		}
+		rev, err := pki.FetchRevocation(ctx, client, o.cert, o.issuer)
+		if err != nil {
+			log.Warn("no revocation data for certificate", "subject", o.cert.Subject.String(), "err", err)
+			return fmt.Errorf("%w: %s: %w", ErrRevocationUnavailable, o.cert.Subject, err)
+		}
+		if rev.Source == "OCSP" {
+			d.add(&d.ocsps, dssItem{data: rev.Raw})
+		} else {
+			d.crlURLs[rev.URL] = true
+			d.add(&d.crls, dssItem{data: rev.Raw})
 		}
 	}
 	return nil
@@ -423,6 +456,9 @@ func SignLTA(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts S
 	if err != nil {
 		return nil, nil, err
 	}
+	// Revocation data is fetched for what Chamber signed and stamped
+	// with here, and for nothing the document brought.
+	ltv.Own = append(append([]*x509.Certificate{opts.Signer.Certificate()}, opts.Signer.Chain()...), sres.tsaCerts...)
 	lres, err := AddLTV(ctx, tmp, sres.Size, w, ltv)
 	if err != nil {
 		return nil, nil, err

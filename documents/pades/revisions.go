@@ -21,11 +21,11 @@ func (v *verifier) classify(k int) (changes []string, err error) {
 		return c, nil
 	}
 	defer guard(&err, fmt.Sprintf("examining revision %d", k+1))
-	prev, err := v.reader(k - 1)
+	prev, err := v.readers.get(k - 1)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := v.reader(k)
+	cur, err := v.readers.get(k)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +109,11 @@ func (v *verifier) classify(k int) (changes []string, err error) {
 // document timestamp.
 func (v *verifier) addsSignature(k int) (added bool, err error) {
 	defer guard(&err, "examining signatures")
-	prev, err := v.reader(k - 1)
+	prev, err := v.readers.get(k - 1)
 	if err != nil {
 		return false, err
 	}
-	cur, err := v.reader(k)
+	cur, err := v.readers.get(k)
 	if err != nil {
 		return false, err
 	}
@@ -127,10 +127,13 @@ func (v *verifier) addsSignature(k int) (added bool, err error) {
 	}
 	old := map[uint32]bool{}
 	for _, f := range before {
-		old[ptrID(f.value)] = true
+		old[f.valueID] = true
 	}
 	for _, f := range after {
-		if !old[ptrID(f.value)] && f.value.Key("Type").Name() != "DocTimeStamp" {
+		if old[f.valueID] {
+			continue
+		}
+		if _, value := f.resolve(cur); value.Key("Type").Name() != "DocTimeStamp" {
 			return true, nil
 		}
 	}
@@ -150,10 +153,11 @@ func allowedObjects(cur *pdf.Reader) (allowed, sigFields map[uint32]bool) {
 	}
 	fields, _ := signatureFields(cur)
 	for _, f := range fields {
-		add(f.field)
-		add(f.value)
-		sigFields[ptrID(f.field)] = true
-		ap := f.field.Key("AP").Key("N")
+		field, value := f.resolve(cur)
+		add(field)
+		add(value)
+		sigFields[ptrID(field)] = true
+		ap := field.Key("AP").Key("N")
 		add(ap)
 		xo := ap.Key("Resources").Key("XObject")
 		for _, name := range xo.Keys() {

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/pki"
 	"github.com/digitorus/pdf"
 	"github.com/digitorus/pdfsign/sign"
@@ -123,11 +124,13 @@ type SignResult struct {
 	TimestampTime      time.Time `json:"timestamp_time"`
 	TimestampAuthority string    `json:"timestamp_authority"`
 	Size               int64     `json:"size"` // bytes written
+
+	tsaCerts []*x509.Certificate // the signature timestamp's certificates
 }
 
 // Errors from Sign for unusable options.
 var (
-	ErrOptions              = errors.New("pades: invalid signing options")
+	ErrOptions              = errors.New("pades: invalid signing options") // the cause of an invalidOptions error
 	ErrCertificationNotLast = errors.New("pades: a certification signature must be the document's first signature")
 )
 
@@ -144,15 +147,15 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	if _, err := Check(ctx, r, size); err != nil {
 		return nil, err
 	}
-	br := newBudgetReader(ctx, r, size)
-	in := io.NewSectionReader(br, 0, size)
-	rdr, err := openReader(in, size)
+	b := newBudget(ctx, r, requestLimits(size, false))
+	in := io.NewSectionReader(b, 0, size)
+	rdr, err := openReader(b, in, size)
 	if err != nil {
-		return nil, err
+		return nil, b.wrap(err)
 	}
 	existing, err := countSignatures(rdr)
 	if err != nil {
-		return nil, err
+		return nil, b.wrap(err)
 	}
 	if opts.Kind == Certification && existing > 0 {
 		return nil, ErrCertificationNotLast
@@ -189,7 +192,7 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 			return nil, err
 		}
 		if a.Page < 1 || a.Page > pages {
-			return nil, fmt.Errorf("%w: seal on page %d of a %d-page document", ErrOptions, a.Page, pages)
+			return nil, invalidOptions("seal on page %d of a %d-page document", a.Page, pages)
 		}
 		if err := checkPageTree(rdr, a.Page); err != nil {
 			return nil, err
@@ -207,7 +210,7 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 		}
 		img, err := renderSeal(a.Width, a.Height, lines)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrOptions, err)
+			return nil, invalidOptions("%v", err)
 		}
 		sd.Appearance = sign.Appearance{
 			Visible: true, Page: uint32(a.Page),
@@ -229,7 +232,7 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	}
 	res = &SignResult{Serial: pki.SerialHex(cert), Signer: cert.Subject.String(), SigningTime: now.UTC(), Size: cw.n}
 	if tok := bridge.lastToken(); tok != nil {
-		res.TimestampTime, res.TimestampAuthority = tokenFacts(tok)
+		res.TimestampTime, res.TimestampAuthority, res.tsaCerts = tokenFacts(tok)
 	}
 	return res, nil
 }
@@ -239,10 +242,10 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 // signature again: pdfsign embeds a token only after its own
 // timestamp.ParseResponse has verified it, and the Timestamper verified it
 // before that, so a third check would only cost time.
-func tokenFacts(tok []byte) (genTime time.Time, authority string) {
+func tokenFacts(tok []byte) (genTime time.Time, authority string, certs []*x509.Certificate) {
 	p7, err := pkcs7.Parse(tok)
 	if err != nil {
-		return time.Time{}, ""
+		return time.Time{}, "", nil
 	}
 	// The head of TSTInfo (RFC 3161 §2.4.2); the optional fields after
 	// genTime are not needed here.
@@ -254,29 +257,29 @@ func tokenFacts(tok []byte) (genTime time.Time, authority string) {
 		GenTime        time.Time `asn1:"generalized"`
 	}
 	if _, err := asn1.Unmarshal(p7.Content, &info); err != nil {
-		return time.Time{}, ""
+		return time.Time{}, "", nil
 	}
 	if signer := p7.GetOnlySigner(); signer != nil {
 		authority = signer.Subject.String()
 	} else if len(p7.Certificates) > 0 {
 		authority = p7.Certificates[0].Subject.String()
 	}
-	return info.GenTime, authority
+	return info.GenTime, authority, p7.Certificates
 }
 
 func (o *SignOptions) validate() error {
 	switch {
 	case o.Signer == nil || o.Signer.Certificate() == nil:
-		return fmt.Errorf("%w: no signer", ErrOptions)
+		return invalidOptions("no signer")
 	case o.Kind != Approval && o.Kind != Certification:
-		return fmt.Errorf("%w: Kind must be Approval or Certification", ErrOptions)
+		return invalidOptions("Kind must be Approval or Certification")
 	case o.Permissions < NoChanges || o.Permissions > AnnotatingFormFillingAndSigning:
-		return fmt.Errorf("%w: Permissions must be set explicitly (1, 2 or 3)", ErrOptions)
+		return invalidOptions("Permissions must be set explicitly (1, 2 or 3)")
 	case o.Timestamper == nil:
-		return fmt.Errorf("%w: every signature carries a timestamp; no Timestamper", ErrOptions)
+		return invalidOptions("every signature carries a timestamp; no Timestamper")
 	case o.Kind == Certification && o.Appearance != nil:
 		// pdfsign draws appearances for approval signatures only.
-		return fmt.Errorf("%w: a certification signature is invisible", ErrOptions)
+		return invalidOptions("a certification signature is invisible")
 	}
 	return nil
 }
@@ -314,7 +317,10 @@ func (p presized) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, struct{ io.Reader }{p.SectionReader})
 }
 
-func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
+// openReader opens the parser on a file Check accepted, reading through
+// the request's budget, and admits it (object streams checked) before
+// anything else reads through it.
+func openReader(b *budget, r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
 	defer guard(&err, "opening the PDF")
 	rdr, err = pdf.NewReader(r, size)
 	if err != nil {
@@ -322,6 +328,9 @@ func openReader(r io.ReaderAt, size int64) (rdr *pdf.Reader, err error) {
 	}
 	if !rdr.Trailer().Key("Encrypt").IsNull() {
 		return nil, ErrEncrypted
+	}
+	if err := b.admit(rdr); err != nil {
+		return nil, err
 	}
 	root := rdr.Trailer().Key("Root")
 	if root.Kind() != pdf.Dict {
@@ -374,7 +383,7 @@ func checkPageTree(rdr *pdf.Reader, page int) (err error) {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("%w: page %d not found in the page tree", ErrOptions, page)
+		return invalidOptions("page %d not found in the page tree", page)
 	}
 	return nil
 }
@@ -384,11 +393,24 @@ func countPages(rdr *pdf.Reader) (n int, err error) {
 	return rdr.NumPage(), nil
 }
 
-// sigField is a signature field with its value dictionary.
+// sigField is a signed signature field. It keeps references only: a
+// signature value may hold megabytes, a document up to MaxSignatures of
+// them, so each field is resolved again (resolve) when it is examined.
 type sigField struct {
-	name  string
-	field pdf.Value
-	value pdf.Value // the /V signature dictionary
+	name    string
+	ref     any        // the field's indirect reference
+	direct  *pdf.Value // a field written directly inside an array, which has no reference of its own
+	valueID uint32     // object number of the /V dictionary (the field's own when /V is direct)
+}
+
+// resolve reads the field and its signature value.
+func (f sigField) resolve(rdr *pdf.Reader) (field, value pdf.Value) {
+	if f.direct != nil {
+		field = *f.direct
+	} else {
+		field = rdr.Resolve(rdr.Trailer().GetPtr(), f.ref)
+	}
+	return field, field.Key("V")
 }
 
 // signatureFields walks the AcroForm field tree for signed signature fields.
@@ -397,8 +419,8 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 	fields := rdr.Trailer().Key("Root").Key("AcroForm").Key("Fields")
 	seen := map[uint32]bool{}
 	visited := 0
-	var walk func(v pdf.Value, parentName, parentFT string, depth int) error
-	walk = func(v pdf.Value, parentName, parentFT string, depth int) error {
+	var walk func(v pdf.Value, container uint32, parentName, parentFT string, depth int) error
+	walk = func(v pdf.Value, container uint32, parentName, parentFT string, depth int) error {
 		if depth > 16 {
 			return malformed("form field tree nested too deeply")
 		}
@@ -417,7 +439,7 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 		}
 		if kids := v.Key("Kids"); kids.Kind() == pdf.Array {
 			for i := 0; i < kids.Len(); i++ {
-				if err := walk(kids.Index(i), name, ft, depth+1); err != nil {
+				if err := walk(kids.Index(i), ptrID(kids), name, ft, depth+1); err != nil {
 					return err
 				}
 			}
@@ -429,22 +451,28 @@ func signatureFields(rdr *pdf.Reader) (out []sigField, err error) {
 		if sv.Kind() != pdf.Dict {
 			return nil // unsigned signature field
 		}
-		p := sv.GetPtr()
-		if seen[p.GetID()] && p.GetID() != 0 {
+		id := ptrID(sv)
+		if seen[id] && id != 0 {
 			return nil
 		}
-		seen[p.GetID()] = true
+		seen[id] = true
 		if len(out) >= MaxSignatures {
 			return malformed("more than %d signatures", MaxSignatures)
 		}
-		out = append(out, sigField{name: name, field: v, value: sv})
+		f := sigField{name: name, valueID: id}
+		if p := v.GetPtr(); p.GetID() != container {
+			f.ref = p
+		} else {
+			f.direct = &v
+		}
+		out = append(out, f)
 		return nil
 	}
 	if fields.Kind() != pdf.Array {
 		return nil, nil
 	}
 	for i := 0; i < fields.Len(); i++ {
-		if err := walk(fields.Index(i), "", "", 0); err != nil {
+		if err := walk(fields.Index(i), ptrID(fields), "", "", 0); err != nil {
 			return nil, err
 		}
 	}
@@ -554,4 +582,10 @@ func (b *tsaBridge) serve(w http.ResponseWriter, r *http.Request) {
 	b.mu.Unlock()
 	w.Header().Set("Content-Type", pki.ContentTypeTimestampReply)
 	w.Write(resp)
+}
+
+// invalidOptions reports signing options that cannot work (422); errors.Is
+// with ErrOptions matches it.
+func invalidOptions(format string, args ...any) error {
+	return &fault.Error{Kind: fault.Invalid, Message: "invalid signing options: " + fmt.Sprintf(format, args...), Err: ErrOptions}
 }

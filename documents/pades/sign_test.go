@@ -28,13 +28,39 @@ func verifyBytes(t testing.TB, p *testPKI, doc []byte) *Report {
 	return rep
 }
 
+// ltvBytes adds the /DSS and a document timestamp to a document the test
+// signed itself, so every certificate in its signatures is Chamber's own
+// (what SignLTA passes as LTVOptions.Own).
 func ltvBytes(t testing.TB, p *testPKI, doc []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	if _, err := AddLTV(context.Background(), bytes.NewReader(doc), int64(len(doc)), &out, p.ltv()); err != nil {
+	opts := p.ltv()
+	opts.Own = ownCertificates(t, doc)
+	if _, err := AddLTV(context.Background(), bytes.NewReader(doc), int64(len(doc)), &out, opts); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// ownCertificates are the certificates in the signatures of doc.
+func ownCertificates(t testing.TB, doc []byte) []*x509.Certificate {
+	t.Helper()
+	size := int64(len(doc))
+	b := newBudget(context.Background(), bytes.NewReader(doc), requestLimits(size, false))
+	rdr, err := openReader(b, b, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := signatureFields(rdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs []*x509.Certificate
+	for _, f := range fields {
+		_, value := f.resolve(rdr)
+		certs = append(certs, signatureCertificates(value)...)
+	}
+	return certs
 }
 
 func reportText(r *Report) string {
@@ -270,6 +296,7 @@ func TestLTVRevocationUnavailable(t *testing.T) {
 		Signer: p.principal(t, "Bob"), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa,
 	})
 	opts := p.ltv()
+	opts.Own = ownCertificates(t, signed)
 	opts.HTTPClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return nil, errors.New("network unreachable")
 	})}
@@ -354,7 +381,8 @@ func TestReportRendering(t *testing.T) {
 		}
 	}
 	text := reportText(rep)
-	for _, want := range []string{"Verdict: VALID", "Signature #1", "Document timestamp #2", "Reason:", "I agree", "Timestamp:", "Revocation:", "good (embedded CRL"} {
+	for _, want := range []string{"Verdict: VALID", "1 signature, 1 document timestamp: all valid", "Signature #1", "Document timestamp #1",
+		"Reason:", "I agree", "Timestamp:", "Revocation:", "good (embedded CRL"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
@@ -399,7 +427,7 @@ func TestRSAIdentity(t *testing.T) {
 		Signer: id.AsSigner(), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa, Reason: "Judgment",
 	})
 	doc = ltvBytes(t, p, doc) // no CRL distribution point: certificates only
-	roots := TrustStore(false, ca, p.auth.Root())
+	roots := TrustStore(ca, p.auth.Root())
 	rep, err := Verify(context.Background(), bytes.NewReader(doc), int64(len(doc)), VerifyOptions{Roots: roots})
 	if err != nil {
 		t.Fatal(err)

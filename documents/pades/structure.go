@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Limits of the bounded parse. A PDF beyond them is refused before any
@@ -28,10 +30,6 @@ const (
 	eofWindow = 1024
 	// maxContentsGap bounds a signature's /Contents (hex, in the file).
 	maxContentsGap = 4 << 20
-	// readBudgetFactor bounds the bytes the parsers may read, as a multiple
-	// of the file size plus a constant; a crafted file that makes a parser
-	// reread itself endlessly runs out of budget instead of time.
-	readBudgetFactor = 24
 )
 
 // MalformedError reports a PDF Chamber cannot parse safely: not a PDF,
@@ -52,13 +50,25 @@ func (e *MalformedError) Error() string {
 
 func (e *MalformedError) Unwrap() error { return e.Err }
 
+// FaultKind makes a MalformedError a fault.Public error (422).
+func (e *MalformedError) FaultKind() fault.Kind { return fault.Invalid }
+
+// FaultCode tells a PDF over Chamber's parsing budget from a broken one.
+func (e *MalformedError) FaultCode() string {
+	var limit *LimitError
+	if errors.As(e.Err, &limit) {
+		return "pdf_too_complex"
+	}
+	return "malformed_pdf"
+}
+
 func malformed(reason string, args ...any) error {
 	return &MalformedError{Reason: fmt.Sprintf(reason, args...)}
 }
 
 // ErrEncrypted reports an encrypted PDF, which Chamber neither signs nor
 // verifies: its strings (signature values included) would need the password.
-var ErrEncrypted = errors.New("pades: encrypted PDFs are not supported")
+var ErrEncrypted = &fault.Error{Kind: fault.Invalid, Code: "encrypted_pdf", Message: "encrypted PDFs are not supported"}
 
 // Revision is one version of the document: the original file or an
 // incremental update appended to it.
@@ -86,12 +96,16 @@ type Structure struct {
 	MaxObjects int64 `json:"max_objects"`
 }
 
-// Check is a quick validity check of a PDF, independent of content
-// sniffing: header, trailer, the chain of cross-reference sections and
-// their claimed sizes, and encryption. It reads only the file's structural
-// parts (a few KiB for most files, plus one scan for %%EOF markers), never
-// panics, and returns a *MalformedError or ErrEncrypted for files Chamber
-// refuses. The upload path may call it to reject a broken PDF early.
+// Check is a validity check of a PDF, independent of content sniffing,
+// that decides whether the parser may see the file at all: header,
+// trailer, the chain of cross-reference sections and their claimed sizes,
+// encryption, and one scan of the body (scanBody) that bounds how deeply
+// objects nest and how large each is, and finds where objects are defined;
+// every cross-reference entry must locate one of those definitions. It
+// never panics and returns a *MalformedError or ErrEncrypted for files
+// Chamber refuses. The upload path calls it to reject a broken PDF early.
+// Object streams are checked later, when a parser is opened on the file
+// (openReader), since only then is it known which ones it will read.
 func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err error) {
 	defer guard(&err, "structure check")
 	if size < 32 {
@@ -129,6 +143,11 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 	if !ok {
 		return nil, malformed("no startxref before the final %%%%EOF")
 	}
+	starts, err := scanBody(ctx, r, size)
+	if err != nil {
+		return nil, err
+	}
+	sr := &sectionReader{r: r, size: size, maxObjects: maxObjects, starts: starts}
 	chain := map[int64]*section{}
 	order := []int64{}
 	for off := lastXref; off >= 0; {
@@ -144,7 +163,7 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 		if off >= size {
 			return nil, malformed("cross-reference offset %d beyond the end of the file", off)
 		}
-		sec, err := readSection(r, size, off, maxObjects)
+		sec, err := sr.read(off)
 		if err != nil {
 			return nil, err
 		}
@@ -158,17 +177,13 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 			if sec.xrefStm >= size {
 				return nil, malformed("/XRefStm offset beyond the end of the file")
 			}
-			hyb, err := readSection(r, size, sec.xrefStm, maxObjects)
+			hyb, err := sr.read(sec.xrefStm)
 			if err != nil {
 				return nil, err
 			}
 			st.MaxObjects = max(st.MaxObjects, hyb.size)
 		}
 		off = sec.prev
-	}
-
-	if err := checkNesting(ctx, r, size); err != nil {
-		return nil, err
 	}
 
 	// Revisions end at the %%EOF markers whose startxref names a section
@@ -277,149 +292,6 @@ func findEOFs(ctx context.Context, r io.ReaderAt, size int64) ([]eofMark, error)
 	return marks, nil
 }
 
-type section struct {
-	stream    bool
-	prev      int64 // -1 when none
-	xrefStm   int64
-	size      int64
-	encrypted bool
-	freed     []uint32
-	used      bool
-}
-
-var (
-	prevRE    = regexp.MustCompile(`/Prev\s+(\d{1,15})`)
-	sizeRE    = regexp.MustCompile(`/Size\s+(\d{1,15})`)
-	xrefStmRE = regexp.MustCompile(`/XRefStm\s+(\d{1,15})`)
-	encryptRE = regexp.MustCompile(`/Encrypt\b`)
-	indexRE   = regexp.MustCompile(`/Index\s*\[([\d\s]*)\]`)
-	wRE       = regexp.MustCompile(`/W\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s*\]`)
-	xrefTypRE = regexp.MustCompile(`/Type\s*/XRef\b`)
-)
-
-// readSection reads the cross-reference section at off just enough to
-// bound it: its object numbers, its /Prev, and whether it encrypts.
-func readSection(r io.ReaderAt, size, off, maxObjects int64) (*section, error) {
-	const window = 64 << 10
-	buf := make([]byte, min(window, size-off))
-	n, err := r.ReadAt(buf, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, &MalformedError{Reason: "read", Err: err}
-	}
-	buf = buf[:n]
-	sec := &section{prev: -1}
-	var dict []byte
-	switch {
-	case bytes.HasPrefix(buf, []byte("xref")):
-		// A table: subsections "start count" followed by count entries.
-		p := newTableScanner(r, off+4, size)
-		var total int64
-		for {
-			tok, err := p.token()
-			if err != nil {
-				return nil, &MalformedError{Reason: fmt.Sprintf("cross-reference table at %d", off), Err: err}
-			}
-			if tok == "trailer" {
-				break
-			}
-			start, err1 := strconv.ParseInt(tok, 10, 64)
-			ctok, err := p.token()
-			count, err2 := strconv.ParseInt(ctok, 10, 64)
-			if err != nil || err1 != nil || err2 != nil || start < 0 || count < 0 {
-				return nil, malformed("cross-reference table at %d: bad subsection header", off)
-			}
-			total += count
-			if start+count > maxObjects || total > maxObjects {
-				return nil, malformed("cross-reference table at %d claims more than %d objects", off, maxObjects)
-			}
-			sec.size = max(sec.size, start+count)
-			for i := int64(0); i < count; i++ {
-				var f [3]string
-				for k := range f {
-					if f[k], err = p.token(); err != nil {
-						return nil, &MalformedError{Reason: fmt.Sprintf("cross-reference table at %d", off), Err: err}
-					}
-				}
-				switch f[2] {
-				case "n":
-				case "f":
-					if start+i != 0 && f[1] != "65535" {
-						sec.freed = append(sec.freed, uint32(start+i))
-					}
-				default:
-					return nil, malformed("cross-reference table at %d: bad entry", off)
-				}
-			}
-		}
-		tail := make([]byte, 4096)
-		k, _ := r.ReadAt(tail, p.off)
-		dict = tail[:k]
-		if end := bytes.Index(dict, []byte("startxref")); end >= 0 {
-			dict = dict[:end]
-		}
-	case intRE.Match(buf):
-		sec.stream = true
-		end := bytes.Index(buf, []byte("stream"))
-		if end < 0 {
-			return nil, malformed("cross-reference stream at %d: no stream keyword within %d bytes", off, window)
-		}
-		dict = buf[:end]
-		if !xrefTypRE.Match(dict) {
-			return nil, malformed("object at %d is not a cross-reference stream", off)
-		}
-		w := wRE.FindSubmatch(dict)
-		if w == nil {
-			return nil, malformed("cross-reference stream at %d: bad /W", off)
-		}
-		for _, x := range w[1:] {
-			if v, _ := strconv.Atoi(string(x)); v > 8 {
-				return nil, malformed("cross-reference stream at %d: field width %d", off, v)
-			}
-		}
-		s := sizeRE.FindSubmatch(dict)
-		if s == nil {
-			return nil, malformed("cross-reference stream at %d: no /Size", off)
-		}
-		sec.size, _ = strconv.ParseInt(string(s[1]), 10, 64)
-		if sec.size > maxObjects {
-			return nil, malformed("cross-reference stream at %d claims %d objects (limit %d)", off, sec.size, maxObjects)
-		}
-		if idx := indexRE.FindSubmatch(dict); idx != nil {
-			nums := bytes.Fields(idx[1])
-			if len(nums)%2 != 0 {
-				return nil, malformed("cross-reference stream at %d: odd /Index", off)
-			}
-			var total int64
-			for i := 0; i < len(nums); i += 2 {
-				a, _ := strconv.ParseInt(string(nums[i]), 10, 64)
-				c, _ := strconv.ParseInt(string(nums[i+1]), 10, 64)
-				total += c
-				if a+c > maxObjects || total > maxObjects || a < 0 || c < 0 {
-					return nil, malformed("cross-reference stream at %d: /Index beyond %d objects", off, maxObjects)
-				}
-			}
-		}
-	default:
-		return nil, malformed("no cross-reference section at offset %d", off)
-	}
-	if m := prevRE.FindSubmatch(dict); m != nil {
-		sec.prev, _ = strconv.ParseInt(string(m[1]), 10, 64)
-	}
-	if m := xrefStmRE.FindSubmatch(dict); m != nil {
-		sec.xrefStm, _ = strconv.ParseInt(string(m[1]), 10, 64)
-	}
-	if !sec.stream {
-		if m := sizeRE.FindSubmatch(dict); m != nil {
-			s, _ := strconv.ParseInt(string(m[1]), 10, 64)
-			if s > maxObjects {
-				return nil, malformed("trailer /Size %d beyond %d objects", s, maxObjects)
-			}
-		}
-	}
-	sec.encrypted = encryptRE.Match(dict)
-	return sec, nil
-}
-
 // tableScanner reads whitespace-separated tokens of an xref table,
 // tracking the file offset it has consumed up to.
 type tableScanner struct {
@@ -462,171 +334,6 @@ func guard(err *error, what string) {
 	}
 }
 
-// budgetReader is an io.ReaderAt that stops serving reads once its context
-// is done or its byte budget is spent, so a pathological file cannot keep a
-// parser busy forever: the parser sees a read error (and usually panics,
-// which guard catches).
-type budgetReader struct {
-	ctx    context.Context
-	r      io.ReaderAt
-	budget int64
-	used   int64
-}
-
-var errBudget = errors.New("pades: parse budget exhausted")
-
-func newBudgetReader(ctx context.Context, r io.ReaderAt, size int64) *budgetReader {
-	return &budgetReader{ctx: ctx, r: r, budget: readBudgetFactor*size + 64<<20}
-}
-
-func (b *budgetReader) ReadAt(p []byte, off int64) (int, error) {
-	if err := b.ctx.Err(); err != nil {
-		return 0, err
-	}
-	b.used += int64(len(p))
-	if b.used > b.budget {
-		return 0, errBudget
-	}
-	return b.r.ReadAt(p, off)
-}
-
 // DefaultTimeout bounds one Sign or Verify call when the context has no
 // deadline of its own.
 const DefaultTimeout = 2 * time.Minute
-
-// maxNesting bounds how deeply arrays and dictionaries may nest. The PDF
-// parser Chamber uses recurses once per level, and running out of stack is
-// a fatal error in Go, not a panic guard can catch: a 5 MB file of "["
-// would take the server down.
-const maxNesting = 128
-
-// checkNesting scans the file's objects (skipping strings, comments and
-// stream data) and refuses one that nests arrays and dictionaries deeper
-// than maxNesting.
-func checkNesting(ctx context.Context, r io.ReaderAt, size int64) error {
-	pos := int64(0)
-	rd := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10)
-	depth := 0
-	var word [9]byte // the current run of letters, for "stream" and "obj"
-	wn := 0
-	var scratch []byte
-	next := func() (byte, bool) {
-		c, err := rd.ReadByte()
-		if err != nil {
-			return 0, false
-		}
-		pos++
-		return c, true
-	}
-	for {
-		if pos&(1<<20-1) == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		c, ok := next()
-		if !ok {
-			return nil
-		}
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-			if wn < len(word) {
-				word[wn] = c
-			}
-			wn++
-			continue
-		}
-		if wn > 0 {
-			switch string(word[:min(wn, len(word))]) {
-			case "obj", "endobj":
-				depth = 0
-			case "stream":
-				if wn == 6 {
-					end, err := findForward(ctx, r, size, pos, []byte("endstream"), &scratch)
-					if err != nil {
-						return err
-					}
-					pos = end
-					rd.Reset(io.NewSectionReader(r, pos, size-pos))
-					wn = 0
-					continue
-				}
-			}
-			wn = 0
-		}
-		switch c {
-		case '%':
-			for c != '\n' && c != '\r' {
-				if c, ok = next(); !ok {
-					return nil
-				}
-			}
-		case '(':
-			level, esc := 1, false
-			for level > 0 {
-				if c, ok = next(); !ok {
-					return nil
-				}
-				switch {
-				case esc:
-					esc = false
-				case c == '\\':
-					esc = true
-				case c == '(':
-					level++
-				case c == ')':
-					level--
-				}
-			}
-		case '[':
-			depth++
-		case ']':
-			depth = max(0, depth-1)
-		case '<':
-			if b, err := rd.Peek(1); err == nil && b[0] == '<' {
-				next()
-				depth++
-			} else {
-				for c != '>' {
-					if c, ok = next(); !ok {
-						return nil
-					}
-				}
-			}
-		case '>':
-			if b, err := rd.Peek(1); err == nil && b[0] == '>' {
-				next()
-				depth = max(0, depth-1)
-			}
-		}
-		if depth > maxNesting {
-			return malformed("objects nested more than %d deep near offset %d", maxNesting, pos)
-		}
-	}
-}
-
-// findForward returns the offset just past the first occurrence of pat at
-// or after from, or size when there is none. It reads a small window
-// first, since most streams are small, and widens it as it goes.
-func findForward(ctx context.Context, r io.ReaderAt, size, from int64, pat []byte, buf *[]byte) (int64, error) {
-	window := int64(4 << 10)
-	for off := from; off < size; {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		need := int(min(window+int64(len(pat)), size-off))
-		if cap(*buf) < need {
-			*buf = make([]byte, need)
-		}
-		b := (*buf)[:need]
-		n, err := r.ReadAt(b, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, &MalformedError{Reason: "read", Err: err}
-		}
-		if i := bytes.Index(b[:n], pat); i >= 0 {
-			return off + int64(i+len(pat)), nil
-		}
-		off += window
-		window = min(window*2, 1<<20)
-	}
-	return size, nil
-}

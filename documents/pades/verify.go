@@ -16,43 +16,37 @@ import (
 
 	"github.com/chamber-court/chamber/pki"
 	"github.com/digitorus/pdf"
-	"golang.org/x/crypto/ocsp"
 )
 
 // VerifyOptions configure Verify.
 type VerifyOptions struct {
-	// Roots are the trust anchors for signers and timestamp authorities;
-	// build them with TrustStore. Nil means the system roots.
+	// Roots are the trust anchors for signers and timestamp authorities:
+	// Chamber's CA and the roots configured with --trust (TrustStore).
+	// Nil trusts nothing.
 	Roots *x509.CertPool
+	// RejectDevelopment is for a production trust setup: a timestamp from
+	// a development authority (pki.DevMarker in its certificate, or the
+	// example policy pki.DevTSAPolicy) is then not trusted at all. Without
+	// it such a timestamp is accepted, but the entry and the verdict say
+	// "development" and never plain "valid".
+	RejectDevelopment bool
 	// Now is the time chains are checked at when a signature has no valid
 	// timestamp (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
 }
 
-// TrustStore returns a pool with the system roots (when system is true)
-// and extra, e.g. Chamber's own CA and certificates given with --trust.
-func TrustStore(system bool, extra ...*x509.Certificate) *x509.CertPool {
-	pool := x509.NewCertPool()
-	if system {
-		if sys, err := x509.SystemCertPool(); err == nil && sys != nil {
-			pool = sys.Clone()
-		}
-	}
-	for _, c := range extra {
-		pool.AddCert(c)
-	}
-	return pool
-}
-
 // Verify examines every signature and document timestamp of a PDF: the
 // integrity of the bytes it signs, that those bytes are the whole revision
 // it signs (all but its own /Contents), the chain of its certificate to
-// the trust store at the time of its timestamp, revocation data embedded in
-// the document, its timestamp, its certification level, and what later
-// revisions changed: only signatures, /DSS and document timestamps may
-// follow a signature; anything else is reported as "modified after
-// signing".
+// the trust store at the time of its timestamp and that the certificate
+// may sign documents, revocation data embedded in the document, its
+// timestamp, its certification level, and what later revisions changed:
+// only signatures, /DSS and document timestamps may follow a signature;
+// anything else is reported as "modified after signing".
+//
+// One budget (see budget) bounds everything the request parses; a PDF
+// beyond it is refused with a *LimitError inside a *MalformedError.
 //
 // Verify returns an error only when the PDF cannot be examined (a
 // *MalformedError, ErrEncrypted, or the context's error); a PDF whose
@@ -64,7 +58,7 @@ func Verify(ctx context.Context, r io.ReaderAt, size int64, opts VerifyOptions) 
 		opts.Now = time.Now
 	}
 	if opts.Roots == nil {
-		opts.Roots = TrustStore(true)
+		opts.Roots = x509.NewCertPool() // never the system's: x509 uses those for nil
 	}
 	log := opts.Log
 	if log == nil {
@@ -81,9 +75,43 @@ func Verify(ctx context.Context, r io.ReaderAt, size int64, opts VerifyOptions) 
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{ctx: ctx, r: r, size: size, st: st, opts: opts,
-		br: newBudgetReader(ctx, r, size), readers: map[int]*pdf.Reader{}, classified: map[int][]string{}}
-	rdr, err := v.reader(len(st.Revisions) - 1)
+	b := newBudget(ctx, r, requestLimits(size, true))
+	if st.MaxObjects > b.lim.readerObjects {
+		return nil, b.wrap(&LimitError{What: "objects in one revision", Limit: b.lim.readerObjects})
+	}
+	v := &verifier{ctx: ctx, r: r, b: b, size: size, st: st, opts: opts,
+		classified: map[int][]string{}, addsSig: map[int]bool{}}
+	v.readers = readerCache{open: v.open, readers: map[int]*pdf.Reader{}}
+	rep, err = v.run()
+	if err == nil && b.err != nil {
+		err = b.err
+	}
+	if err != nil {
+		return nil, b.wrap(err)
+	}
+	return rep, nil
+}
+
+type verifier struct {
+	ctx  context.Context
+	r    io.ReaderAt // the file, for hashing and the /Contents gaps
+	b    *budget     // what the parsers read through
+	size int64
+	st   *Structure
+	opts VerifyOptions
+
+	readers    readerCache
+	classified map[int][]string // revision → disallowed changes it made
+	addsSig    map[int]bool     // revision → adds a signature
+	dss        dssIndex
+}
+
+// run verifies in two passes so that at most two parsers are alive at a
+// time: first every signature against the last revision (fields, /DSS,
+// cryptography, chains, revocation), then the later revisions of each.
+func (v *verifier) run() (*Report, error) {
+	last := len(v.st.Revisions) - 1
+	rdr, err := v.readers.get(last)
 	if err != nil {
 		return nil, err
 	}
@@ -91,153 +119,167 @@ func Verify(ctx context.Context, r io.ReaderAt, size int64, opts VerifyOptions) 
 	if err != nil {
 		return nil, err
 	}
-	rep = &Report{Size: size, Revisions: len(st.Revisions), Version: st.Version}
-	if rep.SHA256, err = docHash(ctx, r, size); err != nil {
+	rep := &Report{Size: v.size, Revisions: len(v.st.Revisions), Version: v.st.Version, Signatures: []SignatureReport{}}
+	if rep.SHA256, err = docHash(v.ctx, v.r, v.size); err != nil {
 		return nil, err
 	}
 	if err := v.loadDSS(rdr); err != nil {
 		return nil, err
 	}
+	// One signature at a time: each /Contents may be megabytes.
 	for _, f := range fields {
-		if err := ctx.Err(); err != nil {
+		if err := v.ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep.Signatures = append(rep.Signatures, v.verifyOne(f))
+		rep.Signatures = append(rep.Signatures, v.verifyOne(readSigInfo(rdr, f)))
+		if v.b.err != nil {
+			return nil, v.b.err
+		}
 	}
-	if err := ctx.Err(); err != nil {
+	fields, rdr = nil, nil
+	v.dss = dssIndex{} // the /DSS is no longer needed: drop its parser
+	for i := range rep.Signatures {
+		sr := &rep.Signatures[i]
+		v.checkLaterRevisions(sr)
+		sr.settle()
+	}
+	if err := v.ctx.Err(); err != nil {
 		return nil, err
 	}
 	rep.finish()
 	return rep, nil
 }
 
-type verifier struct {
-	ctx  context.Context
-	r    io.ReaderAt
-	br   *budgetReader
-	size int64
-	st   *Structure
-	opts VerifyOptions
-
-	readers    map[int]*pdf.Reader
-	classified map[int][]string // revision → disallowed changes it made
-
-	dssPool *x509.CertPool
-	crls    []*x509.RevocationList
-	ocsps   [][]byte
+// readerCache keeps the parsers of the two revisions used last; each
+// holds the cross-reference table of its revision (32 bytes an object).
+type readerCache struct {
+	open    func(k int) (*pdf.Reader, error)
+	readers map[int]*pdf.Reader
+	order   []int // least recently used first
 }
 
-// reader opens the document as it was at revision k.
-func (v *verifier) reader(k int) (*pdf.Reader, error) {
-	if rdr, ok := v.readers[k]; ok {
+const readersKept = 2
+
+func (c *readerCache) get(k int) (*pdf.Reader, error) {
+	if rdr, ok := c.readers[k]; ok {
+		c.touch(k)
 		return rdr, nil
 	}
-	end := v.st.Revisions[k].End
-	rdr, err := openReader(io.NewSectionReader(v.br, 0, end), end)
+	for len(c.order) >= readersKept {
+		delete(c.readers, c.order[0])
+		c.order = c.order[1:]
+	}
+	rdr, err := c.open(k)
 	if err != nil {
 		return nil, err
 	}
-	v.readers[k] = rdr
+	c.readers[k] = rdr
+	c.order = append(c.order, k)
 	return rdr, nil
 }
 
-func (v *verifier) loadDSS(rdr *pdf.Reader) (err error) {
-	defer guard(&err, "reading /DSS")
-	v.dssPool = x509.NewCertPool()
-	dss := rdr.Trailer().Key("Root").Key("DSS")
-	if dss.Kind() != pdf.Dict {
-		return nil
-	}
-	read := func(key string, each func([]byte)) {
-		arr := dss.Key(key)
-		for i := 0; i < arr.Len() && i < 10000; i++ {
-			s := arr.Index(i)
-			if s.Kind() != pdf.Stream {
-				continue
-			}
-			data, err := io.ReadAll(io.LimitReader(s.Reader(), 16<<20))
-			if err == nil {
-				each(data)
-			}
+func (c *readerCache) touch(k int) {
+	for i, x := range c.order {
+		if x == k {
+			c.order = append(append(c.order[:i:i], c.order[i+1:]...), k)
+			return
 		}
 	}
-	read("Certs", func(b []byte) {
-		if c, err := x509.ParseCertificate(b); err == nil {
-			v.dssPool.AddCert(c)
-		}
-	})
-	read("CRLs", func(b []byte) {
-		if c, err := x509.ParseRevocationList(b); err == nil {
-			v.crls = append(v.crls, c)
-		}
-	})
-	read("OCSPs", func(b []byte) { v.ocsps = append(v.ocsps, b) })
-	return nil
 }
 
-// verifyOne examines one signature field.
-func (v *verifier) verifyOne(f sigField) (sr SignatureReport) {
-	sr = SignatureReport{Field: f.name, Revision: -1}
+// open opens the document as it was at revision k.
+func (v *verifier) open(k int) (*pdf.Reader, error) {
+	end := v.st.Revisions[k].End
+	return openReader(v.b, io.NewSectionReader(v.b, 0, end), end)
+}
+
+// sigInfo is what the verifier reads from a signature dictionary, so that
+// the dictionary's parser need not stay alive.
+type sigInfo struct {
+	field, kind, subFilter          string
+	name, reason, location, contact string
+	certification                   string
+	claimed                         *time.Time
+	byteRange                       []int64
+	byteRangeProblem, unreadable    string
+	contents                        []byte
+}
+
+func readSigInfo(rdr *pdf.Reader, f sigField) (si sigInfo) {
+	si.field = f.name
 	defer func() {
 		if p := recover(); p != nil {
-			sr.problem(fmt.Sprintf("cannot read the signature: parser panic: %v", p))
+			si.unreadable = fmt.Sprintf("cannot read the signature: parser panic: %v", p)
 		}
-		sr.settle()
 	}()
-	sv := f.value
-	sr.SubFilter = sv.Key("SubFilter").Name()
-	sr.Name = sv.Key("Name").Text()
-	sr.Reason = sv.Key("Reason").Text()
-	sr.Location = sv.Key("Location").Text()
-	sr.Contact = sv.Key("ContactInfo").Text()
-	sr.Kind = "signature"
-	if sv.Key("Type").Name() == "DocTimeStamp" || sr.SubFilter == "ETSI.RFC3161" {
-		sr.Kind = "document timestamp"
-	}
-	if sr.Kind == "signature" {
-		sr.Certification = certificationOf(sv)
+	_, sv := f.resolve(rdr)
+	si.subFilter = sv.Key("SubFilter").Name()
+	si.name = sv.Key("Name").Text()
+	si.reason = sv.Key("Reason").Text()
+	si.location = sv.Key("Location").Text()
+	si.contact = sv.Key("ContactInfo").Text()
+	si.kind = KindSignature
+	if sv.Key("Type").Name() == "DocTimeStamp" || si.subFilter == "ETSI.RFC3161" {
+		si.kind = KindDocumentTimestamp
+	} else {
+		si.certification = certificationOf(sv)
 	}
 	if m := sv.Key("M"); m.Kind() == pdf.String {
 		if t, err := parsePDFDate(m.Text()); err == nil {
-			sr.ClaimedTime = &t
+			si.claimed = &t
 		}
 	}
-
-	// ByteRange: two ranges around exactly this signature's /Contents,
-	// ending at a revision boundary.
 	brv := sv.Key("ByteRange")
 	if brv.Kind() != pdf.Array || brv.Len() != 4 {
-		sr.problem("ByteRange is not four numbers")
-		return sr
+		si.byteRangeProblem = "ByteRange is not four numbers"
+		return si
 	}
-	var br [4]int64
-	for i := range br {
+	for i := range 4 {
 		if brv.Index(i).Kind() != pdf.Integer {
-			sr.problem("ByteRange is not four integers")
-			return sr
+			si.byteRangeProblem = "ByteRange is not four integers"
+			return si
 		}
-		br[i] = brv.Index(i).Int64()
+		si.byteRange = append(si.byteRange, brv.Index(i).Int64())
 	}
-	sr.ByteRange = br[:]
-	contents := []byte(sv.Key("Contents").RawString())
-	if err := v.checkCoverage(br, contents, &sr); err != nil {
-		sr.problem(err.Error())
+	// /Contents is at most maxContentsGap in the file: checkCoverage
+	// compares it with the gap it reads itself.
+	si.contents = []byte(sv.Key("Contents").RawString())
+	return si
+}
+
+// verifyOne examines one signature or document timestamp against the
+// last revision; checkLaterRevisions does the rest.
+func (v *verifier) verifyOne(si sigInfo) (sr SignatureReport) {
+	sr = SignatureReport{Field: si.field, Revision: -1, Kind: si.kind, SubFilter: si.subFilter,
+		Name: si.name, Reason: si.reason, Location: si.location, Contact: si.contact,
+		Certification: si.certification, ClaimedTime: si.claimed}
+	defer func() {
+		if p := recover(); p != nil {
+			sr.fail(ReasonUnreadable, fmt.Sprintf("cannot read the signature: parser panic: %v", p))
+		}
+	}()
+	switch {
+	case si.unreadable != "":
+		sr.fail(ReasonUnreadable, si.unreadable)
+		return sr
+	case si.byteRangeProblem != "":
+		sr.fail(ReasonCoverage, si.byteRangeProblem)
 		return sr
 	}
-
-	switch sr.Kind {
-	case "document timestamp":
-		v.verifyDocTimestamp(br, contents, &sr)
-	default:
-		switch sr.SubFilter {
-		case "adbe.pkcs7.detached", "ETSI.CAdES.detached":
-			v.verifySignature(br, contents, &sr)
-		default:
-			sr.problem(fmt.Sprintf("unsupported signature format /SubFilter /%s", sr.SubFilter))
-			return sr
-		}
+	br := [4]int64(si.byteRange)
+	sr.ByteRange = si.byteRange
+	if err := v.checkCoverage(br, si.contents, &sr); err != nil {
+		sr.fail(ReasonCoverage, err.Error())
+		return sr
 	}
-	v.checkLaterRevisions(&sr)
+	switch {
+	case sr.Kind == KindDocumentTimestamp:
+		v.verifyDocTimestamp(br, si.contents, &sr)
+	case sr.SubFilter == "adbe.pkcs7.detached" || sr.SubFilter == "ETSI.CAdES.detached":
+		v.verifySignature(br, si.contents, &sr)
+	default:
+		sr.fail(ReasonFormat, fmt.Sprintf("unsupported signature format /SubFilter /%s", sr.SubFilter))
+	}
 	return sr
 }
 
@@ -308,7 +350,7 @@ func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
 func (v *verifier) verifySignature(br [4]int64, contents []byte, sr *SignatureReport) {
 	s, err := parseCMS(contents)
 	if err != nil {
-		sr.problem(err.Error())
+		sr.fail(ReasonFormat, err.Error())
 		return
 	}
 	sr.Signer = s.signer.Subject.String()
@@ -322,125 +364,88 @@ func (v *verifier) verifySignature(br [4]int64, contents []byte, sr *SignatureRe
 	}
 	digest, err := v.hashRanges(br, s.hash)
 	if err != nil {
-		sr.problem("cannot read the signed bytes: " + err.Error())
+		sr.fail(ReasonUnreadable, "cannot read the signed bytes: "+err.Error())
 		return
 	}
 	if err := s.verify(digest); err != nil {
-		sr.problem("integrity: " + err.Error())
+		sr.fail(ReasonIntegrity, "integrity: "+err.Error())
 		return
 	}
 	sr.Intact = true
 
-	at := v.opts.Now()
+	at, devTS := v.opts.Now(), false
 	if s.tsToken != nil {
-		tr := &TimestampReport{}
-		info, err := pki.VerifyTimestampToken(s.tsToken, func(h crypto.Hash) ([]byte, error) {
-			if !h.Available() {
-				return nil, fmt.Errorf("hash %v unavailable", h)
-			}
-			w := h.New()
-			w.Write(s.signature)
-			return w.Sum(nil), nil
-		}, v.opts.Roots, v.dssPool)
-		var te *pki.TimestampError
-		switch {
-		case errors.As(err, &te) && te.Reason == "authority not trusted":
-			// Intact, but from an authority outside the trust store: the
-			// signature is untrusted rather than broken.
-			tr.Problem = err.Error()
-			sr.untrustedTimestamp = true
-		case err != nil:
-			tr.Problem = err.Error()
-			sr.problem("signature timestamp: " + err.Error())
-		default:
-			tr.Valid = true
-			tr.Time = info.Time.UTC()
-			tr.Authority = info.Authority.Subject.String()
-			at = info.Time
-		}
-		sr.Timestamp = tr
+		at, devTS = v.signatureTimestamp(s, sr)
 	}
-
-	inter := v.dssPool.Clone()
+	inter := v.dss.certs.Clone()
 	for _, c := range s.p7.Certificates {
 		inter.AddCert(c)
 	}
-	chains, err := s.signer.Verify(x509.VerifyOptions{
-		Roots: v.opts.Roots, Intermediates: inter, CurrentTime: at,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		sr.ChainProblem = err.Error()
+	chain, code, text := chainFor(s.signer, v.opts.Roots, inter, at)
+	if chain == nil {
+		sr.ChainProblem = text
+		sr.distrust(code, text)
 		return
 	}
 	sr.Trusted = true
-	for _, c := range chains[0] {
+	for _, c := range chain {
 		sr.Chain = append(sr.Chain, c.Subject.String())
 	}
+	sr.devCert, sr.devTS = isDevelopmentCertificate(s.signer), devTS
 	var issuer *x509.Certificate
-	if len(chains[0]) > 1 {
-		issuer = chains[0][1]
+	if len(chain) > 1 {
+		issuer = chain[1]
 	}
-	v.checkRevocation(s, issuer, at, sr)
+	v.checkRevocation(s.signer, issuer, s.revInfo, at, sr)
 }
 
-// checkRevocation looks for the signer's status in the CRLs and OCSP
-// responses embedded in the document (/DSS and the signature's own
-// revocation attribute). Verify never goes to the network.
-func (v *verifier) checkRevocation(s *cmsSignature, issuer *x509.Certificate, at time.Time, sr *SignatureReport) {
-	if issuer == nil {
-		sr.Revocation = "not applicable (self-signed)"
-		return
+// signatureTimestamp checks a signature's timestamp and returns the time
+// the chain is checked at: the timestamp's when it is trusted, else now.
+func (v *verifier) signatureTimestamp(s *cmsSignature, sr *SignatureReport) (at time.Time, development bool) {
+	at = v.opts.Now()
+	tr := &TimestampReport{}
+	sr.Timestamp = tr
+	info, err := pki.VerifyTimestampToken(s.tsToken, func(h crypto.Hash) ([]byte, error) {
+		if !h.Available() {
+			return nil, fmt.Errorf("hash %v unavailable", h)
+		}
+		w := h.New()
+		w.Write(s.signature)
+		return w.Sum(nil), nil
+	}, v.opts.Roots, v.dss.certs)
+	var te *pki.TimestampError
+	switch {
+	case errors.As(err, &te) && te.Reason == "authority not trusted":
+		// Intact, but from an authority outside the trust store: the
+		// signature is untrusted rather than broken.
+		tr.Problem = err.Error()
+		sr.distrust(ReasonTimestampUntrusted, "the timestamp authority is not trusted: "+err.Error())
+		return at, false
+	case err != nil:
+		tr.Problem = err.Error()
+		sr.fail(ReasonTimestampInvalid, "signature timestamp: "+err.Error())
+		return at, false
 	}
-	crls := append([]*x509.RevocationList(nil), v.crls...)
-	for _, raw := range s.revInfo.CRL {
-		if c, err := x509.ParseRevocationList(raw.FullBytes); err == nil {
-			crls = append(crls, c)
-		}
+	v.describeTimestamp(tr, info)
+	if tr.Development && v.opts.RejectDevelopment {
+		sr.distrust(ReasonDevelopmentTimestamp, tr.Problem)
+		return at, false
 	}
-	ocsps := append([][]byte(nil), v.ocsps...)
-	for _, raw := range s.revInfo.OCSP {
-		ocsps = append(ocsps, raw.FullBytes)
+	return info.Time, tr.Development
+}
+
+// describeTimestamp fills a report from a verified token; a development
+// timestamp under RejectDevelopment is reported as not accepted.
+func (v *verifier) describeTimestamp(tr *TimestampReport, info *pki.TimestampInfo) {
+	tr.Time = info.Time.UTC()
+	tr.Authority = info.Authority.Subject.String()
+	tr.Policy = info.Policy.String()
+	tr.Development = isDevelopmentTimestamp(info)
+	tr.Valid = true
+	if tr.Development && v.opts.RejectDevelopment {
+		tr.Valid = false
+		tr.Problem = "the timestamp comes from a development authority (" + tr.Authority + ", policy " + tr.Policy + "), which a production trust setup does not accept"
 	}
-	for _, raw := range ocsps {
-		resp, err := ocsp.ParseResponseForCert(raw, s.signer, issuer)
-		if err != nil {
-			continue
-		}
-		if resp.Status == ocsp.Revoked {
-			if !resp.RevokedAt.After(at) {
-				sr.Revoked = true
-				sr.Revocation = "revoked " + resp.RevokedAt.UTC().Format(time.RFC3339) + ", before the signing time (embedded OCSP)"
-			} else {
-				sr.Revocation = "revoked " + resp.RevokedAt.UTC().Format(time.RFC3339) + ", after the timestamped signing time: the signature stands (embedded OCSP)"
-			}
-			return
-		}
-		if resp.Status == ocsp.Good {
-			sr.Revocation = "good (embedded OCSP of " + resp.ThisUpdate.UTC().Format(time.RFC3339) + ")"
-			return
-		}
-	}
-	for _, crl := range crls {
-		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
-			continue
-		}
-		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(s.signer.SerialNumber) != 0 {
-				continue
-			}
-			if !e.RevocationTime.After(at) {
-				sr.Revoked = true
-				sr.Revocation = "revoked " + e.RevocationTime.UTC().Format(time.RFC3339) + ", before the signing time (embedded CRL)"
-			} else {
-				sr.Revocation = "revoked " + e.RevocationTime.UTC().Format(time.RFC3339) + ", after the timestamped signing time: the signature stands (embedded CRL)"
-			}
-			return
-		}
-		sr.Revocation = "good (embedded CRL of " + crl.ThisUpdate.UTC().Format(time.RFC3339) + ")"
-		return
-	}
-	sr.Revocation = "no revocation data in the document"
 }
 
 func (v *verifier) verifyDocTimestamp(br [4]int64, contents []byte, sr *SignatureReport) {
@@ -452,29 +457,34 @@ func (v *verifier) verifyDocTimestamp(br [4]int64, contents []byte, sr *Signatur
 		d, err := v.hashRanges(br, h)
 		digestErr = err
 		return d, err
-	}, v.opts.Roots, v.dssPool)
+	}, v.opts.Roots, v.dss.certs)
 	if err != nil {
 		tr.Problem = err.Error()
 		var te *pki.TimestampError
 		switch {
 		case digestErr != nil:
-			sr.problem("cannot read the stamped bytes: " + digestErr.Error())
+			sr.fail(ReasonUnreadable, "cannot read the stamped bytes: "+digestErr.Error())
 		case errors.As(err, &te) && te.Reason == "authority not trusted":
 			sr.Intact = true
 			sr.ChainProblem = err.Error()
+			sr.distrust(ReasonTimestampUntrusted, "the timestamp authority is not trusted: "+err.Error())
 		default:
-			sr.problem("integrity: " + err.Error())
+			sr.fail(ReasonIntegrity, "integrity: "+err.Error())
 		}
 		return
 	}
-	sr.Intact, sr.Trusted = true, true
-	tr.Valid = true
-	tr.Time = info.Time.UTC()
-	tr.Authority = info.Authority.Subject.String()
-	sr.Signer = tr.Authority
+	sr.Intact = true
+	sr.Signer = info.Authority.Subject.String()
 	sr.SignerName = info.Authority.Subject.CommonName
 	sr.Serial = pki.SerialHex(info.Authority)
 	sr.Issuer = info.Authority.Issuer.String()
+	v.describeTimestamp(tr, info)
+	if !tr.Valid {
+		sr.distrust(ReasonDevelopmentTimestamp, tr.Problem)
+		return
+	}
+	sr.Trusted = true
+	sr.devTS = tr.Development
 }
 
 // checkLaterRevisions classifies every revision after the signed one.
@@ -495,19 +505,26 @@ func (v *verifier) checkLaterRevisions(sr *SignatureReport) {
 		if len(changes) > 0 {
 			sr.ModifiedAfter = true
 		}
-		if sr.Certification == "certification: no changes allowed (P=1)" {
-			if added, err := v.addsSignature(k); err == nil && added {
-				sr.ModifiedAfter = true
-				sr.Changes = append(sr.Changes, fmt.Sprintf("revision %d: adds a signature although the certification forbids any change", k+1))
-			}
+		if sr.Certification == "certification: no changes allowed (P=1)" && v.revisionAddsSignature(k) {
+			sr.ModifiedAfter = true
+			sr.Changes = append(sr.Changes, fmt.Sprintf("revision %d: adds a signature although the certification forbids any change", k+1))
 		}
 	}
 	sr.LaterRevisions = len(v.st.Revisions) - 1 - sr.Revision
 }
 
+func (v *verifier) revisionAddsSignature(k int) bool {
+	if added, ok := v.addsSig[k]; ok {
+		return added
+	}
+	added, err := v.addsSignature(k)
+	v.addsSig[k] = err == nil && added
+	return v.addsSig[k]
+}
+
 func certificationOf(sv pdf.Value) string {
 	ref := sv.Key("Reference")
-	for i := 0; i < ref.Len(); i++ {
+	for i := 0; i < ref.Len() && i < 16; i++ {
 		r := ref.Index(i)
 		if r.Key("TransformMethod").Name() != "DocMDP" {
 			continue
