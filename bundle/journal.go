@@ -119,7 +119,9 @@ func walkJournalFrom(r io.Reader, entry func(journal.Entry) error, anchor func(j
 			return err
 		}
 	}
-	return nil
+	// A journal cut short is not an empty one.
+	in.reset()
+	return expectDelim(dec, '}')
 }
 
 // eachValue decodes each element of the array at the decoder's position

@@ -179,3 +179,15 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// A journal.json cut short after its opening brace is unreadable, not an
+// empty record: the streaming walk must reach the closing brace.
+func TestTruncatedJournalIsNotEmpty(t *testing.T) {
+	m := bundle.Manifest{Version: 2, SessionID: uuid.New()}
+	for _, j := range []string{"{", `{"entries":[`, `{"entries":[]`} {
+		problems := bundle.CheckRecord(m, strings.NewReader(j))
+		if len(problems) != 1 || problems[0].Path != bundle.JournalName {
+			t.Errorf("journal %q: problems %+v, want one at %s", j, problems, bundle.JournalName)
+		}
+	}
+}
