@@ -62,7 +62,9 @@ func TestConsultationKeepsNoMute(t *testing.T) {
 		if _, err := svc.Mute(ctx, r.judge, sid, id(r.party), sessions.MuteRequest{Audio: &yes, Video: &yes}); err != nil {
 			t.Fatal(err)
 		}
-		forwards := func(sub sessions.Principal, source string) bool { return svc.MayForward(sid, id(sub), id(r.party), source) }
+		forwards := func(sub sessions.Principal, source string) bool {
+			return svc.MayForward(sid, id(sub), id(r.party), source)
+		}
 		for _, src := range []string{sessions.SourceMicrophone, sessions.SourceCamera} {
 			if forwards(r.judge, src) || forwards(r.counsel, src) {
 				t.Fatalf("the muted party's %s reaches the main room", src)
