@@ -102,18 +102,19 @@ test(`hearing (${E})`, async (t) => {
     const out = `(async () => { const out = {}; for (const pc of window.__test.PCs) { if (pc.connectionState === 'closed') continue;
       (await pc.getStats()).forEach(s => { if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || ''] = {w: s.frameWidth || 0, bytes: s.bytesSent, t: s.timestamp}; }); }
       return out; })()`;
-    await judge.wait(`${out}.then(o => ['q', 'h', 'f'].every(r => o[r] && o[r].w > 0 && o[r].bytes > 0))`, 15000);
+    await judge.wait(`${out}.then(o => ['q', 'h', 'f'].every(r => o[r] && o[r].w > 0 && o[r].bytes > 0))`, 30000);
     const a = await judge.eval(out);
     assert.ok(a.q.w < a.h.w && a.h.w < a.f.w, `the judge's layers are not q < h < f: ${js(a)}`);
     // Each layer keeps within its cap (150, 500 and 1500 kbit/s, with
     // room for headers and the encoder's swings).
-    await judge.wait(`${out}.then(o => o.f.bytes > ${a.f.bytes} && o.f.t - ${a.f.t} > 3000)`, 15000);
+    await judge.wait(`${out}.then(o => o.q.t - ${a.q.t} > 3000)`, 15000);
     const b = await judge.eval(out);
     const kbps = (r) => ((b[r].bytes - a[r].bytes) * 8) / (b[r].t - a[r].t);
     const rates = { q: kbps('q'), h: kbps('h'), f: kbps('f') };
     console.log(`[${E}] simulcast layers ${a.q.w}/${a.h.w}/${a.f.w} px at ${Math.round(rates.q)}/${Math.round(rates.h)}/${Math.round(rates.f)} kbit/s`);
-    assert.ok(rates.q < 250 && rates.h < 750 && rates.f < 2000, `layers over their caps: ${js(rates)}`);
-    assert.ok(rates.q < rates.f, `the quarter layer sends more than the full one: ${js(rates)}`);
+    // Each layer keeps within its cap (with room for packet headers);
+    // the encoder may send a layer at less, or suspend it under load.
+    assert.ok(rates.q < 150 * 1.3 && rates.h < 500 * 1.3 && rates.f < 1500 * 1.3, `layers over their caps: ${js(rates)}`);
 
     const inWidth = `(async () => { const v = ${probe.video(judgeID)}; const tr = v && v.srcObject && v.srcObject.getVideoTracks()[0]; if (!tr) return 0; let w = 0;
       for (const pc of window.__test.PCs) { if (pc.connectionState === 'closed') continue;
@@ -176,13 +177,14 @@ test(`hearing (${E})`, async (t) => {
   // publisher for a keyframe until the returning subscriber has one.
   const rejoined = async (who, pid) => {
     const start = Date.now();
-    await who.wait(`${framesOf(pid)} > 0 && !${probe.video(pid)}.dataset.before`, 2000);
+    // The tile stays; its video gets the new connection's track.
+    await who.wait(`${framesOf(pid)}.then(n => { const v = ${probe.video(pid)}; return n > 0 && v.srcObject.getVideoTracks()[0].id !== v.dataset.before; })`, 2000);
     console.log(`[${E}] video ${Date.now() - start} ms after the WebSocket opened`);
   };
 
   await t.test('reconnect', async () => {
     for (let i = 0; i < (full ? 3 : 1); i++) {
-      await party.eval(`(document.querySelectorAll('video.remote').forEach(v => v.dataset.before = '1'), true)`);
+      await party.eval(`(document.querySelectorAll('video.remote').forEach(v => v.dataset.before = v.srcObject ? v.srcObject.getVideoTracks()[0].id : ''), true)`);
       const n = await party.eval(`window.__test.WSs.length`);
       await party.eval(`(window.__test.WSs.at(-1).close(), true)`);
       await party.wait(`window.__test.WSs.length > ${n} && ${probe.wsOpen}`, 30000);

@@ -57,11 +57,11 @@ export async function launch(engine = env.engine) {
   if (engine === 'firefox') {
     return puppeteer.launch({
       browser: 'firefox', executablePath: env.firefox, protocol: 'webDriverBiDi', headless: true,
-      extraPrefsFirefox: FIREFOX_PREFS, defaultViewport: viewport,
+      extraPrefsFirefox: FIREFOX_PREFS, defaultViewport: viewport, protocolTimeout: 60000,
     });
   }
   return puppeteer.launch({
-    browser: 'chrome', executablePath: env.chromium, headless: true, args: CHROMIUM_ARGS, defaultViewport: viewport,
+    browser: 'chrome', executablePath: env.chromium, headless: true, args: CHROMIUM_ARGS, defaultViewport: viewport, protocolTimeout: 60000,
   });
 }
 
@@ -79,7 +79,6 @@ const testHooks = `(() => {
   window.WebSocket = function (...a) { const ws = new WS(...a); WSs.push(ws); return ws; };
   window.WebSocket.prototype = WS.prototype;
   Object.setPrototypeOf(window.WebSocket, WS);
-  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
   window.__test = { PCs, WSs };
 })();`;
 
@@ -170,8 +169,12 @@ export class Person {
 
   /** click waits for a visible, enabled element and clicks it. */
   async click(sel, timeout = 20000) {
+    await this.visible(sel, timeout);
+    await this.wait(`(() => { const el = document.querySelector(${JSON.stringify(sel)}); return el && !el.disabled; })()`, timeout);
     try {
-      await this.page.locator(sel).setTimeout(timeout).click();
+      // The DOM's click, not a synthetic pointer: a tab in the background
+      // does not render, and puppeteer's pointer click waits until it has.
+      await this.page.$eval(sel, (el) => { el.scrollIntoView({ block: 'nearest' }); el.focus(); el.click(); });
     } catch (err) {
       return this.fail('click ' + sel, err);
     }
@@ -179,11 +182,11 @@ export class Person {
 
   /** visible waits for an element to be shown. */
   async visible(sel, timeout = 20000) {
-    try {
-      await this.page.waitForSelector(sel, { visible: true, timeout });
-    } catch (err) {
-      return this.fail('visible ' + sel, err);
-    }
+    // Polled with evaluate: puppeteer's own waits run on animation frames,
+    // which a tab in the background does not get.
+    await this.wait(`(() => { const el = document.querySelector(${JSON.stringify(sel)}); if (!el) return false;
+      const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
+      return (r.width > 0 || r.height > 0) && st.visibility !== 'hidden'; })()`, timeout);
   }
 
   /** type types text into an element (\n presses Enter). */
@@ -295,23 +298,27 @@ export const probe = {
 };
 
 /**
- * framesOf counts the frames a participant's remote camera video has
- * presented, with requestVideoFrameCallback (the one counter both engines
- * keep for WebRTC video). The count starts when first asked for.
+ * framesOf returns how many frames of a participant's remote camera video
+ * the page has decoded (getStats framesDecoded of the video's track: both
+ * engines keep it, in a tab in front or behind), or -1 while the <video>
+ * has no size yet.
  */
 export function framesOf(pid) {
-  return `(() => { const v = ${probe.video(pid)}; if (!v || !v.videoWidth) return -1;
-    if (!v.__frames) { v.__frames = { n: 0 }; const f = () => { v.__frames.n++; v.requestVideoFrameCallback(f); }; v.requestVideoFrameCallback(f); }
-    return v.__frames.n; })()`;
+  return `(async () => { const v = ${probe.video(pid)}; if (!v || !v.videoWidth) return -1;
+    const tr = v.srcObject && v.srcObject.getVideoTracks()[0]; if (!tr) return -1; let n = -1;
+    for (const pc of window.__test.PCs) { if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === tr.id) n = s.framesDecoded || 0; }); }
+    return n; })()`;
 }
 
 /** videoFlows checks that who receives pid's video: it has a size and presents new frames. */
 export async function videoFlows(who, pid, timeout = 30000) {
-  await who.wait(`${framesOf(pid)} >= 0`, timeout);
+  await who.wait(`${framesOf(pid)}.then(n => n >= 0)`, timeout);
   const f1 = await who.eval(framesOf(pid));
-  await who.wait(`${framesOf(pid)} > ${f1 + 5}`, 15000);
-  const shown = await who.eval(`(() => { const v = ${probe.video(pid)}; const t = v.closest('figure'); return getComputedStyle(v).display !== 'none' && !t.classList.contains('no-video'); })()`);
-  if (!shown) await who.fail(`${pid}'s video flows but its tile hides it`, new Error('hidden'));
+  await who.wait(`${framesOf(pid)}.then(n => n > ${f1 + 5})`, 15000);
+  // The tile shows it: not marked paused, not hidden (the stall check
+  // once hid every Firefox video).
+  await who.wait(`(() => { const v = ${probe.video(pid)}; const t = v.closest('figure'); return getComputedStyle(v).visibility !== 'hidden' && !t.classList.contains('no-video'); })()`, 5000);
 }
 
 /** inboundAudioBytes sums the received audio bytes of pid's microphone at who. */

@@ -6,7 +6,7 @@
 // it never appears in history, bookmarks or screenshots of the address
 // bar. Every page is served with Referrer-Policy: no-referrer.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
-import { h, replace, announce, brand } from './dom.js';
+import { h, replace, announce, brand, languageSwitch } from './dom.js';
 import { Api, ApiError, errorText } from './api.js';
 import { getMedia, devices, LevelMeter, mediaErrorText } from './media.js';
 import { Room } from './room.js';
@@ -32,7 +32,7 @@ export function takeToken(loc = location, storage = sessionStorage, hist = histo
 
 function shell(...children) {
   return replace(app,
-    h('header', { class: 'topbar' }, brand()),
+    h('header', { class: 'topbar' }, brand(), h('div', { class: 'topbar-end' }, languageSwitch())),
     h('main', { id: 'main', class: 'page-narrow', tabindex: '-1' }, ...children));
 }
 
@@ -104,6 +104,7 @@ function preview(ctx) {
   let stream = null;
   let level = null;
   let opening = null;
+  let mediaError = null;
 
   function open(audioId, videoId) {
     opening = openDevices(audioId, videoId);
@@ -115,9 +116,11 @@ function preview(ctx) {
     if (stream) for (const tr of stream.getTracks()) tr.stop();
     stream = null;
     status.textContent = '';
+    mediaError = null;
     try {
       stream = await getMedia({ audioId, videoId });
     } catch (err) {
+      mediaError = err;
       status.textContent = mediaErrorText(err) + ' ' + t('join.canJoinWithout');
       return;
     }
@@ -159,7 +162,11 @@ function preview(ctx) {
     const media = stream ? { stream, audio: stream.getAudioTracks()[0] || null, video: stream.getVideoTracks()[0] || null } : null;
     if (media && !camOn.checked && media.video) { media.video.stop(); media.video = null; }
     if (media && !micOn.checked && media.audio) { media.audio.enabled = false; media.startMuted = true; }
-    enter(Object.assign({}, ctx, { media, videoId: camSelect.value, audioId: micSelect.value }));
+    // A device that is missing or refused: the room says so, with a retry.
+    const missing = [];
+    if (camOn.checked && !(stream && stream.getVideoTracks().length)) missing.push('video');
+    if (!(stream && stream.getAudioTracks().length)) missing.push('audio');
+    enter(Object.assign({}, ctx, { media, videoId: camSelect.value, audioId: micSelect.value, missing, mediaError }));
   });
   shell(h('div', { class: 'join-head' }, sessionHeading(session)), form);
   open();
@@ -226,6 +233,7 @@ async function watch(publicToken) {
 function enter(ctx) {
   const room = new Room(Object.assign({ app, onEnd: ended }, ctx));
   room.start();
+  for (const kind of ctx.missing || []) room.reportMediaError(kind, ctx.mediaError || Object.assign(new Error(''), { name: 'NotFoundError' }));
   announce(t('room.connecting'));
 }
 
