@@ -83,7 +83,7 @@ export function documentsView(opts) {
       h('button', { type: 'button', class: 'btn btn-small', onclick: () => download(d) }, t('doc.download')),
     ];
     if (isPDF && opts.onPresent && can('present')) {
-      actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => opts.onPresent(d, viewer && viewer.docId === d.id ? viewer.page : 1) }, t('doc.present')));
+      actions.push(h('button', { type: 'button', class: 'btn btn-small present', onclick: () => opts.onPresent(d, viewer && viewer.docId === d.id ? viewer.page : 1) }, t('doc.present')));
     }
     if (opts.kind === 'hearing' && can('label_exhibit') && !opts.closed) {
       actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => label(d) }, t('doc.label')));

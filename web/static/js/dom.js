@@ -88,6 +88,7 @@ export function brand(href) {
  * it for this browser and reloads the page in it.
  */
 export function languageSwitch(id = 'language') {
+  if (LANGUAGES.length < 2) return null;
   const sel = h('select', { id, class: 'lang-select', 'aria-label': t('lang.choose') },
     LANGUAGES.map(([code, name]) => h('option', { value: code, lang: code, selected: code === language() }, name)));
   sel.addEventListener('change', () => {

@@ -54,8 +54,19 @@ export class LevelMeter {
     this.onLevel = onLevel;
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx || !track) return;
-    this.ctx = new Ctx();
-    const src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    // Firefox refuses to connect a microphone to a context of another
+    // sample rate (the meter then stayed at 0): make the context at the
+    // microphone's rate.
+    const rate = track.getSettings ? track.getSettings().sampleRate : undefined;
+    let src;
+    try {
+      this.ctx = rate ? new Ctx({ sampleRate: rate }) : new Ctx();
+      src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    } catch {
+      if (this.ctx) this.ctx.close();
+      this.ctx = new Ctx();
+      src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    }
     this.analyser = this.ctx.createAnalyser();
     this.analyser.fftSize = 512;
     src.connect(this.analyser);
