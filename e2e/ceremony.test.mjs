@@ -58,7 +58,7 @@ test('ceremony (chromium)', async (t) => {
     await p.visible('#waiting-room');
   }
   await notary.click('#tab-people');
-  await notary.wait(`document.querySelectorAll('button.admit').length === 2`);
+  await notary.wait(`document.querySelectorAll('.waiting-list button.admit').length === 2`);
   await notary.click('#admit-all');
   await officer.wait(probe.inRoom);
   await principal.wait(probe.inRoom);

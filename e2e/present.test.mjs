@@ -36,7 +36,7 @@ test(`present (${E})`, async (t) => {
   const party = await enter('Jaan Tamm', 'party');
   const witness = await enter('Tiit Kask', 'witness');
   await judge.click('#tab-people');
-  await judge.wait(`document.querySelectorAll('button.admit').length === 2`);
+  await judge.wait(`document.querySelectorAll('.waiting-list button.admit').length === 2`);
   await judge.click('#admit-all');
   await party.wait(probe.inRoom);
   await witness.wait(probe.inRoom);
@@ -65,7 +65,8 @@ test(`present (${E})`, async (t) => {
   await t.test('a late joiner gets the current page', async () => {
     const counsel = await enter('Kati Karu', 'counsel');
     await judge.click('#tab-people');
-    await judge.click('button.admit');
+    await judge.wait(`document.querySelectorAll('.waiting-list button.admit').length === 1`);
+    await judge.click('.waiting-list button.admit');
     await counsel.wait(probe.inRoom);
     await counsel.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 30000);
     await counsel.wait(`document.querySelector('#present-title').textContent.includes('P-1')`);
