@@ -113,7 +113,8 @@ test('ceremony (chromium)', async (t) => {
     await who.click('li.doc button.sign');
     await who.type('#sign-location', 'London');
     // The dialog names the version being signed: the newest.
-    assert.ok((await who.eval(`document.querySelector('#sign-explain').textContent`)).includes(hash.slice(0, 12)), 'the sign dialog names another version');
+    const said = await who.eval(`document.querySelector('#sign-explain').textContent`);
+    assert.ok(said.includes(hash.slice(0, 12)), `the sign dialog names another version than ${hash}: ${said}`);
     if (n === 2) await who.shot('sign-dialog');
     await who.click('#sign-submit');
     await who.wait(`document.querySelector('li.doc') && document.querySelector('li.doc').dataset.signatures === '${n}'`, 60000);

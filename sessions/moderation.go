@@ -25,6 +25,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 		return Participant{}, err
 	}
 	var target Participant
+	var from string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		sess, err := s.get(ctx, tx, sessionID)
 		if err != nil {
@@ -39,6 +40,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 		if target.Revoked {
 			return conflict("participant %s has been removed", participantID)
 		}
+		from = target.Space
 		details, err := mutate(tx, sess, &target)
 		if err != nil {
 			return err
@@ -60,7 +62,22 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 	}
 	s.live.upsert(target)
 	s.notify().Notify(sessionID, nil, "participant_updated", mustJSON(target))
+	if from != SpaceMain {
+		s.catchUp(sessionID, target)
+	}
 	return target, nil
+}
+
+// catchUp shows someone who has just entered the main room (admitted,
+// moved, back from a consultation) the page being presented there: the
+// presentation's messages went to the main room while they were elsewhere.
+func (s *Service) catchUp(sessionID uuid.UUID, p Participant) {
+	if p.Space != SpaceMain {
+		return
+	}
+	if msg := s.live.presentingIn(sessionID); msg != nil {
+		s.notify().Notify(sessionID, []uuid.UUID{p.ID}, "present", msg)
+	}
 }
 
 // Admit moves a participant from the waiting room into the main room.
@@ -307,6 +324,7 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 	n.Notify(sessionID, nil, "consultation_closed", mustJSON(map[string]any{"consultation_id": consultationID}))
 	for _, t := range returned {
 		n.Notify(sessionID, nil, "participant_updated", mustJSON(t))
+		s.catchUp(sessionID, t)
 	}
 	return nil
 }

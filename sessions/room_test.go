@@ -155,6 +155,21 @@ func TestPresentedTo(t *testing.T) {
 		if err := svc.CloseConsultation(ctx, r.judge, sid, c.ID); err != nil {
 			t.Fatal(err)
 		}
+		// Admitted later, the witness is shown the page at once; so is
+		// the party back from the consultation room.
+		if _, err := svc.Admit(ctx, r.judge, sid, id(r.witness)); err != nil {
+			t.Fatal(err)
+		}
+		var caughtUp []uuid.UUID
+		for _, to := range r.f.notes.sentTo("present") {
+			caughtUp = append(caughtUp, to...)
+		}
+		if !slices.Contains(caughtUp, id(r.party)) || !slices.Contains(caughtUp, id(r.witness)) || len(caughtUp) != 2 {
+			t.Fatalf("the present page went to %v, want the party and the witness", caughtUp)
+		}
+		if !svc.PresentedTo(sid, id(r.witness), doc) {
+			t.Fatal("the admitted witness does not see the presented document")
+		}
 		present(nil)
 		if svc.PresentedTo(sid, id(r.party), doc) {
 			t.Fatal("the document stays visible after the presentation ended")

@@ -243,7 +243,11 @@ function axeSource() {
 
 /** openPerson opens a new tab with the test hooks. */
 export async function openPerson(browser, name, engine = env.engine) {
-  const page = await browser.newPage();
+  // A context of its own per person, as on a person's own computer: its
+  // own storage, and a page that is not a background tab of someone
+  // else's (background tabs present no frames and render no PDF pages).
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
   await page.evaluateOnNewDocument(testHooks);
   page.on('pageerror', (err) => console.log(`[${name} ${engine}] page error: ${err.message}`));
   page.on('console', (msg) => { if (msg.type() === 'error') console.log(`[${name} ${engine}] console: ${msg.text()}`); });
