@@ -71,14 +71,20 @@ export class LevelMeter {
     this.analyser.fftSize = 512;
     src.connect(this.analyser);
     this.buf = new Float32Array(this.analyser.fftSize);
-    // An AudioContext made before any click starts suspended; the first
-    // click or key press resumes it.
-    const resume = () => { if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume(); };
-    resume();
-    window.addEventListener('pointerdown', resume, { once: true });
-    window.addEventListener('keydown', resume, { once: true });
+    // An AudioContext made before any click starts suspended (Firefox
+    // keeps it so until the page is clicked, and the meter stayed at 0):
+    // the first click or key press resumes it, and the page offers a
+    // button for it while it waits (suspended(), onResume).
+    this.resume = () => { if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume().catch(() => {}); };
+    this.resume();
+    window.addEventListener('pointerdown', this.resume, { once: true });
+    window.addEventListener('keydown', this.resume, { once: true });
+    this.ctx.addEventListener('statechange', () => { if (this.ctx && this.ctx.state === 'running' && this.onResume) this.onResume(); });
     this.timer = setInterval(() => this.tick(), 66);
   }
+
+  /** suspended reports whether the meter waits for a click to hear anything. */
+  suspended() { return !!this.ctx && this.ctx.state === 'suspended'; }
 
   tick() {
     this.analyser.getFloatTimeDomainData(this.buf);

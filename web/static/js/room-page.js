@@ -95,6 +95,7 @@ function preview(ctx) {
   video.muted = true;
   const meterFill = h('div', { class: 'meter-fill' });
   const meter = h('div', { class: 'meter', role: 'meter', 'aria-label': t('join.micLevel'), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' }, meterFill);
+  const meterStart = h('button', { type: 'button', class: 'btn btn-small', id: 'meter-start', hidden: true, onclick: () => level && level.resume() }, t('join.testMic'));
   const camSelect = h('select', { id: 'camera-select' });
   const micSelect = h('select', { id: 'mic-select' });
   const status = h('p', { class: 'media-status', role: 'status' });
@@ -131,6 +132,8 @@ function preview(ctx) {
         meterFill.style.setProperty('width', Math.round(v * 100) + '%');
         meter.setAttribute('aria-valuenow', String(Math.round(v * 100)));
       });
+      level.onResume = () => { meterStart.hidden = true; };
+      meterStart.hidden = !level.suspended();
     }
     const list = await devices();
     fillSelect(camSelect, list.video, stream.getVideoTracks()[0], t('join.noCamera'));
@@ -147,7 +150,7 @@ function preview(ctx) {
       h('p', null, t('join.as', { name: me.participant.name, role: roleLabel(me.participant.role) })),
       h('div', { class: 'field' }, h('label', { for: 'camera-select' }, t('join.camera')), camSelect),
       h('div', { class: 'field' }, h('label', { for: 'mic-select' }, t('join.microphone')), micSelect),
-      h('div', { class: 'field' }, h('span', { class: 'label', id: 'meter-label' }, t('join.micLevel')), meter),
+      h('div', { class: 'field' }, h('span', { class: 'label', id: 'meter-label' }, t('join.micLevel')), meter, meterStart),
       h('div', { class: 'checks' },
         h('label', { for: 'cam-on' }, camOn, ' ', t('join.startCamera')),
         h('label', { for: 'mic-on' }, micOn, ' ', t('join.startMic'))),

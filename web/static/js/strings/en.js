@@ -462,6 +462,7 @@ export default {
   'error.oldPage': 'This page is out of date. Please reload it.',
   'error.generic': 'That did not work. Please try again.',
   'lang.choose': 'Language',
+  'join.testMic': 'Test microphone',
   'panel.news': 'new',
   'room.consultationUnmuted': 'You are in a private consultation room: the people here can hear you. The mute of the main room holds again when you return.',
   'room.micIsOff': 'microphone off',
