@@ -135,9 +135,14 @@ function preview(ctx) {
       level.onResume = () => { meterStart.hidden = true; };
       meterStart.hidden = !level.suspended();
     }
-    const list = await devices();
-    fillSelect(camSelect, list.video, stream.getVideoTracks()[0], t('join.noCamera'));
-    fillSelect(micSelect, list.audio, a, t('join.noMic'));
+    // The device lists are filled when the browser gives them; Join does
+    // not wait for them (Firefox has been seen never to answer).
+    const opened = stream;
+    devices().then((list) => {
+      if (stream !== opened) return;
+      fillSelect(camSelect, list.video, opened.getVideoTracks()[0], t('join.noCamera'));
+      fillSelect(micSelect, list.audio, a, t('join.noMic'));
+    }).catch(() => {});
   }
 
   camSelect.addEventListener('change', () => open(micSelect.value || undefined, camSelect.value || undefined));

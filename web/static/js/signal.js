@@ -272,7 +272,10 @@ export class RoomConnection extends EventTarget {
 
   addSender(track, source, stream, simulcast = false) {
     const init = { direction: 'sendonly', streams: [stream] };
-    if (simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST.map((e) => Object.assign({}, e));
+    // Largest first: Firefox ESR given the layers smallest first left the
+    // full layer unsent (width 0) and ran the quarter one at its cap;
+    // Chromium takes either order. The server names layers by RID.
+    if (simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST.map((e) => Object.assign({}, e)).reverse();
     const tr = this.pub.addTransceiver(track, init);
     this.sources.set(tr, source);
     return tr;
