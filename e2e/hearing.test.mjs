@@ -82,6 +82,16 @@ test(`hearing (${E})`, async (t) => {
     await judge.wait(probe.inRoom);
 
     await party.goto(partyLink);
+    // The language follows the browser, and the switch changes it.
+    await party.visible('#join-button');
+    assert.equal(await party.eval(`document.documentElement.lang`), 'en');
+    await party.setValue('#language', 'ru');
+    await party.wait(`document.documentElement.lang === 'ru' && document.querySelector('#join-heading').textContent === 'Готовы войти?'`);
+    await party.setValue('#language', 'et');
+    await party.wait(`document.documentElement.lang === 'et' && document.querySelector('#join-heading').textContent === 'Kas oled valmis liituma?'`);
+    if (full) await party.axe('join page in Estonian');
+    await party.setValue('#language', 'en');
+    await party.wait(`document.documentElement.lang === 'en' && !!document.querySelector('#join-button')`);
     await party.click('#join-button');
     await party.visible('#waiting-room');
     assert.match(await party.eval(`document.querySelector('#waiting-room').innerText`), /The clerk will admit you/);
@@ -220,12 +230,40 @@ test(`hearing (${E})`, async (t) => {
   if (full) {
     await t.test('phone', async () => {
       await party.page.setViewport({ width: 390, height: 844 });
-      await party.wait(`document.querySelector('.toolbar').getBoundingClientRect().bottom <= innerHeight`);
+      const fits = `(() => { const tb = document.querySelector('.toolbar').getBoundingClientRect(); const leave = document.querySelector('#leave-button');
+        return tb.bottom <= innerHeight && tb.top >= 0 && document.documentElement.scrollWidth <= innerWidth && leave.offsetParent !== null; })()`;
+      await party.wait(fits);
       await party.shot(`${E}-room-phone`);
+      const open = `document.querySelector('.room').classList.contains('side-open')`;
+      // Chat opens over the stage and closes with Escape…
       await party.click('[data-panel="chat"]');
       await party.visible('#chat-log');
+      await party.wait(fits);
       await party.shot(`${E}-room-phone-chat`);
+      await party.axe('phone chat');
+      await party.page.keyboard.press('Escape');
+      await party.wait(`!${open}`);
+      // …with its Close button…
+      await party.click('[data-panel="documents"]');
+      await party.visible('#side-close');
+      await party.click('#side-close');
+      await party.wait(`!${open}`);
+      // …and with the phone's back button.
+      await party.click('[data-panel="chat"]');
+      await party.wait(open);
+      await party.page.goBack();
+      await party.wait(`!${open} && location.pathname === '/join/'`);
       await party.page.setViewport({ width: 1280, height: 800 });
+      // The staff console fits a phone too.
+      const c = await openPerson(browser, 'clerk on a phone');
+      await c.page.setViewport({ width: 390, height: 844 });
+      await c.goto(env.url + '/');
+      await c.type('#staff-token', clerkToken);
+      await c.click('#sign-in');
+      await c.visible('#session-list .session-link');
+      await c.wait(`document.documentElement.scrollWidth <= innerWidth`);
+      await c.shot(`${E}-console-phone`);
+      await c.page.close();
     });
   }
 });

@@ -2,10 +2,11 @@
 // up here by key, so that a translation is one new file. English is the
 // fallback for keys a catalog lacks.
 import en from './strings/en.js';
+import et from './strings/et.js';
+import ru from './strings/ru.js';
 
-// Estonian (et.js) and Russian (ru.js) are registered here once written;
-// jstest/strings.test.mjs then checks they have every key.
-const catalogs = { en };
+// jstest/strings.test.mjs checks that each catalog has every English key.
+const catalogs = { en, et, ru };
 let current = en;
 let currentLang = 'en';
 const STORED = 'chamber.lang';

@@ -195,8 +195,14 @@ export class Room extends EventTarget {
       this.tabButtons.set(key, tab);
     }
     // On a phone the side panel is an overlay: Escape or the back button closes it.
-    side.addEventListener('keydown', (e) => { if (e.key === 'Escape' && this.overlay()) { e.preventDefault(); this.hideSide(true); } });
-    window.addEventListener('popstate', () => { if (this.overlay() && this.root.classList.contains('side-open')) this.hideSide(false); });
+    this.onEscape = (e) => {
+      if (e.key !== 'Escape' || !this.overlay() || !this.root.classList.contains('side-open') || document.querySelector('dialog[open]')) return;
+      e.preventDefault();
+      this.hideSide(true);
+    };
+    document.addEventListener('keydown', this.onEscape);
+    this.onPop = () => { if (this.overlay() && this.root.classList.contains('side-open')) this.hideSide(false); };
+    window.addEventListener('popstate', this.onPop);
     return side;
   }
 
@@ -237,8 +243,13 @@ export class Room extends EventTarget {
     if (open) {
       const was = this.root.classList.contains('side-open');
       this.root.classList.add('side-open');
-      // The phone's back button closes the overlay rather than the page.
+      // The phone's back button closes the overlay rather than the page;
+      // focus moves into the panel that now covers the stage.
       if (!was && this.overlay()) history.pushState({ side: key }, '');
+      if (this.overlay()) {
+        const panel = this.panels.find((p) => p[0] === key);
+        if (panel) panel[2].el.focus({ preventScroll: true });
+      }
     }
     this.toolbar.panelsChanged(this.current, this.root.classList.contains('side-open'));
   }
@@ -391,6 +402,8 @@ export class Room extends EventTarget {
       () => { for (const el of this.audioEls.values()) el.srcObject = null; },
       () => this.stage.close(),
       () => this.toolbar.stop(),
+      () => document.removeEventListener('keydown', this.onEscape),
+      () => window.removeEventListener('popstate', this.onPop),
     ];
     for (const step of steps) {
       try { step(); } catch (err) { console.error('leaving the room:', err); }
