@@ -191,6 +191,25 @@ test(`hearing (${E})`, async (t) => {
     await judge.wait(`document.querySelector('#chat-log').textContent.includes('The hearing is open.')`);
   });
 
+  await t.test('hand and microphone', async () => {
+    // Keyboard shortcuts: H raises the judge's hand, M turns the
+    // microphone off; the party sees both on the judge's tile.
+    await judge.click('#main');
+    await judge.page.keyboard.press('h');
+    await judge.wait(`document.querySelector('#hand-button').getAttribute('aria-pressed') === 'true'`);
+    const tile = `document.querySelector('figure.tile[data-participant=${js(judgeID)}][data-source="camera"]')`;
+    await party.wait(`!!${tile}.querySelector('.tile-hand')`);
+    await party.click('#tab-people');
+    await party.wait(`!!document.querySelector('.hands-list li[data-participant=${js(judgeID)}]')`);
+    await judge.page.keyboard.press('m');
+    await judge.wait(`document.querySelector('#mic-button').getAttribute('aria-pressed') === 'true'`);
+    await party.wait(`!!${tile}.querySelector('.tile-muted')`);
+    await party.shot(`${E}-hand-raised`);
+    await judge.page.keyboard.press('h');
+    await judge.page.keyboard.press('m');
+    await party.wait(`!${tile}.querySelector('.tile-hand') && !${tile}.querySelector('.tile-muted')`);
+  });
+
   // rejoined checks that a page that has just opened its signalling
   // WebSocket again shows pid's video within 2 s: the SFU asks the
   // publisher for a keyframe until the returning subscriber has one.

@@ -50,7 +50,7 @@ test(`present (${E})`, async (t) => {
     await judge.wait(`document.querySelectorAll('li.doc').length === 2`);
     await judge.click(`li.doc[data-document=${js(lease.id)}] .present`);
     for (const who of [witness, party, judge]) {
-      await who.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 30000);
+      await who.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 60000);
       await who.wait(`document.querySelector('#present-title').textContent.includes('P-1 — Lease agreement.pdf, page 1 of')`);
     }
     if (E === 'chromium') await witness.axe('presented exhibit');
@@ -68,7 +68,7 @@ test(`present (${E})`, async (t) => {
     await judge.wait(`document.querySelectorAll('.waiting-list button.admit').length === 1`);
     await judge.click('.waiting-list button.admit');
     await counsel.wait(probe.inRoom);
-    await counsel.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 30000);
+    await counsel.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 60000);
     await counsel.wait(`document.querySelector('#present-title').textContent.includes('P-1')`);
     await counsel.click('#leave-button');
     await counsel.wait(`document.querySelector('#end-heading') && document.querySelector('#end-heading').textContent.includes('You have left')`);
@@ -78,14 +78,14 @@ test(`present (${E})`, async (t) => {
     await judge.click('#tab-documents');
     await judge.click(`li.doc[data-document=${js(second.id)}] .present`);
     for (const who of [witness, judge]) {
-      await who.wait(`document.querySelector('#present-title').textContent.startsWith('Inventory.pdf, page 1 of')`, 30000);
-      await who.wait(`document.querySelector('.featured .viewer').dataset.rendered === '1'`, 30000);
+      await who.wait(`document.querySelector('#present-title').textContent.startsWith('Inventory.pdf, page 1 of')`, 60000);
+      await who.wait(`document.querySelector('.featured .viewer').dataset.rendered === '1'`, 60000);
     }
     assert.equal(await content(inv['Tiit Kask'].token, lease.id), 403, 'the first exhibit stays readable after it was replaced');
     const pages = await judge.eval(`Number(document.querySelector('.featured .viewer').dataset.pages)`);
     if (pages > 1) {
       await judge.click('#present-next');
-      await witness.wait(`document.querySelector('.featured .viewer').dataset.rendered === '2'`, 30000);
+      await witness.wait(`document.querySelector('.featured .viewer').dataset.rendered === '2'`, 60000);
     }
     await judge.click('#present-stop');
     await witness.wait(`document.querySelector('.featured').hidden`);

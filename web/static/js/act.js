@@ -9,6 +9,7 @@ import { h, replace, toast, hashView, formatDateTime } from './dom.js';
 import { ApiError, errorText, downloadBundle } from './api.js';
 
 import vocab from './vocab.js';
+import { nameMismatch } from './names.js';
 
 /** The act's states in order, from the server (js/vocab.js is generated). */
 export const ACT_STATES = vocab.act_states;
@@ -18,18 +19,6 @@ const DOC_FIELDS = ['type', 'number', 'issuing_state', 'surname', 'given_names',
 /** normalizeMRZ turns what a person or a reader typed into MRZ lines joined by "\n". */
 export function normalizeMRZ(text) {
   return String(text).toUpperCase().split(/\r?\n|\r/).map((l) => l.replace(/\s+/g, '')).filter(Boolean).join('\n');
-}
-
-/**
- * nameMismatch reports whether the name a principal was invited under
- * differs from the name on their identity document (the MRZ), ignoring
- * case, accents, punctuation and the order of the names.
- */
-export function nameMismatch(invited, doc) {
-  if (!doc || (!doc.surname && !doc.given_names)) return false;
-  const words = (s) => String(s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toUpperCase()
-    .split(/[^A-Z0-9]+/).filter(Boolean).sort().join(' ');
-  return words(invited) !== words([doc.given_names, doc.surname].join(' '));
 }
 
 export function createActPanel(room) {

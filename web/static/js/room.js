@@ -32,6 +32,8 @@ export class Room extends EventTarget {
     this.videos = new Map(); // tile key → {track, id} received
     this.audioEls = new Map(); // track id → <audio>
     this.screen = null; // this browser's shared screen track
+    this.layers = new Map(); // received track id → {rids, current}: simulcast layers (track_published, layer)
+    this.layerWaits = new Set(); // functions called on every layer change
     this.tiles = new Tiles();
   }
 
@@ -80,7 +82,9 @@ export class Room extends EventTarget {
       case 'toast': return toast(t(fx.key, fx.params));
       case 'announce': return announce(t(fx.key, fx.params), fx.assertive);
       case 'badge': return this.badge(fx.panel);
-      case 'event': return this.emit(fx.name, fx.data);
+      case 'event':
+        this.noteLayers(fx.name, fx.data);
+        return this.emit(fx.name, fx.data);
       case 'error': return toast(errorText(new ApiError(0, fx.code, fx.message)), 'error');
       case 'end': return this.finish(fx.kind, fx.reason);
       case 'check': return this.whyClosed(fx.code, fx.reason);
@@ -527,12 +531,48 @@ export class Room extends EventTarget {
     this.update(this.state);
   }
 
+  /** noteLayers follows which simulcast layer each received video comes in. */
+  noteLayers(name, data) {
+    if (name === 'track_published' && data.track && data.track.kind === 'video') {
+      const old = this.layers.get(data.track.id) || {};
+      this.layers.set(data.track.id, { rids: data.track.layers || [], current: old.current ?? -1 });
+    } else if (name === 'layer' && data.track_id) {
+      const info = this.layers.get(data.track_id) || { rids: [] };
+      info.current = data.layer;
+      this.layers.set(data.track_id, info);
+      for (const f of this.layerWaits) f();
+    }
+  }
+
+  /** topLayer waits (up to limit ms) until a video arrives in its highest simulcast layer. */
+  topLayer(trackId, limit) {
+    return new Promise((resolve) => {
+      const check = () => {
+        const info = this.layers.get(trackId);
+        const top = info && info.rids.length ? info.rids.length - 1 : 0;
+        if (!info || !info.rids.length || info.current === top) {
+          done();
+          return true;
+        }
+        return false;
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.layerWaits.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(done, limit);
+      if (!check()) this.layerWaits.add(check);
+    });
+  }
+
   /**
    * captureStill draws a participant's camera, as received, at the largest
-   * size the server sends: it lifts the layer cap for that video and waits
-   * for its width to stop growing (the tile on screen may be a small
-   * filmstrip tile drawn from the lowest layer). It resolves to
-   * {blob (JPEG), width, height, url (a thumbnail)}.
+   * size the server sends: it lifts the layer cap for that video, waits
+   * until the server says the top simulcast layer arrives (the tile on
+   * screen may be a small filmstrip tile drawn from the lowest layer) and
+   * its width has settled. It resolves to {blob (JPEG), width, height,
+   * url (a thumbnail)}.
    */
   async captureStill(pid) {
     const rx = this.videos.get(pid + ':camera');
@@ -540,6 +580,7 @@ export class Room extends EventTarget {
     this.conn.setQuality(rx.id, { maxLayer: 2 });
     this.stage.quality.set(rx.id, '2');
     try {
+      await this.topLayer(rx.id, 15000);
       return await drawTrack(rx.track, 6000);
     } finally {
       // The next layout states the caps the tiles need again.

@@ -7,17 +7,9 @@
 import { t, roleLabel } from './i18n.js';
 import { h, replace } from './dom.js';
 import { peopleHere, enforcedMute, nameOf } from './store.js';
+import { initials } from './names.js';
 
 const STALL_MS = 3000;
-
-/** initials of a name: "Mari Maasikas" → "MM". */
-export function initials(name) {
-  const parts = String(name || '').trim().split(/\s+/).filter(Boolean);
-  if (!parts.length) return '?';
-  const first = [...parts[0]][0] || '';
-  const last = parts.length > 1 ? [...parts[parts.length - 1]][0] : '';
-  return (first + last).toUpperCase();
-}
 
 export class Tiles {
   constructor() {

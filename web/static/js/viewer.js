@@ -146,11 +146,24 @@ export class Viewer {
     return this.setFit(next || now);
   }
 
-  async render() {
+  /**
+   * render draws the current page. Draws run one at a time: pdf.js refuses
+   * a second render on a canvas until the first has finished or been
+   * cancelled (a page change while a page was still drawing failed so).
+   */
+  render() {
+    if (this.renderTask) this.renderTask.cancel();
+    const run = () => this.draw();
+    this.drawing = (this.drawing || Promise.resolve()).then(run, run);
+    return this.drawing;
+  }
+
+  async draw() {
     if (!this.pdf) return;
     const pdf = this.pdf;
-    const page = await pdf.getPage(this.page);
-    if (pdf !== this.pdf) return;
+    const pageNo = this.page;
+    const page = await pdf.getPage(pageNo);
+    if (pdf !== this.pdf || pageNo !== this.page) return; // a newer draw follows
     const base = page.getViewport({ scale: 1 });
     const width = Math.max(200, this.surface.clientWidth - 8);
     const height = Math.max(200, this.surface.clientHeight - 8);
@@ -161,20 +174,21 @@ export class Viewer {
     this.scale = scale;
     const dpr = window.devicePixelRatio || 1;
     const vp = page.getViewport({ scale: scale * dpr });
-    if (this.renderTask) this.renderTask.cancel();
     this.canvas.width = Math.floor(vp.width);
     this.canvas.height = Math.floor(vp.height);
     this.canvas.style.setProperty('width', Math.floor(vp.width / dpr) + 'px');
     this.canvas.style.setProperty('height', Math.floor(vp.height / dpr) + 'px');
-    this.canvas.setAttribute('aria-label', t('viewer.pageOf', { page: this.page, pages: this.pages }));
+    this.canvas.setAttribute('aria-label', t('viewer.pageOf', { page: pageNo, pages: this.pages }));
     this.canvas.setAttribute('role', 'img');
     const task = page.render({ canvas: this.canvas, canvasContext: this.canvas.getContext('2d'), viewport: vp });
     this.renderTask = task;
     try {
       await task.promise;
-      this.el.dataset.rendered = String(this.page);
+      if (pageNo === this.page) this.el.dataset.rendered = String(pageNo);
     } catch (err) {
       if (!err || err.name !== 'RenderingCancelledException') throw err;
+    } finally {
+      if (this.renderTask === task) this.renderTask = null;
     }
   }
 
