@@ -196,17 +196,48 @@ func (a *API) document(r *http.Request, action access.Action) (documents.Documen
 	return d, c, sess, nil
 }
 
+// viewable loads a document for reading (its metadata and content): one
+// the caller's role shows them, or one presented to the main room while the
+// caller is there to see it. Presenting a document is permission for
+// everyone in the main room to see it while it is shown — its newest
+// version only, and nothing after the presentation ends. This is the one
+// place that permission is decided; presented reports that it was.
+func (a *API) viewable(r *http.Request) (d documents.Document, presented bool, err error) {
+	d, _, _, err = a.document(r, access.SeeDocuments)
+	if err == nil {
+		return d, false, nil
+	}
+	if !errors.Is(err, fault.NotFound) && !errors.Is(err, fault.Forbidden) {
+		return documents.Document{}, false, err
+	}
+	p := principal(r.Context()).Participant
+	id, idErr := pathID(r, "id")
+	if p == nil || idErr != nil {
+		return documents.Document{}, false, err
+	}
+	shown, getErr := a.documents.Get(r.Context(), id)
+	if getErr != nil || shown.SessionID != p.SessionID || !a.sessions.PresentedTo(shown.SessionID, p.ID, shown.ID) {
+		// Not shown to the caller: the answer their role gets.
+		return documents.Document{}, false, err
+	}
+	return shown, true, nil
+}
+
 func (a *API) handleGetDocument(w http.ResponseWriter, r *http.Request) error {
-	d, _, _, err := a.document(r, access.SeeDocuments)
+	d, presented, err := a.viewable(r)
 	if err != nil {
 		return err
+	}
+	if presented {
+		// The presented version only: not the history.
+		d.Versions = nil
 	}
 	WriteJSON(w, http.StatusOK, d)
 	return nil
 }
 
 func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) error {
-	d, _, _, err := a.document(r, access.SeeDocuments)
+	d, presented, err := a.viewable(r)
 	if err != nil {
 		return err
 	}
@@ -215,6 +246,9 @@ func (a *API) handleDocumentContent(w http.ResponseWriter, r *http.Request) erro
 		if version, err = strconv.Atoi(v); err != nil || version < 1 {
 			return BadRequest("bad_query", "version=%q: want a version number", v)
 		}
+	}
+	if presented && version != 0 && version != d.Version {
+		return fault.NotFound
 	}
 	rd, ver, err := a.documents.Open(r.Context(), d, version)
 	if err != nil {

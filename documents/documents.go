@@ -52,16 +52,20 @@ type Document struct {
 	Name        string    `json:"name"`
 	ContentType string    `json:"content_type"`
 	// Size and SHA256 are the original upload's.
-	Size       int64      `json:"size"`
-	SHA256     string     `json:"sha256"`
-	Version    int        `json:"version"` // the newest version
-	Label      string     `json:"label,omitempty"`
-	Status     string     `json:"status,omitempty"`
-	UploadedBy string     `json:"uploaded_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	Signatures int        `json:"signatures"`
-	Versions   []Version  `json:"versions,omitempty"`
-	uploaderID *uuid.UUID `json:"-"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Version int    `json:"version"` // the newest version
+	// NewestSize and NewestSHA256 are the newest version's (a signature
+	// adds a version: this is what the next signer signs).
+	NewestSize   int64      `json:"newest_size"`
+	NewestSHA256 string     `json:"newest_sha256"`
+	Label        string     `json:"label,omitempty"`
+	Status       string     `json:"status,omitempty"`
+	UploadedBy   string     `json:"uploaded_by"`
+	CreatedAt    time.Time  `json:"created_at"`
+	Signatures   int        `json:"signatures"`
+	Versions     []Version  `json:"versions,omitempty"`
+	uploaderID   *uuid.UUID `json:"-"`
 }
 
 // Version is one stored version of a document.
@@ -149,7 +153,9 @@ func Visible(c Caller, d Document) bool {
 const documentColumns = `d.id, d.session_id, d.name, d.content_type, d.sha256, d.uploaded_by, d.uploader_id, d.label, d.status, d.created_at,
 	(SELECT size FROM document_versions v WHERE v.document_id = d.id AND v.version = 1),
 	(SELECT MAX(version) FROM document_versions v WHERE v.document_id = d.id),
-	(SELECT COUNT(*) FROM document_versions v WHERE v.document_id = d.id AND v.kind = 'signed')`
+	(SELECT COUNT(*) FROM document_versions v WHERE v.document_id = d.id AND v.kind = 'signed'),
+	(SELECT v.size FROM document_versions v WHERE v.document_id = d.id ORDER BY v.version DESC LIMIT 1),
+	(SELECT v.sha256 FROM document_versions v WHERE v.document_id = d.id ORDER BY v.version DESC LIMIT 1)`
 
 func scanDocument(row interface{ Scan(...any) error }) (Document, error) {
 	var (
@@ -159,9 +165,11 @@ func scanDocument(row interface{ Scan(...any) error }) (Document, error) {
 		created           int64
 		size              sql.NullInt64
 		version, sigCount sql.NullInt64
+		newestSize        sql.NullInt64
+		newestSHA256      sql.NullString
 	)
 	if err := row.Scan(&id, &sessionID, &d.Name, &d.ContentType, &d.SHA256, &d.UploadedBy, &uploader, &d.Label, &d.Status,
-		&created, &size, &version, &sigCount); err != nil {
+		&created, &size, &version, &sigCount, &newestSize, &newestSHA256); err != nil {
 		return Document{}, err
 	}
 	d.ID, _ = uuid.Parse(id)
@@ -173,6 +181,7 @@ func scanDocument(row interface{ Scan(...any) error }) (Document, error) {
 	}
 	d.CreatedAt = database.Time(created)
 	d.Size, d.Version, d.Signatures = size.Int64, int(version.Int64), int(sigCount.Int64)
+	d.NewestSize, d.NewestSHA256 = newestSize.Int64, newestSHA256.String
 	return d, nil
 }
 

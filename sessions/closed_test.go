@@ -22,7 +22,7 @@ import (
 func TestClosedSessionRefusesEveryChange(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		f := newFixture(t, db)
-		r := newRoom(t, f)
+		r := newGallery(t, f)
 		ctx := context.Background()
 		clerk := f.staff(t, access.Admin)
 		link, err := f.svc.CreatePublicLink(ctx, r.judgeP, r.sid)

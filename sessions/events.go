@@ -35,4 +35,7 @@ const (
 	// MessagePresent is the presenting room message: {"document_id",
 	// "page", "by"}, delivered to the main room.
 	MessagePresent = "present"
+	// MessageStatus is a participant's status room message: {"participant_id",
+	// "hand", "mic_off", "space"}, delivered within the sender's space.
+	MessageStatus = "status"
 )

@@ -24,7 +24,8 @@ type liveSession struct {
 	participants map[uuid.UUID]*liveParticipant
 	// presenting is the last "present" message of the main room, so that
 	// someone who joins mid-presentation sees the page being shown.
-	presenting json.RawMessage
+	presenting    json.RawMessage
+	presentingDoc uuid.UUID // the document of presenting (uuid.Nil: none)
 }
 
 type liveParticipant struct {
@@ -37,6 +38,9 @@ type liveParticipant struct {
 	whisper    bool
 	revoked    bool
 	conns      int
+	// status is what the participant's client says of itself (a raised
+	// hand, a microphone turned off), kept for those who join later.
+	status Status
 }
 
 // loaded reports whether a session's participants are in memory.
@@ -85,6 +89,10 @@ func (l *liveState) upsert(p Participant) {
 	lp := toLive(p)
 	if old := ls.participants[p.ID]; old != nil {
 		lp.conns = old.conns
+		lp.status = old.status
+		if lp.space != old.space {
+			lp.status.Hand = false // a raised hand is for the room it was raised in
+		}
 	}
 	ls.participants[p.ID] = lp
 }
@@ -179,13 +187,27 @@ func (l *liveState) forget(sessionID uuid.UUID) {
 	delete(l.sessions, sessionID)
 }
 
-// setPresenting remembers the main room's presentation (nil: none).
-func (l *liveState) setPresenting(sessionID uuid.UUID, msg json.RawMessage) {
+// setPresenting remembers the main room's presentation of doc (nil, uuid.Nil: none).
+func (l *liveState) setPresenting(sessionID uuid.UUID, msg json.RawMessage, doc uuid.UUID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if ls := l.sessions[sessionID]; ls != nil {
 		ls.presenting = msg
+		ls.presentingDoc = doc
 	}
+}
+
+// presentedTo reports whether doc is being presented in the main room and
+// pid is there to see it.
+func (l *liveState) presentedTo(sessionID, pid, doc uuid.UUID) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ls := l.sessions[sessionID]
+	if ls == nil || doc == uuid.Nil || ls.presentingDoc != doc {
+		return false
+	}
+	lp := ls.participants[pid]
+	return lp != nil && !lp.revoked && lp.space == SpaceMain
 }
 
 func (l *liveState) presentingIn(sessionID uuid.UUID) json.RawMessage {
@@ -195,6 +217,40 @@ func (l *liveState) presentingIn(sessionID uuid.UUID) json.RawMessage {
 		return ls.presenting
 	}
 	return nil
+}
+
+// setStatus records a participant's status; it reports whether the hand
+// changed, and the participant's space.
+func (l *liveState) setStatus(sessionID, pid uuid.UUID, st Status) (handChanged bool, space string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls := l.sessions[sessionID]
+	if ls == nil {
+		return false, "", false
+	}
+	lp := ls.participants[pid]
+	if lp == nil {
+		return false, "", false
+	}
+	handChanged = lp.status.Hand != st.Hand
+	lp.status = st
+	return handChanged, lp.space, true
+}
+
+// statusesIn returns the statuses of the connected participants of a space
+// that say anything (a raised hand or a microphone off).
+func (l *liveState) statusesIn(sessionID uuid.UUID, space string) map[uuid.UUID]Status {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := map[uuid.UUID]Status{}
+	if ls := l.sessions[sessionID]; ls != nil {
+		for id, lp := range ls.participants {
+			if lp.space == space && lp.conns > 0 && !lp.revoked && (lp.status.Hand || lp.status.MicOff) {
+				out[id] = lp.status
+			}
+		}
+	}
+	return out
 }
 
 // view runs f with a session's participants under the read lock.

@@ -68,6 +68,7 @@ func (s *Service) change(ctx context.Context, p Principal, sessionID, participan
 	s.notify().Notify(sessionID, nil, EventParticipantUpdated, mustJSON(target))
 	if target.Space != before {
 		s.tellKnown(ctx, sessionID, target.ID)
+		s.catchUp(sessionID, target)
 	}
 	return target, nil
 }
@@ -98,6 +99,18 @@ func (s *Service) tellKnown(ctx context.Context, sessionID uuid.UUID, ids ...uui
 type KnownParticipants struct {
 	For          uuid.UUID         `json:"for"`
 	Participants []json.RawMessage `json:"participants"`
+}
+
+// catchUp shows someone who has just entered the main room (admitted,
+// moved, back from a consultation) the page being presented there: the
+// presentation's messages went to the main room while they were elsewhere.
+func (s *Service) catchUp(sessionID uuid.UUID, p Participant) {
+	if p.Space != SpaceMain {
+		return
+	}
+	if msg := s.live.presentingIn(sessionID); msg != nil {
+		s.notify().Notify(sessionID, []uuid.UUID{p.ID}, MessagePresent, msg)
+	}
 }
 
 // Admit moves a participant from the waiting room into the main room.
@@ -347,6 +360,7 @@ func (s *Service) CloseConsultation(ctx context.Context, p Principal, sessionID,
 	for _, t := range returned {
 		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(t))
 		ids = append(ids, t.ID)
+		s.catchUp(sessionID, t)
 	}
 	s.tellKnown(ctx, sessionID, ids...)
 	return nil

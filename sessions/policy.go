@@ -37,7 +37,9 @@ func validSource(s string) bool {
 //   - media stays within a space: the main room, or one consultation room,
 //     whose media reaches nobody outside it;
 //   - a server-enforced mute stops a participant's audio (microphone) or
-//     video (camera and screen) whatever their client does;
+//     video (camera and screen) whatever their client does — in the main
+//     room, where it was set: a consultation room is private, and counsel
+//     must hear the party they consult (the mute holds again on return);
 //   - an interpreter in whisper mode is heard only by the participant they
 //     interpret for, while staying visible to everyone in the space.
 func (s *Service) MayForward(sessionID, sub, pub uuid.UUID, source string) bool {
@@ -56,16 +58,17 @@ func (s *Service) MayForward(sessionID, sub, pub uuid.UUID, source string) bool 
 		if !access.Allowed(pp.role, access.Publish) {
 			return
 		}
+		enforced := pp.space == SpaceMain
 		switch source {
 		case SourceMicrophone:
-			if pp.audioMuted {
+			if enforced && pp.audioMuted {
 				return
 			}
 			if pp.role == access.Interpreter && pp.whisper && pp.interprets != sub {
 				return
 			}
 		case SourceCamera, SourceScreen:
-			if pp.videoMuted {
+			if enforced && pp.videoMuted {
 				return
 			}
 		default:

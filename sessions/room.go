@@ -54,6 +54,17 @@ type Welcome struct {
 	// Presenting is the page being shown in the main room, if any, for
 	// someone in the main room.
 	Presenting json.RawMessage `json:"presenting,omitempty"`
+	// Statuses are the raised hands and microphones turned off of the
+	// people in the joiner's space (status room messages sent before).
+	Statuses map[uuid.UUID]Status `json:"statuses,omitempty"`
+}
+
+// Status is what a participant's client says of itself to its space: a
+// raised hand (asking to speak) and whether its microphone is off. The
+// server enforces nothing by it; mutes that hold are the moderator's.
+type Status struct {
+	Hand   bool `json:"hand"`
+	MicOff bool `json:"mic_off"`
 }
 
 // Connected records a participant's connection: the first connection is
@@ -106,7 +117,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 		return Welcome{}, err
 	}
 	p.Connected = true
-	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role)}
+	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role), Statuses: s.live.statusesIn(sessionID, p.Space)}
 	if p.Space == SpaceMain {
 		w.Presenting = s.live.presentingIn(sessionID)
 	}
@@ -195,6 +206,8 @@ func (s *Service) RoomMessage(ctx context.Context, sessionID, from uuid.UUID, ty
 		return s.chat(ctx, p, payload)
 	case MessagePresent:
 		return s.present(ctx, p, payload)
+	case MessageStatus:
+		return s.status(ctx, p, payload)
 	}
 	// The code is signalling's own for a message type nobody handles.
 	return nil, &fault.Error{Kind: fault.BadRequest, Code: "unknown_type", Message: fmt.Sprintf("unknown room message %q", typ)}
@@ -269,9 +282,57 @@ func (s *Service) present(ctx context.Context, p Participant, payload json.RawMe
 	details["by"] = p.ID
 	out := mustJSON(details)
 	if in.DocumentID == nil {
-		s.live.setPresenting(p.SessionID, nil)
+		s.live.setPresenting(p.SessionID, nil, uuid.Nil)
 	} else {
-		s.live.setPresenting(p.SessionID, out)
+		s.live.setPresenting(p.SessionID, out, *in.DocumentID)
 	}
 	return out, nil
+}
+
+// PresentedTo reports whether document docID is being presented in the
+// main room of sessionID right now and participant pid is in the main room
+// to see it. Presenting a document is permission for everyone in the main
+// room to see it while it is shown, and for nothing more: the document
+// routes ask this, in one place (api), when the caller's role alone would
+// not show them the document.
+func (s *Service) PresentedTo(sessionID, pid, docID uuid.UUID) bool {
+	return s.live.presentedTo(sessionID, pid, docID)
+}
+
+// status relays a participant's raised hand and microphone state to the
+// people of their space. Raising and lowering a hand is journalled: asking
+// to speak is part of what happened in a hearing; the microphone is not
+// (the server's own mutes are journalled where they are set).
+func (s *Service) status(ctx context.Context, p Participant, payload json.RawMessage) (json.RawMessage, error) {
+	if err := access.Check(p.Role, access.Publish); err != nil {
+		return nil, err
+	}
+	var in Status
+	if err := json.Unmarshal(payload, &in); err != nil {
+		return nil, invalid("hand", "status needs {\"hand\": true|false, \"mic_off\": true|false}")
+	}
+	if p.Space == SpaceWaiting {
+		return nil, conflict("you are in the waiting room")
+	}
+	handChanged, space, ok := s.live.setStatus(p.SessionID, p.ID, in)
+	if !ok {
+		return nil, fault.Unavailable
+	}
+	if handChanged {
+		action := "participant.hand_lowered"
+		if in.Hand {
+			action = "participant.hand_raised"
+		}
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			_, err := s.record(ctx, tx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: action,
+				Details: map[string]any{"participant_id": p.ID, "name": p.Name, "space": space}})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Delivered within the sender's space, like chat (the audience filter
+	// reads "space").
+	return mustJSON(map[string]any{"participant_id": p.ID, "hand": in.Hand, "mic_off": in.MicOff, "space": space}), nil
 }

@@ -26,13 +26,28 @@ var discard = slog.New(slog.DiscardHandler)
 type recorder struct {
 	mu           sync.Mutex
 	events       []string
+	to           [][]uuid.UUID // the recipients of each event (nil: everyone)
 	disconnected []uuid.UUID
 }
 
-func (r *recorder) Notify(_ uuid.UUID, _ []uuid.UUID, typ string, _ json.RawMessage) {
+func (r *recorder) Notify(_ uuid.UUID, to []uuid.UUID, typ string, _ json.RawMessage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, typ)
+	r.to = append(r.to, to)
+}
+
+// sentTo lists the recipients of every event of type typ.
+func (r *recorder) sentTo(typ string) [][]uuid.UUID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out [][]uuid.UUID
+	for i, e := range r.events {
+		if e == typ {
+			out = append(out, r.to[i])
+		}
+	}
+	return out
 }
 
 func (r *recorder) Disconnect(_, pid uuid.UUID, _ string) {

@@ -14,16 +14,16 @@ import (
 	"github.com/chamber-court/chamber/sessions"
 )
 
-// room is a hearing in progress: the judge and the party on stage, a
+// gallery is a hearing in progress: the judge and the party on stage, a
 // witness waiting, two observers watching, an interpreter invited but
 // never connected, and counsel in a consultation with nobody.
-type room struct {
+type gallery struct {
 	sid                                               uuid.UUID
 	judgeP                                            sessions.Principal
 	judge, party, witness, obs, obs2, interp, counsel uuid.UUID
 }
 
-func newRoom(t testing.TB, f *fixture) room {
+func newGallery(t testing.TB, f *fixture) gallery {
 	t.Helper()
 	ctx := context.Background()
 	clerk := f.staff(t, access.Clerk)
@@ -31,7 +31,7 @@ func newRoom(t testing.TB, f *fixture) room {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := room{sid: sess.ID}
+	r := gallery{sid: sess.ID}
 	id := func(name string, role access.Role, connect, admit bool) uuid.UUID {
 		p, _ := f.invite(t, clerk, sess.ID, name, role)
 		if connect {
@@ -65,7 +65,7 @@ func newRoom(t testing.TB, f *fixture) room {
 // TestSight is the visibility rule, case by case: who may know whom.
 func TestSight(t *testing.T) {
 	f := newFixture(t, databasetest.Open(t, database.SQLite))
-	r := newRoom(t, f)
+	r := newGallery(t, f)
 	U, S, Y := sessions.Unseen, sessions.OnStage, sessions.Seen
 	for _, tc := range []struct {
 		what              string
@@ -150,7 +150,7 @@ func TestSight(t *testing.T) {
 // alone, and the whole list once admitted.
 func TestWaitingRoomListsNobody(t *testing.T) {
 	f := newFixture(t, databasetest.Open(t, database.SQLite))
-	r := newRoom(t, f)
+	r := newGallery(t, f)
 	ctx := context.Background()
 	wp, _ := f.invite(t, f.staff(t, access.Admin), r.sid, "Witness Two", access.Witness)
 	list, err := f.svc.Participants(ctx, wp, r.sid)
@@ -192,7 +192,7 @@ func mustMarshal(t testing.TB, v any) json.RawMessage {
 func TestConsultationChatIsPrivileged(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		f := newFixture(t, db)
-		r := newRoom(t, f)
+		r := newGallery(t, f)
 		ctx := context.Background()
 		const secret, public = "Say nothing about the second contract.", "The court is in session."
 		out, err := f.svc.RoomMessage(ctx, r.sid, r.counsel, sessions.MessageChat, mustMarshal(t, map[string]string{"text": secret}))
@@ -232,7 +232,7 @@ func TestConsultationChatIsPrivileged(t *testing.T) {
 // rule, encode), and the judge, who is sent the record as it is.
 func BenchmarkParticipantFor(b *testing.B) {
 	f := newFixture(b, databasetest.Open(b, database.SQLite))
-	r := newRoom(b, f)
+	r := newGallery(b, f)
 	rec, err := f.svc.Participant(context.Background(), r.judgeP, r.sid, r.party)
 	if err != nil {
 		b.Fatal(err)

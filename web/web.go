@@ -97,6 +97,15 @@ func New(cfg Config) (*Web, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: embedded files: %w", err)
 	}
+	vocab, err := vocabModule()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := w.files[vocabPath]; ok {
+		return nil, fmt.Errorf("web: embedded files: %s is generated and must not be in static/", vocabPath)
+	}
+	sum := sha256.Sum256(vocab)
+	w.files[vocabPath] = file{etag: `"` + hex.EncodeToString(sum[:16]) + `"`, data: vocab}
 	for _, name := range []string{consolePage, roomPage, verifyPage} {
 		if _, ok := w.files[name]; !ok {
 			return nil, fmt.Errorf("web: embedded files: page %s is missing from this build", name)

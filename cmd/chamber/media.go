@@ -207,8 +207,9 @@ func (h sessionHooks) Filter(sid, receiver uuid.UUID, ev signaling.Event) (json.
 	// Removals and consultations: to those who follow the roster.
 	case sessions.EventParticipantRemoved, sessions.EventConsultationOpened, sessions.EventConsultationClosed:
 		return ev.Data, svc.SeesRoster(sid, receiver)
-	// Chat stays in its space; a consultation's is as private as its media.
-	case sessions.MessageChat:
+	// Chat and raised hands stay in their space; a consultation's are as
+	// private as its media.
+	case sessions.MessageChat, sessions.MessageStatus:
 		var m struct {
 			Space string `json:"space"`
 		}

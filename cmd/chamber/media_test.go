@@ -121,6 +121,8 @@ func TestEveryEventHasAnAudience(t *testing.T) {
 		{"the witness's list", signaling.Event{Type: sessions.EventParticipantsKnown, Data: raw(`{"for":"` + witness.String() + `"}`)}, W},
 		{"chat in the room", signaling.Event{Type: sessions.MessageChat, Data: raw(`{"space":"main"}`)}, N | P | V},
 		{"chat in the consultation", signaling.Event{Type: sessions.MessageChat, Data: raw(`{"space":"` + cons.ID.String() + `"}`)}, O},
+		{"a raised hand in the room", signaling.Event{Type: sessions.MessageStatus, Data: raw(`{"space":"main"}`)}, N | P | V},
+		{"a raised hand in the consultation", signaling.Event{Type: sessions.MessageStatus, Data: raw(`{"space":"` + cons.ID.String() + `"}`)}, O},
 		{"a presented page", signaling.Event{Type: sessions.MessagePresent, Data: raw(`{}`)}, N | P | V},
 		{"the session", signaling.Event{Type: sessions.EventSessionUpdated, Data: raw(`{}`)}, all},
 		{"the close", signaling.Event{Type: sessions.EventSessionClosed, Data: raw(`{}`)}, all},

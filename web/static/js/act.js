@@ -8,28 +8,17 @@ import { t, roleLabel } from './i18n.js';
 import { h, replace, toast, hashView, formatDateTime } from './dom.js';
 import { ApiError, errorText, downloadBundle } from './api.js';
 
-export const ACT_STATES = ['draft', 'identity_verified', 'signed_by_principals', 'notarised', 'sealed'];
+import vocab from './vocab.js';
+import { nameMismatch } from './names.js';
+
+/** The act's states in order, from the server (js/vocab.js is generated). */
+export const ACT_STATES = vocab.act_states;
 
 const DOC_FIELDS = ['type', 'number', 'issuing_state', 'surname', 'given_names', 'nationality', 'birth_date', 'sex', 'expiry_date'];
 
 /** normalizeMRZ turns what a person or a reader typed into MRZ lines joined by "\n". */
 export function normalizeMRZ(text) {
   return String(text).toUpperCase().split(/\r?\n|\r/).map((l) => l.replace(/\s+/g, '')).filter(Boolean).join('\n');
-}
-
-/** captureStill draws a <video>'s current frame into a JPEG. */
-export function captureStill(video) {
-  return new Promise((resolve, reject) => {
-    if (!video || !video.videoWidth) {
-      reject(new Error(t('identity.noVideo')));
-      return;
-    }
-    const c = document.createElement('canvas');
-    c.width = video.videoWidth;
-    c.height = video.videoHeight;
-    c.getContext('2d').drawImage(video, 0, 0);
-    c.toBlob((b) => (b ? resolve(b) : reject(new Error(t('identity.noVideo')))), 'image/jpeg', 0.92);
-  });
 }
 
 export function createActPanel(room) {
@@ -207,7 +196,7 @@ export function createActPanel(room) {
   }
 
   function showCurrent(c, box) {
-    const status = h('p', { role: 'status' });
+    const status = h('p', { role: 'status', id: 'still-status' });
     const still = async (kind, blob) => {
       try {
         const res = await api.request('POST', base + '/identity-checks/' + c.id + '/stills?kind=' + kind, { body: blob, headers: { 'Content-Type': blob.type || 'image/jpeg' } });
@@ -219,14 +208,35 @@ export function createActPanel(room) {
         status.textContent = errorText(err);
       }
     };
-    const faceBtn = h('button', { type: 'button', class: 'btn', id: 'capture-face', onclick: async () => {
-      const tile = room.tiles.get(c.participant_id + ':camera');
-      try { await still('face', await captureStill(tile && tile.video)); } catch (err) { status.textContent = err.message; }
-    } }, t('identity.captureFace', { name: room.nameOf(c.participant_id).name }));
-    const docBtn = h('button', { type: 'button', class: 'btn', id: 'capture-document', onclick: async () => {
-      const self = room.tiles.get(room.you.id + ':camera');
-      try { await still('document', await captureStill(self && self.video)); } catch (err) { status.textContent = err.message; }
-    } }, t('identity.captureDocument'));
+    // A still is shown as a thumbnail first; it is stored only when the
+    // officer accepts it.
+    const preview = h('div', { class: 'still-preview', id: 'still-preview', hidden: true });
+    const offer = (kind, shot, again) => {
+      replace(preview,
+        h('img', { src: shot.url, alt: t('identity.stillAlt', { kind: t('identity.still.' + kind) }), class: 'still-thumb' }),
+        h('p', { class: 'muted', id: 'still-size' }, t('identity.stillSize', { width: shot.width, height: shot.height })),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'btn btn-primary', id: 'still-accept', onclick: async () => {
+            preview.hidden = true;
+            await still(kind, shot.blob);
+          } }, t('identity.useStill')),
+          h('button', { type: 'button', class: 'btn', id: 'still-again', onclick: again }, t('identity.takeAgain'))));
+      preview.hidden = false;
+    };
+    const takeFace = async () => {
+      status.textContent = t('identity.capturing');
+      try {
+        offer('face', await room.captureStill(c.participant_id), takeFace);
+        status.textContent = '';
+      } catch (err) { status.textContent = err.message; }
+    };
+    const takeDocument = async () => {
+      try {
+        offer('document', await room.captureLocal(), takeDocument);
+      } catch (err) { status.textContent = err.message; }
+    };
+    const faceBtn = h('button', { type: 'button', class: 'btn', id: 'capture-face', onclick: takeFace }, t('identity.captureFace', { name: room.nameOf(c.participant_id).name }));
+    const docBtn = h('button', { type: 'button', class: 'btn', id: 'capture-document', onclick: takeDocument }, t('identity.captureDocument'));
     const file = h('input', { type: 'file', accept: 'image/jpeg,image/png', id: 'document-photo', class: 'file-input' });
     file.addEventListener('change', () => { if (file.files[0]) still('document', file.files[0]); });
     const reason = h('textarea', { id: 'refuse-reason', rows: 2, maxlength: 500 });
@@ -250,10 +260,15 @@ export function createActPanel(room) {
       }
     };
     const d = c.document || {};
+    const invited = room.nameOf(c.participant_id).name;
+    const mismatch = nameMismatch(invited, d);
     replace(box,
       h('h4', null, t('identity.parsed')),
+      mismatch && h('p', { class: 'warning', role: 'alert', id: 'name-mismatch' },
+        t('identity.nameMismatch', { invited, document: [d.given_names, d.surname].filter(Boolean).join(' ') })),
       h('dl', { class: 'doc-fields' }, DOC_FIELDS.filter((f) => d[f]).map((f) => [h('dt', null, t('mrz.' + f)), h('dd', null, String(d[f]))])),
       h('div', { class: 'actions' }, faceBtn, docBtn, h('label', { for: 'document-photo', class: 'btn' }, t('identity.documentFile')), file),
+      preview,
       h('div', { class: 'field' }, h('label', { for: 'principal-address' }, t('identity.address')), address,
         h('div', { class: 'field-hint' }, t('identity.addressHint'))),
       h('div', { class: 'field' }, h('label', { for: 'refuse-reason' }, t('identity.refuseReason')), reason),

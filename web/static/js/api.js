@@ -66,11 +66,19 @@ export class Api {
   /**
    * upload sends a file as the raw request body with XMLHttpRequest, whose
    * upload events drive a progress bar: onProgress(fraction 0…1).
-   * Resolves with the JSON answer; rejects with ApiError.
+   * Resolves with the JSON answer; rejects with ApiError. An AbortSignal
+   * cancels it (ApiError code 'aborted').
    */
-  upload(path, file, onProgress, contentType) {
+  upload(path, file, onProgress, contentType, signal) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
+      if (signal) {
+        if (signal.aborted) {
+          reject(new ApiError(0, 'aborted', t('error.aborted')));
+          return;
+        }
+        signal.addEventListener('abort', () => xhr.abort(), { once: true });
+      }
       xhr.open('POST', '/api/v1' + path);
       for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
       xhr.setRequestHeader('Content-Type', contentType || file.type || 'application/octet-stream');
@@ -119,17 +127,59 @@ export async function downloadBundle(api, sid) {
   }
 }
 
-/** A message for an error from the API, in words. */
+// Error codes (docs/signaling.md, fault/fault.go) and the words people
+// read for them. A server's own message is shown only for a conflict,
+// whose text is written to say what is missing ("the notary signs last").
+const ERROR_WORDS = {
+  internal: 'error.internal',
+  invalid: 'error.invalid',
+  bad_request: 'error.badRequest',
+  bad_body: 'error.badRequest',
+  bad_query: 'error.badRequest',
+  bad_multipart: 'error.badRequest',
+  malformed_json: 'error.badRequest',
+  unknown_field: 'error.badRequest',
+  empty: 'error.empty',
+  not_found: 'error.notFound',
+  forbidden: 'error.forbidden',
+  unauthenticated: 'error.unauthenticated',
+  token_expired: 'error.tokenExpired',
+  token_revoked: 'error.tokenRevoked',
+  too_large: 'error.tooLarge',
+  unsupported_media_type: 'error.unsupported',
+  malformed_pdf: 'error.malformedPdf',
+  pdf_too_complex: 'error.pdfTooComplex',
+  encrypted_pdf: 'error.encryptedPdf',
+  invalid_mrz: 'error.invalidMrz',
+  certificate_refused: 'error.certificateRefused',
+  rate_limited: 'error.rateLimited',
+  unavailable: 'error.unavailable',
+  busy: 'error.unavailable',
+  nothing_to_change: 'error.badRequest',
+  insufficient_storage: 'error.storage',
+  canceled: 'error.aborted',
+  aborted: 'error.aborted',
+  network: 'error.network',
+  waiting_room: 'error.waitingRoom',
+  not_ready: 'error.notReady',
+  ice_failed: 'error.iceFailed',
+  unsupported_version: 'error.oldPage',
+  unknown_type: 'error.oldPage',
+  unexpected: 'error.unexpected',
+};
+
+/** errorWords is the catalog key for an error code ('' when it has none). */
+export function errorWords(code) { return ERROR_WORDS[code] || ''; }
+
+/** A message for an error from the API, in words a person can act on. */
 export function errorText(err) {
   if (err instanceof ApiError) {
-    switch (err.code) {
-      case 'token_expired': return t('error.tokenExpired');
-      case 'token_revoked': return t('error.tokenRevoked');
-      case 'unauthenticated': return t('error.unauthenticated');
-      case 'rate_limited': return err.message;
-      case 'network': return t('error.network');
-    }
-    return err.message;
+    if (err.code === 'conflict' && err.message) return err.message;
+    const key = ERROR_WORDS[err.code];
+    if (key) return t(key);
+    return err.status >= 500 ? t('error.internal') : t('error.generic');
   }
+  // Errors of the browser's own (a media device, a missing video) carry
+  // a message written by this client.
   return (err && err.message) || String(err);
 }

@@ -3,11 +3,13 @@
 // the room, labelling exhibits and signing. Used in the room and, without
 // presenting, in the staff console.
 import { t } from './i18n.js';
-import { h, replace, toast, hashView, formatSize, formatDateTime, modal, field } from './dom.js';
+import { h, replace, toast, hashView, formatSize, formatDateTime, modal, field, announce } from './dom.js';
 import { errorText, saveBlob } from './api.js';
 import { Viewer } from './viewer.js';
 
-const EXHIBIT_STATUSES = ['submitted', 'admitted', 'rejected'];
+import vocab from './vocab.js';
+
+const EXHIBIT_STATUSES = vocab.exhibit_statuses;
 
 /**
  * documentsView renders a session's documents for one caller.
@@ -21,12 +23,15 @@ export function documentsView(opts) {
   const progressText = h('span', { class: 'progress-text', 'aria-hidden': 'true' });
   const viewerBox = h('div', { class: 'doc-viewer', hidden: true });
   let viewer = null;
+  let uploading = null; // AbortController of the upload under way
+  let cancelBtn = null;
   const el = h('div', { class: 'documents' });
 
   if (can('upload_document') && !opts.closed) {
     const input = h('input', { type: 'file', id: 'upload-input', class: 'file-input', accept: '.pdf,application/pdf,image/jpeg,image/png,video/webm,video/mp4,text/plain' });
     const label = h('label', { for: 'upload-input', class: 'btn' }, t('doc.upload'));
-    const drop = h('div', { class: 'drop-zone' }, label, input, h('span', { class: 'muted' }, t('doc.orDrop')), progress, progressText);
+    cancelBtn = h('button', { type: 'button', class: 'btn btn-small', id: 'upload-cancel', hidden: true, onclick: () => { if (uploading) uploading.abort(); } }, t('doc.cancelUpload'));
+    const drop = h('div', { class: 'drop-zone' }, label, input, h('span', { class: 'muted' }, t('doc.orDrop')), progress, progressText, cancelBtn);
     input.addEventListener('change', () => { if (input.files[0]) upload(input.files[0]).finally(() => { input.value = ''; }); });
     drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
     drop.addEventListener('dragleave', () => drop.classList.remove('over'));
@@ -40,22 +45,32 @@ export function documentsView(opts) {
   el.append(status, list, viewerBox);
 
   async function upload(file) {
+    if (uploading) return;
+    uploading = new AbortController();
     progress.hidden = false;
     progress.value = 0;
+    if (cancelBtn) cancelBtn.hidden = false;
     status.textContent = t('doc.uploading', { name: file.name });
     try {
       const res = await api.upload('/sessions/' + sessionId + '/documents?name=' + encodeURIComponent(file.name), file, (f) => {
         progress.value = Math.round(f * 100);
         progressText.textContent = Math.round(f * 100) + '%';
-      }, file.type || guessType(file.name));
+      }, file.type || guessType(file.name), uploading.signal);
       status.textContent = res.duplicate ? t('doc.duplicate', { name: res.name }) : t('doc.uploaded', { name: res.name, hash: res.sha256 });
       toast(res.duplicate ? t('doc.duplicate', { name: res.name }) : t('doc.uploadedShort', { name: res.name }));
       await refresh();
     } catch (err) {
-      status.textContent = t('doc.uploadFailed', { error: errorText(err) });
-      toast(status.textContent, 'error');
+      if (err.code === 'aborted') {
+        status.textContent = t('doc.uploadCancelled', { name: file.name });
+        announce(status.textContent);
+      } else {
+        status.textContent = t('doc.uploadFailed', { error: errorText(err) });
+        toast(status.textContent, 'error');
+      }
     } finally {
+      uploading = null;
       progress.hidden = true;
+      if (cancelBtn) cancelBtn.hidden = true;
       progressText.textContent = '';
     }
   }
@@ -68,7 +83,7 @@ export function documentsView(opts) {
       h('button', { type: 'button', class: 'btn btn-small', onclick: () => download(d) }, t('doc.download')),
     ];
     if (isPDF && opts.onPresent && can('present')) {
-      actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => opts.onPresent(d, viewer && viewer.docId === d.id ? viewer.page : 1) }, t('doc.present')));
+      actions.push(h('button', { type: 'button', class: 'btn btn-small present', onclick: () => opts.onPresent(d, viewer && viewer.docId === d.id ? viewer.page : 1) }, t('doc.present')));
     }
     if (opts.kind === 'hearing' && can('label_exhibit') && !opts.closed) {
       actions.push(h('button', { type: 'button', class: 'btn btn-small', onclick: () => label(d) }, t('doc.label')));
@@ -76,17 +91,38 @@ export function documentsView(opts) {
     if (isPDF && can('sign') && !opts.closed) {
       actions.push(h('button', { type: 'button', class: 'btn btn-small btn-primary sign', onclick: () => sign(d) }, t('doc.sign')));
     }
-    return h('li', { class: 'doc', dataset: { document: d.id, sha256: d.sha256, signatures: String(d.signatures) } },
+    // The hash and size shown are the newest version's (what is viewed,
+    // presented and signed next); older versions are listed on request.
+    const hash = newestHash(d);
+    return h('li', { class: 'doc', dataset: { document: d.id, sha256: hash, signatures: String(d.signatures), version: String(d.version) } },
       h('div', { class: 'doc-main' },
         h('span', { class: 'doc-name' }, d.label ? h('strong', { class: 'exhibit-label' }, d.label + ' ') : null, d.name),
         h('div', { class: 'doc-meta' },
-          h('span', null, t('doc.version', { n: d.version })), ' · ',
-          h('span', null, formatSize(d.size)), ' · ',
-          h('span', null, t('doc.sha256'), ' ', hashView(d.sha256)), ' · ',
+          h('span', { class: 'doc-version' }, d.version > 1 ? t('doc.versionOf', { n: d.version }) : t('doc.version', { n: d.version })), ' · ',
+          h('span', { class: 'doc-size' }, formatSize(d.newest_size || d.size)), ' · ',
+          h('span', null, t('doc.sha256'), ' ', hashView(hash)), ' · ',
           h('span', { class: d.signatures > 0 ? 'sig-yes' : 'sig-no' }, sig),
           d.status && [' · ', h('span', { class: 'exhibit-status status-' + d.status }, t('exhibit.' + d.status))]),
-        h('div', { class: 'doc-meta muted' }, t('doc.uploadedAt', { when: formatDateTime(d.created_at) }))),
+        h('div', { class: 'doc-meta muted' }, t('doc.uploadedAt', { when: formatDateTime(d.created_at) })),
+        d.version > 1 && versionsList(d)),
       h('div', { class: 'doc-actions' }, actions));
+  }
+
+  /** versionsList is a disclosure listing every version with its own hash and size. */
+  function versionsList(d) {
+    const list = h('ol', { class: 'versions' });
+    const details = h('details', { class: 'doc-versions' }, h('summary', null, t('doc.allVersions', { n: d.version })), list);
+    details.addEventListener('toggle', async () => {
+      if (!details.open || list.childNodes.length) return;
+      try {
+        const full = await api.get('/documents/' + d.id);
+        replace(list, (full.versions || []).map((v) => h('li', { dataset: { version: String(v.version), sha256: v.sha256 } },
+          t('doc.versionLine', { n: v.version, kind: t('doc.kind.' + v.kind), size: formatSize(v.size), who: v.signer || v.created_by }), ' ', hashView(v.sha256))));
+      } catch (err) {
+        replace(list, h('li', { class: 'field-error' }, errorText(err)));
+      }
+    });
+    return details;
   }
 
   async function refresh() {
@@ -158,7 +194,7 @@ export function documentsView(opts) {
     const err = h('p', { class: 'field-error', role: 'alert' });
     await modal(t('sign.title', { name: d.name }), (close) => {
       const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
-      const form = h('form', null, h('p', null, t('sign.explain', { hash: d.sha256.slice(0, 12) })), fields.reason, fields.location, fields.contact, err,
+      const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, err,
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')), btn));
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
@@ -185,6 +221,9 @@ export function documentsView(opts) {
 
   return { el, refresh };
 }
+
+/** newestHash is the newest version's SHA-256 (older servers sent only the original's). */
+function newestHash(d) { return d.newest_sha256 || d.sha256; }
 
 function guessType(name) {
   const ext = name.toLowerCase().split('.').pop();

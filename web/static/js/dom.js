@@ -1,6 +1,6 @@
 // Small DOM helpers. Text always goes in as text nodes, never as HTML, so
 // names, chat and file names from other people cannot inject markup.
-import { t, language } from './i18n.js';
+import { t, language, LANGUAGES, setLanguage } from './i18n.js';
 
 /**
  * h builds an element: h('button', {class: 'x', onclick: fn, 'aria-label': …}, child, …).
@@ -81,6 +81,21 @@ export function toast(msg, kind = 'info') {
 /** brand is the header's icon and name: a link to href, or plain text without one. */
 export function brand(href) {
   return h(href ? 'a' : 'span', { class: 'brand', href }, h('img', { src: '/static/img/icon.svg', alt: '', width: 28, height: 28 }), t('app.name'));
+}
+
+/**
+ * languageSwitch is a labelled list of the languages; choosing one keeps
+ * it for this browser and reloads the page in it.
+ */
+export function languageSwitch(id = 'language') {
+  if (LANGUAGES.length < 2) return null;
+  const sel = h('select', { id, class: 'lang-select', 'aria-label': t('lang.choose') },
+    LANGUAGES.map(([code, name]) => h('option', { value: code, lang: code, selected: code === language() }, name)));
+  sel.addEventListener('change', () => {
+    setLanguage(sel.value);
+    location.reload();
+  });
+  return h('div', { class: 'lang' }, sel);
 }
 
 /** First 12 hex digits of a SHA-256, the rest on hover. */

@@ -5,11 +5,10 @@ import { t, roleLabel } from './i18n.js';
 import { h, toast, copyText, field } from './dom.js';
 import { errorText } from './api.js';
 
-/** ROLES are the participant roles of each session kind, as the server has them. */
-export const ROLES = {
-  hearing: ['judge', 'clerk', 'party', 'counsel', 'witness', 'interpreter', 'observer'],
-  notarisation: ['notary', 'embassy_officer', 'principal', 'witness', 'interpreter', 'observer'],
-};
+import vocab from './vocab.js';
+
+/** ROLES are the participant roles of each session kind, from the server (js/vocab.js is generated). */
+export const ROLES = vocab.roles;
 
 /**
  * inviteForm asks for a name and a role (one of roles, by default all of

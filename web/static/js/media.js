@@ -54,20 +54,37 @@ export class LevelMeter {
     this.onLevel = onLevel;
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx || !track) return;
-    this.ctx = new Ctx();
-    const src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    // Firefox refuses to connect a microphone to a context of another
+    // sample rate (the meter then stayed at 0): make the context at the
+    // microphone's rate.
+    const rate = track.getSettings ? track.getSettings().sampleRate : undefined;
+    let src;
+    try {
+      this.ctx = rate ? new Ctx({ sampleRate: rate }) : new Ctx();
+      src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    } catch {
+      if (this.ctx) this.ctx.close();
+      this.ctx = new Ctx();
+      src = this.ctx.createMediaStreamSource(new MediaStream([track]));
+    }
     this.analyser = this.ctx.createAnalyser();
     this.analyser.fftSize = 512;
     src.connect(this.analyser);
     this.buf = new Float32Array(this.analyser.fftSize);
-    // An AudioContext made before any click starts suspended; the first
-    // click or key press resumes it.
-    const resume = () => { if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume(); };
-    resume();
-    window.addEventListener('pointerdown', resume, { once: true });
-    window.addEventListener('keydown', resume, { once: true });
+    // An AudioContext made before any click starts suspended (Firefox
+    // keeps it so until the page is clicked, and the meter stayed at 0):
+    // the first click or key press resumes it, and the page offers a
+    // button for it while it waits (suspended(), onResume).
+    this.resume = () => { if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume().catch(() => {}); };
+    this.resume();
+    window.addEventListener('pointerdown', this.resume, { once: true });
+    window.addEventListener('keydown', this.resume, { once: true });
+    this.ctx.addEventListener('statechange', () => { if (this.ctx && this.ctx.state === 'running' && this.onResume) this.onResume(); });
     this.timer = setInterval(() => this.tick(), 66);
   }
+
+  /** suspended reports whether the meter waits for a click to hear anything. */
+  suspended() { return !!this.ctx && this.ctx.state === 'suspended'; }
 
   tick() {
     this.analyser.getFloatTimeDomainData(this.buf);

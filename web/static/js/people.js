@@ -3,8 +3,9 @@
 // clerk — per-participant moderation and the session's controls
 // (recording, closing).
 import { t, roleLabel } from './i18n.js';
-import { h, replace, confirmDialog, modal } from './dom.js';
+import { h, replace, confirmDialog, modal, announce } from './dom.js';
 import { ROLES, inviteForm, invitedBox } from './invite.js';
+import { enforcedMute } from './store.js';
 
 export function createPeoplePanel(room) {
   const el = h('section', { class: 'panel people' });
@@ -17,14 +18,17 @@ export function createPeoplePanel(room) {
   function personRow(p) {
     const self = p.id === room.you.id;
     const flags = [];
+    const st = room.state.statuses.get(p.id) || {};
     if (!p.connected) flags.push(t('people.offline'));
-    if (p.audio_muted) flags.push(t('people.audioMuted'));
+    if (p.audio_muted) flags.push(enforcedMute(p).audio || p.space === 'main' ? t('people.audioMuted') : t('people.audioMutedMain'));
+    else if (st.mic_off) flags.push(t('room.micIsOff'));
     if (p.video_muted) flags.push(t('people.videoMuted'));
     if (p.interprets) flags.push(t('people.interprets', { name: room.nameOf(p.interprets).name }) + (p.whisper ? ' ' + t('people.whisper') : ''));
     const li = h('li', { class: 'person' + (p.connected ? '' : ' offline'), dataset: { participant: p.id } },
       h('span', { class: 'presence', 'aria-hidden': 'true' }),
       h('div', { class: 'person-main' },
-        h('span', { class: 'person-name' }, p.name, self && ' ' + t('people.youSuffix')),
+        h('span', { class: 'person-name' }, st.hand && h('span', { class: 'hand-mark', title: t('hand.raised') }, '✋ ', h('span', { class: 'sr-only' }, t('hand.raised') + ': ')),
+          p.name, self && ' ' + t('people.youSuffix')),
         h('span', { class: 'person-role' }, roleLabel(p.role)),
         flags.length > 0 && h('span', { class: 'person-flags' }, flags.join(' · '))));
     if (self || p.revoked) return li;
@@ -95,9 +99,18 @@ export function createPeoplePanel(room) {
     const main = all.filter((p) => p.space === 'main').sort(byName);
     const invited = all.filter((p) => p.space === 'waiting' && !p.connected).sort(byName);
     const sections = [];
+    const hands = main.filter((p) => (room.state.statuses.get(p.id) || {}).hand);
+    if (hands.length) {
+      sections.push(h('section', { class: 'people-section hands-list', 'aria-labelledby': 'hands-list-h' },
+        h('h3', { id: 'hands-list-h' }, t('hand.list', { n: hands.length })),
+        h('ul', null, hands.map((p) => h('li', { class: 'hand-row', dataset: { participant: p.id } }, '✋ ', p.name, ' · ', roleLabel(p.role))))));
+    }
     if (mod('admit') || waiting.length) {
       sections.push(h('section', { class: 'people-section waiting-list', 'aria-labelledby': 'waiting-list-h' },
-        h('h3', { id: 'waiting-list-h' }, t('people.waiting', { n: waiting.length })),
+        h('div', { class: 'section-head' },
+          h('h3', { id: 'waiting-list-h' }, t('people.waiting', { n: waiting.length })),
+          mod('admit') && waiting.length > 1 && h('button', { type: 'button', class: 'btn btn-small btn-primary', id: 'admit-all',
+            onclick: (e) => admitAll(e.currentTarget, waiting) }, t('people.admitAll', { n: waiting.length }))),
         waiting.length ? h('ul', null, waiting.map(personRow)) : h('p', { class: 'muted' }, t('people.nobodyWaiting'))));
     }
     sections.push(h('section', { class: 'people-section', 'aria-labelledby': 'main-list-h' },
@@ -117,6 +130,20 @@ export function createPeoplePanel(room) {
     }
     replace(list, sections);
     renderControls();
+  }
+
+  /** admitAll admits everyone waiting, one request each (the server checks each). */
+  async function admitAll(btn, waiting) {
+    btn.disabled = true;
+    let n = 0;
+    for (const p of waiting) {
+      try {
+        await room.moderate('/participants/' + p.id + '/admit', null);
+        n++;
+      } catch { /* room.moderate showed the error */ }
+    }
+    announce(t('people.admittedAll', { n }));
+    btn.disabled = false;
   }
 
   function renderControls() {

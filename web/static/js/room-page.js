@@ -6,7 +6,7 @@
 // it never appears in history, bookmarks or screenshots of the address
 // bar. Every page is served with Referrer-Policy: no-referrer.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
-import { h, replace, announce, brand } from './dom.js';
+import { h, replace, announce, brand, languageSwitch } from './dom.js';
 import { Api, ApiError, errorText } from './api.js';
 import { getMedia, devices, LevelMeter, mediaErrorText } from './media.js';
 import { Room } from './room.js';
@@ -32,7 +32,7 @@ export function takeToken(loc = location, storage = sessionStorage, hist = histo
 
 function shell(...children) {
   return replace(app,
-    h('header', { class: 'topbar' }, brand()),
+    h('header', { class: 'topbar' }, brand(), h('div', { class: 'topbar-end' }, languageSwitch())),
     h('main', { id: 'main', class: 'page-narrow', tabindex: '-1' }, ...children));
 }
 
@@ -95,6 +95,7 @@ function preview(ctx) {
   video.muted = true;
   const meterFill = h('div', { class: 'meter-fill' });
   const meter = h('div', { class: 'meter', role: 'meter', 'aria-label': t('join.micLevel'), 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' }, meterFill);
+  const meterStart = h('button', { type: 'button', class: 'btn btn-small', id: 'meter-start', hidden: true, onclick: () => level && level.resume() }, t('join.testMic'));
   const camSelect = h('select', { id: 'camera-select' });
   const micSelect = h('select', { id: 'mic-select' });
   const status = h('p', { class: 'media-status', role: 'status' });
@@ -104,6 +105,7 @@ function preview(ctx) {
   let stream = null;
   let level = null;
   let opening = null;
+  let mediaError = null;
 
   function open(audioId, videoId) {
     opening = openDevices(audioId, videoId);
@@ -115,9 +117,11 @@ function preview(ctx) {
     if (stream) for (const tr of stream.getTracks()) tr.stop();
     stream = null;
     status.textContent = '';
+    mediaError = null;
     try {
       stream = await getMedia({ audioId, videoId });
     } catch (err) {
+      mediaError = err;
       status.textContent = mediaErrorText(err) + ' ' + t('join.canJoinWithout');
       return;
     }
@@ -128,10 +132,17 @@ function preview(ctx) {
         meterFill.style.setProperty('width', Math.round(v * 100) + '%');
         meter.setAttribute('aria-valuenow', String(Math.round(v * 100)));
       });
+      level.onResume = () => { meterStart.hidden = true; };
+      meterStart.hidden = !level.suspended();
     }
-    const list = await devices();
-    fillSelect(camSelect, list.video, stream.getVideoTracks()[0], t('join.noCamera'));
-    fillSelect(micSelect, list.audio, a, t('join.noMic'));
+    // The device lists are filled when the browser gives them; Join does
+    // not wait for them (Firefox has been seen never to answer).
+    const opened = stream;
+    devices().then((list) => {
+      if (stream !== opened) return;
+      fillSelect(camSelect, list.video, opened.getVideoTracks()[0], t('join.noCamera'));
+      fillSelect(micSelect, list.audio, a, t('join.noMic'));
+    }).catch(() => {});
   }
 
   camSelect.addEventListener('change', () => open(micSelect.value || undefined, camSelect.value || undefined));
@@ -144,7 +155,7 @@ function preview(ctx) {
       h('p', null, t('join.as', { name: me.participant.name, role: roleLabel(me.participant.role) })),
       h('div', { class: 'field' }, h('label', { for: 'camera-select' }, t('join.camera')), camSelect),
       h('div', { class: 'field' }, h('label', { for: 'mic-select' }, t('join.microphone')), micSelect),
-      h('div', { class: 'field' }, h('span', { class: 'label', id: 'meter-label' }, t('join.micLevel')), meter),
+      h('div', { class: 'field' }, h('span', { class: 'label', id: 'meter-label' }, t('join.micLevel')), meter, meterStart),
       h('div', { class: 'checks' },
         h('label', { for: 'cam-on' }, camOn, ' ', t('join.startCamera')),
         h('label', { for: 'mic-on' }, micOn, ' ', t('join.startMic'))),
@@ -159,7 +170,11 @@ function preview(ctx) {
     const media = stream ? { stream, audio: stream.getAudioTracks()[0] || null, video: stream.getVideoTracks()[0] || null } : null;
     if (media && !camOn.checked && media.video) { media.video.stop(); media.video = null; }
     if (media && !micOn.checked && media.audio) { media.audio.enabled = false; media.startMuted = true; }
-    enter(Object.assign({}, ctx, { media, videoId: camSelect.value, audioId: micSelect.value }));
+    // A device that is missing or refused: the room says so, with a retry.
+    const missing = [];
+    if (camOn.checked && !(stream && stream.getVideoTracks().length)) missing.push('video');
+    if (!(stream && stream.getAudioTracks().length)) missing.push('audio');
+    enter(Object.assign({}, ctx, { media, videoId: camSelect.value, audioId: micSelect.value, missing, mediaError }));
   });
   shell(h('div', { class: 'join-head' }, sessionHeading(session)), form);
   open();
@@ -226,6 +241,7 @@ async function watch(publicToken) {
 function enter(ctx) {
   const room = new Room(Object.assign({ app, onEnd: ended }, ctx));
   room.start();
+  for (const kind of ctx.missing || []) room.reportMediaError(kind, ctx.mediaError || Object.assign(new Error(''), { name: 'NotFoundError' }));
   announce(t('room.connecting'));
 }
 

@@ -1,91 +1,152 @@
-// The room: video grid, stage, toolbar, side panels, and the waiting room.
-// Room owns the state (who is here, where, muted or not, what is
-// presented, whether recording runs) and re-renders from it; panels listen
-// to its events. The server enforces every rule; the controls shown here
-// only follow the permissions it lists.
+// The room: it wires the signalling connection to the store (store.js)
+// and the views to the state the store returns — the header, the tiles
+// (tiles.js), the stage (stage.js), the toolbar (toolbar.js) and the side
+// panels — and runs what the browser itself does: local media, moderation
+// calls over REST, connection statistics. The server enforces every rule;
+// the controls shown here only follow the permissions it lists.
 import { t, roleLabel } from './i18n.js';
 import { h, replace, announce, toast, confirmDialog } from './dom.js';
 import { ApiError, errorText } from './api.js';
-import { getMedia } from './media.js';
+import { getMedia, mediaErrorText } from './media.js';
 import { RoomConnection } from './signal.js';
+import { initial, reduce, viewOf, inConsultation, enforcedMute, nameOf, MAIN } from './store.js';
+import { Tiles } from './tiles.js';
+import { Stage } from './stage.js';
+import { Toolbar } from './toolbar.js';
 import { createPeoplePanel } from './people.js';
 import { createChatPanel } from './chat.js';
 import { createDocumentsPanel } from './documents.js';
 import { createActPanel } from './act.js';
-import { Viewer } from './viewer.js';
-
-const STALL_MS = 3000;
 
 export class Room extends EventTarget {
-  constructor({ app, api, token, me, session, media, onEnd, videoId }) {
+  constructor({ app, api, token, me, session, media, onEnd, videoId, audioId }) {
     super();
     this.app = app;
     this.api = api;
     this.token = token;
-    this.you = me.participant;
-    this.perms = new Set(me.permissions);
-    this.session = session;
-    this.media = media;
+    this.media = media || null; // {stream, audio, video} of this browser
     this.videoId = videoId;
+    this.audioId = audioId;
     this.onEnd = onEnd;
-    this.participants = new Map();
-    this.peers = new Map(); // participant id → {name, role} from the signalling layer
-    this.consultations = new Map();
-    this.tiles = new Map(); // key (participant:source) → tile
+    this.state = initial({ you: me.participant, permissions: me.permissions, session });
+    this.videos = new Map(); // tile key → {track, id} received
     this.audioEls = new Map(); // track id → <audio>
-    this.recording = { recording: false };
-    this.presenting = null;
-    this.speaker = '';
-    this.quality = new Map(); // track id → sent quality key
-    this.serverMuted = { audio: false, video: false };
+    this.screen = null; // this browser's shared screen track
+    this.layers = new Map(); // received track id → {rids, current}: simulcast layers (track_published, layer)
+    this.layerWaits = new Set(); // functions called on every layer change
+    this.tiles = new Tiles();
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
-  can(action) { return this.perms.has(action); }
+  // ——— what the panels read ———
 
-  get sid() { return this.session.id; }
+  can(action) { return this.state.perms.has(action); }
+  get sid() { return this.state.session.id; }
+  get you() { return this.state.you; }
+  get session() { return this.state.session; }
+  get participants() { return this.state.participants; }
+  get consultations() { return this.state.consultations; }
+  get recording() { return this.state.recording; }
 
-  /** nameOf returns a participant's name and role, from whatever source knows it. */
-  nameOf(id) {
-    const p = this.participants.get(id) || this.peers.get(id);
-    if (p) return p;
-    if (id === this.you.id) return this.you;
-    return { name: t('room.someone'), role: '' };
-  }
+  /** nameOf returns a participant's name and role, from whatever knows it. */
+  nameOf(id) { return nameOf(this.state, id) || { name: t('room.someone'), role: '' }; }
 
   start() {
     this.render();
     const conn = new RoomConnection({ sessionId: this.sid, token: this.token, media: this.media });
     this.conn = conn;
-    if (this.media && this.media.startMuted) this.setMicMuted(true);
-    conn.addEventListener('state', (e) => this.onState(e.detail));
-    conn.addEventListener('joined', (e) => this.onJoined(e.detail));
-    conn.addEventListener('message', (e) => this.onMessage(e.detail));
+    if (this.media && this.media.startMuted) this.setMicMuted(true, false);
+    conn.addEventListener('state', (e) => this.dispatch({ type: 'connection', state: e.detail.state, attempt: e.detail.attempt }));
+    conn.addEventListener('joined', (e) => this.dispatch(Object.assign({ type: 'joined' }, e.detail)));
+    conn.addEventListener('message', (e) => this.dispatch({ type: 'message', msg: e.detail.type, data: e.detail.data }));
     conn.addEventListener('tracks', (e) => this.onTracks(e.detail.tracks));
-    conn.addEventListener('closed', (e) => this.onClosed(e.detail));
+    conn.addEventListener('closed', (e) => this.dispatch({ type: 'closed', code: e.detail.code, reason: e.detail.reason }));
     conn.start();
     this.statsTimer = setInterval(() => this.pollStats(), 2000);
-    window.addEventListener('beforeunload', () => conn.leave());
+    this.unload = () => conn.leave();
+    window.addEventListener('beforeunload', this.unload);
+  }
+
+  /** dispatch runs an action through the store, then shows the result. */
+  dispatch(action) {
+    const prev = this.state;
+    const { state, effects } = reduce(prev, action);
+    this.state = state;
+    this.update(prev);
+    for (const fx of effects) this.effect(fx);
+  }
+
+  effect(fx) {
+    switch (fx.type) {
+      case 'toast': return toast(t(fx.key, fx.params));
+      case 'announce': return announce(t(fx.key, fx.params), fx.assertive);
+      case 'badge': return this.badge(fx.panel);
+      case 'event':
+        this.noteLayers(fx.name, fx.data);
+        return this.emit(fx.name, fx.data);
+      case 'error': return toast(errorText(new ApiError(0, fx.code, fx.message)), 'error');
+      case 'end': return this.finish(fx.kind, fx.reason);
+      case 'check': return this.whyClosed(fx.code, fx.reason);
+      case 'rejoined':
+        // A new connection has new down-tracks: state every preference again.
+        this.stage.forgetQuality();
+        this.sendStatus();
+        return undefined;
+    }
+    return undefined;
+  }
+
+  /** update renders what changed between prev and the current state. */
+  update(prev) {
+    const s = this.state;
+    if (s.ended) return;
+    if (prev.you !== s.you || prev === s) this.applyView(prev);
+    if (prev.recording !== s.recording) {
+      this.recBadge.hidden = !s.recording.recording;
+      this.emit('recording', s.recording);
+    }
+    if (prev.connection !== s.connection) this.applyConnection();
+    if (prev.participants !== s.participants || prev.you !== s.you || prev.consultations !== s.consultations || prev.statuses !== s.statuses || prev.peers !== s.peers) {
+      this.emit('participants');
+    }
+    if (prev.session !== s.session) {
+      this.emit('session');
+    }
+    if (prev.chat !== s.chat) this.emit('chat', s.chat);
+    this.toolbar.update(s, this.local());
+    this.renderTiles();
+  }
+
+  local() {
+    return { media: this.media, screen: this.screen, sharing: !!this.screen };
+  }
+
+  renderTiles() {
+    this.tiles.sync(this.state, this.videos, { camera: this.media && this.media.video, screen: this.screen });
+    this.stage.layout(this.state, this.tiles.tiles);
+    this.stageEl.dataset.layout = this.stage.featured.hidden ? 'grid' : 'featured';
   }
 
   // ——— rendering ———
 
   render() {
-    document.title = this.session.title + ' — ' + t('app.name');
+    const s = this.state;
+    document.title = s.session.title + ' — ' + t('app.name');
     this.recBadge = h('div', { class: 'rec-badge', role: 'status', hidden: true, id: 'recording-indicator' },
       h('span', { class: 'rec-dot', 'aria-hidden': 'true' }), t('room.recording'));
     this.qualityEl = h('div', { class: 'quality', id: 'connection-quality', role: 'img', 'aria-label': t('quality.unknown'), title: t('quality.unknown') },
       h('span', { class: 'bar b1' }), h('span', { class: 'bar b2' }), h('span', { class: 'bar b3' }));
     this.banner = h('div', { class: 'banner', role: 'alert', hidden: true, id: 'connection-banner' });
-    this.spaceBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true });
-    this.grid = h('div', { class: 'grid', id: 'video-grid', 'aria-label': t('room.videos'), role: 'region' });
-    this.featured = h('div', { class: 'featured', hidden: true, role: 'region', 'aria-label': t('room.stage') });
-    this.viewer = new Viewer({ api: this.api, interactive: false });
-    this.presentBar = h('div', { class: 'present-bar' });
-    this.featured.append(this.presentBar);
+    this.spaceBanner = h('div', { class: 'banner banner-info', role: 'status', hidden: true, id: 'space-banner' });
+    this.deviceBox = h('div', { class: 'device-problems', id: 'device-problems' });
+    this.stage = new Stage({ api: this.api, actions: {
+      present: (doc, page) => this.present(doc, page),
+      stopPresenting: () => this.stopPresenting(),
+      setQuality: (id, max) => this.conn && this.conn.setQuality(id, { maxLayer: max }),
+    } });
     this.audioBox = h('div', { class: 'sr-only', 'aria-hidden': 'true' });
-    this.stage = h('main', { class: 'stage', id: 'main', tabindex: '-1' }, this.featured, this.grid, this.audioBox);
+    this.stageEl = h('main', { class: 'stage', id: 'main', tabindex: '-1', dataset: { layout: 'grid' } }, this.stage.featured, this.stage.grid, this.audioBox);
 
     this.waiting = h('section', { class: 'waiting card', hidden: true, id: 'waiting-room', 'aria-labelledby': 'waiting-heading' },
       h('div', { class: 'spinner', 'aria-hidden': 'true' }),
@@ -93,45 +154,68 @@ export class Room extends EventTarget {
       h('p', null, t('waiting.text')),
       h('p', { class: 'muted' }, t('waiting.hint')));
 
+    this.side = this.renderPanels();
+    this.toolbar = new Toolbar({ room: this, panels: this.panels });
+    const who = h('div', { class: 'who' }, h('span', { class: 'who-name' }, s.you.name), ' · ', h('span', { class: 'who-role' }, roleLabel(s.you.role)));
+    this.header = h('header', { class: 'room-header' },
+      h('div', { class: 'room-title' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }),
+        h('div', null, h('h1', { class: 'title' }, s.session.title),
+          h('div', { class: 'subtitle' }, [s.session.case_number, t('kind.' + s.session.kind)].filter(Boolean).join(' · ')))),
+      h('div', { class: 'room-status' }, this.recBadge, this.qualityEl, who));
+    this.body = h('div', { class: 'room-body' }, this.stageEl, this.side);
+    this.root = h('div', { class: 'room', dataset: { view: 'connecting' } }, this.header, this.banner, this.spaceBanner, this.deviceBox, this.waiting, this.body, this.toolbar.el);
+    replace(this.app, this.root);
+    if (this.panels.length) this.showPanel(this.panels[0][0], false);
+    this.closeSideOnNarrow();
+    this.toolbar.update(s, this.local());
+    this.renderTiles();
+  }
+
+  renderPanels() {
     const panels = [];
     if (this.can('see_participants')) panels.push(['people', t('panel.people'), createPeoplePanel(this)]);
     panels.push(['chat', t('panel.chat'), createChatPanel(this)]);
     if (this.can('see_documents')) panels.push(['documents', t('panel.documents'), createDocumentsPanel(this)]);
-    if (this.session.kind === 'notarisation' && (this.can('identity_check') || this.can('seal') || this.you.role === 'principal')) {
+    if (this.state.session.kind === 'notarisation' && (this.can('identity_check') || this.can('seal') || this.state.you.role === 'principal')) {
       panels.push(['act', t('panel.act'), createActPanel(this)]);
     }
     this.panels = panels;
     const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('panel.label') });
-    const side = h('aside', { class: 'side', id: 'side-panel', 'aria-label': t('panel.label') }, tablist);
+    this.closeSide = h('button', { type: 'button', class: 'btn btn-small side-close', id: 'side-close', onclick: () => this.hideSide(true) }, t('common.close'));
+    const side = h('aside', { class: 'side', id: 'side-panel', 'aria-label': t('panel.label') }, h('div', { class: 'side-head' }, tablist, this.closeSide));
     this.tabButtons = new Map();
     for (const [key, label, panel] of panels) {
       const tab = h('button', { type: 'button', role: 'tab', id: 'tab-' + key, 'aria-controls': 'panel-' + key, 'aria-selected': 'false', tabindex: '-1' }, label,
-        h('span', { class: 'tab-badge', hidden: true }));
+        h('span', { class: 'tab-badge', hidden: true }, h('span', { class: 'sr-only' }, t('panel.news'))));
       tab.addEventListener('click', () => this.showPanel(key));
       tab.addEventListener('keydown', (e) => this.tabKey(e, key));
       tablist.append(tab);
       panel.el.id = 'panel-' + key;
       panel.el.setAttribute('role', 'tabpanel');
       panel.el.setAttribute('aria-labelledby', 'tab-' + key);
+      panel.el.tabIndex = 0;
       panel.el.hidden = true;
       side.append(panel.el);
       this.tabButtons.set(key, tab);
     }
-    this.side = side;
+    // On a phone the side panel is an overlay: Escape or the back button closes it.
+    this.onEscape = (e) => {
+      if (e.key !== 'Escape' || !this.overlay() || !this.root.classList.contains('side-open') || document.querySelector('dialog[open]')) return;
+      e.preventDefault();
+      this.hideSide(true);
+    };
+    document.addEventListener('keydown', this.onEscape);
+    this.onPop = () => { if (this.overlay() && this.root.classList.contains('side-open')) this.hideSide(false); };
+    window.addEventListener('popstate', this.onPop);
+    return side;
+  }
 
-    this.toolbar = this.renderToolbar();
-    const who = h('div', { class: 'who' }, h('span', { class: 'who-name' }, this.you.name), ' · ', h('span', { class: 'who-role' }, roleLabel(this.you.role)));
-    this.header = h('header', { class: 'room-header' },
-      h('div', { class: 'room-title' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }),
-        h('div', null, h('h1', { class: 'title' }, this.session.title),
-          h('div', { class: 'subtitle' }, [this.session.case_number, t('kind.' + this.session.kind)].filter(Boolean).join(' · ')))),
-      h('div', { class: 'room-status' }, this.recBadge, this.qualityEl, who));
-    this.body = h('div', { class: 'room-body' }, this.stage, side);
-    this.root = h('div', { class: 'room', dataset: { view: 'connecting' } }, this.header, this.banner, this.spaceBanner, this.waiting, this.body, this.toolbar);
-    replace(this.app, this.root);
-    if (panels.length) this.showPanel(panels[0][0], false);
-    this.selfTile();
-    this.layout();
+  /** overlay reports whether the side panel covers the stage (narrow screens). */
+  overlay() { return window.matchMedia('(max-width: 900px)').matches; }
+
+  closeSideOnNarrow() {
+    if (this.overlay()) this.root.classList.remove('side-open');
+    else this.root.classList.add('side-open');
   }
 
   tabKey(e, key) {
@@ -160,124 +244,87 @@ export class Room extends EventTarget {
       }
     }
     this.current = key;
-    if (open) this.root.classList.add('side-open');
-    for (const b of this.toolbar.querySelectorAll('[data-panel]')) b.setAttribute('aria-pressed', String(b.dataset.panel === key && this.root.classList.contains('side-open')));
+    if (open) {
+      const was = this.root.classList.contains('side-open');
+      this.root.classList.add('side-open');
+      // The phone's back button closes the overlay rather than the page;
+      // focus moves into the panel that now covers the stage.
+      if (!was && this.overlay()) history.pushState({ side: key }, '');
+      if (this.overlay()) {
+        const panel = this.panels.find((p) => p[0] === key);
+        if (panel) panel[2].el.focus({ preventScroll: true });
+      }
+    }
+    this.toolbar.panelsChanged(this.current, this.root.classList.contains('side-open'));
+  }
+
+  /** hideSide closes the side panel overlay; fromUI undoes its history entry. */
+  hideSide(fromUI) {
+    if (!this.root.classList.contains('side-open')) return;
+    this.root.classList.remove('side-open');
+    this.toolbar.panelsChanged(this.current, false);
+    if (fromUI && this.overlay() && history.state && history.state.side) history.back();
+    const b = this.toolbar.panelButton(this.current);
+    if (b) b.focus();
+  }
+
+  togglePanel(key) {
+    if (this.current === key && this.root.classList.contains('side-open')) return this.hideSide(true);
+    return this.showPanel(key);
   }
 
   /** badge marks a panel that has news while another is shown. */
   badge(key) {
-    if (this.current === key && getComputedStyle(this.side).display !== 'none') return;
+    if (this.current === key && this.root.classList.contains('side-open')) return;
     const tab = this.tabButtons.get(key);
     if (tab) tab.querySelector('.tab-badge').hidden = false;
+    this.toolbar.badge(key);
   }
 
-  renderToolbar() {
-    const bar = h('footer', { class: 'toolbar', role: 'toolbar', 'aria-label': t('room.controls') });
-    if (this.can('publish')) {
-      this.micBtn = h('button', { type: 'button', class: 'tool', id: 'mic-button', 'aria-pressed': 'false', onclick: () => this.toggleMic() });
-      this.camBtn = h('button', { type: 'button', class: 'tool', id: 'camera-button', 'aria-pressed': 'false', onclick: () => this.toggleCamera() });
-      bar.append(this.micBtn, this.camBtn);
-      if (navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) {
-        this.shareBtn = h('button', { type: 'button', class: 'tool', id: 'share-button', 'aria-pressed': 'false', onclick: () => this.toggleShare() });
-        bar.append(this.shareBtn);
-      }
-    }
-    // Narrow screens show one thing at a time: these open the side panel.
-    const panelBtns = h('div', { class: 'panel-buttons' });
-    for (const [key, label] of this.panels) {
-      panelBtns.append(h('button', { type: 'button', class: 'tool tool-panel', dataset: { panel: key }, 'aria-pressed': 'false', 'aria-controls': 'side-panel',
-        onclick: () => this.togglePanel(key) }, label));
-    }
-    bar.append(panelBtns);
-    this.leaveBtn = h('button', { type: 'button', class: 'tool tool-leave', id: 'leave-button', onclick: () => this.leave() }, t('room.leave'));
-    bar.append(this.leaveBtn);
-    this.updateToolbar(bar);
-    return bar;
-  }
-
-  togglePanel(key) {
-    if (this.current === key && this.root.classList.contains('side-open')) {
-      this.root.classList.remove('side-open');
-      for (const b of this.toolbar.querySelectorAll('[data-panel]')) b.setAttribute('aria-pressed', 'false');
-      return;
-    }
-    this.showPanel(key);
-  }
-
-  updateToolbar() {
-    if (this.micBtn) {
-      const muted = !this.media || !this.media.audio || !this.media.audio.enabled || this.serverMuted.audio;
-      this.micBtn.setAttribute('aria-pressed', String(muted));
-      this.micBtn.textContent = muted ? t('room.unmute') : t('room.mute');
-      this.micBtn.classList.toggle('off', muted);
-      this.micBtn.disabled = this.serverMuted.audio || !this.media || !this.media.stream.getAudioTracks().length;
-      this.micBtn.title = this.serverMuted.audio ? t('room.mutedByPresiding') : '';
-    }
-    if (this.camBtn) {
-      const off = !this.media || !this.media.video;
-      this.camBtn.setAttribute('aria-pressed', String(off));
-      this.camBtn.textContent = off ? t('room.cameraOn') : t('room.cameraOff');
-      this.camBtn.classList.toggle('off', off);
-      this.camBtn.disabled = this.serverMuted.video;
-      this.camBtn.title = this.serverMuted.video ? t('room.videoStoppedByPresiding') : '';
-    }
-    if (this.shareBtn) {
-      const sharing = !!(this.conn && this.conn.screen);
-      this.shareBtn.setAttribute('aria-pressed', String(sharing));
-      this.shareBtn.textContent = sharing ? t('room.stopShare') : t('room.share');
-      this.shareBtn.disabled = this.serverMuted.video;
+  applyConnection() {
+    const { state, attempt } = this.state.connection;
+    if (state === 'reconnecting') {
+      this.banner.hidden = false;
+      this.banner.textContent = t('room.reconnecting', { attempt });
+      this.root.dataset.connection = 'reconnecting';
+      this.setQualityLevel(0);
+    } else if (state === 'connected') {
+      this.banner.hidden = true;
+      this.root.dataset.connection = 'connected';
     }
   }
 
-  // ——— tiles and layout ———
-
-  makeTile(key, pid, source, isSelf) {
-    const video = h('video', { autoplay: true, playsinline: true, muted: true, class: isSelf ? 'mirror' : 'remote' });
-    video.muted = true;
-    const label = h('div', { class: 'tile-label' });
-    const status = h('div', { class: 'tile-status', hidden: true });
-    const tile = h('figure', { class: 'tile' + (isSelf ? ' self' : '') + (source === 'screen' ? ' screen' : ''), dataset: { participant: pid, source } }, video, status, label);
-    tile.video = video;
-    tile.label = label;
-    tile.status = status;
-    tile.frames = 0;
-    tile.lastFrameAt = Date.now();
-    this.tiles.set(key, tile);
-    this.labelTile(tile);
-    return tile;
+  /** applyView shows the waiting room or the room for the participant's space. */
+  applyView(prev) {
+    const s = this.state;
+    const view = viewOf(s);
+    const before = this.root.dataset.view;
+    this.root.dataset.view = view;
+    this.waiting.hidden = view !== 'waiting';
+    this.body.hidden = view === 'waiting';
+    if (view === 'waiting' && before !== 'waiting') {
+      document.title = t('waiting.title') + ' — ' + t('app.name');
+      this.waiting.querySelector('h1').focus();
+    } else if (view === 'room' && before !== 'room') {
+      document.title = s.session.title + ' — ' + t('app.name');
+      this.stageEl.focus({ preventScroll: true });
+    }
+    const consult = inConsultation(s);
+    this.spaceBanner.hidden = !consult;
+    this.spaceBanner.textContent = consult ? t('room.inConsultation') : '';
+    this.root.dataset.space = consult ? 'consultation' : (s.you.space || MAIN);
+    // A raised hand does not follow its owner to another room.
+    if (prev.you.space !== s.you.space) this.handUp = false;
   }
 
-  labelTile(tile) {
-    const pid = tile.dataset.participant;
-    const isSelf = pid === this.you.id;
-    const p = isSelf ? this.you : this.nameOf(pid);
-    const src = tile.dataset.source;
-    const name = isSelf ? t('room.you', { name: p.name }) : p.name;
-    const text = src === 'screen' ? t('room.screenOf', { name }) : name;
-    const part = this.participants.get(pid);
-    const muted = part && part.audio_muted;
-    replace(tile.label, h('span', { class: 'tile-name' }, text), p.role && h('span', { class: 'tile-role' }, roleLabel(p.role)),
-      muted && h('span', { class: 'tile-muted', title: t('room.mutedByPresiding') }, t('room.muted')));
-    tile.setAttribute('aria-label', text + (p.role ? ', ' + roleLabel(p.role) : '') + (pid === this.speaker ? ', ' + t('room.speaking') : ''));
-  }
-
-  selfTile() {
-    if (!this.can('publish')) return;
-    const key = this.you.id + ':camera';
-    let tile = this.tiles.get(key);
-    if (!tile) tile = this.makeTile(key, this.you.id, 'camera', true);
-    const v = this.media && this.media.video;
-    tile.video.srcObject = v ? new MediaStream([v]) : null;
-    tile.status.hidden = !!v;
-    tile.status.textContent = v ? '' : t('room.cameraIsOff');
-    tile.classList.toggle('no-video', !v);
-  }
+  // ——— media received ———
 
   onTracks(tracks) {
-    const want = new Set();
+    const videos = new Map();
+    const audio = new Set();
     for (const { line, track } of tracks) {
       if (line.kind === 'audio' || track.kind === 'audio') {
-        want.add('audio:' + line.track_id);
+        audio.add(line.track_id);
         let el = this.audioEls.get(line.track_id);
         if (!el) {
           el = h('audio', { autoplay: true, dataset: { participant: line.participant_id, track: line.track_id } });
@@ -290,31 +337,17 @@ export class Room extends EventTarget {
         }
         continue;
       }
-      const key = line.participant_id + ':' + line.source;
-      want.add(key);
-      let tile = this.tiles.get(key);
-      if (!tile) tile = this.makeTile(key, line.participant_id, line.source, false);
-      tile.dataset.track = line.track_id;
-      if (!tile.video.srcObject || tile.video.srcObject.getTracks()[0] !== track) {
-        tile.video.srcObject = new MediaStream([track]);
-        tile.video.play().catch(() => {});
-      }
+      videos.set(line.participant_id + ':' + line.source, { track, id: line.track_id });
     }
     for (const [id, el] of this.audioEls) {
-      if (!want.has('audio:' + id)) {
+      if (!audio.has(id)) {
         el.srcObject = null;
         el.remove();
         this.audioEls.delete(id);
       }
     }
-    for (const [key, tile] of this.tiles) {
-      if (tile.dataset.participant === this.you.id) continue;
-      if (!want.has(key)) {
-        tile.remove();
-        this.tiles.delete(key);
-      }
-    }
-    this.layout();
+    this.videos = videos;
+    if (!this.state.ended) this.renderTiles();
   }
 
   needSoundUnlock() {
@@ -324,319 +357,101 @@ export class Room extends EventTarget {
       this.soundBtn.remove();
       this.soundBtn = null;
     } }, t('room.enableSound'));
-    this.stage.append(this.soundBtn);
+    this.stageEl.append(this.soundBtn);
   }
 
-  /** layout puts tiles in the grid, or a shared screen or presented document on the stage. */
-  layout() {
-    const tiles = [...this.tiles.values()];
-    const screens = tiles.filter((x) => x.dataset.source === 'screen');
-    const feature = this.presenting ? 'document' : screens.length ? 'screen' : '';
-    this.featured.hidden = !feature;
-    this.stage.dataset.layout = feature ? 'featured' : 'grid';
-    const inFeature = new Set();
-    if (feature === 'document') {
-      if (!this.featured.contains(this.viewer.el)) this.featured.insertBefore(this.viewer.el, this.presentBar);
-      for (const s of screens) s.remove();
-    } else {
-      this.viewer.el.remove();
-      if (feature === 'screen') {
-        const s = screens[screens.length - 1];
-        inFeature.add(s);
-        if (s.parentNode !== this.featured) this.featured.insertBefore(s, this.presentBar);
-      }
-    }
-    const gridTiles = tiles.filter((x) => !inFeature.has(x) && !(feature === 'document' && x.dataset.source === 'screen'));
-    // Self view last; the presiding role first; then by name.
-    gridTiles.sort((a, b) => this.tileOrder(a) - this.tileOrder(b) || this.nameOf(a.dataset.participant).name.localeCompare(this.nameOf(b.dataset.participant).name));
-    for (const tile of gridTiles) if (tile.parentNode !== this.grid || tile !== this.grid.children[gridTiles.indexOf(tile)]) this.grid.append(tile);
-    const n = Math.max(1, gridTiles.length);
-    const cols = feature ? n : n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
-    this.grid.style.setProperty('--cols', String(cols));
-    this.grid.style.setProperty('--rows', String(feature ? 1 : Math.ceil(n / cols)));
-    this.grid.dataset.count = String(n);
-    if (!gridTiles.length && !feature) {
-      if (!this.emptyNote) this.emptyNote = h('p', { class: 'empty-stage' }, t('room.nobodyYet'));
-      this.grid.append(this.emptyNote);
-    } else if (this.emptyNote) {
-      this.emptyNote.remove();
-    }
-    this.applyQuality(feature, n);
-  }
-
-  tileOrder(tile) {
-    const pid = tile.dataset.participant;
-    if (pid === this.you.id) return 3;
-    const role = this.nameOf(pid).role;
-    return role === 'judge' || role === 'notary' ? 0 : 1;
-  }
-
-  /** applyQuality caps the simulcast layer by how large each video is drawn. */
-  applyQuality(feature, n) {
-    if (!this.conn) return;
-    for (const tile of this.tiles.values()) {
-      const id = tile.dataset.track;
-      if (!id) continue;
-      // No cap on the stage or in a small grid; beside a featured item the
-      // lowest layer; in a grid of more than four the middle one.
-      const max = tile.parentNode === this.featured ? null : feature ? 0 : n > 4 ? 1 : null;
-      const key = String(max);
-      if (this.quality.get(id) === key) continue;
-      this.quality.set(id, key);
-      this.conn.setQuality(id, { maxLayer: max });
-    }
-  }
-
-  setSpeaker(pid) {
-    if (pid === this.speaker) return;
-    this.speaker = pid;
-    for (const tile of this.tiles.values()) {
-      const on = tile.dataset.participant === pid && tile.dataset.source === 'camera';
-      tile.classList.toggle('speaking', on);
-      this.labelTile(tile);
-    }
-  }
-
-  // ——— connection events ———
-
-  onState({ state, attempt }) {
-    if (state === 'reconnecting') {
-      this.banner.hidden = false;
-      this.banner.textContent = t('room.reconnecting', { attempt });
-      this.root.dataset.connection = 'reconnecting';
-      this.setQualityLevel(0);
-    } else if (state === 'connected') {
-      if (!this.banner.hidden) announce(t('room.reconnected'));
-      this.banner.hidden = true;
-      this.root.dataset.connection = 'connected';
-    }
-  }
-
-  onJoined({ joined, welcome, rejoin }) {
-    for (const p of joined.peers || []) this.peers.set(p.participant.id, p.participant);
-    if (welcome) {
-      Object.assign(this.session, welcome.session, { act: welcome.act });
-      if (welcome.you) this.you = welcome.you;
-      if (welcome.permissions) this.perms = new Set(welcome.permissions);
-      if (welcome.participants) {
-        this.participants.clear();
-        for (const p of welcome.participants) this.participants.set(p.id, p);
-      }
-      this.setRecording(welcome.recording);
-      // Someone who joins mid-presentation sees the page being shown.
-      if (welcome.presenting && welcome.presenting.document_id && this.you.space === 'main') this.onPresent(welcome.presenting);
-    }
-    this.applyYou(true);
-    // A new connection has new down-tracks: state every preference again.
-    this.quality.clear();
-    if (rejoin) announce(t('room.reconnected'));
-    this.emit('participants');
-    this.emit('session');
-    for (const tile of this.tiles.values()) this.labelTile(tile);
-  }
-
-  /** applyYou shows the waiting room or the room for the participant's space. */
-  applyYou(initial) {
-    const space = this.you.space || 'main';
-    const view = space === 'waiting' ? 'waiting' : 'room';
-    const before = this.root.dataset.view;
-    this.root.dataset.view = view;
-    this.waiting.hidden = view !== 'waiting';
-    this.body.hidden = view === 'waiting';
-    if (view === 'waiting' && before !== 'waiting') {
-      document.title = t('waiting.title') + ' — ' + t('app.name');
-      this.waiting.querySelector('h1').focus();
-      announce(t('waiting.title'));
-    } else if (view === 'room' && before !== 'room') {
-      document.title = this.session.title + ' — ' + t('app.name');
-      if (!initial || before === 'waiting') announce(t('room.admitted'));
-      this.stage.focus({ preventScroll: true });
-    }
-    const consult = space !== 'main' && space !== 'waiting';
-    this.spaceBanner.hidden = !consult;
-    this.spaceBanner.textContent = consult ? t('room.inConsultation') : '';
-    const was = this.serverMuted;
-    this.serverMuted = { audio: !!this.you.audio_muted, video: !!this.you.video_muted };
-    if (this.serverMuted.audio && !was.audio) toast(t('room.youWereMuted'));
-    if (this.serverMuted.video && !was.video) toast(t('room.yourVideoStopped'));
-    if (!this.serverMuted.audio && was.audio) toast(t('room.youMayUnmute'));
-    this.updateToolbar();
-  }
-
-  onMessage({ type, data }) {
-    switch (type) {
-      case 'participant_added':
-      case 'participant_updated': {
-        this.participants.set(data.id, Object.assign(this.participants.get(data.id) || {}, data));
-        if (data.id === this.you.id) {
-          this.you = Object.assign({}, this.you, data);
-          this.applyYou(false);
-        }
-        for (const tile of this.tiles.values()) if (tile.dataset.participant === data.id) this.labelTile(tile);
-        if (type === 'participant_updated' && data.space === 'waiting' && data.connected && this.can('admit') && data.id !== this.you.id) {
-          this.badge('people');
-          toast(t('people.isWaiting', { name: data.name }));
-        }
-        this.emit('participants');
-        return;
-      }
-      case 'participants':
-        // Whom this participant may know of now that their space changed
-        // (admitted, moved): the whole list, replacing the one they had.
-        this.participants.clear();
-        for (const p of data.participants || []) this.participants.set(p.id, p);
-        for (const tile of this.tiles.values()) this.labelTile(tile);
-        this.emit('participants');
-        return;
-      case 'participant_removed':
-        this.participants.delete(data.participant_id);
-        if (data.participant_id === this.you.id) return this.end('removed');
-        this.emit('participants');
-        return;
-      case 'session_updated':
-        this.session = Object.assign(this.session, data);
-        this.emit('session');
-        return;
-      case 'session_closed':
-        this.session = Object.assign(this.session, data);
-        return this.end('closed');
-      case 'consultation_opened':
-        this.consultations.set(data.id, data);
-        this.emit('participants');
-        return;
-      case 'consultation_closed':
-        this.consultations.delete(data.consultation_id);
-        this.emit('participants');
-        return;
-      case 'peer_joined':
-        this.peers.set(data.participant.id, data.participant);
-        this.emit('participants');
-        return;
-      case 'peer_left':
-        return;
-      case 'chat':
-        this.emit('chat', data);
-        this.badge('chat');
-        return;
-      case 'present':
-        return this.onPresent(data);
-      case 'recording':
-        return this.setRecording(data);
-      case 'active_speaker':
-        return this.setSpeaker(data.participant_id);
-      case 'identity_check':
-        this.emit('identity_check', data);
-        this.badge('act');
-        return;
-      case 'act_updated':
-        this.session.act = data;
-        this.emit('act_updated', data);
-        this.badge('act');
-        return;
-      case 'error':
-        if (data.code === 'rate_limited') return;
-        toast(data.message || data.code, 'error');
-        return;
-      default:
-        this.emit(type, data);
-    }
-  }
-
-  setRecording(rec) {
-    const on = !!(rec && rec.recording);
-    const was = this.recording.recording;
-    this.recording = rec || { recording: false };
-    this.recBadge.hidden = !on;
-    if (on !== was) announce(on ? t('room.recordingStarted') : t('room.recordingStopped'), true);
-    this.emit('recording', this.recording);
-  }
-
-  async onPresent(data) {
-    if (!data.document_id) {
-      this.presenting = null;
-      this.layout();
-      announce(t('present.stopped'));
-      this.emit('present', null);
-      return;
-    }
-    const first = !this.presenting || this.presenting.document_id !== data.document_id;
-    this.presenting = data;
-    this.layout();
-    replace(this.presentBar,
-      h('span', { class: 'present-by' }, t('present.by', { name: this.nameOf(data.by).name })),
-      this.can('present') && [
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.present(data.document_id, data.page - 1), disabled: data.page <= 1 }, t('viewer.prev')),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.present(data.document_id, data.page + 1), disabled: this.viewer.pages && data.page >= this.viewer.pages }, t('viewer.next')),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.stopPresenting() }, t('present.stop')),
-      ]);
-    try {
-      await this.viewer.show(data.document_id, data.page);
-    } catch (err) {
-      toast(t('viewer.failed', { error: errorText(err) }), 'error');
-    }
-    if (first) announce(t('present.started', { name: this.nameOf(data.by).name }));
-    this.emit('present', data);
-    // The page count is known only once the document is open.
-    const next = this.presentBar.querySelectorAll('button')[1];
-    if (next && this.viewer.pages) next.disabled = data.page >= this.viewer.pages;
-  }
+  // ——— presenting ———
 
   /** present shows a document page to everyone in the main room. */
   present(documentId, page) {
     if (page < 1) return;
-    if (this.viewer.pages && this.presenting && this.presenting.document_id === documentId && page > this.viewer.pages) return;
+    const pr = this.state.presenting;
+    if (pr && pr.document_id === documentId && this.stage.pages && page > this.stage.pages) return;
     this.conn.send('present', { document_id: documentId, page });
   }
 
   stopPresenting() { this.conn.send('present', { document_id: null, page: 0 }); }
 
-  async onClosed({ reason, code }) {
-    if (code === 'left' || reason === 'left') return;
-    if (code === 'session_closed') return this.end('closed');
-    if (code === 'removed' || code === 'token_revoked') return this.end('removed');
-    if (['unauthenticated', 'token_expired', 'token_revoked', 'forbidden'].includes(code)) {
+  // ——— the end ———
+
+  async whyClosed(code, reason) {
+    if (['unauthenticated', 'token_expired', 'forbidden'].includes(code)) {
       // Ask the API why: it names expiry and revocation.
       try {
         await this.api.get('/me');
         const s = await this.api.get('/sessions/' + this.sid);
-        if (s.state === 'closed') return this.end('closed');
+        if (s.state === 'closed') return this.dispatch({ type: 'end', kind: 'closed' });
       } catch (err) {
-        if (err instanceof ApiError && err.code === 'token_revoked') return this.end('removed');
-        return this.end('refused', errorText(err));
+        if (err instanceof ApiError && err.code === 'token_revoked') return this.dispatch({ type: 'end', kind: 'removed' });
+        if (err instanceof ApiError && err.code === 'token_expired') return this.dispatch({ type: 'end', kind: 'refused', reason: t('error.tokenExpired') });
+        return this.dispatch({ type: 'end', kind: 'refused', reason: errorText(err) });
       }
     }
-    this.end('refused', reason);
+    return this.dispatch({ type: 'end', kind: 'refused', reason: errorText(new ApiError(0, code, reason)) });
   }
 
-  end(kind, reason) {
-    if (this.ended) return;
-    this.ended = true;
-    clearInterval(this.statsTimer);
-    if (this.conn && !this.conn.ended) this.conn.leave();
-    if (this.conn) this.conn.stopScreen();
-    if (this.media && this.media.stream) for (const tr of this.media.stream.getTracks()) tr.stop();
-    this.viewer.close();
+  /**
+   * finish stops everything this page runs and hands over to the end page.
+   * Each step is guarded: one that fails must not leave a dead room.
+   */
+  finish(kind, reason) {
+    const steps = [
+      () => clearInterval(this.statsTimer),
+      () => this.tiles.stop(),
+      () => window.removeEventListener('beforeunload', this.unload),
+      () => { if (this.conn && !this.conn.ended) this.conn.leave(); },
+      () => { if (this.conn) this.conn.stopScreen(); },
+      () => { if (this.media && this.media.stream) for (const tr of this.media.stream.getTracks()) tr.stop(); },
+      () => { if (this.screen) this.screen.stop(); },
+      () => { for (const el of this.audioEls.values()) el.srcObject = null; },
+      () => this.stage.close(),
+      () => this.toolbar.stop(),
+      () => document.removeEventListener('keydown', this.onEscape),
+      () => window.removeEventListener('popstate', this.onPop),
+    ];
+    for (const step of steps) {
+      try { step(); } catch (err) { console.error('leaving the room:', err); }
+    }
     this.onEnd({ kind, reason, rejoin: kind === 'left' });
   }
 
-  leave() { this.end('left'); }
+  leave() { this.dispatch({ type: 'end', kind: 'left' }); }
 
   // ——— local media controls ———
 
-  setMicMuted(muted) {
+  micMuted() { return !this.media || !this.media.audio || !this.media.audio.enabled; }
+
+  setMicMuted(muted, tell = true) {
     if (!this.media || !this.media.audio) return;
     this.media.audio.enabled = !muted;
-    this.updateToolbar();
+    this.toolbar.update(this.state, this.local());
+    if (tell) this.sendStatus();
+  }
+
+  /** sendStatus tells the space this participant's hand and microphone. */
+  sendStatus() {
+    if (!this.conn || !this.can('publish') || viewOf(this.state) === 'waiting') return;
+    this.conn.send('status', { hand: !!this.handUp, mic_off: this.micMuted() });
   }
 
   toggleMic() {
-    if (!this.media || !this.media.audio) return;
+    if (!this.media || !this.media.audio) return this.retryDevice('audio');
+    if (enforcedMute(this.state.you).audio) return undefined;
     const muted = this.media.audio.enabled;
     this.setMicMuted(muted);
     announce(muted ? t('room.micOff') : t('room.micOn'));
+    return undefined;
+  }
+
+  toggleHand() {
+    this.handUp = !this.handUp;
+    this.sendStatus();
+    announce(this.handUp ? t('hand.youRaised') : t('hand.youLowered'));
+    this.toolbar.update(this.state, this.local());
   }
 
   async toggleCamera() {
+    if (enforcedMute(this.state.you).video) return;
     if (!this.media) this.media = { stream: new MediaStream(), audio: null, video: null };
     if (this.media.video) {
       const tr = this.media.video;
@@ -646,60 +461,138 @@ export class Room extends EventTarget {
       this.media.video = null;
       announce(t('room.cameraIsOff'));
     } else {
-      try {
-        const s = await getMedia({ audio: false, videoId: this.videoId });
-        const tr = s.getVideoTracks()[0];
-        this.media.stream.addTrack(tr);
-        await this.conn.replaceTrack('camera', tr);
-        announce(t('room.cameraIsOn'));
-      } catch (err) {
-        toast(errorText(err), 'error');
-      }
+      await this.retryDevice('video');
     }
-    this.selfTile();
-    this.updateToolbar();
-    this.layout();
+    this.update(this.state);
   }
 
+  /**
+   * retryDevice asks for the camera or microphone again (after a refusal
+   * or a device that was busy); a failure is said in plain words beside a
+   * Try again button for that device.
+   */
+  async retryDevice(kind) {
+    if (!this.media) this.media = { stream: new MediaStream(), audio: null, video: null };
+    try {
+      const s = await getMedia({ audio: kind === 'audio', video: kind === 'video', audioId: this.audioId, videoId: this.videoId });
+      const tr = kind === 'audio' ? s.getAudioTracks()[0] : s.getVideoTracks()[0];
+      if (!tr) throw Object.assign(new Error('no track'), { name: 'NotFoundError' });
+      this.media.stream.addTrack(tr);
+      await this.conn.replaceTrack(kind === 'audio' ? 'microphone' : 'camera', tr);
+      this.deviceProblem(kind, null);
+      announce(kind === 'audio' ? t('room.micOn') : t('room.cameraIsOn'));
+      if (kind === 'audio') this.sendStatus();
+    } catch (err) {
+      this.deviceProblem(kind, err);
+    }
+    this.update(this.state);
+  }
+
+  /** deviceProblem shows (or, with err null, clears) why a device is not working. */
+  deviceProblem(kind, err) {
+    const id = 'device-problem-' + kind;
+    const old = document.getElementById(id);
+    if (old) old.remove();
+    if (!err) return;
+    const text = (kind === 'audio' ? t('device.micProblem') : t('device.cameraProblem')) + ' ' + mediaErrorText(err);
+    this.deviceBox.append(h('div', { class: 'banner banner-warn', role: 'alert', id },
+      h('span', null, text), ' ',
+      h('button', { type: 'button', class: 'btn btn-small', id: 'retry-' + kind, onclick: () => this.retryDevice(kind) }, kind === 'audio' ? t('device.retryMic') : t('device.retryCamera'))));
+  }
+
+  /** reportMediaError shows a device refused before joining (from the join page). */
+  reportMediaError(kind, err) { this.deviceProblem(kind, err); }
+
   async toggleShare() {
-    if (this.conn.screen) {
+    if (this.screen) {
       await this.conn.stopScreen();
-      this.removeSelfScreen();
-      this.updateToolbar();
+      this.screen = null;
+      this.update(this.state);
       return;
     }
     let stream;
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     } catch (err) {
-      if (err && err.name !== 'NotAllowedError') toast(errorText(err), 'error');
+      if (err && err.name !== 'NotAllowedError') toast(mediaErrorText(err), 'error');
       return;
     }
     const track = stream.getVideoTracks()[0];
     track.addEventListener('ended', () => {
       if (this.conn.screen && this.conn.screen.stream === stream) {
         this.conn.stopScreen();
-        this.removeSelfScreen();
-        this.updateToolbar();
+        this.screen = null;
+        this.update(this.state);
       }
     });
     await this.conn.shareScreen(stream);
-    const key = this.you.id + ':screen';
-    const tile = this.tiles.get(key) || this.makeTile(key, this.you.id, 'screen', false);
-    tile.video.srcObject = stream;
+    this.screen = track;
     announce(t('room.sharing'));
-    this.updateToolbar();
-    this.layout();
+    this.update(this.state);
   }
 
-  removeSelfScreen() {
-    const key = this.you.id + ':screen';
-    const tile = this.tiles.get(key);
-    if (tile) {
-      tile.remove();
-      this.tiles.delete(key);
+  /** noteLayers follows which simulcast layer each received video comes in. */
+  noteLayers(name, data) {
+    if (name === 'track_published' && data.track && data.track.kind === 'video') {
+      const old = this.layers.get(data.track.id) || {};
+      this.layers.set(data.track.id, { rids: data.track.layers || [], current: old.current ?? -1 });
+    } else if (name === 'layer' && data.track_id) {
+      const info = this.layers.get(data.track_id) || { rids: [] };
+      info.current = data.layer;
+      this.layers.set(data.track_id, info);
+      for (const f of this.layerWaits) f();
     }
-    this.layout();
+  }
+
+  /** topLayer waits (up to limit ms) until a video arrives in its highest simulcast layer. */
+  topLayer(trackId, limit) {
+    return new Promise((resolve) => {
+      const check = () => {
+        const info = this.layers.get(trackId);
+        const top = info && info.rids.length ? info.rids.length - 1 : 0;
+        if (!info || !info.rids.length || info.current === top) {
+          done();
+          return true;
+        }
+        return false;
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.layerWaits.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(done, limit);
+      if (!check()) this.layerWaits.add(check);
+    });
+  }
+
+  /**
+   * captureStill draws a participant's camera, as received, at the largest
+   * size the server sends: it lifts the layer cap for that video, waits
+   * until the server says the top simulcast layer arrives (the tile on
+   * screen may be a small filmstrip tile drawn from the lowest layer) and
+   * its width has settled. It resolves to {blob (JPEG), width, height,
+   * url (a thumbnail)}.
+   */
+  async captureStill(pid) {
+    const rx = this.videos.get(pid + ':camera');
+    if (!rx) throw new Error(t('identity.noVideo'));
+    this.conn.setQuality(rx.id, { maxLayer: 2 });
+    this.stage.quality.set(rx.id, '2');
+    try {
+      await this.topLayer(rx.id, 15000);
+      return await drawTrack(rx.track, 6000);
+    } finally {
+      // The next layout states the caps the tiles need again.
+      this.stage.forgetQuality();
+      this.renderTiles();
+    }
+  }
+
+  /** captureLocal draws this browser's own camera at its full size (a document held up to it). */
+  captureLocal() {
+    if (!this.media || !this.media.video) return Promise.reject(new Error(t('identity.noCamera')));
+    return drawTrack(this.media.video, 0);
   }
 
   // ——— moderation (REST; the server checks every permission) ———
@@ -717,13 +610,13 @@ export class Room extends EventTarget {
 
   async closeSession() {
     if (!await confirmDialog(t('session.closeTitle'), t('session.closeConfirm'), t('session.close'))) return;
-    await this.moderate('/close', undefined);
+    await this.moderate('/close', undefined).catch(() => {});
   }
 
   async setRecordingOn(on) {
     try {
       const rec = await this.api.post('/sessions/' + this.sid + '/recording', { action: on ? 'start' : 'stop' });
-      this.setRecording(rec);
+      this.dispatch({ type: 'message', msg: 'recording', data: rec });
     } catch (err) {
       toast(err instanceof ApiError && err.status === 404 ? t('recording.unavailable') : errorText(err), 'error');
     }
@@ -735,7 +628,6 @@ export class Room extends EventTarget {
     if (!this.conn) return;
     let stats;
     try { stats = await this.conn.stats(); } catch { return; }
-    this.checkStalls();
     if (!stats) return;
     let rtt = null;
     let lost = 0;
@@ -771,26 +663,64 @@ export class Room extends EventTarget {
     this.qualityEl.setAttribute('aria-label', text);
     this.qualityEl.title = text;
   }
+}
 
-  /** checkStalls marks remote videos whose frames stopped (camera off, paused, or a bad link). */
-  checkStalls() {
-    const now = Date.now();
-    for (const tile of this.tiles.values()) {
-      if (tile.classList.contains('self') || !tile.video.srcObject) continue;
-      const q = tile.video.getVideoPlaybackQuality ? tile.video.getVideoPlaybackQuality() : null;
-      const frames = q ? q.totalVideoFrames : 0;
-      if (frames !== tile.frames) {
-        tile.frames = frames;
-        tile.lastFrameAt = now;
-      }
-      const stalled = now - tile.lastFrameAt > STALL_MS;
-      const part = this.participants.get(tile.dataset.participant);
-      // Nothing is asked of the server here: it requests keyframes until
-      // each subscriber has one, and the browser asks by itself (PLI) when
-      // it cannot decode what arrives. A stalled tile says so, that is all.
-      tile.classList.toggle('no-video', stalled);
-      tile.status.hidden = !stalled;
-      tile.status.textContent = stalled ? (part && part.video_muted ? t('room.videoStoppedByPresiding') : t('room.videoPaused')) : '';
-    }
+/**
+ * drawTrack draws a video track's frame into a JPEG. With wait > 0 it
+ * first waits (up to wait ms) for the width to stop growing.
+ */
+async function drawTrack(track, wait) {
+  const video = h('video', { muted: true, playsinline: true, autoplay: true });
+  video.muted = true;
+  video.srcObject = new MediaStream([track]);
+  try {
+    await video.play().catch(() => {});
+    const width = await largestWidth(video, wait || 3000, !wait);
+    if (!width) throw new Error(t('identity.noVideo'));
+    const c = document.createElement('canvas');
+    c.width = video.videoWidth;
+    c.height = video.videoHeight;
+    c.getContext('2d').drawImage(video, 0, 0);
+    const blob = await new Promise((res) => c.toBlob(res, 'image/jpeg', 0.92));
+    if (!blob) throw new Error(t('identity.noVideo'));
+    const thumb = document.createElement('canvas');
+    thumb.width = 320;
+    thumb.height = Math.round(320 * c.height / c.width);
+    thumb.getContext('2d').drawImage(c, 0, 0, thumb.width, thumb.height);
+    return { blob, width: c.width, height: c.height, url: thumb.toDataURL('image/jpeg', 0.8) };
+  } finally {
+    video.srcObject = null;
   }
+}
+
+/**
+ * largestWidth waits (up to limit ms) until a received video's width has
+ * stopped growing for a second — the server switches it up to the highest
+ * simulcast layer once the cap is lifted — and returns it.
+ */
+function largestWidth(video, limit, first = false) {
+  return new Promise((resolve) => {
+    let best = 0;
+    let since = Date.now();
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(guard);
+      resolve(Math.max(best, video.videoWidth));
+    };
+    // Frames may stop altogether: the limit ends the wait regardless.
+    const guard = setTimeout(finish, limit);
+    const frame = () => {
+      if (done) return;
+      const w = video.videoWidth;
+      if (w > best) {
+        best = w;
+        since = Date.now();
+      }
+      if (best && (first || Date.now() - since > 1000)) finish();
+      else video.requestVideoFrameCallback(frame);
+    };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(frame);
+  });
 }

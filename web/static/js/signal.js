@@ -274,7 +274,10 @@ export class RoomConnection extends EventTarget {
 
   addSender(track, source, stream, simulcast = false) {
     const init = { direction: 'sendonly', streams: [stream] };
-    if (simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST.map((e) => Object.assign({}, e));
+    // Largest first: Firefox ESR given the layers smallest first left the
+    // full layer unsent (width 0) and ran the quarter one at its cap;
+    // Chromium takes either order. The server names layers by RID.
+    if (simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST.map((e) => Object.assign({}, e)).reverse();
     const tr = this.pub.addTransceiver(track, init);
     this.sources.set(tr, source);
     return tr;
@@ -296,11 +299,36 @@ export class RoomConnection extends EventTarget {
       if (pc !== this.pub) return;
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
       await this.flushCandidates('publish');
+      await this.capLayers();
     };
     this.pubChain = (this.pubChain || Promise.resolve()).then(run, run).catch((err) => {
       if (this.pub) this.emit('message', { type: 'error', data: { code: err.code || 'client', message: err.message, ref: 'offer' } });
     });
     return this.pubChain;
+  }
+
+  /**
+   * capLayers states each camera layer's cap again once the answer is in:
+   * both engines may drop or reorder what addTransceiver asked for while
+   * they negotiate (Firefox sent its layers at rates unrelated to the
+   * caps), so the encodings are matched by RID and set explicitly.
+   */
+  async capLayers() {
+    for (const [tr, src] of this.sources) {
+      if (src !== 'camera' || !this.simulcast || !tr.sender || !tr.sender.track) continue;
+      const params = tr.sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) continue;
+      let changed = false;
+      for (const enc of params.encodings) {
+        const want = SIMULCAST.find((e) => e.rid === enc.rid);
+        if (!want) continue;
+        if (enc.maxBitrate !== want.maxBitrate) { enc.maxBitrate = want.maxBitrate; changed = true; }
+        const scale = want.scaleResolutionDownBy || 1;
+        if ((enc.scaleResolutionDownBy || 1) !== scale) { enc.scaleResolutionDownBy = scale; changed = true; }
+      }
+      if (!changed) continue;
+      try { await tr.sender.setParameters(params); } catch { /* the browser keeps its own */ }
+    }
   }
 
   /** replaceTrack swaps the microphone or camera track (null stops sending it) without renegotiating. */
