@@ -114,6 +114,7 @@ const (
 	Bundle         Action = "bundle"
 	SeeRegister    Action = "see_register"
 	VerifyJournal  Action = "verify_journal"
+	ManageStaff    Action = "manage_staff"
 )
 
 // Actions lists every action in the order docs/roles.md shows them.
@@ -122,7 +123,7 @@ var Actions = []Action{
 	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, Publish, Chat,
 	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
 	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
-	VerifyJournal,
+	VerifyJournal, ManageStaff,
 }
 
 // MatrixRoles lists the matrix's columns: participant roles, then admin.
@@ -156,7 +157,7 @@ var matrix = map[Role][]Action{
 	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
 	Admin: {
 		CreateSession, ListSessions, ViewSession, Invite, Revoke, AssignStaff, PublicLink, SeeParticipant,
-		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
+		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal, ManageStaff,
 	},
 }
 

@@ -30,11 +30,11 @@ func (a *API) verifyRoutes(cfg VerifyConfig) {
 
 func (a *API) handleVerify(cfg VerifyConfig) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		addr := clientAddr(r)
-		if blocked, wait := a.verifications.blocked(addr); blocked {
+		addr := a.clients.Of(r)
+		if blocked, wait := a.verifications.Blocked(addr); blocked {
 			return tooMany(wait, "verifications")
 		}
-		a.verifications.failed(addr) // every verification spends from the budget
+		a.verifications.Failed(addr) // every verification spends from the budget
 		if r.ContentLength > cfg.MaxSize {
 			return fault.New(fault.TooLarge, "the PDF is %d bytes; the limit is %d", r.ContentLength, cfg.MaxSize)
 		}
