@@ -123,7 +123,7 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 			host = h
 		}
 	}
-	if !c.handshake(sessionID, host) {
+	if !c.handshake(r, sessionID, host) {
 		return
 	}
 	c.readLoop()
@@ -131,7 +131,7 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 }
 
 // handshake reads the join message, authenticates and joins the room.
-func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
+func (c *conn) handshake(upgrade *http.Request, sessionID uuid.UUID, host string) bool {
 	s := c.s
 	jctx, jcancel := context.WithTimeout(c.ctx, s.cfg.JoinTimeout)
 	data, err := c.readMessage(jctx)
@@ -162,7 +162,7 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 		c.refuse(protocol.CodeUnauthenticated, "missing token", env.ID)
 		return false
 	}
-	id, err := s.auth.Authenticate(c.ctx, sessionID, join.Token)
+	id, err := s.auth.Authenticate(context.WithValue(c.ctx, upgradeKey{}, upgrade), sessionID, join.Token)
 	if err == nil && (id.SessionID != sessionID || id.ParticipantID == uuid.Nil) {
 		err = fault.Unauthenticated
 	}
@@ -224,7 +224,11 @@ func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
 	})
 	if err != nil {
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
-		c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
+		if errors.Is(err, errTooManyConnections) {
+			c.refuse(protocol.CodeForbidden, fmt.Sprintf("you already have %d connections to this session; close one first", s.cfg.MaxConnectionsPerParticipant), env.ID)
+		} else {
+			c.refuse(protocol.CodeConflict, "the server is shutting down", env.ID)
+		}
 		return false
 	}
 	peer, err := r.media.Join(sfu.PeerConfig{
@@ -401,6 +405,9 @@ func (c *conn) handle(data []byte) bool {
 	default:
 		if !hookTypePattern.MatchString(env.Type) {
 			return fail(unknownType(env.Type))
+		}
+		if !c.room.allowMessage(c.id.ParticipantID) {
+			return fail(&fault.Error{Kind: fault.RateLimited, Message: "too many room messages; this one was dropped"})
 		}
 		payload := env.Data
 		if len(payload) == 0 {
