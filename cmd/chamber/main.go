@@ -29,6 +29,7 @@ Commands:
   serve            run the service
   migrate          apply database migrations and exit
   staff            add, list or revoke staff members
+  token            add, list or revoke staff members' API tokens (automation)
   journal verify   verify the hash-chained journal
   verify           verify the signatures of a PDF
   bundle verify    verify an evidence bundle offline

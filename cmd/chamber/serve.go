@@ -142,6 +142,7 @@ type serveConfig struct {
 	signingP12      string
 	media           mediaConfig
 	trust           stringList
+	identity        identityConfig
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -165,7 +166,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.media.register(c)
 	c.fs.Var(&cfg.trust, "trust", "extra trusted root certificate (PEM) for verification; repeatable")
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
+	cfg.identity.register(c)
 	if err := c.parse(args, stderr); err != nil {
+		return err
+	}
+	trustedProxies, err := cfg.identity.check()
+	if err != nil {
 		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
@@ -215,10 +221,25 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	jnl := journal.New(db, stamper, log)
-	svc := sessions.New(sessions.Config{
+	prov, err := cfg.identity.provider(cfg.publicURL, log)
+	if err != nil {
+		return err
+	}
+	sessCfg := sessions.Config{
 		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
-		Anchor: func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
-	})
+		Anchor:            func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
+		BrowserSessionTTL: cfg.identity.sessionMaxAge, BrowserIdleTimeout: cfg.identity.sessionIdle,
+		RevalidateEvery: cfg.identity.checkEvery,
+	}
+	if prov != nil {
+		sessCfg.Revalidate = prov.Revalidate
+	}
+	svc := sessions.New(sessCfg)
+	boot, err := cfg.identity.announceSignIn(ctx, svc, prov, cfg.publicURL, log)
+	if err != nil {
+		return err
+	}
+	authFailures := api.NewAuthFailureLimiter()
 
 	docs := documents.New(documents.Config{
 		DB: db, Journal: jnl, Store: store, Log: log,
@@ -249,7 +270,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	sigCfg := cfg.media.signalingConfig()
-	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc}
+	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, failures: authFailures, clients: api.NewClientAddrs(trustedProxies)}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
@@ -267,6 +288,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { jnl.RunAnchors(bg, cfg.anchorEvery) })
+	wg.Go(func() { svc.RunSweeps(bg, cfg.identity.sweepEvery) })
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -283,16 +305,22 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			"database": db.PingContext,
 			"evidence": store.Ping,
 		},
-		Sessions:    svc,
-		Documents:   docs,
-		Journal:     jnl,
-		Acts:        actSvc,
-		Recording:   rec,
-		Bundle:      &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper},
-		Notify:      notifier(sig),
-		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
-		VerifyToken: verifyToken,
-		Signal:      sig.HandleSignal,
+		Sessions:       svc,
+		Documents:      docs,
+		Journal:        jnl,
+		Acts:           actSvc,
+		Recording:      rec,
+		Bundle:         &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper},
+		Notify:         notifier(sig),
+		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
+		VerifyToken:    verifyToken,
+		Signal:         sig.HandleSignal,
+		SignIn:         prov,
+		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
+		Bootstrap:      boot,
+		PublicURL:      cfg.publicURL,
+		TrustedProxies: trustedProxies,
+		AuthFailures:   authFailures,
 		Verify: &api.VerifyConfig{
 			Roots:   pades.TrustStore(true, trusted...),
 			MaxSize: int64(cfg.maxUpload),
