@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,8 @@ var (
 	srv     *chamberServer
 	srvErr  error
 	workDir string
+	// logs is the server whose log a failure shows.
+	logs *chamberServer
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +74,7 @@ func server(t *testing.T) *chamberServer {
 	if srvErr != nil {
 		t.Fatalf("starting chamber: %v", srvErr)
 	}
+	logs = srv
 	return srv
 }
 
@@ -80,27 +84,50 @@ func startServer() (*chamberServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := os.Getenv("CHAMBER_TEST_BINARY")
-	if bin == "" {
-		bin = filepath.Join(workDir, "chamber")
-		build := exec.Command("go", "build", "-o", bin, "../cmd/chamber")
-		if out, err := build.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build ../cmd/chamber: %v\n%s", err, out)
-		}
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &chamberServer{bin: bin, dataDir: filepath.Join(workDir, "data"), url: fmt.Sprintf("http://127.0.0.1:%d", port),
-		logPath: filepath.Join(workDir, "server.log"), done: make(chan error, 1)}
+	return startServerIn(workDir, port)
+}
+
+// binaryIn builds chamber into dir once (or uses CHAMBER_TEST_BINARY).
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func binaryIn(dir string) (string, error) {
+	binOnce.Do(func() {
+		if binPath = os.Getenv("CHAMBER_TEST_BINARY"); binPath != "" {
+			return
+		}
+		binPath = filepath.Join(dir, "chamber")
+		if out, err := exec.Command("go", "build", "-o", binPath, "../cmd/chamber").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ../cmd/chamber: %v\n%s", err, out)
+		}
+	})
+	return binPath, binErr
+}
+
+// startServerIn runs chamber serve with its data under dir on port, with
+// extra flags, and waits until it is ready.
+func startServerIn(dir string, port int, extra ...string) (*chamberServer, error) {
+	bin, err := binaryIn(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &chamberServer{bin: bin, dataDir: filepath.Join(dir, "data"), url: fmt.Sprintf("http://127.0.0.1:%d", port),
+		logPath: filepath.Join(dir, "server.log"), done: make(chan error, 1)}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "serve", "--data-dir", s.dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--public-url", s.url, "--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
-		"--log-level", "debug")
+		"--log-level", "debug"}, extra...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
@@ -152,6 +179,9 @@ func (s *chamberServer) stop() {
 }
 
 func (s *chamberServer) logTail() string {
+	if s == nil {
+		return "(no server)"
+	}
 	b, _ := os.ReadFile(s.logPath)
 	if len(b) > 6000 {
 		b = b[len(b)-6000:]
@@ -159,16 +189,28 @@ func (s *chamberServer) logTail() string {
 	return string(b)
 }
 
-// staff adds a staff member with the operator command and returns the token.
-func (s *chamberServer) staff(t *testing.T, name, role string) string {
+// run runs an operator command on the server's data and returns stdout.
+func (s *chamberServer) run(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(s.bin, "staff", "add", "--data-dir", s.dataDir, "--name", name, "--role", role)
+	cmd := exec.Command(s.bin, append(args, "--data-dir", s.dataDir)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("chamber staff add: %v\n%s", err, errb.String())
+		t.Fatalf("chamber %v: %v\n%s", args, err, errb.String())
 	}
 	return strings.TrimSpace(out.String())
+}
+
+// staff adds a staff member with the operator command and returns their id.
+func (s *chamberServer) staff(t *testing.T, name, role string) string {
+	t.Helper()
+	return s.run(t, "staff", "add", "--name", name, "--role", role)
+}
+
+// apiToken gives a staff member an API token, for the test's own REST calls.
+func (s *chamberServer) apiToken(t *testing.T, staffID string) string {
+	t.Helper()
+	return s.run(t, "token", "add", "--staff", staffID, "--scope", "sessions:write", "--expires", "1h")
 }
 
 // call makes a REST call; out (if not nil) receives the JSON answer.
@@ -272,10 +314,30 @@ func newBrowser(t *testing.T) *browser {
 	return &browser{ctx: bctx, cancel: func() { bcancel(); acancel() }, shots: shots}
 }
 
-// tab opens a new tab with the test hooks installed.
+// tab opens a new tab with the test hooks installed, in the browser's
+// default context: its cookies are shared with every other such tab.
 func (b *browser) tab(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
+	return hooked(t, b.ctx)
+}
+
+// person opens a tab in a browser context of its own — its own cookies,
+// as one person's browser has — with the test hooks installed; tabs
+// opened from it (tabIn) share its cookies.
+func (b *browser) person(t *testing.T) context.Context {
+	t.Helper()
+	return hooked(t, b.ctx, chromedp.WithNewBrowserContext())
+}
+
+// tabIn opens another tab of the same person.
+func tabIn(t *testing.T, person context.Context) context.Context {
+	t.Helper()
+	return hooked(t, person)
+}
+
+func hooked(t *testing.T, parent context.Context, opts ...chromedp.ContextOption) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	t.Cleanup(cancel)
 	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: testHooks})
@@ -293,7 +355,7 @@ func do(t *testing.T, ctx context.Context, timeout time.Duration, steps ...chrom
 	c, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("browser: %v\npage: %s\nserver log:\n%s", err, pageState(ctx), srv.logTail())
+		t.Fatalf("browser: %v\npage: %s\nserver log:\n%s", err, pageState(ctx), logs.logTail())
 	}
 }
 
@@ -316,7 +378,7 @@ func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, expr strin
 	defer cancel()
 	_, err := chromedp.Run(c, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
 	if err != nil {
-		t.Fatalf("waiting for %s: %v\npage: %s\nserver log:\n%s", expr, err, pageState(ctx), srv.logTail())
+		t.Fatalf("waiting for %s: %v\npage: %s\nserver log:\n%s", expr, err, pageState(ctx), logs.logTail())
 	}
 }
 
@@ -394,6 +456,18 @@ func click(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
 }
 
+// devSignIn signs a person's browser in to the console through the
+// development sign-in (the shared server has no identity provider).
+func devSignIn(t *testing.T, ctx context.Context, s *chamberServer, staffID string) {
+	t.Helper()
+	do(t, ctx, 30*time.Second,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#dev-sign-in-warning")),
+		chromedp.SetValue(chromedp.CSS("#dev-staff"), staffID),
+		click("#dev-sign-in"),
+		chromedp.WaitVisible(chromedp.CSS("#sign-out")))
+}
+
 // ——— the scenarios ———
 
 func TestBrowser(t *testing.T) {
@@ -405,18 +479,18 @@ func TestBrowser(t *testing.T) {
 	b := newBrowser(t)
 	defer b.cancel()
 
-	clerkToken := s.staff(t, "Kadri Kask", "clerk")
-	var judgeLink, partyLink, publicLink, sessionID string
+	clerkID := s.staff(t, "Kadri Kask", "clerk")
+	judgeStaff := s.staff(t, "Mari Maasikas", "judge")
+	var partyLink, publicLink, sessionID string
 
 	t.Run("console", func(t *testing.T) {
-		ctx := b.tab(t)
+		ctx := b.person(t)
 		do(t, ctx, 30*time.Second,
 			chromedp.Navigate(s.url+"/"),
-			chromedp.WaitVisible(chromedp.CSS("#staff-token")))
+			chromedp.WaitVisible(chromedp.CSS("#dev-sign-in-warning")))
 		b.screenshot(t, ctx, "console-sign-in")
+		devSignIn(t, ctx, s, clerkID)
 		do(t, ctx, 30*time.Second,
-			chromedp.SendKeys(chromedp.CSS("#staff-token"), clerkToken),
-			click("#sign-in"),
 			click("#new-session"),
 			chromedp.WaitVisible(chromedp.CSS("#new-title")),
 			chromedp.SendKeys(chromedp.CSS("#new-title"), "Kask v. Tamm"),
@@ -435,12 +509,18 @@ func TestBrowser(t *testing.T) {
 			waitJS(t, ctx, 10*time.Second, fmt.Sprintf(`document.querySelectorAll('.join-link').length > %d`, n))
 			return eval[string](t, ctx, `document.querySelector('.join-link').value`)
 		}
-		judgeLink = invite("Mari Maasikas", "judge")
+		// Officials are assigned from the staff list, never invited.
+		if roles := eval[[]string](t, ctx, `[...document.querySelectorAll('#inv-role option')].map(o => o.value)`); slices.Contains(roles, "judge") || slices.Contains(roles, "clerk") {
+			t.Fatalf("the invite form offers an official role: %v", roles)
+		}
+		waitJS(t, ctx, 10*time.Second, `!!document.querySelector('#assign-staff option[value="`+judgeStaff+`"]')`)
+		do(t, ctx, 20*time.Second, chromedp.SetValue(chromedp.CSS("#assign-staff"), judgeStaff), click("#assign-send"))
+		waitJS(t, ctx, 10*time.Second, `!!document.querySelector('#participants tr[data-staff="`+judgeStaff+`"]')`)
 		partyLink = invite("Jaan Tamm", "party")
 		do(t, ctx, 20*time.Second, click("#public-link"), chromedp.WaitVisible(chromedp.CSS(".public-link")))
 		publicLink = eval[string](t, ctx, `document.querySelector('.public-link').value`)
-		if !strings.HasPrefix(judgeLink, s.url+"/join/chi_") || !strings.HasPrefix(publicLink, s.url+"/watch/") {
-			t.Fatalf("links: judge %q public %q", judgeLink, publicLink)
+		if !strings.HasPrefix(partyLink, s.url+"/join/chi_") || !strings.HasPrefix(publicLink, s.url+"/watch/") {
+			t.Fatalf("links: party %q public %q", partyLink, publicLink)
 		}
 		waitJS(t, ctx, 10*time.Second, `document.querySelectorAll('#participants tbody tr').length === 2`)
 		b.screenshot(t, ctx, "console-session")
@@ -452,19 +532,27 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("journal shows %d entries, want at least 3", n)
 		}
 	})
-	if judgeLink == "" {
+	if partyLink == "" {
 		t.Fatal("the console scenario made no links")
 	}
 
-	judge, party := b.tab(t), b.tab(t)
+	// The judge signs in to the console as themselves and enters from it.
+	judgeBrowser := b.person(t)
+	devSignIn(t, judgeBrowser, s, judgeStaff)
+	do(t, judgeBrowser, 30*time.Second, chromedp.Navigate(s.url+"/#/session/"+sessionID), chromedp.WaitVisible(chromedp.CSS("#enter-room")),
+		chromedp.Evaluate[chromedp.Void](`window.open = (url, name) => { window.__opened = [url, name]; return null; }`), click("#enter-room"))
+	waitJS(t, judgeBrowser, 10*time.Second, `!!window.__opened`)
+	roomPath := eval[string](t, judgeBrowser, `window.__opened[0]`)
+	if roomPath != "/room/"+sessionID {
+		t.Fatalf("Enter the room opens %q", roomPath)
+	}
+	judge, party := tabIn(t, judgeBrowser), b.tab(t)
 	var judgeID, partyID string
 	t.Run("admit", func(t *testing.T) {
-		do(t, judge, 30*time.Second, chromedp.Navigate(judgeLink), chromedp.WaitVisible(chromedp.CSS("#join-button")))
-		if p := eval[string](t, judge, `location.pathname`); p != "/join/" {
-			t.Fatalf("the token stayed in the address bar: %s", p)
-		}
-		if tok := eval[string](t, judge, `sessionStorage.getItem('chamber.join')`); !strings.HasPrefix(tok, "chi_") {
-			t.Fatalf("token not kept in sessionStorage: %q", tok)
+		do(t, judge, 30*time.Second, chromedp.Navigate(s.url+roomPath), chromedp.WaitVisible(chromedp.CSS("#join-button")))
+		// No token anywhere: the judge is in by their own sign-in.
+		if leak := eval[string](t, judge, `location.href + ' ' + JSON.stringify(sessionStorage) + ' ' + document.cookie`); strings.Contains(leak, "chi_") || strings.Contains(leak, "chb_") {
+			t.Fatalf("a credential is visible to the judge's page: %s", leak)
 		}
 		waitJS(t, judge, 10*time.Second, `document.querySelector('.preview-video').videoWidth > 0`)
 		b.screenshot(t, judge, "join")
@@ -639,7 +727,8 @@ func TestBrowser(t *testing.T) {
 // and the notary sign in the documents panel, the notary seals, and
 // /verify finds the signatures valid.
 func ceremony(t *testing.T, s *chamberServer, b *browser) {
-	notaryToken := s.staff(t, "Tiina Tamm", "notary")
+	notaryStaff, officerStaff := s.staff(t, "Tiina Tamm", "notary"), s.staff(t, "Peeter Pärn", "embassy_officer")
+	notaryToken := s.apiToken(t, notaryStaff)
 	var sess struct {
 		ID string `json:"id"`
 	}
@@ -649,12 +738,12 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 		Token         string `json:"token"`
 		JoinURL       string `json:"join_url"`
 	}
-	invite := func(name, role string) invitation {
-		var inv invitation
-		s.call(t, notaryToken, "POST", "/api/v1/sessions/"+sess.ID+"/invitations", map[string]any{"name": name, "role": role}, &inv)
-		return inv
-	}
-	notaryInv, officerInv, principalInv := invite("Tiina Tamm", "notary"), invite("Peeter Pärn", "embassy_officer"), invite("Ants Kuusk", "principal")
+	// The notary presides and assigns the embassy officer: both take part
+	// as themselves. Only the principal is invited.
+	s.call(t, notaryToken, "POST", "/api/v1/sessions/"+sess.ID+"/assignments", map[string]any{"staff_id": officerStaff}, nil)
+	var principalInv invitation
+	s.call(t, notaryToken, "POST", "/api/v1/sessions/"+sess.ID+"/invitations", map[string]any{"name": "Ants Kuusk", "role": "principal"}, &principalInv)
+	roomURL := s.url + "/room/" + sess.ID
 
 	pdf, err := os.ReadFile("../documents/pades/testdata/libreoffice-will.pdf")
 	if err != nil {
@@ -669,8 +758,10 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	want := hex.EncodeToString(sum[:])
 	inRoom := `document.querySelector('.room') && document.querySelector('.room').dataset.view === 'room'`
 
-	notary := b.tab(t)
-	do(t, notary, 30*time.Second, chromedp.Navigate(notaryInv.JoinURL), click("#join-button"))
+	notaryBrowser := b.person(t)
+	devSignIn(t, notaryBrowser, s, notaryStaff)
+	notary := tabIn(t, notaryBrowser)
+	do(t, notary, 30*time.Second, chromedp.Navigate(roomURL), click("#join-button"))
 	waitJS(t, notary, 20*time.Second, inRoom)
 	do(t, notary, 30*time.Second, click("#tab-documents"), chromedp.SetUploadFiles(chromedp.CSS("#upload-input"), []string{draft}))
 	waitJS(t, notary, 30*time.Second, `!!document.querySelector('li.doc')`)
@@ -681,8 +772,10 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 	waitJS(t, notary, 30*time.Second, `document.querySelector('.doc-viewer .viewer').dataset.rendered === '1'`)
 	b.screenshot(t, notary, "documents")
 
-	officer, principal := b.tab(t), b.tab(t)
-	do(t, officer, 30*time.Second, chromedp.Navigate(officerInv.JoinURL), click("#join-button"), chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
+	officerBrowser := b.person(t)
+	devSignIn(t, officerBrowser, s, officerStaff)
+	officer, principal := tabIn(t, officerBrowser), b.tab(t)
+	do(t, officer, 30*time.Second, chromedp.Navigate(roomURL), click("#join-button"), chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
 	do(t, principal, 30*time.Second, chromedp.Navigate(principalInv.JoinURL), click("#join-button"), chromedp.WaitVisible(chromedp.CSS("#waiting-room")))
 	do(t, notary, 10*time.Second, click("#tab-people"))
 	for i := 0; i < 2; i++ {
@@ -756,7 +849,7 @@ func ceremony(t *testing.T, s *chamberServer, b *browser) {
 
 	docID := eval[string](t, notary, `(document.querySelector('#tab-documents').click(), document.querySelector('li.doc').dataset.document)`)
 	var signed []byte
-	s.call(t, notaryInv.Token, "GET", "/api/v1/documents/"+docID+"/content", nil, &signed)
+	s.call(t, notaryToken, "GET", "/api/v1/documents/"+docID+"/content", nil, &signed)
 	if bytes.Equal(signed, pdf) || !bytes.HasPrefix(signed, []byte("%PDF")) {
 		t.Fatalf("the signed version is not a new PDF (%d bytes)", len(signed))
 	}
