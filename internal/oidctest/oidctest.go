@@ -108,7 +108,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <input type="hidden" name="id" value="{{.ID}}">
 <label>User name <input id="username" name="username" autocomplete="username"></label>
 <label>Password <input id="password" name="password" type="password" autocomplete="current-password"></label>
-<p id="login-error">{{.Error}}</p>
+{{if .Error}}<p id="login-error">{{.Error}}</p>{{end}}
 <button id="login-submit" type="submit">Sign in</button>
 </form></body></html>`))
 

@@ -161,8 +161,16 @@ async function start() {
     route();
     return '';
   } catch (err) {
-    return err instanceof ApiError && err.status === 401 && err.code === 'unauthenticated' ? '' : errorText(err);
+    return signedOutText(err);
   }
+}
+
+/** signedOutText says why the console's sign-in no longer works ('' for never signed in). */
+function signedOutText(err) {
+  if (!(err instanceof ApiError) || err.status !== 401) return errorText(err);
+  if (err.code === 'token_expired') return t('signin.expired');
+  if (err.code === 'token_revoked') return t('signin.ended');
+  return '';
 }
 
 async function route() {
@@ -509,7 +517,7 @@ function handleAuth(err) {
   if (err instanceof ApiError && err.status === 401) {
     api = null;
     me = null;
-    signIn(errorText(err));
+    signIn(signedOutText(err) || errorText(err));
     return true;
   }
   return false;

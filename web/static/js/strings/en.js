@@ -358,6 +358,8 @@ export default {
   'signin.bootstrapIntro': 'This server has no staff yet. Give your name to become its first administrator; this link then stops working.',
   'signin.bootstrapProvider': 'This server has no staff yet. Sign in with your organisation to become its first administrator; this link then stops working.',
   'signin.bootstrapCreate': 'Become the administrator',
+  'signin.expired': 'Your sign-in has expired. Sign in again.',
+  'signin.ended': 'You were signed out: your sign-in was ended or your access withdrawn.',
   'signin.error.state': 'The sign-in did not start in this browser, or it was already used. Sign in again.',
   'signin.error.expired': 'The sign-in took too long. Sign in again.',
   'signin.error.refused': 'The identity provider’s answer could not be trusted, so you were not signed in.',
