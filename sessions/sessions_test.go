@@ -68,7 +68,9 @@ type fixture struct {
 	notes   *recorder
 }
 
-func newFixture(t *testing.T, db *database.DB) *fixture {
+func newFixture(t *testing.T, db *database.DB) *fixture { return newFixtureB(t, db) }
+
+func newFixtureB(t testing.TB, db *database.DB) *fixture {
 	j := journal.New(db, nil, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: discard, PublicURL: "https://chamber.example"})
 	n := &recorder{}
@@ -86,6 +88,10 @@ func (f *fixture) staff(t *testing.T, role access.Role) sessions.Principal {
 
 // staffToken is staff, also returning the API token.
 func (f *fixture) staffToken(t *testing.T, role access.Role) (sessions.Principal, string) {
+	return f.staffTokenB(t, role)
+}
+
+func (f *fixture) staffTokenB(t testing.TB, role access.Role) (sessions.Principal, string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := f.svc.AddStaff(ctx, "system", sessions.NewStaff{Name: "Staff " + string(role) + " " + uuid.NewString()[:4], Role: role})

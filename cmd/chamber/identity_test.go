@@ -199,3 +199,42 @@ func TestJoinFailuresAreLimited(t *testing.T) {
 	}
 	call(t, "GET", s.URL+"/api/v1/sessions", clerk.Token, nil, 200, nil)
 }
+
+// TestBootstrapLink: a first start with no staff says how staff sign in
+// here and prints, once, the link that makes the first administrator; the
+// link works once, then the server has staff and says so.
+func TestBootstrapLink(t *testing.T) {
+	s := startServer(t, "", nil)
+	// Logged before the server answers, so startServer has waited for it.
+	var link string
+	if logs := s.logs.String(); strings.Contains(logs, "bootstrap_url=") {
+		link = strings.Fields(logs[strings.Index(logs, "bootstrap_url=")+len("bootstrap_url="):])[0]
+	}
+	if !strings.HasPrefix(link, s.URL+"/#/bootstrap/") || strings.Count(s.logs.String(), "bootstrap_url=") != 1 {
+		t.Fatalf("bootstrap link %q in the log:\n%s", link, s.logs.String())
+	}
+	if !strings.Contains(s.logs.String(), "DEVELOPMENT SIGN-IN") {
+		t.Fatal("the log does not say the development sign-in is on")
+	}
+	secret := strings.TrimPrefix(link, s.URL+"/#/bootstrap/")
+	browser := newConsole(t, s.URL)
+	if code, b := browser.do("GET", "/api/v1/auth/config", ""); code != 200 || !strings.Contains(string(b), `"bootstrap": true`) {
+		t.Fatalf("config before the bootstrap: %d %s", code, b)
+	}
+	if code, _ := browser.do("POST", "/api/v1/auth/bootstrap", `{"token":"wrong-secret-wrong-secret","name":"Mallory"}`); code != 401 {
+		t.Fatalf("a wrong bootstrap secret: %d", code)
+	}
+	if code, b := browser.do("POST", "/api/v1/auth/bootstrap", `{"token":"`+secret+`","name":"Aare Admin"}`); code != 200 {
+		t.Fatalf("the bootstrap: %d %s", code, b)
+	}
+	if code, b := browser.do("GET", "/api/v1/me", ""); code != 200 || !strings.Contains(string(b), `"role": "admin"`) {
+		t.Fatalf("the first administrator: %d %s", code, b)
+	}
+	other := newConsole(t, s.URL)
+	if code, _ := other.do("POST", "/api/v1/auth/bootstrap", `{"token":"`+secret+`","name":"Second"}`); code == 200 {
+		t.Fatal("the bootstrap link worked twice")
+	}
+	if code, b := other.do("GET", "/api/v1/auth/config", ""); code != 200 || !strings.Contains(string(b), `"bootstrap": false`) {
+		t.Fatalf("config after the bootstrap: %d %s", code, b)
+	}
+}
