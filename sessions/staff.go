@@ -248,6 +248,9 @@ func (s *Service) disconnectStaff(ctx context.Context, staffID uuid.UUID, reason
 		p.participant, _ = uuid.Parse(pid)
 		found = append(found, p)
 	}
+	if err := rows.Err(); err != nil {
+		s.log.Error("finding a staff member's connections", "staff", staffID, "err", err)
+	}
 	rows.Close()
 	n := s.notify()
 	for _, p := range found {

@@ -27,7 +27,8 @@ func (s *Service) disconnectCredential(ref, reason string) {
 	}
 }
 
-// sweepState remembers up to when the sweeps have looked.
+// sweepState remembers up to when the sweeps have looked; the lock guards
+// only that time, never a query.
 type sweepState struct {
 	mu    sync.Mutex
 	since time.Time
@@ -49,14 +50,21 @@ const maxRevalidations = 200
 // expired join tickets and sign-in attempts. Run it every few seconds
 // (RunSweeps); a credential that ends in this process takes effect at once.
 func (s *Service) Sweep(ctx context.Context) error {
-	s.sweep.mu.Lock()
-	defer s.sweep.mu.Unlock()
 	now := s.now()
-	from, to := database.Micros(s.sweep.since.Add(-sweepOverlap)), database.Micros(now)
+	s.sweep.mu.Lock()
+	since := s.sweep.since
+	s.sweep.mu.Unlock()
+	from, to := database.Micros(since.Add(-sweepOverlap)), database.Micros(now)
 	if err := s.closeEnded(ctx, from, to); err != nil {
 		return err
 	}
-	s.sweep.since = now
+	// Overlapping sweeps only close some connections twice, which is
+	// harmless; the window never moves backwards.
+	s.sweep.mu.Lock()
+	if now.After(s.sweep.since) {
+		s.sweep.since = now
+	}
+	s.sweep.mu.Unlock()
 	s.revalidateDue(ctx, now)
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM join_tickets WHERE expires_at < $1`, to); err != nil {
 		return fmt.Errorf("sessions: purge join tickets: %w", err)
