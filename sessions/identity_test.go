@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -28,7 +29,12 @@ func TestOfficialsAreNeverInvited(t *testing.T) {
 		clerk, notary, admin := f.staff(t, access.Clerk), f.staff(t, access.Notary), f.staff(t, access.Admin)
 		hearing, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "H"})
 		act, _ := f.svc.Create(ctx, notary, sessions.NewSession{Kind: access.Notarisation, Title: "A", ActType: "will"})
-		judge, _ := f.official(t, clerk, hearing.ID, access.Judge)
+		judge, judgePart := f.official(t, clerk, hearing.ID, access.Judge)
+		// Signalling offers no way to invite: the room messages are chat
+		// and present.
+		if _, _, err := f.svc.RoomMessage(ctx, hearing.ID, judgePart.ID, "invite", json.RawMessage(`{"name":"X","role":"judge"}`)); !errors.Is(err, fault.BadRequest) {
+			t.Errorf("an invite over signalling: %v", err)
+		}
 		for _, tc := range []struct {
 			name string
 			by   sessions.Principal
