@@ -122,12 +122,6 @@ func TestRoomMessagesLimitedPerParticipant(t *testing.T) {
 	}
 }
 
-func isRateLimited(err error) bool {
-	var pe *protocol.Error
-	return errors.As(err, &pe) && pe.Code == protocol.CodeRateLimited
-}
-
-
 // TestDisconnectCredential closes the connections one credential opened
 // and leaves the same participant's other connections alone.
 func TestDisconnectCredential(t *testing.T) {
