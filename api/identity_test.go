@@ -459,3 +459,28 @@ func TestNoTokenAboveItsIssuer(t *testing.T) {
 	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", clerk, map[string]any{"reason": "r", "location": "l"}), 403)
 	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", judge.Token, map[string]any{"reason": "r", "location": "l"}), 201)
 }
+
+// TestLoginRedirectsWithAReason: a person who clicked "Sign in" lands back
+// on the console with a reason it words — never a JSON page — when the
+// provider is down or the bootstrap link is spent.
+func TestLoginRedirectsWithAReason(t *testing.T) {
+	h := identityHarness(t, func(cfg *api.Config, u string) {
+		p, err := signin.New(signin.Config{Issuer: "http://127.0.0.1:1", ClientID: "c", ClientSecret: "s", RedirectURL: u + "/auth/callback"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.SignIn = p
+	})
+	c := h.srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for query, want := range map[string]string{"": "/?sign_in_error=unavailable", "?bootstrap=spent-or-forged": "/?sign_in_error=bootstrap_used"} {
+		res, err := c.Get(h.srv.URL + "/auth/login" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != want {
+			t.Errorf("/auth/login%s: %d → %q, want %s", query, res.StatusCode, res.Header.Get("Location"), want)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func (a *API) signInRoutes() {
 		Tags: tags, Response: SignInConfig{}, Errors: []int{429, 503}}, a.h(a.handleSignInConfig))
 	a.route("GET /auth/login", Op{Summary: "Start an OpenID sign-in: redirects to the provider (Authorization Code with PKCE)", Tags: tags,
 		Query:  []Param{{Name: "return", Description: "console path to land on afterwards, e.g. /#/session/…"}, {Name: "bootstrap", Description: "the bootstrap link's secret: become the first administrator"}},
-		Status: http.StatusFound, Errors: []int{400, 404, 429, 503}}, a.h(a.handleLogin))
+		Status: http.StatusFound, Errors: []int{404, 429}}, a.h(a.handleLogin))
 	a.route("GET /auth/callback", Op{Summary: "The OpenID provider's answer (the redirect URI): checks state, nonce, PKCE and the ID token, signs in, redirects to the console",
 		Tags: tags, Query: []Param{{Name: "code"}, {Name: "state"}, {Name: "error"}}, Status: http.StatusSeeOther}, a.handleCallback)
 	a.route("POST /api/v1/auth/logout", Op{Summary: "Sign the console out; answers the provider's logout URL when it offers one (RP-initiated logout)",
@@ -187,10 +187,16 @@ func (a *API) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	a.signIns.Failed(addr) // every sign-in started spends from the budget
 	boot := r.URL.Query().Get("bootstrap")
 	if boot != "" && !a.bootstrap.valid(boot) {
-		return fault.New(fault.Forbidden, "forbidden: this bootstrap link is not valid (it works once, on a server without staff, until a restart)")
+		http.Redirect(w, r, "/?sign_in_error="+signInBootstrapDone, http.StatusSeeOther)
+		return nil
 	}
 	att := signin.NewAttempt()
 	target, err := a.signIn.AuthURL(r.Context(), att)
+	if fault.KindOf(err) == fault.Unavailable {
+		// A person clicked "Sign in": the console words the outage.
+		http.Redirect(w, r, "/?sign_in_error="+signInUnavailable, http.StatusSeeOther)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
