@@ -30,7 +30,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	c.fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "the Chamber server's base URL")
 	c.fs.StringVar(&session, "session", "", "the session to load; with --staff-token and no --session, a hearing is created")
 	c.fs.StringVar(&cfg.TokenFile, "token-file", "", "participant tokens for the session, one per line")
-	c.fs.StringVar(&cfg.StaffToken, "staff-token", "", "a clerk's (or presiding role's, or admin's) staff token: participants are invited and admitted")
+	c.fs.StringVar(&cfg.StaffToken, "staff-token", "", "a clerk's (or judge's, or admin's) API token with sessions:write: participants are invited and admitted")
 	c.fs.IntVar(&cfg.Publishers, "publishers", 1, "participants publishing audio and video")
 	c.fs.IntVar(&cfg.Subscribers, "subscribers", 10, "participants only receiving")
 	c.fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "the measured steady window")

@@ -3,21 +3,17 @@ package main
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 	"testing"
 )
 
-// TestLoadtestCommand: with a clerk's staff token, chamber loadtest creates
+// TestLoadtestCommand: with a clerk's API token, chamber loadtest creates
 // a hearing, invites and admits its participants, carries media through the
 // real server and prints the summary as JSON.
 func TestLoadtestCommand(t *testing.T) {
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
+	clerk := addStaff(t, dir, nil, "Clerk", "clerk")
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
-	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", strings.TrimSpace(clerk),
+	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", clerk.Token,
 		"--publishers", "1", "--subscribers", "3", "--duration", "3s", "--warmup", "1s",
 		"--server-pid", strconv.Itoa(s.cmd.Process.Pid), "--json")
 	if code != 0 {

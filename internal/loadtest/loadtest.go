@@ -39,7 +39,7 @@ type Config struct {
 	// TokenFile holds participant tokens for that session, one per line
 	// [--token-file]. Participant i uses line i (modulo the number of lines).
 	TokenFile string
-	// StaffToken is a clerk's or presiding officer's token [--staff-token]:
+	// StaffToken is a clerk's or presiding officer's API token [--staff-token]:
 	// the load generator then invites and admits the participants it needs
 	// through Provision.
 	StaffToken string
