@@ -400,10 +400,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
 			}},
-		Notify:      notifier(sig),
-		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
-		VerifyToken: verifyToken,
-		Signal:      sig.HandleSignal,
+		Notify:         notifier(sig),
+		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
+		VerifyToken:    verifyToken,
+		Signal:         sig.HandleSignal,
 		SignIn:         prov,
 		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
 		Bootstrap:      boot,
