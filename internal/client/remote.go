@@ -69,6 +69,9 @@ type TrackStats struct {
 	JitterSamples uint64
 	// Layers counts synthetic packets by publisher layer.
 	Layers [4]uint64
+	// Layer is the publisher layer of the latest synthetic packet: which
+	// simulcast layer the server forwards now.
+	Layer int
 }
 
 // Expected returns how many packets the sequence numbers span.
@@ -195,6 +198,9 @@ func (c *Client) readTrack(t *RemoteTrack) {
 				}
 				if p.Layer >= 0 && p.Layer < len(st.Layers) {
 					st.Layers[p.Layer]++
+				}
+				if ext == st.HighestSeq {
+					st.Layer = p.Layer
 				}
 			}
 		}
