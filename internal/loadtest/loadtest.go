@@ -289,10 +289,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
 		return sum, err
 	}
 
+	sum.LoadAverageBefore = loadAverage()
 	d, cpu, err := measure(ctx, cfg.Duration, progress, cfg.ServerPID, func() []*state { return []*state{snapshot(pubs, subs)} })
 	if err != nil {
 		return sum, err
 	}
+	sum.LoadAverageAfter = loadAverage()
+	sum.LoadGeneratorCPUPct = cpu.selfPct()
 	t := d[0].totals()
 	sum.DurationS = cpu.elapsed.Seconds()
 	sum.PacketsSent = d[0].sentTotal()

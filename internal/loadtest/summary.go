@@ -32,8 +32,14 @@ type Summary struct {
 	// nil (JSON null) without --server-pid.
 	ServerCPUMicrosPerPacket *float64 `json:"server_cpu_us_per_packet"`
 	// ServerCPUSecondsPer1000 is the same as CPU seconds per 1,000 packets.
-	ServerCPUSecondsPer1000 *float64       `json:"server_cpu_s_per_1000_packets"`
-	Tracks                  []TrackSummary `json:"tracks"`
+	ServerCPUSecondsPer1000 *float64 `json:"server_cpu_s_per_1000_packets"`
+	// LoadGeneratorCPUPct is this process's CPU in percent of one core.
+	LoadGeneratorCPUPct float64 `json:"load_generator_cpu_pct"`
+	// LoadAverage… are /proc/loadavg (1, 5, 15 minutes) when the window
+	// began and ended, the load measured under.
+	LoadAverageBefore [3]float64     `json:"load_average_before"`
+	LoadAverageAfter  [3]float64     `json:"load_average_after"`
+	Tracks            []TrackSummary `json:"tracks"`
 }
 
 // TrackSummary is one published track over the window: packets sent by
@@ -73,6 +79,8 @@ func (s Summary) WriteTable(w io.Writer) error {
 	} else {
 		fmt.Fprintf(tw, "server CPU\tunknown (no --server-pid)\n")
 	}
+	fmt.Fprintf(tw, "load generator CPU\t%.0f %% of a core\n", s.LoadGeneratorCPUPct)
+	fmt.Fprintf(tw, "load average\t%.2f → %.2f\n", s.LoadAverageBefore[0], s.LoadAverageAfter[0])
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "publisher\tkind\tsent\treceived (all subscribers)\tloss")
 	for _, t := range s.Tracks {
