@@ -69,36 +69,48 @@ func (p *peer) received(from *peer, source string) uint64 {
 	return n
 }
 
-// flowing reports whether p receives from's source: the count grows.
+// flowing reports whether p receives from's source: the count grows by
+// more than a few packets within the deadline.
 func (p *peer) flowing(from *peer, source string, within time.Duration) bool {
-	deadline := time.Now().Add(within)
 	start := p.received(from, source)
-	for time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		if p.received(from, source) > start+5 {
-			return true
-		}
-	}
-	return false
+	return pollUntil(within, func() bool { return p.received(from, source) > start+5 })
 }
 
-// stopped reports whether p's count of from's source stays still after
-// the forwarding decision settles.
+// stopped reports whether p's count of from's source comes to rest: what
+// was in flight when forwarding stopped still arrives, so it waits for the
+// count to hold still for one explicit window (a bounded negative check),
+// and fails if it keeps growing until the deadline.
 func (p *peer) stopped(from *peer, source string) bool {
-	time.Sleep(700 * time.Millisecond)
-	a := p.received(from, source)
-	time.Sleep(1500 * time.Millisecond)
-	return p.received(from, source) <= a+1
+	const still = 1500 * time.Millisecond
+	last, since := p.received(from, source), time.Now()
+	return pollUntil(10*time.Second, func() bool {
+		if n := p.received(from, source); n > last+1 {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= still
+	})
+}
+
+// pollUntil checks cond every 50 ms until it holds or within has passed.
+func pollUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 func mustEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !pollUntil(15*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
