@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/chamber-court/chamber/evidence"
@@ -18,11 +17,7 @@ import (
 // journal still verifies.
 func TestEvidenceReconcileCommand(t *testing.T) {
 	dir := t.TempDir()
-	token, stderr, code := chamber(t, dir, "staff", "add", "--name", "Clerk Mets", "--role", "clerk")
-	if code != 0 {
-		t.Fatalf("staff add: %s", stderr)
-	}
-	token = strings.TrimSpace(token)
+	token := addStaff(t, dir, nil, "Clerk Mets", "clerk").Token
 	s := startServer(t, dir, nil)
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)

@@ -227,6 +227,14 @@ func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) 
 		t.Fatal("the removed party is still connected")
 	}
 	call(t, "GET", base, ip.Token, nil, 401, nil)
+	// The server journals the removed party's leaving when it sees the
+	// connection end, which may be after the client sees it: wait for the
+	// entry, so that the close below does not overtake it.
+	mustEventually(t, "participant.left in the journal", func() bool {
+		var entries []struct{ Action string }
+		call(t, "GET", base+"/journal", ij.Token, nil, 200, &entries)
+		return slices.ContainsFunc(entries, func(e struct{ Action string }) bool { return e.Action == "participant.left" })
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := client.Dial(ctx, client.Config{URL: "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/sessions/" + sess.ID + "/signal",

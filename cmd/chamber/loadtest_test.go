@@ -44,12 +44,9 @@ func TestLoadtestCommand(t *testing.T) {
 // through the real server.
 func TestLoadtestRooms(t *testing.T) {
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
+	clerk := addStaff(t, dir, nil, "Clerk", "clerk").Token
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
-	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", strings.TrimSpace(clerk),
+	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", clerk,
 		"--rooms", "2", "--participants", "3", "--duration", "2s", "--warmup", "1s", "--video-bitrate", "300k",
 		"--server-pid", strconv.Itoa(s.cmd.Process.Pid), "--json")
 	if code != 0 {

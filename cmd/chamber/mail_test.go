@@ -23,11 +23,7 @@ import (
 func TestInvitationEmailEndToEnd(t *testing.T) {
 	mp := testenv.Mailpit(t)
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
-	if code != 0 {
-		t.Fatalf("staff add exited %d", code)
-	}
-	clerk = strings.TrimSpace(clerk)
+	clerk := addStaff(t, dir, nil, "Clerk Kask", "clerk").Token
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1", "--smtp-url", "smtp://"+mp.SMTP,
 		"--mail-from", "Harju Maakohus <kohus@kohus.example>", "--mail-time-zone", "Europe/Tallinn")
 

@@ -40,16 +40,13 @@ func TestDatabaseOutageServed(t *testing.T) {
 	proxy := testenv.NewProxy(t, u.Host)
 	u.Host = proxy.Addr()
 	dir := t.TempDir()
-	token, stderr, code := chamber(t, dir, "staff", "add", "--database", u.String(), "--name", "Clerk Mets", "--role", "clerk")
-	if code != 0 {
-		t.Fatalf("staff add: %s", stderr)
-	}
-	token = strings.TrimSpace(token)
+	db := []string{"--database", u.String()}
+	token := addStaff(t, dir, db, "Clerk Mets", "clerk").Token
+	judgeStaff := addStaff(t, dir, db, "Judge Saar", "judge")
 	s := startServer(t, dir, nil, "--database", u.String())
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
-	var inv struct{ Token string }
-	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Judge Saar", "role": "judge"}, 201, &inv)
+	inv := seat(t, s.URL, sess.ID, token, judgeStaff, "Judge Saar")
 
 	proxy.Cut()
 	for range 12 {

@@ -123,19 +123,13 @@ func types(msgs []protocol.Envelope) []string {
 //   - a principal learns their own identity check and not another's.
 func TestWhatObserversAndWaitingWitnessesLearn(t *testing.T) {
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	clerk = strings.TrimSpace(clerk)
-	notaryStaff, _, code := chamber(t, dir, "staff", "add", "--name", "Notary Mets", "--role", "notary")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	notaryStaff = strings.TrimSpace(notaryStaff)
+	clerk := addStaff(t, dir, nil, "Clerk Kask", "clerk").Token
+	judge := addStaff(t, dir, nil, "Judge Saar", "judge")
+	notary := addStaff(t, dir, nil, "Notary Mets", "notary")
+	officer := addStaff(t, dir, nil, "Consul Saar", "embassy_officer")
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
-	t.Run("hearing", func(t *testing.T) { publicHearingPrivacy(t, s, clerk) })
-	t.Run("act", func(t *testing.T) { actPrivacy(t, s, notaryStaff) })
+	t.Run("hearing", func(t *testing.T) { publicHearingPrivacy(t, s, clerk, judge) })
+	t.Run("act", func(t *testing.T) { actPrivacy(t, s, notary, officer) })
 }
 
 type invited struct {
@@ -144,7 +138,7 @@ type invited struct {
 	Name          string `json:"name"`
 }
 
-func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
+func publicHearingPrivacy(t *testing.T, s *server, clerk string, judgeStaff staffMember) {
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "public": true}, 201, &sess)
 	base := s.URL + "/api/v1/sessions/" + sess.ID
@@ -153,7 +147,8 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 		call(t, "POST", base+"/invitations", clerk, map[string]any{"name": name, "role": role}, 201, &i)
 		return i
 	}
-	ij, ip, ic, iw := invite("Judge Saar", "judge"), invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel"), invite("Witness Oja", "witness")
+	ij, judgeAPI := seat(t, s.URL, sess.ID, clerk, judgeStaff, "Judge Saar"), judgeStaff.Token
+	ip, ic, iw := invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel"), invite("Witness Oja", "witness")
 	var link struct{ Token string }
 	call(t, "POST", base+"/public-link", clerk, nil, 201, &link)
 	watch := func(name string) invited {
@@ -178,11 +173,11 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 
 	// Admissions; the witness stays in the waiting room throughout.
 	for _, id := range []string{ip.ParticipantID, ic.ParticipantID, io1.ParticipantID, io2.ParticipantID} {
-		call(t, "POST", base+"/participants/"+id+"/admit", ij.Token, nil, 200, nil)
+		call(t, "POST", base+"/participants/"+id+"/admit", judgeAPI, nil, 200, nil)
 	}
 	// Moves: the party out to the waiting room and back.
-	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/move", ij.Token, map[string]any{"space": "waiting"}, 200, nil)
-	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", ij.Token, nil, 200, nil)
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/move", judgeAPI, map[string]any{"space": "waiting"}, 200, nil)
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", judgeAPI, nil, 200, nil)
 
 	// Chat in the room.
 	if err := judge.c.Send(context.Background(), "chat", map[string]string{"text": "The court is in session."}); err != nil {
@@ -192,24 +187,24 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 
 	// A consultation, and its privileged chat.
 	var cons struct{ ID string }
-	call(t, "POST", base+"/consultations", ij.Token, map[string]any{"participant_ids": []string{ip.ParticipantID, ic.ParticipantID}}, 201, &cons)
+	call(t, "POST", base+"/consultations", judgeAPI, map[string]any{"participant_ids": []string{ip.ParticipantID, ic.ParticipantID}}, 201, &cons)
 	const privileged = "Between us: do not mention the second contract."
 	if err := counsel.c.Send(context.Background(), "chat", map[string]string{"text": privileged}); err != nil {
 		t.Fatal(err)
 	}
 	waitChat(t, party, privileged)
-	call(t, "POST", base+"/consultations/"+cons.ID+"/close", ij.Token, nil, 204, nil)
+	call(t, "POST", base+"/consultations/"+cons.ID+"/close", judgeAPI, nil, 204, nil)
 
 	// A mute, a presented page.
-	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/mute", ij.Token, map[string]any{"audio": true}, 200, nil)
+	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/mute", judgeAPI, map[string]any{"audio": true}, 200, nil)
 	if err := judge.c.Send(context.Background(), "present", map[string]any{"document_id": doc.ID, "page": 1}); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, judge, "present")
 
 	// A removal, then the close.
-	call(t, "POST", base+"/participants/"+ic.ParticipantID+"/remove", ij.Token, nil, 204, nil)
-	call(t, "POST", base+"/close", ij.Token, nil, 200, nil)
+	call(t, "POST", base+"/participants/"+ic.ParticipantID+"/remove", judgeAPI, nil, 204, nil)
+	call(t, "POST", base+"/close", judgeAPI, nil, 200, nil)
 
 	// The witness learnt of nobody but themselves.
 	got := witness.ended(t)
@@ -292,7 +287,7 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 		Action  string
 		Details json.RawMessage
 	}
-	call(t, "GET", base+"/journal", ij.Token, nil, 200, &entries)
+	call(t, "GET", base+"/journal", judgeAPI, nil, 200, &entries)
 	var consulted bool
 	for _, e := range entries {
 		if strings.Contains(string(e.Details), privileged) {
@@ -305,7 +300,8 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string) {
 	}
 }
 
-func actPrivacy(t *testing.T, s *server, notaryStaff string) {
+func actPrivacy(t *testing.T, s *server, notaryMember, officerMember staffMember) {
+	notaryStaff := notaryMember.Token
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", notaryStaff, map[string]any{"kind": "notarisation", "title": "Sale of Kask farm", "act_type": "property_sale"}, 201, &sess)
 	base := s.URL + "/api/v1/sessions/" + sess.ID
@@ -314,17 +310,20 @@ func actPrivacy(t *testing.T, s *server, notaryStaff string) {
 		call(t, "POST", base+"/invitations", notaryStaff, map[string]any{"name": name, "role": role}, 201, &i)
 		return i
 	}
-	in, io_, ia, ib := invite("Notary Mets", "notary"), invite("Consul Saar", "embassy_officer"), invite("Mari Tamm", "principal"), invite("Jaan Kask", "principal")
+	in := enter(t, s.URL, sess.ID, notaryStaff)
+	notaryAPI := notaryStaff
+	io_, officerAPI := seat(t, s.URL, sess.ID, notaryStaff, officerMember, "Consul Saar"), officerMember.Token
+	ia, ib := invite("Mari Tamm", "principal"), invite("Jaan Kask", "principal")
 	iw, iv := invite("Witness Oja", "witness"), invite("Observer Aas", "observer")
 
-	notary := joinPeer(t, s.URL, sess.ID, "notary", in.Token, in.ParticipantID, true)
+	notary := joinPeer(t, s.URL, sess.ID, "notary", in.Ticket, in.Participant.ID, true)
 	officer := joinPeer(t, s.URL, sess.ID, "officer", io_.Token, io_.ParticipantID, true)
 	a := listen(t, s.URL, sess.ID, "principal A", ia.Token, ia.ParticipantID)
 	b := listen(t, s.URL, sess.ID, "principal B", ib.Token, ib.ParticipantID)
 	witness := listen(t, s.URL, sess.ID, "witness", iw.Token, iw.ParticipantID)
 	observer := listen(t, s.URL, sess.ID, "observer", iv.Token, iv.ParticipantID)
 	for _, id := range []string{io_.ParticipantID, ia.ParticipantID, ib.ParticipantID, iv.ParticipantID} {
-		call(t, "POST", base+"/participants/"+id+"/admit", in.Token, nil, 200, nil)
+		call(t, "POST", base+"/participants/"+id+"/admit", notaryAPI, nil, 200, nil)
 	}
 
 	const number = "KX1234567"
@@ -334,9 +333,9 @@ func actPrivacy(t *testing.T, s *server, notaryStaff string) {
 		t.Fatal(err)
 	}
 	var check struct{ ID string }
-	call(t, "POST", base+"/identity-checks", io_.Token, map[string]any{"participant_id": ia.ParticipantID, "mrz": text, "embassy": "Embassy in London"}, 201, &check)
-	callRaw(t, "POST", base+"/identity-checks/"+check.ID+"/stills?kind=face", io_.Token, "image/png", stillPNG(t), 201)
-	call(t, "POST", base+"/identity-checks/"+check.ID+"/outcome", io_.Token, map[string]any{"verified": false, "reason": "The photo page is damaged."}, 200, nil)
+	call(t, "POST", base+"/identity-checks", officerAPI, map[string]any{"participant_id": ia.ParticipantID, "mrz": text, "embassy": "Embassy in London"}, 201, &check)
+	callRaw(t, "POST", base+"/identity-checks/"+check.ID+"/stills?kind=face", officerAPI, "image/png", stillPNG(t), 201)
+	call(t, "POST", base+"/identity-checks/"+check.ID+"/outcome", officerAPI, map[string]any{"verified": false, "reason": "The photo page is damaged."}, 200, nil)
 	waitEvent(t, notary, "identity_check")
 	waitEvent(t, officer, "identity_check")
 
@@ -353,7 +352,7 @@ func actPrivacy(t *testing.T, s *server, notaryStaff string) {
 		t.Errorf("principal A lists %+v, want their own check", listed)
 	}
 
-	call(t, "POST", base+"/close", in.Token, nil, 200, nil)
+	call(t, "POST", base+"/close", notaryAPI, nil, 200, nil)
 	if !slices.Contains(types(a.ended(t)), "identity_check") {
 		t.Error("the principal concerned was not told of their identity check")
 	}
@@ -371,19 +370,15 @@ func actPrivacy(t *testing.T, s *server, notaryStaff string) {
 // invitation expires is disconnected then, with bye token_expired.
 func TestExpiredInvitationIsDisconnected(t *testing.T) {
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	clerk = strings.TrimSpace(clerk)
+	clerk := addStaff(t, dir, nil, "Clerk Kask", "clerk").Token
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Expiry"}, 201, &sess)
 	expires := time.Now().Add(3 * time.Second).UTC().Truncate(time.Millisecond)
 	var inv invited
 	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", clerk,
-		map[string]any{"name": "Judge Saar", "role": "judge", "expires_at": expires}, 201, &inv)
-	l := listen(t, s.URL, sess.ID, "judge", inv.Token, inv.ParticipantID)
+		map[string]any{"name": "Witness Saar", "role": "witness", "expires_at": expires}, 201, &inv)
+	l := listen(t, s.URL, sess.ID, "witness", inv.Token, inv.ParticipantID)
 	l.ended(t)
 	if time.Now().Before(expires) {
 		t.Fatal("disconnected before the invitation expired")
@@ -398,17 +393,13 @@ func TestExpiredInvitationIsDisconnected(t *testing.T) {
 // not exist, naming neither.
 func TestSignalRevealsNoOtherSession(t *testing.T) {
 	dir := t.TempDir()
-	clerk, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Kask", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	clerk = strings.TrimSpace(clerk)
+	clerk := addStaff(t, dir, nil, "Clerk Kask", "clerk").Token
 	s := startServer(t, dir, nil)
 	var mine, theirs struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Mine"}, 201, &mine)
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Theirs"}, 201, &theirs)
 	var inv invited
-	call(t, "POST", s.URL+"/api/v1/sessions/"+mine.ID+"/invitations", clerk, map[string]any{"name": "Judge", "role": "judge"}, 201, &inv)
+	call(t, "POST", s.URL+"/api/v1/sessions/"+mine.ID+"/invitations", clerk, map[string]any{"name": "Mari Tamm", "role": "party"}, 201, &inv)
 	refusal := func(sessionID string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -210,16 +210,13 @@ func TestSigningUploadedDocumentFetchesNothingItNames(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	token, _, code := chamber(t, dir, "staff", "add", "--name", "Clerk Mets", "--role", "clerk")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	token = strings.TrimSpace(token)
+	token := addStaff(t, dir, nil, "Clerk Mets", "clerk").Token
+	judgeStaff := addStaff(t, dir, nil, "Judge Saar", "judge")
 	s := startServer(t, dir, nil, "--revocation-allow-host", strings.TrimPrefix(attacker.URL, "http://"))
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
-	var inv struct{ Token string }
-	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Judge Saar", "role": "judge"}, 201, &inv)
+	assign(t, s.URL, sess.ID, token, judgeStaff.ID)
+	inv := struct{ Token string }{judgeStaff.Token} // the judge acts through their own API token
 	var doc struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=exhibit.pdf", inv.Token, upload, 201, &doc)
 	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", inv.Token, map[string]any{"reason": "Judgment"}, 201, nil)

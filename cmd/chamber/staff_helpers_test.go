@@ -52,3 +52,13 @@ func assign(t testing.TB, base, sessionID, by, staffID string) {
 	t.Helper()
 	call(t, "POST", base+"/api/v1/sessions/"+sessionID+"/assignments", by, map[string]any{"staff_id": staffID}, 201, nil)
 }
+
+// seat has by assign the staff member m to the session and enters as them:
+// their participant and join ticket for the signalling connection (their
+// REST calls use m.Token).
+func seat(t testing.TB, base, sessionID, by string, m staffMember, name string) invited {
+	t.Helper()
+	assign(t, base, sessionID, by, m.ID)
+	e := enter(t, base, sessionID, m.Token)
+	return invited{ParticipantID: e.Participant.ID, Token: e.Ticket, Name: name}
+}
