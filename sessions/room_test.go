@@ -32,7 +32,7 @@ func newRoom(t *testing.T, db *database.DB) room {
 		t.Fatal(err)
 	}
 	r := room{f: f, sess: sess}
-	r.judge, _ = f.invite(t, clerk, sess.ID, "Judge Saar", access.Judge)
+	r.judge = f.seated(t, clerk, sess.ID, "Judge Saar", access.Judge)
 	r.party, _ = f.invite(t, clerk, sess.ID, "Mari Tamm", access.Party)
 	r.counsel, _ = f.invite(t, clerk, sess.ID, "Counsel Kask", access.Counsel)
 	r.witness, _ = f.invite(t, clerk, sess.ID, "Witness Mets", access.Witness)

@@ -140,6 +140,22 @@ func (f *fixture) official(t testing.TB, by sessions.Principal, sid uuid.UUID, r
 	return p, part
 }
 
+// seated is an official of the given name assigned to the session by by,
+// as their signalling connection knows them: their participant record.
+func (f *fixture) seated(t testing.TB, by sessions.Principal, sid uuid.UUID, name string, role access.Role) sessions.Principal {
+	t.Helper()
+	ctx := context.Background()
+	st, err := f.svc.AddStaff(ctx, "system", sessions.NewStaff{Name: name, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := f.svc.Assign(ctx, by, sid, st.ID)
+	if err != nil {
+		t.Fatalf("assign %s: %v", role, err)
+	}
+	return sessions.Principal{Participant: &part}
+}
+
 func (f *fixture) invite(t testing.TB, by sessions.Principal, sid uuid.UUID, name string, role access.Role) (sessions.Principal, sessions.Invitation) {
 	t.Helper()
 	inv, err := f.svc.Invite(context.Background(), by, sid, sessions.NewInvitation{Name: name, Role: role})

@@ -33,7 +33,12 @@ func newGallery(t testing.TB, f *fixture) gallery {
 	}
 	r := gallery{sid: sess.ID}
 	id := func(name string, role access.Role, connect, admit bool) uuid.UUID {
-		p, _ := f.invite(t, clerk, sess.ID, name, role)
+		var p sessions.Principal
+		if role == access.Judge {
+			p = f.seated(t, clerk, sess.ID, name, role)
+		} else {
+			p, _ = f.invite(t, clerk, sess.ID, name, role)
+		}
 		if connect {
 			if _, err := f.svc.Connected(ctx, sess.ID, p.Participant.ID); err != nil {
 				t.Fatal(err)
