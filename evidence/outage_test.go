@@ -120,7 +120,9 @@ func TestS3FrozenServerIsUnavailable(t *testing.T) {
 // still succeeds.
 func TestS3FullServerIsInsufficientStorage(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.SmallFS(t, 96<<20))
-	s := privateS3(t, m, 5*time.Second)
+	// A generous operation timeout: this test is about a full disk, and on
+	// a loaded machine a slow answer must not pass for an outage.
+	s := privateS3(t, m, 30*time.Second)
 	// Big objects until the server says it is full, then smaller ones
 	// until it says so for those too. While its disk fills, MinIO answers
 	// some writes with a 500 or a 400 IncompleteBody before it settles on
