@@ -9,15 +9,18 @@ package acts
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/database"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/fault"
@@ -60,10 +63,53 @@ type Config struct {
 	Store     evidence.Store
 	Log       *slog.Logger
 	Retention time.Duration
-	// Principals lists the act's current (not removed) principals.
+	// Principals lists the act's current (not removed) principals: the
+	// one way acts learns them (the session layer owns participants).
 	Principals func(ctx context.Context, sessionID uuid.UUID) ([]Principal, error)
+	// Documents gives the act's document as it is when the act is sealed.
+	Documents DocumentSource
 	// MaxStill bounds an identity still's size (default 10 MiB).
 	MaxStill int64
+}
+
+// DocumentSource is what acts needs of the document layer.
+type DocumentSource interface {
+	Get(ctx context.Context, id uuid.UUID) (documents.Document, error)
+}
+
+// Notifier pushes an event to a session's room (the signalling server
+// implements it, as for sessions and recording). The audience filter
+// decides who receives it.
+type Notifier interface {
+	Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage)
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(uuid.UUID, []uuid.UUID, string, json.RawMessage) {}
+
+// notify pushes payload as typ to the session's room.
+func (s *Service) notify(sessionID uuid.UUID, typ string, payload any) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		s.cfg.Log.Error("acts: event payload", "type", typ, "err", err)
+		return
+	}
+	s.notifierMu.RLock()
+	n := s.notifier
+	s.notifierMu.RUnlock()
+	n.Notify(sessionID, nil, typ, b)
+}
+
+// SetNotifier plugs in the signalling server, which is built after the
+// act service (its hooks need it). Until then events go nowhere.
+func (s *Service) SetNotifier(n Notifier) {
+	if n == nil {
+		n = nopNotifier{}
+	}
+	s.notifierMu.Lock()
+	defer s.notifierMu.Unlock()
+	s.notifier = n
 }
 
 // Service runs notarial acts.
@@ -71,6 +117,9 @@ type Service struct {
 	cfg     Config
 	catalog *catalog.Catalog
 	now     func() time.Time
+
+	notifierMu sync.RWMutex
+	notifier   Notifier
 }
 
 // New returns an act service.
@@ -82,7 +131,7 @@ func New(cfg Config) *Service {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	cat := catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: cfg.Log})
-	return &Service{cfg: cfg, catalog: cat, now: database.Now}
+	return &Service{cfg: cfg, catalog: cat, now: database.Now, notifier: nopNotifier{}}
 }
 
 // Act is the notarial act of one session.

@@ -167,6 +167,7 @@ func (s *Service) StartCheck(ctx context.Context, c Caller, sessionID uuid.UUID,
 	if err != nil {
 		return Check{}, err
 	}
+	s.notify(sessionID, EventIdentityCheck, ch)
 	return ch, nil
 }
 
@@ -303,6 +304,9 @@ func (s *Service) AddStill(ctx context.Context, c Caller, sessionID, checkID uui
 		return Still{}, err
 	}
 	s.catalog.Retain(ctx, key)
+	if ch, err := s.Check(ctx, sessionID, checkID); err == nil {
+		s.notify(sessionID, EventIdentityCheck, ch)
+	}
 	return st, nil
 }
 
@@ -397,6 +401,8 @@ func (s *Service) Decide(ctx context.Context, c Caller, sessionID, checkID uuid.
 	if err != nil {
 		return Check{}, Act{}, err
 	}
+	s.notify(sessionID, EventIdentityCheck, ch)
+	s.notify(sessionID, EventActUpdated, act)
 	return ch, act, nil
 }
 

@@ -63,19 +63,19 @@ type RegisterIdentity struct {
 	VerifiedAt          string    `json:"verified_at"`
 }
 
-func buildEntry(number string, sessionID uuid.UUID, at time.Time, in SealInput, checks []Check, recordings []recordingRef) RegisterEntry {
+func buildEntry(number string, sessionID uuid.UUID, at time.Time, in SealInput, doc FinalDocument, principals []Principal, checks []Check, recordings []recordingRef) RegisterEntry {
 	e := RegisterEntry{
 		ID: uuid.New(), Number: number, SessionID: sessionID, RecordedAt: at, ActType: in.ActType, Title: in.Title,
-		Description: trimmed(in.Description), SealedAt: at, Document: in.Document, Notary: in.Notary, Fee: trimmed(in.Fee),
+		Description: trimmed(in.Description), SealedAt: at, Document: doc, Notary: in.Notary, Fee: trimmed(in.Fee),
 		Recordings: recordings,
 	}
 	if e.Description == "" {
-		e.Description = fmt.Sprintf("%s: %s (%s)", in.ActType, in.Title, in.Document.Name)
+		e.Description = fmt.Sprintf("%s: %s (%s)", in.ActType, in.Title, doc.Name)
 	}
 	if e.Recordings == nil {
 		e.Recordings = []recordingRef{}
 	}
-	for _, p := range in.Principals {
+	for _, p := range principals {
 		rp := RegisterPrincipal{ParticipantID: p.ID, Name: p.Name}
 		for _, ch := range checks {
 			if ch.ParticipantID != p.ID || ch.Status != CheckVerified {

@@ -3,6 +3,7 @@ package acts
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,13 +25,12 @@ type FinalDocument struct {
 	SHA256  string    `json:"sha256"`
 }
 
-// SealInput is what the session and document layers know of the act.
+// SealInput is what the session layer and the notary's request say of the
+// act; its document and principals the act service finds itself.
 type SealInput struct {
-	ActType    string
-	Title      string
-	Notary     string
-	Document   FinalDocument
-	Principals []Principal
+	ActType string
+	Title   string
+	Notary  string
 	// Fee and Description come from the notary's seal request.
 	Fee         string `json:"fee"`
 	Description string `json:"description"`
@@ -59,6 +59,10 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 			Fields: map[string]string{"fee": "at most 100 characters"}}
 	}
 	checks, err := s.Checks(ctx, sessionID)
+	if err != nil {
+		return Act{}, RegisterEntry{}, err
+	}
+	doc, principals, err := s.sealFacts(ctx, sessionID)
 	if err != nil {
 		return Act{}, RegisterEntry{}, err
 	}
@@ -97,16 +101,17 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 			return fmt.Errorf("acts: seal: %w", err)
 		}
 		act.State, act.Number, act.SealedAt = Sealed, number, &now
-		entry = buildEntry(number, sessionID, now, in, checks, recordings)
+		entry = buildEntry(number, sessionID, now, in, doc, principals, checks, recordings)
 		if err := s.insertEntry(ctx, tx, c.Actor, entry); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: c.Actor, Action: "act.sealed",
-			Details: map[string]any{"number": number, "document": in.Document, "register_entry": entry.ID}})
+			Details: map[string]any{"number": number, "document": doc, "register_entry": entry.ID}})
 	})
 	if err != nil {
 		return Act{}, RegisterEntry{}, err
 	}
+	s.notify(sessionID, EventActUpdated, act)
 	if err := s.archive(ctx, sessionID); err != nil {
 		// The act is sealed and its journal intact in the database; the
 		// archive stays owed (journal_archived is false) and
@@ -114,6 +119,38 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 		s.cfg.Log.Error("archiving the sealed act's journal failed; it will be retried", "session", sessionID, "err", err)
 	}
 	return act, entry, nil
+}
+
+// sealFacts reads what the register entry names besides the notary's
+// request: the act's designated document as its newest version (the one
+// the signatures were made on), and the principals not removed. The
+// transaction checks the act's state again under its lock; a document
+// changed in between cannot be: signatures fix it (Designate).
+func (s *Service) sealFacts(ctx context.Context, sessionID uuid.UUID) (FinalDocument, []Principal, error) {
+	act, err := s.Get(ctx, sessionID)
+	if err != nil {
+		return FinalDocument{}, nil, err
+	}
+	var doc FinalDocument
+	if act.DocumentID != nil {
+		if s.cfg.Documents == nil {
+			return FinalDocument{}, nil, errors.New("acts: no document source configured")
+		}
+		d, err := s.cfg.Documents.Get(ctx, *act.DocumentID)
+		if err != nil {
+			return FinalDocument{}, nil, err
+		}
+		if len(d.Versions) == 0 {
+			return FinalDocument{}, nil, fmt.Errorf("acts: document %s has no version", d.ID)
+		}
+		last := d.Versions[len(d.Versions)-1]
+		doc = FinalDocument{ID: d.ID, Name: d.Name, Version: last.Version, SHA256: last.SHA256}
+	}
+	principals, err := s.cfg.Principals(ctx, sessionID)
+	if err != nil {
+		return FinalDocument{}, nil, err
+	}
+	return doc, principals, nil
 }
 
 type recordingRef struct {

@@ -60,6 +60,7 @@ func (s *Service) Designate(ctx context.Context, c Caller, sessionID uuid.UUID, 
 	if err != nil {
 		return Act{}, err
 	}
+	s.notify(sessionID, EventActUpdated, act)
 	return act, nil
 }
 
@@ -202,6 +203,17 @@ func (h *signHook) Record(ctx context.Context, tx *sql.Tx, sig documents.Signatu
 			map[string]any{"document_id": sig.DocumentID, "version": rec.Version, "sha256": rec.SHA256, "certificate_serial": rec.CertificateSerial})
 	}
 	return nil
+}
+
+// Committed tells the room the act's state once the signature has
+// committed (a signature may have advanced it).
+func (h *signHook) Committed(ctx context.Context) {
+	act, err := h.s.Get(ctx, h.sessionID)
+	if err != nil {
+		h.s.cfg.Log.Warn("acts: reading the act after a signature", "session", h.sessionID, "err", err)
+		return
+	}
+	h.s.notify(h.sessionID, EventActUpdated, act)
 }
 
 // participantKey identifies a signer in act_signatures: the participant,

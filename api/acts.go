@@ -112,16 +112,8 @@ func (a *API) handleStartCheck(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.pushCheck(sid, ch)
 	WriteJSON(w, http.StatusCreated, ch)
 	return nil
-}
-
-// pushCheck tells the room about a check, so the notary sees it live.
-func (a *API) pushCheck(sid uuid.UUID, ch acts.Check) {
-	if a.notify != nil {
-		a.notify(sid, acts.EventIdentityCheck, ch)
-	}
 }
 
 func (a *API) handleListChecks(w http.ResponseWriter, r *http.Request) error {
@@ -165,9 +157,6 @@ func (a *API) handleStill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ch, err := a.acts.Check(r.Context(), sid, cid); err == nil {
-		a.pushCheck(sid, ch)
-	}
 	WriteJSON(w, http.StatusCreated, st)
 	return nil
 }
@@ -185,22 +174,12 @@ func (a *API) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	ch, act, err := a.acts.Decide(r.Context(), c, sid, cid, in)
+	ch, _, err := a.acts.Decide(r.Context(), c, sid, cid, in)
 	if err != nil {
 		return err
 	}
-	a.pushCheck(sid, ch)
-	a.pushAct(sid, act)
 	WriteJSON(w, http.StatusOK, ch)
 	return nil
-}
-
-// pushAct tells the room the act's state, as the step that changed it
-// returned it (no second read of the act).
-func (a *API) pushAct(sid uuid.UUID, act acts.Act) {
-	if a.notify != nil {
-		a.notify(sid, acts.EventActUpdated, act)
-	}
 }
 
 func (a *API) handleDesignate(w http.ResponseWriter, r *http.Request) error {
@@ -234,7 +213,6 @@ func (a *API) handleDesignate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.pushAct(sid, act)
 	WriteJSON(w, http.StatusOK, act)
 	return nil
 }
@@ -260,49 +238,13 @@ func (a *API) handleSeal(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	act, err := a.acts.Get(r.Context(), sid)
-	if err != nil {
-		return err
-	}
 	input := acts.SealInput{ActType: sess.ActType, Title: sess.Title, Notary: c.Name, Fee: in.Fee, Description: in.Description}
-	if act.DocumentID != nil {
-		d, err := a.documents.Get(r.Context(), *act.DocumentID)
-		if err != nil {
-			return err
-		}
-		last := d.Versions[len(d.Versions)-1]
-		input.Document = acts.FinalDocument{ID: d.ID, Name: d.Name, Version: last.Version, SHA256: last.SHA256}
-	}
-	if input.Principals, err = a.principals(r.Context(), sid); err != nil {
-		return err
-	}
 	sealed, entry, err := a.acts.Seal(r.Context(), c, sid, input)
 	if err != nil {
 		return err
 	}
-	a.pushAct(sid, sealed)
 	WriteJSON(w, http.StatusOK, SealResponse{Act: sealed, Entry: entry})
 	return nil
-}
-
-// principals lists a session's current principals for the act layer.
-func (a *API) principals(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
-	return Principals(ctx, a.sessions, sid)
-}
-
-// Principals lists the principals of a session who have not been removed.
-func Principals(ctx context.Context, svc *sessions.Service, sid uuid.UUID) ([]acts.Principal, error) {
-	ps, err := svc.ParticipantsOf(ctx, sid)
-	if err != nil {
-		return nil, err
-	}
-	var out []acts.Principal
-	for _, p := range ps {
-		if p.Role == access.Principal && !p.Revoked {
-			out = append(out, acts.Principal{ID: p.ID, Name: p.Name})
-		}
-	}
-	return out, nil
 }
 
 type legalHoldRequest struct {

@@ -320,11 +320,6 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if act {
-		if after, err := a.acts.Get(r.Context(), sess.ID); err == nil {
-			a.pushAct(sess.ID, after)
-		}
-	}
 	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
 	return nil

@@ -75,18 +75,16 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	tsa := authority.TSA()
 	jnl := journal.New(db, tsa, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
-	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
-		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
-			return api.Principals(ctx, svc, sid)
-		}}
-	for _, opt := range actOpts {
-		opt(&actCfg)
-	}
-	actSvc := acts.New(actCfg)
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
+	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
+		Principals: principalsOf(svc), Documents: docs}
+	for _, opt := range actOpts {
+		opt(&actCfg)
+	}
+	actSvc := acts.New(actCfg)
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
 	// The test refreshes the probe itself, as Run would on its interval.
@@ -263,3 +261,21 @@ func (h *harness) invite(token string, sid uuid.UUID, name string, role access.R
 }
 
 func randomSuffix() string { return strings.ReplaceAll(uuid.NewString()[:8], "-", "") }
+
+// principalsOf is cmd/chamber's wiring of the act service to the session
+// layer's principals.
+func principalsOf(svc *sessions.Service) func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+	return func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+		ps, err := svc.ParticipantsOf(ctx, sid)
+		if err != nil {
+			return nil, err
+		}
+		var out []acts.Principal
+		for _, p := range ps {
+			if p.Role == access.Principal && !p.Revoked {
+				out = append(out, acts.Principal{ID: p.ID, Name: p.Name})
+			}
+		}
+		return out, nil
+	}
+}

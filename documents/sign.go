@@ -96,6 +96,9 @@ type SignHook interface {
 	Lock(ctx context.Context, tx *sql.Tx, documentID uuid.UUID) error
 	// Record runs last, after the signed version and its journal entry.
 	Record(ctx context.Context, tx *sql.Tx, sig Signature) error
+	// Committed runs after the transaction commits, for what must not
+	// happen before it (telling the room what changed).
+	Committed(ctx context.Context)
 }
 
 // Signature is what a hook learns of a signature being recorded.
@@ -185,6 +188,9 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	}
 	keep = true
 	s.catalog.Retain(ctx, key)
+	if hook != nil {
+		hook.Committed(ctx)
+	}
 	d, err = s.Get(ctx, docID)
 	return d, rec, err
 }

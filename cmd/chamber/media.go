@@ -325,3 +325,21 @@ func notifier(sig *signaling.Server) func(uuid.UUID, string, any) {
 		sig.Notify(sessionID, nil, typ, b)
 	}
 }
+
+// principalsOf lists a session's principals who have not been removed, as
+// the act service needs them: the session layer owns participants.
+func principalsOf(svc *sessions.Service) func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+	return func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
+		ps, err := svc.ParticipantsOf(ctx, sid)
+		if err != nil {
+			return nil, err
+		}
+		var out []acts.Principal
+		for _, p := range ps {
+			if p.Role == access.Principal && !p.Revoked {
+				out = append(out, acts.Principal{ID: p.ID, Name: p.Name})
+			}
+		}
+		return out, nil
+	}
+}

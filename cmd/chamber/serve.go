@@ -325,9 +325,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	actSvc := acts.New(acts.Config{
 		DB: db, Journal: jnl, Store: store, Log: log, Retention: time.Duration(cfg.retention),
-		Principals: func(ctx context.Context, sid uuid.UUID) ([]acts.Principal, error) {
-			return api.Principals(ctx, svc, sid)
-		},
+		Principals: principalsOf(svc), Documents: docs,
 	})
 	rec := recording.New(recording.Config{
 		DB: db, Journal: jnl, Store: store, Log: log, Policy: recordingPolicy{svc},
@@ -352,6 +350,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	defer sig.Close()
 	svc.SetNotifier(sig)
 	rec.SetNotifier(sig)
+	actSvc.SetNotifier(sig)
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
 
