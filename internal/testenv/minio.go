@@ -56,7 +56,9 @@ func (m *MinIOServer) Start() {
 	go func() { m.done <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + m.Endpoint + "/minio/health/live"); err == nil {
+		// cluster, not live: live answers as soon as the process listens,
+		// while requests still get "Server not initialized yet".
+		if resp, err := http.Get("http://" + m.Endpoint + "/minio/health/cluster"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
