@@ -124,7 +124,7 @@ func TestRoomForwardsEveryoneToEveryone(t *testing.T) {
 					return true
 				}
 			}
-			waitFor(t, 20*time.Second, "every track flowing", flowing(30))
+			waitFor(t, 60*time.Second, "every track flowing", flowing(30))
 			// A second of media (50 audio packets) on every track before
 			// the losses and frames are judged.
 			waitFor(t, 20*time.Second, "80 packets of every track", flowing(80))
@@ -212,7 +212,7 @@ func TestNACKRepairsLossOnSubscriberPath(t *testing.T) {
 	// The last repairs arrive after the stop: measure until the loss is
 	// repaired, or the deadline passes and the loss left is judged.
 	st, span, lost := measure()
-	for deadline := time.Now().Add(3 * time.Second); float64(lost)/float64(span+1) >= 0.005 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); float64(lost)/float64(span+1) >= 0.005 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
 		st, span, lost = measure()
 	}
