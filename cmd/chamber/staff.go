@@ -85,8 +85,7 @@ func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tSUBJECT\tCREATED\tSTATE")
+		tw := table(stdout, "ID\tNAME\tROLE\tSUBJECT\tCREATED\tSTATE")
 		for _, st := range list {
 			state := "active"
 			if st.Revoked {
@@ -109,6 +108,13 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// table starts an operator command's table with its header; Flush ends it.
+func table(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
 }
 
 // runToken manages API tokens. "token add" prints the token alone on
@@ -211,8 +217,7 @@ func listTokens(ctx context.Context, svc *sessions.Service, staffID uuid.UUID, s
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTAFF\tNAME\tSCOPES\tEXPIRES\tLAST USED\tSTATE")
+	tw := table(stdout, "ID\tSTAFF\tNAME\tSCOPES\tEXPIRES\tLAST USED\tSTATE")
 	for _, t := range list {
 		used := "-"
 		if t.LastUsedAt != nil {
