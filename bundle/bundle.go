@@ -95,64 +95,132 @@ type Config struct {
 // description (its metadata, act, participants, documents), stored as
 // session.json. Evidence objects are streamed, never held in memory.
 func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, session any, actor string) (Manifest, error) {
-	zw := zip.NewWriter(w)
-	m := Manifest{Version: ManifestVersion, SessionID: sessionID, GeneratedAt: time.Now().UTC().Truncate(time.Second), GeneratedBy: actor}
-	add := func(name, source string, r io.Reader) error {
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: m.GeneratedAt})
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(fw, h), r)
-		if err != nil {
-			return fmt.Errorf("bundle: %s: %w", name, err)
-		}
-		m.Files = append(m.Files, File{Path: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Source: source})
-		return nil
-	}
-	addJSON := func(name string, v any) error {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		return add(name, "", strings.NewReader(string(b)+"\n"))
-	}
-
-	if err := addEvidence(ctx, cfg, sessionID, add, &m); err != nil {
+	b := &builder{zw: zip.NewWriter(w), m: Manifest{Version: ManifestVersion, SessionID: sessionID,
+		GeneratedAt: time.Now().UTC().Truncate(time.Second), GeneratedBy: actor}}
+	if err := addEvidence(ctx, cfg, sessionID, b.add, &b.m); err != nil {
 		return Manifest{}, err
 	}
-
-	entries, err := cfg.Journal.Session(ctx, sessionID, 0, 0)
+	jf, err := journalFile(ctx, cfg.Journal, sessionID)
 	if err != nil {
 		return Manifest{}, err
-	}
-	jf := JournalFile{Entries: entries, Anchors: []journal.Anchor{}}
-	if len(entries) > 0 {
-		anchors, err := cfg.Journal.AnchorsBetween(ctx, entries[0].Seq, entries[len(entries)-1].Seq)
-		if err != nil {
-			return Manifest{}, err
-		}
-		mine := map[int64]string{}
-		for _, e := range entries {
-			mine[e.Seq] = e.Hash
-		}
-		// Only anchors over this session's own entries can be checked
-		// without the rest of the journal.
-		for _, a := range anchors {
-			if mine[a.Seq] == a.Hash {
-				jf.Anchors = append(jf.Anchors, a)
-			}
-		}
 	}
 	// Compact, so each entry's details keep the exact bytes its hash covers.
 	jb, err := json.Marshal(jf)
 	if err != nil {
 		return Manifest{}, err
 	}
-	if err := add(JournalName, "", strings.NewReader(string(jb))); err != nil {
+	if err := b.add(JournalName, "", strings.NewReader(string(jb))); err != nil {
 		return Manifest{}, err
 	}
-	var chat []map[string]any
+	if err := b.addJSON(ChatName, chatMessages(jf.Entries)); err != nil {
+		return Manifest{}, err
+	}
+	if err := b.addJSON(SessionName, session); err != nil {
+		return Manifest{}, err
+	}
+	if err := b.add(ReadmeName, "", strings.NewReader(readme)); err != nil {
+		return Manifest{}, err
+	}
+	if err := b.seal(ctx, cfg.Signer, cfg.TSA); err != nil {
+		return Manifest{}, err
+	}
+	return b.m, b.zw.Close()
+}
+
+// builder writes a bundle's files and lists them in its manifest.
+type builder struct {
+	zw *zip.Writer
+	m  Manifest
+}
+
+func (b *builder) create(name string) (io.Writer, error) {
+	return b.zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: b.m.GeneratedAt})
+}
+
+// add writes r as the file name, copied from the evidence-store key
+// source ("" when the bundle makes it), and lists it in the manifest.
+func (b *builder) add(name, source string, r io.Reader) error {
+	fw, err := b.create(name)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(fw, h), r)
+	if err != nil {
+		return fmt.Errorf("bundle: %s: %w", name, err)
+	}
+	b.m.Files = append(b.m.Files, File{Path: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Source: source})
+	return nil
+}
+
+func (b *builder) addJSON(name string, v any) error {
+	bs, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return b.add(name, "", strings.NewReader(string(bs)+"\n"))
+}
+
+// seal writes the manifest and its signature, the two files the manifest
+// does not list.
+func (b *builder) seal(ctx context.Context, signer pki.Signer, tsa Timestamper) error {
+	sort.Slice(b.m.Files, func(i, j int) bool { return b.m.Files[i].Path < b.m.Files[j].Path })
+	manifest, err := json.MarshalIndent(b.m, "", "  ")
+	if err != nil {
+		return err
+	}
+	sig, err := sign(ctx, manifest, signer, tsa)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{ManifestName, manifest}, {SignatureName, sig}} {
+		fw, err := b.create(f.name)
+		if err != nil {
+			return err
+		}
+		if _, err := fw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// journalFile reads the session's journal entries and the anchors over
+// them.
+func journalFile(ctx context.Context, j *journal.Journal, sessionID uuid.UUID) (JournalFile, error) {
+	entries, err := j.Session(ctx, sessionID, 0, 0)
+	if err != nil {
+		return JournalFile{}, err
+	}
+	jf := JournalFile{Entries: entries, Anchors: []journal.Anchor{}}
+	if len(entries) == 0 {
+		return jf, nil
+	}
+	anchors, err := j.AnchorsBetween(ctx, entries[0].Seq, entries[len(entries)-1].Seq)
+	if err != nil {
+		return JournalFile{}, err
+	}
+	mine := map[int64]string{}
+	for _, e := range entries {
+		mine[e.Seq] = e.Hash
+	}
+	// Only anchors over this session's own entries can be checked
+	// without the rest of the journal.
+	for _, a := range anchors {
+		if mine[a.Seq] == a.Hash {
+			jf.Anchors = append(jf.Anchors, a)
+		}
+	}
+	return jf, nil
+}
+
+// chatMessages are the chat messages among entries, each with its time
+// and journal sequence number; never nil, so chat.json is a list.
+func chatMessages(entries []journal.Entry) []map[string]any {
+	chat := []map[string]any{}
 	for _, e := range entries {
 		if e.Action == "chat.message" {
 			var d map[string]any
@@ -161,41 +229,7 @@ func Build(ctx context.Context, w io.Writer, cfg Config, sessionID uuid.UUID, se
 			chat = append(chat, d)
 		}
 	}
-	if chat == nil {
-		chat = []map[string]any{}
-	}
-	if err := addJSON(ChatName, chat); err != nil {
-		return Manifest{}, err
-	}
-	if err := addJSON(SessionName, session); err != nil {
-		return Manifest{}, err
-	}
-	if err := add(ReadmeName, "", strings.NewReader(readme)); err != nil {
-		return Manifest{}, err
-	}
-
-	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
-	manifest, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return Manifest{}, err
-	}
-	sig, err := sign(ctx, manifest, cfg.Signer, cfg.TSA)
-	if err != nil {
-		return Manifest{}, err
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{ManifestName, manifest}, {SignatureName, sig}} {
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: m.GeneratedAt})
-		if err != nil {
-			return Manifest{}, err
-		}
-		if _, err := fw.Write(f.data); err != nil {
-			return Manifest{}, err
-		}
-	}
-	return m, zw.Close()
+	return chat
 }
 
 // addEvidence adds the objects of the session's record, each checked

@@ -77,23 +77,13 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 	if u.Size > s.maxUpload {
 		return Document{}, false, fault.New(fault.TooLarge, "%d bytes declared, the limit is %d", u.Size, s.maxUpload)
 	}
-	br := bufio.NewReaderSize(u.Body, sniffLen)
-	head, err := br.Peek(sniffLen)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		if errors.Is(err, fault.TooLarge) {
-			return Document{}, false, err
-		}
-		return Document{}, false, fmt.Errorf("documents: read upload: %w", err)
+	body, sniffed, err := sniffUpload(u, name)
+	if err != nil {
+		return Document{}, false, err
 	}
-	sniffed := Sniff(head)
-	claimed := claimedType(u.ContentType, name)
-	if sniffed == "" || !matches(claimed, sniffed) {
-		return Document{}, false, unsupported(claimed, sniffed)
-	}
-
 	docID := uuid.New()
 	key := objectKey(sess.ID, docID, 1, sniffed)
-	obj, err := s.store.Put(ctx, key, evidence.LimitReader(br, s.maxUpload, fault.TooLarge), evidence.PutOptions{ContentType: sniffed})
+	obj, err := s.store.Put(ctx, key, evidence.LimitReader(body, s.maxUpload, fault.TooLarge), evidence.PutOptions{ContentType: sniffed})
 	if errors.Is(err, fault.TooLarge) {
 		return Document{}, false, fault.New(fault.TooLarge, "the limit is %d bytes", s.maxUpload)
 	}
@@ -109,6 +99,49 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 			s.discard(ctx, key)
 		}
 	}()
+	if existing, dup, err := s.vetStored(ctx, c, sess, key, name, sniffed, obj); dup || err != nil {
+		return existing, dup, err
+	}
+	// Someone else's document with these bytes: share its stored object.
+	stored, err := s.storedCopy(ctx, sess.ID, obj.SHA256)
+	if err != nil {
+		return Document{}, false, err
+	}
+	if stored == "" {
+		stored = key
+	}
+	if err := s.recordUpload(ctx, c, sess, docID, name, sniffed, catalog.Object{Key: stored, Kind: catalog.Upload, Size: obj.Size, SHA256: obj.SHA256}); err != nil {
+		keep = errors.Is(err, database.ErrCommitUncertain) // committed, perhaps: the reconciler decides
+		return s.notRecorded(ctx, c, sess, key, obj, err)
+	}
+	keep = stored == key
+	s.catalog.Retain(ctx, stored)
+	doc, err = s.Get(ctx, docID)
+	return doc, false, err
+}
+
+// sniffUpload reads the head of the upload, whose content type must be
+// the one its name or Content-Type claims, and returns the whole body.
+func sniffUpload(u Upload, name string) (io.Reader, string, error) {
+	br := bufio.NewReaderSize(u.Body, sniffLen)
+	head, err := br.Peek(sniffLen)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		if errors.Is(err, fault.TooLarge) {
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("documents: read upload: %w", err)
+	}
+	sniffed := Sniff(head)
+	claimed := claimedType(u.ContentType, name)
+	if sniffed == "" || !matches(claimed, sniffed) {
+		return nil, "", unsupported(claimed, sniffed)
+	}
+	return br, sniffed, nil
+}
+
+// vetStored refuses an empty file and an unsound PDF, and finds the
+// uploader's own earlier upload of the same bytes (dup).
+func (s *Service) vetStored(ctx context.Context, c Caller, sess Session, key, name, sniffed string, obj evidence.Object) (existing Document, dup bool, err error) {
 	if obj.Size == 0 {
 		return Document{}, false, fault.Invalidf("body", "the file is empty")
 	}
@@ -126,32 +159,21 @@ func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) 
 			return Document{}, false, err
 		}
 	}
-	// Someone else's document with these bytes: share its stored object.
-	stored, err := s.storedCopy(ctx, sess.ID, obj.SHA256)
-	if err != nil {
-		return Document{}, false, err
-	}
-	if stored == "" {
-		stored = key
-	}
-	err = s.recordUpload(ctx, c, sess, docID, name, sniffed, catalog.Object{Key: stored, Kind: catalog.Upload, Size: obj.Size, SHA256: obj.SHA256})
-	switch {
-	case errors.Is(err, database.ErrCommitUncertain):
-		keep = true // committed, perhaps: the reconciler decides
+	return Document{}, false, nil
+}
+
+// notRecorded answers an upload whose recording failed with err.
+func (s *Service) notRecorded(ctx context.Context, c Caller, sess Session, key string, obj evidence.Object, err error) (Document, bool, error) {
+	if errors.Is(err, database.ErrCommitUncertain) {
 		s.log.Error("upload stored; whether it was recorded is unknown", "key", key, "sha256", obj.SHA256, "err", err)
 		return Document{}, false, err
-	case err != nil:
-		// Identical uploads by one uploader racing: the database's
-		// uniqueness picked the winner; this one reports it.
-		if existing, e := s.byUploader(ctx, sess.ID, c.Actor, obj.SHA256); e == nil {
-			return existing, true, nil
-		}
-		return Document{}, false, err
 	}
-	keep = stored == key
-	s.catalog.Retain(ctx, stored)
-	doc, err = s.Get(ctx, docID)
-	return doc, false, err
+	// Identical uploads by one uploader racing: the database's
+	// uniqueness picked the winner; this one reports it.
+	if existing, e := s.byUploader(ctx, sess.ID, c.Actor, obj.SHA256); e == nil {
+		return existing, true, nil
+	}
+	return Document{}, false, err
 }
 
 // recordUpload writes a new document, its first version, its catalog entry

@@ -421,135 +421,215 @@ func (s *S3) putSingle(ctx context.Context, key string, data []byte, sha [sha256
 // parts per Put.
 func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []byte, n int, ct string, created, retain time.Time) (versionID, checksum, sha string, size int64, err error) {
 	fail := func(err error) (string, string, string, int64, error) { return "", "", "", 0, err }
-	o := lockOptions(ct, created, retain)
-	o.UserMetadata["x-amz-checksum-algorithm"] = "SHA256"
-	octx, cancel := s.opCtx(ctx)
-	uploadID, err := s.core.NewMultipartUpload(octx, s.bucket, key, o)
-	cancel()
+	uploadID, err := s.startMultipart(ctx, key, ct, created, retain)
 	if err != nil {
-		return fail(fmt.Errorf("evidence: put %s: start upload: %w", key, err))
+		return fail(err)
 	}
 	defer func() {
-		if err == nil {
-			return
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
-		defer cancel()
-		if aerr := s.core.AbortMultipartUpload(actx, s.bucket, key, uploadID); aerr != nil {
-			s.log.Error("aborting a failed upload failed; its parts stay hidden until the server expires them",
-				"key", key, "upload", uploadID, "err", aerr)
+		if err != nil {
+			s.abortMultipart(ctx, key, uploadID)
 		}
 	}()
-
-	// partsInFlight parts upload at once while the next is read and
-	// hashed into one more buffer: memory is bounded at partsInFlight+1
-	// parts per Put, and the buffer a part was read into is not reused
-	// before that part has uploaded (the oldest upload is waited for
-	// before a new one starts).
-	bufs := [][]byte{buf}
-	for range partsInFlight {
-		spare := s.bufs.Get().(*[]byte)
-		defer s.bufs.Put(spare)
-		bufs = append(bufs, *spare)
-	}
-	cur := 0
-
-	var parts []minio.CompletePart
-	type uploaded struct {
-		part minio.CompletePart
-		err  error
-	}
-	var inflight []chan uploaded // oldest first
-	waitOldest := func() error {
-		u := <-inflight[0]
-		inflight = inflight[1:]
-		if u.err != nil {
-			return u.err
-		}
-		parts = append(parts, u.part)
-		return nil
-	}
-	uctx, cancelUploads := context.WithCancel(ctx)
+	bufs, release := s.partBuffers(buf)
+	defer release()
+	m := s.newMultipart(ctx, key, uploadID)
 	// On failure, stop the parts in flight and wait for them (they use
-	// buffers) before the upload is aborted.
-	defer func() {
-		cancelUploads()
-		for _, ch := range inflight {
-			<-ch
-		}
-	}()
-
-	whole := sha256.New()
-	partSums := sha256.New()
-	eof := false
-	for num := 1; ; num++ {
-		if num > maxParts {
-			return fail(fmt.Errorf("evidence: put %s: larger than %d parts of %d bytes", key, maxParts, len(buf)))
-		}
-		data := bufs[cur][:n]
-		sum := hashPart(whole, data)
-		size += int64(n)
-		partSums.Write(sum[:])
-		b64 := base64.StdEncoding.EncodeToString(sum[:])
-		if len(inflight) == partsInFlight {
-			if err := waitOldest(); err != nil {
-				return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
-			}
-		}
-		ch := make(chan uploaded, 1)
-		inflight = append(inflight, ch)
-		go func() {
-			var part minio.ObjectPart
-			err := s.guarded(uctx, data, func(ctx context.Context, body io.Reader) (err error) {
-				part, err = s.upload.PutObjectPart(ctx, s.bucket, key, uploadID, num, body, int64(len(data)),
-					minio.PutObjectPartOptions{
-						CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
-						DisableContentSha256: true, // the checksum header, which is signed, covers the body
-					})
-				return err
-			})
-			ch <- uploaded{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
-		}()
-		if eof {
-			break
-		}
-		cur = (cur + 1) % len(bufs)
-		var rerr error
-		n, rerr = readFull(ctx, r, bufs[cur])
-		if rerr != nil && rerr != io.EOF {
-			return fail(fmt.Errorf("evidence: put %s: %w", key, rerr))
-		}
-		eof = rerr == io.EOF
-		if n == 0 {
-			break // the previous part ended exactly at the end
-		}
+	// the buffers) before the buffers go back and the upload is aborted.
+	defer m.stop()
+	if err := m.sendAll(ctx, r, bufs, n); err != nil {
+		return fail(err)
 	}
-	for len(inflight) > 0 {
-		if err := waitOldest(); err != nil {
-			return fail(fmt.Errorf("evidence: put %s: part %d: %w", key, len(parts)+1, err))
-		}
+	if err := m.wait(); err != nil {
+		return fail(err)
 	}
 	// Last chance to give up: after completion the object exists.
 	if err := ctx.Err(); err != nil {
 		return fail(fmt.Errorf("evidence: put %s: %w", key, err))
 	}
+	versionID, checksum, err = m.complete(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	return versionID, checksum, hex.EncodeToString(m.whole.Sum(nil)), m.size, nil
+}
+
+// startMultipart starts a multipart upload of key, with its retention.
+func (s *S3) startMultipart(ctx context.Context, key, ct string, created, retain time.Time) (string, error) {
+	o := lockOptions(ct, created, retain)
+	o.UserMetadata["x-amz-checksum-algorithm"] = "SHA256"
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	uploadID, err := s.core.NewMultipartUpload(octx, s.bucket, key, o)
+	if err != nil {
+		return "", fmt.Errorf("evidence: put %s: start upload: %w", key, err)
+	}
+	return uploadID, nil
+}
+
+// abortMultipart aborts a failed upload, with a fresh timeout: the
+// caller's context may be what ended it.
+func (s *S3) abortMultipart(ctx context.Context, key, uploadID string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout)
+	defer cancel()
+	if aerr := s.core.AbortMultipartUpload(actx, s.bucket, key, uploadID); aerr != nil {
+		s.log.Error("aborting a failed upload failed; its parts stay hidden until the server expires them",
+			"key", key, "upload", uploadID, "err", aerr)
+	}
+}
+
+// partBuffers returns buf and partsInFlight spare buffers from the pool,
+// and the function that gives the spares back.
+//
+// partsInFlight parts upload at once while the next is read and hashed
+// into one more buffer: memory is bounded at partsInFlight+1 parts per
+// Put, and the buffer a part was read into is not reused before that part
+// has uploaded (the oldest upload is waited for before a new one starts).
+func (s *S3) partBuffers(buf []byte) (bufs [][]byte, release func()) {
+	bufs = [][]byte{buf}
+	var spares []*[]byte
+	for range partsInFlight {
+		spare := s.bufs.Get().(*[]byte)
+		spares = append(spares, spare)
+		bufs = append(bufs, *spare)
+	}
+	return bufs, func() {
+		for _, spare := range spares {
+			s.bufs.Put(spare)
+		}
+	}
+}
+
+// multipart is one multipart upload under way: its parts in flight and
+// uploaded, and the hashes of what was sent.
+type multipart struct {
+	s             *S3
+	key, uploadID string
+	partsCtx      context.Context // the parts' own, cancelled by stop
+	cancelParts   context.CancelFunc
+	inflight      []chan uploadedPart // oldest first
+	parts         []minio.CompletePart
+	whole         hash.Hash // the whole object's SHA-256
+	partSums      hash.Hash // the SHA-256 of the parts' checksums, S3's composite checksum
+	size          int64
+}
+
+// uploadedPart is how one part's upload ended.
+type uploadedPart struct {
+	part minio.CompletePart
+	err  error
+}
+
+func (s *S3) newMultipart(ctx context.Context, key, uploadID string) *multipart {
+	pctx, cancel := context.WithCancel(ctx)
+	return &multipart{s: s, key: key, uploadID: uploadID, partsCtx: pctx, cancelParts: cancel,
+		whole: sha256.New(), partSums: sha256.New()}
+}
+
+// sendAll sends the n bytes already in bufs[0] as part 1, then reads and
+// sends the rest of r part by part, rotating through bufs.
+func (m *multipart) sendAll(ctx context.Context, r io.Reader, bufs [][]byte, n int) error {
+	cur, eof := 0, false
+	for num := 1; ; num++ {
+		if num > maxParts {
+			return fmt.Errorf("evidence: put %s: larger than %d parts of %d bytes", m.key, maxParts, len(bufs[0]))
+		}
+		if err := m.send(num, bufs[cur][:n]); err != nil {
+			return err
+		}
+		if eof {
+			return nil
+		}
+		cur = (cur + 1) % len(bufs)
+		var rerr error
+		n, rerr = readFull(ctx, r, bufs[cur])
+		if rerr != nil && rerr != io.EOF {
+			return fmt.Errorf("evidence: put %s: %w", m.key, rerr)
+		}
+		eof = rerr == io.EOF
+		if n == 0 {
+			return nil // the previous part ended exactly at the end
+		}
+	}
+}
+
+// send hashes part num and starts its upload, once fewer than
+// partsInFlight parts are in flight.
+func (m *multipart) send(num int, data []byte) error {
+	sum := hashPart(m.whole, data)
+	m.size += int64(len(data))
+	m.partSums.Write(sum[:])
+	b64 := base64.StdEncoding.EncodeToString(sum[:])
+	if len(m.inflight) == partsInFlight {
+		if err := m.waitOldest(); err != nil {
+			return err
+		}
+	}
+	ch := make(chan uploadedPart, 1)
+	m.inflight = append(m.inflight, ch)
+	go func() {
+		var part minio.ObjectPart
+		err := m.s.guarded(m.partsCtx, data, func(ctx context.Context, body io.Reader) (err error) {
+			part, err = m.s.upload.PutObjectPart(ctx, m.s.bucket, m.key, m.uploadID, num, body, int64(len(data)),
+				minio.PutObjectPartOptions{
+					CustomHeader:         http.Header{"X-Amz-Checksum-Sha256": {b64}},
+					DisableContentSha256: true, // the checksum header, which is signed, covers the body
+				})
+			return err
+		})
+		ch <- uploadedPart{minio.CompletePart{PartNumber: num, ETag: part.ETag, ChecksumSHA256: b64}, err}
+	}()
+	return nil
+}
+
+// waitOldest waits for the oldest part in flight.
+func (m *multipart) waitOldest() error {
+	u := <-m.inflight[0]
+	m.inflight = m.inflight[1:]
+	if u.err != nil {
+		return fmt.Errorf("evidence: put %s: part %d: %w", m.key, len(m.parts)+1, u.err)
+	}
+	m.parts = append(m.parts, u.part)
+	return nil
+}
+
+// wait waits for every part in flight.
+func (m *multipart) wait() error {
+	for len(m.inflight) > 0 {
+		if err := m.waitOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop cancels the parts still in flight and waits for them.
+func (m *multipart) stop() {
+	m.cancelParts()
+	for _, ch := range m.inflight {
+		<-ch
+	}
+}
+
+// complete assembles the uploaded parts into the object, only if the key
+// is still free, and checks the server's composite checksum.
+func (m *multipart) complete(ctx context.Context) (versionID, checksum string, err error) {
 	co := minio.PutObjectOptions{}
 	co.SetMatchETagExcept("*")
 	// Assembling many parts takes the server a while: twice the budget.
-	cctx, cancelComplete := context.WithTimeout(ctx, 2*s.opTimeout)
-	info, err := s.core.CompleteMultipartUpload(cctx, s.bucket, key, uploadID, parts, co)
-	cancelComplete()
+	cctx, cancel := context.WithTimeout(ctx, 2*m.s.opTimeout)
+	defer cancel()
+	info, err := m.s.core.CompleteMultipartUpload(cctx, m.s.bucket, m.key, m.uploadID, m.parts, co)
 	if err != nil {
 		if isPrecondition(err) {
-			return fail(fmt.Errorf("%w: %s", ErrExists, key))
+			return "", "", fmt.Errorf("%w: %s", ErrExists, m.key)
 		}
-		return fail(fmt.Errorf("evidence: put %s: complete upload: %w", key, err))
+		return "", "", fmt.Errorf("evidence: put %s: complete upload: %w", m.key, err)
 	}
-	want := base64.StdEncoding.EncodeToString(partSums.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	want := base64.StdEncoding.EncodeToString(m.partSums.Sum(nil)) + "-" + strconv.Itoa(len(m.parts))
 	if info.ChecksumSHA256 != "" && info.ChecksumSHA256 != want {
-		return fail(fmt.Errorf("%w: %s: server reports checksum %s, expected %s", ErrCorrupt, key, info.ChecksumSHA256, want))
+		return "", "", fmt.Errorf("%w: %s: server reports checksum %s, expected %s", ErrCorrupt, m.key, info.ChecksumSHA256, want)
 	}
-	return info.VersionID, want, hex.EncodeToString(whole.Sum(nil)), size, nil
+	return info.VersionID, want, nil
 }
 
 // hashPart returns the SHA-256 of data and feeds data to whole, the two on

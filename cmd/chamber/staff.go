@@ -85,8 +85,7 @@ func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tSUBJECT\tCREATED\tSTATE")
+		tw := table(stdout, "ID\tNAME\tROLE\tSUBJECT\tCREATED\tSTATE")
 		for _, st := range list {
 			state := "active"
 			if st.Revoked {
@@ -111,6 +110,13 @@ func orDash(s string) string {
 	return s
 }
 
+// table starts an operator command's table with its header; Flush ends it.
+func table(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 // runToken manages API tokens. "token add" prints the token alone on
 // stdout; it is shown this once.
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,81 +124,116 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("chamber token: want add, list or revoke")
 	}
 	sub, rest := args[0], args[1:]
-	var (
-		cfg                    storageConfig
-		staff, id, name, scope string
-		ttl                    time.Duration
-	)
+	var f tokenFlags
 	c := newCommand("token " + sub)
-	cfg.register(c)
-	switch sub {
-	case "add":
-		c.fs.StringVar(&staff, "staff", "", "the staff member's id (see chamber staff list)")
-		c.fs.StringVar(&name, "name", "automation", "what the token is for")
-		c.fs.StringVar(&scope, "scope", sessions.ScopeSessionsWrite, "comma-separated scopes: "+strings.Join(sessions.Scopes, ", "))
-		c.fs.DurationVar(&ttl, "expires", sessions.DefaultAPITokenTTL, "lifetime, at most a year (8784h)")
-	case "list":
-		c.fs.StringVar(&staff, "staff", "", "only this staff member's tokens")
-	case "revoke":
-		c.fs.StringVar(&id, "id", "", "the token's id (see chamber token list)")
-	default:
-		return usagef("chamber token: unknown subcommand %q (want add, list or revoke)", sub)
+	f.cfg.register(c)
+	if err := f.register(c, sub); err != nil {
+		return err
 	}
 	if err := c.parse(rest, stderr); err != nil {
 		return err
 	}
-	staffID, tokenID := uuid.Nil, uuid.Nil
-	var err error
-	if staff != "" || sub == "add" {
-		if staffID, err = uuid.Parse(staff); err != nil {
-			return usagef("chamber token %s: --staff %q is not a staff id", sub, staff)
-		}
+	staffID, tokenID, err := f.ids(sub)
+	if err != nil {
+		return err
 	}
-	if sub == "revoke" {
-		if tokenID, err = uuid.Parse(id); err != nil {
-			return usagef("chamber token revoke: --id %q is not a token id", id)
-		}
-	}
-	svc, done, err := openSessions(ctx, cfg, stderr)
+	svc, done, err := openSessions(ctx, f.cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer done()
 	switch sub {
 	case "add":
-		expires := time.Now().Add(ttl)
-		tok, err := svc.AddAPIToken(ctx, "system", staffID, sessions.NewAPIToken{Name: name, Scopes: strings.Split(scope, ","), ExpiresAt: &expires})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "API token %s for %s (%s), expires %s; shown once:\n", tok.ID, tok.StaffName, strings.Join(tok.Scopes, " "), tok.ExpiresAt.Format(time.RFC3339))
-		fmt.Fprintln(stdout, tok.Token)
+		return addToken(ctx, svc, staffID, &f, stdout, stderr)
 	case "list":
-		list, err := svc.ListAPITokens(ctx, staffID)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTAFF\tNAME\tSCOPES\tEXPIRES\tLAST USED\tSTATE")
-		for _, t := range list {
-			state, used := "active", "-"
-			switch {
-			case t.Revoked:
-				state = "revoked"
-			case time.Now().After(t.ExpiresAt):
-				state = "expired"
-			}
-			if t.LastUsedAt != nil {
-				used = t.LastUsedAt.Format("2006-01-02 15:04")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.StaffName, t.Name, strings.Join(t.Scopes, ","), t.ExpiresAt.Format("2006-01-02 15:04"), used, state)
-		}
-		return tw.Flush()
-	case "revoke":
+		return listTokens(ctx, svc, staffID, stdout)
+	default: // "revoke"
 		if err := svc.RevokeAPIToken(ctx, "system", tokenID); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "revoked API token %s\n", tokenID)
+		return nil
+	}
+}
+
+// tokenFlags are chamber token's flags; each subcommand has some of them.
+type tokenFlags struct {
+	cfg                    storageConfig
+	staff, id, name, scope string
+	ttl                    time.Duration
+}
+
+// register adds subcommand sub's flags to c.
+func (f *tokenFlags) register(c *command, sub string) error {
+	switch sub {
+	case "add":
+		c.fs.StringVar(&f.staff, "staff", "", "the staff member's id (see chamber staff list)")
+		c.fs.StringVar(&f.name, "name", "automation", "what the token is for")
+		c.fs.StringVar(&f.scope, "scope", sessions.ScopeSessionsWrite, "comma-separated scopes: "+strings.Join(sessions.Scopes, ", "))
+		c.fs.DurationVar(&f.ttl, "expires", sessions.DefaultAPITokenTTL, "lifetime, at most a year (8784h)")
+	case "list":
+		c.fs.StringVar(&f.staff, "staff", "", "only this staff member's tokens")
+	case "revoke":
+		c.fs.StringVar(&f.id, "id", "", "the token's id (see chamber token list)")
+	default:
+		return usagef("chamber token: unknown subcommand %q (want add, list or revoke)", sub)
 	}
 	return nil
+}
+
+// ids parses --staff (required by add) and --id (revoke); uuid.Nil for
+// those not given.
+func (f *tokenFlags) ids(sub string) (staffID, tokenID uuid.UUID, err error) {
+	if f.staff != "" || sub == "add" {
+		if staffID, err = uuid.Parse(f.staff); err != nil {
+			return uuid.Nil, uuid.Nil, usagef("chamber token %s: --staff %q is not a staff id", sub, f.staff)
+		}
+	}
+	if sub == "revoke" {
+		if tokenID, err = uuid.Parse(f.id); err != nil {
+			return uuid.Nil, uuid.Nil, usagef("chamber token revoke: --id %q is not a token id", f.id)
+		}
+	}
+	return staffID, tokenID, nil
+}
+
+// addToken gives the staff member a token and prints it, once, alone on
+// stdout.
+func addToken(ctx context.Context, svc *sessions.Service, staffID uuid.UUID, f *tokenFlags, stdout, stderr io.Writer) error {
+	expires := time.Now().Add(f.ttl)
+	tok, err := svc.AddAPIToken(ctx, "system", staffID, sessions.NewAPIToken{Name: f.name, Scopes: strings.Split(f.scope, ","), ExpiresAt: &expires})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "API token %s for %s (%s), expires %s; shown once:\n", tok.ID, tok.StaffName, strings.Join(tok.Scopes, " "), tok.ExpiresAt.Format(time.RFC3339))
+	fmt.Fprintln(stdout, tok.Token)
+	return nil
+}
+
+// listTokens prints a table of the staff member's tokens (everyone's for
+// uuid.Nil).
+func listTokens(ctx context.Context, svc *sessions.Service, staffID uuid.UUID, stdout io.Writer) error {
+	list, err := svc.ListAPITokens(ctx, staffID)
+	if err != nil {
+		return err
+	}
+	tw := table(stdout, "ID\tSTAFF\tNAME\tSCOPES\tEXPIRES\tLAST USED\tSTATE")
+	for _, t := range list {
+		used := "-"
+		if t.LastUsedAt != nil {
+			used = t.LastUsedAt.Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.StaffName, t.Name, strings.Join(t.Scopes, ","), t.ExpiresAt.Format("2006-01-02 15:04"), used, tokenState(t))
+	}
+	return tw.Flush()
+}
+
+func tokenState(t sessions.APIToken) string {
+	switch {
+	case t.Revoked:
+		return "revoked"
+	case time.Now().After(t.ExpiresAt):
+		return "expired"
+	}
+	return "active"
 }

@@ -29,80 +29,116 @@ func (v *verifier) classify(k int) (changes []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	px, cx := prev.Xref(), cur.Xref()
-	pUsed, cUsed := make([]bool, len(px)), make([]bool, len(cx))
-	for i := range px {
-		p := px[i].Ptr()
-		pUsed[i] = i != 0 && p.GetID() == uint32(i)
+	d := &revisionDiff{prev: prev, cur: cur, pUsed: usedSlots(prev), cUsed: usedSlots(cur)}
+	touched, changes, ok := d.touched()
+	if !ok {
+		return []string{"rewrites more objects than can be examined"}, nil
 	}
-	for i := range cx {
-		p := cx[i].Ptr()
-		cUsed[i] = i != 0 && p.GetID() == uint32(i)
+	for _, id := range v.st.Revisions[k].Freed {
+		if d.usedBefore(id) {
+			changes = append(changes, fmt.Sprintf("object %d freed", id))
+		}
 	}
-	used := func(u []bool, i int) bool { return i < len(u) && u[i] }
+	changes = append(changes, d.describe(touched)...)
+	v.classified[k] = changes
+	return changes, nil
+}
 
-	var touched []uint32
+// revisionDiff compares a revision (cur) with the one before it (prev).
+type revisionDiff struct {
+	prev, cur    *pdf.Reader
+	pUsed, cUsed []bool // by object number: whether each revision defines it
+
+	// Set by describe: the two catalogs, and the signature fields of cur.
+	prevRoot, curRoot pdf.Value
+	curRootID         uint32
+	sigFields         map[uint32]bool
+}
+
+// usedSlots says, by object number, whether r's cross-reference table
+// defines the object.
+func usedSlots(r *pdf.Reader) []bool {
+	x := r.Xref()
+	used := make([]bool, len(x))
+	for i := range x {
+		p := x[i].Ptr()
+		used[i] = i != 0 && p.GetID() == uint32(i)
+	}
+	return used
+}
+
+func (d *revisionDiff) usedBefore(id uint32) bool { return int(id) < len(d.pUsed) && d.pUsed[id] }
+
+func (d *revisionDiff) usedNow(id uint32) bool { return int(id) < len(d.cUsed) && d.cUsed[id] }
+
+// touched returns the objects cur defines anew and the objects it
+// deletes; ok is false when it defines more than maxChangedObjects.
+func (d *revisionDiff) touched() (touched []uint32, deleted []string, ok bool) {
+	px, cx := d.prev.Xref(), d.cur.Xref()
 	for i := range cx {
 		if i < len(px) && cx[i] == px[i] {
 			continue
 		}
-		if used(cUsed, i) {
+		if d.usedNow(uint32(i)) {
 			touched = append(touched, uint32(i))
-		} else if used(pUsed, i) {
-			changes = append(changes, fmt.Sprintf("object %d deleted", i))
+		} else if d.usedBefore(uint32(i)) {
+			deleted = append(deleted, fmt.Sprintf("object %d deleted", i))
 		}
 		if len(touched) > maxChangedObjects {
-			return []string{"rewrites more objects than can be examined"}, nil
+			return nil, nil, false
 		}
 	}
-	for _, id := range v.st.Revisions[k].Freed {
-		if used(pUsed, int(id)) {
-			changes = append(changes, fmt.Sprintf("object %d freed", id))
-		}
-	}
+	return touched, deleted, true
+}
 
-	allowed, sigFields := allowedObjects(cur)
-	prevRoot, curRoot := prev.Trailer().Key("Root"), cur.Trailer().Key("Root")
-	curRootID := ptrID(curRoot)
+// describe says what the touched objects change that a signature does
+// not allow.
+func (d *revisionDiff) describe(touched []uint32) []string {
+	allowed, sigFields := allowedObjects(d.cur)
+	d.sigFields = sigFields
+	d.prevRoot, d.curRoot = d.prev.Trailer().Key("Root"), d.cur.Trailer().Key("Root")
+	d.curRootID = ptrID(d.curRoot)
+	var changes []string
 	for _, id := range touched {
-		if allowed[id] {
-			continue
-		}
-		p := cx[id].Ptr()
-		obj := cur.Resolve(p, p)
-		typ := obj.Key("Type").Name()
-		switch {
-		case typ == "XRef" || typ == "ObjStm":
-			continue
-		case id == curRootID:
-			changes = append(changes, compareCatalogs(prevRoot, curRoot, sigFields)...)
-		case typ == "Page" && used(pUsed, int(id)):
-			op := px[id].Ptr()
-			old := prev.Resolve(op, op)
-			changes = append(changes, comparePages(id, old, obj, sigFields)...)
-		default:
-			what := "changed"
-			if !used(pUsed, int(id)) {
-				what = "added"
-			}
-			if typ == "" {
-				typ = obj.Key("Subtype").Name()
-			}
-			if typ != "" {
-				changes = append(changes, fmt.Sprintf("object %d (/%s) %s", id, typ, what))
-			} else {
-				changes = append(changes, fmt.Sprintf("object %d %s", id, what))
-			}
+		if !allowed[id] {
+			changes = append(changes, d.describeObject(id)...)
 		}
 	}
-	if ptrID(prevRoot) != curRootID {
+	if ptrID(d.prevRoot) != d.curRootID {
 		// A new catalog object: compare it with the old one too.
-		if !slices.Contains(touched, curRootID) {
-			changes = append(changes, compareCatalogs(prevRoot, curRoot, sigFields)...)
+		if !slices.Contains(touched, d.curRootID) {
+			changes = append(changes, compareCatalogs(d.prevRoot, d.curRoot, d.sigFields)...)
 		}
 	}
-	v.classified[k] = changes
-	return changes, nil
+	return changes
+}
+
+// describeObject says how the touched object id changed.
+func (d *revisionDiff) describeObject(id uint32) []string {
+	p := d.cur.Xref()[id].Ptr()
+	obj := d.cur.Resolve(p, p)
+	typ := obj.Key("Type").Name()
+	switch {
+	case typ == "XRef" || typ == "ObjStm":
+		return nil
+	case id == d.curRootID:
+		return compareCatalogs(d.prevRoot, d.curRoot, d.sigFields)
+	case typ == "Page" && d.usedBefore(id):
+		op := d.prev.Xref()[id].Ptr()
+		old := d.prev.Resolve(op, op)
+		return comparePages(id, old, obj, d.sigFields)
+	}
+	what := "changed"
+	if !d.usedBefore(id) {
+		what = "added"
+	}
+	if typ == "" {
+		typ = obj.Key("Subtype").Name()
+	}
+	if typ != "" {
+		return []string{fmt.Sprintf("object %d (/%s) %s", id, typ, what)}
+	}
+	return []string{fmt.Sprintf("object %d %s", id, what)}
 }
 
 // addsSignature reports whether revision k adds a signature that is not a

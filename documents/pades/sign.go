@@ -144,23 +144,10 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	if _, err := Check(ctx, r, size); err != nil {
+	in, rdr, err := openToSign(ctx, r, size, opts.Kind)
+	if err != nil {
 		return nil, err
 	}
-	b := newBudget(ctx, r, requestLimits(size, false))
-	in := io.NewSectionReader(b, 0, size)
-	rdr, err := openReader(b, in, size)
-	if err != nil {
-		return nil, b.wrap(err)
-	}
-	existing, err := countSignatures(rdr)
-	if err != nil {
-		return nil, b.wrap(err)
-	}
-	if opts.Kind == Certification && existing > 0 {
-		return nil, ErrCertificationNotLast
-	}
-
 	cert := opts.Signer.Certificate()
 	now := opts.Time
 	if now.IsZero() {
@@ -170,52 +157,10 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	if name == "" {
 		name = cert.Subject.CommonName
 	}
-	sd := sign.SignData{
-		Signature: sign.SignDataSignature{
-			CertType:   sign.ApprovalSignature,
-			DocMDPPerm: sign.DocMDPPerm(opts.Permissions),
-			Info: sign.SignDataSignatureInfo{
-				Name: name, Location: opts.Location, Reason: opts.Reason, ContactInfo: opts.Contact, Date: now,
-			},
-		},
-		Signer:            pki.CryptoSigner(ctx, opts.Signer),
-		DigestAlgorithm:   crypto.SHA256,
-		Certificate:       cert,
-		CertificateChains: [][]*x509.Certificate{append([]*x509.Certificate{cert}, opts.Signer.Chain()...)},
-	}
-	if opts.Kind == Certification {
-		sd.Signature.CertType = sign.CertificationSignature
-	}
+	sd := signData(ctx, &opts, cert, name, now)
 	if a := opts.Appearance; a != nil {
-		pages, err := countPages(rdr)
-		if err != nil {
+		if sd.Appearance, err = sealAppearance(rdr, a, sealLines(&opts, cert, name, now)); err != nil {
 			return nil, err
-		}
-		if a.Page < 1 || a.Page > pages {
-			return nil, invalidOptions("seal on page %d of a %d-page document", a.Page, pages)
-		}
-		if err := checkPageTree(rdr, a.Page); err != nil {
-			return nil, err
-		}
-		lines := []string{name}
-		if opts.Role != "" {
-			lines = append(lines, opts.Role)
-		}
-		lines = append(lines, "Signed "+now.UTC().Format("2006-01-02 15:04 MST"))
-		if opts.Act != "" {
-			lines = append(lines, opts.Act)
-		}
-		if strings.Contains(cert.Subject.String(), pki.DevMarker) {
-			lines = append(lines, "DEVELOPMENT ONLY")
-		}
-		img, err := renderSeal(a.Width, a.Height, lines)
-		if err != nil {
-			return nil, invalidOptions("%v", err)
-		}
-		sd.Appearance = sign.Appearance{
-			Visible: true, Page: uint32(a.Page),
-			LowerLeftX: a.X, LowerLeftY: a.Y, UpperRightX: a.X + a.Width, UpperRightY: a.Y + a.Height,
-			Image: img,
 		}
 	}
 
@@ -235,6 +180,91 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 		res.TimestampTime, res.TimestampAuthority, res.tsaCerts = tokenFacts(tok)
 	}
 	return res, nil
+}
+
+// openToSign checks the document and opens it under the request's parse
+// budget, refusing a certification signature that would not be the
+// first signature.
+func openToSign(ctx context.Context, r io.ReaderAt, size int64, kind Kind) (*io.SectionReader, *pdf.Reader, error) {
+	if _, err := Check(ctx, r, size); err != nil {
+		return nil, nil, err
+	}
+	b := newBudget(ctx, r, requestLimits(size, false))
+	in := io.NewSectionReader(b, 0, size)
+	rdr, err := openReader(b, in, size)
+	if err != nil {
+		return nil, nil, b.wrap(err)
+	}
+	existing, err := countSignatures(rdr)
+	if err != nil {
+		return nil, nil, b.wrap(err)
+	}
+	if kind == Certification && existing > 0 {
+		return nil, nil, ErrCertificationNotLast
+	}
+	return in, rdr, nil
+}
+
+// signData is what pdfsign needs to sign, but the appearance and the
+// timestamp authority.
+func signData(ctx context.Context, opts *SignOptions, cert *x509.Certificate, name string, now time.Time) sign.SignData {
+	sd := sign.SignData{
+		Signature: sign.SignDataSignature{
+			CertType:   sign.ApprovalSignature,
+			DocMDPPerm: sign.DocMDPPerm(opts.Permissions),
+			Info: sign.SignDataSignatureInfo{
+				Name: name, Location: opts.Location, Reason: opts.Reason, ContactInfo: opts.Contact, Date: now,
+			},
+		},
+		Signer:            pki.CryptoSigner(ctx, opts.Signer),
+		DigestAlgorithm:   crypto.SHA256,
+		Certificate:       cert,
+		CertificateChains: [][]*x509.Certificate{append([]*x509.Certificate{cert}, opts.Signer.Chain()...)},
+	}
+	if opts.Kind == Certification {
+		sd.Signature.CertType = sign.CertificationSignature
+	}
+	return sd
+}
+
+// sealLines are the visible seal's lines of text.
+func sealLines(opts *SignOptions, cert *x509.Certificate, name string, now time.Time) []string {
+	lines := []string{name}
+	if opts.Role != "" {
+		lines = append(lines, opts.Role)
+	}
+	lines = append(lines, "Signed "+now.UTC().Format("2006-01-02 15:04 MST"))
+	if opts.Act != "" {
+		lines = append(lines, opts.Act)
+	}
+	if strings.Contains(cert.Subject.String(), pki.DevMarker) {
+		lines = append(lines, "DEVELOPMENT ONLY")
+	}
+	return lines
+}
+
+// sealAppearance renders the visible seal of lines at a, on a page the
+// document has.
+func sealAppearance(rdr *pdf.Reader, a *Appearance, lines []string) (sign.Appearance, error) {
+	pages, err := countPages(rdr)
+	if err != nil {
+		return sign.Appearance{}, err
+	}
+	if a.Page < 1 || a.Page > pages {
+		return sign.Appearance{}, invalidOptions("seal on page %d of a %d-page document", a.Page, pages)
+	}
+	if err := checkPageTree(rdr, a.Page); err != nil {
+		return sign.Appearance{}, err
+	}
+	img, err := renderSeal(a.Width, a.Height, lines)
+	if err != nil {
+		return sign.Appearance{}, invalidOptions("%v", err)
+	}
+	return sign.Appearance{
+		Visible: true, Page: uint32(a.Page),
+		LowerLeftX: a.X, LowerLeftY: a.Y, UpperRightX: a.X + a.Width, UpperRightY: a.Y + a.Height,
+		Image: img,
+	}, nil
 }
 
 // tokenFacts reads the time and the authority's name from a timestamp

@@ -111,35 +111,18 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 	if size < 32 {
 		return nil, malformed("file too small (%d bytes)", size)
 	}
-	head := make([]byte, 16)
-	if _, err := r.ReadAt(head, 0); err != nil {
-		return nil, &MalformedError{Reason: "cannot read header", Err: err}
+	version, err := readVersion(r)
+	if err != nil {
+		return nil, err
 	}
-	m := headerRE.FindSubmatch(head)
-	if m == nil {
-		return nil, malformed("no %%PDF-1.x or %%PDF-2.0 header at the start of the file")
-	}
-	st = &Structure{Version: string(m[1])}
-	maxObjects := min(int64(maxObjectsCeiling), max(100_000, size/16))
-
-	tailLen := min(size, int64(eofWindow+256))
-	tail := make([]byte, tailLen)
-	if _, err := r.ReadAt(tail, size-tailLen); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &MalformedError{Reason: "cannot read trailer", Err: err}
-	}
-	trimmed := bytes.TrimRight(tail, "\r\n\t \x00")
-	if !bytes.HasSuffix(trimmed, []byte("%%EOF")) {
-		if bytes.LastIndex(tail, []byte("%%EOF")) < 0 {
-			return nil, malformed("no %%%%EOF marker at the end of the file (truncated?)")
-		}
-		return nil, malformed("data after the last %%%%EOF marker")
-	}
-	if int64(len(tail)-len(trimmed)) > eofWindow {
-		return nil, malformed("too much padding after %%%%EOF")
+	st = &Structure{Version: version}
+	tail, end, err := readTail(r, size)
+	if err != nil {
+		return nil, err
 	}
 
 	// Walk the chain of cross-reference sections from the last startxref.
-	lastXref, ok := startxrefBefore(tail, len(trimmed)-5)
+	lastXref, ok := startxrefBefore(tail, end-5)
 	if !ok {
 		return nil, malformed("no startxref before the final %%%%EOF")
 	}
@@ -147,20 +130,77 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 	if err != nil {
 		return nil, err
 	}
+	maxObjects := min(int64(maxObjectsCeiling), max(100_000, size/16))
 	sr := &sectionReader{r: r, size: size, maxObjects: maxObjects, starts: starts}
+	chain, err := sr.chain(ctx, lastXref, st)
+	if err != nil {
+		return nil, err
+	}
+
+	// Revisions end at the %%EOF markers whose startxref names a section
+	// of the chain; other "%%EOF" bytes (inside streams) are not ends.
+	ends, err := findEOFs(ctx, r, size)
+	if err != nil {
+		return nil, err
+	}
+	st.Revisions = revisionsOf(ends, chain)
+	if len(st.Revisions) == 0 || st.Revisions[len(st.Revisions)-1].Xref != lastXref {
+		return nil, malformed("the final %%%%EOF does not close the last cross-reference section")
+	}
+	return st, nil
+}
+
+// readVersion reads the version from the %PDF- header.
+func readVersion(r io.ReaderAt) (string, error) {
+	head := make([]byte, 16)
+	if _, err := r.ReadAt(head, 0); err != nil {
+		return "", &MalformedError{Reason: "cannot read header", Err: err}
+	}
+	m := headerRE.FindSubmatch(head)
+	if m == nil {
+		return "", malformed("no %%PDF-1.x or %%PDF-2.0 header at the start of the file")
+	}
+	return string(m[1]), nil
+}
+
+// readTail reads the end of the file, which must be the final %%EOF
+// marker and at most eofWindow bytes of padding. end is where the
+// padding begins.
+func readTail(r io.ReaderAt, size int64) (tail []byte, end int, err error) {
+	tailLen := min(size, int64(eofWindow+256))
+	tail = make([]byte, tailLen)
+	if _, err := r.ReadAt(tail, size-tailLen); err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, &MalformedError{Reason: "cannot read trailer", Err: err}
+	}
+	trimmed := bytes.TrimRight(tail, "\r\n\t \x00")
+	if !bytes.HasSuffix(trimmed, []byte("%%EOF")) {
+		if bytes.LastIndex(tail, []byte("%%EOF")) < 0 {
+			return nil, 0, malformed("no %%%%EOF marker at the end of the file (truncated?)")
+		}
+		return nil, 0, malformed("data after the last %%%%EOF marker")
+	}
+	if int64(len(tail)-len(trimmed)) > eofWindow {
+		return nil, 0, malformed("too much padding after %%%%EOF")
+	}
+	return tail, len(trimmed), nil
+}
+
+// chain reads the cross-reference sections from the one at last back
+// along /Prev, by offset, noting in st the highest /Size among them and
+// their hybrid /XRefStm streams.
+func (sr *sectionReader) chain(ctx context.Context, last int64, st *Structure) (map[int64]*section, error) {
 	chain := map[int64]*section{}
-	order := []int64{}
-	for off := lastXref; off >= 0; {
+	for off := last; off >= 0; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if len(order) >= MaxRevisions {
+		if len(chain) >= MaxRevisions {
 			return nil, malformed("more than %d cross-reference sections", MaxRevisions)
 		}
 		if _, seen := chain[off]; seen {
 			return nil, malformed("cross-reference /Prev loop at offset %d", off)
 		}
-		if off >= size {
+		if off >= sr.size {
 			return nil, malformed("cross-reference offset %d beyond the end of the file", off)
 		}
 		sec, err := sr.read(off)
@@ -172,9 +212,8 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 		}
 		st.MaxObjects = max(st.MaxObjects, sec.size)
 		chain[off] = sec
-		order = append(order, off)
 		if sec.xrefStm > 0 {
-			if sec.xrefStm >= size {
+			if sec.xrefStm >= sr.size {
 				return nil, malformed("/XRefStm offset beyond the end of the file")
 			}
 			hyb, err := sr.read(sec.xrefStm)
@@ -185,13 +224,13 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 		}
 		off = sec.prev
 	}
+	return chain, nil
+}
 
-	// Revisions end at the %%EOF markers whose startxref names a section
-	// of the chain; other "%%EOF" bytes (inside streams) are not ends.
-	ends, err := findEOFs(ctx, r, size)
-	if err != nil {
-		return nil, err
-	}
+// revisionsOf returns a revision for each of the %%EOF marks that closes
+// a section of the chain, the first that does.
+func revisionsOf(ends []eofMark, chain map[int64]*section) []Revision {
+	var revs []Revision
 	for _, e := range ends {
 		if e.xref < 0 {
 			continue
@@ -201,12 +240,9 @@ func Check(ctx context.Context, r io.ReaderAt, size int64) (st *Structure, err e
 			continue
 		}
 		sec.used = true
-		st.Revisions = append(st.Revisions, Revision{End: e.end, EOF: e.eof, Xref: e.xref, XrefStream: sec.stream, Freed: sec.freed})
+		revs = append(revs, Revision{End: e.end, EOF: e.eof, Xref: e.xref, XrefStream: sec.stream, Freed: sec.freed})
 	}
-	if len(st.Revisions) == 0 || st.Revisions[len(st.Revisions)-1].Xref != lastXref {
-		return nil, malformed("the final %%%%EOF does not close the last cross-reference section")
-	}
-	return st, nil
+	return revs
 }
 
 var (

@@ -72,6 +72,9 @@ func (c *Catalog) Reconcile(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
+// reconcileSession compares what the store holds of one session with its
+// record: it reports recorded objects the store lacks, and adopts or
+// journals as orphans the stored objects no record names.
 func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Report) error {
 	stored, err := c.cfg.Store.List(ctx, sessionPrefix(sid))
 	if err != nil {
@@ -79,13 +82,9 @@ func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Repo
 	}
 	// Pending writes are read before the catalog: a write that commits in
 	// between is then seen as pending or as recorded, never as neither.
-	var pending []string
-	for _, f := range c.cfg.Pending {
-		p, err := f(ctx, sid)
-		if err != nil {
-			return fmt.Errorf("catalog: pending writes of session %s: %w", sid, err)
-		}
-		pending = append(pending, p...)
+	pending, err := c.pending(ctx, sid)
+	if err != nil {
+		return err
 	}
 	recorded, err := Session(ctx, c.cfg.DB, sid)
 	if err != nil {
@@ -95,6 +94,39 @@ func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Repo
 	if err != nil {
 		return err
 	}
+	isRecorded := c.noteMissing(sid, stored, recorded, rep)
+	candidates := c.unnamed(stored, isRecorded, known, pending, rep)
+	if len(candidates) == 0 {
+		return nil
+	}
+	names, err := c.legacyNames(ctx, sid)
+	if err != nil {
+		return err
+	}
+	for _, o := range candidates {
+		if err := c.settle(ctx, sid, o, names, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pending lists the key prefixes of the session's writes under way.
+func (c *Catalog) pending(ctx context.Context, sid uuid.UUID) ([]string, error) {
+	var pending []string
+	for _, f := range c.cfg.Pending {
+		p, err := f(ctx, sid)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: pending writes of session %s: %w", sid, err)
+		}
+		pending = append(pending, p...)
+	}
+	return pending, nil
+}
+
+// noteMissing reports the recorded objects the store lacks, and returns
+// the recorded keys.
+func (c *Catalog) noteMissing(sid uuid.UUID, stored []evidence.Object, recorded []Object, rep *Report) map[string]bool {
 	inStore := make(map[string]bool, len(stored))
 	for _, o := range stored {
 		inStore[o.Key] = true
@@ -107,6 +139,13 @@ func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Repo
 			rep.Missing = append(rep.Missing, o.Key)
 		}
 	}
+	return isRecorded
+}
+
+// unnamed counts the stored objects by what is known of them, and
+// returns those nothing accounts for: no record names them, they are no
+// known orphan, and they are neither pending nor within the grace period.
+func (c *Catalog) unnamed(stored []evidence.Object, isRecorded, known map[string]bool, pending []string, rep *Report) []evidence.Object {
 	cutoff := time.Now().Add(-c.cfg.Grace)
 	var candidates []evidence.Object
 	for _, o := range stored {
@@ -122,36 +161,33 @@ func (c *Catalog) reconcileSession(ctx context.Context, sid uuid.UUID, rep *Repo
 			candidates = append(candidates, o)
 		}
 	}
-	if len(candidates) == 0 {
-		return nil
-	}
-	names, err := c.legacyNames(ctx, sid)
-	if err != nil {
-		return err
-	}
-	for _, o := range candidates {
-		if sha, ok := names[o.Key]; ok && sha == o.SHA256 {
-			adopted, err := c.adopt(ctx, sid, o)
-			if err != nil {
-				return err
-			}
-			if adopted {
-				rep.Adopted = append(rep.Adopted, Of(Adopted, o))
-			} else {
-				rep.Recorded++
-			}
-			continue
-		}
-		found, err := c.orphan(ctx, sid, o)
+	return candidates
+}
+
+// settle adopts an unnamed object that a record older than the catalog
+// names with its SHA-256 (names), and journals any other as an orphan.
+func (c *Catalog) settle(ctx context.Context, sid uuid.UUID, o evidence.Object, names map[string]string, rep *Report) error {
+	if sha, ok := names[o.Key]; ok && sha == o.SHA256 {
+		adopted, err := c.adopt(ctx, sid, o)
 		if err != nil {
 			return err
 		}
-		if found {
-			c.log.Warn("orphan found: a stored object no record names", "session", sid, "key", o.Key, "sha256", o.SHA256, "size", o.Size)
-			rep.Orphans = append(rep.Orphans, Of("orphan", o))
+		if adopted {
+			rep.Adopted = append(rep.Adopted, Of(Adopted, o))
 		} else {
-			rep.KnownOrphans++
+			rep.Recorded++
 		}
+		return nil
+	}
+	found, err := c.orphan(ctx, sid, o)
+	if err != nil {
+		return err
+	}
+	if found {
+		c.log.Warn("orphan found: a stored object no record names", "session", sid, "key", o.Key, "sha256", o.SHA256, "size", o.Size)
+		rep.Orphans = append(rep.Orphans, Of("orphan", o))
+	} else {
+		rep.KnownOrphans++
 	}
 	return nil
 }

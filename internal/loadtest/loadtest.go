@@ -183,72 +183,138 @@ type participant struct {
 // discards). The Summary is complete even when the error is
 // ErrSubscribersFailed.
 func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
-	cfg.defaults()
-	if progress == nil {
-		progress = io.Discard
-	}
+	progress = cfg.start(progress)
 	sum := Summary{Publishers: cfg.Publishers, Subscribers: cfg.Subscribers, Simulcast: cfg.Simulcast, VideoBitrate: cfg.VideoBitrate}
 	wsURL, host, err := signalURL(cfg.URL, cfg.SessionID)
 	if err != nil {
 		return sum, err
 	}
-	loopback := cfg.loopback(host)
 	toks, err := cfg.tokens(ctx, cfg.Publishers+cfg.Subscribers)
 	if err != nil {
 		return sum, err
 	}
-	dial := func(ctx context.Context, tok string, sub bool) (*client.Client, error) {
-		cc := client.Config{URL: wsURL, Token: tok, LoopbackOnly: loopback, Logger: cfg.Logger, ReceiveBuffer: 1 << 20}
-		if sub {
-			cc.Interceptors = subscriberInterceptors
-		}
-		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		return client.Dial(dctx, cc)
-	}
+	d := dialer{cfg: &cfg, wsURL: wsURL, loopback: cfg.loopback(host)}
 
 	// Publishers first, so that subscribers' join time includes the
 	// negotiation of existing tracks, as in a hearing already under way.
-	pubs := make([]*participant, cfg.Publishers)
-	for i := range pubs {
-		c, err := dial(ctx, toks[i], false)
-		if err != nil {
-			closeAll(pubs)
-			return sum, fmt.Errorf("loadtest: publisher %d: %w", i, err)
-		}
-		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		p, err := c.Publish(pctx, client.PublishOptions{Audio: true, Video: true, Simulcast: cfg.Simulcast, VideoBitrate: cfg.VideoBitrate})
-		cancel()
-		if err != nil {
-			_ = c.Close()
-			closeAll(pubs)
-			return sum, fmt.Errorf("loadtest: publisher %d: %w", i, err)
-		}
-		pubs[i] = &participant{c: c, pub: p}
+	pubs, err := d.publishers(ctx, toks[:cfg.Publishers])
+	if err != nil {
+		return sum, err
 	}
 	defer closeAll(pubs)
 	fmt.Fprintf(progress, "%d publisher(s) sending; joining %d subscribers…\n", len(pubs), cfg.Subscribers)
+	subs := d.subscribers(ctx, toks[cfg.Publishers:])
+	defer closeAll(subs)
 
-	subs := make([]*participant, cfg.Subscribers)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, cfg.JoinConcurrency)
+	// Every subscriber must receive media from every publisher.
+	want := 2 * cfg.Publishers
+	awaitMedia(ctx, subs, want, 30*time.Second)
+	sum.tally(subs, want, cfg.Logger)
+	fmt.Fprintf(progress, "%d/%d subscribers receiving (join p50 %.0f ms, p99 %.0f ms); warming up %v\n",
+		len(subs)-sum.SubscribersFailed, len(subs), sum.JoinMsP50, sum.JoinMsP99, cfg.Warmup)
+
+	snap := func() []*state { return []*state{snapshot(pubs, subs)} }
+	ds, cpu, err := cfg.window(ctx, progress, &sum.LoadAverageBefore, &sum.LoadAverageAfter, snap)
+	if err != nil {
+		return sum, err
+	}
+	sum.fill(&ds[0], cpu)
+	if sum.SubscribersFailed > 0 {
+		return sum, fmt.Errorf("%w: %d of %d", ErrSubscribersFailed, sum.SubscribersFailed, cfg.Subscribers)
+	}
+	return sum, nil
+}
+
+// start applies the defaults, and returns where progress goes.
+func (cfg *Config) start(progress io.Writer) io.Writer {
+	cfg.defaults()
+	if progress == nil {
+		return io.Discard
+	}
+	return progress
+}
+
+// dialer connects the one-room mode's participants to its session.
+type dialer struct {
+	cfg      *Config
+	wsURL    string
+	loopback bool
+}
+
+func (d *dialer) dial(ctx context.Context, tok string, sub bool) (*client.Client, error) {
+	cc := client.Config{URL: d.wsURL, Token: tok, LoopbackOnly: d.loopback, Logger: d.cfg.Logger, ReceiveBuffer: 1 << 20}
+	if sub {
+		cc.Interceptors = subscriberInterceptors
+	}
+	dctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	return client.Dial(dctx, cc)
+}
+
+// publishers joins one publisher per token, one after another, each
+// sending audio and video once it returns. On failure it closes those
+// already joined.
+func (d *dialer) publishers(ctx context.Context, toks []string) ([]*participant, error) {
+	pubs := make([]*participant, len(toks))
+	for i, tok := range toks {
+		p, err := d.publisher(ctx, tok)
+		if err != nil {
+			closeAll(pubs)
+			return nil, fmt.Errorf("loadtest: publisher %d: %w", i, err)
+		}
+		pubs[i] = p
+	}
+	return pubs, nil
+}
+
+func (d *dialer) publisher(ctx context.Context, tok string) (*participant, error) {
+	c, err := d.dial(ctx, tok, false)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	p, err := c.Publish(pctx, client.PublishOptions{Audio: true, Video: true, Simulcast: d.cfg.Simulcast, VideoBitrate: d.cfg.VideoBitrate})
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &participant{c: c, pub: p}, nil
+}
+
+// subscribers joins one subscriber per token, cfg.JoinConcurrency at a
+// time. Failures are kept in their joinErr.
+func (d *dialer) subscribers(ctx context.Context, toks []string) []*participant {
+	subs := make([]*participant, len(toks))
 	for i := range subs {
 		subs[i] = &participant{}
+	}
+	parallel(len(subs), d.cfg.JoinConcurrency, func(i int) {
+		subs[i].c, subs[i].joinErr = d.dial(ctx, toks[i], true)
+	})
+	return subs
+}
+
+// parallel calls f(0) … f(n-1), at most limit at once, and waits for all.
+func parallel(n, limit int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, limit)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dial(ctx, toks[cfg.Publishers+i], true)
-			subs[i].c, subs[i].joinErr = c, err
+			f(i)
 		}(i)
 	}
 	wg.Wait()
-	defer closeAll(subs)
+}
 
-	// Every subscriber must receive media from every publisher.
-	want := 2 * cfg.Publishers
-	deadline := time.Now().Add(30 * time.Second)
+// awaitMedia waits until every subscriber that joined receives want
+// tracks, at most timeout.
+func awaitMedia(ctx context.Context, subs []*participant, want int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	joined := 0
 	for _, s := range subs {
 		if s.joinErr == nil {
@@ -263,57 +329,60 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
 			}
 		}
 		if ready == joined || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// tally counts the subscribers that failed to join or receive want
+// tracks, and the join times of the others.
+func (s *Summary) tally(subs []*participant, want int, log *slog.Logger) {
 	var joins []time.Duration
-	for i, s := range subs {
+	for i, sub := range subs {
 		switch {
-		case s.joinErr != nil:
-			sum.SubscribersFailed++
-			cfg.Logger.Warn("subscriber failed to join", "i", i, "err", s.joinErr)
-		case receiving(s.c) < want:
-			sum.SubscribersFailed++
-			cfg.Logger.Warn("subscriber receives no media", "i", i)
+		case sub.joinErr != nil:
+			s.SubscribersFailed++
+			log.Warn("subscriber failed to join", "i", i, "err", sub.joinErr)
+		case receiving(sub.c) < want:
+			s.SubscribersFailed++
+			log.Warn("subscriber receives no media", "i", i)
 		default:
-			joins = append(joins, s.c.JoinLatency())
+			joins = append(joins, sub.c.JoinLatency())
 		}
 	}
 	if q := client.Quantiles(joins, 0.5, 0.99); len(joins) > 0 {
-		sum.JoinMsP50, sum.JoinMsP99 = ms(q[0]), ms(q[1])
+		s.JoinMsP50, s.JoinMsP99 = ms(q[0]), ms(q[1])
 	}
-	fmt.Fprintf(progress, "%d/%d subscribers receiving (join p50 %.0f ms, p99 %.0f ms); warming up %v\n",
-		len(subs)-sum.SubscribersFailed, len(subs), sum.JoinMsP50, sum.JoinMsP99, cfg.Warmup)
-	if err := sleep(ctx, cfg.Warmup); err != nil {
-		return sum, err
-	}
+}
 
-	sum.LoadAverageBefore = loadAverage()
-	d, cpu, err := measure(ctx, cfg.Duration, progress, cfg.ServerPID, func() []*state { return []*state{snapshot(pubs, subs)} })
+// fill computes the summary from the window's delta.
+func (s *Summary) fill(d *delta, cpu cpuDelta) {
+	st := statsOf(d, cpu.elapsed, nil)
+	s.DurationS = cpu.elapsed.Seconds()
+	s.PacketsSent, s.PacketsReceived = st.PacketsSent, st.PacketsReceived
+	s.LossPct, s.JitterMs = st.LossPct, st.JitterMs
+	s.ForwardedPerSecond = st.ForwardedPerSecond
+	s.LatencyMsP50, s.LatencyMsP99 = st.LatencyMsP50, st.LatencyMsP99
+	s.LoadGeneratorCPUPct = cpu.selfPct()
+	s.ServerCPUMicrosPerPacket, s.ServerCPUSecondsPer1000 = cpu.serverPerPacket(s.PacketsReceived)
+	s.Tracks = d.tracks()
+}
+
+// window warms up, then measures cfg.Duration: see measure. The load
+// average is stored in before and after as the window begins and ends,
+// so that a summary cut short still says what load it began under.
+func (cfg *Config) window(ctx context.Context, progress io.Writer, before, after *[3]float64, snap func() []*state) ([]delta, cpuDelta, error) {
+	if err := sleep(ctx, cfg.Warmup); err != nil {
+		return nil, cpuDelta{}, err
+	}
+	*before = loadAverage()
+	ds, cpu, err := measure(ctx, cfg.Duration, progress, cfg.ServerPID, snap)
 	if err != nil {
-		return sum, err
+		return nil, cpuDelta{}, err
 	}
-	sum.LoadAverageAfter = loadAverage()
-	sum.LoadGeneratorCPUPct = cpu.selfPct()
-	t := d[0].totals()
-	sum.DurationS = cpu.elapsed.Seconds()
-	sum.PacketsSent = d[0].sentTotal()
-	sum.PacketsReceived = t.received
-	sum.LossPct = t.lossPct()
-	sum.JitterMs = t.jitterMs()
-	sum.ForwardedPerSecond = float64(t.received) / cpu.elapsed.Seconds()
-	sum.LatencyMsP50, sum.LatencyMsP99 = ms(d[0].latency.Quantile(0.5)), ms(d[0].latency.Quantile(0.99))
-	if cpu.serverValid && t.received > 0 {
-		us := cpu.perPacket(t.received)
-		s1000 := us / 1000
-		sum.ServerCPUMicrosPerPacket, sum.ServerCPUSecondsPer1000 = &us, &s1000
-	}
-	sum.Tracks = d[0].tracks()
-	if sum.SubscribersFailed > 0 {
-		return sum, fmt.Errorf("%w: %d of %d", ErrSubscribersFailed, sum.SubscribersFailed, cfg.Subscribers)
-	}
-	return sum, nil
+	*after = loadAverage()
+	return ds, cpu, nil
 }
 
 // measure waits out the window, printing one progress line a second, and

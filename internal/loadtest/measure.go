@@ -238,6 +238,18 @@ func (c cpuDelta) perPacket(received uint64) float64 {
 	return float64(c.server.Nanoseconds()) / 1e3 / float64(received)
 }
 
+// serverPerPacket is perPacket in microseconds and in seconds per 1,000
+// packets; both nil when the server's CPU was not measured or nothing
+// was received.
+func (c cpuDelta) serverPerPacket(received uint64) (us, sPer1000 *float64) {
+	if !c.serverValid || received == 0 {
+		return nil, nil
+	}
+	u := c.perPacket(received)
+	s := u / 1000
+	return &u, &s
+}
+
 func pct(cpu, wall time.Duration) float64 {
 	if wall <= 0 {
 		return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -100,10 +101,7 @@ func (r *room) live() []*member {
 //
 // The summary is complete even when the error is ErrParticipantsFailed.
 func RunRooms(ctx context.Context, cfg Config, progress io.Writer) (RoomsSummary, error) {
-	cfg.defaults()
-	if progress == nil {
-		progress = io.Discard
-	}
+	progress = cfg.start(progress)
 	sum := RoomsSummary{Rooms: cfg.Rooms, Participants: cfg.Participants, Simulcast: cfg.Simulcast, VideoBitrate: cfg.VideoBitrate}
 	if cfg.Rooms <= 0 || cfg.Participants < 2 {
 		return sum, fmt.Errorf("loadtest: the room mode needs at least one room of two participants, not %d of %d", cfg.Rooms, cfg.Participants)
@@ -123,69 +121,85 @@ func RunRooms(ctx context.Context, cfg Config, progress io.Writer) (RoomsSummary
 	j := joiner{cfg: &cfg, loopback: cfg.loopback(host), maxLayer: sum.MaxLayer}
 	j.joinAll(ctx, rooms)
 	defer closeRooms(rooms)
-
 	if cfg.Simulcast {
-		// The members that joined, fixed now: awaitMesh may yet mark some
-		// failed, and steer must not read what it writes.
-		var live []*member
-		for _, r := range rooms {
-			live = append(live, r.live()...)
-		}
-		sctx, stop := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			steer(sctx, live, sum.MaxLayer)
-		}()
-		defer wg.Wait()
-		defer stop()
+		defer steerAll(ctx, rooms, sum.MaxLayer)()
 	}
-
-	layer := -1
-	if cfg.Simulcast {
-		layer = topLayer
-		if sum.MaxLayer != nil {
-			layer = *sum.MaxLayer
-		}
-	}
-	if err := awaitMesh(ctx, rooms, layer, meshTimeout); err != nil {
+	if err := awaitMesh(ctx, rooms, meshLayer(cfg.Simulcast, sum.MaxLayer), meshTimeout); err != nil {
 		return sum, err
 	}
+	sum.tally(rooms, cfg.Logger)
+	q := client.Quantiles(joinTimes(rooms), 0.5, 0.99)
+	fmt.Fprintf(progress, "%d/%d participants receiving everyone (join p50 %.0f ms, p99 %.0f ms); warming up %v\n",
+		cfg.Rooms*cfg.Participants-sum.ParticipantsFailed, cfg.Rooms*cfg.Participants, ms(q[0]), ms(q[1]), cfg.Warmup)
+
+	ds, cpu, err := cfg.window(ctx, progress, &sum.LoadAverageBefore, &sum.LoadAverageAfter, roomsSnapshot(rooms))
+	if err != nil {
+		return sum, err
+	}
+	sum.fill(rooms, ds, cpu)
+	if sum.ParticipantsFailed > 0 {
+		return sum, fmt.Errorf("%w: %d of %d", ErrParticipantsFailed, sum.ParticipantsFailed, cfg.Rooms*cfg.Participants)
+	}
+	return sum, nil
+}
+
+// steerAll runs steer for the members that joined until the returned
+// stop is called, which waits for it to end. The members are fixed now:
+// awaitMesh may yet mark some failed, and steer must not read what it
+// writes.
+func steerAll(ctx context.Context, rooms []*room, maxLayer *int) (stop func()) {
+	var live []*member
+	for _, r := range rooms {
+		live = append(live, r.live()...)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		steer(sctx, live, maxLayer)
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// meshLayer is the video layer awaitMesh expects every receiver to get:
+// the cap, or the top layer, with simulcast; -1 (any) without.
+func meshLayer(simulcast bool, maxLayer *int) int {
+	switch {
+	case !simulcast:
+		return -1
+	case maxLayer != nil:
+		return *maxLayer
+	default:
+		return topLayer
+	}
+}
+
+// tally counts the participants that failed.
+func (s *RoomsSummary) tally(rooms []*room, log *slog.Logger) {
 	for _, r := range rooms {
 		for i, m := range r.members {
 			if m.joinErr != nil {
-				sum.ParticipantsFailed++
-				cfg.Logger.Warn("participant failed", "room", r.index+1, "i", i, "err", m.joinErr)
+				s.ParticipantsFailed++
+				log.Warn("participant failed", "room", r.index+1, "i", i, "err", m.joinErr)
 			}
 		}
 	}
-	joins := joinTimes(rooms)
-	q := client.Quantiles(joins, 0.5, 0.99)
-	fmt.Fprintf(progress, "%d/%d participants receiving everyone (join p50 %.0f ms, p99 %.0f ms); warming up %v\n",
-		cfg.Rooms*cfg.Participants-sum.ParticipantsFailed, cfg.Rooms*cfg.Participants, ms(q[0]), ms(q[1]), cfg.Warmup)
-	if err := sleep(ctx, cfg.Warmup); err != nil {
-		return sum, err
-	}
+}
 
-	sum.LoadAverageBefore = loadAverage()
-	ds, cpu, err := measure(ctx, cfg.Duration, progress, cfg.ServerPID, func() []*state {
+// roomsSnapshot snapshots each room: its members both send and receive.
+func roomsSnapshot(rooms []*room) func() []*state {
+	return func() []*state {
 		out := make([]*state, len(rooms))
 		for i, r := range rooms {
 			ps := r.parts()
 			out[i] = snapshot(ps, ps)
 		}
 		return out
-	})
-	if err != nil {
-		return sum, err
 	}
-	sum.LoadAverageAfter = loadAverage()
-	sum.fill(rooms, ds, cpu)
-	if sum.ParticipantsFailed > 0 {
-		return sum, fmt.Errorf("%w: %d of %d", ErrParticipantsFailed, sum.ParticipantsFailed, cfg.Rooms*cfg.Participants)
-	}
-	return sum, nil
 }
 
 // joiner joins the rooms' participants.
@@ -197,20 +211,12 @@ type joiner struct {
 
 // joinAll joins every room, cfg.JoinConcurrency rooms at a time.
 func (j *joiner) joinAll(ctx context.Context, rooms []*room) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, j.cfg.JoinConcurrency)
-	for _, r := range rooms {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(r *room) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			for i, m := range r.members {
-				j.join(ctx, r, m, r.members[:i])
-			}
-		}(r)
-	}
-	wg.Wait()
+	parallel(len(rooms), j.cfg.JoinConcurrency, func(k int) {
+		r := rooms[k]
+		for i, m := range r.members {
+			j.join(ctx, r, m, r.members[:i])
+		}
+	})
 }
 
 // join connects m to r, publishes and waits until m's publish connection
@@ -454,12 +460,10 @@ func (s *RoomsSummary) fill(rooms []*room, ds []delta, cpu cpuDelta) {
 	s.DurationS = cpu.elapsed.Seconds()
 	s.Stats = statsOf(&all, cpu.elapsed, joinTimes(rooms))
 	s.LoadGeneratorCPUPct = cpu.selfPct()
-	if cpu.serverValid && s.PacketsReceived > 0 {
-		us := cpu.perPacket(s.PacketsReceived)
-		s1000 := us / 1000
+	s.ServerCPUMicrosPerPacket, s.ServerCPUSecondsPer1000 = cpu.serverPerPacket(s.PacketsReceived)
+	if s.ServerCPUMicrosPerPacket != nil {
 		total := cpu.serverPct()
 		perHearing := total / float64(len(rooms))
-		s.ServerCPUMicrosPerPacket, s.ServerCPUSecondsPer1000 = &us, &s1000
 		s.ServerCPUPct, s.ServerCPUPctPerHearing = &total, &perHearing
 		if perHearing > 0 {
 			perCore := 100 / perHearing
