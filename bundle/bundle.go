@@ -224,7 +224,11 @@ func chatMessages(entries []journal.Entry) []map[string]any {
 	for _, e := range entries {
 		if e.Action == "chat.message" {
 			var d map[string]any
-			json.Unmarshal(e.Details, &d)
+			// Details that are not an object (null, or unreadable) still
+			// leave the message's place in the chat.
+			if json.Unmarshal(e.Details, &d) != nil || d == nil {
+				d = map[string]any{}
+			}
 			d["at"], d["seq"] = e.At, e.Seq
 			chat = append(chat, d)
 		}

@@ -4,7 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"testing"
+
+	"github.com/chamber-court/chamber/journal"
 )
 
 // FuzzVerify: whatever zip arrives, Verify answers with an error or a
@@ -31,4 +34,19 @@ func FuzzVerify(f *testing.F) {
 			t.Fatal("an unsigned bundle verified")
 		}
 	})
+}
+
+// TestChatMessagesTakeAnyDetails: a chat entry whose details are not an
+// object is kept in its place, not a panic.
+func TestChatMessagesTakeAnyDetails(t *testing.T) {
+	entries := []journal.Entry{
+		{Seq: 1, Action: "chat.message", Details: json.RawMessage(`{"text":"hello"}`)},
+		{Seq: 2, Action: "chat.message", Details: json.RawMessage(`null`)},
+		{Seq: 3, Action: "chat.message", Details: json.RawMessage(`[1]`)},
+		{Seq: 4, Action: "participant.joined", Details: json.RawMessage(`{}`)},
+	}
+	got := chatMessages(entries)
+	if len(got) != 3 || got[0]["text"] != "hello" || got[1]["seq"] != int64(2) || got[2]["seq"] != int64(3) {
+		t.Fatalf("chat messages: %v", got)
+	}
 }
