@@ -25,6 +25,7 @@ import (
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/chamber-court/chamber/signers/signerstest"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 )
@@ -85,7 +86,7 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	actSvc := acts.New(actCfg)
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
-		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
+		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.Root())
