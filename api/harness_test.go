@@ -25,9 +25,9 @@ import (
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
-	"github.com/chamber-court/chamber/signers/signerstest"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
+	"github.com/chamber-court/chamber/signers/signerstest"
 )
 
 var discard = slog.New(slog.DiscardHandler)

@@ -287,7 +287,9 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 }
 
 // aad binds a sealed value to its identity and its column.
-func aad(id uuid.UUID, what string) []byte { return []byte("chamber signing identity " + id.String() + " " + what) }
+func aad(id uuid.UUID, what string) []byte {
+	return []byte("chamber signing identity " + id.String() + " " + what)
+}
 
 func (id *Identity) setChain(chain []*x509.Certificate) {
 	id.chain = chain
