@@ -51,10 +51,9 @@ func (s *Service) For(ctx context.Context, staffID uuid.UUID, pin string) (pki.S
 		if !s.cfg.AutoIssue || ever {
 			return nil, Identity{}, noIdentity(ever)
 		}
-		if id, err = s.Enroll(ctx, "system", Enrolment{StaffID: staffID, Issue: true}); err != nil {
+		if id, err = s.firstNeed(ctx, staffID); err != nil {
 			return nil, Identity{}, err
 		}
-		s.log.Warn("issued a development signing identity on first need", "staff", staffID, "identity", id.ID, "subject", id.Subject)
 	}
 	switch id.Kind {
 	case Issued:
@@ -65,6 +64,23 @@ func (s *Service) For(ctx context.Context, staffID uuid.UUID, pin string) (pki.S
 		return signer, id, err
 	}
 	return nil, Identity{}, errors.New("signers: unknown identity kind " + string(id.Kind))
+}
+
+// firstNeed issues a development identity to an official who never had
+// one. Two first signatures at once both try; the database lets one
+// identity be current, and the loser takes the winner's.
+func (s *Service) firstNeed(ctx context.Context, staffID uuid.UUID) (Identity, error) {
+	id, err := s.enroll(ctx, "system", Enrolment{StaffID: staffID, Issue: true}, true)
+	if err != nil {
+		if cur, found, ever, cerr := s.current(ctx, staffID); cerr == nil && found {
+			return cur, nil
+		} else if cerr == nil && ever {
+			return Identity{}, noIdentity(true)
+		}
+		return Identity{}, err
+	}
+	s.log.Warn("issued a development signing identity on first need", "staff", staffID, "identity", id.ID, "subject", id.Subject)
+	return id, nil
 }
 
 func noIdentity(revoked bool) error {

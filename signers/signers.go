@@ -180,6 +180,15 @@ func (s *Service) staff(ctx context.Context, id uuid.UUID) (Staff, error) {
 // Enroll gives a staff member a new signing identity, superseding their
 // current one.
 func (s *Service) Enroll(ctx context.Context, actor string, e Enrolment) (Identity, error) {
+	return s.enroll(ctx, actor, e, false)
+}
+
+// errHadOne refuses a first-need identity to someone who has had one.
+var errHadOne = errors.New("signers: the staff member already has or had an identity")
+
+// enroll is Enroll; first enrols only a staff member who never had an
+// identity.
+func (s *Service) enroll(ctx context.Context, actor string, e Enrolment, first bool) (Identity, error) {
 	st, err := s.staff(ctx, e.StaffID)
 	if err != nil {
 		return Identity{}, err
@@ -199,7 +208,7 @@ func (s *Service) Enroll(ctx context.Context, actor string, e Enrolment) (Identi
 	if err != nil {
 		return Identity{}, err
 	}
-	return id, s.insert(ctx, actor, id)
+	return id, s.insert(ctx, actor, id, first)
 }
 
 func (s *Service) issue(ctx context.Context, st Staff, id *Identity) error {
@@ -303,7 +312,7 @@ func (id *Identity) setChain(chain []*x509.Certificate) {
 // Certificate is the identity's certificate.
 func (id Identity) Certificate() *x509.Certificate { return id.chain[0] }
 
-func (s *Service) insert(ctx context.Context, actor string, id Identity) error {
+func (s *Service) insert(ctx context.Context, actor string, id Identity, first bool) error {
 	var tok Token
 	var slot sql.NullInt64
 	if id.Token != nil {
@@ -313,6 +322,17 @@ func (s *Service) insert(ctx context.Context, actor string, id Identity) error {
 		}
 	}
 	return s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		if first {
+			// Two first needs at once may both find none here; the
+			// unique index on the current identity then refuses one.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_identities WHERE staff_id = $1`, id.StaffID.String()).Scan(&n); err != nil {
+				return fmt.Errorf("signers: enrol: %w", err)
+			}
+			if n > 0 {
+				return errHadOne
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE signing_identities SET superseded_at = $1
 			WHERE staff_id = $2 AND superseded_at IS NULL AND revoked_at IS NULL`, database.Micros(id.CreatedAt), id.StaffID.String())
 		if err != nil {
