@@ -51,7 +51,7 @@ type bench struct {
 	pdf  []byte
 }
 
-func newBench(t *testing.T, db *database.DB) *bench {
+func newBench(t testing.TB, db *database.DB) *bench {
 	t.Helper()
 	hsm := testenv.NewSoftHSM(t)
 	ca, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
@@ -82,7 +82,7 @@ type official struct {
 	role access.Role
 }
 
-func (b *bench) official(t *testing.T, name string, role access.Role) official {
+func (b *bench) official(t testing.TB, name string, role access.Role) official {
 	t.Helper()
 	id := uuid.New()
 	if _, err := b.db.ExecContext(t.Context(), `INSERT INTO staff (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, 0)`,
@@ -98,7 +98,7 @@ func (o official) caller() documents.Caller {
 
 // tokenWithKey makes a token holding a P-256 key generated on it: the
 // private key never leaves the token.
-func (b *bench) tokenWithKey(t *testing.T, label, pin, keyLabel string) signers.Token {
+func (b *bench) tokenWithKey(t testing.TB, label, pin, keyLabel string) signers.Token {
 	t.Helper()
 	b.hsm.InitToken(t, label, pin)
 	c, err := crypto11.Configure(&crypto11.Config{Path: b.hsm.Module, TokenLabel: label, Pin: pin})

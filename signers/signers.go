@@ -322,23 +322,10 @@ func (s *Service) insert(ctx context.Context, actor string, id Identity, first b
 		}
 	}
 	return s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-		if first {
-			// Two first needs at once may both find none here; the
-			// unique index on the current identity then refuses one.
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_identities WHERE staff_id = $1`, id.StaffID.String()).Scan(&n); err != nil {
-				return fmt.Errorf("signers: enrol: %w", err)
-			}
-			if n > 0 {
-				return errHadOne
-			}
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE signing_identities SET superseded_at = $1
-			WHERE staff_id = $2 AND superseded_at IS NULL AND revoked_at IS NULL`, database.Micros(id.CreatedAt), id.StaffID.String())
+		superseded, err := s.supersede(ctx, tx, id, first)
 		if err != nil {
-			return fmt.Errorf("signers: supersede: %w", err)
+			return err
 		}
-		superseded, _ := res.RowsAffected()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO signing_identities (id, staff_id, kind, certificate, cert_sha256, serial, subject, not_after,
 			module, token_label, slot, key_label, key_id, pin_sealed, key_sealed, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
@@ -354,6 +341,31 @@ func (s *Service) insert(ctx context.Context, actor string, id Identity, first b
 		}})
 		return err
 	})
+}
+
+// supersede ends the staff member's current identity, for id to take its
+// place, and says how many it ended. A first-need identity supersedes
+// nothing: the staff member must never have had one, and two first needs
+// at once both inserting meet the unique index on the current identity,
+// which refuses one — whereas superseding would let the later one quietly
+// replace an identity the earlier one already signed with.
+func (s *Service) supersede(ctx context.Context, tx *sql.Tx, id Identity, first bool) (int64, error) {
+	if first {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_identities WHERE staff_id = $1`, id.StaffID.String()).Scan(&n); err != nil {
+			return 0, fmt.Errorf("signers: enrol: %w", err)
+		}
+		if n > 0 {
+			return 0, errHadOne
+		}
+		return 0, nil
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE signing_identities SET superseded_at = $1
+		WHERE staff_id = $2 AND superseded_at IS NULL AND revoked_at IS NULL`, database.Micros(id.CreatedAt), id.StaffID.String())
+	if err != nil {
+		return 0, fmt.Errorf("signers: supersede: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 const columns = `id, staff_id, kind, certificate, cert_sha256, serial, subject, not_after, module, token_label, slot, key_label, key_id,
