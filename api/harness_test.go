@@ -27,6 +27,7 @@ import (
 	"github.com/chamber-court/chamber/pki"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
+	"github.com/chamber-court/chamber/signers/signerstest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -77,7 +78,7 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
-		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
+		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
 	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
 		Principals: principalsOf(svc), Documents: docs}

@@ -23,6 +23,7 @@ import (
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/pki"
+	"github.com/chamber-court/chamber/signers/signerstest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -67,11 +68,12 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 	jnl := journal.New(db, tsa, discard)
 	svc := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
-		Signing: &documents.Signing{Seal: authority.Seal().AsSigner(), Principals: authority, Check: authority.CheckCertificate,
+		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
-	staff, sid := uuid.NewString(), uuid.New()
+	staff, judge, sid := uuid.NewString(), uuid.NewString(), uuid.New()
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `INSERT INTO staff (id, name, role, token_hash, created_at) VALUES ($1, 'Clerk', 'clerk', $2, 0)`, staff, uuid.NewString()); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO staff (id, name, role, token_hash, created_at) VALUES ($1, 'Clerk', 'clerk', $2, 0), ($3, 'Judge Saar', 'judge', $4, 0)`,
+		staff, uuid.NewString(), judge, uuid.NewString()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO sessions (id, kind, title, state, created_by, created_at) VALUES ($1, 'hearing', 'Tamm v Kask', 'open', $2, 0)`,
@@ -80,7 +82,7 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 	}
 	return &fixture{db: db, store: store, jnl: jnl, svc: svc, fail: fail,
 		sess:  documents.Session{ID: sid, Kind: access.Hearing, Title: "Tamm v Kask"},
-		judge: documents.Caller{Actor: "staff:" + staff, Name: "Judge Saar", Role: access.Judge}}
+		judge: documents.Caller{Actor: "staff:" + judge, Name: "Judge Saar", Role: access.Judge}}
 }
 
 func party(name string) documents.Caller {

@@ -2,13 +2,16 @@ package documents
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,11 +33,32 @@ type PrincipalIssuer interface {
 	IssuePrincipal(ctx context.Context, name string, sessionID uuid.UUID, ttl time.Duration) (pki.Identity, error)
 }
 
-// Signing is what signatures need.
+// Signers gives a presiding official the signing identity that is theirs
+// alone (signers.Service). pin is what the official typed to confirm the
+// signature with their token; it is checked by the token and never
+// logged or journalled. The identity's ID goes into the journal.
+type Signers interface {
+	For(ctx context.Context, staffID uuid.UUID, pin string) (signer pki.Signer, identityID uuid.UUID, err error)
+}
+
+// SignersFunc adapts a function to Signers.
+type SignersFunc func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error)
+
+// For calls f.
+func (f SignersFunc) For(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error) {
+	return f(ctx, staffID, pin)
+}
+
+// CodeNoSigningIdentity is the wire code of a presiding official who has
+// no signing identity of their own (signers.CodeNoIdentity).
+const CodeNoSigningIdentity = "no_signing_identity"
+
+// Signing is what signatures need. The institution's seal is not here on
+// purpose: a document signed by a judge or notary carries their own
+// signature, never the seal in its place (bundles are sealed elsewhere).
 type Signing struct {
-	// Seal is the court's or notary's certificate: the presiding role
-	// signs with it.
-	Seal pki.Signer
+	// Signers holds the presiding officials' personal identities.
+	Signers Signers
 	// Principals issues per-act keys for principals.
 	Principals PrincipalIssuer
 	// Check verifies a certificate (validity, revocation) before each
@@ -54,15 +78,22 @@ type SignRequest struct {
 	Location string            `json:"location"`
 	Contact  string            `json:"contact,omitempty"`
 	Visible  *pades.Appearance `json:"visible,omitempty"`
+	// PIN confirms a presiding official's signature with their token when
+	// its PIN is not stored server-side. Never logged, never journalled.
+	PIN string `json:"pin,omitempty"`
 }
 
 // SignatureRecord is what a signature adds to the journal and the version.
 type SignatureRecord struct {
-	Version            int       `json:"version"`
-	SHA256             string    `json:"sha256"`
-	Size               int64     `json:"size"`
-	Signer             string    `json:"signer"`
-	SignerRole         string    `json:"signer_role"`
+	Version    int    `json:"version"`
+	SHA256     string `json:"sha256"`
+	Size       int64  `json:"size"`
+	Signer     string `json:"signer"`
+	SignerRole string `json:"signer_role"`
+	// SigningIdentity is the official's signing identity (empty for a
+	// principal's per-act key).
+	SigningIdentity    string    `json:"signing_identity,omitempty"`
+	CertificateSHA256  string    `json:"certificate_sha256"`
 	CertificateSerial  string    `json:"certificate_serial"`
 	CertificateSubject string    `json:"certificate_subject"`
 	Revocation         string    `json:"revocation"`
@@ -110,8 +141,9 @@ type Signature struct {
 // Sign adds a PAdES signature to the newest version of a PDF as a new
 // version: the signature with its timestamp (B-T), then as a second
 // incremental update the /DSS with the chains' revocation data and a
-// document timestamp (B-LT, B-LTA). The presiding role signs with the
-// court's or notary's seal; a principal with a key issued for this act.
+// document timestamp (B-LT, B-LTA). A presiding official signs with their
+// own signing identity (Signing.Signers; none is a conflict, never the
+// seal); a principal with a key issued for this act.
 //
 // The signed file is stored without retention under a key of its own
 // attempt; one transaction then records the version, its catalog entry,
@@ -125,8 +157,8 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	if err := access.Check(c.Role, access.Sign); err != nil {
 		return Document{}, SignatureRecord{}, err
 	}
-	if len(req.Reason) > 500 || len(req.Location) > 200 || len(req.Contact) > 200 {
-		return Document{}, SignatureRecord{}, fault.Invalidf("reason", "reason, location and contact are at most 500, 200 and 200 characters")
+	if len(req.Reason) > 500 || len(req.Location) > 200 || len(req.Contact) > 200 || len(req.PIN) > 128 {
+		return Document{}, SignatureRecord{}, fault.Invalidf("reason", "reason, location, contact and PIN are at most 500, 200, 200 and 128 characters")
 	}
 	d, err := s.Get(ctx, docID)
 	if err != nil {
@@ -139,7 +171,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 		return Document{}, SignatureRecord{}, fault.New(fault.Conflict, "only PDF documents can be signed")
 	}
 
-	signer, err := s.signerFor(ctx, c, sess)
+	signer, identity, err := s.signerFor(ctx, c, sess, req.PIN)
 	if err != nil {
 		return Document{}, SignatureRecord{}, err
 	}
@@ -170,8 +202,10 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 		}
 	}()
 
+	certSum := sha256.Sum256(signer.Certificate().Raw)
 	rec := SignatureRecord{
 		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
+		SigningIdentity: identity, CertificateSHA256: hex.EncodeToString(certSum[:]),
 		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
 		SigningTime: res.sign.SigningTime, TimestampTime: res.sign.TimestampTime, TimestampAuthority: res.sign.TimestampAuthority,
 	}
@@ -281,21 +315,43 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 	})
 }
 
-func (s *Service) signerFor(ctx context.Context, c Caller, sess Session) (pki.Signer, error) {
+// signerFor is the key the caller signs with: a presiding official's own
+// identity, or a principal's key issued for this act. identity is the
+// official's identity ID ("" for a principal).
+func (s *Service) signerFor(ctx context.Context, c Caller, sess Session, pin string) (signer pki.Signer, identity string, err error) {
 	if c.Role.Presides() {
-		if s.signing.Seal == nil {
-			return nil, errors.New("documents: no seal certificate configured")
+		staffID, ok := staffOf(c)
+		if !ok || s.signing.Signers == nil {
+			return nil, "", &fault.Error{Kind: fault.Conflict, Code: CodeNoSigningIdentity,
+				Message: "only a staff member with a signing identity of their own can sign as " + string(c.Role)}
 		}
-		return s.signing.Seal, nil
+		signer, id, err := s.signing.Signers.For(ctx, staffID, pin)
+		if err != nil {
+			return nil, "", err
+		}
+		return signer, id.String(), nil
 	}
 	if s.signing.Principals == nil {
-		return nil, errors.New("documents: no issuer for principals' keys")
+		return nil, "", errors.New("documents: no issuer for principals' keys")
 	}
 	id, err := s.signing.Principals.IssuePrincipal(ctx, c.Name, sess.ID, principalCertTTL)
 	if err != nil {
-		return nil, fault.Invalidf("name", "cannot issue a signing certificate for %q: %v", c.Name, err)
+		return nil, "", fault.Invalidf("name", "cannot issue a signing certificate for %q: %v", c.Name, err)
 	}
-	return id.AsSigner(), nil
+	return id.AsSigner(), "", nil
+}
+
+// staffOf is the staff member a caller is, from their journal actor
+// (sessions.Principal.Actor): an official taking part through a
+// participant credential is not a staff member here, and signs with no
+// one's identity.
+func staffOf(c Caller) (uuid.UUID, bool) {
+	rest, ok := strings.CutPrefix(c.Actor, "staff:")
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(rest)
+	return id, err == nil
 }
 
 func roleTitle(r access.Role) string {

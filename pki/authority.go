@@ -66,11 +66,12 @@ type Authority struct {
 	seal Identity
 	tsa  Identity
 
-	mu      sync.Mutex // guards revoked, crl and checks
-	checks  RevocationChecks
-	revoked []x509.RevocationListEntry
-	crl     []byte
-	crlAt   time.Time
+	mu           sync.Mutex // guards revoked, revokedStamp, crl and checks
+	checks       RevocationChecks
+	revoked      []x509.RevocationListEntry
+	revokedStamp fileStamp // of revoked.json as last read or written
+	crl          []byte
+	crlAt        time.Time
 }
 
 // LoadOrCreateDev loads the development authority kept under dir, creating

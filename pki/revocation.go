@@ -27,25 +27,70 @@ type revokedRecord struct {
 }
 
 func (a *Authority) loadRevoked() error {
-	data, err := os.ReadFile(filepath.Join(a.dir, fileRevokedJSON))
+	entries, stamp, err := readRevoked(filepath.Join(a.dir, fileRevokedJSON))
+	if err != nil {
+		return err
+	}
+	a.revoked, a.revokedStamp = entries, stamp
+	return nil
+}
+
+// fileStamp tells whether a file changed since it was read.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func readRevoked(path string) ([]x509.RevocationListEntry, fileStamp, error) {
+	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, fileStamp{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("pki: %w", err)
+		return nil, fileStamp{}, fmt.Errorf("pki: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fileStamp{}, fmt.Errorf("pki: %w", err)
 	}
 	var recs []revokedRecord
 	if err := json.Unmarshal(data, &recs); err != nil {
-		return fmt.Errorf("pki: %s: %w", fileRevokedJSON, err)
+		return nil, fileStamp{}, fmt.Errorf("pki: %s: %w", fileRevokedJSON, err)
 	}
+	var entries []x509.RevocationListEntry
 	for _, r := range recs {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
-			return fmt.Errorf("pki: %s: bad serial %q", fileRevokedJSON, r.Serial)
+			return nil, fileStamp{}, fmt.Errorf("pki: %s: bad serial %q", fileRevokedJSON, r.Serial)
 		}
-		a.revoked = append(a.revoked, x509.RevocationListEntry{SerialNumber: n, RevocationTime: r.Time, ReasonCode: r.Reason})
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: r.Time, ReasonCode: r.Reason})
 	}
-	return nil
+	return entries, fileStamp{fi.ModTime(), fi.Size()}, nil
+}
+
+// syncRevoked picks up revocations another process wrote — `chamber
+// signer revoke` runs beside the server — so a certificate revoked there
+// is refused here at the next check, not at the next restart.
+func (a *Authority) syncRevoked() {
+	path := filepath.Join(a.dir, fileRevokedJSON)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	same := a.revokedStamp == fileStamp{fi.ModTime(), fi.Size()}
+	a.mu.Unlock()
+	if same {
+		return
+	}
+	entries, stamp, err := readRevoked(path)
+	if err != nil {
+		a.log.Error("reading the revocation list another process wrote", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.revoked, a.revokedStamp, a.crl = entries, stamp, nil
+	a.mu.Unlock()
 }
 
 // Revoke adds a certificate the authority issued to its revocation list,
@@ -55,6 +100,7 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason int) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	a.syncRevoked()
 	a.mu.Lock()
 	for _, e := range a.revoked {
 		if e.SerialNumber.Cmp(serial) == 0 {
@@ -85,6 +131,9 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason int) err
 	a.mu.Lock()
 	a.revoked = entries
 	a.crl = nil
+	if fi, err := os.Stat(path); err == nil {
+		a.revokedStamp = fileStamp{fi.ModTime(), fi.Size()}
+	}
 	a.mu.Unlock()
 	a.log.Warn("revoked certificate", "serial", fmt.Sprintf("%X", serial), "reason", reason)
 	return nil
@@ -96,6 +145,7 @@ func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	a.syncRevoked()
 	a.mu.Lock()
 	defer a.mu.Unlock() // signing with an in-memory key: no I/O under the lock
 	now := a.now().UTC().Truncate(time.Second)
@@ -217,6 +267,7 @@ func (a *Authority) CheckCertificate(ctx context.Context, cert *x509.Certificate
 		}
 	}
 	if issuer != nil && issuer.Equal(a.ca.Certificate) {
+		a.syncRevoked()
 		a.mu.Lock()
 		var revoked *x509.RevocationListEntry
 		for i := range a.revoked {

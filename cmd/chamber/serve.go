@@ -154,6 +154,7 @@ type serveConfig struct {
 	revocationAllow stringList
 	egressProxy     string
 	identity        identityConfig
+	signers         signerFlags
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -207,6 +208,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.mail.register(c)
 	cfg.evidenceLoops.register(c)
 	cfg.identity.register(c)
+	cfg.signers.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err
 	}
@@ -306,13 +308,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	authFailures := api.NewAuthFailureLimiter()
+	officials, err := cfg.signingIdentities(db, jnl, authority, log)
+	if err != nil {
+		return err
+	}
 
 	docs := documents.New(documents.Config{
 		DB: db, Journal: jnl, Store: store, Log: log,
 		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
 		TempDir: filepath.Join(cfg.dataDir, "tmp"),
 		Signing: &documents.Signing{
-			Seal: seal, Principals: authority, Check: authority.CheckCertificate, TSA: stamper,
+			Signers: officials, Principals: authority, Check: authority.CheckCertificate, TSA: stamper,
 			// The roots are the anchors of the chains whose revocation
 			// data the /DSS gets, and are embedded with it.
 			Certificates: append([]*x509.Certificate{authority.Root()}, configured...),
@@ -558,8 +564,9 @@ func (cfg serveConfig) egress(authority *pki.Authority) (pki.Egress, error) {
 	return e, nil
 }
 
-// sealIdentity is the certificate the presiding role signs with: the
-// configured one, else the development seal.
+// sealIdentity is the institution's seal, which seals evidence bundles
+// (officials sign documents with their own identities): the configured
+// one, else the development seal.
 func (cfg serveConfig) sealIdentity(authority *pki.Authority) (pki.Signer, error) {
 	switch {
 	case cfg.signingP12 != "" && (cfg.signingCert != "" || cfg.signingKey != ""):

@@ -210,26 +210,28 @@ func TestSigningUploadedDocumentFetchesNothingItNames(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	token := addStaff(t, dir, nil, "Clerk Mets", "clerk").Token
-	judgeStaff := addStaff(t, dir, nil, "Judge Saar", "judge")
 	s := startServer(t, dir, nil, "--revocation-allow-host", strings.TrimPrefix(attacker.URL, "http://"))
+	clerk := addStaff(t, dir, nil, "Clerk Mets", "clerk")
+	judgeStaff := addStaff(t, dir, nil, "Judge Saar", "judge")
 	var sess struct{ ID string }
-	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
-	assign(t, s.URL, sess.ID, token, judgeStaff.ID)
-	inv := struct{ Token string }{judgeStaff.Token} // the judge acts through their own API token
+	call(t, "POST", s.URL+"/api/v1/sessions", clerk.Token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
+	assign(t, s.URL, sess.ID, clerk.Token, judgeStaff.ID)
+	var inv struct{ Token string }
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", clerk.Token, map[string]any{"name": "Mari Tamm", "role": "party"}, 201, &inv)
 	var doc struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=exhibit.pdf", inv.Token, upload, 201, &doc)
-	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", inv.Token, map[string]any{"reason": "Judgment"}, 201, nil)
+	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", judgeStaff.Token, map[string]any{"reason": "Judgment"}, 201, nil)
 	if hits.Load() != 0 {
 		t.Fatalf("signing made %d requests to the URLs the uploaded document names", hits.Load())
 	}
 	var signed []byte
-	call(t, "GET", s.URL+"/api/v1/documents/"+doc.ID+"/content", inv.Token, nil, 200, &signed)
+	call(t, "GET", s.URL+"/api/v1/documents/"+doc.ID+"/content", judgeStaff.Token, nil, 200, &signed)
 	var rep pades.Report
 	call(t, "POST", s.URL+"/api/v1/verify", "", signed, 200, &rep)
+	// The judge signs with their own identity, never the seal.
 	var judge *pades.SignatureReport
 	for i := range rep.Signatures {
-		if rep.Signatures[i].SignerName == "Chamber development seal" {
+		if rep.Signatures[i].SignerName == "Judge Saar" {
 			judge = &rep.Signatures[i]
 		}
 	}

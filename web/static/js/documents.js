@@ -190,11 +190,15 @@ export function documentsView(opts) {
     const reason = h('input', { id: 'sign-reason', required: true, maxlength: 200, value: opts.kind === 'notarisation' ? t('sign.defaultReasonAct') : '' });
     const location = h('input', { id: 'sign-location', required: true, maxlength: 200, autocomplete: 'address-level2' });
     const contact = h('input', { id: 'sign-contact', maxlength: 200, autocomplete: 'email' });
-    const fields = { reason: field(t('sign.reason'), reason), location: field(t('sign.location'), location, t('sign.locationHint')), contact: field(t('sign.contact'), contact, t('common.optional')) };
+    // The token PIN is asked for only when the server says the signer's
+    // identity needs it (a PKCS#11 key whose PIN is not stored).
+    const pin = h('input', { id: 'sign-pin', type: 'password', maxlength: 128, autocomplete: 'off' });
+    const fields = { reason: field(t('sign.reason'), reason), location: field(t('sign.location'), location, t('sign.locationHint')), contact: field(t('sign.contact'), contact, t('common.optional')), pin: field(t('sign.pin'), pin, t('sign.pinHint')) };
+    fields.pin.hidden = true;
     const err = h('p', { class: 'field-error', role: 'alert' });
     await modal(t('sign.title', { name: d.name }), (close) => {
       const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
-      const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, err,
+      const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, fields.pin, err,
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')), btn));
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
@@ -204,6 +208,7 @@ export function documentsView(opts) {
         try {
           const body = { reason: reason.value.trim(), location: location.value.trim() };
           if (contact.value.trim()) body.contact = contact.value.trim();
+          if (!fields.pin.hidden && pin.value) body.pin = pin.value;
           const res = await api.post('/documents/' + d.id + '/signatures', body);
           close(true);
           toast(t('sign.done', { name: d.name, version: res.document.version }));
@@ -212,6 +217,12 @@ export function documentsView(opts) {
           btn.disabled = false;
           for (const [k, v] of Object.entries(e2.fields || {})) if (fields[k]) fields[k].setError(v);
           err.textContent = errorText(e2);
+          if (PIN_CODES.includes(e2.code)) {
+            fields.pin.hidden = false;
+            fields.pin.setError(errorText(e2));
+            pin.value = '';
+            pin.focus();
+          }
         }
       });
       setTimeout(() => (reason.value ? location : reason).focus(), 0);
@@ -221,6 +232,9 @@ export function documentsView(opts) {
 
   return { el, refresh };
 }
+
+/** PIN_CODES are the answers that ask the signer for their token's PIN. */
+const PIN_CODES = ['pin_required', 'wrong_pin', 'pin_locked'];
 
 /** newestHash is the newest version's SHA-256 (older servers sent only the original's). */
 function newestHash(d) { return d.newest_sha256 || d.sha256; }

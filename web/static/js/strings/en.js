@@ -271,6 +271,8 @@ export default {
   'sign.signing': 'Signing…',
   'sign.done': '{name} is signed (version {version}).',
   'sign.defaultReasonAct': 'Notarial act',
+  'sign.pin': 'PIN of your signing card or token',
+  'sign.pinHint': 'Your signature is made with your own key; its PIN confirms it is you. It is not kept.',
 
   // Notarial act and identity
   'act.noState': 'The act’s progress is not available yet.',
@@ -497,6 +499,10 @@ export default {
   'error.encryptedPdf': 'This PDF is protected with a password. Upload a copy without the protection.',
   'error.invalidMrz': 'The document’s machine-readable zone could not be read. Check it and type it again.',
   'error.certificateRefused': 'A signing certificate could not be issued. Please tell the notary or the clerk.',
+  'error.noSigningIdentity': 'You have no signing key of your own yet, or it was withdrawn. Please ask the administrator to enrol one.',
+  'error.pinRequired': 'Enter the PIN of your signing card or token.',
+  'error.wrongPin': 'The PIN is not right. Please try again.',
+  'error.pinLocked': 'The PIN of your signing card or token is locked. Please contact the administrator.',
   'error.rateLimited': 'Too many attempts in a short time. Please wait a moment and try again.',
   'error.pdfTooComplex': "This PDF is too complex to check here. Save it again as a PDF (for example with “Print to PDF”) and try that copy.",
   'error.unavailable': 'The service is busy or briefly unavailable. Please try again in a moment.',
