@@ -94,7 +94,7 @@ func (s *Service) roleIn(ctx context.Context, p Principal, id uuid.UUID) (access
 			return "", fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
 		if err != nil {
-			return "", fmt.Errorf("sessions: %w", err)
+			return "", database.Classify(fmt.Errorf("sessions: role: %w", err))
 		}
 		return p.Staff.Role, nil
 	}

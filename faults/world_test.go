@@ -1,0 +1,349 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chamber-court/chamber/acts/mrz"
+	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/signaling/protocol"
+)
+
+// invitation is a participant's invitation as the API returns it.
+type invitation struct {
+	ParticipantID string `json:"participant_id"`
+	Token         string `json:"token"`
+}
+
+// hearing is a session under test with its people.
+type hearing struct {
+	id    string
+	base  string // /api/v1/sessions/<id>
+	judge invitation
+}
+
+func (s *stack) newHearing(title string) *hearing {
+	s.t.Helper()
+	var sess struct{ ID string }
+	s.call("POST", "/api/v1/sessions", s.clerk, map[string]any{"kind": "hearing", "title": title}, 201, &sess)
+	h := &hearing{id: sess.ID, base: "/api/v1/sessions/" + sess.ID}
+	h.judge = s.invite(h.base, "Judge Anne Saar", "judge")
+	return h
+}
+
+func (s *stack) invite(base, name, role string) invitation {
+	s.t.Helper()
+	var inv invitation
+	s.call("POST", base+"/invitations", s.clerk, map[string]any{"name": name, "role": role}, 201, &inv)
+	return inv
+}
+
+// act is a notarial act under test: the notary, the embassy officer and
+// the principal, and the act's document once designated.
+type act struct {
+	id, base                    string
+	notary, officer, principal  invitation
+	doc                         string
+	notarySigned, principalSign bool
+}
+
+func (s *stack) newAct(title string) *act {
+	s.t.Helper()
+	var sess struct{ ID string }
+	s.call("POST", "/api/v1/sessions", s.notary, map[string]any{"kind": "notarisation", "title": title, "act_type": "power_of_attorney"}, 201, &sess)
+	a := &act{id: sess.ID, base: "/api/v1/sessions/" + sess.ID}
+	for _, p := range []struct {
+		inv        *invitation
+		name, role string
+	}{{&a.notary, "Notary Mart Mets", "notary"}, {&a.officer, "Consul Jaan Saar", "embassy_officer"}, {&a.principal, "Mari Tamm", "principal"}} {
+		s.call("POST", a.base+"/invitations", s.notary, map[string]any{"name": p.name, "role": p.role}, 201, p.inv)
+	}
+	return a
+}
+
+// draft is the PDF every act signs.
+func draft(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../documents/pades/testdata/libreoffice-will.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// uploadDraft uploads the act's document as the notary and designates it.
+func (s *stack) uploadDraft(a *act) {
+	s.t.Helper()
+	var doc struct{ ID string }
+	s.call("POST", a.base+"/documents?name=power-of-attorney.pdf", a.notary.Token, draft(s.t), 201, &doc)
+	a.doc = doc.ID
+	s.call("PUT", a.base+"/act/document", a.notary.Token, map[string]any{"document_id": a.doc}, 200, nil)
+}
+
+// verifyIdentity has the officer check the principal's passport, with
+// both stills, and verify it.
+func (s *stack) verifyIdentity(a *act) {
+	s.t.Helper()
+	text, err := mrz.FormatTD3(mrz.Document{Type: "P", IssuingState: "EST", Surname: "TAMM", GivenNames: "MARI", Number: "KX1234567",
+		Nationality: "EST", BirthDate: "1980-02-29", Sex: "F", ExpiryDate: time.Now().AddDate(3, 0, 0).Format(time.DateOnly)})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var check struct{ ID string }
+	s.call("POST", a.base+"/identity-checks", a.officer.Token, map[string]any{"participant_id": a.principal.ParticipantID, "mrz": text, "embassy": "Embassy of Estonia in London"}, 201, &check)
+	for i, kind := range []string{"face", "document"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ans := s.do(ctx, "POST", a.base+"/identity-checks/"+check.ID+"/stills?kind="+kind, a.officer.Token, stillPNG(s.t, i), "image/png")
+		cancel()
+		if ans.status != 201 {
+			s.t.Fatalf("still %s: %v", kind, ans)
+		}
+	}
+	s.call("POST", a.base+"/identity-checks/"+check.ID+"/outcome", a.officer.Token, map[string]any{"verified": true, "address": "1 Kensington Court, London"}, 200, nil)
+}
+
+var signRequest = map[string]any{"reason": "I grant this power of attorney", "location": "London"}
+
+// finishAct has the principal and the notary sign the act's document and
+// the notary seal it, whatever of this was done before.
+func (s *stack) finishAct(a *act) {
+	s.t.Helper()
+	if !a.principalSign {
+		s.call("POST", "/api/v1/documents/"+a.doc+"/signatures", a.principal.Token, signRequest, 201, nil)
+		a.principalSign = true
+	}
+	if !a.notarySigned {
+		s.call("POST", "/api/v1/documents/"+a.doc+"/signatures", a.notary.Token, map[string]any{"reason": "Notarised", "location": "Tallinn"}, 201, nil)
+		a.notarySigned = true
+	}
+	var sealed struct {
+		Act struct{ State, Number string }
+	}
+	s.call("POST", a.base+"/seal", a.notary.Token, map[string]any{"fee": "EUR 35.00"}, 200, &sealed)
+	if sealed.Act.State != "sealed" || sealed.Act.Number == "" {
+		s.t.Fatalf("seal: %+v", sealed)
+	}
+}
+
+// actState reads the act's state through the API.
+func (s *stack) actState(a *act) string {
+	s.t.Helper()
+	var v struct {
+		Act struct{ State string } `json:"act"`
+	}
+	s.call("GET", a.base, a.notary.Token, nil, 200, &v)
+	return v.Act.State
+}
+
+// wholeAct shows that the server can still take a notarial act from
+// start to seal: a new act, its document, the identity check, both
+// signatures, the seal, and a bundle that verifies.
+func (s *stack) wholeAct(t *testing.T) {
+	t.Helper()
+	a := s.newAct("Power of attorney after the fault")
+	s.uploadDraft(a)
+	s.verifyIdentity(a)
+	s.finishAct(a)
+	s.waitJournal(a.base, a.notary.Token, "act.journal_archived", 1)
+	s.checkRecord(t, a.base, a.notary.Token, nil)
+}
+
+func stillPNG(t testing.TB, n int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for x := range 64 {
+		img.Set(x, (x+n)%48, color.RGBA{30, 60, 200, 255})
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// text is an upload of n random printable bytes (a plain-text document
+// unlike any other) and its SHA-256.
+func text(n int) ([]byte, string) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\n"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:])
+}
+
+// peer is a participant's real signalling client publishing synthetic
+// audio and video. It counts the packets it receives from each publisher
+// and hands chat echoes and errors to whoever waits for them.
+type peer struct {
+	t    *testing.T
+	name string
+	id   string
+	c    *client.Client
+
+	mu     sync.Mutex
+	tracks []*client.RemoteTrack
+	chats  map[string]chan error // text → its outcome
+	ids    map[string]string     // request ID → text
+	events chan protocol.Envelope
+	other  chan protocol.Envelope // events nobody waits for
+}
+
+func (s *stack) join(base string, inv invitation, name string, publish bool) *peer {
+	s.t.Helper()
+	sid := strings.TrimPrefix(base, "/api/v1/sessions/")
+	p := &peer{t: s.t, name: name, id: inv.ParticipantID, chats: map[string]chan error{}, ids: map[string]string{},
+		events: make(chan protocol.Envelope, 1024), other: make(chan protocol.Envelope, 1024)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{
+		URL:          "ws" + strings.TrimPrefix(s.c.URL, "http") + "/api/v1/sessions/" + sid + "/signal",
+		Token:        inv.Token,
+		LoopbackOnly: true,
+		Events:       p.events,
+		OnTrack: func(rt *client.RemoteTrack) {
+			p.mu.Lock()
+			p.tracks = append(p.tracks, rt)
+			p.mu.Unlock()
+		},
+	})
+	if err != nil {
+		s.t.Fatalf("%s joins: %v", name, err)
+	}
+	p.c = c
+	go p.route()
+	s.t.Cleanup(func() { c.Close() })
+	if publish {
+		if _, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 150_000, FPS: 10}); err != nil {
+			s.t.Fatalf("%s publishes: %v", name, err)
+		}
+	}
+	return p
+}
+
+// route hands each event to whoever waits for it; it ends with the
+// connection.
+func (p *peer) route() {
+	for {
+		select {
+		case <-p.c.Done():
+			p.mu.Lock()
+			for text, ch := range p.chats {
+				ch <- fmt.Errorf("connection closed")
+				delete(p.chats, text)
+			}
+			p.mu.Unlock()
+			return
+		case e := <-p.events:
+			p.dispatch(e)
+		}
+	}
+}
+
+func (p *peer) dispatch(e protocol.Envelope) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Type {
+	case "chat":
+		var m struct{ Text, From string }
+		if json.Unmarshal(e.Data, &m) == nil && m.From == p.id {
+			if ch := p.chats[m.Text]; ch != nil {
+				ch <- nil
+				delete(p.chats, m.Text)
+				return
+			}
+		}
+	case protocol.TypeError:
+		if text, ok := p.ids[e.ID]; ok {
+			var pe protocol.Error
+			_ = json.Unmarshal(e.Data, &pe)
+			if ch := p.chats[text]; ch != nil {
+				ch <- &pe
+				delete(p.chats, text)
+			}
+			return
+		}
+	}
+	select {
+	case p.other <- e:
+	default: // nobody reads: the oldest news goes
+	}
+}
+
+// chat sends a chat message and waits for its echo (the server's
+// acknowledgement: it was journalled and broadcast) or its refusal.
+func (p *peer) chat(ctx context.Context, text string) error {
+	ch := make(chan error, 1)
+	id := fmt.Sprintf("chat-%p-%s", p, text)
+	p.mu.Lock()
+	p.chats[text] = ch
+	p.ids[id] = text
+	p.mu.Unlock()
+	msg, _ := json.Marshal(map[string]any{"type": "chat", "id": id, "data": map[string]string{"text": text}})
+	if err := p.c.WriteRaw(ctx, msg); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// received counts the packets p has received of one publisher's source.
+func (p *peer) received(from *peer, source string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, rt := range p.tracks {
+		if rt.ParticipantID == from.id && rt.Source == source {
+			n += rt.Stats().Packets
+		}
+	}
+	return n
+}
+
+// flowing waits until p's count of from's source grows by 20 packets.
+func (p *peer) flowing(from *peer, source string, within time.Duration) bool {
+	start := p.received(from, source)
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if p.received(from, source) > start+20 {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond) // polling a counter, with a deadline
+	}
+	return false
+}
+
+// waitEvent waits for an event of type typ that nobody else waited for.
+func (p *peer) waitEvent(within time.Duration, typ string) protocol.Envelope {
+	p.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case e := <-p.other:
+			if e.Type == typ {
+				return e
+			}
+		case <-deadline:
+			p.t.Fatalf("%s never received a %s event", p.name, typ)
+		}
+	}
+}
