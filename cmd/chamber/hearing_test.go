@@ -115,13 +115,10 @@ func TestHearingWithMedia(t *testing.T) {
 			if engine == "postgres" {
 				args = append(args, "--data-dir", dir+"/data")
 			}
-			clerk, _, code := chamber(t, dir, append([]string{"staff", "add", "--name", "Clerk Kask", "--role", "clerk"}, args...)...)
-			if code != 0 {
-				t.Fatalf("staff add exited %d", code)
-			}
-			clerk = strings.TrimSpace(clerk)
+			clerk := addStaff(t, dir, args, "Clerk Kask", "clerk")
+			judge := addStaff(t, dir, args, "Judge Saar", "judge")
 			s := startServer(t, dir, nil, append(args, "--nat-ip", "127.0.0.1")...)
-			hearingFlow(t, s, clerk)
+			hearingFlow(t, s, clerk.Token, judge)
 			if err := s.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +129,7 @@ func TestHearingWithMedia(t *testing.T) {
 	}
 }
 
-func hearingFlow(t *testing.T, s *server, clerk string) {
+func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) {
 	var sess struct{ ID, State string }
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-77"}, 201, &sess)
 	base := s.URL + "/api/v1/sessions/" + sess.ID
@@ -145,9 +142,14 @@ func hearingFlow(t *testing.T, s *server, clerk string) {
 		call(t, "POST", base+"/invitations", clerk, map[string]any{"name": name, "role": role}, 201, &i)
 		return i
 	}
-	ij, ip, ic := invite("Judge Saar", "judge"), invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel")
+	// The clerk assigns the judge, who enters as themselves: no
+	// invitation is ever issued for a judge.
+	assign(t, s.URL, sess.ID, clerk, judgeStaff.ID)
+	je := enter(t, s.URL, sess.ID, judgeStaff.Token)
+	ij := inv{ParticipantID: je.Participant.ID, Token: judgeStaff.Token}
+	ip, ic := invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel")
 
-	judge := joinPeer(t, s.URL, sess.ID, "judge", ij.Token, ij.ParticipantID, true)
+	judge := joinPeer(t, s.URL, sess.ID, "judge", je.Ticket, ij.ParticipantID, true)
 	call(t, "GET", base, clerk, nil, 200, &sess)
 	if sess.State != "open" {
 		t.Fatalf("after the judge joined the session is %s", sess.State)
@@ -235,7 +237,7 @@ func hearingFlow(t *testing.T, s *server, clerk string) {
 	for _, e := range entries {
 		actions = append(actions, e.Action)
 	}
-	for _, want := range []string{"session.created", "invitation.issued", "participant.joined", "session.opened", "participant.admitted",
+	for _, want := range []string{"session.created", "staff.assigned", "invitation.issued", "participant.joined", "session.opened", "participant.admitted",
 		"consultation.opened", "consultation.closed", "participant.muted", "participant.removed", "participant.left", "session.closed"} {
 		if !slices.Contains(actions, want) {
 			t.Errorf("journal lacks %s: %v", want, actions)
