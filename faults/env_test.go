@@ -78,8 +78,13 @@ type stack struct {
 	bucket string
 	minio  *testenv.MinIOServer
 
-	clerk, notary, officer string // staff tokens
+	// The staff: officials are assigned to sessions and enter them as
+	// themselves (docs/identity-and-access.md).
+	clerk, judge, notary, officer staff
 }
+
+// staff is a staff member and their API token.
+type staff struct{ id, token string }
 
 var buckets atomic.Int64
 
@@ -138,10 +143,11 @@ func newStack(t *testing.T, cfg stackConfig) *stack {
 		t.Fatal(err)
 	}
 	for _, st := range []struct {
-		tok        *string
+		who        *staff
 		name, role string
-	}{{&s.clerk, "Clerk Kadri Kask", "clerk"}, {&s.notary, "Notary Mart Mets", "notary"}, {&s.officer, "Consul Jaan Saar", "embassy_officer"}} {
-		if *st.tok, err = c.Staff(ctx, st.name, st.role); err != nil {
+	}{{&s.clerk, "Clerk Kadri Kask", "clerk"}, {&s.judge, "Judge Anne Saar", "judge"},
+		{&s.notary, "Notary Mart Mets", "notary"}, {&s.officer, "Consul Jaan Saar", "embassy_officer"}} {
+		if st.who.id, st.who.token, err = c.StaffToken(ctx, st.name, st.role, "sessions:write"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -44,7 +44,7 @@ func testMinIOFaults(t *testing.T, cl *cluster) {
 	for _, st := range steps {
 		if !t.Run(st.name, func(t *testing.T) {
 			st.run(t)
-			s.checkRecord(t, h.base, s.clerk, l)
+			s.checkRecord(t, h.base, s.clerk.token, l)
 		}) {
 			return
 		}

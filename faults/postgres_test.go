@@ -58,7 +58,7 @@ func testPostgresRestart(t *testing.T, cl *cluster) {
 	}
 	tr.stop()
 	t.Logf("writers during the restarts: %s; slowest answer %v", l.summary(), tr.slowest())
-	s.checkRecord(t, h.base, s.clerk, l)
+	s.checkRecord(t, h.base, s.clerk.token, l)
 	s.wholeAct(t)
 }
 
@@ -106,11 +106,12 @@ func startTraffic(t *testing.T, s *stack, h *hearing, l *ledger, uploader invita
 			}
 		}
 	}
-	// Each writer writes at most every 20 ms: steady traffic, not a flood
-	// that would starve the media on two shared cores.
-	loop := func(write func(ctx context.Context, i int) outcome) {
+	// Each REST writer writes at most every 20 ms: steady traffic, not a
+	// flood that would starve the media on two shared cores. Chat goes at
+	// two a second, a participant's budget of room messages.
+	loop := func(every time.Duration, write func(ctx context.Context, i int) outcome) {
 		tr.wg.Go(func() {
-			tick := time.NewTicker(20 * time.Millisecond)
+			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for i := 0; ; i++ {
 				select {
@@ -126,20 +127,20 @@ func startTraffic(t *testing.T, s *stack, h *hearing, l *ledger, uploader invita
 			}
 		})
 	}
-	loop(func(ctx context.Context, i int) outcome {
+	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		body, sum := text(8<<10 + i)
 		return classify(l.upload(ctx, s, h.base, uploader.Token, fmt.Sprintf("traffic-%d.txt", i), body, sum))
 	})
-	loop(func(ctx context.Context, i int) outcome {
+	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		_, o := l.invite(ctx, s, h.base, fmt.Sprintf("Witness %d", i), "witness")
 		return o
 	})
-	loop(func(ctx context.Context, i int) outcome {
+	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		a := s.do(ctx, "POST", h.base+"/participants/"+mutee+"/mute", h.judge.Token, map[string]any{"video": i%2 == 0}, "")
 		return l.count("participant.muted", mutee, a)
 	})
 	for _, p := range chatters {
-		loop(func(ctx context.Context, i int) outcome {
+		loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
 			return l.chat(ctx, p, fmt.Sprintf("%s says %d", p.name, i))
 		})
 	}

@@ -103,7 +103,7 @@ func (l *ledger) noteUpload(name, sum string, a answer) outcome {
 
 // invite invites someone and notes the outcome.
 func (l *ledger) invite(ctx context.Context, s *stack, base, name, role string) (invitation, outcome) {
-	a := s.do(ctx, "POST", base+"/invitations", s.clerk, map[string]any{"name": name, "role": role}, "")
+	a := s.do(ctx, "POST", base+"/invitations", s.clerk.token, map[string]any{"name": name, "role": role}, "")
 	o := outcomeOf(l.t, "invitation of "+name, a)
 	l.mu.Lock()
 	l.invitations[name] = o

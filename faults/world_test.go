@@ -22,10 +22,38 @@ import (
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
-// invitation is a participant's invitation as the API returns it.
+// invitation is how a participant takes part: an invitation as the API
+// returns it, or an official's entry (their participant, their API token
+// for REST and the join ticket for signalling).
 type invitation struct {
 	ParticipantID string `json:"participant_id"`
 	Token         string `json:"token"`
+	ticket        string // an official's join ticket; "" for invitees
+}
+
+// signalToken is what the participant's join message presents.
+func (inv invitation) signalToken() string {
+	if inv.ticket != "" {
+		return inv.ticket
+	}
+	return inv.Token
+}
+
+// enter assigns an official to a session (by the holder of by, unless the
+// official created it) and lets them in as themselves.
+func (s *stack) enter(base string, official staff, by string) invitation {
+	s.t.Helper()
+	if by != "" {
+		s.call("POST", base+"/assignments", by, map[string]any{"staff_id": official.id}, 201, nil)
+	}
+	var e struct {
+		Participant struct {
+			ID string `json:"id"`
+		} `json:"participant"`
+		Ticket string `json:"ticket"`
+	}
+	s.call("POST", base+"/enter", official.token, nil, 200, &e)
+	return invitation{ParticipantID: e.Participant.ID, Token: official.token, ticket: e.Ticket}
 }
 
 // hearing is a session under test with its people.
@@ -38,16 +66,16 @@ type hearing struct {
 func (s *stack) newHearing(title string) *hearing {
 	s.t.Helper()
 	var sess struct{ ID string }
-	s.call("POST", "/api/v1/sessions", s.clerk, map[string]any{"kind": "hearing", "title": title}, 201, &sess)
+	s.call("POST", "/api/v1/sessions", s.clerk.token, map[string]any{"kind": "hearing", "title": title}, 201, &sess)
 	h := &hearing{id: sess.ID, base: "/api/v1/sessions/" + sess.ID}
-	h.judge = s.invite(h.base, "Judge Anne Saar", "judge")
+	h.judge = s.enter(h.base, s.judge, s.clerk.token)
 	return h
 }
 
 func (s *stack) invite(base, name, role string) invitation {
 	s.t.Helper()
 	var inv invitation
-	s.call("POST", base+"/invitations", s.clerk, map[string]any{"name": name, "role": role}, 201, &inv)
+	s.call("POST", base+"/invitations", s.clerk.token, map[string]any{"name": name, "role": role}, 201, &inv)
 	return inv
 }
 
@@ -63,14 +91,13 @@ type act struct {
 func (s *stack) newAct(title string) *act {
 	s.t.Helper()
 	var sess struct{ ID string }
-	s.call("POST", "/api/v1/sessions", s.notary, map[string]any{"kind": "notarisation", "title": title, "act_type": "power_of_attorney"}, 201, &sess)
+	s.call("POST", "/api/v1/sessions", s.notary.token, map[string]any{"kind": "notarisation", "title": title, "act_type": "power_of_attorney"}, 201, &sess)
 	a := &act{id: sess.ID, base: "/api/v1/sessions/" + sess.ID}
-	for _, p := range []struct {
-		inv        *invitation
-		name, role string
-	}{{&a.notary, "Notary Mart Mets", "notary"}, {&a.officer, "Consul Jaan Saar", "embassy_officer"}, {&a.principal, "Mari Tamm", "principal"}} {
-		s.call("POST", a.base+"/invitations", s.notary, map[string]any{"name": p.name, "role": p.role}, 201, p.inv)
-	}
+	// The notary presides as themselves and assigns the embassy officer;
+	// only the principal is invited.
+	a.notary = s.enter(a.base, s.notary, "")
+	a.officer = s.enter(a.base, s.officer, s.notary.token)
+	s.call("POST", a.base+"/invitations", s.notary.token, map[string]any{"name": "Mari Tamm", "role": "principal"}, 201, &a.principal)
 	return a
 }
 
@@ -213,7 +240,7 @@ func (s *stack) join(base string, inv invitation, name string, publish bool) *pe
 	defer cancel()
 	c, err := client.Dial(ctx, client.Config{
 		URL:          "ws" + strings.TrimPrefix(s.c.URL, "http") + "/api/v1/sessions/" + sid + "/signal",
-		Token:        inv.Token,
+		Token:        inv.signalToken(),
 		LoopbackOnly: true,
 		Events:       p.events,
 		OnTrack: func(rt *client.RemoteTrack) {

@@ -74,6 +74,6 @@ func testConcurrentWriters(t *testing.T, cl *cluster) {
 	t.Logf("twenty writers: %s", l.summary())
 	// Nothing failed here: every write must have been acknowledged.
 	l.requireAllAcked(t)
-	s.checkRecord(t, h.base, s.clerk, l)
+	s.checkRecord(t, h.base, s.clerk.token, l)
 	s.wholeAct(t)
 }

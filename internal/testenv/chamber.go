@@ -284,13 +284,28 @@ func (c *Chamber) Command(ctx context.Context, args ...string) (stdout, stderr s
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode(), nil
 }
 
-// Staff adds a staff member with the operator command and returns the token.
+// Staff adds a staff member with the operator command and returns what
+// it prints: the staff member's ID.
 func (c *Chamber) Staff(ctx context.Context, name, role string) (string, error) {
 	out, errOut, code, err := c.Command(ctx, "staff", "add", "--name", name, "--role", role)
 	if err != nil || code != 0 {
 		return "", fmt.Errorf("chamber staff add: exit %d %v\n%s", code, err, errOut)
 	}
 	return strings.TrimSpace(out), nil
+}
+
+// StaffToken adds a staff member (chamber staff add) and gives them an API
+// token of the given scopes valid for a day (chamber token add); it
+// returns the staff ID and the token.
+func (c *Chamber) StaffToken(ctx context.Context, name, role, scopes string) (id, token string, err error) {
+	if id, err = c.Staff(ctx, name, role); err != nil {
+		return "", "", err
+	}
+	out, errOut, code, err := c.Command(ctx, "token", "add", "--staff", id, "--scope", scopes, "--expires", "24h", "--name", "tests")
+	if err != nil || code != 0 || !strings.HasPrefix(out, "cha_") {
+		return "", "", fmt.Errorf("chamber token add: exit %d %v %q\n%s", code, err, out, errOut)
+	}
+	return id, strings.TrimSpace(out), nil
 }
 
 // Metric reads one sample from GET /metrics: the sum of the series of name
