@@ -126,6 +126,11 @@ func newStack(t *testing.T, cfg stackConfig) *stack {
 			t.Errorf("chamber serve did not stop cleanly: %v", err)
 		}
 		if t.Failed() {
+			// The whole log outlives the test's directory, for reading.
+			kept := filepath.Join(os.TempDir(), "chamber-faults-"+strings.ReplaceAll(t.Name(), "/", "-")+".log")
+			if b, err := os.ReadFile(c.LogPath); err == nil && os.WriteFile(kept, b, 0o644) == nil {
+				t.Logf("server log kept in %s", kept)
+			}
 			t.Logf("server log (%s):\n%s", c.LogPath, c.LogTail())
 		}
 	})

@@ -238,7 +238,7 @@ func (s *Service) authenticateAPIToken(ctx context.Context, token string) (Princ
 		return Principal{}, fault.Unauthenticated
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("sessions: api token lookup: %w", err)
+		return Principal{}, database.Classify(fmt.Errorf("sessions: api token lookup: %w", err))
 	}
 	now := s.now()
 	switch {

@@ -263,7 +263,7 @@ func (s *Service) JoinTicket(ctx context.Context, sessionID uuid.UUID, ticket st
 		return Participant{}, "", fault.Unauthenticated
 	}
 	if err != nil {
-		return Participant{}, "", fmt.Errorf("sessions: join ticket lookup: %w", err)
+		return Participant{}, "", database.Classify(fmt.Errorf("sessions: join ticket lookup: %w", err))
 	}
 	switch {
 	case sid != sessionID.String():

@@ -100,7 +100,7 @@ func (s *Service) AuthenticateBrowser(ctx context.Context, cookie string) (Princ
 		return Principal{}, BrowserSession{}, fault.Unauthenticated
 	}
 	if err != nil {
-		return Principal{}, BrowserSession{}, fmt.Errorf("sessions: browser session lookup: %w", err)
+		return Principal{}, BrowserSession{}, database.Classify(fmt.Errorf("sessions: browser session lookup: %w", err))
 	}
 	b := BrowserSession{StaffID: st.ID, Method: method, CreatedAt: database.Time(created), ExpiresAt: database.Time(expires), IDToken: idToken}
 	b.ID, _ = uuid.Parse(id)
