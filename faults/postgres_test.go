@@ -35,7 +35,11 @@ func testPostgresRestart(t *testing.T, cl *cluster) {
 	mediaFlows(t, peers)
 
 	l := newLedger(t)
-	tr := startTraffic(t, s, h, l, party, counsel.ParticipantID, judge, pp)
+	// The mutes go to a participant of their own: a camera muted and
+	// unmuted fifty times a second never shows a picture, whatever the
+	// database does.
+	mutee := s.invite(h.base, "Witness Muted", "witness").ParticipantID
+	tr := startTraffic(t, s, h, l, party, mutee, judge, pp)
 	for _, mode := range []string{"fast", "immediate"} {
 		if !t.Run(mode, func(t *testing.T) {
 			tr.waitAcked(t, 10) // the writers are writing
@@ -58,6 +62,11 @@ func testPostgresRestart(t *testing.T, cl *cluster) {
 	}
 	tr.stop()
 	t.Logf("writers during the restarts: %s; slowest answer %v", l.summary(), tr.slowest())
+	// Every write is answered, and soon: an outage is 503 at once, not a
+	// request left hanging until the client gives up.
+	if slow, what := tr.slowestWrite(); slow > 15*time.Second {
+		t.Errorf("%s waited %v for its answer", what, slow)
+	}
 	s.checkRecord(t, h.base, s.clerk.token, l)
 	s.wholeAct(t)
 }
@@ -87,17 +96,22 @@ type traffic struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	acks    atomic.Int64
-	slowNs  atomic.Int64
 	changed chan struct{}
+
+	mu       sync.Mutex
+	slow     time.Duration // the slowest answer
+	slowWhat string        // and what it answered
 }
 
 func startTraffic(t *testing.T, s *stack, h *hearing, l *ledger, uploader invitation, mutee string, chatters ...*peer) *traffic {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &traffic{cancel: cancel, changed: make(chan struct{}, 1)}
-	note := func(o outcome, took time.Duration) {
-		if took > time.Duration(tr.slowNs.Load()) {
-			tr.slowNs.Store(int64(took))
+	note := func(what string, o outcome, took time.Duration) {
+		tr.mu.Lock()
+		if took > tr.slow {
+			tr.slow, tr.slowWhat = took, fmt.Sprintf("%s (%v)", what, o)
 		}
+		tr.mu.Unlock()
 		if o == acked {
 			tr.acks.Add(1)
 			select {
@@ -108,8 +122,8 @@ func startTraffic(t *testing.T, s *stack, h *hearing, l *ledger, uploader invita
 	}
 	// Each REST writer writes at most every 20 ms: steady traffic, not a
 	// flood that would starve the media on two shared cores. Chat goes at
-	// two a second, a participant's budget of room messages.
-	loop := func(every time.Duration, write func(ctx context.Context, i int) outcome) {
+	// less than two a second, a participant's budget of room messages.
+	loop := func(what string, every time.Duration, write func(ctx context.Context, i int) outcome) {
 		tr.wg.Go(func() {
 			tick := time.NewTicker(every)
 			defer tick.Stop()
@@ -122,25 +136,25 @@ func startTraffic(t *testing.T, s *stack, h *hearing, l *ledger, uploader invita
 				wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				start := time.Now()
 				o := write(wctx, i)
-				note(o, time.Since(start))
+				note(fmt.Sprintf("%s %d", what, i), o, time.Since(start))
 				cancel()
 			}
 		})
 	}
-	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
+	loop("upload", 20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		body, sum := text(8<<10 + i)
 		return classify(l.upload(ctx, s, h.base, uploader.Token, fmt.Sprintf("traffic-%d.txt", i), body, sum))
 	})
-	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
+	loop("invitation", 20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		_, o := l.invite(ctx, s, h.base, fmt.Sprintf("Witness %d", i), "witness")
 		return o
 	})
-	loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
+	loop("mute", 20*time.Millisecond, func(ctx context.Context, i int) outcome {
 		a := s.do(ctx, "POST", h.base+"/participants/"+mutee+"/mute", h.judge.Token, map[string]any{"video": i%2 == 0}, "")
 		return l.count("participant.muted", mutee, a)
 	})
 	for _, p := range chatters {
-		loop(20*time.Millisecond, func(ctx context.Context, i int) outcome {
+		loop("chat by "+p.name, 600*time.Millisecond, func(ctx context.Context, i int) outcome {
 			return l.chat(ctx, p, fmt.Sprintf("%s says %d", p.name, i))
 		})
 	}
@@ -166,6 +180,14 @@ func (tr *traffic) stop() {
 	tr.wg.Wait()
 }
 
-func (tr *traffic) slowest() time.Duration {
-	return time.Duration(tr.slowNs.Load()).Round(time.Millisecond)
+// slowest says which write waited longest for its answer, and how long.
+func (tr *traffic) slowest() string {
+	slow, what := tr.slowestWrite()
+	return fmt.Sprintf("%v, %s", slow.Round(time.Millisecond), what)
+}
+
+func (tr *traffic) slowestWrite() (time.Duration, string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.slow, tr.slowWhat
 }
