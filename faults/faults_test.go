@@ -22,6 +22,8 @@ func TestFaults(t *testing.T) {
 			{"ConcurrentWriters", testConcurrentWriters},
 			{"MinIO", testMinIOFaults},
 			{"PostgresRestart", testPostgresRestart},
+			{"ChamberKilled", testChamberKilled},
+			{"DiskFull", testDiskFull},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	le "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"image/color"
 	"image/png"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -233,6 +237,16 @@ type peer struct {
 
 func (s *stack) join(base string, inv invitation, name string, publish bool) *peer {
 	s.t.Helper()
+	var opts *client.PublishOptions
+	if publish {
+		opts = &client.PublishOptions{Audio: true, Video: true, VideoBitrate: 150_000, FPS: 10}
+	}
+	return s.joinWith(base, inv, name, opts)
+}
+
+// joinWith connects a participant and, unless opts is nil, publishes.
+func (s *stack) joinWith(base string, inv invitation, name string, opts *client.PublishOptions) *peer {
+	s.t.Helper()
 	sid := strings.TrimPrefix(base, "/api/v1/sessions/")
 	p := &peer{t: s.t, name: name, id: inv.ParticipantID, chats: map[string]chan error{}, ids: map[string]string{},
 		events: make(chan protocol.Envelope, 1024), other: make(chan protocol.Envelope, 1024)}
@@ -255,8 +269,8 @@ func (s *stack) join(base string, inv invitation, name string, publish bool) *pe
 	p.c = c
 	go p.route()
 	s.t.Cleanup(func() { c.Close() })
-	if publish {
-		if _, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 150_000, FPS: 10}); err != nil {
+	if opts != nil {
+		if _, err := c.Publish(ctx, *opts); err != nil {
 			s.t.Fatalf("%s publishes: %v", name, err)
 		}
 	}
@@ -373,4 +387,66 @@ func (p *peer) waitEvent(within time.Duration, typ string) protocol.Envelope {
 			p.t.Fatalf("%s never received a %s event", p.name, typ)
 		}
 	}
+}
+
+var (
+	vp8Once   sync.Once
+	vp8Frames [][]byte
+	vp8Err    error
+)
+
+// realVP8 is three seconds of real VP8 at 10 frames a second (ffmpeg's
+// test pattern, one keyframe and then predicted frames), for publishers
+// whose recordings a decoder must play: the synthetic frames of the Go
+// client are VP8-shaped, not decodable.
+func realVP8(t testing.TB) [][]byte {
+	t.Helper()
+	ffmpeg := testenv.Command(t, "ffmpeg")
+	vp8Once.Do(func() {
+		dir, err := os.MkdirTemp("", "chamber-faults-vp8-")
+		if err != nil {
+			vp8Err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		ivf := filepath.Join(dir, "pattern.ivf")
+		out, err := exec.Command(ffmpeg, "-hide_banner", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+			"-t", "3", "-c:v", "libvpx", "-g", "30", "-auto-alt-ref", "0", "-lag-in-frames", "0", "-deadline", "realtime",
+			"-b:v", "150k", "-f", "ivf", ivf).CombinedOutput()
+		if err != nil {
+			vp8Err = fmt.Errorf("ffmpeg: %v\n%s", err, out)
+			return
+		}
+		vp8Frames, vp8Err = readIVF(ivf)
+	})
+	if vp8Err != nil {
+		t.Fatal(vp8Err)
+	}
+	return vp8Frames
+}
+
+// readIVF reads the frames of an IVF file: a 32-byte header, then per
+// frame a 12-byte header (little-endian size, timestamp) and the frame.
+func readIVF(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 32 || string(b[:4]) != "DKIF" {
+		return nil, fmt.Errorf("%s is not an IVF file", path)
+	}
+	var frames [][]byte
+	for off := int(le.LittleEndian.Uint16(b[6:])); off+12 <= len(b); {
+		n := int(le.LittleEndian.Uint32(b[off:]))
+		off += 12
+		if n == 0 || off+n > len(b) {
+			return nil, fmt.Errorf("%s: a frame of %d bytes at %d", path, n, off)
+		}
+		frames = append(frames, b[off:off+n])
+		off += n
+	}
+	if len(frames) == 0 {
+		return nil, fmt.Errorf("%s holds no frames", path)
+	}
+	return frames, nil
 }
