@@ -19,10 +19,12 @@ func TestFaults(t *testing.T) {
 			name string
 			run  func(*testing.T, *cluster)
 		}{
-			{"ConcurrentWriters", testConcurrentWriters},
+			// The longest first: go test runs -parallel (GOMAXPROCS) at
+			// a time, in this order.
 			{"MinIO", testMinIOFaults},
 			{"PostgresRestart", testPostgresRestart},
 			{"ChamberKilled", testChamberKilled},
+			{"ConcurrentWriters", testConcurrentWriters},
 			{"DiskFull", testDiskFull},
 		} {
 			t.Run(sc.name, func(t *testing.T) {

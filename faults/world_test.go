@@ -247,6 +247,17 @@ func (s *stack) join(base string, inv invitation, name string, publish bool) *pe
 // joinWith connects a participant and, unless opts is nil, publishes.
 func (s *stack) joinWith(base string, inv invitation, name string, opts *client.PublishOptions) *peer {
 	s.t.Helper()
+	p, err := s.connect(base, inv, name, opts)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { p.c.Close() })
+	return p
+}
+
+// connect joins and, unless opts is nil, publishes; the caller closes the
+// client.
+func (s *stack) connect(base string, inv invitation, name string, opts *client.PublishOptions) (*peer, error) {
 	sid := strings.TrimPrefix(base, "/api/v1/sessions/")
 	p := &peer{t: s.t, name: name, id: inv.ParticipantID, chats: map[string]chan error{}, ids: map[string]string{},
 		events: make(chan protocol.Envelope, 1024), other: make(chan protocol.Envelope, 1024)}
@@ -264,17 +275,17 @@ func (s *stack) joinWith(base string, inv invitation, name string, opts *client.
 		},
 	})
 	if err != nil {
-		s.t.Fatalf("%s joins: %v", name, err)
+		return nil, fmt.Errorf("%s joins: %w", name, err)
 	}
 	p.c = c
 	go p.route()
-	s.t.Cleanup(func() { c.Close() })
 	if opts != nil {
 		if _, err := c.Publish(ctx, *opts); err != nil {
-			s.t.Fatalf("%s publishes: %v", name, err)
+			c.Close()
+			return nil, fmt.Errorf("%s publishes: %w", name, err)
 		}
 	}
-	return p
+	return p, nil
 }
 
 // route hands each event to whoever waits for it; it ends with the
