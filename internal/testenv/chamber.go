@@ -110,6 +110,7 @@ func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
 		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0"}, cfg.Args...)
 	if err := c.Restart(ctx); err != nil {
+		c.Kill() // a server that never became ready is not left running
 		return nil, err
 	}
 	return c, nil
