@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +28,15 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The scenarios wait on servers far more than they compute: three at
+	// a time on two cores keep the suite within its four minutes, unless
+	// go test was told otherwise.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "3")
+	}
 	code := func() int {
 		dir, err := os.MkdirTemp("", "chamber-faults-")
 		if err != nil {

@@ -19,10 +19,11 @@ func TestFaults(t *testing.T) {
 			name string
 			run  func(*testing.T, *cluster)
 		}{
-			// The longest first: go test runs -parallel (GOMAXPROCS) at
-			// a time, in this order.
-			{"MinIO", testMinIOFaults},
+			// The longest first: they start in this order, -parallel
+			// at a time (TestMain makes that 3 unless it is given).
 			{"PostgresRestart", testPostgresRestart},
+			{"MinIOFrozen", testMinIOFrozen},
+			{"MinIOKilled", testMinIOKilled},
 			{"ChamberKilled", testChamberKilled},
 			{"ConcurrentWriters", testConcurrentWriters},
 			{"DiskFull", testDiskFull},

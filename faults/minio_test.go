@@ -19,8 +19,17 @@ import (
 // until MinIO is back), readiness reports the store down, a later upload
 // is answered 503 at once, and once MinIO is back the record holds exactly
 // what was acknowledged, with the failed attempts journalled as orphans.
-func testMinIOFaults(t *testing.T, cl *cluster) {
+// The kills and the freezes each have a MinIO and a server of their own,
+// and run in parallel.
+func testMinIOKilled(t *testing.T, cl *cluster) { testMinIOFaults(t, cl, "killed") }
+func testMinIOFrozen(t *testing.T, cl *cluster) { testMinIOFaults(t, cl, "frozen") }
+
+func testMinIOFaults(t *testing.T, cl *cluster, how string) {
 	m := testenv.StartMinIO(t, "")
+	breakIt, mend := m.Kill, m.Start
+	if how == "frozen" {
+		breakIt, mend = m.Freeze, m.Thaw
+	}
 	s := newStack(t, stackConfig{pg: cl.pg, minio: m})
 	h := s.newHearing("Tamm v Kask: the store fails")
 	party := s.invite(h.base, "Party Mari Tamm", "party").Token
@@ -34,12 +43,9 @@ func testMinIOFaults(t *testing.T, cl *cluster) {
 		name string
 		run  func(t *testing.T)
 	}{
-		{"KilledMidUpload", func(t *testing.T) { mf.midUpload(t, "killed-mid-upload.txt", m.Kill, m.Start) }},
-		{"KilledAtCompletionOfPut", func(t *testing.T) { mf.atCompletion(t, "killed-at-put.txt", 1<<20, m.Kill, m.Start) }},
-		{"KilledAtCompletionOfMultipart", func(t *testing.T) { mf.atCompletion(t, "killed-at-multipart.txt", 12<<20, m.Kill, m.Start) }},
-		{"FrozenMidUpload", func(t *testing.T) { mf.midUpload(t, "frozen-mid-upload.txt", m.Freeze, m.Thaw) }},
-		{"FrozenAtCompletionOfPut", func(t *testing.T) { mf.atCompletion(t, "frozen-at-put.txt", 1<<20, m.Freeze, m.Thaw) }},
-		{"FrozenAtCompletionOfMultipart", func(t *testing.T) { mf.atCompletion(t, "frozen-at-multipart.txt", 12<<20, m.Freeze, m.Thaw) }},
+		{"MidUpload", func(t *testing.T) { mf.midUpload(t, how+"-mid-upload.txt", breakIt, mend) }},
+		{"AtCompletionOfPut", func(t *testing.T) { mf.atCompletion(t, how+"-at-put.txt", 1<<20, breakIt, mend) }},
+		{"AtCompletionOfMultipart", func(t *testing.T) { mf.atCompletion(t, how+"-at-multipart.txt", 12<<20, breakIt, mend) }},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, func(t *testing.T) {
