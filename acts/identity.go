@@ -79,7 +79,7 @@ func sessionOpen(ctx context.Context, q querier, sessionID uuid.UUID) error {
 		return fmt.Errorf("session %s: %w", sessionID, fault.NotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("acts: session state: %w", err)
+		return database.Classify(fmt.Errorf("acts: session state: %w", err))
 	}
 	if state == "closed" {
 		return outOfOrder("the session is closed: the act can no longer change")
@@ -202,7 +202,7 @@ func (s *Service) check(ctx context.Context, q querier, sessionID, checkID uuid.
 	if errors.Is(err, sql.ErrNoRows) {
 		return Check{}, fmt.Errorf("identity check %s: %w", checkID, fault.NotFound)
 	}
-	return ch, err
+	return ch, database.Classify(err)
 }
 
 const checkColumns = `id, session_id, participant_id, officer_id, officer_name, embassy, status, document, face_key, face_sha256,
@@ -436,7 +436,7 @@ func (s *Service) VerifiedIdentity(ctx context.Context, sessionID, participantID
 		return "", nil
 	}
 	if err != nil {
-		return "", err
+		return "", database.Classify(err)
 	}
 	var d mrz.Document
 	if err := json.Unmarshal([]byte(docJSON), &d); err != nil {

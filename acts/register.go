@@ -183,7 +183,7 @@ func (s *Service) Entry(ctx context.Context, id uuid.UUID) (RegisterEntry, error
 		return RegisterEntry{}, fmt.Errorf("register entry %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
-		return RegisterEntry{}, fmt.Errorf("acts: register entry: %w", err)
+		return RegisterEntry{}, database.Classify(fmt.Errorf("acts: register entry: %w", err))
 	}
 	var e RegisterEntry
 	if err := json.Unmarshal([]byte(body), &e); err != nil {

@@ -12,156 +12,41 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"time"
+
+	"github.com/chamber-court/chamber/internal/testenv"
 )
 
-// Server is a running `chamber serve`.
+// Server is a running `chamber serve`, started the one way every test
+// starts the binary (testenv.StartChamber).
 type Server struct {
-	Bin     string // the chamber binary
-	DataDir string // its --data-dir
-	URL     string // http://127.0.0.1:port, also its --public-url
-	LogPath string // its stdout and stderr
-
-	cmd  *exec.Cmd
-	done chan error
+	*testenv.Chamber
 }
 
 // Build compiles ./cmd/chamber (from the module root root) into dir, unless
 // CHAMBER_TEST_BINARY names a binary already built.
 func Build(ctx context.Context, root, dir string) (string, error) {
-	if bin := os.Getenv("CHAMBER_TEST_BINARY"); bin != "" {
-		return bin, nil
-	}
-	bin := filepath.Join(dir, "chamber")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/chamber")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/chamber: %w\n%s", err, out)
-	}
-	return bin, nil
+	return testenv.Build(ctx, root, dir, false)
 }
 
 // Start runs bin as `chamber serve` on free loopback ports with a fresh data
 // directory under dir, and returns once /readyz answers 200.
 func Start(ctx context.Context, bin, dir string, extraArgs ...string) (*Server, error) {
-	port, err := freePort()
+	c, err := testenv.StartChamber(ctx, testenv.ChamberConfig{Bin: bin, Dir: dir, Args: append([]string{"--log-level", "debug"}, extraArgs...)})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Bin: bin, DataDir: filepath.Join(dir, "data"), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
-		LogPath: filepath.Join(dir, "server.log"), done: make(chan error, 1)}
-	logf, err := os.Create(s.LogPath)
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"serve", "--data-dir", s.DataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--public-url", s.URL, "--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
-		"--log-level", "debug"}, extraArgs...)
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	return s, nil
+	return &Server{c}, nil
 }
 
-// waitReady polls /readyz until it answers 200, the server exits, or the
-// deadline passes.
-func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.ready(ctx) {
-			return nil
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return fmt.Errorf("chamber serve exited: %v\n%s", err, s.LogTail())
-		case <-ctx.Done():
-			return fmt.Errorf("chamber serve not ready after %v\n%s", limit, s.LogTail())
-		case <-tick.C:
-		}
-	}
-}
-
-func (s *Server) ready(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	res.Body.Close()
-	return res.StatusCode == http.StatusOK
-}
-
-// Stop interrupts the server and waits up to 15 s before killing it.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case err := <-s.done:
-		s.done <- err
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-	}
-}
-
-// LogTail is the last few kilobytes of the server's log.
-func (s *Server) LogTail() string {
-	b, _ := os.ReadFile(s.LogPath)
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	return string(b)
-}
-
-// Staff adds a staff member with the operator command and returns the token.
-func (s *Server) Staff(ctx context.Context, name, role string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.Bin, "staff", "add", "--data-dir", s.DataDir, "--name", name, "--role", role)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("chamber staff add: %w\n%s", err, errb.String())
-	}
-	return strings.TrimSpace(out.String()), nil
-}
+// Stop interrupts the server and waits for it to exit.
+func (s *Server) Stop() { _ = s.Chamber.Stop() }
 
 // Env is the environment a scenario reads (lib/harness.mjs).
 func (s *Server) Env() []string {
 	return []string{"CHAMBER_E2E_URL=" + s.URL, "CHAMBER_E2E_BIN=" + s.Bin, "CHAMBER_E2E_DATA=" + s.DataDir}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ErrNoModules means e2e/node_modules is missing: scripts/test installs it.

@@ -64,7 +64,7 @@ func (j *Journal) Session(ctx context.Context, sessionID uuid.UUID, afterSeq int
 func (j *Journal) Head(ctx context.Context) (seq int64, hash string, err error) {
 	err = j.db.QueryRowContext(ctx, `SELECT seq, hash FROM journal_head WHERE id = 1`).Scan(&seq, &hash)
 	if err != nil {
-		return 0, "", fmt.Errorf("journal: head: %w", err)
+		return 0, "", database.Classify(fmt.Errorf("journal: head: %w", err))
 	}
 	return seq, hash, nil
 }

@@ -109,7 +109,7 @@ func (s *Service) standing(ctx context.Context, p Principal, id uuid.UUID) (acce
 			return "", uuid.Nil, fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
 		if err != nil {
-			return "", uuid.Nil, fmt.Errorf("sessions: %w", err)
+			return "", uuid.Nil, database.Classify(fmt.Errorf("sessions: role: %w", err))
 		}
 		if pid.Valid {
 			v, _ := uuid.Parse(pid.String)

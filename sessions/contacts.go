@@ -208,7 +208,7 @@ func (s *Service) contactTx(ctx context.Context, q querier, participantID uuid.U
 		return contactRow{}, false, nil
 	}
 	if err != nil {
-		return contactRow{}, false, fmt.Errorf("sessions: contact: %w", err)
+		return contactRow{}, false, database.Classify(fmt.Errorf("sessions: contact: %w", err))
 	}
 	c.toldAt = database.Time(told)
 	return c, true, nil

@@ -305,7 +305,7 @@ func (s *Service) participantTx(ctx context.Context, q querier, sessionID, parti
 		return Participant{}, fmt.Errorf("participant %s: %w", participantID, fault.NotFound)
 	}
 	if err != nil {
-		return Participant{}, fmt.Errorf("sessions: participant: %w", err)
+		return Participant{}, database.Classify(fmt.Errorf("sessions: participant: %w", err))
 	}
 	return p, nil
 }
@@ -437,7 +437,7 @@ func (s *Service) publicLink(ctx context.Context, token string) (Session, error)
 		return Session{}, fault.Unauthenticated
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("sessions: public link: %w", err)
+		return Session{}, database.Classify(fmt.Errorf("sessions: public link: %w", err))
 	}
 	if revoked.Valid {
 		return Session{}, fault.Revoked

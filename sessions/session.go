@@ -153,7 +153,7 @@ func (s *Service) get(ctx context.Context, q querier, id uuid.UUID) (Session, er
 		return Session{}, fmt.Errorf("session %s: %w", id, fault.NotFound)
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("sessions: get %s: %w", id, err)
+		return Session{}, database.Classify(fmt.Errorf("sessions: get %s: %w", id, err))
 	}
 	return sess, nil
 }

@@ -127,7 +127,7 @@ func (s *Service) staffWhere(ctx context.Context, q querier, where string, arg a
 		return Staff{}, fmt.Errorf("staff member: %w", fault.NotFound)
 	}
 	if err != nil {
-		return Staff{}, fmt.Errorf("sessions: staff: %w", err)
+		return Staff{}, database.Classify(fmt.Errorf("sessions: staff: %w", err))
 	}
 	return st, nil
 }

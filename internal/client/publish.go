@@ -40,6 +40,12 @@ type PublishOptions struct {
 	// AudioLevel is sent in the audio-level extension, in -dBov (0 loudest,
 	// 127 silence); default 30, i.e. speech.
 	AudioLevel int
+	// VP8Frames, when set, are real VP8 frames (the first a keyframe, the
+	// others predicted from it, e.g. an IVF file's) sent in a loop instead
+	// of synthetic ones — from the first again on every keyframe request
+	// — and without the synthetic trailer, so that what the server
+	// records decodes. Not with Simulcast or H264.
+	VP8Frames [][]byte
 }
 
 // Publication is synthetic media being published.
@@ -336,6 +342,7 @@ func (p *Publication) sendVideo(layer int) {
 	ts := uint32(time.Now().UnixNano())
 	lastKey := time.Time{}
 	next := time.Now()
+	real := 0 // the next of opts.VP8Frames
 	for {
 		select {
 		case <-p.stopCh:
@@ -362,7 +369,14 @@ func (p *Publication) sendVideo(layer int) {
 			size = 20
 		}
 		f := frameWriter{p: p, track: track, layer: layer, pkt: &pkt, ts: ts, start: frameStart, pacing: pacing, midID: midID, ridID: ridID}
-		if p.opts.H264 {
+		if frames := p.opts.VP8Frames; len(frames) > 0 {
+			if key {
+				real = 0
+			}
+			f.raw = true
+			f.vp8Frame(frames[real], picID, buf)
+			real = (real + 1) % len(frames)
+		} else if p.opts.H264 {
 			f.h264(key, size, buf)
 		} else {
 			f.vp8(key, size, picID, buf)
@@ -450,13 +464,16 @@ type frameWriter struct {
 	pacing       time.Duration
 	sent         int
 	midID, ridID uint8
+	raw          bool // real media: no trailer
 }
 
 // write sends one packet whose payload is b (trailer space included) and
 // waits for the pacer unless it ends the frame.
 func (f *frameWriter) write(b []byte, marker bool) {
 	p, pkt := f.p, f.pkt
-	putTrailer(b, f.layer, time.Now())
+	if !f.raw {
+		putTrailer(b, f.layer, time.Now())
+	}
 	pkt.Payload, pkt.Marker, pkt.Timestamp = b, marker, f.ts
 	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
 	if p.rids != nil && f.midID != 0 && f.ridID != 0 {
@@ -509,6 +526,25 @@ func (f *frameWriter) vp8(key bool, size int, picID uint16, buf []byte) {
 			}
 		}
 		f.write(b, i == npk-1)
+	}
+}
+
+// vp8Frame sends a real VP8 frame (RFC 7741): a payload descriptor with a
+// 15-bit picture ID on every packet, S set on the first.
+func (f *frameWriter) vp8Frame(frame []byte, picID uint16, buf []byte) {
+	maxData := f.p.opts.PacketSize - 4
+	for off := 0; off < len(frame); off += maxData {
+		n := min(maxData, len(frame)-off)
+		b := buf[:4+n]
+		b[0] = 0x80 // X
+		if off == 0 {
+			b[0] |= 0x10 // S, partition 0
+		}
+		b[1] = 0x80 // I: picture ID present
+		b[2] = 0x80 | byte(picID>>8)&0x7f
+		b[3] = byte(picID)
+		copy(b[4:], frame[off:off+n])
+		f.write(b, off+n == len(frame))
 	}
 }
 

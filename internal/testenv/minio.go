@@ -49,6 +49,7 @@ func (m *MinIOServer) Start() {
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", freePort(m.t)))
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test binary
 	if err := cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}
