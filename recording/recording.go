@@ -529,7 +529,7 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 	if info.Source == sfu.SourceScreen {
 		stream += "-screen"
 	}
-	return rec.Track(webm.TrackInfo{
+	w, err := rec.Track(webm.TrackInfo{
 		ParticipantID:   info.ParticipantID,
 		ParticipantName: info.ParticipantName,
 		StreamID:        stream,
@@ -537,4 +537,17 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 		Codec:           info.Codec.RTPCodecCapability,
 		RequestKeyframe: info.RequestKeyframe,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return tap{w}, nil
+}
+
+// tap is a recorder track as the media server's tap: it takes the
+// publisher's sender reports too, which put the track's frames on the
+// publisher's clock.
+type tap struct{ webm.TrackWriter }
+
+func (t tap) SenderReport(sr sfu.SenderReport) {
+	_ = t.WriteSenderReport(webm.SenderReport{SSRC: sr.SSRC, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime})
 }

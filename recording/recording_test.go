@@ -49,8 +49,10 @@ func session(t *testing.T, db *database.DB) uuid.UUID {
 	return id
 }
 
-// feed writes d of 20 ms Opus packets into a tap.
+// feed writes d of 20 ms Opus packets into a tap, after a sender report
+// of the stream, as the media server hands a tap the latest it has.
 func feed(t *testing.T, tap sfu.Tap, d time.Duration) {
+	tap.(sfu.TapSenderReporter).SenderReport(sfu.SenderReport{SSRC: 7, NTPTime: 3_973_000_000 << 32, RTPTime: 0})
 	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SSRC: 7}, Payload: []byte{0xfc, 0xff, 0xfe}}
 	for i := range int(d / (20 * time.Millisecond)) {
 		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)

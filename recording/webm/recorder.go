@@ -95,6 +95,10 @@ type Config struct {
 	// video keyframe before the file starts without the video (default
 	// 3 s); the video then starts a new file when it arrives.
 	HeaderWait time.Duration
+	// SenderReportWait is how long a track's frames wait for its first
+	// sender report (default 8 s) before it is timed by packet arrival
+	// instead; negative: never wait (sync.go).
+	SenderReportWait time.Duration
 }
 
 // TrackInfo describes a track the SFU records.
@@ -119,6 +123,10 @@ type TrackWriter interface {
 	// If the queue is full the packet is dropped and counted (in the
 	// manifest and chamber_recorder_packets_dropped_total).
 	WriteRTP(p *rtp.Packet) error
+	// WriteSenderReport queues the publisher's latest sender report for
+	// the track's stream, in order with its packets; it never blocks.
+	// Frames are timed through these reports (see sync.go).
+	WriteSenderReport(sr SenderReport) error
 	// Close ends the track; what was written is recorded.
 	Close() error
 }
@@ -200,6 +208,12 @@ type Track struct {
 	Channels  uint16 `json:"channels,omitempty"`
 	Width     int    `json:"width,omitempty"`
 	Height    int    `json:"height,omitempty"`
+	// Timing says how the track's frames were placed in time:
+	// "sender_reports" (the publisher's RTCP sender reports: in sync with
+	// the stream's other tracks) or "arrival" (anchored at the first
+	// packet's arrival). Empty in manifests written before reports were
+	// used.
+	Timing string `json:"timing,omitempty"`
 	// Counters while this file was open.
 	Packets        uint64 `json:"packets"`         // received
 	LostPackets    uint64 `json:"lost_packets"`    // never arrived, or arrived too late
@@ -225,6 +239,9 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 	}
 	if cfg.HeaderWait <= 0 {
 		cfg.HeaderWait = 3 * time.Second
+	}
+	if cfg.SenderReportWait == 0 {
+		cfg.SenderReportWait = defaultSenderReportWait
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
