@@ -514,6 +514,17 @@ func (c *Controller) MayRecord(sessionID, participantID uuid.UUID, src sfu.Sourc
 	return on && c.cfg.Policy.MayRecord(sessionID, participantID, string(src))
 }
 
+// ActiveSpeaker implements the signalling server's SpeakerRecorder hook:
+// the session's running recording keeps who spoke when in its manifest.
+func (c *Controller) ActiveSpeaker(sessionID, participantID uuid.UUID, trackID string) {
+	c.mu.Lock()
+	rec := c.active[sessionID]
+	c.mu.Unlock()
+	if rec != nil {
+		rec.ActiveSpeaker(participantID, trackID)
+	}
+}
+
 // OpenTap implements the signalling server's Recorder hook: the tap is the
 // recorder's track writer for that track.
 func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, error) {

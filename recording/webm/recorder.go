@@ -145,6 +145,10 @@ type Recording struct {
 	mu       sync.Mutex
 	groups   map[groupKey]*group
 	nextFile int
+	audio    map[string]uuid.UUID // recorded audio tracks and whose they are
+	speakers *speakers
+	// speakersLost counts speaker changes dropped on a full queue.
+	speakersLost int
 
 	uploads sync.WaitGroup
 	resMu   sync.Mutex
@@ -155,7 +159,8 @@ type Recording struct {
 // Manifest describes a recording's files. It is stored next to them as
 // manifest.json (manifest.recovered.json after Recover).
 type Manifest struct {
-	Version     int       `json:"version"` // 1
+	// Version 2 adds Speakers and each track's Timing.
+	Version     int       `json:"version"`
 	SessionID   uuid.UUID `json:"session_id"`
 	RecordingID uuid.UUID `json:"recording_id"`
 	StartedAt   time.Time `json:"started_at"`
@@ -167,6 +172,9 @@ type Manifest struct {
 	// the process stopped mid-recording.
 	Recovered bool   `json:"recovered"`
 	Files     []File `json:"files"`
+	// Speakers are the changes of the active speaker during the
+	// recording, in time order (speakers.go).
+	Speakers []SpeakerChange `json:"speakers"`
 	// Stored is where the manifest itself was stored (not in the JSON).
 	Stored Object `json:"-"`
 }
@@ -253,6 +261,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 		dir:    filepath.Join(cfg.SpoolDir, id.String()),
 		start:  cfg.Now(),
 		groups: map[groupKey]*group{},
+		audio:  map[string]uuid.UUID{},
 	}
 	r.log = cfg.Logger.With("recording", id, "session", cfg.SessionID)
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -269,6 +278,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 		os.RemoveAll(r.dir)
 		return nil, fmt.Errorf("webm: spool: %w", err)
 	}
+	r.speakers = startSpeakers(r.dir, r.log)
 	r.log.Info("recording started", "spool", r.dir)
 	return r, nil
 }
@@ -298,6 +308,9 @@ func (r *Recording) Track(info TrackInfo) (TrackWriter, error) {
 		g = newGroup(r, key, info.ParticipantName)
 		r.groups[key] = g
 		go g.run()
+	}
+	if !spec.video {
+		r.audio[info.TrackID] = info.ParticipantID
 	}
 	r.mu.Unlock()
 	t := newTrack(info, spec)
@@ -332,6 +345,7 @@ func (r *Recording) StopBy(ctx context.Context, by string) (Manifest, error) {
 	for _, g := range r.groups {
 		groups = append(groups, g)
 	}
+	r.stopSpeakers()
 	r.mu.Unlock()
 	for _, g := range groups {
 		g.send(ctrlMsg{stop: true})
@@ -351,12 +365,13 @@ func (r *Recording) StopBy(ctx context.Context, by string) (Manifest, error) {
 	defer r.cancel()
 
 	m := Manifest{
-		Version:     1,
+		Version:     2,
 		SessionID:   r.cfg.SessionID,
 		RecordingID: r.id,
 		StartedAt:   r.start.UTC().Truncate(time.Microsecond),
 		StoppedAt:   stoppedAt,
 		StoppedBy:   by,
+		Speakers:    r.speakerList(),
 	}
 	r.resMu.Lock()
 	m.Files = slices.Clone(r.files)
@@ -400,10 +415,14 @@ func (r *Recording) Discard() {
 	for _, g := range r.groups {
 		groups = append(groups, g)
 	}
+	if !already {
+		r.stopSpeakers()
+	}
 	r.mu.Unlock()
 	if already {
 		return
 	}
+	r.speakerList()
 	r.cancel()
 	for _, g := range groups {
 		g.send(ctrlMsg{stop: true})
