@@ -97,6 +97,7 @@ const (
 	Consult        Action = "consult"
 	LinkInterp     Action = "link_interpreter"
 	Record         Action = "record"
+	SeeRecording   Action = "see_recording"
 	Publish        Action = "publish"
 	Chat           Action = "chat"
 	Present        Action = "present"
@@ -119,7 +120,7 @@ const (
 // Actions lists every action in the order docs/roles.md shows them.
 var Actions = []Action{
 	CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink,
-	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, Publish, Chat,
+	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, SeeRecording, Publish, Chat,
 	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
 	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
 	VerifyJournal,
@@ -136,11 +137,11 @@ var moderate = []Action{ViewSession, Invite, Revoke, Admit, Move, Mute, Remove, 
 // they created use the column of their staff role.
 var matrix = map[Role][]Action{
 	Judge: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, SeeRecording, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal, Close, Bundle,
 	}),
 	Clerk: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, SeeRecording, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, SeeJournal, Close, Bundle,
 	}),
 	Party:       {ViewSession, Publish, Chat, Upload, SeeDocuments, SeeParticipant},
@@ -149,14 +150,14 @@ var matrix = map[Role][]Action{
 	Interpreter: {ViewSession, Publish, Chat, SeeDocuments, SeeParticipant},
 	Observer:    {ViewSession},
 	Notary: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, Record, Publish, Chat, Present, Upload, SeeDocuments,
+		CreateSession, ListSessions, Reschedule, Record, SeeRecording, Publish, Chat, Present, Upload, SeeDocuments,
 		SeeAllDocs, Sign, SeeJournal, Close, Seal, LegalHold, Bundle, SeeRegister,
 	}),
 	EmbassyOfficer: {ViewSession, ListSessions, Publish, Chat, SeeDocuments, SeeAllDocs, SeeParticipant, IdentityCheck},
 	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
 	Admin: {
 		CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink, SeeParticipant,
-		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
+		SeeDocuments, SeeAllDocs, SeeJournal, SeeRecording, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
 	},
 }
 
