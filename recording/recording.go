@@ -86,6 +86,9 @@ type Config struct {
 	Policy    Policy
 	SpoolDir  string
 	Retention time.Duration
+	// Composite configures the composite made of each recording after it
+	// is recorded (compose.go); RunComposites runs the job.
+	Composite CompositeConfig
 }
 
 // Controller runs the recordings of all sessions. It implements the
@@ -99,9 +102,10 @@ type Config struct {
 // spool, shown as storage_pending, and RunRecovery stores and records it
 // as soon as it can, without waiting for a restart.
 type Controller struct {
-	cfg     Config
-	log     *slog.Logger
-	catalog *catalog.Catalog
+	cfg        Config
+	log        *slog.Logger
+	catalog    *catalog.Catalog
+	composites *composer
 
 	mu       sync.Mutex
 	active   map[uuid.UUID]*webm.Recording // by session
@@ -117,8 +121,9 @@ func New(cfg Config) *Controller {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{cfg: cfg, log: log, active: map[uuid.UUID]*webm.Recording{}, stopping: map[uuid.UUID]bool{},
-		pending: map[uuid.UUID]map[uuid.UUID]bool{},
-		catalog: catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: log})}
+		pending:    map[uuid.UUID]map[uuid.UUID]bool{},
+		catalog:    catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: log}),
+		composites: newComposer(cfg.Composite, log)}
 }
 
 // SetNotifier plugs in the signalling server (built after the controller).
@@ -358,6 +363,8 @@ func (c *Controller) commit(ctx context.Context, m webm.Manifest) error {
 	}
 	if recorded {
 		c.catalog.Retain(ctx, keys...)
+		// Recorded: its composite can be made, in the background.
+		c.composites.enqueue(compositeJob{sessionID: m.SessionID, recordingID: m.RecordingID})
 	}
 	return nil
 }
