@@ -44,7 +44,7 @@ func gridLayout(n int, area rect) []rect {
 	for cols := 1; cols <= n; cols++ {
 		rows := (n + cols - 1) / cols
 		w, h := float64(area.W)/float64(cols), float64(area.H)/float64(rows)
-		pw := min(w, h*16/9) // the picture fitted in its cell
+		pw := min(w, h*16/9)                  // the picture fitted in its cell
 		if a := pw * pw * 9 / 16; a >= best { // on a tie, more columns: the canvas is wide
 			best, bestCols = a, cols
 		}

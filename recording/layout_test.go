@@ -67,7 +67,9 @@ func TestShownIntervals(t *testing.T) {
 	stop := start.Add(time.Minute)
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
 	a, b := uuid.New(), uuid.New()
-	show := func(s int, doc *uuid.UUID, page int) presentation { return presentation{At: at(s), Document: doc, Page: page} }
+	show := func(s int, doc *uuid.UUID, page int) presentation {
+		return presentation{At: at(s), Document: doc, Page: page}
+	}
 	for _, tc := range []struct {
 		name string
 		ps   []presentation

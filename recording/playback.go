@@ -31,16 +31,16 @@ const maxManifestSize = 32 << 20
 // Recorded is a recording of a session's record, as the playback page
 // lists it.
 type Recorded struct {
-	ID             uuid.UUID  `json:"id"`
-	StartedAt      time.Time  `json:"started_at"`
-	StoppedAt      time.Time  `json:"stopped_at"`
-	StartedBy      string     `json:"started_by"`
-	Recovered      bool       `json:"recovered"`
-	Files          int        `json:"files"`
-	ManifestKey    string     `json:"manifest_key"`
-	ManifestSHA256 string     `json:"manifest_sha256"`
-	Composite      Composite  `json:"composite"`
-	Manifest       *Manifest  `json:"manifest,omitempty"`
+	ID             uuid.UUID `json:"id"`
+	StartedAt      time.Time `json:"started_at"`
+	StoppedAt      time.Time `json:"stopped_at"`
+	StartedBy      string    `json:"started_by"`
+	Recovered      bool      `json:"recovered"`
+	Files          int       `json:"files"`
+	ManifestKey    string    `json:"manifest_key"`
+	ManifestSHA256 string    `json:"manifest_sha256"`
+	Composite      Composite `json:"composite"`
+	Manifest       *Manifest `json:"manifest,omitempty"`
 	manifestObject catalog.Object
 }
 
