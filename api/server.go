@@ -66,6 +66,8 @@ type API struct {
 	publicJoins  *failureLimiter
 	// verifications bounds the public verifier: each request spends one.
 	verifications *failureLimiter
+	// playback signs playback grants and bounds file responses (playback.go).
+	playback *playback
 }
 
 // New builds the API with every route of Chamber's HTTP surface.
@@ -104,6 +106,8 @@ func New(cfg Config) *API {
 	}
 	if cfg.Sessions != nil && cfg.Recording != nil {
 		a.recordingRoutes()
+		a.playback = newPlayback()
+		a.playbackRoutes()
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil && cfg.Bundle != nil {
 		a.bundle = *cfg.Bundle
