@@ -156,4 +156,3 @@ func TestPlayback(t *testing.T) {
 		h.must(h.get("/api/v1/sessions/"+sid+"/recordings", "", map[string]string{"Cookie": "chamber_playback=" + value}), 401)
 	})
 }
-
