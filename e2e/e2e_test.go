@@ -118,6 +118,7 @@ func TestHearing(t *testing.T)  { scenario(t, "hearing.test.mjs", "chromium", "f
 func TestMixed(t *testing.T)    { scenario(t, "mixed.test.mjs", "mixed") }
 func TestPresent(t *testing.T)  { scenario(t, "present.test.mjs", "chromium", "firefox") }
 func TestCeremony(t *testing.T) { scenario(t, "ceremony.test.mjs", "chromium") }
+func TestPlayback(t *testing.T) { scenario(t, "playback.test.mjs", "chromium") }
 
 // TestScenarioFiles fails when a scenario file exists that no test runs.
 func TestScenarioFiles(t *testing.T) {
@@ -125,7 +126,8 @@ func TestScenarioFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true}
+	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true,
+		"playback.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {
 			t.Errorf("%s is not run by any Go test", f)
