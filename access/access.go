@@ -89,6 +89,7 @@ const (
 	Reschedule     Action = "reschedule"
 	Invite         Action = "invite"
 	Revoke         Action = "revoke"
+	AssignStaff    Action = "assign_staff"
 	PublicLink     Action = "public_link"
 	Admit          Action = "admit"
 	Move           Action = "move"
@@ -115,26 +116,27 @@ const (
 	Bundle         Action = "bundle"
 	SeeRegister    Action = "see_register"
 	VerifyJournal  Action = "verify_journal"
+	ManageStaff    Action = "manage_staff"
 )
 
 // Actions lists every action in the order docs/roles.md shows them.
 var Actions = []Action{
-	CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink,
+	CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, AssignStaff, PublicLink,
 	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, SeeRecording, Publish, Chat,
 	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
 	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
-	VerifyJournal,
+	VerifyJournal, ManageStaff,
 }
 
 // MatrixRoles lists the matrix's columns: participant roles, then admin.
 var MatrixRoles = []Role{Judge, Clerk, Party, Counsel, Witness, Interpreter, Observer, Notary, EmbassyOfficer, Principal, Admin}
 
 // moderate is what the presiding role and the clerk do to run a room.
-var moderate = []Action{ViewSession, Invite, Revoke, Admit, Move, Mute, Remove, Consult, LinkInterp, SeeParticipant}
+var moderate = []Action{ViewSession, Invite, Revoke, AssignStaff, Admit, Move, Mute, Remove, Consult, LinkInterp, SeeParticipant}
 
 // matrix is the permission matrix: role → allowed actions. Everything not
-// listed is forbidden. Staff acting through their staff token in a session
-// they created use the column of their staff role.
+// listed is forbidden. Staff act in a session they created or were assigned
+// to with the column of their staff role.
 var matrix = map[Role][]Action{
 	Judge: concat(moderate, []Action{
 		CreateSession, ListSessions, Reschedule, PublicLink, Record, SeeRecording, Publish, Chat, Present, Upload,
@@ -156,8 +158,8 @@ var matrix = map[Role][]Action{
 	EmbassyOfficer: {ViewSession, ListSessions, Publish, Chat, SeeDocuments, SeeAllDocs, SeeParticipant, IdentityCheck},
 	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
 	Admin: {
-		CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, PublicLink, SeeParticipant,
-		SeeDocuments, SeeAllDocs, SeeJournal, SeeRecording, Close, LegalHold, Bundle, SeeRegister, VerifyJournal,
+		CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, AssignStaff, PublicLink, SeeParticipant,
+		SeeDocuments, SeeAllDocs, SeeJournal, SeeRecording, Close, LegalHold, Bundle, SeeRegister, VerifyJournal, ManageStaff,
 	},
 }
 
@@ -191,13 +193,52 @@ func Check(r Role, a Action) error {
 	return &ForbiddenError{Role: r, Action: a}
 }
 
+// Official roles are held by staff members, who take part in a session as
+// themselves once assigned to it; no invitation is ever issued for one.
+var officialRoles = []Role{Judge, Clerk, Notary, EmbassyOfficer}
+
+// IsOfficial reports whether r is a role only staff take in a session.
+func (r Role) IsOfficial() bool { return slices.Contains(officialRoles, r) }
+
+// invites says which roles each role may invite: only roles that are not
+// official, and never one with powers the inviter lacks (TestInvitesGrantNoMorePower).
+var invites = map[Role][]Role{
+	Judge:  {Party, Counsel, Witness, Interpreter, Observer},
+	Clerk:  {Party, Counsel, Witness, Interpreter, Observer},
+	Notary: {Principal, Witness, Interpreter, Observer},
+	Admin:  {Party, Counsel, Witness, Interpreter, Observer},
+}
+
+// assigns says which official roles each role may assign to a session: the
+// clerk picks the judge, the notary the embassy officer. Assignment lends
+// no power: the assignee acts with their own staff role.
+var assigns = map[Role][]Role{
+	Judge:  {Judge, Clerk},
+	Clerk:  {Judge, Clerk},
+	Notary: {EmbassyOfficer},
+	Admin:  {Judge, Clerk, Notary, EmbassyOfficer},
+}
+
+// MayInvite reports whether a caller acting as by may invite someone as r.
+func MayInvite(by, r Role) bool { return slices.Contains(invites[by], r) }
+
+// MayAssign reports whether a caller acting as by may assign a staff member
+// holding role r to a session.
+func MayAssign(by, r Role) bool { return slices.Contains(assigns[by], r) }
+
+// Invitable returns the roles by may invite, in matrix order.
+func Invitable(by Role) []Role { return slices.Clone(invites[by]) }
+
+// Assignable returns the official roles by may assign, in matrix order.
+func Assignable(by Role) []Role { return slices.Clone(assigns[by]) }
+
 // Caller is who performs an action in a session, as the session layer
 // established it: the layers above pass it down instead of a token.
 type Caller struct {
 	Actor         string    // journal actor, e.g. "participant:<id>" or "staff:<id>"
 	Name          string    // display name, used in signatures and records
 	Role          Role      // role in this session
-	ParticipantID uuid.UUID // uuid.Nil for staff acting by staff token
+	ParticipantID uuid.UUID // uuid.Nil for staff not taking part (an admin, or before entering the room)
 }
 
 // MayCreate reports whether a staff role may create sessions of kind k:

@@ -3,16 +3,23 @@ package access
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated table in docs/roles.md")
+var update = flag.Bool("update", false, "rewrite the generated tables in docs/roles.md")
 
-const (
-	beginMarker = "<!-- BEGIN GENERATED MATRIX (go test ./access -update) -->"
-	endMarker   = "<!-- END GENERATED MATRIX -->"
-)
+// generated is one table of docs/roles.md that is rendered from this package.
+type generated struct {
+	begin, end string
+	render     func() string
+}
+
+var generatedTables = []generated{
+	{"<!-- BEGIN GENERATED MATRIX (go test ./access -update) -->", "<!-- END GENERATED MATRIX -->", matrixMarkdown},
+	{"<!-- BEGIN GENERATED INVITES (go test ./access -update) -->", "<!-- END GENERATED INVITES -->", invitesMarkdown},
+}
 
 // matrixMarkdown renders the permission matrix as a Markdown table.
 func matrixMarkdown() string {
@@ -40,8 +47,42 @@ func matrixMarkdown() string {
 	return b.String()
 }
 
-// TestRolesDocMatchesMatrix fails when docs/roles.md describes a matrix
-// other than the one the server enforces.
+// invitesMarkdown renders who may invite (I) or assign (A) whom: one row
+// per acting role, one column per role acted upon.
+func invitesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| who ↓ may bring in → |")
+	targets := MatrixRoles[:len(MatrixRoles)-1] // admin is never brought into a session
+	for _, r := range targets {
+		b.WriteString(" " + string(r) + " |")
+	}
+	b.WriteString("\n|---|")
+	for range targets {
+		b.WriteString(":-:|")
+	}
+	b.WriteString("\n")
+	for _, by := range MatrixRoles {
+		if len(invites[by]) == 0 && len(assigns[by]) == 0 {
+			continue
+		}
+		b.WriteString("| " + string(by) + " |")
+		for _, r := range targets {
+			switch {
+			case MayInvite(by, r):
+				b.WriteString(" invite |")
+			case MayAssign(by, r):
+				b.WriteString(" assign |")
+			default:
+				b.WriteString("   |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// TestRolesDocMatchesMatrix fails when docs/roles.md describes a matrix or
+// an invitation table other than the ones the server enforces.
 func TestRolesDocMatchesMatrix(t *testing.T) {
 	const path = "../docs/roles.md"
 	doc, err := os.ReadFile(path)
@@ -49,11 +90,14 @@ func TestRolesDocMatchesMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(doc)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if i < 0 || j < i {
-		t.Fatalf("%s lacks the generated-matrix markers", path)
+	want := s
+	for _, g := range generatedTables {
+		i, j := strings.Index(want, g.begin), strings.Index(want, g.end)
+		if i < 0 || j < i {
+			t.Fatalf("%s lacks the markers %s … %s", path, g.begin, g.end)
+		}
+		want = want[:i+len(g.begin)] + "\n" + g.render() + want[j:]
 	}
-	want := s[:i+len(beginMarker)] + "\n" + matrixMarkdown() + s[j:]
 	if want == s {
 		return
 	}
@@ -91,6 +135,54 @@ func TestMatrixSanity(t *testing.T) {
 	}{{Observer, Publish}, {Observer, Chat}, {EmbassyOfficer, Sign}, {Party, Admit}, {Witness, Upload}, {Admin, Sign}, {Admin, Publish}} {
 		if Allowed(tc.r, tc.a) {
 			t.Errorf("%s may %s", tc.r, tc.a)
+		}
+	}
+}
+
+// taking part is what any participant may do for themselves; every other
+// action is a power over the session, its people or its record.
+var takingPart = []Action{ViewSession, SeeParticipant, Publish, Chat, Upload, SeeDocuments}
+
+// TestInvitesGrantNoMorePower: an invitation never carries an official role,
+// never a role of the inviter's that the inviter cannot invite, and never a
+// power the inviter lacks — so no token is worth more than its issuer.
+func TestInvitesGrantNoMorePower(t *testing.T) {
+	for by, roles := range invites {
+		if !slices.Contains(MatrixRoles, by) || !Allowed(by, Invite) {
+			t.Errorf("%s invites but may not %s", by, Invite)
+		}
+		for _, r := range roles {
+			if r.IsOfficial() || r == Admin {
+				t.Errorf("%s may invite the official role %s", by, r)
+			}
+			for _, a := range matrix[r] {
+				if !slices.Contains(takingPart, a) && !Allowed(by, a) {
+					t.Errorf("%s may invite %s, who may %s, which %s may not", by, r, a, by)
+				}
+			}
+		}
+	}
+	for by, roles := range assigns {
+		if !Allowed(by, AssignStaff) {
+			t.Errorf("%s assigns but may not %s", by, AssignStaff)
+		}
+		for _, r := range roles {
+			if !r.IsOfficial() || !r.IsStaff() {
+				t.Errorf("%s may assign %s, which is not an official staff role", by, r)
+			}
+		}
+	}
+	for _, tc := range []struct{ by, r Role }{
+		{Clerk, Judge}, {Clerk, Clerk}, {Admin, Judge}, {Admin, Clerk}, {Notary, Notary}, {Notary, EmbassyOfficer},
+		{Admin, Principal}, {Judge, Judge}, {Party, Witness}, {EmbassyOfficer, Principal},
+	} {
+		if MayInvite(tc.by, tc.r) {
+			t.Errorf("%s may invite %s", tc.by, tc.r)
+		}
+	}
+	for _, r := range MatrixRoles {
+		if Allowed(r, Invite) != (len(invites[r]) > 0) || Allowed(r, AssignStaff) != (len(assigns[r]) > 0) {
+			t.Errorf("%s: the matrix and the invite/assign tables disagree", r)
 		}
 	}
 }

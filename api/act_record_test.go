@@ -20,11 +20,12 @@ import (
 
 // act is a notarial act under way over REST.
 type act struct {
-	h                          *harness
-	sid                        string
-	notary, officer, principal sessions.Invitation
-	notaryStaff                string
-	doc                        api.UploadResponse
+	h               *harness
+	sid             string
+	notary, officer person
+	principal       sessions.Invitation
+	notaryStaff     string
+	doc             api.UploadResponse
 }
 
 var signBody = map[string]any{"reason": "I agree", "location": "London"}
@@ -35,8 +36,8 @@ func newAct(t *testing.T, h *harness) *act {
 	a := &act{h: h, notaryStaff: h.staffToken(access.Notary)}
 	s := h.createSession(a.notaryStaff, map[string]any{"kind": "notarisation", "title": "Will of Mari Tamm", "act_type": "will"})
 	a.sid = s.ID.String()
-	a.notary = h.invite(a.notaryStaff, s.ID, "Notary Kadri Mets", access.Notary)
-	a.officer = h.invite(a.notaryStaff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
+	a.notary = h.self(a.notaryStaff, s.ID)
+	a.officer = h.official(a.notaryStaff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
 	a.principal = h.invite(a.notaryStaff, s.ID, "Mari Tamm", access.Principal)
 	h.must(h.upload(a.notary.Token, a.sid, "will.pdf", "application/pdf", samplePDF(t)), 201).decode(t, &a.doc)
 	return a

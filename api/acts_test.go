@@ -93,7 +93,7 @@ func TestStillSizeLimit(t *testing.T) {
 		h := newHarness(t, db, func(c *acts.Config) { c.MaxStill = maxStill })
 		staff := h.staffToken(access.Notary)
 		s := h.createSession(staff, map[string]any{"kind": "notarisation", "title": "Affidavit", "act_type": "other"})
-		officer := h.invite(staff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
+		officer := h.official(staff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
 		principal := h.invite(staff, s.ID, "Mari Tamm", access.Principal)
 		checks := "/api/v1/sessions/" + s.ID.String() + "/identity-checks"
 		var check acts.Check

@@ -59,7 +59,8 @@ func TestJSONErrors(t *testing.T) {
 		{"unknown path", "GET", "/api/v1/nothing", "", nil, 404, "not_found"},
 		{"wrong method", "DELETE", "/healthz", "", nil, 405, "method_not_allowed"},
 		{"no token", "GET", "/api/v1/sessions", "", nil, 401, "unauthenticated"},
-		{"bad token", "GET", "/api/v1/sessions", "chs_nonsense", nil, 401, "unauthenticated"},
+		{"bad token", "GET", "/api/v1/sessions", "cha_nonsense", nil, 401, "unauthenticated"},
+		{"retired staff token", "GET", "/api/v1/sessions", "chs_" + strings.Repeat("A", 43), nil, 401, "unauthenticated"},
 		{"malformed json", "POST", "/api/v1/sessions", clerk, `{"kind": "hearing",`, 400, "malformed_json"},
 		{"empty body", "POST", "/api/v1/sessions", clerk, ``, 400, "malformed_json"},
 		{"wrong type", "POST", "/api/v1/sessions", clerk, `{"kind": 5}`, 400, "malformed_json"},
@@ -89,15 +90,16 @@ func TestFailedAuthIsRateLimited(t *testing.T) {
 	h := newHarness(t, databasetest.Open(t, database.SQLite))
 	var last response
 	for range 12 {
-		last = h.do("GET", "/api/v1/sessions", "chs_"+strings.Repeat("A", 43), nil)
+		last = h.do("GET", "/api/v1/sessions", "cha_"+strings.Repeat("A", 43), nil)
 	}
 	if last.Status != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
 		t.Fatalf("after 12 failures: %d %s (Retry-After %q)", last.Status, last.Body, last.Header.Get("Retry-After"))
 	}
-	// Even a good token waits: the limiter blocks the address, not the token.
+	// A good token still passes: the limiter slows guessing, it never
+	// locks out everyone behind one address.
 	good := h.staffToken(access.Clerk)
-	if r := h.do("GET", "/api/v1/sessions", good, nil); r.Status != http.StatusTooManyRequests {
-		t.Fatalf("good token during lockout: %d", r.Status)
+	if r := h.do("GET", "/api/v1/sessions", good, nil); r.Status != http.StatusOK {
+		t.Fatalf("good token from a blocked address: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -109,7 +111,7 @@ func TestHearingOverREST(t *testing.T) {
 		when := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
 		s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-1", "scheduled_at": when, "public": true})
 		sid := s.ID.String()
-		judge := h.invite(clerk, s.ID, "Judge Saar", access.Judge)
+		judge := h.official(clerk, s.ID, "Judge Saar", access.Judge)
 		party := h.invite(judge.Token, s.ID, "Mari Tamm", access.Party)
 		counsel := h.invite(judge.Token, s.ID, "Counsel", access.Counsel)
 
@@ -164,7 +166,7 @@ func TestHearingOverREST(t *testing.T) {
 		for _, e := range entries {
 			actions = append(actions, e.Action)
 		}
-		for _, want := range []string{"session.created", "invitation.issued", "participant.admitted", "participant.moved",
+		for _, want := range []string{"session.created", "staff.assigned", "invitation.issued", "participant.admitted", "participant.moved",
 			"consultation.opened", "consultation.closed", "participant.muted", "participant.removed", "public_link.created", "session.closed"} {
 			if !slices.Contains(actions, want) {
 				t.Errorf("journal lacks %s", want)

@@ -2,84 +2,49 @@ package api
 
 import (
 	"context"
-	"net"
+	"crypto/subtle"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
-	"sync"
-	"time"
 
-	"golang.org/x/time/rate"
-
+	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/sessions"
 )
 
-// failureLimiter rate-limits failed authentication per client address, so
-// tokens cannot be guessed online: a burst of failures, then one every few
-// seconds. Successful requests cost nothing.
-type failureLimiter struct {
-	mu      sync.Mutex
-	every   time.Duration
-	burst   int
-	clients map[string]*clientLimit
-	now     func() time.Time
-}
+// How a request authenticates:
+//
+//   - Authorization: Bearer with an API token (cha_…, automation) or an
+//     invitation token (chi_…, a participant's browser or client). A
+//     request that comes from a browser page (it carries Sec-Fetch-Site)
+//     may not use an API token: the console signs in with a cookie.
+//   - Without an Authorization header, the console's session cookie. A
+//     cookie-authenticated request must come from Chamber's own pages:
+//     Sec-Fetch-Site, when sent, is same-origin, and a request that is not
+//     GET or HEAD carries the X-Chamber-CSRF header (which no other site can
+//     add without a CORS preflight Chamber never grants) and, when sent, an
+//     Origin of this host. The cookie itself is SameSite=Strict.
+//
+// Failures are counted per client address (FailureLimiter.Guard).
 
-type clientLimit struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
+// CSRFHeader must accompany every state-changing request authenticated by
+// the console's cookie; its value does not matter.
+const CSRFHeader = "X-Chamber-CSRF"
 
-func newFailureLimiter(every time.Duration, burst int) *failureLimiter {
-	return &failureLimiter{every: every, burst: burst, clients: map[string]*clientLimit{}, now: time.Now}
-}
+// Cookie names: the session cookie gets the __Host- prefix over https, so
+// that no subdomain or plain-http page can set it.
+const (
+	sessionCookie       = "chamber_session"
+	secureSessionCookie = "__Host-chamber_session"
+	loginCookie         = "chamber_sign_in"
+	secureLoginCookie   = "__Host-chamber_sign_in"
+)
 
-// maxTrackedClients bounds the limiter's memory; beyond it the entries
-// not seen for a while are dropped.
-const maxTrackedClients = 50000
-
-func (l *failureLimiter) get(addr string) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	c := l.clients[addr]
-	if c == nil {
-		if len(l.clients) >= maxTrackedClients {
-			for k, v := range l.clients {
-				if now.Sub(v.seen) > time.Duration(l.burst)*l.every {
-					delete(l.clients, k)
-				}
-			}
-		}
-		c = &clientLimit{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
-		l.clients[addr] = c
+func (a *API) sessionCookieName() string {
+	if a.secureCookies {
+		return secureSessionCookie
 	}
-	c.seen = now
-	return c.lim
-}
-
-// blocked reports whether addr has no failures left, and how long until
-// it has one again.
-func (l *failureLimiter) blocked(addr string) (bool, time.Duration) {
-	tokens := l.get(addr).TokensAt(l.now())
-	if tokens >= 1 {
-		return false, 0
-	}
-	wait := time.Duration((1 - tokens) * float64(l.every))
-	return true, max(time.Second, wait.Round(time.Second))
-}
-
-// failed records one failed attempt.
-func (l *failureLimiter) failed(addr string) { l.get(addr).AllowN(l.now(), 1) }
-
-// clientAddr is the address failures are counted against.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return sessionCookie
 }
 
 func bearer(r *http.Request) string {
@@ -98,11 +63,13 @@ func principal(ctx context.Context) sessions.Principal {
 	return p
 }
 
-// tooMany is the answer to a rate-limited client: 429 with Retry-After.
-func tooMany(wait time.Duration, what string) *fault.Error {
-	secs := strconv.Itoa(int(wait.Seconds()))
-	return &fault.Error{Kind: fault.RateLimited,
-		Message: "too many " + what + " from this address; retry after " + secs + "s", RetryAfter: wait}
+type browserKey struct{}
+
+// browserSession returns the console session that authenticated the
+// request, if a cookie did.
+func browserSession(ctx context.Context) (sessions.BrowserSession, bool) {
+	b, ok := ctx.Value(browserKey{}).(sessions.BrowserSession)
+	return b, ok
 }
 
 // handler is an HTTP handler that reports failure by returning an error,
@@ -118,39 +85,135 @@ func (a *API) h(f handler) http.HandlerFunc {
 	}
 }
 
-// auth requires a valid bearer token (staff or invitation), puts the
-// principal in the request context and runs f.
+// auth requires a valid credential, puts the principal in the request
+// context and runs f.
 func (a *API) auth(f handler) http.HandlerFunc {
 	return a.withAuth(a.h(f))
 }
 
-// withAuth requires a valid bearer token (staff or invitation) and puts the
-// principal in the request context.
+// withAuth authenticates the request (bearer token or console cookie),
+// checks an API token's scope for the route, and puts the principal in the
+// request context.
 func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddr(r)
-		if blocked, wait := a.authFailures.blocked(addr); blocked {
-			a.fail(w, r, tooMany(wait, "failed authentications"))
-			return
-		}
-		token := bearer(r)
-		if token == "" {
-			a.authFailures.failed(addr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="chamber"`)
-			Error(w, http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer <token> header is required")
-			return
-		}
-		p, err := a.sessions.Authenticate(r.Context(), token)
+		var (
+			p       sessions.Principal
+			browser *sessions.BrowserSession
+		)
+		err := a.authFailures.Guard(a.clients.Of(r), "failed authentications", func() error {
+			var err error
+			p, browser, err = a.authenticate(r)
+			return err
+		})
 		if err != nil {
-			// An outage says nothing about the token: it is not a failed
-			// attempt, or everyone behind one address would be locked out.
-			if !fault.KindOf(err).Retryable() {
-				a.authFailures.failed(addr)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="chamber", error="invalid_token"`)
+			if fault.KindOf(err) == fault.Unauthenticated || fault.KindOf(err) == fault.Expired || fault.KindOf(err) == fault.Revoked {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="chamber"`)
 			}
 			a.fail(w, r, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		if err := checkScope(r, p); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		if browser != nil {
+			ctx = context.WithValue(ctx, browserKey{}, *browser)
+		}
+		h(w, r.WithContext(ctx))
 	}
+}
+
+// authenticate resolves the request's credential.
+func (a *API) authenticate(r *http.Request) (sessions.Principal, *sessions.BrowserSession, error) {
+	if token := bearer(r); token != "" {
+		p, err := a.sessions.Authenticate(r.Context(), token)
+		if err != nil {
+			return p, nil, err
+		}
+		if p.Credential.Kind == sessions.ByAPIToken && r.Header.Get("Sec-Fetch-Site") != "" {
+			return sessions.Principal{}, nil, fault.New(fault.Unauthenticated,
+				"API tokens are for automation, not browsers: sign in to the console instead")
+		}
+		return p, nil, nil
+	}
+	c, err := r.Cookie(a.sessionCookieName())
+	if err != nil || c.Value == "" {
+		return sessions.Principal{}, nil, fault.New(fault.Unauthenticated, "sign in, or send an Authorization: Bearer <token> header")
+	}
+	if err := checkSameOrigin(r); err != nil {
+		return sessions.Principal{}, nil, err
+	}
+	p, b, err := a.sessions.AuthenticateBrowser(r.Context(), c.Value)
+	if err != nil {
+		return p, nil, err
+	}
+	return p, &b, nil
+}
+
+// checkSameOrigin is the CSRF defence of cookie-authenticated requests.
+func checkSameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return csrf("a cross-site request cannot use the console's sign-in")
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if r.Header.Get(CSRFHeader) == "" {
+		return csrf("a console request must carry the " + CSRFHeader + " header")
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || subtle.ConstantTimeCompare([]byte(strings.ToLower(u.Host)), []byte(strings.ToLower(r.Host))) != 1 {
+			return csrf("a request from another origin cannot use the console's sign-in")
+		}
+	}
+	return nil
+}
+
+func csrf(msg string) error {
+	return &fault.Error{Kind: fault.Forbidden, Code: "csrf", Message: msg}
+}
+
+// scopeFor is the API-token scope a route needs; "" means any scope.
+func scopeFor(r *http.Request) string {
+	p := r.URL.Path
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch {
+	case p == "/api/v1/me":
+		return ""
+	case strings.HasPrefix(p, "/api/v1/staff"), strings.HasPrefix(p, "/api/v1/tokens"):
+		return sessions.ScopeStaffAdmin
+	case strings.HasPrefix(p, "/api/v1/register"):
+		if read {
+			return sessions.ScopeRegisterRead
+		}
+		return sessions.ScopeRegisterWrite
+	case read:
+		return sessions.ScopeSessionsRead
+	}
+	return sessions.ScopeSessionsWrite
+}
+
+// checkScope refuses an API token whose scopes do not cover the route.
+func checkScope(r *http.Request, p sessions.Principal) error {
+	if p.Credential.Kind != sessions.ByAPIToken {
+		return nil
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/v1/auth/") {
+		return fault.New(fault.Forbidden, "forbidden: signing in and out is for the console, not API tokens")
+	}
+	if want := scopeFor(r); want != "" && !sessions.HasScope(p.Credential.Scopes, want) {
+		return &fault.Error{Kind: fault.Forbidden, Code: "insufficient_scope",
+			Message: "forbidden: this API token lacks the scope " + want}
+	}
+	return nil
+}
+
+// requireAdmin refuses anyone but an admin staff member.
+func requireAdmin(p sessions.Principal) error {
+	if p.Staff == nil || p.Staff.Role != access.Admin {
+		return &access.ForbiddenError{Role: roleOfPrincipal(p), Action: access.ManageStaff}
+	}
+	return nil
 }

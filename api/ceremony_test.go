@@ -59,11 +59,11 @@ func TestNotarialActLifecycle(t *testing.T) {
 }
 
 func notarialActLifecycle(t *testing.T, h *harness) {
-	notaryStaff := h.staffToken(access.Notary)
+	notaryStaff := h.namedStaff("Notary Kadri Mets", access.Notary).Token
 	s := h.createSession(notaryStaff, map[string]any{"kind": "notarisation", "title": "Will of Mari Tamm", "act_type": "will"})
 	sid := s.ID.String()
-	notary := h.invite(notaryStaff, s.ID, "Notary Kadri Mets", access.Notary)
-	officer := h.invite(notaryStaff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
+	notary := h.self(notaryStaff, s.ID)
+	officer := h.official(notaryStaff, s.ID, "Consul Jaan Saar", access.EmbassyOfficer)
 	principal := h.invite(notaryStaff, s.ID, "Mari Tamm", access.Principal)
 
 	var act api.SessionView

@@ -36,7 +36,7 @@ func TestClosedSessionRefusesEveryMutation(t *testing.T) {
 		// document, a public link, a consultation.
 		hearing := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Closed hearing", "public": true})
 		hp := func(rest string) string { return "/api/v1/sessions/" + hearing.ID.String() + rest }
-		judge := h.invite(clerk, hearing.ID, "Judge", access.Judge)
+		judge := h.official(clerk, hearing.ID, "Judge", access.Judge)
 		party := h.invite(clerk, hearing.ID, "Party", access.Party)
 		interp := h.invite(clerk, hearing.ID, "Interpreter", access.Interpreter)
 		// Each is the target of one call, so that no refusal hides behind
@@ -53,7 +53,7 @@ func TestClosedSessionRefusesEveryMutation(t *testing.T) {
 		// A notarial act ready to seal, with a pending identity check.
 		act := h.createSession(notary, map[string]any{"kind": "notarisation", "title": "Closed act", "act_type": "other"})
 		ap := func(rest string) string { return "/api/v1/sessions/" + act.ID.String() + rest }
-		officer := h.invite(notary, act.ID, "Officer", access.EmbassyOfficer)
+		officer := h.official(notary, act.ID, "Officer", access.EmbassyOfficer)
 		principal := h.invite(notary, act.ID, "Principal", access.Principal)
 		var check acts.Check
 		h.must(h.do("POST", ap("/identity-checks"), officer.Token, map[string]any{"participant_id": principal.ParticipantID, "mrz": td3("TAMM", "MARI", "K0123456")}), 201).decode(t, &check)

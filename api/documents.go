@@ -83,16 +83,8 @@ type SignResponse struct {
 // caller resolves the principal's standing in a session for the document
 // service, after checking action there.
 func (a *API) caller(r *http.Request, sid uuid.UUID, action access.Action) (documents.Caller, sessions.Session, error) {
-	p := principal(r.Context())
-	sess, role, err := a.sessions.Authorize(r.Context(), p, sid, action)
-	if err != nil {
-		return documents.Caller{}, sessions.Session{}, err
-	}
-	c := documents.Caller{Actor: p.Actor(), Name: p.Name(), Role: role}
-	if p.Participant != nil {
-		c.ParticipantID = p.Participant.ID
-	}
-	return c, sess, nil
+	sess, c, err := a.sessions.Caller(r.Context(), principal(r.Context()), sid, action)
+	return c, sess, err
 }
 
 func docSession(s sessions.Session) documents.Session {

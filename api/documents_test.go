@@ -54,7 +54,7 @@ func TestDocumentsOverREST(t *testing.T) {
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Exhibits"})
 	sid := s.ID.String()
-	judge := h.invite(clerk, s.ID, "Judge", access.Judge)
+	judge := h.official(clerk, s.ID, "Judge", access.Judge)
 	party := h.invite(clerk, s.ID, "Party", access.Party)
 	other := h.invite(clerk, s.ID, "Other party", access.Party)
 	witness := h.invite(clerk, s.ID, "Witness", access.Witness)
@@ -211,7 +211,7 @@ func TestDocumentsOnPostgresAndMinIO(t *testing.T) {
 	h := newHarnessWithStore(t, databasetest.Open(t, database.Postgres), minioStore(t), 8<<20)
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Exhibits on MinIO"})
-	n := h.invite(clerk, s.ID, "Judge Mets", access.Judge)
+	n := h.official(clerk, s.ID, "Judge Mets", access.Judge)
 	pdf := samplePDF(t)
 	var up api.UploadResponse
 	h.must(h.upload(n.Token, s.ID.String(), "judgment.pdf", "application/pdf", pdf), 201).decode(t, &up)
@@ -228,7 +228,7 @@ func TestVerifyEndpoint(t *testing.T) {
 	h := newHarness(t, databasetest.Open(t, database.SQLite))
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Verify"})
-	judge := h.invite(clerk, s.ID, "Judge Mets", access.Judge)
+	judge := h.official(clerk, s.ID, "Judge Mets", access.Judge)
 	var up api.UploadResponse
 	h.must(h.upload(judge.Token, s.ID.String(), "judgment.pdf", "application/pdf", samplePDF(t)), 201).decode(t, &up)
 	h.must(h.do("POST", "/api/v1/documents/"+up.ID.String()+"/signatures", judge.Token, map[string]any{"reason": "Judgment", "location": "Tallinn"}), 201)

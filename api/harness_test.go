@@ -61,6 +61,13 @@ func newHarness(t testing.TB, db *database.DB, actOpts ...func(*acts.Config)) *h
 // service's configuration (a test's own limits).
 func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64, actOpts ...func(*acts.Config)) *harness {
 	t.Helper()
+	return buildHarness(t, db, store, maxUpload, nil, actOpts...)
+}
+
+// buildHarness is newHarnessWithStore with a last word on the API's
+// configuration, which sees the server's URL (for redirect URIs).
+func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64, apiOpt func(cfg *api.Config, url string), actOpts ...func(*acts.Config)) *harness {
+	t.Helper()
 	authority, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
 	if err != nil {
 		t.Fatal(err)
@@ -86,15 +93,23 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 	storeProbe := api.NewProbe(store.Probe, time.Hour)
 	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: recordAll{},
 		SpoolDir: t.TempDir(), Retention: time.Hour})
-	a := api.New(api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
 		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa,
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
 			}},
-		Verify:  &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
-		TempDir: t.TempDir(),
-		Ready:   map[string]api.Check{"database": db.PingContext, "evidence": api.All(store.Ping, storeProbe.Check)}})
-	srv := httptest.NewServer(a)
+		Verify:    &api.VerifyConfig{Roots: roots, MaxSize: maxUpload, TempDir: t.TempDir()},
+		TempDir:   t.TempDir(),
+		Ready:     map[string]api.Check{"database": db.PingContext, "evidence": api.All(store.Ping, storeProbe.Check)},
+		PublicURL: "http://" + srv.Listener.Addr().String(),
+	}
+	if apiOpt != nil {
+		apiOpt(&cfg, cfg.PublicURL)
+	}
+	a := api.New(cfg)
+	srv.Config.Handler = a
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a, roots: roots, store: store, acts: actSvc, recording: rec, storeProbe: storeProbe}
 }
@@ -104,13 +119,59 @@ type recordAll struct{}
 
 func (recordAll) MayRecord(uuid.UUID, uuid.UUID, string) bool { return true }
 
+// staffToken provisions a staff member and returns an API token carrying
+// every scope their role may hold.
 func (h *harness) staffToken(role access.Role) string {
 	h.t.Helper()
-	_, token, err := h.svc.AddStaff(context.Background(), "Staff "+string(role), role)
+	return h.namedStaff("Staff "+string(role), role).Token
+}
+
+// person is someone acting in a session: a staff member by API token, or
+// a participant by invitation token.
+type person struct {
+	Token         string
+	StaffID       uuid.UUID
+	ParticipantID uuid.UUID
+}
+
+// namedStaff provisions a staff member with an API token of every scope
+// their role may hold.
+func (h *harness) namedStaff(name string, role access.Role) person {
+	h.t.Helper()
+	ctx := context.Background()
+	st, err := h.svc.AddStaff(ctx, "system", sessions.NewStaff{Name: name, Role: role})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return token
+	scopes := []string{sessions.ScopeSessionsWrite, sessions.ScopeRegisterWrite}
+	if role == access.Admin {
+		scopes = append(scopes, sessions.ScopeStaffAdmin)
+	}
+	tok, err := h.svc.AddAPIToken(ctx, "system", st.ID, sessions.NewAPIToken{Name: "test", Scopes: scopes})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return person{Token: tok.Token, StaffID: st.ID}
+}
+
+// official provisions a staff member of an official role and has the
+// holder of by assign them to the session over REST.
+func (h *harness) official(by string, sid uuid.UUID, name string, role access.Role) person {
+	h.t.Helper()
+	o := h.namedStaff(name, role)
+	var part sessions.Participant
+	h.must(h.do("POST", "/api/v1/sessions/"+sid.String()+"/assignments", by, map[string]any{"staff_id": o.StaffID}), 201).decode(h.t, &part)
+	o.ParticipantID = part.ID
+	return o
+}
+
+// self is a staff member entering a session they created: they take part
+// as themselves.
+func (h *harness) self(token string, sid uuid.UUID) person {
+	h.t.Helper()
+	var e sessions.Entry
+	h.must(h.do("POST", "/api/v1/sessions/"+sid.String()+"/enter", token, nil), 200).decode(h.t, &e)
+	return person{Token: token, StaffID: *e.Participant.StaffID, ParticipantID: e.Participant.ID}
 }
 
 type response struct {

@@ -17,7 +17,9 @@ import (
 )
 
 // cell is the world one matrix cell is tested in: a fresh session, the
-// caller's token in the role under test, and someone waiting to be acted on.
+// caller's token in the role under test (an invitation for a participant,
+// an API token of a staff member assigned to the session for an official),
+// and someone waiting to be acted on.
 type cell struct {
 	sid     uuid.UUID
 	token   string
@@ -53,6 +55,13 @@ var restActions = []restAction{
 	}},
 	{access.Revoke, func(h *harness, c cell) response {
 		return h.do("DELETE", sessionPath(c, "/invitations/"+c.target.ParticipantID.String()), c.token, nil)
+	}},
+	{access.AssignStaff, func(h *harness, c cell) response {
+		role := access.Clerk
+		if c.kind == access.Notarisation {
+			role = access.EmbassyOfficer
+		}
+		return h.do("POST", sessionPath(c, "/assignments"), c.token, map[string]any{"staff_id": h.namedStaff("Assignee", role).StaffID})
 	}},
 	{access.PublicLink, func(h *harness, c cell) response { return h.do("POST", sessionPath(c, "/public-link"), c.token, nil) }},
 	{access.PublicLink, func(h *harness, c cell) response {
@@ -128,9 +137,14 @@ func TestPermissionMatrix(t *testing.T) {
 		var up api.UploadResponse
 		h.must(h.upload(creator, s.ID.String(), "doc.pdf", "application/pdf", pdf), 201).decode(t, &up)
 		c.doc = up.ID.String()
-		if role == access.Admin {
+		switch {
+		case role == access.Admin:
 			c.token = admin
-		} else {
+		case role == access.Notary:
+			c.token = creator // the notary who created the act presides over it
+		case role.IsOfficial():
+			c.token = h.official(creator, s.ID, "Caller", role).Token
+		default:
 			c.token = h.invite(creator, s.ID, "Caller", role).Token
 		}
 		return c
@@ -166,7 +180,7 @@ func TestStaffScope(t *testing.T) {
 	h.must(h.do("GET", "/api/v1/sessions/"+s.ID.String(), clerkB, nil), 404)
 	h.must(h.do("GET", "/api/v1/sessions/"+s.ID.String(), h.staffToken(access.Admin), nil), 200)
 	party := h.invite(clerkA, s.ID, "P", access.Party)
-	judgeB := h.invite(clerkB, other.ID, "J", access.Judge)
+	judgeB := h.official(clerkB, other.ID, "J", access.Judge)
 	// B's judge tries to admit A's party, through either session's path.
 	h.must(h.do("POST", "/api/v1/sessions/"+s.ID.String()+"/participants/"+party.ParticipantID.String()+"/admit", judgeB.Token, nil), 404)
 	h.must(h.do("POST", "/api/v1/sessions/"+other.ID.String()+"/participants/"+party.ParticipantID.String()+"/admit", judgeB.Token, nil), 404)
@@ -175,5 +189,9 @@ func TestStaffScope(t *testing.T) {
 	h.must(h.do("POST", "/api/v1/sessions", clerkA, map[string]any{"kind": "notarisation", "title": "x", "act_type": "will"}), 403)
 	h.must(h.do("POST", "/api/v1/sessions", h.staffToken(access.EmbassyOfficer), map[string]any{"kind": "notarisation", "title": "x", "act_type": "will"}), 403)
 	// Invitation tokens cannot create sessions, whatever their role.
-	h.must(h.do("POST", "/api/v1/sessions", h.invite(clerkA, s.ID, "J", access.Judge).Token, map[string]any{"kind": "hearing", "title": "x"}), 403)
+	h.must(h.do("POST", "/api/v1/sessions", h.invite(clerkA, s.ID, "P", access.Party).Token, map[string]any{"kind": "hearing", "title": "x"}), 403)
+	// Assigned, a judge acts in the session; withdrawn, no longer.
+	h.must(h.do("GET", "/api/v1/sessions/"+other.ID.String(), judgeB.Token, nil), 200)
+	h.must(h.do("DELETE", "/api/v1/sessions/"+other.ID.String()+"/assignments/"+judgeB.StaffID.String(), clerkB, nil), 204)
+	h.must(h.do("GET", "/api/v1/sessions/"+other.ID.String(), judgeB.Token, nil), 404)
 }

@@ -21,7 +21,8 @@ import (
 type world struct {
 	staffClerk, staffNotary string
 	hearing, act            uuid.UUID
-	judge, party, officer   sessions.Invitation
+	judge, officer          person
+	party                   sessions.Invitation
 	doc, consultation       uuid.UUID
 	check, entry            uuid.UUID
 }
@@ -31,7 +32,7 @@ func newWorld(t *testing.T, h *harness) world {
 	ctx := context.Background()
 	w := world{staffClerk: h.staffToken(access.Clerk), staffNotary: h.staffToken(access.Notary)}
 	w.hearing = h.createSession(w.staffClerk, map[string]any{"kind": "hearing", "title": "Hearing " + randomSuffix()}).ID
-	w.judge = h.invite(w.staffClerk, w.hearing, "Judge", access.Judge)
+	w.judge = h.official(w.staffClerk, w.hearing, "Judge", access.Judge)
 	w.party = h.invite(w.staffClerk, w.hearing, "Party", access.Party)
 	var up api.UploadResponse
 	h.must(h.upload(w.staffClerk, w.hearing.String(), "doc.pdf", "application/pdf", samplePDF(t)), 201).decode(t, &up)
@@ -42,7 +43,7 @@ func newWorld(t *testing.T, h *harness) world {
 	w.consultation = c.ID
 
 	w.act = h.createSession(w.staffNotary, map[string]any{"kind": "notarisation", "title": "Act " + randomSuffix(), "act_type": "other"}).ID
-	w.officer = h.invite(w.staffNotary, w.act, "Officer", access.EmbassyOfficer)
+	w.officer = h.official(w.staffNotary, w.act, "Officer", access.EmbassyOfficer)
 	principal := h.invite(w.staffNotary, w.act, "Principal", access.Principal)
 	var ch acts.Check
 	h.must(h.do("POST", "/api/v1/sessions/"+w.act.String()+"/identity-checks", w.officer.Token,

@@ -20,7 +20,8 @@ type Op struct {
 	Summary string
 	Tags    []string
 	// Auth says which credentials the route takes: "" (none), "bearer"
-	// (staff or invitation token).
+	// (an API token, an invitation token, or the console's cookie),
+	// "cookie" (the console's cookie only).
 	Auth string
 	// Request is a value of the JSON request body's type; nil for none.
 	Request any
@@ -84,7 +85,9 @@ func (a *API) OpenAPI() map[string]any {
 			"schemas": gen.components,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer",
-					"description": "A staff token (chs_…) or an invitation token (chi_…)."},
+					"description": "A staff member's API token (cha_…, scoped; never from a browser page) or an invitation token (chi_…)."},
+				"cookie": map[string]any{"type": "apiKey", "in": "cookie", "name": "chamber_session",
+					"description": "The console's sign-in (__Host-chamber_session over https). State-changing requests also carry the X-Chamber-CSRF header."},
 			},
 		},
 		"x-pages": pages,
@@ -120,8 +123,11 @@ func (g *schemaGen) operation(method, path string, op Op) map[string]any {
 	if len(params) > 0 {
 		o["parameters"] = params
 	}
-	if op.Auth == "bearer" {
-		o["security"] = []any{map[string]any{"bearer": []string{}}}
+	switch op.Auth {
+	case "bearer":
+		o["security"] = []any{map[string]any{"bearer": []string{}}, map[string]any{"cookie": []string{}}}
+	case "cookie":
+		o["security"] = []any{map[string]any{"cookie": []string{}}}
 	}
 	switch {
 	case op.Request != nil:

@@ -183,8 +183,8 @@ func (a *API) playbackCaller(w http.ResponseWriter, r *http.Request, sid uuid.UU
 		})(w, r)
 		return served
 	}
-	addr := clientAddr(r)
-	if blocked, wait := a.authFailures.blocked(addr); blocked {
+	addr := a.clients.Of(r)
+	if blocked, wait := a.authFailures.Blocked(addr); blocked {
 		a.fail(w, r, tooMany(wait, "failed authentications"))
 		return false
 	}
@@ -193,7 +193,7 @@ func (a *API) playbackCaller(w http.ResponseWriter, r *http.Request, sid uuid.UU
 			return true
 		}
 	}
-	a.authFailures.failed(addr)
+	a.authFailures.Failed(addr)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="chamber"`)
 	Error(w, http.StatusUnauthorized, "unauthenticated", "a bearer token or a playback grant (POST /api/v1/sessions/{id}/playback) is required")
 	return false

@@ -51,7 +51,7 @@ func TestPlaybackGrant(t *testing.T) {
 // flight, a request is answered 503 with Retry-After, before anything is
 // read from the store.
 func TestPlaybackStreamsBounded(t *testing.T) {
-	a := &API{log: slog.New(slog.DiscardHandler), playback: newPlayback(), authFailures: newFailureLimiter(time.Second, 10)}
+	a := &API{log: slog.New(slog.DiscardHandler), playback: newPlayback(), authFailures: NewFailureLimiter(time.Second, 10)}
 	for range maxPlaybackStreams {
 		a.playback.streams <- struct{}{}
 	}

@@ -88,7 +88,7 @@ func TestPlayback(t *testing.T) {
 		other := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Another"})
 		sid := sess.ID.String()
 		party := h.invite(clerk, sess.ID, "Party", access.Party)
-		judge := h.invite(clerk, sess.ID, "Judge", access.Judge)
+		judge := h.official(clerk, sess.ID, "Judge", access.Judge)
 		rec := h.recordSomething(t, clerk, sess.ID)
 		otherRec := h.recordSomething(t, clerk, other.ID)
 		if rec.Manifest == nil || len(rec.Manifest.Files) != 1 || len(rec.Manifest.Names) != 1 || rec.Manifest.Version != 2 {

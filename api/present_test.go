@@ -24,7 +24,7 @@ func TestPresentedDocument(t *testing.T) {
 	clerk := h.staffToken(access.Clerk)
 	s := h.createSession(clerk, map[string]any{"kind": "hearing", "title": "Presented"})
 	sid := s.ID.String()
-	judge := h.invite(clerk, s.ID, "Judge", access.Judge)
+	judge := h.official(clerk, s.ID, "Judge", access.Judge)
 	party := h.invite(clerk, s.ID, "Party", access.Party)
 	witness := h.invite(clerk, s.ID, "Witness", access.Witness)
 	waiting := h.invite(clerk, s.ID, "Second witness", access.Witness)

@@ -3,6 +3,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
+	"github.com/chamber-court/chamber/signin"
 )
 
 // Config is what the HTTP floor serves. Nil services are simply not
@@ -46,6 +48,23 @@ type Config struct {
 	// timestamp authority, the CA's CRL): called with a registration
 	// function that documents each route.
 	Mount []func(route func(pattern string, op Op, h http.Handler))
+
+	// SignIn is the OpenID provider staff sign in with. Nil means none is
+	// configured: the development sign-in is then offered to DevSignIn.
+	SignIn *signin.Provider
+	// DevSignIn says who may use the development sign-in while no
+	// provider is configured.
+	DevSignIn DevSignIn
+	// Bootstrap is the one-time link that makes the first administrator of
+	// a server without staff; nil when there is staff.
+	Bootstrap *Bootstrap
+	// PublicURL is Chamber's base URL; https makes cookies Secure.
+	PublicURL string
+	// TrustedProxies may tell the client's address (--trusted-proxy).
+	TrustedProxies []netip.Prefix
+	// AuthFailures counts failed authentications per client address; the
+	// signalling joins share it. Nil makes one.
+	AuthFailures *FailureLimiter
 }
 
 // API is Chamber's HTTP surface.
@@ -62,12 +81,21 @@ type API struct {
 	journal      *journal.Journal
 	verifyToken  journal.TokenVerifier
 	documented   []documentedRoute
-	authFailures *failureLimiter
-	publicJoins  *failureLimiter
+	clients      ClientAddrs
+	authFailures *FailureLimiter
+	publicJoins  *FailureLimiter
 	// verifications bounds the public verifier: each request spends one.
-	verifications *failureLimiter
+	verifications *FailureLimiter
+	// signIns bounds the sign-ins a client address may start.
+	signIns *FailureLimiter
 	// playback signs playback grants and bounds file responses (playback.go).
 	playback *playback
+
+	signIn        *signin.Provider
+	devSignIn     DevSignIn
+	bootstrap     *Bootstrap
+	publicURL     string
+	secureCookies bool
 }
 
 // New builds the API with every route of Chamber's HTTP surface.
@@ -83,12 +111,23 @@ func New(cfg Config) *API {
 		tempDir:     cfg.TempDir,
 		journal:     cfg.Journal,
 		verifyToken: cfg.VerifyToken,
+		clients:     NewClientAddrs(cfg.TrustedProxies),
 		// Ten failed authentications, then one every six seconds.
-		authFailures: newFailureLimiter(6*time.Second, 10),
+		authFailures: cfg.AuthFailures,
 		// Public observers: twenty joins, then one every three seconds.
-		publicJoins: newFailureLimiter(3*time.Second, 20),
+		publicJoins: NewFailureLimiter(3*time.Second, 20),
 		// Public verification: ten at once, then one every two seconds.
-		verifications: newFailureLimiter(2*time.Second, 10),
+		verifications: NewFailureLimiter(2*time.Second, 10),
+		// Sign-ins: twenty, then one every three seconds.
+		signIns:       NewFailureLimiter(3*time.Second, 20),
+		signIn:        cfg.SignIn,
+		devSignIn:     cfg.DevSignIn,
+		bootstrap:     cfg.Bootstrap,
+		publicURL:     strings.TrimRight(cfg.PublicURL, "/"),
+		secureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+	}
+	if a.authFailures == nil {
+		a.authFailures = NewAuthFailureLimiter()
 	}
 	a.route("GET /healthz", Op{Summary: "Liveness: 200 while the process runs", Tags: []string{"operations"}}, handleHealthz)
 	a.route("GET /readyz", Op{Summary: "Readiness: 200 when the database and evidence store answer, else 503 naming what is down",
@@ -97,6 +136,8 @@ func New(cfg Config) *API {
 	if cfg.Sessions != nil {
 		a.sessionRoutes()
 		a.invitationRoutes()
+		a.signInRoutes()
+		a.staffRoutes()
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil {
 		a.documentRoutes()
@@ -117,7 +158,7 @@ func New(cfg Config) *API {
 		a.verifyRoutes(*cfg.Verify)
 	}
 	if cfg.Signal != nil {
-		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries the invitation token",
+		a.route("GET /api/v1/sessions/{id}/signal", Op{Summary: "Signalling WebSocket (protocol in docs/signaling.md); the first message carries an invitation token or a staff member's join ticket (POST …/enter)",
 			Tags: []string{"media"}, Status: http.StatusSwitchingProtocols, Errors: []int{400, 403, 404, 503}}, cfg.Signal)
 	}
 	for _, mount := range cfg.Mount {

@@ -22,7 +22,7 @@ var (
 
 func (a *API) sessionRoutes() {
 	tags := []string{"sessions"}
-	a.route("GET /api/v1/me", Op{Summary: "Who the bearer token belongs to", Tags: tags, Auth: "bearer", Response: Me{}, Errors: authErrors},
+	a.route("GET /api/v1/me", Op{Summary: "Who the caller is: staff (console sign-in or API token) or participant (invitation token), with permissions", Tags: tags, Auth: "bearer", Response: Me{}, Errors: authErrors},
 		a.auth(a.handleMe))
 	a.route("POST /api/v1/sessions", Op{Summary: "Create a hearing or a notarial act (staff)", Tags: tags, Auth: "bearer",
 		Request: sessions.NewSession{}, Response: sessions.Session{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleCreateSession))
@@ -38,6 +38,14 @@ func (a *API) sessionRoutes() {
 		Request: sessions.NewInvitation{}, Response: sessions.Invitation{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleInvite))
 	a.route("DELETE /api/v1/sessions/{id}/invitations/{pid}", Op{Summary: "Revoke an invitation (disconnects its holder)", Tags: tags, Auth: "bearer",
 		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleRevokeInvitation))
+	a.route("GET /api/v1/sessions/{id}/assignable-staff", Op{Summary: "Staff members the caller may assign to the session (the clerk's judges, the notary's embassy officers)", Tags: tags, Auth: "bearer",
+		Response: []sessions.StaffMember{}, Errors: authErrors}, a.auth(a.handleAssignable))
+	a.route("POST /api/v1/sessions/{id}/assignments", Op{Summary: "Assign a staff member to the session in their own official role; they enter as themselves", Tags: tags, Auth: "bearer",
+		Request: assignRequest{}, Response: sessions.Participant{}, Status: 201, Errors: bodyErrors}, a.auth(a.handleAssign))
+	a.route("DELETE /api/v1/sessions/{id}/assignments/{staff}", Op{Summary: "Withdraw a staff member's assignment (disconnects them)", Tags: tags, Auth: "bearer",
+		Status: 204, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleUnassign))
+	a.route("POST /api/v1/sessions/{id}/enter", Op{Summary: "Enter the room as yourself (staff): your participant, one for all your tabs and devices, and a join ticket for the signalling WebSocket", Tags: tags, Auth: "bearer",
+		Response: sessions.Entry{}, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleEnter))
 	a.route("POST /api/v1/sessions/{id}/public-link", Op{Summary: "Issue the link that lets anyone watch a public hearing", Tags: tags, Auth: "bearer",
 		Response: sessions.PublicLink{}, Status: 201, Errors: []int{401, 403, 404, 409, 429}}, a.auth(a.handleCreatePublicLink))
 	a.route("DELETE /api/v1/sessions/{id}/public-link", Op{Summary: "Revoke every public link of the hearing: nobody joins through them any more; observers who joined stay until removed",
@@ -77,16 +85,26 @@ type Me struct {
 	Staff       *sessions.Staff       `json:"staff,omitempty"`
 	Participant *sessions.Participant `json:"participant,omitempty"`
 	Permissions []string              `json:"permissions"`
+	// MayInvite and MayAssign are the roles the caller's role may invite
+	// and assign (the invite table of docs/roles.md).
+	MayInvite []access.Role `json:"may_invite"`
+	MayAssign []access.Role `json:"may_assign"`
+	// Credential is how the caller authenticated and until when.
+	Credential sessions.Credential `json:"credential"`
+	// SignIn describes the console session, when a cookie authenticated.
+	SignIn *sessions.BrowserSession `json:"sign_in,omitempty"`
 }
 
 func (a *API) handleMe(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
-	me := Me{Staff: p.Staff, Participant: p.Participant}
-	role := access.Role("")
+	me := Me{Staff: p.Staff, Participant: p.Participant, Credential: p.Credential}
+	if b, ok := browserSession(r.Context()); ok {
+		me.SignIn = &b
+	}
+	role := roleOfPrincipal(p)
+	me.Kind = "participant"
 	if p.Staff != nil {
-		me.Kind, role = "staff", p.Staff.Role
-	} else {
-		me.Kind, role = "participant", p.Participant.Role
+		me.Kind = "staff"
 	}
 	me.Permissions = []string{}
 	for _, act := range access.Actions {
@@ -94,8 +112,63 @@ func (a *API) handleMe(w http.ResponseWriter, r *http.Request) error {
 			me.Permissions = append(me.Permissions, string(act))
 		}
 	}
+	me.MayInvite, me.MayAssign = nonNil(access.Invitable(role)), nonNil(access.Assignable(role))
 	WriteJSON(w, http.StatusOK, me)
 	return nil
+}
+
+func nonNil(rs []access.Role) []access.Role {
+	if rs == nil {
+		return []access.Role{}
+	}
+	return rs
+}
+
+func (a *API) handleAssignable(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	list, err := a.sessions.AssignableStaff(r.Context(), principal(r.Context()), sid)
+	return reply(w, http.StatusOK, list, err)
+}
+
+type assignRequest struct {
+	StaffID uuid.UUID `json:"staff_id"`
+}
+
+func (a *API) handleAssign(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	var in assignRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	part, err := a.sessions.Assign(r.Context(), principal(r.Context()), sid, in.StaffID)
+	return reply(w, http.StatusCreated, part, err)
+}
+
+func (a *API) handleUnassign(w http.ResponseWriter, r *http.Request) error {
+	sid, staffID, err := ids(r, "staff")
+	if err != nil {
+		return err
+	}
+	if err := a.sessions.Unassign(r.Context(), principal(r.Context()), sid, staffID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) handleEnter(w http.ResponseWriter, r *http.Request) error {
+	sid, _, err := ids(r, "")
+	if err != nil {
+		return err
+	}
+	e, err := a.sessions.Enter(r.Context(), principal(r.Context()), sid)
+	return reply(w, http.StatusOK, e, err)
 }
 
 // pathID parses a UUID path parameter; a malformed one names nothing, so
@@ -242,17 +315,13 @@ func (a *API) handleRotatePublicLink(w http.ResponseWriter, r *http.Request) err
 }
 
 func (a *API) handleDescribePublic(w http.ResponseWriter, r *http.Request) error {
-	addr := clientAddr(r)
-	if blocked, wait := a.authFailures.blocked(addr); blocked {
-		return tooMany(wait, "failed authentications")
-	}
-	desc, err := a.sessions.DescribePublicLink(r.Context(), r.PathValue("token"))
-	if err != nil {
-		a.authFailures.failed(addr)
+	var desc sessions.PublicSession
+	err := a.authFailures.Guard(a.clients.Of(r), "failed authentications", func() error {
+		var err error
+		desc, err = a.sessions.DescribePublicLink(r.Context(), r.PathValue("token"))
 		return err
-	}
-	WriteJSON(w, http.StatusOK, desc)
-	return nil
+	})
+	return reply(w, http.StatusOK, desc, err)
 }
 
 type publicJoin struct {
@@ -260,25 +329,32 @@ type publicJoin struct {
 }
 
 func (a *API) handleJoinPublic(w http.ResponseWriter, r *http.Request) error {
-	addr := clientAddr(r)
-	if blocked, wait := a.authFailures.blocked(addr); blocked {
-		return tooMany(wait, "failed authentications")
-	}
-	if blocked, wait := a.publicJoins.blocked(addr); blocked {
+	addr := a.clients.Of(r)
+	if blocked, wait := a.publicJoins.Blocked(addr); blocked {
 		return tooMany(wait, "public joins")
 	}
 	var in publicJoin
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	inv, err := a.sessions.JoinPublic(r.Context(), r.PathValue("token"), in.Name)
-	if err != nil {
-		if !isInvalid(err) {
-			a.authFailures.failed(addr)
+	var (
+		inv     sessions.Invitation
+		joinErr error
+	)
+	err := a.authFailures.Guard(addr, "failed authentications", func() error {
+		inv, joinErr = a.sessions.JoinPublic(r.Context(), r.PathValue("token"), in.Name)
+		if isInvalid(joinErr) || errors.Is(joinErr, fault.Conflict) {
+			return nil // the link is good; a bad name or a closed hearing is no guess
 		}
+		return joinErr
+	})
+	if err == nil {
+		err = joinErr
+	}
+	if err != nil {
 		return err
 	}
-	a.publicJoins.failed(addr) // every join spends from the public budget
+	a.publicJoins.Failed(addr) // every join spends from the public budget
 	WriteJSON(w, http.StatusCreated, inv)
 	return nil
 }

@@ -49,11 +49,11 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 	}
 	slots := make(chan struct{}, n)
 	return func(w http.ResponseWriter, r *http.Request) error {
-		addr := clientAddr(r)
-		if blocked, wait := a.verifications.blocked(addr); blocked {
+		addr := a.clients.Of(r)
+		if blocked, wait := a.verifications.Blocked(addr); blocked {
 			return tooMany(wait, "verifications")
 		}
-		a.verifications.failed(addr) // every verification spends from the budget
+		a.verifications.Failed(addr) // every verification spends from the budget
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()

@@ -126,7 +126,7 @@ func TestScenarioFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true,
+	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true,
 		"playback.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {

@@ -13,22 +13,20 @@ import (
 	"github.com/chamber-court/chamber/fault"
 )
 
-// Authenticate resolves a bearer token — a staff token or an invitation
-// token — to the principal it belongs to.
+// Authenticate resolves a bearer token — a staff member's API token or an
+// invitation token — to the principal it belongs to. Console sessions are
+// resolved by AuthenticateBrowser, join tickets by JoinTicket: neither is a
+// bearer token of the REST API.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
 	switch TokenKind(token) {
-	case "staff":
-		st, err := s.authenticateStaff(ctx, token)
-		if err != nil {
-			return Principal{}, err
-		}
-		return Principal{Staff: &st}, nil
+	case "api_token":
+		return s.authenticateAPIToken(ctx, token)
 	case "invitation":
 		p, err := s.authenticateInvitation(ctx, token)
 		if err != nil {
 			return Principal{}, err
 		}
-		return Principal{Participant: &p}, nil
+		return Principal{Participant: &p, Credential: Credential{Kind: ByInvitation, ID: p.ID, ExpiresAt: p.ExpiresAt}}, nil
 	}
 	return Principal{}, fault.Unauthenticated
 }
@@ -62,47 +60,72 @@ func (s *Service) authenticateInvitation(ctx context.Context, token string) (Par
 // no standing in is reported as fault.NotFound, so its existence is not
 // revealed; a forbidden action as *access.ForbiddenError.
 func (s *Service) Authorize(ctx context.Context, p Principal, id uuid.UUID, a access.Action) (Session, access.Role, error) {
-	role, err := s.roleIn(ctx, p, id)
+	sess, c, err := s.Caller(ctx, p, id, a)
+	return sess, c.Role, err
+}
+
+// Caller is Authorize for the layers that act on the session's behalf
+// (documents, acts): the caller's role, name, journal actor and — when they
+// take part in the session — participant ID.
+func (s *Service) Caller(ctx context.Context, p Principal, id uuid.UUID, a access.Action) (Session, access.Caller, error) {
+	role, pid, err := s.standing(ctx, p, id)
 	if err != nil {
-		return Session{}, "", err
+		return Session{}, access.Caller{}, err
 	}
 	if err := access.Check(role, a); err != nil {
-		return Session{}, "", err
+		return Session{}, access.Caller{}, err
 	}
 	sess, err := s.Get(ctx, id)
 	if err != nil {
-		return Session{}, "", err
+		return Session{}, access.Caller{}, err
 	}
-	return sess, role, nil
+	return sess, access.Caller{Actor: p.Actor(), Name: p.Name(), Role: role, ParticipantID: pid}, nil
 }
 
-// roleIn returns the role p holds in session id.
-func (s *Service) roleIn(ctx context.Context, p Principal, id uuid.UUID) (access.Role, error) {
+// standing returns the role p holds in session id and, when p takes part in
+// it, their participant ID. A staff member stands in a session they created
+// or were assigned to, with their staff role — an assignment made for
+// another role (theirs has changed since) gives no standing; an admin
+// stands in every session without taking part.
+func (s *Service) standing(ctx context.Context, p Principal, id uuid.UUID) (access.Role, uuid.UUID, error) {
 	switch {
 	case p.Participant != nil:
 		if p.Participant.SessionID != id {
-			return "", fmt.Errorf("session %s: %w", id, fault.NotFound)
+			return "", uuid.Nil, fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
-		return p.Participant.Role, nil
+		return p.Participant.Role, p.Participant.ID, nil
 	case p.Staff != nil:
 		if p.Staff.Role == access.Admin {
-			return access.Admin, nil
+			return access.Admin, uuid.Nil, nil
 		}
-		var createdBy string
-		err := s.db.QueryRowContext(ctx, `SELECT created_by FROM sessions WHERE id = $1`, id.String()).Scan(&createdBy)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && createdBy != p.Staff.ID.String()) {
-			return "", fmt.Errorf("session %s: %w", id, fault.NotFound)
+		var (
+			createdBy, kind string
+			pid             sql.NullString
+		)
+		err := s.db.QueryRowContext(ctx, `SELECT created_by, kind,
+			(SELECT p.id FROM participants p WHERE p.session_id = s.id AND p.staff_id = $2 AND p.role = $3 AND p.revoked_at IS NULL)
+			FROM sessions s WHERE s.id = $1`, id.String(), p.Staff.ID.String(), string(p.Staff.Role)).Scan(&createdBy, &kind, &pid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", uuid.Nil, fmt.Errorf("session %s: %w", id, fault.NotFound)
 		}
 		if err != nil {
-			return "", fmt.Errorf("sessions: %w", err)
+			return "", uuid.Nil, fmt.Errorf("sessions: %w", err)
 		}
-		return p.Staff.Role, nil
+		if pid.Valid {
+			v, _ := uuid.Parse(pid.String)
+			return p.Staff.Role, v, nil
+		}
+		if createdBy == p.Staff.ID.String() && p.Staff.Role.InKind(access.Kind(kind)) {
+			return p.Staff.Role, uuid.Nil, nil
+		}
+		return "", uuid.Nil, fmt.Errorf("session %s: %w", id, fault.NotFound)
 	}
-	return "", fault.Unauthenticated
+	return "", uuid.Nil, fault.Unauthenticated
 }
 
-// RoleIn is the exported form of roleIn for other layers (documents) that
-// need the caller's role without a specific action.
+// RoleIn returns the role p holds in session id, for layers (documents)
+// that need it without a specific action.
 func (s *Service) RoleIn(ctx context.Context, p Principal, id uuid.UUID) (access.Role, error) {
-	return s.roleIn(ctx, p, id)
+	role, _, err := s.standing(ctx, p, id)
+	return role, err
 }

@@ -38,11 +38,15 @@ func benchService(b *testing.B, engine database.Engine, withMail bool) (*session
 	}
 	svc := sessions.New(cfg)
 	ctx := context.Background()
-	_, token, err := svc.AddStaff(ctx, "Clerk", access.Clerk)
+	st, err := svc.AddStaff(ctx, "system", sessions.NewStaff{Name: "Clerk", Role: access.Clerk})
 	if err != nil {
 		b.Fatal(err)
 	}
-	clerk, _ := svc.Authenticate(ctx, token)
+	token, err := svc.AddAPIToken(ctx, "system", st.ID, sessions.NewAPIToken{Name: "bench", Scopes: []string{sessions.ScopeSessionsWrite}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	clerk, _ := svc.Authenticate(ctx, token.Token)
 	at := time.Now().Add(72 * time.Hour)
 	sess, err := svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Tamm v Kask", ScheduledAt: &at})
 	if err != nil {

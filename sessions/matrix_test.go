@@ -33,8 +33,20 @@ func TestSignallingMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, _ := f.invite(t, creator, sess.ID, "Caller", role)
-			id := p.Participant.ID
+			var id uuid.UUID
+			if role == creator.Staff.Role {
+				e, err := f.svc.Enter(ctx, creator, sess.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				id = e.Participant.ID
+			} else if role.IsOfficial() {
+				_, part := f.official(t, creator, sess.ID, role)
+				id = part.ID
+			} else {
+				p, _ := f.invite(t, creator, sess.ID, "Caller", role)
+				id = p.Participant.ID
+			}
 			if _, err := f.svc.Connected(ctx, sess.ID, id); err != nil {
 				t.Fatal(err)
 			}
@@ -75,16 +87,16 @@ func TestLateJoinerSeesPresentation(t *testing.T) {
 	ctx := context.Background()
 	clerk := f.staff(t, access.Clerk)
 	sess, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "P"})
-	judge, _ := f.invite(t, clerk, sess.ID, "J", access.Judge)
-	late, _ := f.invite(t, clerk, sess.ID, "Late", access.Clerk)
-	if _, err := f.svc.Connected(ctx, sess.ID, judge.Participant.ID); err != nil {
+	_, judge := f.official(t, clerk, sess.ID, access.Judge)
+	_, late := f.official(t, clerk, sess.ID, access.Clerk)
+	if _, err := f.svc.Connected(ctx, sess.ID, judge.ID); err != nil {
 		t.Fatal(err)
 	}
 	doc := uuid.New()
-	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":"`+doc.String()+`","page":3}`)); err != nil {
+	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.ID, "present", json.RawMessage(`{"document_id":"`+doc.String()+`","page":3}`)); err != nil {
 		t.Fatal(err)
 	}
-	w, err := f.svc.Connected(ctx, sess.ID, late.Participant.ID)
+	w, err := f.svc.Connected(ctx, sess.ID, late.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +107,11 @@ func TestLateJoinerSeesPresentation(t *testing.T) {
 	if err := json.Unmarshal(w.Presenting, &p); err != nil || p.DocumentID != doc || p.Page != 3 {
 		t.Fatalf("welcome presenting = %s (%v)", w.Presenting, err)
 	}
-	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.Participant.ID, "present", json.RawMessage(`{"document_id":null}`)); err != nil {
+	if _, err := f.svc.RoomMessage(ctx, sess.ID, judge.ID, "present", json.RawMessage(`{"document_id":null}`)); err != nil {
 		t.Fatal(err)
 	}
-	f.svc.Disconnected(ctx, sess.ID, late.Participant.ID)
-	if w, _ = f.svc.Connected(ctx, sess.ID, late.Participant.ID); w.Presenting != nil {
+	f.svc.Disconnected(ctx, sess.ID, late.ID)
+	if w, _ = f.svc.Connected(ctx, sess.ID, late.ID); w.Presenting != nil {
 		t.Fatalf("presentation not cleared: %s", w.Presenting)
 	}
 }

@@ -184,12 +184,14 @@ func (s *Service) Mute(ctx context.Context, p Principal, sessionID, participantI
 		})
 }
 
-// Remove disconnects a participant and kills their token for good.
+// Remove disconnects a participant and kills their token for good; a staff
+// member taking part loses their place in the session.
 func (s *Service) Remove(ctx context.Context, p Principal, sessionID, participantID uuid.UUID) error {
-	if _, _, err := s.Authorize(ctx, p, sessionID, access.Remove); err != nil {
+	_, role, err := s.Authorize(ctx, p, sessionID, access.Remove)
+	if err != nil {
 		return err
 	}
-	return s.revoke(ctx, p, sessionID, participantID, "participant.removed", "removed")
+	return s.revoke(ctx, p, role, sessionID, participantID, "participant.removed", "removed")
 }
 
 // InterpreterRequest links an interpreter to the participant they

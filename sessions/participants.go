@@ -17,18 +17,18 @@ import (
 	"github.com/chamber-court/chamber/journal"
 )
 
-const participantColumns = `id, session_id, name, role, space, audio_muted, video_muted, interprets, whisper, public_join, expires_at, revoked_at, created_at`
+const participantColumns = `id, session_id, name, role, space, audio_muted, video_muted, interprets, whisper, public_join, expires_at, revoked_at, created_at, staff_id`
 
 func (s *Service) scanParticipant(row interface{ Scan(...any) error }, extra ...any) (Participant, error) {
 	var (
 		p                   Participant
 		id, sessionID, role string
-		interprets          sql.NullString
+		interprets, staffID sql.NullString
 		expires, created    int64
 		revoked             sql.NullInt64
 	)
 	dest := append([]any{&id, &sessionID, &p.Name, &role, &p.Space, &p.AudioMuted, &p.VideoMuted, &interprets,
-		&p.Whisper, &p.PublicJoin, &expires, &revoked, &created}, extra...)
+		&p.Whisper, &p.PublicJoin, &expires, &revoked, &created, &staffID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return Participant{}, err
 	}
@@ -38,6 +38,11 @@ func (s *Service) scanParticipant(row interface{ Scan(...any) error }, extra ...
 	if interprets.Valid {
 		if v, err := uuid.Parse(interprets.String); err == nil {
 			p.Interprets = &v
+		}
+	}
+	if staffID.Valid {
+		if v, err := uuid.Parse(staffID.String); err == nil {
+			p.StaffID = &v
 		}
 	}
 	p.ExpiresAt = database.Time(expires)
@@ -68,9 +73,12 @@ type NewInvitation struct {
 	Contact *Contact `json:"contact,omitempty"`
 }
 
-// Invite adds a participant to a session and issues their token.
+// Invite adds a participant to a session and issues their token. Only the
+// roles the invite table gives the caller's role can be invited: never an
+// official (judge, clerk, notary, embassy officer), who is assigned instead,
+// and never a role with powers the caller lacks.
 func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, n NewInvitation) (Invitation, error) {
-	sess, _, err := s.Authorize(ctx, p, sessionID, access.Invite)
+	sess, role, err := s.Authorize(ctx, p, sessionID, access.Invite)
 	if err != nil {
 		return Invitation{}, err
 	}
@@ -82,6 +90,8 @@ func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, 
 		return Invitation{}, invalid("role", "unknown role %q; a %s has roles %v", n.Role, sess.Kind, access.Roles(sess.Kind))
 	case !n.Role.InKind(sess.Kind):
 		return Invitation{}, invalid("role", "role %q does not exist in a %s (roles: %v)", n.Role, sess.Kind, access.Roles(sess.Kind))
+	case !access.MayInvite(role, n.Role):
+		return Invitation{}, inviteRefused(role, n.Role)
 	}
 	if err := requireNotClosed(sess); err != nil {
 		return Invitation{}, err
@@ -98,6 +108,16 @@ func (s *Service) Invite(ctx context.Context, p Principal, sessionID uuid.UUID, 
 		expires = n.ExpiresAt.UTC().Truncate(time.Microsecond)
 	}
 	return s.addParticipant(ctx, p.Actor(), sess, n.Name, n.Role, expires, false, contact)
+}
+
+// inviteRefused names the refused action (invite), the role the caller
+// tried to invite and what to do instead.
+func inviteRefused(by, r access.Role) error {
+	msg := fmt.Sprintf("forbidden: invite of a %s is not allowed for role %s (it may invite %v)", r, by, access.Invitable(by))
+	if r.IsOfficial() {
+		msg = fmt.Sprintf("forbidden: invite of a %s is not allowed for role %s: officials are staff, assigned to the session (POST /api/v1/sessions/{id}/assignments), never invited", r, by)
+	}
+	return &fault.Error{Kind: fault.Forbidden, Message: msg, Err: &access.ForbiddenError{Role: by, Action: access.Invite}}
 }
 
 func (s *Service) defaultExpiry(sess Session) time.Time {
@@ -157,18 +177,23 @@ func (s *Service) addParticipant(ctx context.Context, actor string, sess Session
 	return inv, nil
 }
 
-// RevokeInvitation kills a participant's token and disconnects them.
+// RevokeInvitation kills a participant's token and disconnects them. A
+// staff member taking part is withdrawn only by a role that may assign
+// theirs.
 func (s *Service) RevokeInvitation(ctx context.Context, p Principal, sessionID, participantID uuid.UUID) error {
-	if _, _, err := s.Authorize(ctx, p, sessionID, access.Revoke); err != nil {
+	_, role, err := s.Authorize(ctx, p, sessionID, access.Revoke)
+	if err != nil {
 		return err
 	}
-	return s.revoke(ctx, p, sessionID, participantID, "invitation.revoked", "token_revoked")
+	return s.revoke(ctx, p, role, sessionID, participantID, "invitation.revoked", "token_revoked")
 }
 
-// revoke ends a participant's invitation. reason is the code the
-// participant's connections are closed with and participant_removed carries
-// (a signalling Bye code: removed, token_revoked).
-func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participantID uuid.UUID, action, reason string) error {
+// revoke ends a participant's invitation (or a staff member's part in the
+// session). reason is the code the participant's connections are closed
+// with and participant_removed carries (a signalling Bye code: removed,
+// token_revoked). by is the caller's role, checked against the assign table
+// when the participant is a staff member.
+func (s *Service) revoke(ctx context.Context, p Principal, by access.Role, sessionID, participantID uuid.UUID, action, reason string) error {
 	if err := s.ensureLive(ctx, sessionID); err != nil {
 		return err
 	}
@@ -180,6 +205,9 @@ func (s *Service) revoke(ctx context.Context, p Principal, sessionID, participan
 		}
 		if target.Revoked {
 			return conflict("participant %s is already removed", participantID)
+		}
+		if target.StaffID != nil && !access.MayAssign(by, target.Role) {
+			return &access.ForbiddenError{Role: by, Action: access.AssignStaff}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE participants SET revoked_at = $1 WHERE id = $2`,
 			database.Micros(s.now()), participantID.String()); err != nil {

@@ -167,8 +167,9 @@ type Filter struct {
 	Limit int
 }
 
-// List returns the sessions the principal may see: a staff member's own,
-// all for an admin, and for a participant the one session of their token.
+// List returns the sessions the principal may see: for a staff member those
+// they created or take part in, all for an admin, and for a participant the
+// one session of their token.
 func (s *Service) List(ctx context.Context, p Principal, f Filter) ([]Session, error) {
 	var (
 		where []string
@@ -186,7 +187,9 @@ func (s *Service) List(ctx context.Context, p Principal, f Filter) ([]Session, e
 		if !access.Allowed(p.Staff.Role, access.ListSessions) {
 			return nil, &access.ForbiddenError{Role: p.Staff.Role, Action: access.ListSessions}
 		}
-		where = append(where, "created_by = "+arg(p.Staff.ID.String()))
+		me := arg(p.Staff.ID.String())
+		where = append(where, "(created_by = "+me+" OR id IN (SELECT session_id FROM participants WHERE staff_id = "+me+
+			" AND role = "+arg(string(p.Staff.Role))+" AND revoked_at IS NULL))")
 	default:
 		return nil, fault.Unauthenticated
 	}

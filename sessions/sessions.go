@@ -1,11 +1,13 @@
-// Package sessions runs hearings and notarial acts: staff and their tokens,
-// sessions and their states, invitations, the waiting room, moderation,
+// Package sessions runs hearings and notarial acts: staff and their
+// credentials (console sessions, API tokens, join tickets), sessions and
+// their states, assignments and invitations, the waiting room, moderation,
 // consultation rooms, interpreters, and the live state the media server
 // consults to decide who sees and hears whom. Every change is journalled in
 // the same transaction that makes it.
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -65,6 +67,20 @@ type Config struct {
 	Mail *MailConfig
 	// Clock is the time source; nil means the system clock.
 	Clock Clock
+	// BrowserSessionTTL is how long a console sign-in lasts at most
+	// (default 12h); BrowserIdleTimeout ends it after that long without a
+	// request (default 30m).
+	BrowserSessionTTL, BrowserIdleTimeout time.Duration
+	// Revalidate asks the identity provider whether the account behind a
+	// browser session is still enabled, with the session's sealed refresh
+	// token; it returns the (possibly rotated) sealed token. An error of
+	// kind fault.Revoked means the provider refused: every browser session
+	// and live connection of that staff member ends. Any other error
+	// (the provider is down) changes nothing. Nil disables the check.
+	Revalidate func(ctx context.Context, sealedRefresh string) (string, error)
+	// RevalidateEvery is how often each browser session with a refresh
+	// token is revalidated (default 30s).
+	RevalidateEvery time.Duration
 }
 
 // Service is the session layer.
@@ -79,6 +95,11 @@ type Service struct {
 	clock     Clock
 	mail      *mailer
 
+	browserTTL, browserIdle time.Duration
+	revalidate              func(ctx context.Context, sealedRefresh string) (string, error)
+	revalidateEvery         time.Duration
+	sweep                   sweepState
+
 	notifierMu sync.RWMutex
 	notifier   Notifier
 
@@ -92,16 +113,23 @@ func New(cfg Config) *Service {
 		ttl = 7 * 24 * time.Hour
 	}
 	s := &Service{
-		db:        cfg.DB,
-		journal:   cfg.Journal,
-		log:       cfg.Log,
-		publicURL: cfg.PublicURL,
-		ttl:       ttl,
-		anchor:    cfg.Anchor,
-		now:       database.Now,
-		clock:     systemClock{},
-		notifier:  nopNotifier{},
-		live:      liveState{sessions: map[uuid.UUID]*liveSession{}},
+		db:              cfg.DB,
+		journal:         cfg.Journal,
+		log:             cfg.Log,
+		publicURL:       cfg.PublicURL,
+		ttl:             ttl,
+		anchor:          cfg.Anchor,
+		now:             database.Now,
+		clock:           systemClock{},
+		browserTTL:      cmp.Or(cfg.BrowserSessionTTL, DefaultBrowserSessionTTL),
+		browserIdle:     cmp.Or(cfg.BrowserIdleTimeout, DefaultBrowserIdleTimeout),
+		revalidate:      cfg.Revalidate,
+		revalidateEvery: cmp.Or(cfg.RevalidateEvery, DefaultRevalidateEvery),
+		notifier:        nopNotifier{},
+		live:            liveState{sessions: map[uuid.UUID]*liveSession{}},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock != nil {
 		s.clock = cfg.Clock
@@ -110,8 +138,16 @@ func New(cfg Config) *Service {
 	if cfg.Mail != nil {
 		s.mail = newMailer(*cfg.Mail)
 	}
+	s.sweep.since = s.now()
 	return s
 }
+
+// Defaults of Config.
+const (
+	DefaultBrowserSessionTTL  = 12 * time.Hour
+	DefaultBrowserIdleTimeout = 30 * time.Minute
+	DefaultRevalidateEvery    = 30 * time.Second
+)
 
 // SetNotifier plugs in the signalling server. It is set after
 // construction because the signalling server itself needs the Service.
@@ -178,26 +214,58 @@ type Participant struct {
 	Interprets *uuid.UUID  `json:"interprets,omitempty"`
 	Whisper    bool        `json:"whisper,omitempty"`
 	PublicJoin bool        `json:"public_join,omitempty"`
-	ExpiresAt  time.Time   `json:"expires_at"`
-	Revoked    bool        `json:"revoked,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
+	// StaffID is set for a staff member taking part as themselves
+	// (assigned, or entering a session they created): they hold no
+	// invitation token.
+	StaffID   *uuid.UUID `json:"staff_id,omitempty"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Revoked   bool       `json:"revoked,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
-// Staff is a member of the court's or notary's staff.
+// Staff is a member of the court's or notary's staff. A personal signing
+// identity, when there is one, hangs off ID.
 type Staff struct {
-	ID        uuid.UUID   `json:"id"`
-	Name      string      `json:"name"`
-	Role      access.Role `json:"role"`
-	CreatedAt time.Time   `json:"created_at"`
-	Revoked   bool        `json:"revoked"`
+	ID   uuid.UUID   `json:"id"`
+	Name string      `json:"name"`
+	Role access.Role `json:"role"`
+	// ExternalSubject links the staff member to an account of the OpenID
+	// provider: "issuer|subject".
+	ExternalSubject string    `json:"external_subject,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	Revoked         bool      `json:"revoked"`
 }
 
 // Principal is the authenticated caller of a request: a staff member (by
-// staff token) or a participant (by invitation token). Exactly one is set.
+// console session or API token) or a participant (by invitation token).
+// Exactly one of Staff and Participant is set; Credential says how.
 type Principal struct {
 	Staff       *Staff
 	Participant *Participant
+	Credential  Credential
 }
+
+// CredentialKind is how a principal authenticated.
+type CredentialKind string
+
+// The kinds of credential.
+const (
+	ByBrowser    CredentialKind = "browser_session" // the console's cookie
+	ByAPIToken   CredentialKind = "api_token"       // automation
+	ByInvitation CredentialKind = "invitation"      // a participant's link
+)
+
+// Credential is what authenticated a principal.
+type Credential struct {
+	Kind      CredentialKind `json:"kind"`
+	ID        uuid.UUID      `json:"id"`
+	Scopes    []string       `json:"scopes,omitempty"` // API tokens only
+	ExpiresAt time.Time      `json:"expires_at"`
+}
+
+// Ref names the credential in join tickets and to the signalling server,
+// which closes the connections it authenticated when it ends.
+func (c Credential) Ref() string { return string(c.Kind) + ":" + c.ID.String() }
 
 // Actor is how the principal appears in the journal.
 func (p Principal) Actor() string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,25 @@ type recorder struct {
 	events       []string
 	to           [][]uuid.UUID // the recipients of each event (nil: everyone)
 	disconnected []uuid.UUID
+	credentials  []string // DisconnectCredential refs
+}
+
+func (r *recorder) DisconnectCredential(ref, _ string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.credentials = append(r.credentials, ref)
+}
+
+func (r *recorder) wasDisconnected(pid uuid.UUID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.disconnected, pid)
+}
+
+func (r *recorder) credentialClosed(ref string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.credentials, ref)
 }
 
 func (r *recorder) Notify(_ uuid.UUID, to []uuid.UUID, typ string, _ json.RawMessage) {
@@ -63,7 +83,9 @@ type fixture struct {
 	notes   *recorder
 }
 
-func newFixture(t testing.TB, db *database.DB) *fixture {
+func newFixture(t testing.TB, db *database.DB) *fixture { return newFixtureB(t, db) }
+
+func newFixtureB(t testing.TB, db *database.DB) *fixture {
 	j := journal.New(db, nil, discard)
 	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: discard, PublicURL: "https://chamber.example"})
 	n := &recorder{}
@@ -71,17 +93,51 @@ func newFixture(t testing.TB, db *database.DB) *fixture {
 	return &fixture{svc: svc, journal: j, db: db, notes: n}
 }
 
+// staff provisions a staff member and returns them authenticated by an API
+// token carrying every scope their role may hold.
 func (f *fixture) staff(t testing.TB, role access.Role) sessions.Principal {
 	t.Helper()
-	_, token, err := f.svc.AddStaff(context.Background(), "Staff "+string(role), role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := f.svc.Authenticate(context.Background(), token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := f.staffToken(t, role)
 	return p
+}
+
+// staffToken is staff, also returning the API token.
+func (f *fixture) staffToken(t testing.TB, role access.Role) (sessions.Principal, string) {
+	return f.staffTokenB(t, role)
+}
+
+func (f *fixture) staffTokenB(t testing.TB, role access.Role) (sessions.Principal, string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := f.svc.AddStaff(ctx, "system", sessions.NewStaff{Name: "Staff " + string(role) + " " + uuid.NewString()[:4], Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes := []string{sessions.ScopeSessionsWrite, sessions.ScopeRegisterWrite}
+	if role == access.Admin {
+		scopes = append(scopes, sessions.ScopeStaffAdmin)
+	}
+	tok, err := f.svc.AddAPIToken(ctx, "system", st.ID, sessions.NewAPIToken{Name: "test", Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.Authenticate(ctx, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, tok.Token
+}
+
+// official provisions a staff member of an official role, has by assign
+// them to the session, and returns them with their participant.
+func (f *fixture) official(t testing.TB, by sessions.Principal, sid uuid.UUID, role access.Role) (sessions.Principal, sessions.Participant) {
+	t.Helper()
+	p := f.staff(t, role)
+	part, err := f.svc.Assign(context.Background(), by, sid, p.Staff.ID)
+	if err != nil {
+		t.Fatalf("assign %s: %v", role, err)
+	}
+	return p, part
 }
 
 func (f *fixture) invite(t testing.TB, by sessions.Principal, sid uuid.UUID, name string, role access.Role) (sessions.Principal, sessions.Invitation) {
@@ -110,17 +166,22 @@ func TestHearingFlow(t *testing.T) {
 		if sess.State != sessions.Scheduled {
 			t.Fatalf("state = %s", sess.State)
 		}
-		judge, judgeInv := f.invite(t, clerkStaff, sess.ID, "Judge Saar", access.Judge)
+		judge, judgePart := f.official(t, clerkStaff, sess.ID, access.Judge)
 		party, partyInv := f.invite(t, clerkStaff, sess.ID, "Mari Tamm", access.Party)
 		counsel, _ := f.invite(t, judge, sess.ID, "Counsel Kask", access.Counsel)
 		witness, _ := f.invite(t, judge, sess.ID, "Witness", access.Witness)
-		if want := "https://chamber.example/join/" + judgeInv.Token; judgeInv.JoinURL != want {
-			t.Fatalf("join url %s", judgeInv.JoinURL)
+		if want := "https://chamber.example/join/" + partyInv.Token; partyInv.JoinURL != want {
+			t.Fatalf("join url %s", partyInv.JoinURL)
 		}
-		if !judgeInv.ExpiresAt.After(when.Add(6 * 24 * time.Hour)) {
-			t.Fatalf("invitation expires %v, want 7 days after the scheduled time", judgeInv.ExpiresAt)
+		if !partyInv.ExpiresAt.After(when.Add(6 * 24 * time.Hour)) {
+			t.Fatalf("invitation expires %v, want 7 days after the scheduled time", partyInv.ExpiresAt)
 		}
-		pid := func(p sessions.Principal) uuid.UUID { return p.Participant.ID }
+		pid := func(p sessions.Principal) uuid.UUID {
+			if p.Staff != nil && p.Staff.ID == *judgePart.StaffID {
+				return judgePart.ID
+			}
+			return p.Participant.ID
+		}
 
 		// The judge's first join opens the session; the party waits.
 		if _, err := f.svc.Connected(ctx, sess.ID, pid(judge)); err != nil {
@@ -218,7 +279,7 @@ func TestHearingFlow(t *testing.T) {
 		for _, e := range entries {
 			actions = append(actions, e.Action)
 		}
-		for _, want := range []string{"session.created", "invitation.issued", "participant.joined", "session.opened",
+		for _, want := range []string{"session.created", "staff.assigned", "invitation.issued", "participant.joined", "session.opened",
 			"participant.admitted", "consultation.opened", "consultation.closed", "participant.muted", "participant.removed", "session.closed"} {
 			if !slices.Contains(actions, want) {
 				t.Errorf("journal lacks %s: %v", want, actions)
@@ -274,8 +335,8 @@ func TestBadInput(t *testing.T) {
 		if err := invite(f, notary, hearing.ID, "X", access.Party); !errors.Is(err, fault.NotFound) {
 			t.Errorf("notary inviting into the clerk's hearing: %v", err)
 		}
-		// A participant of one session cannot act in another.
-		judge, _ := f.invite(t, clerk, hearing.ID, "J", access.Judge)
+		// A judge assigned to one session cannot act in another.
+		judge, _ := f.official(t, clerk, hearing.ID, access.Judge)
 		other, err := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Other"})
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +349,8 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("admitting another session's participant into mine: %v", err)
 		}
 		// Tokens: garbage, expired, revoked.
-		for _, tok := range []string{"", "chi_short", "chs_" + "A" + string(make([]byte, 42)), "Bearer x"} {
+		for _, tok := range []string{"", "chi_short", "chs_" + strings.Repeat("A", 43), "cha_" + "A" + string(make([]byte, 42)),
+			"cha_" + strings.Repeat("A", 43), "cht_" + strings.Repeat("A", 43), "chb_" + strings.Repeat("A", 43), "Bearer x"} {
 			if _, err := f.svc.Authenticate(ctx, tok); !errors.Is(err, fault.Unauthenticated) {
 				t.Errorf("token %q: %v", tok, err)
 			}
@@ -333,7 +395,7 @@ func TestInterpreterWhisper(t *testing.T) {
 		f := newFixture(t, db)
 		clerk := f.staff(t, access.Clerk)
 		sess, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "H"})
-		judge, _ := f.invite(t, clerk, sess.ID, "J", access.Judge)
+		judge, judgePart := f.official(t, clerk, sess.ID, access.Judge)
 		party, _ := f.invite(t, clerk, sess.ID, "P", access.Party)
 		interp, _ := f.invite(t, clerk, sess.ID, "I", access.Interpreter)
 		for _, p := range []sessions.Principal{party, interp} {
@@ -345,7 +407,7 @@ func TestInterpreterWhisper(t *testing.T) {
 		if _, err := f.svc.LinkInterpreter(ctx, judge, sess.ID, interp.Participant.ID, sessions.InterpreterRequest{For: &forID, Whisper: true}); err != nil {
 			t.Fatal(err)
 		}
-		i, j, p := interp.Participant.ID, judge.Participant.ID, party.Participant.ID
+		i, j, p := interp.Participant.ID, judgePart.ID, party.Participant.ID
 		if !f.svc.MayForward(sess.ID, p, i, sessions.SourceMicrophone) {
 			t.Error("party does not hear the whispering interpreter")
 		}

@@ -9,12 +9,14 @@ import (
 	"strings"
 )
 
-// Token prefixes say what a bearer token is, so a leaked one is easy to
+// Token prefixes say what a secret is, so a leaked one is easy to
 // recognise and the right table is searched.
 const (
-	staffPrefix      = "chs_"
-	invitationPrefix = "chi_"
-	publicLinkPrefix = "chp_"
+	invitationPrefix = "chi_" // an invitation: one participant of one session
+	publicLinkPrefix = "chp_" // a public hearing's link
+	apiTokenPrefix   = "cha_" // a staff member's API token, for automation
+	browserPrefix    = "chb_" // a staff member's console cookie
+	ticketPrefix     = "cht_" // a staff member's join ticket for one session's signalling
 )
 
 // newToken returns a token with 256 random bits and its stored hash.
@@ -50,12 +52,16 @@ func sameHash(stored, computed string) bool {
 // TokenKind tells what kind of token a bearer string looks like.
 func TokenKind(token string) string {
 	switch {
-	case strings.HasPrefix(token, staffPrefix):
-		return "staff"
+	case strings.HasPrefix(token, apiTokenPrefix):
+		return "api_token"
 	case strings.HasPrefix(token, invitationPrefix):
 		return "invitation"
 	case strings.HasPrefix(token, publicLinkPrefix):
 		return "public_link"
+	case strings.HasPrefix(token, ticketPrefix):
+		return "join_ticket"
+	case strings.HasPrefix(token, browserPrefix):
+		return "browser_session"
 	}
 	return ""
 }

@@ -129,7 +129,7 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 			host = h
 		}
 	}
-	if !c.handshake(sessionID, host) {
+	if !c.handshake(r, sessionID, host) {
 		return
 	}
 	c.readLoop()
@@ -137,12 +137,12 @@ func (s *Server) HandleSignal(w http.ResponseWriter, r *http.Request) {
 }
 
 // handshake reads the join message, authenticates and joins the room.
-func (c *conn) handshake(sessionID uuid.UUID, host string) bool {
+func (c *conn) handshake(upgrade *http.Request, sessionID uuid.UUID, host string) bool {
 	env, join, ok := c.readJoin()
 	if !ok {
 		return false
 	}
-	id, welcome, ok := c.authenticate(sessionID, env.ID, join)
+	id, welcome, ok := c.authenticate(upgrade, sessionID, env.ID, join)
 	if !ok {
 		return false
 	}
@@ -186,9 +186,9 @@ func (c *conn) readJoin() (protocol.Envelope, protocol.Join, bool) {
 
 // authenticate checks the join token and asks the session layer to admit
 // the participant; it returns who joined and the welcome for "joined".
-func (c *conn) authenticate(sessionID uuid.UUID, reqID string, join protocol.Join) (Identity, json.RawMessage, bool) {
+func (c *conn) authenticate(upgrade *http.Request, sessionID uuid.UUID, reqID string, join protocol.Join) (Identity, json.RawMessage, bool) {
 	s := c.s
-	id, err := s.auth.Authenticate(c.ctx, sessionID, join.Token)
+	id, err := s.auth.Authenticate(context.WithValue(c.ctx, upgradeKey{}, upgrade), sessionID, join.Token)
 	if err == nil && (id.SessionID != sessionID || id.ParticipantID == uuid.Nil) {
 		err = fault.Unauthenticated
 	}
@@ -243,7 +243,11 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 	if err != nil {
 		s.revokeTURN(id.ParticipantID, c.connID)
 		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
-		c.refuse(protocol.CodeConflict, "the server is shutting down", reqID)
+		if errors.Is(err, errTooManyConnections) {
+			c.refuse(protocol.CodeForbidden, fmt.Sprintf("you already have %d connections to this session; close one first", s.cfg.MaxConnectionsPerParticipant), reqID)
+		} else {
+			c.refuse(protocol.CodeConflict, "the server is shutting down", reqID)
+		}
 		return false
 	}
 	peer, err := r.media.Join(sfu.PeerConfig{
@@ -509,6 +513,9 @@ func (c *conn) handle(data []byte) bool {
 	default:
 		if !hookTypePattern.MatchString(env.Type) {
 			return fail(unknownType(env.Type))
+		}
+		if !c.room.allowMessage(c.id.ParticipantID) {
+			return fail(&fault.Error{Kind: fault.RateLimited, Message: "too many room messages; this one was dropped"})
 		}
 		payload := env.Data
 		if len(payload) == 0 {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,6 +32,10 @@ type Identity struct {
 	// server then closes the connection with bye token_expired. Zero
 	// means never.
 	ExpiresAt time.Time
+	// Credential names what authenticated the connection (e.g. a staff
+	// member's browser sign-in), so that DisconnectCredential can close it
+	// alone when that credential ends; "" for none.
+	Credential string
 }
 
 // Source says what a track carries.
@@ -44,8 +49,20 @@ const (
 )
 
 // Authenticator checks the token carried by the first (join) message.
+// UpgradeRequest(ctx) is the WebSocket's upgrade request, for the client
+// address a failure limiter counts against.
 type Authenticator interface {
 	Authenticate(ctx context.Context, sessionID uuid.UUID, token string) (Identity, error)
+}
+
+type upgradeKey struct{}
+
+// UpgradeRequest returns the HTTP request that opened the WebSocket whose
+// join is being authenticated (nil outside Authenticate). Only its
+// RemoteAddr and headers may be read.
+func UpgradeRequest(ctx context.Context) *http.Request {
+	r, _ := ctx.Value(upgradeKey{}).(*http.Request)
+	return r
 }
 
 // Policy is the permission hook: who may publish, who receives whom.
@@ -250,6 +267,8 @@ func authFailure(err error) (code, message string) {
 		return protocol.CodeTokenRevoked, fault.Revoked.Error()
 	case fault.Unavailable, fault.Internal:
 		return protocol.CodeUnavailable, "the server cannot check your link right now; retrying"
+	case fault.RateLimited:
+		return protocol.CodeRateLimited, "too many failed joins from this address; retry later"
 	}
 	return protocol.CodeUnauthenticated, "invalid token for this session"
 }

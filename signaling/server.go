@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
@@ -31,6 +33,18 @@ const (
 	outQueue                 = 512 // messages waiting to be written to one connection
 	writeTimeout             = 10 * time.Second
 	hardReadLimit            = 1 << 20 // beyond this a message closes the connection (1009)
+)
+
+// Per-participant limits, over all of a participant's connections.
+const (
+	// DefaultMaxConnectionsPerParticipant bounds one participant's
+	// simultaneous WebSockets (tabs and devices).
+	DefaultMaxConnectionsPerParticipant = 4
+	// DefaultRoomMessagesPerSecond and DefaultRoomMessageBurst bound the
+	// room messages (chat, present) one participant sends: each is
+	// journalled.
+	DefaultRoomMessagesPerSecond = 2
+	DefaultRoomMessageBurst      = 10
 )
 
 // Config configures a Server. The flag each field maps to is in brackets.
@@ -97,6 +111,14 @@ type Config struct {
 	// MessagesPerSecond and MessageBurst rate-limit each connection's messages.
 	MessagesPerSecond float64
 	MessageBurst      int
+	// MaxConnectionsPerParticipant bounds one participant's simultaneous
+	// connections [--max-connections-per-participant]; default 4.
+	MaxConnectionsPerParticipant int
+	// RoomMessagesPerSecond and RoomMessageBurst rate-limit the room
+	// messages handed to Hooks (chat, present) per participant, across
+	// their connections; defaults 2/s, burst 10.
+	RoomMessagesPerSecond float64
+	RoomMessageBurst      int
 	// JoinTimeout bounds the wait for the join message; IdleTimeout closes
 	// a connection that sends nothing (clients send ping every 20 s).
 	JoinTimeout, IdleTimeout time.Duration
@@ -135,6 +157,40 @@ type room struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
+
+	// messages limits each participant's room messages across their
+	// connections; it lives as long as the room.
+	limitMu  sync.Mutex
+	messages map[uuid.UUID]*rate.Limiter
+	perSec   rate.Limit
+	burst    int
+}
+
+// allowMessage spends one of a participant's room messages.
+func (r *room) allowMessage(participant uuid.UUID) bool {
+	r.limitMu.Lock()
+	defer r.limitMu.Unlock()
+	l := r.messages[participant]
+	if l == nil {
+		l = rate.NewLimiter(r.perSec, r.burst)
+		r.messages[participant] = l
+	}
+	return l.Allow()
+}
+
+// errTooManyConnections refuses a join beyond MaxConnectionsPerParticipant.
+var errTooManyConnections = errors.New("signaling: too many connections for one participant")
+
+// connectionsOf counts a participant's connections in the room; the
+// server lock is held.
+func (r *room) connectionsOf(participant uuid.UUID) int {
+	n := 0
+	for _, c := range r.conns {
+		if c.id.ParticipantID == participant {
+			n++
+		}
+	}
+	return n
 }
 
 // New checks the configuration. Start opens the sockets.
@@ -159,6 +215,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConnectionsPerParticipant <= 0 {
+		cfg.MaxConnectionsPerParticipant = DefaultMaxConnectionsPerParticipant
+	}
+	if cfg.RoomMessagesPerSecond == 0 {
+		cfg.RoomMessagesPerSecond = DefaultRoomMessagesPerSecond
+	}
+	if cfg.RoomMessageBurst == 0 {
+		cfg.RoomMessageBurst = DefaultRoomMessageBurst
 	}
 	if cfg.NATIP != "" && net.ParseIP(cfg.NATIP) == nil {
 		return nil, fmt.Errorf("%w: NAT IP %q", ErrConfig, cfg.NATIP)
@@ -425,6 +490,29 @@ func (s *Server) Disconnect(sessionID, participantID uuid.UUID, code string) {
 	}
 }
 
+// DisconnectCredential closes every connection that credential
+// authenticated (Identity.Credential), in every session: a staff member's
+// signed-out browser or revoked API token, while their other devices stay.
+// code is a protocol Bye code.
+func (s *Server) DisconnectCredential(credential, code string) {
+	if credential == "" {
+		return
+	}
+	s.mu.Lock()
+	var conns []*conn
+	for _, r := range s.rooms {
+		for _, c := range r.conns {
+			if c.id.Credential == credential {
+				conns = append(conns, c)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
+	}
+}
+
 // connsOf returns the connections of the listed participants (nil = all).
 func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Room) {
 	s.mu.Lock()
@@ -472,8 +560,12 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 		if err != nil {
 			return nil, err
 		}
-		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn)}
+		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
+			messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
 		s.rooms[r.id] = r
+	}
+	if r.connectionsOf(c.id.ParticipantID) >= s.cfg.MaxConnectionsPerParticipant {
+		return nil, errTooManyConnections
 	}
 	others := make([]*conn, 0, len(r.conns))
 	for _, o := range r.conns {

@@ -120,7 +120,8 @@ func New(cfg Config) (*Web, error) {
 func (w *Web) Pages() []Page {
 	html := "text/html"
 	return []Page{
-		{Pattern: "GET /{$}", Summary: "Staff console: sign in with a staff token, sessions, calendar, invitations, journal and documents", ContentType: html, Handler: w.page(consolePage)},
+		{Pattern: "GET /{$}", Summary: "Staff console: sign in, sessions, calendar, assignments and invitations, journal and documents", ContentType: html, Handler: w.page(consolePage)},
+		{Pattern: "GET /room/{id}", Summary: "A staff member's room, entered from the console as themselves", ContentType: html, Handler: w.page(roomPage)},
 		{Pattern: "GET /join/{token}", Summary: "Join page and room for an invitation link", ContentType: html, Handler: w.page(roomPage)},
 		// The page moves the token from the address bar into sessionStorage;
 		// a reload then lands here.

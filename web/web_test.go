@@ -56,6 +56,7 @@ func TestPages(t *testing.T) {
 		{"/", "text/html", "/static/js/console.js", 200},
 		{"/join/chi_abcdef", "text/html", "/static/js/room-page.js", 200},
 		{"/join/", "text/html", "/static/js/room-page.js", 200},
+		{"/room/8d3c8c3e-6b2c-4c47-9d0c-3b8f1b2f4a11", "text/html", "/static/js/room-page.js", 200},
 		{"/watch/chp_abcdef", "text/html", "/static/js/room-page.js", 200},
 		{"/watch/", "text/html", "/static/js/room-page.js", 200},
 		{"/verify", "text/html", "/static/js/verify.js", 200},
@@ -132,7 +133,8 @@ func checkSecurityHeaders(t *testing.T, h http.Header) {
 
 func TestPagesAreNotCached(t *testing.T) {
 	m := mux(t)
-	for _, p := range []string{"/", "/join/chi_x", "/watch/chp_x", "/verify", "/playback/0190a7a4-7b7e-7c00-8000-000000000000"} {
+	for _, p := range []string{"/", "/join/chi_x", "/watch/chp_x", "/verify", "/room/8d3c8c3e-6b2c-4c47-9d0c-3b8f1b2f4a11",
+		"/playback/0190a7a4-7b7e-7c00-8000-000000000000"} {
 		if cc := get(t, m, p).Header().Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("%s: Cache-Control %q, want no-store (join URLs carry tokens)", p, cc)
 		}

@@ -33,11 +33,9 @@ import (
 func TestEmbassyCeremony(t *testing.T) {
 	ffprobe := testenv.Command(t, "ffprobe")
 	dir := t.TempDir()
-	notaryStaff, _, code := chamber(t, dir, "staff", "add", "--name", "Notary Kadri Mets", "--role", "notary")
-	if code != 0 {
-		t.Fatal("staff add failed")
-	}
-	notaryStaff = strings.TrimSpace(notaryStaff)
+	notaryMember := addStaff(t, dir, nil, "Notary Kadri Mets", "notary")
+	officerMember := addStaff(t, dir, nil, "Consul Jaan Saar", "embassy_officer")
+	notaryStaff := notaryMember.Token
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
 
 	var sess struct{ ID string }
@@ -52,7 +50,13 @@ func TestEmbassyCeremony(t *testing.T) {
 		call(t, "POST", base+"/invitations", notaryStaff, map[string]any{"name": name, "role": role}, 201, &i)
 		return i
 	}
-	in, io_, ip := invite("Notary Kadri Mets", "notary"), invite("Consul Jaan Saar", "embassy_officer"), invite("Mari Tamm", "principal")
+	// The notary presides as themselves and assigns the embassy officer;
+	// only the principal is invited.
+	assign(t, s.URL, sess.ID, notaryStaff, officerMember.ID)
+	ne, oe := enter(t, s.URL, sess.ID, notaryStaff), enter(t, s.URL, sess.ID, officerMember.Token)
+	in := inv{ParticipantID: ne.Participant.ID, Token: notaryStaff}
+	io_ := inv{ParticipantID: oe.Participant.ID, Token: officerMember.Token}
+	ip := invite("Mari Tamm", "principal")
 	pdf, err := os.ReadFile("../../documents/pades/testdata/libreoffice-will.pdf")
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +64,8 @@ func TestEmbassyCeremony(t *testing.T) {
 	var doc struct{ ID string }
 	call(t, "POST", base+"/documents?name=power-of-attorney.pdf", in.Token, pdf, 201, &doc)
 
-	notary := joinPeer(t, s.URL, sess.ID, "notary", in.Token, in.ParticipantID, true)
-	officer := joinPeer(t, s.URL, sess.ID, "officer", io_.Token, io_.ParticipantID, true)
+	notary := joinPeer(t, s.URL, sess.ID, "notary", ne.Ticket, in.ParticipantID, true)
+	officer := joinPeer(t, s.URL, sess.ID, "officer", oe.Ticket, io_.ParticipantID, true)
 	principal := joinPeer(t, s.URL, sess.ID, "principal", ip.Token, ip.ParticipantID, true)
 	call(t, "POST", base+"/participants/"+io_.ParticipantID+"/admit", in.Token, nil, 200, nil)
 	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", in.Token, nil, 200, nil)

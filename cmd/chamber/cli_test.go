@@ -72,29 +72,52 @@ func call(t testing.TB, method, url, token string, body any, want int, out any) 
 	}
 }
 
-// TestOperatorCommands: staff tokens from the CLI drive the REST API; a
-// notary's signature passes chamber verify and fails once a byte changes;
-// an edited journal row fails chamber journal verify, naming that row.
+// TestOperatorCommands: staff and their API tokens from the CLI drive the
+// REST API; a judge's signature passes chamber verify and fails once a byte
+// changes; an edited journal row fails chamber journal verify, naming that
+// row.
 func TestOperatorCommands(t *testing.T) {
 	dir := t.TempDir()
-	// staff add on an empty data dir: the token alone on stdout.
-	token, stderr, code := chamber(t, dir, "staff", "add", "--name", "Clerk Mets", "--role", "clerk")
+	// staff add on an empty data dir: the staff id alone on stdout.
+	id, stderr, code := chamber(t, dir, "staff", "add", "--name", "Clerk Mets", "--role", "clerk")
+	id = strings.TrimSpace(id)
+	if code != 0 || len(id) != 36 || strings.Contains(id, "\n") {
+		t.Fatalf("staff add: code %d stdout %q stderr %s", code, id, stderr)
+	}
+	// token add: the token alone on stdout, shown once.
+	token, stderr, code := chamber(t, dir, "token", "add", "--staff", id, "--scope", "sessions:write", "--name", "scripts")
 	token = strings.TrimSpace(token)
-	if code != 0 || !strings.HasPrefix(token, "chs_") || strings.Contains(token, "\n") {
-		t.Fatalf("staff add: code %d stdout %q stderr %s", code, token, stderr)
+	if code != 0 || !strings.HasPrefix(token, "cha_") || strings.Contains(token, "\n") {
+		t.Fatalf("token add: code %d stdout %q stderr %s", code, token, stderr)
 	}
 	if out, _, code := chamber(t, dir, "staff", "list"); code != 0 || !strings.Contains(out, "Clerk Mets") || strings.Contains(out, token) {
 		t.Fatalf("staff list (code %d):\n%s", code, out)
 	}
-	if _, _, code := chamber(t, dir, "staff", "add", "--name", "X", "--role", "bailiff"); code != 2 {
-		t.Fatalf("staff add with a bad role exited %d", code)
+	if out, _, code := chamber(t, dir, "token", "list", "--staff", id); code != 0 || !strings.Contains(out, "scripts") || !strings.Contains(out, "sessions:write") || strings.Contains(out, token) {
+		t.Fatalf("token list (code %d):\n%s", code, out)
 	}
+	for _, bad := range [][]string{
+		{"staff", "add", "--name", "X", "--role", "bailiff"},
+		{"token", "add", "--staff", "nobody"},
+		{"token", "revoke", "--id", "x"},
+	} {
+		if _, _, code := chamber(t, dir, bad...); code != 2 {
+			t.Fatalf("%v exited %d, want 2", bad, code)
+		}
+	}
+	if _, stderr, code := chamber(t, dir, "token", "add", "--staff", id, "--scope", "staff:admin"); code != 1 || !strings.Contains(stderr, "admin") {
+		t.Fatalf("staff:admin for a clerk: code %d %s", code, stderr)
+	}
+	judge := addStaff(t, dir, nil, "Judge Saar", "judge")
 
 	s := startServer(t, dir, nil)
 	var sess struct{ ID string }
 	call(t, "POST", s.URL+"/api/v1/sessions", token, map[string]any{"kind": "hearing", "title": "Tamm v Kask"}, 201, &sess)
-	var inv struct{ Token string }
-	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Judge Saar", "role": "judge"}, 201, &inv)
+	// A clerk cannot mint a judge's token; the clerk assigns the judge,
+	// who signs with their own.
+	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/invitations", token, map[string]any{"name": "Judge Saar", "role": "judge"}, 403, nil)
+	assign(t, s.URL, sess.ID, token, judge.ID)
+	inv := struct{ Token string }{judge.Token}
 	pdf, err := os.ReadFile("../../documents/pades/testdata/libreoffice-will.pdf")
 	if err != nil {
 		t.Fatal(err)

@@ -69,36 +69,48 @@ func (p *peer) received(from *peer, source string) uint64 {
 	return n
 }
 
-// flowing reports whether p receives from's source: the count grows.
+// flowing reports whether p receives from's source: the count grows by
+// more than a few packets within the deadline.
 func (p *peer) flowing(from *peer, source string, within time.Duration) bool {
-	deadline := time.Now().Add(within)
 	start := p.received(from, source)
-	for time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		if p.received(from, source) > start+5 {
-			return true
-		}
-	}
-	return false
+	return pollUntil(within, func() bool { return p.received(from, source) > start+5 })
 }
 
-// stopped reports whether p's count of from's source stays still after
-// the forwarding decision settles.
+// stopped reports whether p's count of from's source comes to rest: what
+// was in flight when forwarding stopped still arrives, so it waits for the
+// count to hold still for one explicit window (a bounded negative check),
+// and fails if it keeps growing until the deadline.
 func (p *peer) stopped(from *peer, source string) bool {
-	time.Sleep(700 * time.Millisecond)
-	a := p.received(from, source)
-	time.Sleep(1500 * time.Millisecond)
-	return p.received(from, source) <= a+1
+	const still = 1500 * time.Millisecond
+	last, since := p.received(from, source), time.Now()
+	return pollUntil(10*time.Second, func() bool {
+		if n := p.received(from, source); n > last+1 {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= still
+	})
+}
+
+// pollUntil checks cond every 50 ms until it holds or within has passed.
+func pollUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 func mustEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !pollUntil(15*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -115,13 +127,10 @@ func TestHearingWithMedia(t *testing.T) {
 			if engine == "postgres" {
 				args = append(args, "--data-dir", dir+"/data")
 			}
-			clerk, _, code := chamber(t, dir, append([]string{"staff", "add", "--name", "Clerk Kask", "--role", "clerk"}, args...)...)
-			if code != 0 {
-				t.Fatalf("staff add exited %d", code)
-			}
-			clerk = strings.TrimSpace(clerk)
+			clerk := addStaff(t, dir, args, "Clerk Kask", "clerk")
+			judge := addStaff(t, dir, args, "Judge Saar", "judge")
 			s := startServer(t, dir, nil, append(args, "--nat-ip", "127.0.0.1")...)
-			hearingFlow(t, s, clerk)
+			hearingFlow(t, s, clerk.Token, judge)
 			if err := s.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +141,7 @@ func TestHearingWithMedia(t *testing.T) {
 	}
 }
 
-func hearingFlow(t *testing.T, s *server, clerk string) {
+func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) {
 	var sess struct{ ID, State string }
 	call(t, "POST", s.URL+"/api/v1/sessions", clerk, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-77"}, 201, &sess)
 	base := s.URL + "/api/v1/sessions/" + sess.ID
@@ -145,9 +154,14 @@ func hearingFlow(t *testing.T, s *server, clerk string) {
 		call(t, "POST", base+"/invitations", clerk, map[string]any{"name": name, "role": role}, 201, &i)
 		return i
 	}
-	ij, ip, ic := invite("Judge Saar", "judge"), invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel")
+	// The clerk assigns the judge, who enters as themselves: no
+	// invitation is ever issued for a judge.
+	assign(t, s.URL, sess.ID, clerk, judgeStaff.ID)
+	je := enter(t, s.URL, sess.ID, judgeStaff.Token)
+	ij := inv{ParticipantID: je.Participant.ID, Token: judgeStaff.Token}
+	ip, ic := invite("Mari Tamm", "party"), invite("Counsel Kuusk", "counsel")
 
-	judge := joinPeer(t, s.URL, sess.ID, "judge", ij.Token, ij.ParticipantID, true)
+	judge := joinPeer(t, s.URL, sess.ID, "judge", je.Ticket, ij.ParticipantID, true)
 	call(t, "GET", base, clerk, nil, 200, &sess)
 	if sess.State != "open" {
 		t.Fatalf("after the judge joined the session is %s", sess.State)
@@ -235,7 +249,7 @@ func hearingFlow(t *testing.T, s *server, clerk string) {
 	for _, e := range entries {
 		actions = append(actions, e.Action)
 	}
-	for _, want := range []string{"session.created", "invitation.issued", "participant.joined", "session.opened", "participant.admitted",
+	for _, want := range []string{"session.created", "staff.assigned", "invitation.issued", "participant.joined", "session.opened", "participant.admitted",
 		"consultation.opened", "consultation.closed", "participant.muted", "participant.removed", "participant.left", "session.closed"} {
 		if !slices.Contains(actions, want) {
 			t.Errorf("journal lacks %s: %v", want, actions)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,23 +19,27 @@ import (
 )
 
 // runLoadtest drives a running server's media path with synthetic
-// publishers and subscribers and prints what it measured.
+// participants and prints what it measured: one room of publishers and
+// subscribers, or with --rooms many hearings where everyone publishes.
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cfg     loadtest.Config
-		session string
-		bitrate string
-		verbose bool
+		cfg        loadtest.Config
+		session    string
+		bitrate    string
+		credential string
+		verbose    bool
 	)
 	c := newCommand("loadtest")
 	c.fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "the Chamber server's base URL")
 	c.fs.StringVar(&session, "session", "", "the session to load; with --staff-token and no --session, a hearing is created")
 	c.fs.StringVar(&cfg.TokenFile, "token-file", "", "participant tokens for the session, one per line")
-	c.fs.StringVar(&cfg.StaffToken, "staff-token", "", "a clerk's (or presiding role's, or admin's) staff token: participants are invited and admitted")
+	c.fs.StringVar(&credential, "staff-token", "", "a clerk's (or admin's) API token with sessions:write (chamber token add): hearings are created, participants invited and admitted")
 	c.fs.IntVar(&cfg.Publishers, "publishers", 1, "participants publishing audio and video")
 	c.fs.IntVar(&cfg.Subscribers, "subscribers", 10, "participants only receiving")
+	c.fs.IntVar(&cfg.Rooms, "rooms", 0, "run this many hearings at once, where every participant publishes and receives all others (needs --staff-token)")
+	c.fs.IntVar(&cfg.Participants, "participants", 6, "with --rooms: participants per hearing")
 	c.fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "the measured steady window")
-	c.fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "time after every subscriber receives, before measuring")
+	c.fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "time after every participant receives, before measuring")
 	c.fs.BoolVar(&cfg.Simulcast, "simulcast", false, "publish three VP8 simulcast layers")
 	c.fs.StringVar(&bitrate, "video-bitrate", "1.5M", "video bitrate of the (top) layer")
 	c.fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, to measure its CPU per forwarded packet")
@@ -47,66 +52,123 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cfg.VideoBitrate, err = loadtest.ParseBitrate(bitrate); err != nil {
 		return usagef("chamber loadtest: --video-bitrate: %v", err)
 	}
-	if cfg.TokenFile == "" && cfg.StaffToken == "" {
-		return usagef("chamber loadtest: give --token-file or --staff-token")
-	}
 	if verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	api := &restClient{base: strings.TrimRight(cfg.URL, "/"), token: cfg.StaffToken}
+	if credential != "" {
+		cfg.Provisioner = newStaffAPI(cfg.URL, credential)
+	}
+	if cfg.Rooms != 0 {
+		return loadtestRooms(ctx, cfg, c, stdout, stderr)
+	}
+	if cfg.TokenFile == "" && cfg.Provisioner == nil {
+		return usagef("chamber loadtest: give --token-file or --staff-token")
+	}
 	switch {
 	case session != "":
 		if cfg.SessionID, err = uuid.Parse(session); err != nil {
 			return usagef("chamber loadtest: --session %q is not a session id", session)
 		}
-	case cfg.StaffToken != "":
-		var s struct{ ID uuid.UUID }
-		if err := api.do(ctx, "POST", "/api/v1/sessions", map[string]any{"kind": "hearing", "title": "Load test " + time.Now().UTC().Format(time.RFC3339)}, &s); err != nil {
+	case cfg.Provisioner != nil:
+		if cfg.SessionID, err = cfg.Provisioner.CreateHearing(ctx, "Load test "+time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return fmt.Errorf("creating a session for the load test: %w", err)
 		}
-		cfg.SessionID = s.ID
-		fmt.Fprintf(stderr, "created hearing %s\n", s.ID)
+		fmt.Fprintf(stderr, "created hearing %s\n", cfg.SessionID)
 	default:
 		return usagef("chamber loadtest: --token-file needs --session")
 	}
-	cfg.Provision = api.provision
-	progress := stderr
-	sum, err := loadtest.Run(ctx, cfg, progress)
+	sum, err := loadtest.Run(ctx, cfg, stderr)
 	if perr := loadtest.Print(stdout, sum, cfg.JSON); perr != nil && err == nil {
 		err = perr
 	}
-	if errors.Is(err, loadtest.ErrSubscribersFailed) {
+	return loadtestExit(err, stderr)
+}
+
+// loadtestRooms is --rooms: the hearings are created, so the one-room
+// mode's flags that name a session or its participants do not apply.
+func loadtestRooms(ctx context.Context, cfg loadtest.Config, c *command, stdout, stderr io.Writer) error {
+	var conflict []string
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "session", "token-file", "publishers", "subscribers":
+			conflict = append(conflict, "--"+f.Name)
+		}
+	})
+	switch {
+	case len(conflict) > 0:
+		return usagef("chamber loadtest: --rooms creates its hearings and participants; %s do not apply", strings.Join(conflict, ", "))
+	case cfg.Provisioner == nil:
+		return usagef("chamber loadtest: --rooms needs --staff-token (it creates the hearings)")
+	case cfg.Rooms < 0 || cfg.Participants < 2:
+		return usagef("chamber loadtest: --rooms must be positive and --participants at least 2")
+	}
+	sum, err := loadtest.RunRooms(ctx, cfg, stderr)
+	if perr := loadtest.PrintRooms(stdout, sum, cfg.JSON); perr != nil && err == nil {
+		err = perr
+	}
+	return loadtestExit(err, stderr)
+}
+
+// loadtestExit turns participants that failed into exit status 1, after
+// the summary is printed.
+func loadtestExit(err error, stderr io.Writer) error {
+	if errors.Is(err, loadtest.ErrSubscribersFailed) || errors.Is(err, loadtest.ErrParticipantsFailed) {
 		fmt.Fprintln(stderr, "chamber loadtest:", err)
 		return &exitError{code: 1}
 	}
 	return err
 }
 
-// restClient is the few REST calls the load generator makes.
-type restClient struct {
-	base, token string
+// staffAPI is the load generator's loadtest.Provisioner on a real server:
+// the few REST calls that create hearings and admit participants, made
+// with the staff credential given on the command line. How that credential
+// travels is this type's business alone (authorize): a change in how
+// staff authenticate (API tokens and their scopes) changes this type and
+// the --staff-token flag, nothing in internal/loadtest.
+type staffAPI struct {
+	base       string
+	credential string
+	http       *http.Client
 }
 
-func (c *restClient) do(ctx context.Context, method, path string, body, out any) error {
+// maxAnswer bounds what the load generator reads of one REST answer.
+const maxAnswer = 1 << 20
+
+func newStaffAPI(base, credential string) *staffAPI {
+	return &staffAPI{base: strings.TrimRight(base, "/"), credential: credential, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// authorize puts the staff credential on a request.
+func (a *staffAPI) authorize(req *http.Request) {
+	req.Header.Set("Authorization", "Bearer "+a.credential)
+}
+
+func (a *staffAPI) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	a.authorize(req)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
 	}
@@ -116,28 +178,28 @@ func (c *restClient) do(ctx context.Context, method, path string, body, out any)
 	return nil
 }
 
-// provision invites the participants a load test needs — publishers as
-// witnesses (a role of both kinds of session that publishes), subscribers as
-// observers — and admits them from the waiting room.
-func (c *restClient) provision(ctx context.Context, cfg loadtest.Config, n int) ([]string, error) {
-	base := "/api/v1/sessions/" + cfg.SessionID.String()
-	toks := make([]string, n)
-	for i := range n {
-		role, name := "observer", fmt.Sprintf("Load subscriber %d", i-cfg.Publishers+1)
-		if i < cfg.Publishers {
-			role, name = "witness", fmt.Sprintf("Load publisher %d", i+1)
-		}
-		var inv struct {
-			ParticipantID string `json:"participant_id"`
-			Token         string
-		}
-		if err := c.do(ctx, "POST", base+"/invitations", map[string]any{"name": name, "role": role}, &inv); err != nil {
-			return nil, err
-		}
-		if err := c.do(ctx, "POST", base+"/participants/"+inv.ParticipantID+"/admit", nil, nil); err != nil {
-			return nil, err
-		}
-		toks[i] = inv.Token
+// CreateHearing creates a hearing titled title.
+func (a *staffAPI) CreateHearing(ctx context.Context, title string) (uuid.UUID, error) {
+	var s struct{ ID uuid.UUID }
+	if err := a.do(ctx, "POST", "/api/v1/sessions", map[string]any{"kind": "hearing", "title": title}, &s); err != nil {
+		return uuid.Nil, err
 	}
-	return toks, nil
+	return s.ID, nil
+}
+
+// AddParticipant invites a participant and admits them from the waiting
+// room.
+func (a *staffAPI) AddParticipant(ctx context.Context, session uuid.UUID, name, role string) (string, error) {
+	base := "/api/v1/sessions/" + session.String()
+	var inv struct {
+		ParticipantID string `json:"participant_id"`
+		Token         string
+	}
+	if err := a.do(ctx, "POST", base+"/invitations", map[string]any{"name": name, "role": role}, &inv); err != nil {
+		return "", err
+	}
+	if err := a.do(ctx, "POST", base+"/participants/"+inv.ParticipantID+"/admit", nil, nil); err != nil {
+		return "", err
+	}
+	return inv.Token, nil
 }

@@ -39,6 +39,7 @@ var commands = []subcommand{
 		return runMigrate(ctx, args, stderr)
 	}},
 	{"staff", "staff", "add, list or revoke staff members", runStaff},
+	{"token", "token", "add, list or revoke staff members' API tokens (automation)", runToken},
 	{"journal", "journal verify", "verify the hash-chained journal", runJournal},
 	{"evidence", "evidence reconcile", "compare the evidence store with the record; journal orphans", runEvidence},
 	{"verify", "verify", "verify the signatures of a PDF", runVerify},

@@ -39,6 +39,7 @@ type mediaConfig struct {
 	subscriberBitrate        int64
 	iceFailedTimeout         time.Duration
 	allowPrivateCandidates   autoBool
+	maxConnections           int
 }
 
 // autoBool is a boolean flag whose default is decided from other flags
@@ -107,6 +108,7 @@ func (m *mediaConfig) register(c *command) {
 	c.fs.Var(&m.origins, "allowed-origin", "extra browser origin allowed to open the signalling WebSocket (repeatable)")
 	c.fs.Int64Var(&m.subscriberBitrate, "subscriber-bitrate", 0, "bandwidth assumed for a subscriber until it reports one, bit/s (0 = built-in default)")
 	c.fs.DurationVar(&m.iceFailedTimeout, "ice-failed-timeout", 0, "how long a vanished participant keeps its media resources (0 = built-in default)")
+	c.fs.IntVar(&m.maxConnections, "max-connections-per-participant", signaling.DefaultMaxConnectionsPerParticipant, "simultaneous signalling connections of one participant (tabs, devices)")
 }
 
 func portAddr(port int) string {
@@ -138,6 +140,8 @@ func (m *mediaConfig) signalingConfig(publicURL string) signaling.Config {
 		OriginPatterns:         m.origins,
 		SubscriberBitrate:      uint64(max(m.subscriberBitrate, 0)),
 		ICEFailedTimeout:       m.iceFailedTimeout,
+
+		MaxConnectionsPerParticipant: m.maxConnections,
 	}
 	if m.tcpPort < 0 {
 		cfg.MediaTCPAddr = "off"
@@ -159,6 +163,10 @@ type sessionHooks struct {
 	recording *recording.Controller
 	acts      *acts.Service
 	log       *slog.Logger
+	// failures counts failed joins per client address, with the REST
+	// API's failed authentications.
+	failures *api.FailureLimiter
+	clients  api.ClientAddrs
 }
 
 var (
@@ -168,7 +176,30 @@ var (
 	_ signaling.Audience      = sessionHooks{}
 )
 
+// Authenticate checks a join's invitation token or staff join ticket; its
+// failures spend the client address's budget of failed authentications.
 func (h sessionHooks) Authenticate(ctx context.Context, sessionID uuid.UUID, token string) (signaling.Identity, error) {
+	addr := "unknown"
+	if r := signaling.UpgradeRequest(ctx); r != nil {
+		addr = h.clients.Of(r)
+	}
+	var id signaling.Identity
+	err := h.failures.Guard(addr, "failed joins", func() error {
+		var err error
+		id, err = h.join(ctx, sessionID, token)
+		return err
+	})
+	return id, err
+}
+
+func (h sessionHooks) join(ctx context.Context, sessionID uuid.UUID, token string) (signaling.Identity, error) {
+	if sessions.TokenKind(token) == "join_ticket" {
+		p, credential, err := h.svc.JoinTicket(ctx, sessionID, token)
+		if err != nil {
+			return signaling.Identity{}, err
+		}
+		return signaling.Identity{SessionID: sessionID, ParticipantID: p.ID, Name: p.Name, Role: string(p.Role), Credential: credential}, nil
+	}
 	p, err := h.svc.JoinToken(ctx, sessionID, token)
 	if err != nil {
 		return signaling.Identity{}, err

@@ -51,11 +51,15 @@ func TestEveryEventHasAnAudience(t *testing.T) {
 	var logs syncLog
 	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(db, nil, slog.New(slog.DiscardHandler)), Log: slog.New(slog.DiscardHandler)})
 	h := sessionHooks{svc: svc, log: slog.New(slog.NewTextHandler(&logs, nil))}
-	_, tok, err := svc.AddStaff(ctx, "Notary", access.Notary)
+	st, err := svc.AddStaff(ctx, "system", sessions.NewStaff{Name: "Notary", Role: access.Notary})
 	if err != nil {
 		t.Fatal(err)
 	}
-	staff, _ := svc.Authenticate(ctx, tok)
+	tok, err := svc.AddAPIToken(ctx, "system", st.ID, sessions.NewAPIToken{Name: "test", Scopes: []string{sessions.ScopeSessionsWrite}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff, _ := svc.Authenticate(ctx, tok.Token)
 	sess, err := svc.Create(ctx, staff, sessions.NewSession{Kind: access.Notarisation, Title: "Act", ActType: "will"})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +79,15 @@ func TestEveryEventHasAnAudience(t *testing.T) {
 		}
 		return inv.ParticipantID
 	}
-	notary := join("Notary", access.Notary, false)
+	// The notary is staff and enters as themselves (no invitation).
+	entry, err := svc.Enter(ctx, staff, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Connected(ctx, sess.ID, entry.Participant.ID); err != nil {
+		t.Fatal(err)
+	}
+	notary := entry.Participant.ID
 	principal := join("Mari Tamm", access.Principal, true)
 	other := join("Jaan Kask", access.Principal, true)
 	observer := join("Viewer", access.Observer, true)

@@ -153,6 +153,7 @@ type serveConfig struct {
 	evidenceLoops   evidenceLoops
 	revocationAllow stringList
 	egressProxy     string
+	identity        identityConfig
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -205,6 +206,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.fs.DurationVar(&cfg.anchorEvery, "journal-anchor-interval", time.Hour, "how often the journal head is timestamped")
 	cfg.mail.register(c)
 	cfg.evidenceLoops.register(c)
+	cfg.identity.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err
 	}
@@ -214,6 +216,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.evidenceLoops.retry <= 0 || cfg.evidenceLoops.probe <= 0 || cfg.evidenceLoops.grace <= 0 {
 		return usagef("chamber serve: --evidence-retry-interval, --readiness-probe-interval and --evidence-orphan-grace must be positive")
+	}
+	trustedProxies, err := cfg.identity.check()
+	if err != nil {
+		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return usagef("chamber serve: --tls-cert and --tls-key go together")
@@ -277,14 +283,29 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := jnl.UseOutbox(filepath.Join(cfg.dataDir, "outbox", "journal")); err != nil {
 		return err
 	}
-	svc := sessions.New(sessions.Config{
+	prov, err := cfg.identity.provider(cfg.publicURL, log)
+	if err != nil {
+		return err
+	}
+	sessCfg := sessions.Config{
 		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
-		Anchor: func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
-		Mail:   mailCfg,
-	})
+		Anchor:            func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
+		Mail:              mailCfg,
+		BrowserSessionTTL: cfg.identity.sessionMaxAge, BrowserIdleTimeout: cfg.identity.sessionIdle,
+		RevalidateEvery: cfg.identity.checkEvery,
+	}
+	if prov != nil {
+		sessCfg.Revalidate = prov.Revalidate
+	}
+	svc := sessions.New(sessCfg)
 	if mailCfg != nil {
 		log.Info("invitation e-mail on", "smtp", mailCfg.Sender, "from", mailCfg.From.Email, "reminders", cfg.mail.reminders.String())
 	}
+	boot, err := cfg.identity.announceSignIn(ctx, svc, prov, cfg.publicURL, log)
+	if err != nil {
+		return err
+	}
+	authFailures := api.NewAuthFailureLimiter()
 
 	docs := documents.New(documents.Config{
 		DB: db, Journal: jnl, Store: store, Log: log,
@@ -320,7 +341,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	sigCfg := cfg.media.signalingConfig(cfg.publicURL)
-	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log}
+	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log, failures: authFailures, clients: api.NewClientAddrs(trustedProxies)}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sigCfg.Audience = hooks
 	sig, err := signaling.New(sigCfg)
@@ -355,6 +376,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Go(func() { cat.Run(bg, retry, cfg.evidenceLoops.reconcile) })
 	wg.Go(func() { dbProbe.Run(bg) })
 	wg.Go(func() { storeProbe.Run(bg) })
+	wg.Go(func() { svc.RunSweeps(bg, cfg.identity.sweepEvery) })
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -381,10 +403,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
 			}},
-		Notify:      notifier(sig),
-		TempDir:     filepath.Join(cfg.dataDir, "tmp"),
-		VerifyToken: verifyToken,
-		Signal:      sig.HandleSignal,
+		Notify:         notifier(sig),
+		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
+		VerifyToken:    verifyToken,
+		Signal:         sig.HandleSignal,
+		SignIn:         prov,
+		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
+		Bootstrap:      boot,
+		PublicURL:      cfg.publicURL,
+		TrustedProxies: trustedProxies,
+		AuthFailures:   authFailures,
 		Verify: &api.VerifyConfig{
 			// Chamber's CA and --trust, never the system's web roots.
 			Roots:   pades.TrustStore(trusted...),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -13,18 +15,31 @@ import (
 	"github.com/chamber-court/chamber/sessions"
 )
 
-// runStaff manages staff members. "staff add" prints the new token alone on
-// stdout so scripts can capture it; everything else goes to stderr.
+// openSessions opens the database for an operator command.
+func openSessions(ctx context.Context, cfg storageConfig, stderr io.Writer) (*sessions.Service, func(), error) {
+	log, err := cfg.logger(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := cfg.openDatabase(ctx, quiet(log))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sessions.New(sessions.Config{DB: db, Journal: journal.New(db, nil, log), Log: log}), func() { db.Close() }, nil
+}
+
+// runStaff manages staff members. "staff add" prints the new staff
+// member's id alone on stdout so scripts can capture it; everything else
+// goes to stderr. Staff sign in to the console with the OpenID provider;
+// "chamber token add" gives them an API token for automation.
 func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usagef("chamber staff: want add, list or revoke")
 	}
 	sub, rest := args[0], args[1:]
 	var (
-		cfg  storageConfig
-		name string
-		role string
-		id   string
+		cfg                     storageConfig
+		name, role, id, subject string
 	)
 	c := newCommand("staff " + sub)
 	cfg.register(c)
@@ -32,6 +47,7 @@ func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "add":
 		c.fs.StringVar(&name, "name", "", "the staff member's name")
 		c.fs.StringVar(&role, "role", "", "judge, clerk, notary, embassy_officer or admin")
+		c.fs.StringVar(&subject, "subject", "", "their account at the OpenID provider, issuer|subject (links their sign-in)")
 	case "revoke":
 		c.fs.StringVar(&id, "id", "", "the staff member's id (see chamber staff list)")
 	case "list":
@@ -51,44 +67,132 @@ func runStaff(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("chamber staff revoke: --id %q is not a staff id", id)
 		}
 	}
-	log, err := cfg.logger(stderr)
+	svc, done, err := openSessions(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	db, err := cfg.openDatabase(ctx, quiet(log))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(db, nil, log), Log: log})
+	defer done()
 	switch sub {
 	case "add":
-		st, token, err := svc.AddStaff(ctx, name, access.Role(role))
+		st, err := svc.AddStaff(ctx, "system", sessions.NewStaff{Name: name, Role: access.Role(role), ExternalSubject: subject})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "added %s (%s), id %s; the token below is shown once:\n", st.Name, st.Role, st.ID)
-		fmt.Fprintln(stdout, token)
+		fmt.Fprintf(stderr, "added %s (%s); give them an API token with: chamber token add --staff %s --scope sessions:write\n", st.Name, st.Role, st.ID)
+		fmt.Fprintln(stdout, st.ID)
 	case "list":
 		list, err := svc.ListStaff(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tSTATE")
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tSUBJECT\tCREATED\tSTATE")
 		for _, st := range list {
 			state := "active"
 			if st.Revoked {
 				state = "revoked"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Role, st.CreatedAt.Format("2006-01-02 15:04"), state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Role, orDash(st.ExternalSubject), st.CreatedAt.Format("2006-01-02 15:04"), state)
 		}
 		return tw.Flush()
 	case "revoke":
-		if err := svc.RevokeStaff(ctx, staffID); err != nil {
+		if err := svc.RevokeStaff(ctx, "system", staffID); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "revoked staff member %s\n", staffID)
+		fmt.Fprintf(stderr, "revoked staff member %s: their sign-ins and API tokens ended; a running server closes their connections within seconds\n", staffID)
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// runToken manages API tokens. "token add" prints the token alone on
+// stdout; it is shown this once.
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("chamber token: want add, list or revoke")
+	}
+	sub, rest := args[0], args[1:]
+	var (
+		cfg                    storageConfig
+		staff, id, name, scope string
+		ttl                    time.Duration
+	)
+	c := newCommand("token " + sub)
+	cfg.register(c)
+	switch sub {
+	case "add":
+		c.fs.StringVar(&staff, "staff", "", "the staff member's id (see chamber staff list)")
+		c.fs.StringVar(&name, "name", "automation", "what the token is for")
+		c.fs.StringVar(&scope, "scope", sessions.ScopeSessionsWrite, "comma-separated scopes: "+strings.Join(sessions.Scopes, ", "))
+		c.fs.DurationVar(&ttl, "expires", sessions.DefaultAPITokenTTL, "lifetime, at most a year (8784h)")
+	case "list":
+		c.fs.StringVar(&staff, "staff", "", "only this staff member's tokens")
+	case "revoke":
+		c.fs.StringVar(&id, "id", "", "the token's id (see chamber token list)")
+	default:
+		return usagef("chamber token: unknown subcommand %q (want add, list or revoke)", sub)
+	}
+	if err := c.parse(rest, stderr); err != nil {
+		return err
+	}
+	staffID, tokenID := uuid.Nil, uuid.Nil
+	var err error
+	if staff != "" || sub == "add" {
+		if staffID, err = uuid.Parse(staff); err != nil {
+			return usagef("chamber token %s: --staff %q is not a staff id", sub, staff)
+		}
+	}
+	if sub == "revoke" {
+		if tokenID, err = uuid.Parse(id); err != nil {
+			return usagef("chamber token revoke: --id %q is not a token id", id)
+		}
+	}
+	svc, done, err := openSessions(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	switch sub {
+	case "add":
+		expires := time.Now().Add(ttl)
+		tok, err := svc.AddAPIToken(ctx, "system", staffID, sessions.NewAPIToken{Name: name, Scopes: strings.Split(scope, ","), ExpiresAt: &expires})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "API token %s for %s (%s), expires %s; shown once:\n", tok.ID, tok.StaffName, strings.Join(tok.Scopes, " "), tok.ExpiresAt.Format(time.RFC3339))
+		fmt.Fprintln(stdout, tok.Token)
+	case "list":
+		list, err := svc.ListAPITokens(ctx, staffID)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTAFF\tNAME\tSCOPES\tEXPIRES\tLAST USED\tSTATE")
+		for _, t := range list {
+			state, used := "active", "-"
+			switch {
+			case t.Revoked:
+				state = "revoked"
+			case time.Now().After(t.ExpiresAt):
+				state = "expired"
+			}
+			if t.LastUsedAt != nil {
+				used = t.LastUsedAt.Format("2006-01-02 15:04")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.StaffName, t.Name, strings.Join(t.Scopes, ","), t.ExpiresAt.Format("2006-01-02 15:04"), used, state)
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := svc.RevokeAPIToken(ctx, "system", tokenID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "revoked API token %s\n", tokenID)
 	}
 	return nil
 }

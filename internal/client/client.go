@@ -87,7 +87,7 @@ type Client struct {
 	started time.Time // when Dial began
 
 	pub, sub *webrtc.PeerConnection
-	udpMux   *ice.UDPMuxDefault
+	udpMuxes []*ice.UDPMuxDefault // our own sockets, one per PeerConnection
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -204,16 +204,25 @@ func dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 func (c *Client) newPeerConnections() error {
+	// One API each: with a socket of our own (ReceiveBuffer, ReceiveLoss)
+	// the two PeerConnections must not share it, or the server, which
+	// tells connections apart by their address on its one UDP port, would
+	// take both for one.
+	conf := webrtc.Configuration{ICEServers: c.iceServers(), ICETransportPolicy: c.cfg.ICETransportPolicy}
 	api, err := c.api()
 	if err != nil {
 		return err
 	}
-	conf := webrtc.Configuration{ICEServers: c.iceServers(), ICETransportPolicy: c.cfg.ICETransportPolicy}
 	if c.pub, err = api.NewPeerConnection(conf); err != nil {
+		c.closeMuxes()
 		return err
 	}
-	if c.sub, err = api.NewPeerConnection(conf); err != nil {
+	if api, err = c.api(); err == nil {
+		c.sub, err = api.NewPeerConnection(conf)
+	}
+	if err != nil {
 		_ = c.pub.Close()
+		c.closeMuxes()
 		return err
 	}
 	for i, pc := range []*webrtc.PeerConnection{c.pub, c.sub} {
@@ -281,7 +290,7 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
 	if c.cfg.ReceiveLoss > 0 || c.cfg.ReceiveBuffer > 0 {
-		// One socket of our own for both PeerConnections. Loss must happen
+		// A socket of our own for this PeerConnection. Loss must happen
 		// below SRTP, as on a real path: a packet dropped after decryption
 		// would make its retransmission look like a replay.
 		addr := &net.UDPAddr{IP: net.IPv4zero}
@@ -299,8 +308,9 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 		if c.cfg.ReceiveLoss > 0 {
 			conn = newLossyConn(uc, c.cfg.ReceiveLoss)
 		}
-		c.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
-		se.SetICEUDPMux(c.udpMux)
+		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+		c.udpMuxes = append(c.udpMuxes, mux)
+		se.SetICEUDPMux(mux)
 	}
 	return se, nil
 }
@@ -595,9 +605,7 @@ func (c *Client) Close() error {
 	_ = c.ws.CloseNow()
 	err1 := c.pub.Close()
 	err2 := c.sub.Close()
-	if c.udpMux != nil {
-		_ = c.udpMux.Close()
-	}
+	c.closeMuxes()
 	c.wg.Wait()
 	c.mu.Lock()
 	remote := c.remote
@@ -606,6 +614,12 @@ func (c *Client) Close() error {
 		<-t.done
 	}
 	return errors.Join(err1, err2)
+}
+
+func (c *Client) closeMuxes() {
+	for _, m := range c.udpMuxes {
+		_ = m.Close()
+	}
 }
 
 func (c *Client) publications() []*Publication {

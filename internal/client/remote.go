@@ -37,9 +37,10 @@ type RemoteTrack struct {
 	remote *webrtc.TrackRemote
 	done   chan struct{}
 
-	mu    sync.Mutex
-	stats TrackStats
-	seen  seqWindow
+	mu     sync.Mutex
+	stats  TrackStats
+	seen   seqWindow
+	jitter jitter
 }
 
 // TrackStats are per-track reception statistics.
@@ -50,10 +51,27 @@ type TrackStats struct {
 	FirstSeq     uint16
 	HighestSeq   uint32 // extended
 	FirstIsStart bool   // video: the first packet started a keyframe
+	// FirstAt is when the first packet arrived (zero before).
+	FirstAt time.Time
 	// Latency is a histogram of send-to-receive times of synthetic packets.
 	Latency Histogram
+	// Jitter is the RFC 3550 interarrival jitter of synthetic packets: the
+	// variation of their transit time from one packet to the next,
+	// smoothed by 1/16. It is measured against the send time each payload
+	// carries rather than the RTP timestamp, so that a video frame's
+	// packets, which share one timestamp but leave paced, add no jitter of
+	// their own: what remains is what the path and the server added.
+	Jitter time.Duration
+	// JitterSum and JitterSamples add up the same transit-time variations
+	// unsmoothed: the difference of two snapshots gives the mean jitter
+	// over a window.
+	JitterSum     time.Duration
+	JitterSamples uint64
 	// Layers counts synthetic packets by publisher layer.
 	Layers [4]uint64
+	// Layer is the publisher layer of the latest synthetic packet: which
+	// simulcast layer the server forwards now.
+	Layer int
 }
 
 // Expected returns how many packets the sequence numbers span.
@@ -159,6 +177,7 @@ func (c *Client) readTrack(t *RemoteTrack) {
 			st.FirstSeq = p.SequenceNumber
 			st.HighestSeq = uint32(p.SequenceNumber)
 			st.FirstIsStart = t.Kind != webrtc.RTPCodecTypeVideo || keyframeStart(t.Codec, p.Payload)
+			st.FirstAt = now
 			t.seen.reset(p.SequenceNumber)
 		}
 		ext, dup := t.seen.add(p.SequenceNumber, st.HighestSeq)
@@ -172,8 +191,16 @@ func (c *Client) readTrack(t *RemoteTrack) {
 			}
 			if p.Synthetic {
 				st.Latency.Add(now.Sub(p.SentAt))
+				if d, ok := t.jitter.add(now.Sub(p.SentAt)); ok {
+					st.JitterSum += d
+					st.JitterSamples++
+					st.Jitter = t.jitter.j
+				}
 				if p.Layer >= 0 && p.Layer < len(st.Layers) {
 					st.Layers[p.Layer]++
+				}
+				if ext == st.HighestSeq {
+					st.Layer = p.Layer
 				}
 			}
 		}
@@ -295,6 +322,30 @@ func (w *seqWindow) add(seq uint16, _ uint32) (uint32, bool) {
 	}
 	w.bits[s/64] |= 1 << (s % 64)
 	return ext, false
+}
+
+// jitter is RFC 3550's interarrival jitter estimator (§6.4.1, A.8) over
+// transit times.
+type jitter struct {
+	last   time.Duration // the previous packet's transit time
+	primed bool
+	j      time.Duration
+}
+
+// add takes a packet's transit time and returns how far it differs from
+// the previous one's, and false for the first packet.
+func (e *jitter) add(transit time.Duration) (time.Duration, bool) {
+	last, primed := e.last, e.primed
+	e.last, e.primed = transit, true
+	if !primed {
+		return 0, false
+	}
+	d := transit - last
+	if d < 0 {
+		d = -d
+	}
+	e.j += (d - e.j) / 16
+	return d, true
 }
 
 // Histogram records durations in 50 µs buckets up to 100 ms.

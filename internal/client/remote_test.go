@@ -2,6 +2,7 @@ package client
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -46,4 +47,40 @@ func FuzzKeyframeStart(f *testing.F) {
 		}
 		_ = keyframeStart(codec, p) // must not panic
 	})
+}
+
+// TestJitter: RFC 3550's estimator over transit times — constant transit is
+// no jitter; an alternating transit converges to the alternation.
+func TestJitter(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		transits []time.Duration
+		wantSum  time.Duration
+		wantN    int
+		wantJ    time.Duration // approximately
+	}{
+		{"one packet", []time.Duration{5 * time.Millisecond}, 0, 0, 0},
+		{"constant transit", []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}, 0, 2, 0},
+		{"one late packet", []time.Duration{time.Millisecond, 17 * time.Millisecond, time.Millisecond}, 32 * time.Millisecond, 2, 16*time.Millisecond/16 + (16*time.Millisecond-time.Millisecond)/16},
+	} {
+		var e jitter
+		var sum time.Duration
+		n := 0
+		for _, tr := range c.transits {
+			if d, ok := e.add(tr); ok {
+				sum += d
+				n++
+			}
+		}
+		if sum != c.wantSum || n != c.wantN || e.j != c.wantJ {
+			t.Errorf("%s: sum %v n %d j %v, want %v %d %v", c.name, sum, n, e.j, c.wantSum, c.wantN, c.wantJ)
+		}
+	}
+	var e jitter
+	for i := range 1000 {
+		_, _ = e.add(time.Duration(i%2) * 4 * time.Millisecond)
+	}
+	if e.j < 3900*time.Microsecond || e.j > 4*time.Millisecond {
+		t.Errorf("alternating 0/4 ms: j = %v, want ≈ 4 ms", e.j)
+	}
 }

@@ -1,13 +1,19 @@
-// Package loadtest is Chamber's media load generator (`chamber loadtest`):
-// P publishers send synthetic Opus-like audio (50 packets/s) and VP8-like
-// video at a realistic packet rate and size, each payload carrying its send
-// time; S subscribers receive everything. It reports join times, packets
-// sent and received, loss, forwarding latency and, when the server runs on
-// this machine, the server's CPU time per forwarded packet.
+// Package loadtest is Chamber's media load generator (`chamber loadtest`).
+// It has two modes:
+//
+//   - one room (Run): P publishers send synthetic Opus-like audio (50
+//     packets/s) and VP8-like video at a realistic packet rate and size,
+//     and S subscribers receive everything;
+//   - many rooms (RunRooms): R hearings of P participants each, where
+//     everyone publishes audio and video and receives everyone else — the
+//     realistic court load.
+//
+// Every payload carries its send time. Both report join times, packets
+// sent and received, loss, forwarding latency and jitter and, when the
+// server runs on this machine, the server's CPU time per forwarded packet.
 package loadtest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,24 +41,30 @@ type Config struct {
 	// SessionID is the session (hearing or act) to load [--session].
 	SessionID uuid.UUID
 	// TokenFile holds participant tokens for that session, one per line
-	// [--token-file]. Participant i uses line i (modulo the number of lines).
+	// [--token-file]. Participant i uses line i (modulo the number of
+	// lines). One-room mode only.
 	TokenFile string
-	// StaffToken is a clerk's or presiding officer's token [--staff-token]:
-	// the load generator then invites and admits the participants it needs
-	// through Provision.
-	StaffToken string
-	// Provision returns n participant tokens using StaffToken. The command
-	// sets it once the Sessions API exists; nil makes StaffToken unusable.
-	Provision func(ctx context.Context, cfg Config, n int) ([]string, error)
+	// Provisioner invites and admits the participants the test needs (and
+	// creates the room mode's hearings) [--staff-token]. Either it or
+	// TokenFile is required in the one-room mode; the room mode needs it.
+	Provisioner Provisioner
 	// Publishers is how many participants publish audio and video [--publishers]; default 1.
 	Publishers int
 	// Subscribers is how many participants only receive [--subscribers]; default 10.
 	Subscribers int
+	// Rooms is how many hearings the room mode runs at once [--rooms].
+	Rooms int
+	// Participants is how many take part in each of the room mode's
+	// hearings, each publishing audio and video and receiving all the
+	// others [--participants]; default 6.
+	Participants int
 	// Duration is the measured steady window [--duration]; default 30s.
 	Duration time.Duration
 	// Warmup precedes the window once every subscriber receives media; default 5s.
 	Warmup time.Duration
-	// Simulcast publishes three VP8 layers [--simulcast].
+	// Simulcast publishes three VP8 layers [--simulcast]. In the room mode
+	// receivers then cap and choose layers as the browser does (see
+	// RunRooms).
 	Simulcast bool
 	// VideoBitrate of the (top) video layer in bit/s [--video-bitrate 1.5M]
 	// (ParseBitrate reads the flag); default 1,500,000.
@@ -68,7 +78,8 @@ type Config struct {
 	// LoopbackOnly restricts ICE to loopback; default: when URL's host is a
 	// loopback address.
 	LoopbackOnly *bool
-	// JoinConcurrency bounds concurrent joins; default 8.
+	// JoinConcurrency bounds concurrent joins (in the room mode: rooms
+	// joining at once); default 8.
 	JoinConcurrency int
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -77,6 +88,10 @@ type Config struct {
 // ErrSubscribersFailed is returned (with a full Summary) when a subscriber
 // failed to join or never received media: the command exits non-zero.
 var ErrSubscribersFailed = errors.New("loadtest: subscribers failed to join")
+
+// ErrParticipantsFailed is the room mode's: a participant failed to join
+// or did not receive everyone else's audio and video.
+var ErrParticipantsFailed = errors.New("loadtest: participants failed to join or receive")
 
 // ParseBitrate reads "1.5M", "800k", "2000000".
 func ParseBitrate(s string) (int, error) {
@@ -129,6 +144,9 @@ func (cfg *Config) defaults() {
 	if cfg.VideoBitrate <= 0 {
 		cfg.VideoBitrate = 1_500_000
 	}
+	if cfg.Participants <= 0 {
+		cfg.Participants = 6
+	}
 	if cfg.JoinConcurrency <= 0 {
 		cfg.JoinConcurrency = 8
 	}
@@ -137,46 +155,14 @@ func (cfg *Config) defaults() {
 	}
 }
 
-func (cfg *Config) tokens(ctx context.Context, n int) ([]string, error) {
-	switch {
-	case cfg.TokenFile != "":
-		f, err := os.Open(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
-		}
-		defer f.Close()
-		var toks []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
-				toks = append(toks, t)
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("loadtest: reading tokens: %w", err)
-		}
-		if len(toks) == 0 {
-			return nil, fmt.Errorf("loadtest: %s holds no token", cfg.TokenFile)
-		}
-		out := make([]string, n)
-		for i := range out {
-			out[i] = toks[i%len(toks)]
-		}
-		return out, nil
-	case cfg.StaffToken != "":
-		if cfg.Provision == nil {
-			return nil, errors.New("loadtest: --staff-token needs the Sessions API (no provisioner configured); use --token-file")
-		}
-		toks, err := cfg.Provision(ctx, *cfg, n)
-		if err != nil {
-			return nil, fmt.Errorf("loadtest: provisioning participants: %w", err)
-		}
-		if len(toks) < n {
-			return nil, fmt.Errorf("loadtest: provisioned %d tokens, need %d", len(toks), n)
-		}
-		return toks, nil
+// loopback reports whether ICE should stay on loopback: as configured, or
+// when the server's host is a loopback address.
+func (cfg *Config) loopback(host string) bool {
+	if cfg.LoopbackOnly != nil {
+		return *cfg.LoopbackOnly
 	}
-	return nil, errors.New("loadtest: either a token file or a staff token is required")
+	ip := net.ParseIP(host)
+	return (ip != nil && ip.IsLoopback()) || host == "localhost"
 }
 
 // subscriberInterceptors makes subscribers behave like browsers towards the
@@ -206,12 +192,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	loopback := false
-	if cfg.LoopbackOnly != nil {
-		loopback = *cfg.LoopbackOnly
-	} else if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-		loopback = true
-	}
+	loopback := cfg.loopback(host)
 	toks, err := cfg.tokens(ctx, cfg.Publishers+cfg.Subscribers)
 	if err != nil {
 		return sum, err
@@ -308,45 +289,76 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Summary, error) {
 		return sum, err
 	}
 
-	before := snapshot(pubs, subs, cfg.ServerPID)
-	start := time.Now()
-	tick := time.NewTicker(time.Second)
-	prev := before
-	for time.Since(start) < cfg.Duration {
-		select {
-		case <-ctx.Done():
-			tick.Stop()
-			return sum, ctx.Err()
-		case <-tick.C:
-		}
-		now := snapshot(pubs, subs, cfg.ServerPID)
-		d := now.sub(prev)
-		line := fmt.Sprintf("%5.0fs  recv %7.0f pkt/s  loss %.3f%%", time.Since(start).Seconds(), float64(d.received)/d.elapsed.Seconds(), d.lossPct())
-		if d.cpuValid {
-			line += fmt.Sprintf("  server CPU %4.0f%%  %.1f µs/pkt", 100*d.cpu.Seconds()/d.elapsed.Seconds(), d.cpuPerPacket())
-		}
-		fmt.Fprintln(progress, line)
-		prev = now
+	sum.LoadAverageBefore = loadAverage()
+	d, cpu, err := measure(ctx, cfg.Duration, progress, cfg.ServerPID, func() []*state { return []*state{snapshot(pubs, subs)} })
+	if err != nil {
+		return sum, err
 	}
-	tick.Stop()
-	after := snapshot(pubs, subs, cfg.ServerPID)
-	d := after.sub(before)
-	sum.DurationS = d.elapsed.Seconds()
-	sum.PacketsSent = d.sent
-	sum.PacketsReceived = d.received
-	sum.LossPct = d.lossPct()
-	sum.ForwardedPerSecond = float64(d.received) / d.elapsed.Seconds()
-	sum.LatencyMsP50, sum.LatencyMsP99 = ms(d.latency.Quantile(0.5)), ms(d.latency.Quantile(0.99))
-	if d.cpuValid && d.received > 0 {
-		us := d.cpuPerPacket()
-		s1000 := d.cpu.Seconds() / float64(d.received) * 1000
+	sum.LoadAverageAfter = loadAverage()
+	sum.LoadGeneratorCPUPct = cpu.selfPct()
+	t := d[0].totals()
+	sum.DurationS = cpu.elapsed.Seconds()
+	sum.PacketsSent = d[0].sentTotal()
+	sum.PacketsReceived = t.received
+	sum.LossPct = t.lossPct()
+	sum.JitterMs = t.jitterMs()
+	sum.ForwardedPerSecond = float64(t.received) / cpu.elapsed.Seconds()
+	sum.LatencyMsP50, sum.LatencyMsP99 = ms(d[0].latency.Quantile(0.5)), ms(d[0].latency.Quantile(0.99))
+	if cpu.serverValid && t.received > 0 {
+		us := cpu.perPacket(t.received)
+		s1000 := us / 1000
 		sum.ServerCPUMicrosPerPacket, sum.ServerCPUSecondsPer1000 = &us, &s1000
 	}
-	sum.Tracks = d.tracks
+	sum.Tracks = d[0].tracks()
 	if sum.SubscribersFailed > 0 {
 		return sum, fmt.Errorf("%w: %d of %d", ErrSubscribersFailed, sum.SubscribersFailed, cfg.Subscribers)
 	}
 	return sum, nil
+}
+
+// measure waits out the window, printing one progress line a second, and
+// returns what happened in it: one delta per group that snap returns
+// (the rooms, or the one room) and the CPU used.
+func measure(ctx context.Context, window time.Duration, progress io.Writer, pid int, snap func() []*state) ([]delta, cpuDelta, error) {
+	before, cpu0 := snap(), sampleCPU(pid)
+	prev, cpuPrev := before, cpu0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for time.Since(cpu0.at) < window {
+		select {
+		case <-ctx.Done():
+			return nil, cpuDelta{}, ctx.Err()
+		case <-tick.C:
+		}
+		now, cpuNow := snap(), sampleCPU(pid)
+		fmt.Fprintln(progress, progressLine(time.Since(cpu0.at), deltas(now, prev), cpuNow.sub(cpuPrev)))
+		prev, cpuPrev = now, cpuNow
+	}
+	after, cpu1 := snap(), sampleCPU(pid)
+	return deltas(after, before), cpu1.sub(cpu0), nil
+}
+
+func deltas(now, before []*state) []delta {
+	out := make([]delta, len(now))
+	for i := range now {
+		out[i] = now[i].sub(before[i])
+	}
+	return out
+}
+
+// progressLine is one second of the window, all groups together.
+func progressLine(at time.Duration, ds []delta, cpu cpuDelta) string {
+	var t flow
+	for i := range ds {
+		f := ds[i].totals()
+		t.received += f.received
+		t.expected += f.expected
+	}
+	line := fmt.Sprintf("%5.0fs  recv %7.0f pkt/s  loss %.3f%%", at.Seconds(), float64(t.received)/cpu.elapsed.Seconds(), t.lossPct())
+	if cpu.serverValid {
+		line += fmt.Sprintf("  server CPU %4.0f%%  %.1f µs/pkt", cpu.serverPct(), cpu.perPacket(t.received))
+	}
+	return line + fmt.Sprintf("  load generator CPU %4.0f%%", cpu.selfPct())
 }
 
 func receiving(c *client.Client) int {
@@ -383,143 +395,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// state is a snapshot of every counter.
-type state struct {
-	at       time.Time
-	cpu      time.Duration
-	cpuValid bool
-	sent     map[string]uint64 // by "publisher/kind"
-	recv     map[string]trackCounters
-	latency  client.Histogram
-}
-
-type trackCounters struct {
-	received, expected uint64
-}
-
-func snapshot(pubs, subs []*participant, pid int) *state {
-	s := &state{at: time.Now(), sent: map[string]uint64{}, recv: map[string]trackCounters{}}
-	if pid > 0 {
-		s.cpu, s.cpuValid = processCPU(pid)
-	}
-	for _, p := range pubs {
-		id := p.c.Joined().Participant.ID
-		a, v := p.pub.Sent()
-		s.sent[id+"/audio"] += a
-		for _, x := range v {
-			s.sent[id+"/video"] += x
-		}
-	}
-	for _, p := range subs {
-		if p.joinErr != nil || p.c == nil {
-			continue
-		}
-		for _, t := range p.c.RemoteTracks() {
-			st := t.Stats()
-			k := t.ParticipantID + "/" + t.Kind.String()
-			c := s.recv[k]
-			c.received += st.Packets
-			c.expected += st.Expected()
-			s.recv[k] = c
-			s.latency.Merge(&st.Latency)
-		}
-	}
-	return s
-}
-
-// delta is what happened between two snapshots.
-type delta struct {
-	elapsed        time.Duration
-	cpu            time.Duration
-	cpuValid       bool
-	sent, received uint64
-	expected       uint64
-	latency        client.Histogram
-	tracks         []TrackSummary
-}
-
-func (d *delta) lossPct() float64 {
-	if d.expected == 0 || d.received >= d.expected {
-		return 0
-	}
-	return 100 * float64(d.expected-d.received) / float64(d.expected)
-}
-
-func (d *delta) cpuPerPacket() float64 {
-	if d.received == 0 {
-		return 0
-	}
-	return float64(d.cpu.Microseconds()) / float64(d.received)
-}
-
-func (s *state) sub(o *state) delta {
-	d := delta{elapsed: s.at.Sub(o.at), cpu: s.cpu - o.cpu, cpuValid: s.cpuValid && o.cpuValid}
-	keys := map[string]bool{}
-	for k := range s.sent {
-		keys[k] = true
-	}
-	for k := range s.recv {
-		keys[k] = true
-	}
-	for k := range keys {
-		sent := s.sent[k] - o.sent[k]
-		rc := s.recv[k].received - o.recv[k].received
-		ex := s.recv[k].expected - o.recv[k].expected
-		d.sent += sent
-		d.received += rc
-		d.expected += ex
-		pub, kind, _ := strings.Cut(k, "/")
-		ts := TrackSummary{Publisher: pub, Kind: kind, Sent: sent, Received: rc}
-		if ex > rc {
-			ts.LossPct = 100 * float64(ex-rc) / float64(ex)
-		}
-		d.tracks = append(d.tracks, ts)
-	}
-	sort.Slice(d.tracks, func(i, j int) bool {
-		if d.tracks[i].Publisher != d.tracks[j].Publisher {
-			return d.tracks[i].Publisher < d.tracks[j].Publisher
-		}
-		return d.tracks[i].Kind < d.tracks[j].Kind
-	})
-	d.latency = s.latency
-	for i := range d.latency.Buckets {
-		d.latency.Buckets[i] -= o.latency.Buckets[i]
-	}
-	d.latency.Count -= o.latency.Count
-	d.latency.Sum -= o.latency.Sum
-	return d
-}
-
-// processCPU returns a process's user+system CPU time from /proc/PID/stat.
-func processCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	return parseStat(string(b))
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Chamber runs on.
-const clockTicks = 100
-
-func parseStat(s string) (time.Duration, bool) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	// After the command: state is field 3, utime 14 and stime 15 (1-based).
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * time.Second / clockTicks, true
 }

@@ -61,7 +61,7 @@ func TestRunReportsTheSummary(t *testing.T) {
 	if sum.SubscribersFailed != 0 || sum.PacketsReceived < 3*100 || sum.PacketsSent < 100 {
 		t.Errorf("summary %+v", sum)
 	}
-	if sum.LossPct > 1 || sum.JoinMsP50 <= 0 || sum.LatencyMsP99 <= 0 || sum.LatencyMsP99 < sum.LatencyMsP50 {
+	if sum.LossPct > 1 || sum.JoinMsP50 <= 0 || sum.LatencyMsP99 <= 0 || sum.LatencyMsP99 < sum.LatencyMsP50 || sum.JitterMs <= 0 || sum.LoadGeneratorCPUPct <= 0 {
 		t.Errorf("summary %+v", sum)
 	}
 	if sum.ServerCPUMicrosPerPacket == nil || *sum.ServerCPUMicrosPerPacket <= 0 {
@@ -75,7 +75,7 @@ func TestRunReportsTheSummary(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"publishers", "subscribers", "packets_sent", "packets_received", "loss_pct", "join_ms_p50", "join_ms_p99", "latency_ms_p50", "latency_ms_p99", "server_cpu_us_per_packet"} {
+	for _, k := range []string{"publishers", "subscribers", "packets_sent", "packets_received", "loss_pct", "join_ms_p50", "join_ms_p99", "latency_ms_p50", "latency_ms_p99", "server_cpu_us_per_packet", "jitter_ms", "load_generator_cpu_pct", "load_average_before"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON summary lacks %q", k)
 		}

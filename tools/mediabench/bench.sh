@@ -11,7 +11,7 @@
 # MODES="chamber" runs only Chamber; CHAMBER_FLAGS="-no-batching" passes
 # flags to Chamber's server.
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
 DUR=${2:-20s}
 shift 2 || true

@@ -2,6 +2,8 @@
 //
 //	mediabench serve -mode chamber|bare [-addr 127.0.0.1:8089] [-media-udp 127.0.0.1:7882]
 //	mediabench load  -url http://127.0.0.1:8089 -publishers 1 -subscribers 100 -duration 20s -server-pid PID [-json]
+//	mediabench load  -url http://127.0.0.1:8089 -rooms 10 -participants 6 -duration 20s -server-pid PID [-json]
+//	mediabench report [-loss 0.1] [-p99 50ms] < runs.jsonl
 //
 // "serve -mode chamber" runs Chamber's signalling server and SFU with a
 // token check that admits anyone (a fresh participant per connection);
@@ -34,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: mediabench serve|load [flags]")
+		fmt.Fprintln(os.Stderr, "usage: mediabench serve|load|report [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,6 +45,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:], os.Stdin, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -60,6 +64,14 @@ func (anyone) Authenticate(_ context.Context, session uuid.UUID, token string) (
 		return signaling.Identity{}, fault.Unauthenticated
 	}
 	return signaling.Identity{SessionID: session, ParticipantID: uuid.New(), Name: "bench", Role: "party"}, nil
+}
+
+// CreateHearing and AddParticipant make anyone the load generator's
+// provisioner: a fresh session ID per room, and a token anyone admits.
+func (anyone) CreateHearing(context.Context, string) (uuid.UUID, error) { return uuid.New(), nil }
+
+func (anyone) AddParticipant(context.Context, uuid.UUID, string, string) (string, error) {
+	return "bench", nil
 }
 
 func serve(args []string) error {
@@ -127,9 +139,11 @@ func load(args []string) error {
 	var session, bitrate string
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8089", "server base URL")
 	fs.StringVar(&session, "session", "", "session ID (default: a random one)")
-	fs.StringVar(&cfg.TokenFile, "token-file", "", "participant tokens, one per line (default: any token)")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "participant tokens, one per line (default: any token; not with -rooms)")
 	fs.IntVar(&cfg.Publishers, "publishers", 1, "publishers")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 10, "subscribers")
+	fs.IntVar(&cfg.Rooms, "rooms", 0, "run this many rooms where everyone publishes and receives all others")
+	fs.IntVar(&cfg.Participants, "participants", 6, "with -rooms: participants per room")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured window")
 	fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "warm-up before the window")
 	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "publish three layers")
@@ -149,18 +163,18 @@ func load(args []string) error {
 		}
 	}
 	if cfg.TokenFile == "" {
-		f, err := os.CreateTemp("", "mediabench-tokens")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		fmt.Fprintln(f, "bench")
-		f.Close()
-		cfg.TokenFile = f.Name()
+		cfg.Provisioner = anyone{}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := os.Stderr
+	if cfg.Rooms > 0 {
+		sum, runErr := loadtest.RunRooms(ctx, cfg, progress)
+		if err := loadtest.PrintRooms(os.Stdout, sum, cfg.JSON); err != nil {
+			return err
+		}
+		return runErr
+	}
 	sum, runErr := loadtest.Run(ctx, cfg, progress)
 	if err := loadtest.Print(os.Stdout, sum, cfg.JSON); err != nil {
 		return err

@@ -103,3 +103,16 @@ test('the participants event replaces whom one may know of (admitted, or sent ba
   ({ state } = run(state, { type: 'message', msg: 'participants', data: { for: 'p', participants: [] } }));
   assert.deepEqual([...state.participants.keys()], ['p']);
 });
+
+test('an observer admitted from the waiting room gets a tile for everyone on stage it is told of', () => {
+  const obs = { id: 'o', name: 'Liis Lepik', role: 'observer', space: 'waiting', connected: true };
+  const s0 = initial({ you: obs, permissions: ['view_session'], session: { id: 's', kind: 'hearing', title: 'T' } });
+  let { state } = run(s0, { type: 'joined', joined: { peers: [] }, welcome: { you: obs, participants: [obs], permissions: ['view_session'] } });
+  // While waiting it knows of nobody but itself.
+  assert.deepEqual(peopleHere(state).map((p) => p.id), ['o']);
+  const stageJudge = { id: 'j', name: 'Mari Maasikas', role: 'judge', space: 'main', connected: true };
+  ({ state } = run(state,
+    { type: 'message', msg: 'participant_updated', data: Object.assign({}, obs, { space: 'main' }) },
+    { type: 'message', msg: 'participants', data: { for: 'o', participants: [stageJudge, Object.assign({}, obs, { space: 'main' })] } }));
+  assert.deepEqual(peopleHere(state).map((p) => p.id).sort(), ['j', 'o']);
+});

@@ -1,6 +1,9 @@
-// The REST client. Every call carries the bearer token it was made with;
-// errors come back as ApiError with the server's code, message and
-// per-field problems ({"error":{"code","message","fields"}}).
+// The REST client. A call carries the bearer token the Api was made with
+// (a participant's invitation), or else the console's sign-in cookie,
+// which the browser adds itself; every call also carries the header the
+// server asks of cookie-authenticated requests (its CSRF defence). Errors
+// come back as ApiError with the server's code, message and per-field
+// problems ({"error":{"code","message","fields"}}).
 import { t } from './i18n.js';
 
 export class ApiError extends Error {
@@ -19,19 +22,27 @@ async function errorFrom(res) {
   return new ApiError(res.status, e.code, e.message || t('error.http', { status: res.status }), e.fields);
 }
 
-/** Api talks to /api/v1 with one token (staff or invitation; none for public calls). */
+/** CSRF_HEADER goes with every request: the console's cookie is accepted only with it. */
+export const CSRF_HEADER = 'X-Chamber-CSRF';
+
+/**
+ * Api talks to /api/v1 with an invitation token, or — made without one —
+ * with the console's sign-in cookie (staff) or nothing (public calls).
+ */
 export class Api {
   constructor(token) { this.token = token || ''; }
 
   headers(extra) {
-    const h = Object.assign({}, extra);
+    const h = Object.assign({ [CSRF_HEADER]: '1' }, extra);
     if (this.token) h.Authorization = 'Bearer ' + this.token;
     return h;
   }
 
   /** request returns the parsed JSON body (or null for 204). */
   async request(method, path, { json, body, headers, signal } = {}) {
-    const init = { method, headers: this.headers(headers), signal, cache: 'no-store', referrerPolicy: 'no-referrer' };
+    const init = {
+      method, headers: this.headers(headers), signal, cache: 'no-store', referrerPolicy: 'no-referrer', credentials: 'same-origin',
+    };
     if (json !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(json);

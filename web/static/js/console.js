@@ -1,7 +1,9 @@
-// The staff console at /: sign in with a staff token (kept in this tab's
-// sessionStorage only), see sessions as a list and on a calendar, create a
-// hearing or a notarial act, invite people and copy their links, open a
-// session's participants, documents and journal, enter its room.
+// The staff console at /: sign in — with the court's OpenID provider, or
+// on a server without one the clearly labelled development sign-in; the
+// server keeps the sign-in in an HttpOnly cookie the page never sees —, see
+// sessions as a list and on a calendar, create a hearing or a notarial act,
+// assign its officials and invite everyone else, open a session's
+// participants, documents and journal, enter its room as yourself.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
 import { h, replace, toast, formatDateTime, field, confirmDialog, announce, brand } from './dom.js';
 import { Api, ApiError, errorText, downloadBundle } from './api.js';
@@ -10,7 +12,6 @@ import { ROLES, inviteForm, linkBox, invitedBox } from './invite.js';
 
 chooseLanguage();
 
-const TOKEN_KEY = 'chamber.staff';
 const app = document.getElementById('app');
 const ACT_TYPES = ['will', 'contract', 'power_of_attorney', 'property_sale', 'other'];
 
@@ -35,47 +36,141 @@ function layout(...children) {
     h('main', { id: 'main', class: 'page', tabindex: '-1' }, ...children));
 }
 
-function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
+async function signOut() {
+  let out = null;
+  try {
+    out = await new Api().post('/auth/logout', {});
+  } catch { /* signed out already */ }
   api = null;
   me = null;
+  // The provider's own logout ends its single sign-on too, when it offers one.
+  if (out && out.logout_url && /^https?:\/\//.test(out.logout_url)) {
+    location.assign(out.logout_url);
+    return;
+  }
   location.hash = '#/';
   signIn();
 }
 
-function signIn(message) {
-  document.title = t('console.signInTitle') + ' — ' + t('app.name');
-  const input = h('input', { type: 'password', id: 'staff-token', autocomplete: 'current-password', required: true, spellcheck: 'false' });
-  const f = field(t('console.token'), input, t('console.tokenHint'));
-  const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-in' }, t('console.signIn'));
-  const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-h' },
-    h('h1', { id: 'signin-h' }, t('console.signInTitle')),
-    h('p', null, t('console.signInIntro')), f, btn);
-  if (message) f.setError(message);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    btn.disabled = true;
-    const err = await start(input.value.trim());
-    btn.disabled = false;
-    if (err) f.setError(err);
-  });
-  layout(form);
-  input.focus();
+/** SIGN_IN_ERRORS are the codes /auth/callback sends back instead of a sign-in. */
+const SIGN_IN_ERRORS = ['state', 'expired', 'refused', 'denied', 'not_provisioned', 'no_role', 'disabled', 'unavailable', 'bootstrap_used'];
+
+/** signInError reads, once, why a provider sign-in came back refused. */
+function signInError() {
+  const code = new URLSearchParams(location.search).get('sign_in_error');
+  if (!code) return '';
+  history.replaceState(null, '', location.pathname + location.hash);
+  return t('signin.error.' + (SIGN_IN_ERRORS.includes(code) ? code : 'refused'));
 }
 
-async function start(token) {
-  const a = new Api(token);
+async function signIn(message) {
+  document.title = t('console.signInTitle') + ' — ' + t('app.name');
+  const boot = location.hash.match(/^#\/bootstrap\/([A-Za-z0-9_-]{20,100})$/);
+  let cfg;
+  try {
+    cfg = await new Api().get('/auth/config');
+  } catch (err) {
+    layout(h('section', { class: 'card signin notice notice-error', role: 'alert' }, h('h1', null, t('console.signInTitle')), h('p', null, errorText(err))));
+    return;
+  }
+  const problem = h('p', { class: 'field-error', role: 'alert', id: 'sign-in-error' }, message || signInError());
+  const card = h('section', { class: 'card signin', 'aria-labelledby': 'signin-h' }, h('h1', { id: 'signin-h' }, t('console.signInTitle')), problem);
+  if (boot) {
+    card.append(bootstrapForm(cfg, boot[1], problem));
+  } else if (cfg.provider) {
+    const back = location.hash && location.hash !== '#/' ? '/' + location.hash : '/';
+    card.append(h('p', null, t('signin.providerIntro')),
+      h('a', { class: 'btn btn-primary btn-large', id: 'sign-in-provider', href: '/auth/login?return=' + encodeURIComponent(back) }, t('signin.provider')));
+  } else if (cfg.development) {
+    card.append(devSignIn(cfg, problem));
+  } else {
+    card.append(h('p', null, t('signin.none')));
+  }
+  layout(card);
+  const first = card.querySelector('select, input, a.btn');
+  if (first) first.focus();
+}
+
+/** devSignIn is the development sign-in: choose a staff member, or create one. */
+function devSignIn(cfg, problem) {
+  const staff = cfg.staff || [];
+  const warn = h('div', { class: 'banner', role: 'note', id: 'dev-sign-in-warning' }, t('signin.devWarning'));
+  const choose = h('select', { id: 'dev-staff' }, staff.map((s) => h('option', { value: s.id }, s.name + ' — ' + roleLabel(s.role))));
+  const pick = h('form', null, field(t('signin.devAs'), choose),
+    h('button', { type: 'submit', class: 'btn btn-primary', id: 'dev-sign-in' }, t('console.signIn')));
+  pick.addEventListener('submit', (e) => {
+    e.preventDefault();
+    devStart({ staff_id: choose.value }, problem);
+  });
+  const name = h('input', { id: 'dev-name', required: true, maxlength: 200, autocomplete: 'off' });
+  const role = h('select', { id: 'dev-role' }, ['clerk', 'judge', 'notary', 'embassy_officer', 'admin'].map((r) => h('option', { value: r }, roleLabel(r))));
+  const create = h('form', null, h('h2', null, t('signin.devNew')), field(t('console.name'), name), field(t('console.role'), role),
+    h('button', { type: 'submit', class: 'btn', id: 'dev-create' }, t('signin.devCreate')));
+  create.addEventListener('submit', (e) => {
+    e.preventDefault();
+    devStart({ name: name.value.trim(), role: role.value }, problem);
+  });
+  return h('div', null, warn, staff.length ? pick : h('p', { class: 'muted' }, t('signin.devNobody')), create);
+}
+
+async function devStart(body, problem) {
+  problem.textContent = '';
+  try {
+    await new Api().post('/auth/development', body);
+  } catch (err) {
+    problem.textContent = errorText(err);
+    return;
+  }
+  const err = await start();
+  if (err) problem.textContent = err;
+}
+
+/** bootstrapForm makes the first administrator, with the link the server logged. */
+function bootstrapForm(cfg, token, problem) {
+  if (cfg.provider) {
+    return h('div', null, h('p', null, t('signin.bootstrapProvider')),
+      h('a', { class: 'btn btn-primary', id: 'bootstrap-provider', href: '/auth/login?return=%2F&bootstrap=' + encodeURIComponent(token) }, t('signin.provider')));
+  }
+  const name = h('input', { id: 'bootstrap-name', required: true, maxlength: 200, autocomplete: 'name' });
+  const form = h('form', null, h('p', null, t('signin.bootstrapIntro')), field(t('console.name'), name),
+    h('button', { type: 'submit', class: 'btn btn-primary', id: 'bootstrap-submit' }, t('signin.bootstrapCreate')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    problem.textContent = '';
+    try {
+      await new Api().post('/auth/bootstrap', { token, name: name.value.trim() });
+    } catch (err) {
+      problem.textContent = errorText(err);
+      return;
+    }
+    history.replaceState(null, '', '/#/');
+    const err = await start();
+    if (err) problem.textContent = err;
+  });
+  return form;
+}
+
+/** start asks whom the console's cookie signs in: '' when signed in, else why not. */
+async function start() {
+  const a = new Api();
   try {
     const who = await a.get('/me');
     if (who.kind !== 'staff') return t('console.notStaff');
     api = a;
     me = who;
-    sessionStorage.setItem(TOKEN_KEY, token);
     route();
     return '';
   } catch (err) {
-    return errorText(err);
+    return signedOutText(err);
   }
+}
+
+/** signedOutText says why the console's sign-in no longer works ('' for never signed in). */
+function signedOutText(err) {
+  if (!(err instanceof ApiError) || err.status !== 401) return errorText(err);
+  if (err.code === 'token_expired') return t('signin.expired');
+  if (err.code === 'token_revoked') return t('signin.ended');
+  return '';
 }
 
 async function route() {
@@ -261,19 +356,25 @@ async function sessionView(id) {
       s.act && [h('dt', null, t('panel.act')), h('dd', null, t('act.state.' + s.act.state) + (s.act.number ? ' · ' + s.act.number : ''))],
       s.kind === 'hearing' && [h('dt', null, t('console.public')), h('dd', null, s.public ? t('common.yes') : t('common.no'))]),
     h('div', { class: 'actions' },
-      !closed && h('button', { type: 'button', class: 'btn btn-primary', id: 'enter-room', onclick: () => enterRoom(s) }, t('console.enterRoom')),
+      !closed && ROLES[s.kind].includes(me.staff.role) && h('button', { type: 'button', class: 'btn btn-primary', id: 'enter-room', onclick: () => enterRoom(s) }, t('console.enterRoom')),
       !closed && s.public && can('public_link') && h('button', { type: 'button', class: 'btn', id: 'public-link', onclick: () => publicLink(s, invites) }, t('console.publicLink')),
       can('bundle') && h('button', { type: 'button', class: 'btn', onclick: () => bundle(s) }, t('act.bundle')),
       can('see_recording') && h('a', { class: 'btn', href: '/playback/' + s.id, id: 'open-playback' }, t('pb.title')),
       !closed && can('close') && h('button', { type: 'button', class: 'btn btn-danger', onclick: () => closeSession(s) }, t('session.close'))));
 
-  const invite = !closed && can('invite') ? inviteForm({
-    api, session: s, onError: handleAuth,
+  // Only the roles this staff member may invite: never an official, who is assigned.
+  const invitable = ROLES[s.kind].filter((r) => me.may_invite.includes(r));
+  const invite = !closed && can('invite') && invitable.length ? inviteForm({
+    api, session: s, roles: invitable, onError: handleAuth,
     onInvited: (inv) => { invites.prepend(invitedBox(inv)); loadPeople(s, people); },
   }) : null;
+  const officials = !closed && can('assign_staff') && ROLES[s.kind].some((r) => me.may_assign.includes(r))
+    ? assignForm(s, () => loadPeople(s, people)) : null;
   layout(head,
     h('div', { class: 'console-grid' },
       h('div', null,
+        officials && h('section', { class: 'card', 'aria-labelledby': 'assign-h' }, h('h2', { id: 'assign-h' }, t('console.assign')),
+          h('p', { class: 'muted' }, t('console.assignIntro')), officials),
         invite && h('section', { class: 'card', 'aria-labelledby': 'inv-h' }, h('h2', { id: 'inv-h' }, t('console.invite')), invite, invites),
         h('section', { class: 'card', 'aria-labelledby': 'people-h' }, h('h2', { id: 'people-h' }, t('panel.people')), people)),
       h('div', null,
@@ -285,16 +386,54 @@ async function sessionView(id) {
   docs.refresh();
 }
 
+/**
+ * assignForm lets the clerk pick the judge (the notary the embassy officer)
+ * from the staff list: officials take part as themselves, never by link.
+ */
+function assignForm(s, onAssigned) {
+  const pick = h('select', { id: 'assign-staff' });
+  const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'assign-send' }, t('console.assignSend'));
+  const f = field(t('console.assignWho'), pick);
+  const form = h('form', { class: 'invite-form' }, f, btn);
+  const load = async () => {
+    try {
+      const list = await api.get('/sessions/' + s.id + '/assignable-staff');
+      replace(pick, list.length ? list.map((m) => h('option', { value: m.id }, m.name + ' — ' + roleLabel(m.role)))
+        : h('option', { value: '' }, t('console.assignNobody')));
+      pick.disabled = btn.disabled = list.length === 0;
+    } catch (err) {
+      if (!handleAuth(err)) f.setError(errorText(err));
+    }
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    f.setError('');
+    btn.disabled = true;
+    try {
+      const p = await api.post('/sessions/' + s.id + '/assignments', { staff_id: pick.value });
+      toast(t('console.assigned', { name: p.name, role: roleLabel(p.role) }));
+      onAssigned();
+    } catch (err) {
+      if (!handleAuth(err)) f.setError(errorText(err));
+    }
+    load();
+  });
+  load();
+  return form;
+}
+
 async function loadPeople(s, box) {
   try {
     const list = await api.get('/sessions/' + s.id + '/participants');
-    const can = me.permissions.includes('revoke') && s.state !== 'closed';
+    const open = s.state !== 'closed';
+    const may = (p) => open && !p.revoked && (p.staff_id ? me.may_assign.includes(p.role) : me.permissions.includes('revoke'));
     replace(box, list.length ? h('table', { class: 'table' },
       h('thead', null, h('tr', null, [t('console.name'), t('console.role'), t('console.space'), t('console.status'), ''].map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', null, list.map((p) => h('tr', { dataset: { participant: p.id } },
-        h('td', null, p.name), h('td', null, roleLabel(p.role)), h('td', null, spaceLabel(p.space)),
+      h('tbody', null, list.map((p) => h('tr', { dataset: { participant: p.id, staff: p.staff_id || '' } },
+        h('td', null, p.name), h('td', null, roleLabel(p.role) + (p.staff_id ? ' · ' + t('console.staff') : '')), h('td', null, spaceLabel(p.space)),
         h('td', null, p.revoked ? t('console.revoked') : p.connected ? t('console.connected') : t('console.notConnected')),
-        h('td', null, can && !p.revoked && h('button', { type: 'button', class: 'btn btn-small btn-quiet', onclick: () => revoke(s, p, box) }, t('console.revoke')))))))
+        h('td', null, may(p) && h('button', { type: 'button', class: 'btn btn-small btn-quiet', onclick: () => revoke(s, p, box) },
+          p.staff_id ? t('console.unassign') : t('console.revoke')))))))
       : h('p', { class: 'muted' }, t('console.nobodyInvited')));
   } catch (err) {
     replace(box, h('p', { class: 'field-error' }, errorText(err)));
@@ -308,10 +447,13 @@ function spaceLabel(space) {
 }
 
 async function revoke(s, p, box) {
-  if (!await confirmDialog(t('console.revokeTitle'), t('console.revokeConfirm', { name: p.name }), t('console.revoke'))) return;
+  if (p.staff_id) {
+    if (!await confirmDialog(t('console.unassignTitle'), t('console.unassignConfirm', { name: p.name }), t('console.unassign'))) return;
+  } else if (!await confirmDialog(t('console.revokeTitle'), t('console.revokeConfirm', { name: p.name }), t('console.revoke'))) return;
   try {
-    await api.del('/sessions/' + s.id + '/invitations/' + p.id);
-    toast(t('console.revokedDone', { name: p.name }));
+    if (p.staff_id) await api.del('/sessions/' + s.id + '/assignments/' + p.staff_id);
+    else await api.del('/sessions/' + s.id + '/invitations/' + p.id);
+    toast(t(p.staff_id ? 'console.unassignedDone' : 'console.revokedDone', { name: p.name }));
   } catch (err) {
     toast(errorText(err), 'error');
   }
@@ -339,27 +481,12 @@ function summarize(details) {
   return Object.entries(details).filter(([, v]) => v !== null && v !== '' && typeof v !== 'object').map(([k, v]) => k + ': ' + v).join(', ');
 }
 
-/** enterRoom joins through an invitation for the staff member's own role, made once per tab. */
-async function enterRoom(s) {
-  const key = 'chamber.self.' + s.id;
-  let url = sessionStorage.getItem(key);
-  if (!url) {
-    if (!ROLES[s.kind].includes(me.staff.role)) {
-      toast(t('console.cannotEnter'), 'error');
-      return;
-    }
-    try {
-      const inv = await api.post('/sessions/' + s.id + '/invitations', { name: me.staff.name, role: me.staff.role });
-      url = inv.join_url;
-      sessionStorage.setItem(key, url);
-    } catch (err) {
-      toast(errorText(err), 'error');
-      return;
-    }
-  }
-  // Same origin only: the path carries the token, the host is ours.
-  const u = new URL(url, location.href);
-  window.open(u.pathname, '_blank', 'noopener,noreferrer');
+/**
+ * enterRoom opens the room as yourself: every tab and device of yours is
+ * the same participant, so the same session's tab is reused.
+ */
+function enterRoom(s) {
+  window.open('/room/' + encodeURIComponent(s.id), 'chamber-room-' + s.id);
 }
 
 async function publicLink(s, out) {
@@ -389,19 +516,15 @@ async function closeSession(s) {
 
 function handleAuth(err) {
   if (err instanceof ApiError && err.status === 401) {
-    sessionStorage.removeItem(TOKEN_KEY);
     api = null;
     me = null;
-    signIn(errorText(err));
+    signIn(signedOutText(err) || errorText(err));
     return true;
   }
   return false;
 }
 
-window.addEventListener('hashchange', route);
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) {
-  start(saved).then((err) => { if (err) signIn(err); });
-} else {
-  signIn();
-}
+window.addEventListener('hashchange', () => {
+  if (api || location.hash.startsWith('#/bootstrap/')) route();
+});
+start().then((err) => { if (!api) signIn(err); });

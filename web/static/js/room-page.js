@@ -1,4 +1,5 @@
-// The join page (/join/{token}) and the public watch page (/watch/{token}):
+// The join page (/join/{token}), the public watch page (/watch/{token})
+// and a staff member's room (/room/{session}, opened from the console):
 // device preview, name, the Join button, the waiting room, then the room.
 //
 // The token leaves the address bar at once (history.replaceState) and is
@@ -55,6 +56,8 @@ function linkError(err) {
 }
 
 async function main() {
+  const staff = location.pathname.match(/^\/room\/([0-9a-f-]{36})$/);
+  if (staff) return enterAsStaff(staff[1]);
   const { mode, token } = takeToken();
   showLoading();
   if (!token) return showError(t('join.invalidTitle'), t('join.noToken'));
@@ -185,6 +188,32 @@ function fillSelect(sel, list, track, none) {
   const current = track ? track.getSettings().deviceId : '';
   replace(sel, list.length ? list.map((d, i) => h('option', { value: d.deviceId, selected: d.deviceId === current }, d.label || (none + ' ' + (i + 1)))) : h('option', { value: '' }, none));
   sel.disabled = list.length === 0;
+}
+
+// ——— staff, as themselves ———
+
+/**
+ * enterAsStaff joins a session with the console's sign-in: the server
+ * answers the staff member's one participant and a join ticket, which the
+ * signalling connection presents instead of an invitation token.
+ */
+async function enterAsStaff(sid) {
+  showLoading();
+  const api = new Api();
+  let entry, session;
+  try {
+    entry = await api.post('/sessions/' + sid + '/enter', {});
+    session = await api.get('/sessions/' + sid);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return showError(t('room.signInTitle'), t('room.signIn'));
+    return linkError(err);
+  }
+  if (session.state === 'closed') return showError(t('join.closedTitle'), t('join.closed'));
+  // A hearing in progress is activity: keep the sign-in from idling out.
+  setInterval(() => api.get('/me').catch(() => {}), 5 * 60 * 1000);
+  const ctx = { api, token: entry.ticket, me: { kind: 'participant', participant: entry.participant, permissions: entry.permissions }, session };
+  if (!entry.permissions.includes('publish')) return enter(Object.assign(ctx, { media: null }));
+  preview(ctx);
 }
 
 // ——— public links ———

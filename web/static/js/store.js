@@ -72,14 +72,15 @@ export function nameOf(state, id) {
 export function peopleHere(state) {
   const space = state.you.space || MAIN;
   const out = new Map();
-  if (state.perms.has('see_participants')) {
-    for (const p of state.participants.values()) {
-      if (p.revoked || !p.connected || (p.space || MAIN) !== space) continue;
-      out.set(p.id, p);
-    }
-  } else {
-    // Without the participants list, the signalling layer's peers (the
-    // connections this participant is told of) get a tile each.
+  // The server sends each receiver only the participants it may know of
+  // (an observer: who is on stage), so the list is the truth for everyone.
+  for (const p of state.participants.values()) {
+    if (p.revoked || !p.connected || (p.space || MAIN) !== space) continue;
+    out.set(p.id, p);
+  }
+  if (!state.perms.has('see_participants') && out.size === 0) {
+    // A server that sends no participant records: the signalling layer's
+    // peers (the connections this participant is told of) get a tile each.
     for (const p of state.peers.values()) if (p.id !== state.you.id) out.set(p.id, p);
   }
   if (space !== WAITING) out.set(state.you.id, state.you);
