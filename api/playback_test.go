@@ -19,6 +19,7 @@ import (
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/recording"
+	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
 
@@ -76,8 +77,8 @@ func (h *harness) get(path, token string, headers map[string]string) response {
 
 // TestPlayback: the recordings of the record are listed with their
 // manifests; their files are served with byte ranges and their SHA-256 as
-// ETag, to a caller with see_recording or with the session's playback
-// grant, and to nobody else; an object the catalog does not name — a
+// ETag, to a caller with see_recording — by API token or by the console's
+// sign-in cookie — and to nobody else; an object the catalog does not name — a
 // stray write under the recording's prefix, another session's recording,
 // a crafted name — is not found.
 func TestPlayback(t *testing.T) {
@@ -123,7 +124,6 @@ func TestPlayback(t *testing.T) {
 		h.must(h.do("GET", "/api/v1/sessions/"+sid+"/recordings", party.Token, nil), 403)
 		h.must(h.do("GET", "/api/v1/sessions/"+sid+"/recordings/"+rec.ID.String(), party.Token, nil), 403)
 		h.must(h.get(url, party.Token, nil), 403)
-		h.must(h.do("POST", "/api/v1/sessions/"+sid+"/playback", party.Token, nil), 403)
 		h.must(h.get(url, "", nil), 401)
 
 		// What is not part of the record.
@@ -137,22 +137,22 @@ func TestPlayback(t *testing.T) {
 		h.must(h.get("/api/v1/sessions/"+sid+"/recordings/"+otherRec.ID.String()+"/files/"+otherRec.Manifest.Names[0], clerk, nil), 404)
 		h.must(h.do("GET", "/api/v1/sessions/"+sid+"/recordings/"+otherRec.ID.String(), clerk, nil), 404)
 
-		// The playback grant: a cookie for this session's recordings only.
-		g := h.must(h.do("POST", "/api/v1/sessions/"+sid+"/playback", judge.Token, nil), 200)
-		cookie := g.Header.Get("Set-Cookie")
-		for _, want := range []string{"chamber_playback=", "Path=/api/v1/sessions/" + sid + "/recordings/", "HttpOnly", "SameSite=Strict"} {
-			if !strings.Contains(cookie, want) {
-				t.Errorf("Set-Cookie %q lacks %q", cookie, want)
-			}
+		// In the console: a judge signed in with the cookie, as a <video>
+		// element asks — while assigned, not before (the session is not
+		// theirs: not found, like any other), not after signing out.
+		b := newBrowser(t, h)
+		var st sessions.Staff
+		h.must(b.do("POST", "/api/v1/auth/development", `{"name":"Judge Tamm","role":"judge"}`, nil), 200).decode(t, &st)
+		video := http.Header{"Range": {"bytes=0-9"}, "Origin": nil}
+		h.must(b.do("GET", url, "", video), 404)
+		h.must(h.do("POST", "/api/v1/sessions/"+sid+"/assignments", clerk, map[string]any{"staff_id": st.ID}), 201)
+		if r := h.must(b.do("GET", url, "", video), 206); len(r.Body) != 10 {
+			t.Errorf("range over the cookie: %d bytes", len(r.Body))
 		}
-		value := strings.SplitN(strings.SplitN(cookie, ";", 2)[0], "=", 2)[1]
-		h.must(h.get(url, "", map[string]string{"Cookie": "chamber_playback=" + value, "Range": "bytes=0-9"}), 206)
-		h.must(h.get("/api/v1/sessions/"+other.ID.String()+"/recordings/"+otherRec.ID.String()+"/files/"+otherRec.Manifest.Names[0], "",
-			map[string]string{"Cookie": "chamber_playback=" + value}), 401)
-		tampered := []byte(value)
-		tampered[3] ^= 1
-		h.must(h.get(url, "", map[string]string{"Cookie": "chamber_playback=" + string(tampered)}), 401)
-		// The grant opens files, not the API.
-		h.must(h.get("/api/v1/sessions/"+sid+"/recordings", "", map[string]string{"Cookie": "chamber_playback=" + value}), 401)
+		if r := b.do("GET", url, "", http.Header{"Range": {"bytes=0-9"}, "Sec-Fetch-Site": {"cross-site"}}); r.Status != 403 || r.errorCode() != "csrf" {
+			t.Errorf("a cross-site page's video: %d %s", r.Status, r.Body)
+		}
+		h.must(b.do("POST", "/api/v1/auth/logout", "", nil), 200)
+		h.must(b.do("GET", url, "", video), 401)
 	})
 }
