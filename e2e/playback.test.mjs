@@ -1,15 +1,39 @@
 // Playing a recording back, in Chromium: a judge and a party are recorded
-// while the judge presents a document and mutes the party; the clerk then
-// opens the session's playback page from the console. Both people's files
-// play on one clock, in step with each other; choosing a journal entry
-// goes to its moment, and playing marks the entry of the moment; the
-// composite, once the server has made it, plays too.
+// while the judge presents a document and the clerk mutes the party; the
+// clerk then opens the session's playback page from the console. Both
+// people's files play on one clock, in step with each other; choosing a
+// journal entry goes to its moment, and playing marks the entry of the
+// moment; the composite, once the server has made it, plays too.
+//
+// Staff sign in through the console's development sign-in (the server has
+// no OpenID provider), with this file's own helpers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { env, launch, openPerson, hearing, api, probe, js, videoFlows, framesOf } from './lib/harness.mjs';
+import { env, launch, openPerson, api, probe, js, videoFlows, framesOf } from './lib/harness.mjs';
 
 const E = env.engine;
+
+/** chamber runs the operator command against the server's data. */
+function chamber(...args) {
+  return execFileSync(env.bin, [...args, '--data-dir', env.data], { encoding: 'utf8' }).trim();
+}
+
+/** staffMember adds a staff member and returns their ID and an API token. */
+function staffMember(name, role) {
+  const id = chamber('staff', 'add', '--name', name, '--role', role);
+  return { id, token: chamber('token', 'add', '--staff', id, '--name', 'e2e playback', '--scope', 'sessions:write') };
+}
+
+/** signInAs signs a tab in as a staff member, with the development sign-in. */
+async function signInAs(person, staffID, hash = '') {
+  await person.goto(env.url + '/' + hash);
+  await person.wait(`!!document.querySelector('#dev-staff option[value=${js(staffID)}]')`);
+  await person.setValue('#dev-staff', staffID);
+  await person.click('#dev-sign-in');
+  await person.wait(`fetch('/api/v1/me').then(r => r.ok ? r.json() : {}).then(m => m.staff && m.staff.id === ${js(staffID)})`);
+}
 
 // playing reports each active tile's place on the recording's clock: its
 // file's offset plus the video's own time, against the page's clock.
@@ -24,22 +48,24 @@ const playing = `(() => {
 test(`playback (${E})`, async (t) => {
   const browser = await launch();
   t.after(() => browser.close());
-  const { id: sid, inv, staff: clerk } = await hearing('Playback ' + E, [['Mari Maasikas', 'judge'], ['Jaan Tamm', 'party']]);
-  const judgeTok = inv['Mari Maasikas'].token;
-  const judgeID = inv['Mari Maasikas'].participant_id;
-  const partyID = inv['Jaan Tamm'].participant_id;
+  const clerk = staffMember('Kadri Kask ' + E, 'clerk');
+  const judgeStaff = staffMember('Mari Maasikas ' + E, 'judge');
+  const { body: sess } = await api(clerk.token, 'POST', '/api/v1/sessions', { kind: 'hearing', title: 'Playback ' + E });
+  const sid = sess.id;
+  const judgeID = (await api(clerk.token, 'POST', `/api/v1/sessions/${sid}/assignments`, { staff_id: judgeStaff.id })).body.id;
+  const partyInv = (await api(clerk.token, 'POST', `/api/v1/sessions/${sid}/invitations`, { name: 'Jaan Tamm', role: 'party' })).body;
+  const partyID = partyInv.participant_id;
   const pdf = new Uint8Array(readFileSync('../documents/pades/testdata/ghostscript-contract.pdf'));
-  const doc = (await api(judgeTok, 'POST', `/api/v1/sessions/${sid}/documents?name=Contract.pdf`, pdf)).body;
+  const doc = (await api(clerk.token, 'POST', `/api/v1/sessions/${sid}/documents?name=Contract.pdf`, pdf)).body;
 
-  const enter = async (name, role) => {
-    const p = await openPerson(browser, role);
-    await p.goto(inv[name].join_url);
-    await p.click('#join-button');
-    return p;
-  };
-  const judge = await enter('Mari Maasikas', 'judge');
+  const judge = await openPerson(browser, 'judge');
+  await signInAs(judge, judgeStaff.id);
+  await judge.goto(env.url + '/room/' + sid);
+  await judge.click('#join-button');
   await judge.wait(probe.inRoom);
-  const party = await enter('Jaan Tamm', 'party');
+  const party = await openPerson(browser, 'party');
+  await party.goto(partyInv.join_url);
+  await party.click('#join-button');
   await judge.click('#tab-people');
   await judge.wait(`document.querySelectorAll('.waiting-list button.admit').length === 1`);
   await judge.click('.waiting-list button.admit');
@@ -49,7 +75,7 @@ test(`playback (${E})`, async (t) => {
 
   await t.test('a recording with a page shown and a mute', async () => {
     const rec = `/api/v1/sessions/${sid}/recording`;
-    await api(judgeTok, 'POST', rec, { action: 'start' });
+    await api(clerk.token, 'POST', rec, { action: 'start' });
     // Media flows into the recording for a few seconds each step: the
     // waits are for frames the other side decodes, not for time.
     const frames = async (n) => { const f0 = await judge.eval(framesOf(partyID)); await judge.wait(`${framesOf(partyID)}.then(n => n > ${f0 + n})`, 30000); };
@@ -58,18 +84,16 @@ test(`playback (${E})`, async (t) => {
     await judge.click(`li.doc[data-document=${js(doc.id)}] .present`);
     await party.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 60000);
     await frames(60);
-    await api(judgeTok, 'POST', `/api/v1/sessions/${sid}/participants/${partyID}/mute`, { audio: true });
+    await api(clerk.token, 'POST', `/api/v1/sessions/${sid}/participants/${partyID}/mute`, { audio: true });
     await frames(60);
     await judge.click('#present-stop');
-    const stopped = await api(judgeTok, 'POST', rec, { action: 'stop' });
+    const stopped = await api(clerk.token, 'POST', rec, { action: 'stop' });
     assert.ok(stopped.body.manifest_key, 'the recording was not stored');
   });
 
   const clerkTab = await openPerson(browser, 'clerk');
   await t.test('the clerk opens the playback page from the console', async () => {
-    await clerkTab.goto(env.url + '/#/session/' + sid);
-    await clerkTab.type('#staff-token', clerk);
-    await clerkTab.click('#sign-in');
+    await signInAs(clerkTab, clerk.id, '#/session/' + sid);
     await clerkTab.click('#open-playback');
     await clerkTab.wait(`document.querySelectorAll('#stage figure.pb-tile').length >= 2`, 30000);
     const who = await clerkTab.eval(`[...new Set([...document.querySelectorAll('#stage figure.pb-tile')].map(f => f.dataset.participant))].sort()`);
@@ -80,9 +104,22 @@ test(`playback (${E})`, async (t) => {
     await clerkTab.shot(`${E}-playback`);
   });
 
-  const offsets = await clerkTab.eval(`fetch('/api/v1/sessions/${sid}/recordings', { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('chamber.staff') } })
-    .then(r => r.json()).then(l => fetch('/api/v1/sessions/${sid}/recordings/' + l[l.length - 1].id, { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('chamber.staff') } }))
-    .then(r => r.json()).then(r => r.manifest.files.map(f => f.start_offset_ms))`);
+  const files = await clerkTab.eval(`fetch('/api/v1/sessions/${sid}/recordings').then(r => r.json())
+    .then(l => fetch('/api/v1/sessions/${sid}/recordings/' + l[l.length - 1].id)).then(r => r.json())
+    .then(r => r.manifest.files.map(f => ({ participant: f.participant_id, offset: f.start_offset_ms, duration: f.duration_ms,
+      timing: f.tracks.map(x => x.kind + ':' + x.timing).join(' ') })))`);
+  console.log('recorded files: ' + JSON.stringify(files));
+  const offsets = files.map((f) => f.offset);
+
+  // until waits for a condition on the playing state s, and says what the
+  // state was when it did not come.
+  const until = async (cond, timeout = 20000) => {
+    try {
+      await clerkTab.wait(`(() => { const s = ${playing}; return ${cond}; })()`, timeout);
+    } catch (err) {
+      throw new Error(`waiting for ${cond}: ${JSON.stringify(await clerkTab.eval(playing))}\n${err.message.slice(-600)}`);
+    }
+  };
 
   // inStep checks that every active video is where the clock says, and so
   // in step with the others.
@@ -96,13 +133,11 @@ test(`playback (${E})`, async (t) => {
   };
 
   await t.test('two recordings play in sync', async () => {
-    const both = `(() => { const s = ${playing}; return s.tiles.length >= 2; })()`;
-    await clerkTab.wait(both);
     const start = Math.max(...offsets);
     await clerkTab.click('#play');
-    await clerkTab.wait(`(() => { const s = ${playing}; return s.pos > ${start + 2000} && s.tiles.length >= 2 && s.tiles.every(x => !x.paused); })()`, 30000);
+    await until(`s.pos > ${start + 2000} && s.tiles.length >= 2 && s.tiles.every(x => !x.paused)`, 30000);
     const a = await inStep('playing');
-    await clerkTab.wait(`(() => { const s = ${playing}; return s.pos > ${a.pos + 1500}; })()`, 15000);
+    await until(`s.pos > ${a.pos + 1500}`, 15000);
     const b = await inStep('still playing');
     for (const x of b.tiles) {
       const before = a.tiles.find((y) => y.file === x.file);
@@ -114,20 +149,20 @@ test(`playback (${E})`, async (t) => {
     const entry = `document.querySelector('#timeline li[data-action="document.presented"]')`;
     const at = Number(await clerkTab.eval(`${entry}.dataset.atMs`));
     await clerkTab.click(`#timeline li[data-action="document.presented"] button`);
-    await clerkTab.wait(`(() => { const s = ${playing}; return Math.abs(s.pos - ${at}) < 1500 && s.tiles.length >= 2 && s.tiles.every(x => x.ready >= 2); })()`, 20000);
+    await until(`Math.abs(s.pos - ${at}) < 1500 && s.tiles.length >= 2 && s.tiles.every(x => x.ready >= 2)`);
     await inStep('after the seek', 400);
     await clerkTab.wait(`${entry}.classList.contains('current') && ${entry}.getAttribute('aria-current') === 'true'`);
     // Playing on, the mute's entry becomes the current one.
     const mute = `document.querySelector('#timeline li[data-action="participant.muted"]')`;
     const muteAt = Number(await clerkTab.eval(`${mute}.dataset.atMs`));
-    await clerkTab.wait(`(() => { const s = ${playing}; return s.pos > ${muteAt}; })()`, 60000);
+    await until(`s.pos > ${muteAt}`, 60000);
     await clerkTab.wait(`${mute}.classList.contains('current') && !${entry}.classList.contains('current')`);
     // The marked entry is always the last one at or before the clock.
     assert.ok(await clerkTab.eval(`(() => { const pos = Number(document.querySelector('#stage').dataset.position);
       const items = [...document.querySelectorAll('#timeline li')]; const cur = items.findIndex(li => li.classList.contains('current'));
       return cur >= 0 && Number(items[cur].dataset.atMs) <= pos + 200 && (cur === items.length - 1 || Number(items[cur + 1].dataset.atMs) > pos - 200); })()`));
     await clerkTab.click('#play'); // pause
-    await clerkTab.wait(`(() => { const s = ${playing}; return s.tiles.every(x => x.paused); })()`);
+    await until('s.tiles.every(x => x.paused)');
   });
 
   await t.test('the composite, once made, plays', async () => {

@@ -4,23 +4,21 @@
 // page was shown). Choosing an entry goes to its moment; playing marks the
 // current entry. The composite, when the server made one, plays below.
 //
-// The page signs in with a staff token (the console's, in this tab's
-// sessionStorage, or typed here). The files are fetched by the <video>
-// elements with the playback grant, an HttpOnly cookie the page renews
-// while it is open (docs/recording.md, "Playback").
+// The page works with the console's sign-in: its cookie goes with every
+// API call and with the <video> elements' range requests for the files,
+// each checked for see_recording (docs/recording.md, "Playback"). Signed
+// out, the page says to sign in on the console and come back.
 import { t, chooseLanguage } from './i18n.js';
-import { h, replace, announce, brand, languageSwitch, formatDateTime, hashView, formatSize, field } from './dom.js';
+import { h, replace, announce, brand, languageSwitch, formatDateTime, hashView, formatSize } from './dom.js';
 import { Api, ApiError, errorText } from './api.js';
 import { Clock, placement, needsSeek, timeline, current, clockText, msBetween, people } from './playback-model.js';
 
 chooseLanguage();
 
-const STAFF_KEY = 'chamber.staff';
 const app = document.getElementById('app');
 const sid = (location.pathname.match(/^\/playback\/([0-9a-f-]{36})$/) || [])[1] || '';
 
 let api = null;
-let grantTimer = null;
 let player = null; // the recording on show: {clock, stop()}
 
 // HOLD_MS is the longest the clock waits for a video's data.
@@ -38,28 +36,19 @@ function showError(text) {
   shell(h('section', { class: 'card notice notice-error', role: 'alert' }, h('h1', null, t('pb.title')), h('p', null, text)));
 }
 
+/** signIn sends a signed-out visitor to the console, and back here after. */
 function signIn(message) {
-  document.title = t('console.signInTitle') + ' — ' + t('app.name');
-  const input = h('input', { type: 'password', id: 'staff-token', autocomplete: 'current-password', required: true, spellcheck: 'false' });
-  const f = field(t('console.token'), input, t('console.tokenHint'));
-  const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-in' }, t('console.signIn'));
-  const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-h' },
-    h('h1', { id: 'signin-h' }, t('console.signInTitle')), h('p', null, t('pb.signInIntro')), f, btn);
-  if (message) f.setError(message);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    btn.disabled = true;
-    const err = await start(input.value.trim());
-    btn.disabled = false;
-    if (err) f.setError(err);
-  });
-  shell(form);
-  input.focus();
+  document.title = t('room.signInTitle') + ' — ' + t('app.name');
+  shell(h('section', { class: 'card signin', role: 'alert', 'aria-labelledby': 'signin-h' },
+    h('h1', { id: 'signin-h' }, t('room.signInTitle')),
+    message && h('p', { class: 'field-error' }, message),
+    h('p', null, t('pb.signIn')),
+    h('a', { class: 'btn btn-primary', id: 'to-console', href: '/#/session/' + sid }, t('pb.toConsole'))));
 }
 
-/** start opens the session's recordings with a token; it returns why not, in words. */
-async function start(token) {
-  const a = new Api(token);
+/** start opens the session's recordings with the console's sign-in. */
+async function start() {
+  const a = new Api();
   let session;
   let list;
   try {
@@ -67,36 +56,18 @@ async function start(token) {
     list = await a.get('/sessions/' + sid + '/recordings');
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
-      sessionStorage.removeItem(STAFF_KEY);
-      return errorText(err);
+      signIn(err.code === 'token_expired' ? t('signin.expired') : err.code === 'token_revoked' ? t('signin.ended') : '');
+      return;
     }
-    if (!api) showError(errorText(err));
-    return '';
+    showError(errorText(err));
+    return;
   }
   api = a;
-  sessionStorage.setItem(STAFF_KEY, token);
-  try {
-    await renewGrant();
-  } catch (err) {
-    showError(errorText(err));
-    return '';
-  }
   const [entries, docs] = await Promise.all([
     a.get('/sessions/' + sid + '/journal').catch(() => null),
     a.get('/sessions/' + sid + '/documents').catch(() => []),
   ]);
   page(session, list, entries, docs);
-  return '';
-}
-
-/** renewGrant asks for the playback cookie and again before it expires. */
-async function renewGrant() {
-  clearTimeout(grantTimer);
-  const g = await api.post('/sessions/' + sid + '/playback', {});
-  const wait = Math.max(30000, new Date(g.renew_after).getTime() - Date.now());
-  grantTimer = setTimeout(() => renewGrant().catch(() => {
-    grantTimer = setTimeout(() => renewGrant().catch(() => {}), 30000);
-  }), wait);
 }
 
 function page(session, list, entries, docs) {
@@ -165,10 +136,12 @@ function build(rec, stage, entries, docs) {
   playBtn.addEventListener('click', () => (clock.playing ? pause() : play()));
   slider.addEventListener('input', () => seek(Number(slider.value)));
 
+  // grid carries the clock's position and state for tests (data-position, data-playing).
+  const grid = h('div', { class: 'pb-stage', id: 'stage' }, tiles.map((x) => x.el));
   replace(stage, h('div', { class: 'playback-grid' },
     h('section', { 'aria-labelledby': 'people-h' },
       h('h2', { id: 'people-h', class: 'sr-only' }, t('pb.participants')),
-      h('div', { class: 'pb-stage', id: 'stage' }, tiles.map((x) => x.el)),
+      grid,
       h('div', { class: 'pb-controls' }, playBtn, slider, time),
       rec.recovered && h('p', { class: 'muted' }, t('pb.recovered')),
       composite(rec),
@@ -209,7 +182,7 @@ function build(rec, stage, entries, docs) {
     if (clock.playing && clock.ended()) pause();
     slider.value = String(Math.round(pos));
     time.textContent = t('pb.time', { pos: clockText(pos), length: clockText(duration) });
-    stage.dataset.position = String(Math.round(pos));
+    grid.dataset.position = String(Math.round(pos));
     mark(pos);
   }
   function mark(pos) {
@@ -229,13 +202,13 @@ function build(rec, stage, entries, docs) {
   function play() {
     clock.play();
     playBtn.textContent = t('pb.pause');
-    stage.dataset.playing = '1';
+    grid.dataset.playing = '1';
     tick();
   }
   function pause() {
     clock.pause();
     playBtn.textContent = t('pb.play');
-    stage.dataset.playing = '0';
+    grid.dataset.playing = '0';
     tick();
   }
   function seek(ms) {
@@ -248,16 +221,22 @@ function build(rec, stage, entries, docs) {
   return { clock, stop() { clearInterval(timer); for (const x of tiles) { x.video.pause(); x.video.removeAttribute('src'); x.video.load(); } } };
 }
 
-/** recover reloads a video whose file failed (an expired grant), once a grant is renewed. */
+/**
+ * recover reloads a video whose file failed once (a dropped connection);
+ * a sign-in that ended shows as the sign-in page.
+ */
 async function recover(video, url) {
   if (video.dataset.retried) return;
   video.dataset.retried = '1';
   try {
-    await renewGrant();
-    const at = video.currentTime;
-    video.src = url;
-    video.currentTime = at;
-  } catch { /* the page shows the video as it is */ }
+    await api.get('/me');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { if (player) player.stop(); signIn(t('signin.ended')); }
+    return;
+  }
+  const at = video.currentTime;
+  video.src = url;
+  video.currentTime = at;
 }
 
 function composite(rec) {
@@ -330,11 +309,6 @@ function words(e, names, docNames) {
 if (!sid) {
   showError(t('pb.noSession'));
 } else {
-  const saved = sessionStorage.getItem(STAFF_KEY);
-  if (saved) {
-    shell(h('p', { role: 'status' }, t('common.loading')));
-    start(saved).then((err) => { if (err) signIn(err); });
-  } else {
-    signIn();
-  }
+  shell(h('p', { role: 'status' }, t('common.loading')));
+  start();
 }

@@ -557,7 +557,8 @@ export default {
 
   'pb.title': 'Recordings',
   'pb.titleOf': 'Recordings — {title}',
-  'pb.signInIntro': 'Sign in with your staff token to play this session\'s recordings.',
+  'pb.signIn': 'Sign in on the console, then open Recordings from the session.',
+  'pb.toConsole': 'Go to the console',
   'pb.noSession': 'This address names no session.',
   'pb.none': 'This session has no recording in its record yet.',
   'pb.choose': 'Recording',

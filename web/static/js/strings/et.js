@@ -514,7 +514,8 @@ export default {
 
   'pb.title': 'Salvestised',
   'pb.titleOf': 'Salvestised — {title}',
-  'pb.signInIntro': 'Selle istungi salvestiste vaatamiseks logi sisse oma töötajatõendiga.',
+  'pb.signIn': 'Logi sisse konsoolis ja ava seejärel istungi juures „Salvestised“.',
+  'pb.toConsole': 'Mine konsooli',
   'pb.noSession': 'See aadress ei osuta ühelegi istungile.',
   'pb.none': 'Selle istungi toimikus pole veel ühtegi salvestist.',
   'pb.choose': 'Salvestis',
