@@ -120,6 +120,9 @@ func TestPresent(t *testing.T)  { scenario(t, "present.test.mjs", "chromium", "f
 func TestCeremony(t *testing.T) { scenario(t, "ceremony.test.mjs", "chromium") }
 func TestPlayback(t *testing.T) { scenario(t, "playback.test.mjs", "chromium") }
 
+// TestAVSync records five minutes of one browser with a reload (docs/recording.md).
+func TestAVSync(t *testing.T) { scenario(t, "avsync.test.mjs", "chromium") }
+
 // TestScenarioFiles fails when a scenario file exists that no test runs.
 func TestScenarioFiles(t *testing.T) {
 	files, err := filepath.Glob("*.test.mjs")
@@ -127,7 +130,7 @@ func TestScenarioFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true,
-		"playback.test.mjs": true}
+		"playback.test.mjs": true, "avsync.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {
 			t.Errorf("%s is not run by any Go test", f)
