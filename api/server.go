@@ -88,7 +88,7 @@ type API struct {
 	verifications *FailureLimiter
 	// signIns bounds the sign-ins a client address may start.
 	signIns *FailureLimiter
-	// playback signs playback grants and bounds file responses (playback.go).
+	// playback bounds the recording file responses in flight (playback.go).
 	playback *playback
 
 	signIn        *signin.Provider

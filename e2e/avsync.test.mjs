@@ -14,11 +14,14 @@
 // beeps stayed exactly 2000 ms apart). So the page also watches its own
 // camera and microphone (MediaStreamTrackProcessor on clones of the
 // tracks the room captured) and notes when each flash and beep was
-// captured. Each recorded file is laid on the page's clock by its beeps;
-// every recorded flash must then be within 40 ms of the captured flash —
-// the picture may not move against the sound by more than that. A flash
-// the encoder dropped has no counterpart and is not a sync error; at least
-// 80 % of the markers must be found.
+// captured. For every recorded flash, the recorded offset from its first
+// frame to the nearest beep must be within 40 ms of the captured offset
+// between the same frame and the same beep (each recorded file is laid on
+// the page's clock by its beeps to tell which captured marker is which).
+// A flash the encoder dropped has no counterpart and is not a sync error,
+// nor is a flash with a frame seen twice (Chromium repeats a stalled
+// source's last frame with a new time); at least 60 % of the markers must
+// be measured.
 //
 // CHAMBER_AVSYNC_SECONDS shortens the recording when iterating (default
 // 300).
@@ -78,7 +81,8 @@ function flashes(file) {
   for (const line of out.trim().split('\n')) {
     const [pts, yavg] = line.split(',').map(Number);
     const l = level(yavg);
-    if (l >= 0 && dark) found.push({ at: pts * 1000, level: l });
+    if (l >= 0 && dark) found.push({ at: pts * 1000, level: l, levels: [] });
+    if (l >= 0) found.at(-1).levels.push(l);
     dark = yavg < 60;
   }
   return found;
@@ -127,7 +131,8 @@ const capture = `(() => {
     return s;
   };
   async function watch(track) {
-    const r = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    // A deep buffer: a processor that falls behind drops frames.
+    const r = new MediaStreamTrackProcessor({ track, maxBufferSize: 120 }).readable.getReader();
     if (track.kind === 'video') {
       const cx = new OffscreenCanvas(8, 8).getContext('2d', { willReadFrequently: true });
       for (;;) {
@@ -170,33 +175,38 @@ function nearest(xs, x) {
 }
 
 /**
- * compare puts the recorded file on the page's clock by its sound — the
- * shift that lays the recorded beeps on the captured ones (they are
- * regular, so one shift fits them all to a few ms; of the shifts a beep
- * period apart, the one nearest to where the manifest and the page's
- * clock say the file began, about) — and then says, for
- * every recorded flash, how far its first frame lies from the captured
- * frame of the same grey: how much
- * the recording moved the picture against the sound. No flash is paired
- * with a beep, so a camera running late (a flash far from its beep) is
- * measured like any other moment.
+ * compare measures, for every recorded flash, how far the recording moved
+ * the picture against the sound: the recorded offset from the flash's
+ * first frame to the nearest beep, less the captured offset between the
+ * same frame (the captured frame of the same grey) and the same beep. To
+ * tell which captured marker is which recorded one, the file is laid on
+ * the page's clock by its beeps: of the shifts that lay its first beep on
+ * a captured one (a beep period apart), the one nearest to where the
+ * manifest's started_at and the page's clock say the file began (about).
  */
 function compare(rec, cap, about) {
-  let shift = null;
-  let fit = [];
-  for (const c of cap.beeps) {
-    const d = c - rec.beeps[0];
-    const m = rec.beeps.map((b) => nearest(cap.beeps, b + d) - b).filter((x) => Math.abs(x - d) < 20);
-    if (m.length > fit.length || (m.length === fit.length && Math.abs(d - about) < Math.abs(fit[0] - about))) fit = m;
-  }
-  if (fit.length) shift = fit.sort((x, y) => x - y)[fit.length >> 1];
+  const shift = nearest(cap.beeps.map((c) => c - rec.beeps[0]), about);
+  const beep = (b) => {
+    const c = nearest(cap.beeps, b + shift);
+    return c !== null && Math.abs(c - (b + shift)) < 60 ? c : null;
+  };
+  const fit = rec.beeps.filter((b) => beep(b) !== null).length;
   const out = [];
+  let unclear = 0;
   for (const v of rec.flashes) {
     if (shift === null) break;
-    const c = nearest(cap.flashes.filter((x) => x.level === v.level).map((x) => x.at), v.at + shift);
-    if (c !== null && Math.abs(v.at + shift - c) < 500) out.push({ at: Math.round(v.at), level: v.level, error: Math.round(v.at + shift - c) });
+    const same = cap.flashes.filter((x) => x.level === v.level && Math.abs(v.at + shift - x.at) < 500);
+    const b = nearest(rec.beeps, v.at);
+    const cb = b === null ? null : beep(b);
+    if (same.length !== 1 || new Set(v.levels).size !== v.levels.length || cb === null) {
+      // A frame seen twice — Chromium repeats the last frame to a sink
+      // whose source stalls, with a new time — is no marker to measure by.
+      if (same.length) unclear++;
+      continue;
+    }
+    out.push({ at: Math.round(v.at), level: v.level, error: Math.round((b - v.at) - (cb - same[0].at)) });
   }
-  return { shift, beeps: fit.length, markers: out };
+  return { shift, about, beeps: fit, markers: out, unclear };
 }
 
 function staffToken(name, role) {
@@ -274,12 +284,12 @@ test('audio and video of a recording stay in sync (chromium)', { timeout: (SECON
     const m = c.markers;
     const expected = Math.floor(f.duration_ms / (EVERY * 1000));
     console.log(`${name}: ${Math.round(f.duration_ms / 1000)} s from ${f.start_offset_ms} ms, ${timings.join(' ')}; ` +
-      `${rec.beeps.length} beeps (${c.beeps} on the captured ones), ${rec.flashes.length} flashes, ${m.length} of ~${expected} on captured ones; ` +
+      `shift ${Math.round(c.shift)} ms (about ${Math.round(c.about)}), ${rec.beeps.length} beeps (${c.beeps} on the captured ones), ${rec.flashes.length} flashes, ${m.length} of ~${expected} on captured ones (${c.unclear} unclear); ` +
       `picture moved against the sound (ms): ${m.map((x) => x.error).join(' ')}; ` +
       `recorded audio − video (ms): ${pairs(rec.flashes.map((x) => x.at), rec.beeps).map((x) => x.delta).join(' ')}`);
     assert.deepEqual(f.tracks.map((x) => x.timing), f.tracks.map(() => 'sender_reports'), `${name} was not timed by sender reports: ${timings}`);
     assert.ok(c.beeps >= 0.8 * expected, `${name}: only ${c.beeps} of ~${expected} beeps found where they were captured`);
-    assert.ok(m.length >= 0.8 * expected, `${name}: only ${m.length} of ~${expected} flashes found where they were captured`);
+    assert.ok(m.length >= 0.6 * expected, `${name}: only ${m.length} of ~${expected} flashes found where they were captured (${c.unclear} unclear)`);
     total += m.length;
     all.push(...m.map((x) => ({ file: name, ...x })));
   }
