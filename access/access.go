@@ -98,6 +98,7 @@ const (
 	Consult        Action = "consult"
 	LinkInterp     Action = "link_interpreter"
 	Record         Action = "record"
+	SeeRecording   Action = "see_recording"
 	Publish        Action = "publish"
 	Chat           Action = "chat"
 	Present        Action = "present"
@@ -121,7 +122,7 @@ const (
 // Actions lists every action in the order docs/roles.md shows them.
 var Actions = []Action{
 	CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, AssignStaff, PublicLink,
-	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, Publish, Chat,
+	Admit, Move, Mute, Remove, Consult, LinkInterp, Record, SeeRecording, Publish, Chat,
 	Present, Upload, SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal,
 	SeeParticipant, Close, IdentityCheck, Seal, LegalHold, Bundle, SeeRegister,
 	VerifyJournal, ManageStaff,
@@ -138,11 +139,11 @@ var moderate = []Action{ViewSession, Invite, Revoke, AssignStaff, Admit, Move, M
 // to with the column of their staff role.
 var matrix = map[Role][]Action{
 	Judge: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, SeeRecording, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, Sign, SeeJournal, Close, Bundle,
 	}),
 	Clerk: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, PublicLink, Record, Publish, Chat, Present, Upload,
+		CreateSession, ListSessions, Reschedule, PublicLink, Record, SeeRecording, Publish, Chat, Present, Upload,
 		SeeDocuments, SeeAllDocs, LabelExhibit, SeeJournal, Close, Bundle,
 	}),
 	Party:       {ViewSession, Publish, Chat, Upload, SeeDocuments, SeeParticipant},
@@ -151,14 +152,14 @@ var matrix = map[Role][]Action{
 	Interpreter: {ViewSession, Publish, Chat, SeeDocuments, SeeParticipant},
 	Observer:    {ViewSession},
 	Notary: concat(moderate, []Action{
-		CreateSession, ListSessions, Reschedule, Record, Publish, Chat, Present, Upload, SeeDocuments,
+		CreateSession, ListSessions, Reschedule, Record, SeeRecording, Publish, Chat, Present, Upload, SeeDocuments,
 		SeeAllDocs, Sign, SeeJournal, Close, Seal, LegalHold, Bundle, SeeRegister,
 	}),
 	EmbassyOfficer: {ViewSession, ListSessions, Publish, Chat, SeeDocuments, SeeAllDocs, SeeParticipant, IdentityCheck},
 	Principal:      {ViewSession, Publish, Chat, SeeDocuments, SeeAllDocs, Sign, SeeParticipant},
 	Admin: {
 		CreateSession, ListSessions, ViewSession, Reschedule, Invite, Revoke, AssignStaff, PublicLink, SeeParticipant,
-		SeeDocuments, SeeAllDocs, SeeJournal, Close, LegalHold, Bundle, SeeRegister, VerifyJournal, ManageStaff,
+		SeeDocuments, SeeAllDocs, SeeJournal, SeeRecording, Close, LegalHold, Bundle, SeeRegister, VerifyJournal, ManageStaff,
 	},
 }
 

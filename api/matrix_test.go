@@ -89,6 +89,7 @@ var restActions = []restAction{
 			map[string]any{"for": c.target.ParticipantID.String(), "whisper": true})
 	}},
 	{access.SeeJournal, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, "/journal"), c.token, nil) }},
+	{access.SeeRecording, func(h *harness, c cell) response { return h.do("GET", sessionPath(c, "/recordings"), c.token, nil) }},
 	{access.Close, func(h *harness, c cell) response { return h.do("POST", sessionPath(c, "/close"), c.token, nil) }},
 	{access.Upload, func(h *harness, c cell) response {
 		return h.upload(c.token, c.sid.String(), "note.txt", "text/plain", []byte("a note for the court"))

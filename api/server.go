@@ -88,6 +88,8 @@ type API struct {
 	verifications *FailureLimiter
 	// signIns bounds the sign-ins a client address may start.
 	signIns *FailureLimiter
+	// playback bounds the recording file responses in flight (playback.go).
+	playback *playback
 
 	signIn        *signin.Provider
 	devSignIn     DevSignIn
@@ -145,6 +147,8 @@ func New(cfg Config) *API {
 	}
 	if cfg.Sessions != nil && cfg.Recording != nil {
 		a.recordingRoutes()
+		a.playback = newPlayback()
+		a.playbackRoutes()
 	}
 	if cfg.Sessions != nil && cfg.Documents != nil && cfg.Bundle != nil {
 		a.bundle = *cfg.Bundle

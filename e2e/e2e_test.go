@@ -118,6 +118,10 @@ func TestHearing(t *testing.T)  { scenario(t, "hearing.test.mjs", "chromium", "f
 func TestMixed(t *testing.T)    { scenario(t, "mixed.test.mjs", "mixed") }
 func TestPresent(t *testing.T)  { scenario(t, "present.test.mjs", "chromium", "firefox") }
 func TestCeremony(t *testing.T) { scenario(t, "ceremony.test.mjs", "chromium") }
+func TestPlayback(t *testing.T) { scenario(t, "playback.test.mjs", "chromium") }
+
+// TestAVSync records five minutes of one browser with a reload (docs/recording.md).
+func TestAVSync(t *testing.T) { scenario(t, "avsync.test.mjs", "chromium") }
 
 // TestScenarioFiles fails when a scenario file exists that no test runs.
 func TestScenarioFiles(t *testing.T) {
@@ -125,7 +129,8 @@ func TestScenarioFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true}
+	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true,
+		"playback.test.mjs": true, "avsync.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {
 			t.Errorf("%s is not run by any Go test", f)

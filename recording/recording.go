@@ -86,6 +86,9 @@ type Config struct {
 	Policy    Policy
 	SpoolDir  string
 	Retention time.Duration
+	// Composite configures the composite made of each recording after it
+	// is recorded (compose.go); RunComposites runs the job.
+	Composite CompositeConfig
 }
 
 // Controller runs the recordings of all sessions. It implements the
@@ -99,9 +102,10 @@ type Config struct {
 // spool, shown as storage_pending, and RunRecovery stores and records it
 // as soon as it can, without waiting for a restart.
 type Controller struct {
-	cfg     Config
-	log     *slog.Logger
-	catalog *catalog.Catalog
+	cfg        Config
+	log        *slog.Logger
+	catalog    *catalog.Catalog
+	composites *composer
 
 	mu       sync.Mutex
 	active   map[uuid.UUID]*webm.Recording // by session
@@ -117,8 +121,9 @@ func New(cfg Config) *Controller {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{cfg: cfg, log: log, active: map[uuid.UUID]*webm.Recording{}, stopping: map[uuid.UUID]bool{},
-		pending: map[uuid.UUID]map[uuid.UUID]bool{},
-		catalog: catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: log})}
+		pending:    map[uuid.UUID]map[uuid.UUID]bool{},
+		catalog:    catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: log}),
+		composites: newComposer(cfg.Composite, log)}
 }
 
 // SetNotifier plugs in the signalling server (built after the controller).
@@ -358,6 +363,8 @@ func (c *Controller) commit(ctx context.Context, m webm.Manifest) error {
 	}
 	if recorded {
 		c.catalog.Retain(ctx, keys...)
+		// Recorded: its composite can be made, in the background.
+		c.composites.enqueue(compositeJob{sessionID: m.SessionID, recordingID: m.RecordingID})
 	}
 	return nil
 }
@@ -514,6 +521,17 @@ func (c *Controller) MayRecord(sessionID, participantID uuid.UUID, src sfu.Sourc
 	return on && c.cfg.Policy.MayRecord(sessionID, participantID, string(src))
 }
 
+// ActiveSpeaker implements the signalling server's SpeakerRecorder hook:
+// the session's running recording keeps who spoke when in its manifest.
+func (c *Controller) ActiveSpeaker(sessionID, participantID uuid.UUID, trackID string) {
+	c.mu.Lock()
+	rec := c.active[sessionID]
+	c.mu.Unlock()
+	if rec != nil {
+		rec.ActiveSpeaker(participantID, trackID)
+	}
+}
+
 // OpenTap implements the signalling server's Recorder hook: the tap is the
 // recorder's track writer for that track.
 func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, error) {
@@ -529,7 +547,7 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 	if info.Source == sfu.SourceScreen {
 		stream += "-screen"
 	}
-	return rec.Track(webm.TrackInfo{
+	w, err := rec.Track(webm.TrackInfo{
 		ParticipantID:   info.ParticipantID,
 		ParticipantName: info.ParticipantName,
 		StreamID:        stream,
@@ -537,4 +555,17 @@ func (c *Controller) OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, 
 		Codec:           info.Codec.RTPCodecCapability,
 		RequestKeyframe: info.RequestKeyframe,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return tap{w}, nil
+}
+
+// tap is a recorder track as the media server's tap: it takes the
+// publisher's sender reports too, which put the track's frames on the
+// publisher's clock.
+type tap struct{ webm.TrackWriter }
+
+func (t tap) SenderReport(sr sfu.SenderReport) {
+	_ = t.WriteSenderReport(webm.SenderReport{SSRC: sr.SSRC, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime})
 }

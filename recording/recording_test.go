@@ -21,6 +21,7 @@ import (
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/recording/webm"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
 
@@ -49,8 +50,10 @@ func session(t *testing.T, db *database.DB) uuid.UUID {
 	return id
 }
 
-// feed writes d of 20 ms Opus packets into a tap.
+// feed writes d of 20 ms Opus packets into a tap, after a sender report
+// of the stream, as the media server hands a tap the latest it has.
 func feed(t *testing.T, tap sfu.Tap, d time.Duration) {
+	tap.(sfu.TapSenderReporter).SenderReport(sfu.SenderReport{SSRC: 7, NTPTime: 3_973_000_000 << 32, RTPTime: 0})
 	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SSRC: 7}, Payload: []byte{0xfc, 0xff, 0xfe}}
 	for i := range int(d / (20 * time.Millisecond)) {
 		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)
@@ -121,6 +124,8 @@ func TestStartStopAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, tap, 1000*time.Millisecond)
+	c.ActiveSpeaker(sid, opus.ParticipantID, opus.TrackID)
+	c.ActiveSpeaker(crashedSID, opus.ParticipantID, opus.TrackID) // not recording: nothing happens
 	tap.Close()
 	stopped, err := c.Stop(ctx, sid, "participant:judge")
 	if err != nil || stopped.StoragePending || len(stopped.Files) != 1 || stopped.ManifestSHA256 == "" {
@@ -138,6 +143,17 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(spool); len(entries) != 0 {
 		t.Fatalf("spool after a recorded stop: %v", entries)
+	}
+	// Who spoke is in the stored manifest.
+	rc, err := store.Get(ctx, stopped.ManifestKey, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored webm.Manifest
+	err = json.NewDecoder(rc).Decode(&stored)
+	rc.Close()
+	if err != nil || len(stored.Speakers) != 1 || stored.Speakers[0].ParticipantID == nil || *stored.Speakers[0].ParticipantID != opus.ParticipantID {
+		t.Fatalf("stored manifest's speakers %+v (%v)", stored.Speakers, err)
 	}
 
 	// The next start recovers the crashed copy.

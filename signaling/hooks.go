@@ -123,6 +123,12 @@ type Recorder interface {
 	OpenTap(sessionID uuid.UUID, info sfu.TrackInfo) (sfu.Tap, error)
 }
 
+// SpeakerRecorder may be implemented by a Recorder that keeps who spoke
+// when (see sfu.SpeakerRecorder); it must not block.
+type SpeakerRecorder interface {
+	ActiveSpeaker(sessionID, participantID uuid.UUID, trackID string)
+}
+
 // Errors from hooks are fault errors (package fault): their kind chooses
 // the error code sent to the client, and their message is sent with it. A
 // hook may also return a *protocol.Error to choose code and message freely.
@@ -241,6 +247,12 @@ func (a recorderAdapter) MayRecord(participant uuid.UUID, src sfu.Source) bool {
 
 func (a recorderAdapter) OpenTap(info sfu.TrackInfo) (sfu.Tap, error) {
 	return a.r.OpenTap(a.session, info)
+}
+
+func (a recorderAdapter) ActiveSpeaker(participant uuid.UUID, trackID string) {
+	if sr, ok := a.r.(SpeakerRecorder); ok {
+		sr.ActiveSpeaker(a.session, participant, trackID)
+	}
 }
 
 // authFailure is what a client is told when its join is not authenticated.

@@ -286,7 +286,8 @@ func TestHooksOwnRoomMessages(t *testing.T) {
 }
 
 func TestActiveSpeaker(t *testing.T) {
-	ts := newTestServer(t, nil)
+	rec := &memRecorder{}
+	ts := newTestServer(t, func(c *Config) { c.Recorder = rec })
 	aC, a, _ := ts.dial(t, "a", nil)
 	bC, b, _ := ts.dial(t, "b", nil)
 	_, _, events := ts.dial(t, "listener", nil)
@@ -323,6 +324,20 @@ func TestActiveSpeaker(t *testing.T) {
 	pb.SetAudioLevel(20)
 	pa.SetAudioLevel(127)
 	speaker(b.ParticipantID)
+	// The recorder was told the same changes, naming each speaker's
+	// audio track, so that a recording keeps who spoke when.
+	waitFor(t, 5*time.Second, "both changes at the recorder", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		var got []uuid.UUID
+		for _, s := range rec.speakers {
+			if s.track == "" {
+				return false
+			}
+			got = append(got, s.participant)
+		}
+		return slices.Equal(got, []uuid.UUID{a.ParticipantID, b.ParticipantID})
+	})
 }
 
 // memTap is a recording tap in memory.
@@ -336,6 +351,9 @@ type memTap struct {
 	slow    atomic.Int64 // nanoseconds per packet
 	lost    atomic.Int64
 	closed  chan struct{}
+	ssrc    uint32             // of the packets
+	srs     []sfu.SenderReport // as delivered, in order with the packets
+	srFirst bool               // a report came before the first packet
 }
 
 func (m *memTap) WriteRTP(p *rtp.Packet) error {
@@ -353,7 +371,15 @@ func (m *memTap) WriteRTP(p *rtp.Packet) error {
 	}
 	m.packets++
 	m.lastSeq = p.SequenceNumber
+	m.ssrc = p.SSRC
 	return nil
+}
+
+func (m *memTap) SenderReport(sr sfu.SenderReport) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.srFirst = m.srFirst || m.packets == 0
+	m.srs = append(m.srs, sr)
 }
 
 func (m *memTap) Close() error      { close(m.closed); return nil }
@@ -361,10 +387,22 @@ func (m *memTap) TapLost(n int)     { m.lost.Add(int64(n)) }
 func (m *memTap) count() (int, int) { m.mu.Lock(); defer m.mu.Unlock(); return m.packets, m.gaps }
 
 type memRecorder struct {
-	mu   sync.Mutex
-	on   bool
-	slow time.Duration
-	taps []*memTap
+	mu       sync.Mutex
+	on       bool
+	slow     time.Duration
+	taps     []*memTap
+	speakers []speakerChange
+}
+
+type speakerChange struct {
+	participant uuid.UUID
+	track       string
+}
+
+func (r *memRecorder) ActiveSpeaker(_, participant uuid.UUID, trackID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.speakers = append(r.speakers, speakerChange{participant, trackID})
 }
 
 func (r *memRecorder) MayRecord(_, _ uuid.UUID, src Source) bool {
@@ -428,6 +466,11 @@ func TestRecorderTap(t *testing.T) {
 		return tap.sawKey
 	})
 	waitFor(t, 5*time.Second, "packets in the tap", func() bool { n, _ := tap.count(); return n > 100 })
+	waitFor(t, 5*time.Second, "a sender report in the tap", func() bool {
+		tap.mu.Lock()
+		defer tap.mu.Unlock()
+		return len(tap.srs) > 0
+	})
 	rec.mu.Lock()
 	rec.on = false
 	rec.mu.Unlock()
@@ -439,6 +482,37 @@ func TestRecorderTap(t *testing.T) {
 	}
 	if n, gaps := tap.count(); gaps > 0 {
 		t.Errorf("tap saw %d gaps in %d packets on a loss-free path", gaps, n)
+	}
+	// The publisher's sender reports came through, for the stream the tap
+	// received.
+	tap.mu.Lock()
+	for _, sr := range tap.srs {
+		if sr.SSRC != tap.ssrc || sr.NTPTime == 0 {
+			t.Errorf("sender report %+v for a tap receiving SSRC %d", sr, tap.ssrc)
+		}
+	}
+	tap.mu.Unlock()
+	// A tap opened on a stream whose reports the SFU has seen gets the
+	// latest before its first packet: a recording need not wait for the
+	// next one.
+	rec.mu.Lock()
+	rec.on = true
+	rec.mu.Unlock()
+	ts.Notify(ts.session, nil, "recording", json.RawMessage(`{"on":true}`))
+	waitFor(t, 5*time.Second, "a second tap with packets", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if len(rec.taps) != 2 {
+			return false
+		}
+		n, _ := rec.taps[1].count()
+		return n > 0
+	})
+	second := rec.taps[1]
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if !second.srFirst || len(second.srs) == 0 || second.srs[0].SSRC != second.ssrc {
+		t.Errorf("second tap: reports %+v, the first before any packet: %v", second.srs, second.srFirst)
 	}
 }
 

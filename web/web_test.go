@@ -60,6 +60,8 @@ func TestPages(t *testing.T) {
 		{"/watch/chp_abcdef", "text/html", "/static/js/room-page.js", 200},
 		{"/watch/", "text/html", "/static/js/room-page.js", 200},
 		{"/verify", "text/html", "/static/js/verify.js", 200},
+		{"/playback/0190a7a4-7b7e-7c00-8000-000000000000", "text/html", "/static/js/playback.js", 200},
+		{"/static/css/playback.css", "text/css", "", 200},
 		{"/static/js/room.js", "text/javascript", "", 200},
 		{"/static/vendor/pdfjs/pdf.min.mjs", "text/javascript", "", 200},
 		{"/static/css/app.css", "text/css", "", 200},
@@ -131,7 +133,8 @@ func checkSecurityHeaders(t *testing.T, h http.Header) {
 
 func TestPagesAreNotCached(t *testing.T) {
 	m := mux(t)
-	for _, p := range []string{"/", "/join/chi_x", "/watch/chp_x", "/verify", "/room/8d3c8c3e-6b2c-4c47-9d0c-3b8f1b2f4a11"} {
+	for _, p := range []string{"/", "/join/chi_x", "/watch/chp_x", "/verify", "/room/8d3c8c3e-6b2c-4c47-9d0c-3b8f1b2f4a11",
+		"/playback/0190a7a4-7b7e-7c00-8000-000000000000"} {
 		if cc := get(t, m, p).Header().Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("%s: Cache-Control %q, want no-store (join URLs carry tokens)", p, cc)
 		}
@@ -337,7 +340,7 @@ func TestStrings(t *testing.T) {
 // style, no handler attributes, no third-party URL.
 func TestNoInlineScript(t *testing.T) {
 	pages, _ := filepath.Glob("static/*.html")
-	if len(pages) != 3 {
+	if len(pages) != 4 {
 		t.Fatalf("pages: %v", pages)
 	}
 	bad := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]|<style|\son[a-z]+=|style=|https?://`)

@@ -336,6 +336,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	rec := recording.New(recording.Config{
 		DB: db, Journal: jnl, Store: store, Log: log, Policy: recordingPolicy{svc},
 		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
+		// ffmpeg and pdftoppm from PATH; without ffmpeg, no composite.
+		Composite: recording.CompositeConfig{TempDir: filepath.Join(cfg.dataDir, "tmp"), Documents: recording.DocumentsOf(docs)},
 	})
 	// Whatever a crash left mid-recording is stored before anything new starts.
 	if err := rec.Recover(ctx); err != nil {
@@ -374,6 +376,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	retry := cfg.evidenceLoops.retry
 	wg.Go(func() { jnl.RunOutbox(bg, retry) })
 	wg.Go(func() { rec.RunRecovery(bg, retry) })
+	wg.Go(func() { rec.RunComposites(bg) })
 	wg.Go(func() { actSvc.RunArchiver(bg, retry) })
 	wg.Go(func() { cat.Run(bg, retry, cfg.evidenceLoops.reconcile) })
 	wg.Go(func() { dbProbe.Run(bg) })

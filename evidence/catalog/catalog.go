@@ -60,7 +60,11 @@ const (
 	RecordingFile     = "recording"          // one file of a recording
 	RecordingManifest = "recording_manifest" // a recording's manifest
 	JournalArchive    = "journal_archive"    // a sealed act's archived journal
-	Adopted           = "adopted"            // named by a record older than the catalog
+	// RecordingComposite is derived, not original, evidence: a recording's
+	// files composed into one (grid of speakers, presented pages, mixed
+	// audio) after it stopped. Its journal entry names the originals.
+	RecordingComposite = "derived_composite"
+	Adopted            = "adopted" // named by a record older than the catalog
 )
 
 // Object is an object of the record, as the catalog and the journal's
@@ -142,6 +146,25 @@ func Session(ctx context.Context, q Querier, sessionID uuid.UUID) ([]Object, err
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// Lookup returns the object of a session's record stored under key, and
+// whether the record names it.
+func Lookup(ctx context.Context, q Querier, sessionID uuid.UUID, key string) (Object, bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT object_key, kind, size, sha256 FROM evidence_objects WHERE object_key = $1 AND session_id = $2`,
+		key, sessionID.String())
+	if err != nil {
+		return Object{}, false, fmt.Errorf("catalog: lookup %s: %w", key, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return Object{}, false, rows.Err()
+	}
+	var o Object
+	if err := rows.Scan(&o.Key, &o.Kind, &o.Size, &o.SHA256); err != nil {
+		return Object{}, false, err
+	}
+	return o, true, rows.Err()
 }
 
 // Config configures a Catalog.

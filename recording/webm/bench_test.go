@@ -46,7 +46,8 @@ func BenchmarkWriteRTP(b *testing.B) {
 
 // BenchmarkRecordPacket measures the recorder's own work per packet of a
 // participant sending VP8 (400 kbit/s, 30 fps) and Opus: jitter buffer,
-// depacketising, interleaving and writing the WebM spool (no fsync).
+// depacketising, timing through the sender reports, interleaving and
+// writing the WebM spool (no fsync).
 func BenchmarkRecordPacket(b *testing.B) {
 	dir := sampleMedia(b)
 	clock := &testClock{}
@@ -77,6 +78,16 @@ func BenchmarkRecordPacket(b *testing.B) {
 	for _, tp := range pkts {
 		bytes += len(tp.p.Payload)
 	}
+	// Each track's sender report comes before its first packet, as the
+	// SFU hands a tap the latest one: every frame is timed by reports.
+	for n, t := range tracks {
+		for _, tp := range pkts {
+			if tp.track == n {
+				g.handle(inPacket{t: t, sr: &SenderReport{SSRC: tp.p.SSRC, NTPTime: 3_973_000_000 << 32, RTPTime: tp.p.Timestamp}})
+				break
+			}
+		}
+	}
 	b.SetBytes(int64(bytes / len(pkts)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -93,6 +104,11 @@ func BenchmarkRecordPacket(b *testing.B) {
 		})
 	}
 	b.StopTimer()
+	for _, t := range tracks {
+		if t.havePackets && t.mode != timingReports {
+			b.Fatalf("track %s timed by %s, not sender reports", t.info.TrackID, t.mode)
+		}
+	}
 	g.finishFile()
 	rec.Stop(context.Background())
 }

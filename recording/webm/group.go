@@ -57,10 +57,16 @@ type group struct {
 	lastSync    time.Duration
 	idle        bool
 	err         error // a write failed: the stream is no longer recorded
+	// ntpOffset is the publisher's clock minus the recording's, in
+	// nanoseconds, fixed by the first track timed by sender reports
+	// (sync.go).
+	ntpOffset int64
+	ntpOK     bool
 }
 
 type inPacket struct {
 	t       *track
+	sr      *SenderReport // a sender report instead of a packet
 	arrival time.Duration
 	seq     uint16
 	ts      uint32
@@ -104,6 +110,15 @@ type track struct {
 	anchorExt    int64         // its unwrapped RTP timestamp
 	pktExt       int64         // newest unwrapped packet timestamp
 	frameExt     int64         // unwrapped timestamp of the last frame
+	lastTS       uint32        // RTP timestamp of the latest packet …
+	lastArrival  time.Duration // … and its arrival
+
+	// Timing (sync.go): sender reports, or arrival; frames wait in held
+	// until the track's first report, or until it is given up on.
+	mode      timing
+	sr        srMapping
+	holdSince time.Duration
+	held      []frame
 
 	h264       h264State
 	ready      bool // a keyframe has been seen: the stream's configuration is known
@@ -129,6 +144,8 @@ type trackStats struct {
 
 type frame struct {
 	at   time.Duration // recording time
+	ts   uint32        // RTP timestamp
+	ext  int64         // unwrapped
 	key  bool
 	data []byte
 	dur  time.Duration
@@ -226,6 +243,9 @@ func (g *group) control(m ctrlMsg) (exit bool) {
 	case m.close != nil:
 		t := m.close
 		g.flushBuilder(t)
+		if t.mode == timingHold {
+			g.fallBack(t, "closed before its first sender report")
+		}
 		t.closed = true
 		if !slices.ContainsFunc(g.tracks, func(t *track) bool { return !t.closed }) {
 			g.pump(true)
@@ -262,27 +282,39 @@ func (g *group) handle(p inPacket) {
 	if t.closed || g.err != nil {
 		return
 	}
+	if p.sr != nil {
+		g.senderReport(t, *p.sr)
+		return
+	}
 	g.lastArrival = max(g.lastArrival, p.arrival)
 	g.idle = false
 	t.stats.packets++
+	t.lastTS, t.lastArrival = p.ts, p.arrival
 	if !t.havePackets {
 		t.havePackets, t.ssrc = true, p.ssrc
-		t.anchorAt, t.anchorExt = p.arrival, int64(p.ts)
-		t.pktExt, t.frameExt = t.anchorExt, t.anchorExt
+		t.anchor(p)
+		g.startTiming(t)
 	}
 	ext := unwrap(t.pktExt, p.ts)
-	if d := p.arrival - t.rtpTime(ext); p.ssrc != t.ssrc || d > discontinuity || d < -discontinuity {
+	if p.ssrc != t.ssrc || g.strays(t, p.arrival, p.ts, ext) {
 		// A new or restarted stream: write out what the old one left,
-		// then start the timeline afresh from this packet's arrival.
-		g.log.Info("stream discontinuity; re-anchoring", "track", t.info.TrackID, "ssrc", p.ssrc, "offset", d)
+		// then start the timeline afresh from this packet, waiting for
+		// the new stream's sender reports.
+		g.log.Info("stream discontinuity; re-anchoring", "track", t.info.TrackID, "ssrc", p.ssrc, "timing", t.mode.String())
 		g.flushBuilder(t)
+		if t.mode == timingHold {
+			g.fallBack(t, "")
+		}
 		t.newBuilder()
-		t.ssrc, t.anchorAt, t.anchorExt = p.ssrc, p.arrival, int64(p.ts)
-		t.frameExt, ext = t.anchorExt, t.anchorExt
+		t.ssrc, t.sr = p.ssrc, srMapping{}
+		t.anchor(p)
+		ext = t.anchorExt
 		if t.spec.video {
 			t.needKey = true
 		}
+		g.startTiming(t)
 	}
+	g.checkHolds(p.arrival)
 	t.pktExt = max(t.pktExt, ext)
 	if t.haveSeq && int16(p.seq-t.lastReleased) <= 0 {
 		// Older than what the jitter buffer already let go: a duplicate,
@@ -320,6 +352,12 @@ func (g *group) flushBuilder(t *track) {
 }
 
 func unwrap(last int64, ts uint32) int64 { return last + int64(int32(ts-uint32(last))) }
+
+// anchor makes packet p the origin of the track's arrival timing.
+func (t *track) anchor(p inPacket) {
+	t.anchorAt, t.anchorExt = p.arrival, int64(p.ts)
+	t.pktExt, t.frameExt = t.anchorExt, t.anchorExt
+}
 
 // rtpTime maps an unwrapped RTP timestamp to recording time through the
 // track's anchor.
@@ -360,7 +398,13 @@ func (g *group) sample(t *track, s *media.Sample) {
 			return
 		}
 	}
-	t.queue = append(t.queue, frame{at: t.rtpTime(ext), key: key, data: s.Data, dur: s.Duration})
+	fr := frame{ts: s.PacketTimestamp, ext: ext, key: key, data: s.Data, dur: s.Duration}
+	if t.mode == timingHold {
+		t.held = append(t.held, fr)
+	} else {
+		fr.at = g.frameTime(t, fr.ts, fr.ext)
+		t.queue = append(t.queue, fr)
+	}
 	if g.file == nil && !g.waiting {
 		g.waiting, g.waitStart = true, g.lastArrival
 	}
@@ -379,6 +423,17 @@ func (g *group) requestKeyframe(t *track) {
 // queued is written and a file starts without waiting for video.
 func (g *group) pump(flush bool) {
 	if g.err != nil {
+		return
+	}
+	if flush {
+		for _, t := range g.tracks {
+			if t.mode == timingHold && len(t.held) > 0 {
+				g.fallBack(t, "written out before its first sender report")
+			}
+		}
+	} else if slices.ContainsFunc(g.tracks, (*track).holding) {
+		// Nothing is written while a track waits for its first report:
+		// its frames may belong before what the others have queued.
 		return
 	}
 	if g.file == nil {
@@ -601,6 +656,7 @@ func (g *group) finishFile() {
 		if t.spec.video && t.ready {
 			mt.Width, mt.Height = t.cfg.width, t.cfg.height
 		}
+		mt.Timing = t.mode.String()
 	}
 	if err := f.w.finish(); err != nil {
 		g.failed(fmt.Errorf("webm: completing %s: %w", f.path, err))
@@ -639,6 +695,7 @@ func (g *group) failed(err error) {
 
 func (g *group) tick() {
 	now := g.r.now()
+	g.checkHolds(now)
 	for _, t := range g.tracks {
 		if d := t.dropped.Load(); d != t.droppedSeen {
 			g.log.Warn("recorder queue full; packets dropped", "track", t.info.TrackID, "dropped", d-t.droppedSeen)
@@ -698,6 +755,23 @@ func (w *trackWriter) WriteRTP(p *rtp.Packet) error {
 	default:
 		w.t.dropped.Add(1)
 		metricDropped.Inc()
+	}
+	return nil
+}
+
+// WriteSenderReport queues a sender report of the track's stream, in order
+// with its packets; it never blocks (a full queue drops it: the next one
+// will do).
+func (w *trackWriter) WriteSenderReport(sr SenderReport) error {
+	if w.closed.Load() {
+		return ErrClosed
+	}
+	if w.g.r.stopped.Load() {
+		return ErrStopped
+	}
+	select {
+	case w.g.in <- inPacket{t: w.t, arrival: w.g.r.now(), sr: &sr}:
+	default:
 	}
 	return nil
 }

@@ -86,6 +86,7 @@ type timedPacket struct {
 	at    time.Duration
 	track int
 	p     *rtp.Packet
+	sr    *SenderReport // a sender report instead of a packet
 }
 
 func vp8Packets(t testing.TB, dir string, track int, ssrc uint32) []timedPacket {
@@ -110,11 +111,11 @@ func vp8Packets(t testing.TB, dir string, track int, ssrc uint32) []timedPacket 
 		}
 		at := time.Duration(i) * time.Second / 30 // ffmpeg made 30 frames a second
 		for _, p := range pk.Packetize(frame, 3000) {
-			out = append(out, timedPacket{at, track, p})
+			out = append(out, timedPacket{at: at, track: track, p: p})
 		}
 		if i%25 == 7 { // bandwidth-probe padding, as browsers send
 			for _, p := range pk.GeneratePadding(2) {
-				out = append(out, timedPacket{at, track, p})
+				out = append(out, timedPacket{at: at, track: track, p: p})
 			}
 		}
 	}
@@ -148,7 +149,7 @@ func h264Packets(t testing.TB, dir string, track int, ssrc uint32) []timedPacket
 		if nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr {
 			at := time.Duration(n) * time.Second / 30
 			for _, p := range pk.Packetize(au, 3000) {
-				out = append(out, timedPacket{at, track, p})
+				out = append(out, timedPacket{at: at, track: track, p: p})
 			}
 			au, n = nil, n+1
 		}
@@ -181,7 +182,7 @@ func opusPackets(t testing.TB, dir string, track int, ssrc uint32) []timedPacket
 		}
 		at := time.Duration(n) * 20 * time.Millisecond
 		for _, p := range pk.Packetize(page, 960) {
-			out = append(out, timedPacket{at, track, p})
+			out = append(out, timedPacket{at: at, track: track, p: p})
 		}
 		n++
 	}

@@ -95,6 +95,10 @@ type Config struct {
 	// video keyframe before the file starts without the video (default
 	// 3 s); the video then starts a new file when it arrives.
 	HeaderWait time.Duration
+	// SenderReportWait is how long a track's frames wait for its first
+	// sender report (default 8 s) before it is timed by packet arrival
+	// instead; negative: never wait (sync.go).
+	SenderReportWait time.Duration
 }
 
 // TrackInfo describes a track the SFU records.
@@ -119,6 +123,10 @@ type TrackWriter interface {
 	// If the queue is full the packet is dropped and counted (in the
 	// manifest and chamber_recorder_packets_dropped_total).
 	WriteRTP(p *rtp.Packet) error
+	// WriteSenderReport queues the publisher's latest sender report for
+	// the track's stream, in order with its packets; it never blocks.
+	// Frames are timed through these reports (see sync.go).
+	WriteSenderReport(sr SenderReport) error
 	// Close ends the track; what was written is recorded.
 	Close() error
 }
@@ -137,6 +145,10 @@ type Recording struct {
 	mu       sync.Mutex
 	groups   map[groupKey]*group
 	nextFile int
+	audio    map[string]uuid.UUID // recorded audio tracks and whose they are
+	speakers *speakers
+	// speakersLost counts speaker changes dropped on a full queue.
+	speakersLost int
 
 	uploads sync.WaitGroup
 	resMu   sync.Mutex
@@ -147,7 +159,8 @@ type Recording struct {
 // Manifest describes a recording's files. It is stored next to them as
 // manifest.json (manifest.recovered.json after Recover).
 type Manifest struct {
-	Version     int       `json:"version"` // 1
+	// Version 2 adds Speakers and each track's Timing.
+	Version     int       `json:"version"`
 	SessionID   uuid.UUID `json:"session_id"`
 	RecordingID uuid.UUID `json:"recording_id"`
 	StartedAt   time.Time `json:"started_at"`
@@ -159,6 +172,9 @@ type Manifest struct {
 	// the process stopped mid-recording.
 	Recovered bool   `json:"recovered"`
 	Files     []File `json:"files"`
+	// Speakers are the changes of the active speaker during the
+	// recording, in time order (speakers.go).
+	Speakers []SpeakerChange `json:"speakers"`
 	// Stored is where the manifest itself was stored (not in the JSON).
 	Stored Object `json:"-"`
 }
@@ -200,6 +216,12 @@ type Track struct {
 	Channels  uint16 `json:"channels,omitempty"`
 	Width     int    `json:"width,omitempty"`
 	Height    int    `json:"height,omitempty"`
+	// Timing says how the track's frames were placed in time:
+	// "sender_reports" (the publisher's RTCP sender reports: in sync with
+	// the stream's other tracks) or "arrival" (anchored at the first
+	// packet's arrival). Empty in manifests written before reports were
+	// used.
+	Timing string `json:"timing,omitempty"`
 	// Counters while this file was open.
 	Packets        uint64 `json:"packets"`         // received
 	LostPackets    uint64 `json:"lost_packets"`    // never arrived, or arrived too late
@@ -226,6 +248,9 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 	if cfg.HeaderWait <= 0 {
 		cfg.HeaderWait = 3 * time.Second
 	}
+	if cfg.SenderReportWait == 0 {
+		cfg.SenderReportWait = defaultSenderReportWait
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -236,6 +261,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 		dir:    filepath.Join(cfg.SpoolDir, id.String()),
 		start:  cfg.Now(),
 		groups: map[groupKey]*group{},
+		audio:  map[string]uuid.UUID{},
 	}
 	r.log = cfg.Logger.With("recording", id, "session", cfg.SessionID)
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -252,6 +278,7 @@ func Start(ctx context.Context, cfg Config) (*Recording, error) {
 		os.RemoveAll(r.dir)
 		return nil, fmt.Errorf("webm: spool: %w", err)
 	}
+	r.speakers = startSpeakers(r.dir, r.log)
 	r.log.Info("recording started", "spool", r.dir)
 	return r, nil
 }
@@ -281,6 +308,9 @@ func (r *Recording) Track(info TrackInfo) (TrackWriter, error) {
 		g = newGroup(r, key, info.ParticipantName)
 		r.groups[key] = g
 		go g.run()
+	}
+	if !spec.video {
+		r.audio[info.TrackID] = info.ParticipantID
 	}
 	r.mu.Unlock()
 	t := newTrack(info, spec)
@@ -315,6 +345,7 @@ func (r *Recording) StopBy(ctx context.Context, by string) (Manifest, error) {
 	for _, g := range r.groups {
 		groups = append(groups, g)
 	}
+	r.stopSpeakers()
 	r.mu.Unlock()
 	for _, g := range groups {
 		g.send(ctrlMsg{stop: true})
@@ -334,12 +365,13 @@ func (r *Recording) StopBy(ctx context.Context, by string) (Manifest, error) {
 	defer r.cancel()
 
 	m := Manifest{
-		Version:     1,
+		Version:     2,
 		SessionID:   r.cfg.SessionID,
 		RecordingID: r.id,
 		StartedAt:   r.start.UTC().Truncate(time.Microsecond),
 		StoppedAt:   stoppedAt,
 		StoppedBy:   by,
+		Speakers:    r.speakerList(),
 	}
 	r.resMu.Lock()
 	m.Files = slices.Clone(r.files)
@@ -383,10 +415,14 @@ func (r *Recording) Discard() {
 	for _, g := range r.groups {
 		groups = append(groups, g)
 	}
+	if !already {
+		r.stopSpeakers()
+	}
 	r.mu.Unlock()
 	if already {
 		return
 	}
+	r.speakerList()
 	r.cancel()
 	for _, g := range groups {
 		g.send(ctrlMsg{stop: true})

@@ -42,6 +42,12 @@ func feed(t testing.TB, clock *testClock, base time.Duration, pkts []timedPacket
 	t.Helper()
 	for _, p := range pkts {
 		clock.Set(base + p.at)
+		if p.sr != nil {
+			if err := writers[p.track].WriteSenderReport(*p.sr); err != nil {
+				t.Fatalf("WriteSenderReport: %v", err)
+			}
+			continue
+		}
 		if err := writers[p.track].WriteRTP(p.p); err != nil {
 			t.Fatalf("WriteRTP: %v", err)
 		}
@@ -218,7 +224,9 @@ func TestLateVideo(t *testing.T) {
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{
 		Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
-		HeaderWait: time.Second,
+		// A publisher without sender reports, timed by arrival at once
+		// (sync_test.go has the reports).
+		HeaderWait: time.Second, SenderReportWait: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

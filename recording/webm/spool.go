@@ -19,6 +19,7 @@ import (
 //	<recording id>/recording.json   recordingMeta
 //	<recording id>/001.webm         a file being written (or waiting for upload)
 //	<recording id>/001.json         fileMeta: its manifest entry, state and header layout
+//	<recording id>/speakers.jsonl   the active speaker's changes, one JSON line each
 //
 // A file's metadata is written before its first block and rewritten
 // (atomically) when it is finished and when it is uploaded, so after a
@@ -262,10 +263,15 @@ func recoverRecording(ctx context.Context, dir string, rm *recordingMeta, sink S
 	if err := writeJSON(filepath.Join(dir, recordingFile), rm); err != nil {
 		return fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
-	m := Manifest{Version: 1, StartedAt: rm.StartedAt, StoppedBy: rm.StoppedBy, Recovered: true}
+	m := Manifest{Version: 2, StartedAt: rm.StartedAt, StoppedBy: rm.StoppedBy, Recovered: true}
 	if err := parseIDs(&m, *rm); err != nil {
 		return fmt.Errorf("webm: recover %s: %w", dir, err)
 	}
+	speakers, err := readSpeakers(dir)
+	if err != nil {
+		log.Warn("reading the speaker changes of a recovered recording", "err", err)
+	}
+	m.Speakers = speakers
 	metas, err := filepath.Glob(filepath.Join(dir, "[0-9]*.json"))
 	if err != nil {
 		return err

@@ -80,6 +80,29 @@ type TapLossReporter interface {
 	TapLost(packets int)
 }
 
+// SenderReport is what a publisher's RTCP sender report (RFC 3550 §6.4.1)
+// says about the stream a tap receives: RTPTime and NTPTime are the same
+// instant, read from the stream's RTP clock and from the publisher's wall
+// clock (64-bit NTP format). All of one publisher's streams share that
+// wall clock, so a recorder maps each track's RTP timestamps through its
+// latest report and puts a person's audio and video on one timeline.
+type SenderReport struct {
+	SSRC    uint32
+	NTPTime uint64
+	RTPTime uint32
+}
+
+// TapSenderReporter may be implemented by a Tap that wants the publisher's
+// sender reports for the stream it receives. A report is delivered on the
+// tap's goroutine, in order with the packets: before the first packet
+// that follows its arrival. When a tap opens, the stream's latest report
+// (if one came) is delivered before its first packet, so a recording that
+// starts mid-stream need not wait for the next one (browsers send audio
+// reports only every few seconds).
+type TapSenderReporter interface {
+	SenderReport(sr SenderReport)
+}
+
 // TapQueue is how many packets may wait for a slow tap before packets are dropped.
 const TapQueue = 1024
 
@@ -90,4 +113,13 @@ const TapQueue = 1024
 type Recorder interface {
 	MayRecord(participant uuid.UUID, src Source) bool
 	OpenTap(info TrackInfo) (Tap, error)
+}
+
+// SpeakerRecorder may be implemented by a Recorder that keeps who spoke
+// when: it is told each change of the room's active speaker (the same
+// change the room is sent as active_speaker), naming the speaker's audio
+// track so that a recorder can tell a speaker it records from one it does
+// not. It is called from the room's speaker detector and must not block.
+type SpeakerRecorder interface {
+	ActiveSpeaker(participant uuid.UUID, trackID string)
 }

@@ -42,6 +42,9 @@ func (d *speakerDetector) run(done <-chan struct{}) {
 		}
 		if ev, ok := d.tick(); ok {
 			d.room.broadcast(protocol.TypeActiveSpeaker, ev)
+			if sr, ok := d.room.recorder.(SpeakerRecorder); ok {
+				sr.ActiveSpeaker(d.current.peer.participant, ev.TrackID)
+			}
 		}
 	}
 }

@@ -22,6 +22,7 @@ type tapQueue struct {
 
 type tapPacket struct {
 	n   int
+	sr  *SenderReport // a sender report instead of a packet
 	buf [maxPacketSize]byte
 }
 
@@ -49,6 +50,25 @@ func (q *tapQueue) push(b []byte) {
 	}
 }
 
+// pushSR queues a sender report, in order with the packets; it never
+// blocks.
+func (q *tapQueue) pushSR(sr SenderReport) {
+	if q.ch == nil {
+		return
+	}
+	if _, ok := q.tap.(TapSenderReporter); !ok {
+		return
+	}
+	p := tapPool.Get().(*tapPacket)
+	p.sr = &sr
+	select {
+	case q.ch <- p:
+	default:
+		p.sr = nil
+		tapPool.Put(p)
+	}
+}
+
 // close stops the queue; the tap is closed after the queued packets.
 func (q *tapQueue) close() {
 	if q.ch == nil {
@@ -62,6 +82,12 @@ func (q *tapQueue) run() {
 	var pkt rtp.Packet
 	reported := int64(0)
 	for p := range q.ch {
+		if p.sr != nil {
+			q.tap.(TapSenderReporter).SenderReport(*p.sr)
+			p.sr = nil
+			tapPool.Put(p)
+			continue
+		}
 		if err := pkt.Unmarshal(p.buf[:p.n]); err == nil {
 			if err := q.tap.WriteRTP(&pkt); err != nil {
 				q.log.Error("recording tap refused a packet", "err", err)

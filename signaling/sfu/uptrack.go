@@ -336,6 +336,9 @@ type layer struct {
 
 	srMu sync.Mutex
 	sr   senderReport
+	// srSeq counts the sender reports received; the reader passes a new
+	// one to the recording tap before its next packet.
+	srSeq atomic.Uint64
 
 	done chan struct{}
 	// writersWG counts the layer's writer goroutines; the reader waits
@@ -346,6 +349,7 @@ type layer struct {
 	writers []*writer
 	where   map[*downTrack]*writer
 	tap     *tapQueue
+	tapSR   uint64 // srSeq of the last sender report handed to tap
 }
 
 type senderReport struct {
@@ -457,6 +461,7 @@ func (l *layer) applyActions() {
 					l.tap.close()
 				}
 				l.tap = a.tap
+				l.tapSR = 0 // the latest report goes to the new tap first
 				if l.up.kind == webrtc.RTPCodecTypeVideo {
 					l.wantKeyframe.Store(true)
 				}
@@ -585,6 +590,12 @@ func (l *layer) fanOut(meta *packetMeta, pkt []byte, now int64) {
 		}
 	}
 	if l.tap != nil {
+		if seq := l.srSeq.Load(); seq != l.tapSR {
+			l.tapSR = seq
+			if sr := l.senderReport(); sr.valid {
+				l.tap.pushSR(SenderReport{SSRC: l.ssrc, NTPTime: sr.ntp, RTPTime: sr.rtp})
+			}
+		}
 		l.tap.push(pkt)
 	}
 }
@@ -657,6 +668,7 @@ func (l *layer) rtcpLoop() {
 				l.srMu.Lock()
 				l.sr = senderReport{valid: true, ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: clock()}
 				l.srMu.Unlock()
+				l.srSeq.Add(1)
 			}
 		}
 	}

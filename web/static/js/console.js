@@ -359,6 +359,7 @@ async function sessionView(id) {
       !closed && ROLES[s.kind].includes(me.staff.role) && h('button', { type: 'button', class: 'btn btn-primary', id: 'enter-room', onclick: () => enterRoom(s) }, t('console.enterRoom')),
       !closed && s.public && can('public_link') && h('button', { type: 'button', class: 'btn', id: 'public-link', onclick: () => publicLink(s, invites) }, t('console.publicLink')),
       can('bundle') && h('button', { type: 'button', class: 'btn', onclick: () => bundle(s) }, t('act.bundle')),
+      can('see_recording') && h('a', { class: 'btn', href: '/playback/' + s.id, id: 'open-playback' }, t('pb.title')),
       !closed && can('close') && h('button', { type: 'button', class: 'btn btn-danger', onclick: () => closeSession(s) }, t('session.close'))));
 
   // Only the roles this staff member may invite: never an official, who is assigned.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package recording
+
+func lowerPriority(int) {}
