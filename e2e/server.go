@@ -31,6 +31,7 @@ type Server struct {
 	DataDir string // its --data-dir
 	URL     string // http://127.0.0.1:port, also its --public-url
 	LogPath string // its stdout and stderr
+	Mail    bool   // it sends invitation e-mail (--smtp-url)
 
 	cmd  *exec.Cmd
 	done chan error
@@ -139,20 +140,36 @@ func (s *Server) LogTail() string {
 	return string(b)
 }
 
-// Staff adds a staff member with the operator command and returns the token.
+// Staff adds a staff member with the operator command and returns their
+// ID (staff hold no token: they sign in, or get an API token with Token).
 func (s *Server) Staff(ctx context.Context, name, role string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.Bin, "staff", "add", "--data-dir", s.DataDir, "--name", name, "--role", role)
+	return s.operator(ctx, "staff", "add", "--name", name, "--role", role)
+}
+
+// Token gives a staff member an API token (chamber token add) for an hour.
+func (s *Server) Token(ctx context.Context, staffID, scopes string) (string, error) {
+	return s.operator(ctx, "token", "add", "--staff", staffID, "--scope", scopes, "--expires", "1h")
+}
+
+// operator runs an operator command on the server's data directory and
+// returns what it printed on stdout.
+func (s *Server) operator(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, s.Bin, append(args, "--data-dir", s.DataDir)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("chamber staff add: %w\n%s", err, errb.String())
+		return "", fmt.Errorf("chamber %s: %w\n%s", strings.Join(args[:2], " "), err, errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
 }
 
 // Env is the environment a scenario reads (lib/harness.mjs).
 func (s *Server) Env() []string {
-	return []string{"CHAMBER_E2E_URL=" + s.URL, "CHAMBER_E2E_BIN=" + s.Bin, "CHAMBER_E2E_DATA=" + s.DataDir}
+	env := []string{"CHAMBER_E2E_URL=" + s.URL, "CHAMBER_E2E_BIN=" + s.Bin, "CHAMBER_E2E_DATA=" + s.DataDir}
+	if s.Mail {
+		env = append(env, "CHAMBER_E2E_MAIL=1")
+	}
+	return env
 }
 
 func freePort() (int, error) {
