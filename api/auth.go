@@ -115,8 +115,15 @@ func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 			_, _, err = a.authenticate(r)
 		}
 		if err != nil {
-			if fault.KindOf(err) == fault.Unauthenticated || fault.KindOf(err) == fault.Expired || fault.KindOf(err) == fault.Revoked {
+			if k := fault.KindOf(err); k == fault.Unauthenticated || k == fault.Expired || k == fault.Revoked {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="chamber"`)
+				// A sign-in cookie that no longer signs in is dropped, so the
+				// browser stops presenting it: every reload would spend the
+				// address's failure budget, until its user saw 429 instead
+				// of the sign-in. This answer still says why (expired, ended).
+				if bearer(r) == "" && a.presentsCredential(r) {
+					a.setCookie(w, a.sessionCookieName(), "", 0, http.SameSiteStrictMode)
+				}
 			}
 			a.fail(w, r, err)
 			return

@@ -28,3 +28,29 @@ func TestNoCredentialSpendsNoBudget(t *testing.T) {
 		t.Fatalf("after 12 wrong tokens: %d %s", last.Status, last.Body)
 	}
 }
+
+// TestDeadSignInCookieIsDropped: a sign-in cookie that no longer signs in
+// is cleared by the 401 that says so, so the browser stops presenting it
+// (each time would spend the address's failure budget); a live one is kept.
+func TestDeadSignInCookieIsDropped(t *testing.T) {
+	h := identityHarness(t, nil)
+	b := newBrowser(t, h)
+	h.must(b.do("POST", "/api/v1/auth/development", `{"name":"Kadri Kask","role":"clerk"}`, nil), 200)
+	if r := b.do("GET", "/api/v1/me", "", nil); r.Status != 200 || len(r.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("a live sign-in: %d, Set-Cookie %q", r.Status, r.Header.Values("Set-Cookie"))
+	}
+	req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/me", nil)
+	req.AddCookie(&http.Cookie{Name: "chamber_session", Value: "chb_" + strings.Repeat("A", 43)})
+	res, err := h.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var cleared bool
+	for _, c := range res.Cookies() {
+		cleared = cleared || (c.Name == "chamber_session" && c.MaxAge < 0)
+	}
+	if res.StatusCode != http.StatusUnauthorized || !cleared {
+		t.Fatalf("a dead sign-in cookie: %d, Set-Cookie %q", res.StatusCode, res.Header.Values("Set-Cookie"))
+	}
+}
