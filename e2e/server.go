@@ -67,6 +67,7 @@ func Start(ctx context.Context, bin, dir string, extraArgs ...string) (*Server, 
 	}
 	args := append([]string{"serve", "--data-dir", s.DataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--public-url", s.URL, "--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
+		"--metrics-listen", "off", // its fixed default port would collide with any other server on the machine
 		"--log-level", "debug"}, extraArgs...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
