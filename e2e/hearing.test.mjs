@@ -254,6 +254,16 @@ test(`hearing (${E})`, async (t) => {
     });
   }
 
+  await t.test('the room invites no official', async () => {
+    await judge.click('#tab-people');
+    await judge.click('#room-invite');
+    await judge.visible('dialog[open] #inv-role');
+    const offered = await judge.eval(`[...document.querySelectorAll('dialog[open] #inv-role option')].map(o => o.value)`);
+    assert.deepEqual(offered, ['party', 'counsel', 'witness', 'interpreter', 'observer'], 'the room offers to invite');
+    await judge.click('dialog[open] .actions .btn');
+    await judge.wait(`!document.querySelector('dialog[open]')`);
+  });
+
   await t.test('chat', async () => {
     await judge.click('#tab-chat');
     await judge.type('#chat-input', 'The hearing is open.\n');

@@ -255,8 +255,11 @@ function drawCalendar(box, sessions) {
     const label = date.toLocaleDateString(undefined, { dateStyle: 'full' }) + (n ? ', ' + t('console.nSessions', { n }) : '');
     cells.push(h('td', null, h('button', {
       type: 'button', class: 'day' + (n ? ' has' : '') + (k === today ? ' today' : '') + (k === selectedDay ? ' selected' : ''),
-      'aria-label': label, 'aria-pressed': String(k === selectedDay), onclick: () => { selectedDay = k; listView(); },
-    }, String(d), n ? h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)) : null)));
+      'aria-pressed': String(k === selectedDay), onclick: () => { selectedDay = k; listView(); },
+    // The name is the full date and count, said in words; the figures shown
+    // are hidden from it (an aria-label without them fails WCAG 2.5.3).
+    }, h('span', { 'aria-hidden': 'true' }, String(d)), n ? h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)) : null,
+    h('span', { class: 'sr-only' }, label))));
   }
   const rows = [];
   for (let i = 0; i < cells.length; i += 7) rows.push(h('tr', null, cells.slice(i, i + 7)));

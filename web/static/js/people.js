@@ -155,7 +155,7 @@ export function createPeoplePanel(room) {
         onclick: () => room.setRecordingOn(!on) }, on ? t('recording.stop') : t('recording.start')));
     }
     if (mod('invite')) {
-      items.push(h('button', { type: 'button', class: 'btn', onclick: () => invite() }, t('people.invite')));
+      items.push(h('button', { type: 'button', class: 'btn', id: 'room-invite', onclick: () => invite() }, t('people.invite')));
     }
     if (mod('close')) {
       items.push(h('button', { type: 'button', class: 'btn btn-danger', id: 'close-session', onclick: () => room.closeSession() }, t('session.close')));
