@@ -116,6 +116,9 @@ test('ceremony (chromium)', async (t) => {
   const sign = async (who, n) => {
     await who.click('#tab-documents');
     await who.wait(`!!document.querySelector('li.doc button.sign')`);
+    // The list has caught up with the signatures before this one (a panel
+    // shown again refreshes after it is drawn).
+    await who.wait(`document.querySelector('li.doc').dataset.signatures === '${n - 1}'`);
     const hash = await who.eval(`document.querySelector('li.doc').dataset.sha256`);
     await who.click('li.doc button.sign');
     await who.type('#sign-location', 'London');
