@@ -31,6 +31,18 @@ func TestOpenIDConsoleSignIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests are not short")
 	}
+	// Each engine has a provider and a server of its own: one engine's
+	// refused attempts spend nothing of the other's failure budget.
+	for _, engine := range []string{"chromium", "firefox"} {
+		s, control := openIDServer(t)
+		scenarioOn(t, s, []string{"CHAMBER_E2E_CONTROL=" + control}, "openid.test.mjs", engine)
+	}
+}
+
+// openIDServer starts a provider and a Chamber signing staff in with it,
+// and the control endpoint the scenario uses; all stop with the test.
+func openIDServer(t *testing.T) (*Server, string) {
+	t.Helper()
 	op := oidctest.New(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -43,7 +55,6 @@ func TestOpenIDConsoleSignIn(t *testing.T) {
 	}
 	t.Cleanup(s.Stop)
 	op.AddClient("chamber-court", "court-secret", s.URL+"/auth/callback")
-
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "chamber.db")+"?_pragma=busy_timeout(15000)")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +62,7 @@ func TestOpenIDConsoleSignIn(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	control := httptest.NewServer(providerControl(op, db))
 	t.Cleanup(control.Close)
-	scenarioOn(t, s, []string{"CHAMBER_E2E_CONTROL=" + control.URL}, "openid.test.mjs", "chromium", "firefox")
+	return s, control.URL
 }
 
 // providerControl lets the scenario act as the provider's and the
