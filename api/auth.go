@@ -100,14 +100,30 @@ func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 			p       sessions.Principal
 			browser *sessions.BrowserSession
 		)
-		err := a.authFailures.Guard(a.clients.Of(r), "failed authentications", func() error {
-			var err error
-			p, browser, err = a.authenticate(r)
-			return err
-		})
+		var err error
+		if a.presentsCredential(r) {
+			err = a.authFailures.Guard(a.clients.Of(r), "failed authentications", func() error {
+				var err error
+				p, browser, err = a.authenticate(r)
+				return err
+			})
+		} else {
+			// Nothing was guessed: a console opened before signing in asks
+			// /me without a cookie, and an office behind one address must
+			// not spend its failure budget (and see 429 instead of the
+			// sign-in) by opening it.
+			_, _, err = a.authenticate(r)
+		}
 		if err != nil {
-			if fault.KindOf(err) == fault.Unauthenticated || fault.KindOf(err) == fault.Expired || fault.KindOf(err) == fault.Revoked {
+			if k := fault.KindOf(err); k == fault.Unauthenticated || k == fault.Expired || k == fault.Revoked {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="chamber"`)
+				// A sign-in cookie that no longer signs in is dropped, so the
+				// browser stops presenting it: every reload would spend the
+				// address's failure budget, until its user saw 429 instead
+				// of the sign-in. This answer still says why (expired, ended).
+				if bearer(r) == "" && a.presentsCredential(r) {
+					a.setCookie(w, a.sessionCookieName(), "", 0, http.SameSiteStrictMode)
+				}
 			}
 			a.fail(w, r, err)
 			return
@@ -122,6 +138,16 @@ func (a *API) withAuth(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r.WithContext(ctx))
 	}
+}
+
+// presentsCredential reports whether the request carries a bearer token
+// or the console's sign-in cookie, right or wrong.
+func (a *API) presentsCredential(r *http.Request) bool {
+	if bearer(r) != "" {
+		return true
+	}
+	c, err := r.Cookie(a.sessionCookieName())
+	return err == nil && c.Value != ""
 }
 
 // authenticate resolves the request's credential.

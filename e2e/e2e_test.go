@@ -17,6 +17,9 @@ import (
 // One server serves every scenario of the package; each scenario file runs
 // in its own node process with its own browsers.
 var (
+	binOnce sync.Once
+	bin     string
+	binErr  error
 	srvOnce sync.Once
 	srv     *Server
 	srvErr  error
@@ -34,20 +37,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func server(t *testing.T) *Server {
+// binary builds the chamber binary once for the package.
+func binary(t *testing.T) string {
 	t.Helper()
-	srvOnce.Do(func() {
-		workDir, srvErr = os.MkdirTemp("", "chamber-e2e-")
-		if srvErr != nil {
+	binOnce.Do(func() {
+		workDir, binErr = os.MkdirTemp("", "chamber-e2e-")
+		if binErr != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		var bin string
-		if bin, srvErr = Build(ctx, "..", workDir); srvErr != nil {
-			return
+		bin, binErr = Build(ctx, "..", workDir)
+	})
+	if binErr != nil {
+		t.Fatalf("building chamber: %v", binErr)
+	}
+	return bin
+}
+
+func server(t *testing.T) *Server {
+	t.Helper()
+	b := binary(t)
+	srvOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		// With mailpit (scripts/test), invitations may carry an e-mail
+		// contact, as the console's invite form offers.
+		var mail []string
+		if smtp := os.Getenv(testenv.EnvSMTP); smtp != "" {
+			mail = []string{"--smtp-url", "smtp://" + smtp, "--mail-from", "Chamber e2e <e2e@chamber.test>"}
 		}
-		srv, srvErr = Start(ctx, bin, workDir)
+		if srv, srvErr = Start(ctx, b, workDir, mail...); srvErr == nil {
+			srv.Mail = len(mail) > 0
+		}
 	})
 	if srvErr != nil {
 		t.Fatalf("starting chamber: %v", srvErr)
@@ -58,6 +80,13 @@ func server(t *testing.T) *Server {
 // scenario runs one scenario file with node in the given engines: each
 // engine is a subtest, each file one node process (its own browsers).
 func scenario(t *testing.T, file string, engines ...string) {
+	t.Helper()
+	scenarioOn(t, nil, nil, file, engines...)
+}
+
+// scenarioOn runs a scenario against s (nil: the package's server), with
+// extra environment for node.
+func scenarioOn(t *testing.T, s *Server, extra []string, file string, engines ...string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser tests are not short")
@@ -71,13 +100,13 @@ func scenario(t *testing.T, file string, engines ...string) {
 	}
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
-			run(t, node, file, engine)
+			run(t, s, extra, node, file, engine)
 		})
 	}
 }
 
-func run(t *testing.T, node, file, engine string) {
-	env := []string{"CHAMBER_E2E_BROWSER=" + engine}
+func run(t *testing.T, s *Server, extra []string, node, file, engine string) {
+	env := append([]string{"CHAMBER_E2E_BROWSER=" + engine}, extra...)
 	for _, e := range []string{"chromium", "firefox"} {
 		if e != engine && !(engine == "mixed") {
 			continue
@@ -91,7 +120,9 @@ func run(t *testing.T, node, file, engine string) {
 		}
 		env = append(env, "CHAMBER_E2E_"+map[string]string{"chromium": "CHROMIUM", "firefox": "FIREFOX"}[e]+"="+p)
 	}
-	s := server(t)
+	if s == nil {
+		s = server(t)
+	}
 	shots := os.Getenv("CHAMBER_SCREENSHOT_DIR")
 	if shots == "" {
 		shots = t.TempDir()
@@ -130,7 +161,7 @@ func TestScenarioFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true,
-		"playback.test.mjs": true, "avsync.test.mjs": true}
+		"playback.test.mjs": true, "avsync.test.mjs": true, "openid.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {
 			t.Errorf("%s is not run by any Go test", f)

@@ -4,7 +4,7 @@
 // and reloading, and a phone-sized screen.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, launch, openPerson, staff, probe, js, videoFlows, audioFlows, audioBytes, framesOf } from './lib/harness.mjs';
+import { env, launch, openPerson, staff, signIn, enterRoom, api, OFFICIALS, probe, js, videoFlows, audioFlows, audioBytes, framesOf } from './lib/harness.mjs';
 
 const E = env.engine;
 const full = E === 'chromium'; // the full matrix runs on Chromium; Firefox runs media and join/leave
@@ -12,40 +12,104 @@ const full = E === 'chromium'; // the full matrix runs on Chromium; Firefox runs
 test(`hearing (${E})`, async (t) => {
   const browser = await launch();
   t.after(() => browser.close());
-  const clerkToken = staff('Kadri Kask', 'clerk');
-  let judgeLink, partyLink, publicLink;
+  // Staff are added by the operator command; the clerk and the judge sign
+  // in to the console as themselves. A notary exists too: the clerk's
+  // picker must not offer them.
+  const clerk = staff('Kadri Kask', 'clerk');
+  const judgeStaff = staff('Mari Maasikas', 'judge');
+  const notary = staff('Tiina Tamm ' + E, 'notary');
+  const mail = process.env.CHAMBER_E2E_MAIL === '1'; // the server sends e-mail (to mailpit)
+  let sessionID, partyLink, publicLink;
 
   await t.test('console', async () => {
     const c = await openPerson(browser, 'clerk');
     await c.goto(env.url + '/');
-    await c.visible('#staff-token');
+    await c.visible('#dev-sign-in-warning');
     await c.shot(`${E}-console-sign-in`);
     if (full) await c.axe('console sign-in');
-    await c.type('#staff-token', clerkToken);
-    await c.click('#sign-in');
+    await signIn(c, clerk);
     await c.click('#new-session');
     await c.type('#new-title', 'Kask v. Tamm');
     await c.type('#new-case', '2-26-1234');
     await c.click('#new-public');
     await c.click('#create-session');
     await c.visible('#invite-send');
-    const sessionID = (await c.eval('location.hash')).replace('#/session/', '');
-    const invite = async (name, role) => {
+    sessionID = (await c.eval('location.hash')).replace('#/session/', '');
+
+    // The invite form offers no official role: officials are assigned.
+    const offered = await c.eval(`[...document.querySelectorAll('#inv-role option')].map(o => o.value)`);
+    assert.ok(offered.includes('party') && !offered.some((r) => OFFICIALS.includes(r)), `the invite form offers ${offered}`);
+    // The clerk picks the judge from the staff list, which offers judges
+    // and clerks and never the notary.
+    await c.wait(`!!document.querySelector('#assign-staff option[value=${js(judgeStaff.id)}]')`);
+    const roles = await c.eval(`[...document.querySelectorAll('#assign-staff option')].map(o => o.dataset.role)`);
+    assert.ok(roles.every((r) => r === 'judge' || r === 'clerk'), `the picker offers ${roles}`);
+    assert.equal(await c.eval(`!!document.querySelector('#assign-staff option[value=${js(notary.id)}]')`), false, 'the picker offers a notary');
+    await c.setValue('#assign-staff', judgeStaff.id);
+    await c.click('#assign-send');
+    await c.wait(`!!document.querySelector('#participants tr[data-staff=${js(judgeStaff.id)}]')`);
+    assert.equal(await c.eval(`!!document.querySelector('#assign-staff option[value=${js(judgeStaff.id)}]')`), false, 'the judge is offered twice');
+
+    const invite = async (name, role, email) => {
       const n = await c.eval(`document.querySelectorAll('.join-link').length`);
       await c.setValue('#inv-name', name);
       await c.setValue('#inv-role', role);
+      if (email) await c.setValue('#inv-email', email);
       await c.click('#invite-send');
       await c.wait(`document.querySelectorAll('.join-link').length > ${n}`);
       return c.eval(`document.querySelector('.join-link').value`);
     };
-    judgeLink = await invite('Mari Maasikas', 'judge');
-    partyLink = await invite('Jaan Tamm', 'party');
+    const email = `jaan.tamm.${E}.${Date.now()}@example.test`;
+    const firstLink = await invite('Jaan Tamm', 'party', mail ? email : '');
+    const partyRow = `document.querySelector('#participants tbody tr:not([data-staff=${js(judgeStaff.id)}])')`;
+    await c.wait(`!!${partyRow} && !!${partyRow}.querySelector('button.resend')`);
+    if (mail) await c.wait(`${partyRow}.querySelector('.contact') && ${partyRow}.querySelector('.contact').textContent.includes(${js(email)})`);
+    // Re-sending the link replaces it: the first stops working at once.
+    const n = await c.eval(`document.querySelectorAll('.join-link').length`);
+    await c.click(`#participants tbody tr:not([data-staff=${js(judgeStaff.id)}]) button.resend`);
+    await c.click('dialog[open] .btn-danger');
+    await c.wait(`document.querySelectorAll('.join-link').length > ${n}`);
+    partyLink = await c.eval(`document.querySelector('.join-link').value`);
+    assert.notEqual(partyLink, firstLink);
+    const tokenOf = (link) => decodeURIComponent(link.split('/join/')[1]);
+    assert.equal((await api(tokenOf(firstLink), 'GET', '/api/v1/me', undefined, [401])).status, 401, 'the replaced link still works');
+    assert.equal((await api(tokenOf(partyLink), 'GET', '/api/v1/me')).status, 200);
+    if (mail) await c.wait(`${partyRow}.querySelector('.mail-status') !== null`);
+
+    // The public link: made, withdrawn (refused from then on), made again
+    // and rotated (the older one refused, the new one used below).
+    const pubToken = (link) => decodeURIComponent(link.split('/watch/')[1]);
+    const publicRefused = async (link) => (await api('', 'GET', '/api/v1/public/' + encodeURIComponent(pubToken(link)), undefined, [401])).status === 401;
     await c.click('#public-link');
     await c.visible('.public-link');
+    const first = await c.eval(`document.querySelector('.public-link').value`);
+    await c.click('#public-link-revoke');
+    await c.click('dialog[open] .btn-danger');
+    await c.wait(`!document.querySelector('.public-link')`);
+    assert.ok(await publicRefused(first), 'a withdrawn public link still opens the hearing');
+    await c.click('#public-link');
+    await c.visible('.public-link');
+    const second = await c.eval(`document.querySelector('.public-link').value`);
+    await c.click('#public-link-rotate');
+    await c.click('dialog[open] .btn-danger');
+    await c.wait(`document.querySelectorAll('.public-link').length === 1 && document.querySelector('.public-link').value !== ${js(second)}`);
     publicLink = await c.eval(`document.querySelector('.public-link').value`);
-    assert.ok(judgeLink.startsWith(env.url + '/join/chi_'), judgeLink);
+    assert.ok(await publicRefused(second), 'a rotated public link still opens the hearing');
+    assert.ok(partyLink.startsWith(env.url + '/join/chi_'), partyLink);
     assert.ok(publicLink.startsWith(env.url + '/watch/'), publicLink);
     await c.wait(`document.querySelectorAll('#participants tbody tr').length === 2`);
+
+    // Rescheduling: the session's time changes (and is e-mailed to contacts).
+    const when = new Date(Date.now() + 3 * 864e5);
+    when.setSeconds(0, 0);
+    const local = new Date(when.getTime() - when.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    await c.click('#reschedule');
+    await c.setValue('#reschedule-when', local);
+    await c.click('#reschedule-send');
+    await c.wait(`!document.querySelector('dialog[open]')`);
+    await c.wait(`fetch('/api/v1/sessions/${sessionID}', { headers: { 'X-Chamber-CSRF': '1' } }).then(r => r.json())
+      .then(s => new Date(s.scheduled_at).getTime() === ${when.getTime()})`);
+
     await c.shot(`${E}-console-session`);
     if (full) await c.axe('console session');
     await c.goto(env.url + '/#/');
@@ -58,17 +122,21 @@ test(`hearing (${E})`, async (t) => {
     assert.ok(await c.eval(`document.querySelectorAll('.journal-table tbody tr').length`) >= 3);
     await c.page.close();
   });
-  assert.ok(judgeLink, 'the console made no links');
+  assert.ok(partyLink, 'the console made no links');
 
   const judge = await openPerson(browser, 'judge');
   const party = await openPerson(browser, 'party');
   let judgeID, partyID;
 
   await t.test('admit', async () => {
-    await judge.goto(judgeLink);
+    // The judge signs in to the console and enters the room as herself:
+    // no credential in the address bar or in the page's storage.
+    await signIn(judge, judgeStaff);
+    await enterRoom(judge, sessionID);
     await judge.visible('#join-button');
-    assert.equal(await judge.eval('location.pathname'), '/join/', 'the token stayed in the address bar');
-    assert.match(await judge.eval(`sessionStorage.getItem('chamber.join')`), /^chi_/);
+    assert.equal(await judge.eval('location.pathname'), '/room/' + sessionID);
+    assert.equal(await judge.eval(`Object.values(sessionStorage).concat(Object.values(localStorage)).filter(v => /^(chi|cht|cha|chb)_/.test(v)).length`), 0, 'a credential is kept in storage');
+    assert.equal(await judge.eval(`document.cookie`), '', 'the page can read the sign-in cookie');
     await judge.wait(`document.querySelector('.preview-video').videoWidth > 0`);
     // The level meter moves with the fake microphone's tone. Firefox holds
     // Web Audio back until a click: the page offers "Test microphone".
@@ -84,6 +152,8 @@ test(`hearing (${E})`, async (t) => {
     await party.goto(partyLink);
     // The language follows the browser, and the switch changes it.
     await party.visible('#join-button');
+    assert.equal(await party.eval('location.pathname'), '/join/', 'the token stayed in the address bar');
+    assert.match(await party.eval(`sessionStorage.getItem('chamber.join')`), /^chi_/);
     assert.equal(await party.eval(`document.documentElement.lang`), 'en');
     await party.setValue('#language', 'ru');
     await party.wait(`document.documentElement.lang === 'ru' && document.querySelector('#join-heading').textContent === 'Готовы войти?'`);
@@ -184,6 +254,16 @@ test(`hearing (${E})`, async (t) => {
     });
   }
 
+  await t.test('the room invites no official', async () => {
+    await judge.click('#tab-people');
+    await judge.click('#room-invite');
+    await judge.visible('dialog[open] #inv-role');
+    const offered = await judge.eval(`[...document.querySelectorAll('dialog[open] #inv-role option')].map(o => o.value)`);
+    assert.deepEqual(offered, ['party', 'counsel', 'witness', 'interpreter', 'observer'], 'the room offers to invite');
+    await judge.click('dialog[open] .actions .btn');
+    await judge.wait(`!document.querySelector('dialog[open]')`);
+  });
+
   await t.test('chat', async () => {
     await judge.click('#tab-chat');
     await judge.type('#chat-input', 'The hearing is open.\n');
@@ -276,9 +356,7 @@ test(`hearing (${E})`, async (t) => {
       // The staff console fits a phone too.
       const c = await openPerson(browser, 'clerk on a phone');
       await c.page.setViewport({ width: 390, height: 844 });
-      await c.goto(env.url + '/');
-      await c.type('#staff-token', clerkToken);
-      await c.click('#sign-in');
+      await signIn(c, clerk);
       await c.visible('#session-list .session-link');
       await c.wait(`document.documentElement.scrollWidth <= innerWidth`);
       await c.shot(`${E}-console-phone`);

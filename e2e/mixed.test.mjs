@@ -1,7 +1,7 @@
 // Mixed pairs: a judge in Chromium and a party in Firefox ESR, and the
 // other way round; each receives the other's video and audio.
 import { test } from 'node:test';
-import { launch, openPerson, hearing, probe, videoFlows, audioFlows } from './lib/harness.mjs';
+import { launch, openPerson, hearing, join, probe, videoFlows, audioFlows } from './lib/harness.mjs';
 
 test('mixed pairs', async (t) => {
   const chromium = await launch('chromium');
@@ -9,14 +9,13 @@ test('mixed pairs', async (t) => {
   t.after(() => Promise.all([chromium.close(), firefox.close()]));
   for (const [judgeIn, partyIn] of [['chromium', 'firefox'], ['firefox', 'chromium']]) {
     await t.test(`judge in ${judgeIn}, party in ${partyIn}`, async () => {
-      const { inv } = await hearing(`Mixed ${judgeIn}-${partyIn}`, [['Mari Maasikas', 'judge'], ['Jaan Tamm', 'party']]);
+      const { id, inv } = await hearing(`Mixed ${judgeIn}-${partyIn}`, [['Mari Maasikas', 'judge'], ['Jaan Tamm', 'party']]);
       const judge = await openPerson(judgeIn === 'chromium' ? chromium : firefox, 'judge', judgeIn);
       const party = await openPerson(partyIn === 'chromium' ? chromium : firefox, 'party', partyIn);
-      await judge.goto(inv['Mari Maasikas'].join_url);
-      await judge.click('#join-button');
+      // The judge is assigned staff: signs in to the console and enters.
+      await join(judge, inv['Mari Maasikas'], id);
       await judge.wait(probe.inRoom);
-      await party.goto(inv['Jaan Tamm'].join_url);
-      await party.click('#join-button');
+      await join(party, inv['Jaan Tamm'], id);
       await judge.click('#tab-people');
       await judge.click('button.admit');
       await party.wait(probe.inRoom);

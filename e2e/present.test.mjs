@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { env, launch, openPerson, hearing, api, probe, js, videoFlows } from './lib/harness.mjs';
+import { env, launch, openPerson, hearing, join, api, probe, js, videoFlows } from './lib/harness.mjs';
 
 const E = env.engine;
 
@@ -16,7 +16,7 @@ test(`present (${E})`, async (t) => {
   t.after(() => browser.close());
   const { id: sid, inv } = await hearing('Lease dispute ' + E, [['Mari Maasikas', 'judge'], ['Jaan Tamm', 'party'], ['Tiit Kask', 'witness'], ['Kati Karu', 'counsel']]);
   const pdf = new Uint8Array(readFileSync('../documents/pades/testdata/libreoffice-will.pdf'));
-  const judgeTok = inv['Mari Maasikas'].token;
+  const judgeTok = inv['Mari Maasikas'].token; // the judge's API token
 
   // Two documents: a labelled exhibit (not admitted) and a second one.
   const up = async (name, bytes) => (await api(judgeTok, 'POST', `/api/v1/sessions/${sid}/documents?name=${encodeURIComponent(name)}`, bytes)).body;
@@ -27,8 +27,7 @@ test(`present (${E})`, async (t) => {
 
   const enter = async (name, role) => {
     const p = await openPerson(browser, role);
-    await p.goto(inv[name].join_url);
-    await p.click('#join-button');
+    await join(p, inv[name], sid);
     return p;
   };
   const judge = await enter('Mari Maasikas', 'judge');

@@ -14,7 +14,9 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
+	"strings"
 
 	"github.com/chamber-court/chamber/internal/testenv"
 )
@@ -23,6 +25,7 @@ import (
 // starts the binary (testenv.StartChamber).
 type Server struct {
 	*testenv.Chamber
+	Mail bool // it sends invitation e-mail (--smtp-url)
 }
 
 // Build compiles ./cmd/chamber (from the module root root) into dir, unless
@@ -38,15 +41,28 @@ func Start(ctx context.Context, bin, dir string, extraArgs ...string) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	return &Server{c}, nil
+	return &Server{Chamber: c}, nil
 }
 
 // Stop interrupts the server and waits for it to exit.
 func (s *Server) Stop() { _ = s.Chamber.Stop() }
 
+// Token gives a staff member an API token (chamber token add) for an hour.
+func (s *Server) Token(ctx context.Context, staffID, scopes string) (string, error) {
+	out, errOut, code, err := s.Command(ctx, "token", "add", "--staff", staffID, "--scope", scopes, "--expires", "1h")
+	if err != nil || code != 0 || !strings.HasPrefix(out, "cha_") {
+		return "", fmt.Errorf("chamber token add: exit %d %v %q\n%s", code, err, out, errOut)
+	}
+	return strings.TrimSpace(out), nil
+}
+
 // Env is the environment a scenario reads (lib/harness.mjs).
 func (s *Server) Env() []string {
-	return []string{"CHAMBER_E2E_URL=" + s.URL, "CHAMBER_E2E_BIN=" + s.Bin, "CHAMBER_E2E_DATA=" + s.DataDir}
+	env := []string{"CHAMBER_E2E_URL=" + s.URL, "CHAMBER_E2E_BIN=" + s.Bin, "CHAMBER_E2E_DATA=" + s.DataDir}
+	if s.Mail {
+		env = append(env, "CHAMBER_E2E_MAIL=1")
+	}
+	return env
 }
 
 // ErrNoModules means e2e/node_modules is missing: scripts/test installs it.

@@ -19,11 +19,14 @@ const vocabPath = "js/vocab.js"
 
 // Vocabulary is what js/vocab.js exports.
 type Vocabulary struct {
-	Roles           map[access.Kind][]access.Role `json:"roles"`
-	SessionStates   []sessions.State              `json:"session_states"`
-	ExhibitStatuses []string                      `json:"exhibit_statuses"`
-	ActStates       []acts.State                  `json:"act_states"`
-	Actions         []access.Action               `json:"actions"`
+	Roles map[access.Kind][]access.Role `json:"roles"`
+	// Officials are the roles only staff hold in a session: assigned,
+	// never invited, so no invite form offers them.
+	Officials       []access.Role    `json:"officials"`
+	SessionStates   []sessions.State `json:"session_states"`
+	ExhibitStatuses []string         `json:"exhibit_statuses"`
+	ActStates       []acts.State     `json:"act_states"`
+	Actions         []access.Action  `json:"actions"`
 }
 
 // vocabulary collects the constants.
@@ -33,11 +36,23 @@ func vocabulary() Vocabulary {
 			access.Hearing:      access.Roles(access.Hearing),
 			access.Notarisation: access.Roles(access.Notarisation),
 		},
+		Officials:       officials(),
 		SessionStates:   []sessions.State{sessions.Scheduled, sessions.Open, sessions.Closed},
 		ExhibitStatuses: []string{documents.StatusSubmitted, documents.StatusAdmitted, documents.StatusRejected},
 		ActStates:       []acts.State{acts.Draft, acts.IdentityVerified, acts.SignedByPrincipals, acts.Notarised, acts.Sealed},
 		Actions:         access.Actions,
 	}
+}
+
+// officials lists the official roles of every session kind, in matrix order.
+func officials() []access.Role {
+	var out []access.Role
+	for _, r := range access.MatrixRoles {
+		if r.IsOfficial() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // vocabModule renders the vocabulary as an ES module.

@@ -256,9 +256,79 @@ export async function openPerson(browser, name, engine = env.engine) {
 
 export function pause(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-/** staff adds a staff member with the operator command and returns the token. */
+// Officials (judge, clerk, notary, embassy officer) are staff: never
+// invited, they are assigned to a session and enter it from the console as
+// themselves. Everyone else is invited with a link.
+export const OFFICIALS = ['judge', 'clerk', 'notary', 'embassy_officer'];
+
+/**
+ * staff adds a staff member with the operator command (`chamber staff
+ * add`, which prints their ID and no credential) and returns {id, name, role}.
+ */
 export function staff(name, role) {
-  return execFileSync(env.bin, ['staff', 'add', '--data-dir', env.data, '--name', name, '--role', role], { encoding: 'utf8' }).trim();
+  const id = execFileSync(env.bin, ['staff', 'add', '--data-dir', env.data, '--name', name, '--role', role], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  if (!/^[0-9a-f-]{36}$/.test(id)) throw new Error(`chamber staff add printed ${JSON.stringify(id)}, not a staff ID`);
+  return { id, name, role };
+}
+
+/**
+ * apiToken gives a staff member an API token (`chamber token add`), as an
+ * administrator gives a script one: the scenarios' REST calls use it; the
+ * console refuses it and signs in instead.
+ */
+export function apiToken(st, scope = 'sessions:write') {
+  const tok = execFileSync(env.bin, ['token', 'add', '--data-dir', env.data, '--staff', st.id, '--scope', scope, '--expires', '1h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  if (!tok.startsWith('cha_')) throw new Error(`chamber token add printed ${JSON.stringify(tok)}, not an API token`);
+  return tok;
+}
+
+/**
+ * signIn signs a person in to the console as staff member st with the
+ * development sign-in (the suite's server has no OpenID provider; the
+ * provider's own sign-in is TestOpenIDConsoleSignIn's).
+ */
+export async function signIn(person, st) {
+  await person.goto(env.url + '/');
+  await person.visible('#dev-sign-in-warning');
+  await person.setValue('#dev-staff', st.id);
+  await person.click('#dev-sign-in');
+  await person.wait(`!!document.querySelector('#sign-out') && document.querySelector('.who').textContent.includes(${js(st.name)})`);
+}
+
+/**
+ * enterRoom takes a signed-in official from the console's page of session
+ * sid into its room. The console's "Enter the room" opens /room/{id} in a
+ * window of its own; a new window would lack the test hooks, so window.open
+ * is recorded instead and the room opens in this tab, at the address the
+ * button chose.
+ */
+export async function enterRoom(person, sid) {
+  await person.goto(env.url + '/#/session/' + sid);
+  await person.visible('#enter-room');
+  await person.eval(`(window.open = (url, name) => { window.__opened = { url, name }; return null; }, true)`);
+  await person.click('#enter-room');
+  const opened = await person.wait(`window.__opened`);
+  if (opened.url !== '/room/' + sid) await person.fail('enter the room', new Error(`the console opened ${opened.url}`));
+  await person.goto(env.url + opened.url);
+}
+
+/**
+ * arrive brings someone to the room's Join button: a party, counsel, … by
+ * the invitation link; an official by signing in to the console and
+ * entering from there.
+ */
+export async function arrive(person, who, sid) {
+  if (who.join_url) await person.goto(who.join_url);
+  else {
+    await signIn(person, who.staff);
+    await enterRoom(person, sid);
+  }
+}
+
+/** join arrives and presses Join. */
+export async function join(person, who, sid) {
+  await arrive(person, who, sid);
+  await person.click('#join-button');
 }
 
 /** api makes a REST call and returns {status, body}; it throws on >= 300 unless allow lists the status. */
@@ -280,15 +350,34 @@ export async function api(token, method, p, body, allow = []) {
   return { status: res.status, body: out };
 }
 
-/** hearing creates a hearing through the API and invites people: {id, clerk, links: {name: invitation}}. */
+/**
+ * hearing creates a session through the API and brings people into it, as
+ * a court's staff does: the member of staff of the creating role among
+ * people (else "Staff <title>") creates it; every other official is added
+ * as staff and assigned; everyone else is invited. It returns {id, staff
+ * (the creator's API token), creator, inv: {name: person}}, where a person
+ * is an invitation ({participant_id, token, join_url}) or an official
+ * ({participant_id, staff, token: their API token}).
+ */
 export async function hearing(title, people, { kind = 'hearing', staffRole = 'clerk', extra = {} } = {}) {
-  const tok = staff('Staff ' + title, staffRole);
+  const creatorEntry = people.find(([, role]) => role === staffRole);
+  const creator = staff(creatorEntry ? creatorEntry[0] : 'Staff ' + title, staffRole);
+  const tok = apiToken(creator);
   const { body: sess } = await api(tok, 'POST', '/api/v1/sessions', Object.assign({ kind, title }, extra));
   const inv = {};
   for (const [name, role] of people) {
-    inv[name] = (await api(tok, 'POST', `/api/v1/sessions/${sess.id}/invitations`, { name, role })).body;
+    if (creatorEntry && name === creatorEntry[0]) {
+      const { body: entry } = await api(tok, 'POST', `/api/v1/sessions/${sess.id}/enter`, {});
+      inv[name] = { participant_id: entry.participant.id, staff: creator, token: tok };
+    } else if (OFFICIALS.includes(role)) {
+      const st = staff(name, role);
+      const { body: p } = await api(tok, 'POST', `/api/v1/sessions/${sess.id}/assignments`, { staff_id: st.id });
+      inv[name] = { participant_id: p.id, staff: st, token: apiToken(st) };
+    } else {
+      inv[name] = (await api(tok, 'POST', `/api/v1/sessions/${sess.id}/invitations`, { name, role })).body;
+    }
   }
-  return { id: sess.id, staff: tok, inv };
+  return { id: sess.id, staff: tok, creator, inv };
 }
 
 export function js(v) { return JSON.stringify(v); }

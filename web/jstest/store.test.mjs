@@ -2,7 +2,7 @@
 // `node --test web/jstest/` (TestClientModules runs it in go test).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initial, reduce, viewOf, enforcedMute, peopleHere, hands, inConsultation } from '../static/js/store.js';
+import { initial, reduce, viewOf, enforcedMute, peopleHere, hands, inConsultation, recordingState } from '../static/js/store.js';
 
 const judge = { id: 'j', name: 'Mari Maasikas', role: 'judge', space: 'main', connected: true };
 const party = { id: 'p', name: 'Jaan Tamm', role: 'party', space: 'waiting', connected: true };
@@ -115,4 +115,21 @@ test('an observer admitted from the waiting room gets a tile for everyone on sta
     { type: 'message', msg: 'participant_updated', data: Object.assign({}, obs, { space: 'main' }) },
     { type: 'message', msg: 'participants', data: { for: 'o', participants: [stageJudge, Object.assign({}, obs, { space: 'main' })] } }));
   assert.deepEqual(peopleHere(state).map((p) => p.id).sort(), ['j', 'o']);
+});
+
+test('a stopped recording waiting for storage is shown as storage_pending, and said once', () => {
+  assert.equal(recordingState(undefined), 'off');
+  assert.equal(recordingState({ recording: true }), 'recording');
+  assert.equal(recordingState({ recording: false, storage_pending: true }), 'storage_pending');
+  let { state } = joinedAs(Object.assign({}, judge), { recording: { recording: true } });
+  assert.equal(recordingState(state.recording), 'recording');
+  let effects;
+  ({ state, effects } = run(state, { type: 'message', msg: 'recording', data: { recording: false, storage_pending: true } }));
+  assert.equal(recordingState(state.recording), 'storage_pending');
+  assert.ok(effects.some((e) => e.key === 'room.recordingStopped'));
+  assert.ok(effects.some((e) => e.key === 'recording.storagePending'), 'the pending storage is not announced');
+  ({ state, effects } = run(state, { type: 'message', msg: 'recording', data: { recording: false, storage_pending: true } }));
+  assert.ok(!effects.some((e) => e.key === 'recording.storagePending'), 'announced twice');
+  ({ state } = run(state, { type: 'message', msg: 'recording', data: { recording: false } }));
+  assert.equal(recordingState(state.recording), 'off');
 });

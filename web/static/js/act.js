@@ -48,12 +48,53 @@ export function createActPanel(room) {
       }, t('act.state.' + s)))));
   }
 
+  // The act's document: the one PDF the principals and then the notary
+  // sign. The notary designates it here before anyone signs.
+  const docPick = h('select', { id: 'act-document' });
+  const docCurrent = h('p', { id: 'act-document-current', 'aria-live': 'polite' });
+  const designateBtn = h('button', { type: 'button', class: 'btn', id: 'designate-document', onclick: designate }, t('act.designate'));
+  let pdfs = [];
+
+  function renderDesignation() {
+    const act = room.session.act || {};
+    const chosen = pdfs.find((d) => d.id === act.document_id);
+    docCurrent.textContent = act.document_id ? t('act.documentIs', { name: chosen ? chosen.name : act.document_id }) : t('act.noDocument');
+    replace(docPick, pdfs.length ? pdfs.map((d) => h('option', { value: d.id, selected: d.id === act.document_id }, d.name))
+      : h('option', { value: '' }, t('act.noPDF')));
+    // Fixed once anyone has signed (the server refuses a change then).
+    designateBtn.disabled = docPick.disabled = pdfs.length === 0 || act.state === 'sealed';
+  }
+
+  async function loadDocuments() {
+    if (!room.can('seal')) return;
+    try {
+      const docs = await api.get(base + '/documents');
+      pdfs = (docs || []).filter((d) => d.content_type === 'application/pdf');
+    } catch { /* the documents panel says why */ }
+    renderDesignation();
+  }
+
+  async function designate() {
+    designateBtn.disabled = true;
+    message.textContent = '';
+    try {
+      room.session.act = await api.put(base + '/act/document', { document_id: docPick.value });
+      toast(t('act.designated'));
+      renderState();
+    } catch (err) {
+      message.textContent = errorText(err);
+    }
+    renderDesignation();
+  }
+
   const fee = h('input', { id: 'seal-fee', maxlength: 100, autocomplete: 'off' });
   const description = h('textarea', { id: 'seal-description', rows: 2, maxlength: 2000 });
 
   function renderActions() {
     const items = [];
     if (room.can('seal')) {
+      items.push(h('div', { class: 'designate-form' },
+        h('div', { class: 'field' }, h('label', { for: 'act-document' }, t('act.document')), docPick), docCurrent, designateBtn));
       items.push(h('div', { class: 'seal-form' },
         h('div', { class: 'field' }, h('label', { for: 'seal-description' }, t('act.description')), description),
         h('div', { class: 'field' }, h('label', { for: 'seal-fee' }, t('act.fee')), fee),
@@ -290,12 +331,13 @@ export function createActPanel(room) {
   });
   // The room keeps room.session.act: from the welcome, then from act_updated.
   room.addEventListener('session', renderState);
-  room.addEventListener('act_updated', renderState);
+  room.addEventListener('act_updated', () => { renderState(); renderDesignation(); });
   renderState();
   renderActions();
+  renderDesignation();
   renderChecks();
   return {
     el,
-    shown: loadChecks,
+    shown: () => { loadDocuments(); return loadChecks(); },
   };
 }

@@ -65,6 +65,7 @@ export class Api {
   get(path, opts) { return this.request('GET', path, opts); }
   post(path, json, opts) { return this.request('POST', path, Object.assign({ json }, opts)); }
   patch(path, json) { return this.request('PATCH', path, { json }); }
+  put(path, json) { return this.request('PUT', path, { json }); }
   del(path) { return this.request('DELETE', path); }
 
   /** blob fetches a binary response (document content, bundle) as a Blob. */

@@ -5,10 +5,12 @@
 // assign its officials and invite everyone else, open a session's
 // participants, documents and journal, enter its room as yourself.
 import { t, chooseLanguage, roleLabel } from './i18n.js';
-import { h, replace, toast, formatDateTime, field, confirmDialog, announce, brand } from './dom.js';
+import { h, replace, toast, formatDateTime, field, confirmDialog, modal, announce, brand } from './dom.js';
 import { Api, ApiError, errorText, downloadBundle } from './api.js';
 import { documentsView } from './documents.js';
-import { ROLES, inviteForm, linkBox, invitedBox } from './invite.js';
+import { ROLES, OFFICIALS, inviteForm, linkBox, invitedBox } from './invite.js';
+import { invitableRoles } from './roles.js';
+import { recordingState } from './store.js';
 
 chooseLanguage();
 
@@ -253,8 +255,11 @@ function drawCalendar(box, sessions) {
     const label = date.toLocaleDateString(undefined, { dateStyle: 'full' }) + (n ? ', ' + t('console.nSessions', { n }) : '');
     cells.push(h('td', null, h('button', {
       type: 'button', class: 'day' + (n ? ' has' : '') + (k === today ? ' today' : '') + (k === selectedDay ? ' selected' : ''),
-      'aria-label': label, 'aria-pressed': String(k === selectedDay), onclick: () => { selectedDay = k; listView(); },
-    }, String(d), n ? h('span', { class: 'count' }, String(n)) : null)));
+      'aria-pressed': String(k === selectedDay), onclick: () => { selectedDay = k; listView(); },
+    // The name is the full date and count, said in words; the figures shown
+    // are hidden from it (an aria-label without them fails WCAG 2.5.3).
+    }, h('span', { 'aria-hidden': 'true' }, String(d)), n ? h('span', { class: 'count', 'aria-hidden': 'true' }, String(n)) : null,
+    h('span', { class: 'sr-only' }, label))));
   }
   const rows = [];
   for (let i = 0; i < cells.length; i += 7) rows.push(h('tr', null, cells.slice(i, i + 7)));
@@ -354,22 +359,28 @@ async function sessionView(id) {
       h('dt', null, t('console.state')), h('dd', null, h('span', { class: 'badge badge-' + s.state, id: 'session-state' }, t('state.' + s.state))),
       s.scheduled_at && [h('dt', null, t('console.when')), h('dd', null, formatDateTime(s.scheduled_at))],
       s.act && [h('dt', null, t('panel.act')), h('dd', null, t('act.state.' + s.act.state) + (s.act.number ? ' · ' + s.act.number : ''))],
-      s.kind === 'hearing' && [h('dt', null, t('console.public')), h('dd', null, s.public ? t('common.yes') : t('common.no'))]),
+      s.kind === 'hearing' && [h('dt', null, t('console.public')), h('dd', null, s.public ? t('common.yes') : t('common.no'))],
+      s.recording && recordingState(s.recording) !== 'off' && [h('dt', null, t('console.recording')),
+        h('dd', { id: 'recording-state', dataset: { state: recordingState(s.recording) } },
+          recordingState(s.recording) === 'recording' ? t('room.recording') : t('recording.storagePending'))]),
     h('div', { class: 'actions' },
       !closed && ROLES[s.kind].includes(me.staff.role) && h('button', { type: 'button', class: 'btn btn-primary', id: 'enter-room', onclick: () => enterRoom(s) }, t('console.enterRoom')),
+      !closed && can('reschedule') && h('button', { type: 'button', class: 'btn', id: 'reschedule', onclick: () => reschedule(s) }, t('console.reschedule')),
       !closed && s.public && can('public_link') && h('button', { type: 'button', class: 'btn', id: 'public-link', onclick: () => publicLink(s, invites) }, t('console.publicLink')),
+      !closed && s.public && can('public_link') && h('button', { type: 'button', class: 'btn', id: 'public-link-rotate', onclick: () => rotatePublicLink(s, invites) }, t('console.publicLinkRotate')),
+      !closed && s.public && can('public_link') && h('button', { type: 'button', class: 'btn btn-danger', id: 'public-link-revoke', onclick: () => revokePublicLink(s) }, t('console.publicLinkRevoke')),
       can('bundle') && h('button', { type: 'button', class: 'btn', onclick: () => bundle(s) }, t('act.bundle')),
       can('see_recording') && h('a', { class: 'btn', href: '/playback/' + s.id, id: 'open-playback' }, t('pb.title')),
       !closed && can('close') && h('button', { type: 'button', class: 'btn btn-danger', onclick: () => closeSession(s) }, t('session.close'))));
 
   // Only the roles this staff member may invite: never an official, who is assigned.
-  const invitable = ROLES[s.kind].filter((r) => me.may_invite.includes(r));
+  const invitable = invitableRoles(ROLES[s.kind], OFFICIALS, me.may_invite);
   const invite = !closed && can('invite') && invitable.length ? inviteForm({
-    api, session: s, roles: invitable, onError: handleAuth,
-    onInvited: (inv) => { invites.prepend(invitedBox(inv)); loadPeople(s, people); },
+    api, session: s, roles: invitable, onError: handleAuth, contact: true,
+    onInvited: (inv) => { invites.prepend(invitedBox(inv)); loadPeople(s, people, invites); },
   }) : null;
   const officials = !closed && can('assign_staff') && ROLES[s.kind].some((r) => me.may_assign.includes(r))
-    ? assignForm(s, () => loadPeople(s, people)) : null;
+    ? assignForm(s, () => loadPeople(s, people, invites)) : null;
   layout(head,
     h('div', { class: 'console-grid' },
       h('div', null,
@@ -382,7 +393,7 @@ async function sessionView(id) {
         can('see_journal') && h('section', { class: 'card', 'aria-labelledby': 'journal-h' },
           h('h2', { id: 'journal-h' }, t('console.journal')),
           h('button', { type: 'button', class: 'btn', id: 'open-journal', onclick: () => loadJournal(s, journal) }, t('console.openJournal')), journal))));
-  loadPeople(s, people);
+  loadPeople(s, people, invites);
   docs.refresh();
 }
 
@@ -398,7 +409,7 @@ function assignForm(s, onAssigned) {
   const load = async () => {
     try {
       const list = await api.get('/sessions/' + s.id + '/assignable-staff');
-      replace(pick, list.length ? list.map((m) => h('option', { value: m.id }, m.name + ' — ' + roleLabel(m.role)))
+      replace(pick, list.length ? list.map((m) => h('option', { value: m.id, dataset: { role: m.role } }, m.name + ' — ' + roleLabel(m.role)))
         : h('option', { value: '' }, t('console.assignNobody')));
       pick.disabled = btn.disabled = list.length === 0;
     } catch (err) {
@@ -422,22 +433,84 @@ function assignForm(s, onAssigned) {
   return form;
 }
 
-async function loadPeople(s, box) {
+/**
+ * loadPeople lists everyone in the session; an invitation shows its
+ * e-mail contact and how the letter fared, with Re-send (a new link
+ * replaces the old one at once, and is e-mailed when there is a contact).
+ */
+async function loadPeople(s, box, invites) {
   try {
     const list = await api.get('/sessions/' + s.id + '/participants');
     const open = s.state !== 'closed';
+    const mayInvite = open && me.permissions.includes('invite');
+    // Contacts are personal data the server shows only to those who invite.
+    const mails = new Map();
+    if (mayInvite) {
+      try {
+        for (const m of await api.get('/sessions/' + s.id + '/invitations')) mails.set(m.participant_id, m);
+      } catch { /* the contacts stay unknown */ }
+    }
     const may = (p) => open && !p.revoked && (p.staff_id ? me.may_assign.includes(p.role) : me.permissions.includes('revoke'));
-    replace(box, list.length ? h('table', { class: 'table' },
-      h('thead', null, h('tr', null, [t('console.name'), t('console.role'), t('console.space'), t('console.status'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+    const contact = (p) => {
+      const m = mails.get(p.id);
+      if (!m) return '';
+      return h('span', { class: 'contact' }, m.email, m.status && h('span', { class: 'muted mail-status', dataset: { status: m.status } }, ' · ' + t('mail.status.' + m.status)));
+    };
+    replace(box, list.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', null, h('tr', null, [t('console.name'), t('console.role'), t('console.contact'), t('console.space'), t('console.status'), ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, list.map((p) => h('tr', { dataset: { participant: p.id, staff: p.staff_id || '' } },
-        h('td', null, p.name), h('td', null, roleLabel(p.role) + (p.staff_id ? ' · ' + t('console.staff') : '')), h('td', null, spaceLabel(p.space)),
+        h('td', null, p.name), h('td', null, roleLabel(p.role) + (p.staff_id ? ' · ' + t('console.staff') : '')), h('td', null, contact(p)), h('td', null, spaceLabel(p.space)),
         h('td', null, p.revoked ? t('console.revoked') : p.connected ? t('console.connected') : t('console.notConnected')),
-        h('td', null, may(p) && h('button', { type: 'button', class: 'btn btn-small btn-quiet', onclick: () => revoke(s, p, box) },
-          p.staff_id ? t('console.unassign') : t('console.revoke')))))))
+        h('td', { class: 'row-actions' },
+          mayInvite && !p.staff_id && !p.revoked && !p.public_join && h('button', { type: 'button', class: 'btn btn-small resend', onclick: () => resend(s, p, box, invites) }, t('console.resend')),
+          may(p) && h('button', { type: 'button', class: 'btn btn-small btn-quiet', onclick: () => revoke(s, p, box, invites) },
+            p.staff_id ? t('console.unassign') : t('console.revoke'))))))))
       : h('p', { class: 'muted' }, t('console.nobodyInvited')));
   } catch (err) {
     replace(box, h('p', { class: 'field-error' }, errorText(err)));
   }
+}
+
+/** resend replaces an invitation's link; the new one is shown once (and e-mailed to its contact). */
+async function resend(s, p, box, invites) {
+  if (!await confirmDialog(t('console.resendTitle'), t('console.resendConfirm', { name: p.name }), t('console.resend'))) return;
+  try {
+    const inv = await api.post('/sessions/' + s.id + '/invitations/' + p.id + '/reissue', {});
+    invites.prepend(linkBox(t('console.resent', { name: inv.name }), inv.join_url, 'join-link'));
+    toast(inv.mail ? t('console.resentMail', { name: inv.name }) : t('console.resent', { name: inv.name }));
+  } catch (err) {
+    if (!handleAuth(err)) toast(errorText(err), 'error');
+  }
+  loadPeople(s, box, invites);
+}
+
+/** reschedule sets the session's time; everyone with an e-mail contact is told. */
+async function reschedule(s) {
+  const when = h('input', { id: 'reschedule-when', type: 'datetime-local', required: true });
+  if (s.scheduled_at) when.value = localInput(new Date(s.scheduled_at));
+  const f = field(t('console.when'), when, t('console.rescheduleHint'));
+  const ok = await modal(t('console.rescheduleTitle'), (close) => {
+    const form = h('form', null, f, h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'btn', onclick: () => close(false) }, t('common.cancel')),
+      h('button', { type: 'submit', class: 'btn btn-primary', id: 'reschedule-send' }, t('console.rescheduleSend'))));
+    form.addEventListener('submit', (e) => { e.preventDefault(); close(true); });
+    return form;
+  });
+  if (!ok) return;
+  if (!when.value) return toast(t('console.rescheduleNoTime'), 'error');
+  try {
+    await api.patch('/sessions/' + s.id, { scheduled_at: new Date(when.value).toISOString() });
+    toast(t('console.rescheduled'));
+    sessionView(s.id);
+  } catch (err) {
+    if (!handleAuth(err)) toast(errorText(err), 'error');
+  }
+}
+
+/** localInput formats a time for a datetime-local input, in the browser's zone. */
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes());
 }
 
 function spaceLabel(space) {
@@ -446,7 +519,7 @@ function spaceLabel(space) {
   return t('space.consultation');
 }
 
-async function revoke(s, p, box) {
+async function revoke(s, p, box, invites) {
   if (p.staff_id) {
     if (!await confirmDialog(t('console.unassignTitle'), t('console.unassignConfirm', { name: p.name }), t('console.unassign'))) return;
   } else if (!await confirmDialog(t('console.revokeTitle'), t('console.revokeConfirm', { name: p.name }), t('console.revoke'))) return;
@@ -457,7 +530,7 @@ async function revoke(s, p, box) {
   } catch (err) {
     toast(errorText(err), 'error');
   }
-  loadPeople(s, box);
+  loadPeople(s, box, invites);
 }
 
 async function loadJournal(s, box) {
@@ -495,6 +568,30 @@ async function publicLink(s, out) {
     out.prepend(linkBox(t('console.publicLinkMade'), link.url, 'public-link'));
   } catch (err) {
     toast(errorText(err), 'error');
+  }
+}
+
+/** rotatePublicLink revokes every public link of the hearing and shows the new one. */
+async function rotatePublicLink(s, out) {
+  if (!await confirmDialog(t('console.publicLinkRotate'), t('console.publicLinkRotateConfirm'), t('console.publicLinkRotate'))) return;
+  try {
+    const link = await api.post('/sessions/' + s.id + '/public-link/rotate', {});
+    for (const old of out.querySelectorAll('.public-link')) old.closest('.link-box').remove();
+    out.prepend(linkBox(t('console.publicLinkRotated'), link.url, 'public-link'));
+  } catch (err) {
+    if (!handleAuth(err)) toast(errorText(err), 'error');
+  }
+}
+
+/** revokePublicLink ends every public link: nobody joins through them any more. */
+async function revokePublicLink(s) {
+  if (!await confirmDialog(t('console.publicLinkRevoke'), t('console.publicLinkRevokeConfirm'), t('console.publicLinkRevoke'))) return;
+  try {
+    await api.del('/sessions/' + s.id + '/public-link');
+    for (const old of document.querySelectorAll('.public-link')) old.closest('.link-box').remove();
+    toast(t('console.publicLinkRevoked'));
+  } catch (err) {
+    if (!handleAuth(err)) toast(errorText(err), 'error');
   }
 }
 

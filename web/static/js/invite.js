@@ -10,33 +10,46 @@ import vocab from './vocab.js';
 /** ROLES are the participant roles of each session kind, from the server (js/vocab.js is generated). */
 export const ROLES = vocab.roles;
 
+/** OFFICIALS are the roles only staff hold, assigned and never invited (from the server). */
+export const OFFICIALS = vocab.officials;
+
 /**
  * inviteForm asks for a name and a role (one of roles, by default all of
  * the session's kind) and invites them to session; onInvited(inv)
  * receives each invitation made. onError(err), if given, may take an
  * error over by returning true; otherwise the form shows it.
  */
-export function inviteForm({ api, session, roles = ROLES[session.kind], onInvited, onError }) {
+export function inviteForm({ api, session, roles = ROLES[session.kind], onInvited, onError, contact = false }) {
   const name = h('input', { id: 'inv-name', required: true, maxlength: 200, autocomplete: 'off' });
   const role = h('select', { id: 'inv-role' }, roles.map((r) => h('option', { value: r }, roleLabel(r))));
+  // An e-mail contact, when given, receives the link (and later changes of time).
+  const email = contact ? h('input', { id: 'inv-email', type: 'email', maxlength: 254, autocomplete: 'off' }) : null;
   const fName = field(t('console.inviteName'), name);
   const fRole = field(t('console.inviteRole'), role);
+  const fEmail = email ? field(t('console.inviteEmail'), email, t('console.inviteEmailHint')) : null;
   const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'invite-send' }, t('console.inviteSend'));
-  const form = h('form', { class: 'invite-form' }, fName, fRole, btn);
+  const form = h('form', { class: 'invite-form' }, fName, fRole, fEmail, btn);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     fName.setError('');
     fRole.setError('');
+    if (fEmail) fEmail.setError('');
     btn.disabled = true;
     try {
-      const inv = await api.post('/sessions/' + session.id + '/invitations', { name: name.value.trim(), role: role.value });
+      const body = { name: name.value.trim(), role: role.value };
+      if (email && email.value.trim()) body.contact = { email: email.value.trim(), language: document.documentElement.lang || 'en' };
+      const inv = await api.post('/sessions/' + session.id + '/invitations', body);
       onInvited(inv);
       name.value = '';
+      if (email) email.value = '';
       name.focus();
     } catch (err) {
       if (onError && onError(err)) return;
-      fName.setError((err.fields && err.fields.name) || '');
-      fRole.setError((err.fields && err.fields.role) || (err.fields && err.fields.name ? '' : errorText(err)));
+      const fields = err.fields || {};
+      const mailProblem = fields['contact.email'] || fields.contact || fields['contact.language'] || '';
+      fName.setError(fields.name || '');
+      if (fEmail) fEmail.setError(mailProblem);
+      fRole.setError(fields.role || (fields.name || mailProblem ? '' : errorText(err)));
     }
     btn.disabled = false;
   });

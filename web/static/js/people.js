@@ -4,7 +4,8 @@
 // (recording, closing).
 import { t, roleLabel } from './i18n.js';
 import { h, replace, confirmDialog, modal, announce } from './dom.js';
-import { ROLES, inviteForm, invitedBox } from './invite.js';
+import { ROLES, OFFICIALS, inviteForm, invitedBox } from './invite.js';
+import { invitableRoles } from './roles.js';
 import { enforcedMute } from './store.js';
 
 export function createPeoplePanel(room) {
@@ -154,7 +155,7 @@ export function createPeoplePanel(room) {
         onclick: () => room.setRecordingOn(!on) }, on ? t('recording.stop') : t('recording.start')));
     }
     if (mod('invite')) {
-      items.push(h('button', { type: 'button', class: 'btn', onclick: () => invite() }, t('people.invite')));
+      items.push(h('button', { type: 'button', class: 'btn', id: 'room-invite', onclick: () => invite() }, t('people.invite')));
     }
     if (mod('close')) {
       items.push(h('button', { type: 'button', class: 'btn btn-danger', id: 'close-session', onclick: () => room.closeSession() }, t('session.close')));
@@ -165,9 +166,9 @@ export function createPeoplePanel(room) {
   async function invite() {
     const out = h('div', { class: 'invite-result', role: 'status' });
     await modal(t('people.invite'), (close) => h('div', null,
-      // The presiding role is already in the room: the list starts with
-      // the people a hearing or an act adds as it goes.
-      inviteForm({ api: room.api, session: room.session, roles: ROLES[room.session.kind].filter((r) => r !== 'judge' && r !== 'notary'),
+      // Officials are assigned from the console, never invited: the list
+      // has the people a hearing or an act adds as it goes.
+      inviteForm({ api: room.api, session: room.session, roles: invitableRoles(ROLES[room.session.kind], OFFICIALS),
         onInvited: (inv) => replace(out, invitedBox(inv)) }),
       out,
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.close')))));

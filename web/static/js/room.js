@@ -9,7 +9,7 @@ import { h, replace, announce, toast, confirmDialog } from './dom.js';
 import { ApiError, errorText } from './api.js';
 import { getMedia, mediaErrorText } from './media.js';
 import { RoomConnection } from './signal.js';
-import { initial, reduce, viewOf, inConsultation, enforcedMute, nameOf, MAIN } from './store.js';
+import { initial, reduce, viewOf, inConsultation, enforcedMute, nameOf, recordingState, MAIN } from './store.js';
 import { Tiles } from './tiles.js';
 import { Stage } from './stage.js';
 import { Toolbar } from './toolbar.js';
@@ -103,7 +103,9 @@ export class Room extends EventTarget {
     if (s.ended) return;
     if (prev.you !== s.you || prev === s) this.applyView(prev);
     if (prev.recording !== s.recording) {
-      this.recBadge.hidden = !s.recording.recording;
+      const rec = recordingState(s.recording);
+      this.recBadge.hidden = rec !== 'recording';
+      this.pendingBadge.hidden = rec !== 'storage_pending';
       this.emit('recording', s.recording);
     }
     if (prev.connection !== s.connection) this.applyConnection();
@@ -135,6 +137,8 @@ export class Room extends EventTarget {
     document.title = s.session.title + ' — ' + t('app.name');
     this.recBadge = h('div', { class: 'rec-badge', role: 'status', hidden: true, id: 'recording-indicator' },
       h('span', { class: 'rec-dot', 'aria-hidden': 'true' }), t('room.recording'));
+    this.pendingBadge = h('div', { class: 'rec-badge rec-pending', role: 'status', hidden: true, id: 'recording-pending', dataset: { state: 'storage_pending' } },
+      t('recording.storagePending'));
     this.qualityEl = h('div', { class: 'quality', id: 'connection-quality', role: 'img', 'aria-label': t('quality.unknown'), title: t('quality.unknown') },
       h('span', { class: 'bar b1' }), h('span', { class: 'bar b2' }), h('span', { class: 'bar b3' }));
     this.banner = h('div', { class: 'banner', role: 'alert', hidden: true, id: 'connection-banner' });
@@ -161,7 +165,7 @@ export class Room extends EventTarget {
       h('div', { class: 'room-title' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }),
         h('div', null, h('h1', { class: 'title' }, s.session.title),
           h('div', { class: 'subtitle' }, [s.session.case_number, t('kind.' + s.session.kind)].filter(Boolean).join(' · ')))),
-      h('div', { class: 'room-status' }, this.recBadge, this.qualityEl, who));
+      h('div', { class: 'room-status' }, this.recBadge, this.pendingBadge, this.qualityEl, who));
     this.body = h('div', { class: 'room-body' }, this.stageEl, this.side);
     this.root = h('div', { class: 'room', dataset: { view: 'connecting' } }, this.header, this.banner, this.spaceBanner, this.deviceBox, this.waiting, this.body, this.toolbar.el);
     replace(this.app, this.root);

@@ -163,9 +163,23 @@ function setYou(state, you, fx, initial = false) {
   return s;
 }
 
+/**
+ * recordingState says what the room shows of its recording: 'recording',
+ * 'storage_pending' (stopped, and waiting for the evidence store or the
+ * database to store it: the server retries until it has) or 'off'.
+ */
+export function recordingState(rec) {
+  if (rec && rec.recording) return 'recording';
+  if (rec && rec.storage_pending) return 'storage_pending';
+  return 'off';
+}
+
 function setRecording(state, rec, fx) {
   const on = !!(rec && rec.recording);
   if (on !== !!state.recording.recording) fx.push({ type: 'announce', key: on ? 'room.recordingStarted' : 'room.recordingStopped', assertive: true });
+  if (recordingState(rec) === 'storage_pending' && recordingState(state.recording) !== 'storage_pending') {
+    fx.push({ type: 'announce', key: 'recording.storagePending' });
+  }
   return Object.assign({}, state, { recording: rec || { recording: false } });
 }
 
