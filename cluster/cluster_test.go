@@ -44,7 +44,12 @@ func newNode(t *testing.T, db *database.DB, dsn, id string, load Load) *testNode
 	n := &testNode{lost: make(chan uuid.UUID, 16)}
 	c, err := New(Config{DB: db, DSN: dsn, NodeID: id, PublicURL: "http://" + id, Capacity: 100,
 		LeaseTTL: shortTTL, Heartbeat: shortTTL / 4, Load: func() Load { return load },
-		Lost: func(s uuid.UUID) { n.lost <- s }})
+		Lost: func(s uuid.UUID) {
+			select {
+			case n.lost <- s:
+			default:
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +179,8 @@ func TestFenceRefusesTheOldHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := write(a)
-	if !errors.Is(err, ErrFenced) || !errors.Is(err, fault.Unavailable) {
-		t.Fatalf("the old holder's write: %v, want ErrFenced (unavailable)", err)
+	if !errors.Is(err, ErrFenced) || !errors.Is(err, fault.Conflict) {
+		t.Fatalf("the old holder's write: %v, want ErrFenced (conflict)", err)
 	}
 	select {
 	case <-a.lost:

@@ -19,9 +19,9 @@ var ErrHeld = errors.New("cluster: the room's lease is held by another node")
 var ErrDraining = fault.New(fault.Unavailable, "this node is draining and takes no rooms")
 
 // ErrFenced refuses a write for a room whose lease this process no longer
-// holds. It is Unavailable: the participant's next attempt reaches the
-// room's new home.
-var ErrFenced = fault.New(fault.Unavailable, "this node no longer holds the room; reconnect")
+// holds. It is a Conflict, never Unavailable: a refused write must not wait in
+// an outbox to be appended later; the participant reconnects to the new home.
+var ErrFenced = fault.New(fault.Conflict, "this node no longer holds the room; reconnect")
 
 // Claim makes this process the room's home, or renews its lease if it is
 // already. The compare-and-set succeeds only when the lease is expired
