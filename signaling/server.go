@@ -157,6 +157,9 @@ type room struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
+	// gone is closed when the last connection has left and the room is
+	// no more.
+	gone chan struct{}
 
 	// messages limits each participant's room messages across their
 	// connections; it lives as long as the room.
@@ -513,6 +516,46 @@ func (s *Server) DisconnectCredential(credential, code string) {
 	}
 }
 
+// CloseRoom closes every connection of a session with a Bye code and
+// waits, until ctx ends, for the last of them to be gone — its departure
+// recorded, its media closed. A node that is no longer a room's home ends
+// the room's connections with protocol.ByeMoved: their clients reconnect,
+// and reach the new home.
+func (s *Server) CloseRoom(ctx context.Context, sessionID uuid.UUID, code string) error {
+	s.mu.Lock()
+	r := s.rooms[sessionID]
+	var conns []*conn
+	if r != nil {
+		for _, c := range r.conns {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	for _, c := range conns {
+		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
+	}
+	select {
+	case <-r.gone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("signaling: closing room %s: %w", sessionID, ctx.Err())
+	}
+}
+
+// Load counts the rooms with connections here and their connections.
+func (s *Server) Load() (rooms, conns int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		rooms++
+		conns += len(r.conns)
+	}
+	return rooms, conns
+}
+
 // connsOf returns the connections of the listed participants (nil = all).
 func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Room) {
 	s.mu.Lock()
@@ -560,7 +603,7 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 		if err != nil {
 			return nil, err
 		}
-		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
+		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn), gone: make(chan struct{}),
 			messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
 		s.rooms[r.id] = r
 	}
@@ -596,6 +639,7 @@ func (s *Server) leave(c *conn) (others []*conn) {
 	s.mu.Unlock()
 	if empty {
 		r.media.Close()
+		close(r.gone)
 	}
 	return others
 }
