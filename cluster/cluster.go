@@ -69,7 +69,12 @@ type Config struct {
 	// lease this process held and no longer holds: the room's connections
 	// must end and its live state be forgotten.
 	Lost func(sessionID uuid.UUID)
-	Log  *slog.Logger
+	// Empty reports whether a room has no connections here; a room empty
+	// at two heartbeats in a row, and not claimed within the lease TTL, is
+	// released, so that placement may put it elsewhere next time. Nil
+	// keeps every room until the process ends.
+	Empty func(sessionID uuid.UUID) bool
+	Log   *slog.Logger
 }
 
 // Load is what a node reports of itself in its heartbeat.
@@ -110,8 +115,11 @@ type Cluster struct {
 	log         *slog.Logger
 	incarnation string // this process: a restarted node is a new holder
 
-	mu   sync.Mutex
-	held map[uuid.UUID]int64 // room → token of the leases this process holds
+	mu      sync.Mutex
+	held    map[uuid.UUID]int64 // room → token of the leases this process holds
+	losing  map[uuid.UUID]bool  // rooms whose Lost is running (still fenced)
+	claimed map[uuid.UUID]time.Time
+	empty   map[uuid.UUID]int // heartbeats in a row a held room was empty
 	// lastRenew is when the last successful renewal began.
 	lastRenew time.Time
 	draining  bool
@@ -145,7 +153,8 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Lost = func(uuid.UUID) {}
 	}
 	return &Cluster{cfg: cfg, log: cfg.Log.With("node", cfg.NodeID), incarnation: uuid.NewString(),
-		held: map[uuid.UUID]int64{}}, nil
+		held: map[uuid.UUID]int64{}, losing: map[uuid.UUID]bool{}, claimed: map[uuid.UUID]time.Time{},
+		empty: map[uuid.UUID]int{}}, nil
 }
 
 // NodeID is this node's ID.
@@ -163,6 +172,7 @@ func (c *Cluster) Register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: register node %s: %w", c.cfg.NodeID, err)
 	}
+	c.renewed(time.Now())
 	c.log.Info("node registered", "public_url", c.cfg.PublicURL, "internal_url", c.cfg.InternalURL, "media", c.cfg.MediaAddr)
 	return nil
 }
@@ -260,6 +270,7 @@ func (c *Cluster) beat(ctx context.Context) error {
 		c.log.Warn("deleting old room events", "err", err)
 	}
 	err = c.renew(ctx)
+	c.releaseIdle(ctx)
 	nodeRooms.Set(float64(c.HeldRooms()))
 	return err
 }
@@ -281,5 +292,30 @@ func (c *Cluster) Run(ctx context.Context) {
 				c.log.Warn("heartbeat failed", "err", err)
 			}
 		}
+	}
+}
+
+// releaseIdle gives up the rooms nobody has been connected to here for two
+// heartbeats, unless claimed within the lease TTL (a connection may be on
+// its way in).
+func (c *Cluster) releaseIdle(ctx context.Context) {
+	if c.cfg.Empty == nil {
+		return
+	}
+	var idle []uuid.UUID
+	c.mu.Lock()
+	for id := range c.held {
+		if c.losing[id] || time.Since(c.claimed[id]) < c.cfg.LeaseTTL || !c.cfg.Empty(id) {
+			delete(c.empty, id)
+			continue
+		}
+		c.empty[id]++
+		if c.empty[id] >= 2 {
+			idle = append(idle, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range idle {
+		c.Release(ctx, id)
 	}
 }

@@ -32,7 +32,8 @@ func (c *Cluster) OnEvent(f func(ctx context.Context, sessionID uuid.UUID, body 
 }
 
 // Publish leaves an event for the room's home and wakes it (NOTIFY, sent
-// at commit with the row). Every node hears it; only the home acts.
+// at commit with the row). Every node hears it; only the home acts, except
+// on an event for uuid.Nil, which is for every node.
 func (c *Cluster) Publish(ctx context.Context, sessionID uuid.UUID, body []byte) error {
 	if len(body) > maxEventBody {
 		return fmt.Errorf("cluster: room event of %d bytes is over %d", len(body), maxEventBody)
@@ -98,8 +99,8 @@ func (c *Cluster) handle(ctx context.Context, n *pgconn.Notification, conn *pgx.
 		return fmt.Errorf("cluster: reading room event %s: %w", n.Payload, err)
 	}
 	id, err := uuid.Parse(session)
-	if err != nil || !c.Holds(id) {
-		return nil
+	if err != nil || (id != uuid.Nil && !c.Holds(id)) {
+		return nil // uuid.Nil: an event for every node
 	}
 	c.mu.Lock()
 	h := c.handler

@@ -60,6 +60,7 @@ func (c *Cluster) Claim(ctx context.Context, sessionID uuid.UUID) (l Lease, fres
 	c.mu.Lock()
 	held, had := c.held[sessionID]
 	c.held[sessionID] = l.Token
+	c.claimed[sessionID] = time.Now()
 	c.mu.Unlock()
 	// Fresh unless this process served the room under this very token:
 	// a room it lost and took back is rebuilt like any other.
@@ -125,19 +126,32 @@ func (c *Cluster) Fence(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) er
 	return fmt.Errorf("cluster: room %s, token %d: %w", sessionID, token, ErrFenced)
 }
 
-// lose forgets a held room (if still held with token) and tells Lost.
+// lose tells Lost of a held room (if still held with token) and then
+// forgets it. The room stays fenced while Lost ends its connections: what
+// they write on their way out is refused too.
 func (c *Cluster) lose(sessionID uuid.UUID, token int64) {
 	c.mu.Lock()
-	t, ok := c.held[sessionID]
-	if !ok || t != token {
+	if t, ok := c.held[sessionID]; !ok || t != token || c.losing[sessionID] {
 		c.mu.Unlock()
 		return
 	}
-	delete(c.held, sessionID)
+	c.losing[sessionID] = true
 	c.mu.Unlock()
 	leaseLosses.Inc()
 	c.log.Warn("room lost", "session", sessionID, "token", token)
 	c.cfg.Lost(sessionID)
+	c.mu.Lock()
+	delete(c.losing, sessionID)
+	if c.held[sessionID] == token {
+		c.forgetLocked(sessionID)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Cluster) forgetLocked(sessionID uuid.UUID) {
+	delete(c.held, sessionID)
+	delete(c.claimed, sessionID)
+	delete(c.empty, sessionID)
 }
 
 // renew extends every lease this process holds. Those it no longer holds
@@ -188,6 +202,14 @@ func (c *Cluster) renew(ctx context.Context) error {
 	return nil
 }
 
+// Renewing reports whether the last successful renewal began within the
+// lease TTL: the node's leases are alive (readiness).
+func (c *Cluster) Renewing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.lastRenew.IsZero() && time.Since(c.lastRenew) <= c.cfg.LeaseTTL
+}
+
 // renewed notes when the last successful renewal began (local monotonic
 // clock: it began before the database stamped the lease).
 func (c *Cluster) renewed(at time.Time) {
@@ -220,7 +242,7 @@ func (c *Cluster) expireIfStale() {
 func (c *Cluster) Release(ctx context.Context, sessionID uuid.UUID) {
 	c.mu.Lock()
 	_, ok := c.held[sessionID]
-	delete(c.held, sessionID)
+	c.forgetLocked(sessionID)
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -239,9 +261,11 @@ func (c *Cluster) ReleaseAll(ctx context.Context) {
 		held = append(held, id)
 	}
 	c.mu.Unlock()
+	// Connections end first, while their writes are still fenced by a
+	// lease this process holds; then the lease goes.
 	for _, id := range held {
-		c.Release(ctx, id)
 		c.cfg.Lost(id)
+		c.Release(ctx, id)
 	}
 }
 

@@ -107,6 +107,12 @@ func (rt *Router) serveHere(w http.ResponseWriter, r *http.Request, id uuid.UUID
 	rt.Local.ServeHTTP(w, r)
 }
 
+// Forward passes a request to another node, as ServeHTTP does when the
+// room's home is elsewhere.
+func (rt *Router) Forward(w http.ResponseWriter, r *http.Request, nodeID string) {
+	rt.proxy(w, r, nodeID)
+}
+
 // proxy passes the request (a WebSocket upgrade) to another node.
 func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, nodeID string) {
 	n, err := rt.c.Node(r.Context(), nodeID)

@@ -545,6 +545,13 @@ func (s *Server) CloseRoom(ctx context.Context, sessionID uuid.UUID, code string
 	}
 }
 
+// HasRoom reports whether a session has connections here.
+func (s *Server) HasRoom(sessionID uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[sessionID] != nil
+}
+
 // Load counts the rooms with connections here and their connections.
 func (s *Server) Load() (rooms, conns int) {
 	s.mu.Lock()

@@ -154,6 +154,7 @@ type serveConfig struct {
 	revocationAllow stringList
 	egressProxy     string
 	identity        identityConfig
+	node            nodeConfig
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -207,6 +208,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.mail.register(c)
 	cfg.evidenceLoops.register(c)
 	cfg.identity.register(c)
+	cfg.node.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err
 	}
@@ -238,6 +240,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine, "location", db.Location)
+	if cfg.node.id != "" && db.Engine != database.Postgres {
+		return usagef("chamber serve: --node-id needs PostgreSQL (--database postgres://…); SQLite serves a single node, without --node-id")
+	}
 
 	store, where, err := openEvidence(ctx, cfg.dataDir, cfg.s3, log)
 	if err != nil {
@@ -350,7 +355,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usagef("chamber serve: media: %v", err)
 	}
 	defer sig.Close()
-	svc.SetNotifier(sig)
+	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, db, jnl, sig, svc, log)
+	if err != nil {
+		return err
+	}
+	signal := sig.HandleSignal
+	if node != nil {
+		// Events of changes made here reach each room's home node too.
+		svc.SetNotifier(clusterNotifier{Server: sig, cn: node})
+		signal = node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP).ServeHTTP
+	} else {
+		svc.SetNotifier(sig)
+	}
 	rec.SetNotifier(sig)
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
@@ -374,6 +390,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Go(func() { dbProbe.Run(bg) })
 	wg.Go(func() { storeProbe.Run(bg) })
 	wg.Go(func() { svc.RunSweeps(bg, cfg.identity.sweepEvery) })
+	if node != nil {
+		wg.Go(func() { node.Run(bg) })
+		wg.Go(func() { node.Listen(bg) })
+	}
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -387,10 +407,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	router := api.New(api.Config{
 		Log: log,
 		// Ready when each answers now and its latest write probe passed.
-		Ready: map[string]api.Check{
+		Ready: readiness(node, map[string]api.Check{
 			"database": api.All(db.PingContext, dbProbe.Check),
 			"evidence": api.All(store.Ping, storeProbe.Check),
-		},
+		}),
 		Sessions:  svc,
 		Documents: docs,
 		Journal:   jnl,
@@ -403,7 +423,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Notify:         notifier(sig),
 		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken:    verifyToken,
-		Signal:         sig.HandleSignal,
+		Signal:         signal,
 		SignIn:         prov,
 		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
 		Bootstrap:      boot,
@@ -440,7 +460,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			},
 		},
 	})
-	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen)
+	var admin map[string]http.Handler
+	if node != nil {
+		admin = map[string]http.Handler{"POST /drain": node.drainHandler()}
+	}
+	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen, admin)
 	if err != nil {
 		return err
 	}
@@ -448,6 +472,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	// Every response carries the security headers that suit it; pages
 	// replace them with their own.
 	var h http.Handler = web.APIHeaders(router)
+	if node != nil {
+		h = node.front(h)
+	}
 	if cfg.https() {
 		h = api.StrictTransport(h)
 	}
@@ -469,7 +496,7 @@ const defaultMetricsListen = "127.0.0.1:9464"
 // serveMetrics serves GET /metrics on addr ("off": nowhere) until the
 // returned stop is called. Room and peer counts are the operator's, not
 // the public's: the public listener does not serve them.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string) (stop func(), err error) {
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, admin map[string]http.Handler) (stop func(), err error) {
 	if addr == "off" || addr == "" {
 		return func() {}, nil
 	}
@@ -479,6 +506,11 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string) (stop func
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", api.Metrics())
+	// Operator actions (POST /drain with several nodes) live here too: the
+	// metrics listener is the operator's, never the public's.
+	for pattern, h := range admin {
+		mux.Handle(pattern, h)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
