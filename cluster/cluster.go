@@ -106,6 +106,10 @@ type Lease struct {
 	SessionID uuid.UUID
 	NodeID    string
 	Token     int64
+	// Previous is the node whose process held the room before this claim
+	// took it ("" for a new room, or one this process held last); a node
+	// restarted under the same ID is its own previous node.
+	Previous string
 }
 
 // Cluster is this process's membership: its node row, the leases it

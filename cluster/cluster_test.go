@@ -91,7 +91,7 @@ func TestClaimIsExclusiveAndTokenGrowsOnTakeover(t *testing.T) {
 	room := uuid.New()
 
 	l, fresh, err := a.Claim(ctx, room)
-	if err != nil || !fresh || l.Token != 1 {
+	if err != nil || !fresh || l.Token != 1 || l.Previous != "" {
 		t.Fatalf("first claim: %+v fresh=%v err=%v", l, fresh, err)
 	}
 	if l, fresh, err = a.Claim(ctx, room); err != nil || fresh || l.Token != 1 {
@@ -234,8 +234,8 @@ func TestRestartedNodeTakesItsRoomsBackAtOnce(t *testing.T) {
 	}
 	restarted := newNode(t, db, dsn, "a", Load{})
 	l, fresh, err := restarted.Claim(ctx, room)
-	if err != nil || !fresh || l.Token != 2 {
-		t.Fatalf("restarted node's claim: %+v fresh=%v err=%v, want token 2", l, fresh, err)
+	if err != nil || !fresh || l.Token != 2 || l.Previous != "a" {
+		t.Fatalf("restarted node's claim: %+v fresh=%v err=%v, want token 2, previous a", l, fresh, err)
 	}
 	err = db.InTx(ctx, func(tx *sql.Tx) error { return old.Fence(ctx, tx, room) })
 	if !errors.Is(err, ErrFenced) {
@@ -300,7 +300,7 @@ func TestDrainReleasesRooms(t *testing.T) {
 		t.Fatalf("drain lost %s", got)
 	}
 	// No TTL to wait out: the lease was released.
-	if l, _, err := b.Claim(ctx, room); err != nil || l.Token != 2 {
+	if l, _, err := b.Claim(ctx, room); err != nil || l.Token != 2 || l.Previous != "a" {
 		t.Fatalf("claim after drain: %+v %v", l, err)
 	}
 }

@@ -36,17 +36,27 @@ func (c *Cluster) Claim(ctx context.Context, sessionID uuid.UUID) (l Lease, fres
 		return Lease{}, false, ErrDraining
 	}
 	l = Lease{SessionID: sessionID, NodeID: c.cfg.NodeID}
-	err = c.cfg.DB.QueryRowContext(ctx, `
-		INSERT INTO room_leases AS l (session_id, node_id, holder, token, lease_until, claimed_at)
-		VALUES ($1, $2, $3, 1, `+dbNow+` + $4, `+dbNow+`)
-		ON CONFLICT (session_id) DO UPDATE SET
-			token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END,
-			claimed_at = CASE WHEN l.holder = excluded.holder THEN l.claimed_at ELSE excluded.claimed_at END,
-			node_id = excluded.node_id, holder = excluded.holder, lease_until = excluded.lease_until
-		WHERE l.lease_until < `+dbNow+` OR l.holder = excluded.holder OR l.node_id = excluded.node_id
-		RETURNING l.token`,
-		sessionID.String(), c.cfg.NodeID, c.incarnation, c.cfg.LeaseTTL.Microseconds(),
-	).Scan(&l.Token)
+	var prev, prevHolder string
+	err = c.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		// The row lock first, so that what was there before is what this
+		// claim replaces.
+		err := tx.QueryRowContext(ctx, `SELECT node_id, holder FROM room_leases WHERE session_id = $1 FOR UPDATE`,
+			sessionID.String()).Scan(&prev, &prevHolder)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `
+			INSERT INTO room_leases AS l (session_id, node_id, holder, token, lease_until, claimed_at)
+			VALUES ($1, $2, $3, 1, `+dbNow+` + $4, `+dbNow+`)
+			ON CONFLICT (session_id) DO UPDATE SET
+				token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END,
+				claimed_at = CASE WHEN l.holder = excluded.holder THEN l.claimed_at ELSE excluded.claimed_at END,
+				node_id = excluded.node_id, holder = excluded.holder, lease_until = excluded.lease_until
+			WHERE l.lease_until < `+dbNow+` OR l.holder = excluded.holder OR l.node_id = excluded.node_id
+			RETURNING l.token`,
+			sessionID.String(), c.cfg.NodeID, c.incarnation, c.cfg.LeaseTTL.Microseconds(),
+		).Scan(&l.Token)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		home, herr := c.Home(ctx, sessionID)
 		if herr != nil {
@@ -65,6 +75,9 @@ func (c *Cluster) Claim(ctx context.Context, sessionID uuid.UUID) (l Lease, fres
 	// Fresh unless this process served the room under this very token:
 	// a room it lost and took back is rebuilt like any other.
 	fresh = !had || held != l.Token
+	if prevHolder != c.incarnation {
+		l.Previous = prev
+	}
 	if fresh {
 		leaseClaims.Inc()
 		c.log.Info("room claimed", "session", sessionID, "token", l.Token)

@@ -30,14 +30,14 @@ type Router struct {
 	Local http.Handler
 	// Claimed rebuilds a room this process has just become the home of,
 	// before its first connection is served; an error refuses it (503).
-	Claimed func(ctx context.Context, sessionID uuid.UUID) error
+	Claimed func(ctx context.Context, lease Lease) error
 	// Fail answers a request that cannot be routed now (an error of kind
 	// Unavailable: the client retries).
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Router returns the signalling router of this node.
-func (c *Cluster) Router(local http.Handler, claimed func(context.Context, uuid.UUID) error,
+func (c *Cluster) Router(local http.Handler, claimed func(context.Context, Lease) error,
 	fail func(http.ResponseWriter, *http.Request, error)) *Router {
 	return &Router{c: c, Local: local, Claimed: claimed, Fail: fail}
 }
@@ -97,7 +97,7 @@ func (rt *Router) serveHere(w http.ResponseWriter, r *http.Request, id uuid.UUID
 		return
 	}
 	if fresh && rt.Claimed != nil {
-		if err := rt.Claimed(r.Context(), id); err != nil {
+		if err := rt.Claimed(r.Context(), lease); err != nil {
 			// Not half-built: let the lease go so the next attempt rebuilds.
 			rt.c.Release(context.WithoutCancel(r.Context()), id)
 			rt.Fail(w, r, fault.Wrap(fault.Unavailable, err, "the room could not be rebuilt; retry"))

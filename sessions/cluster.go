@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/journal"
 )
 
 // With several nodes (package cluster) a room's live state is held by its
@@ -91,4 +93,22 @@ func (s *Service) savePresenting(ctx context.Context, tx *sql.Tx, sessionID uuid
 		return fmt.Errorf("sessions: store the presentation: %w", err)
 	}
 	return nil
+}
+
+// RecordMove journals that a room's home changed nodes — after a node
+// failed, drained or restarted — in the session's record, unless the
+// session is closed (nothing is journalled after session.closed).
+func (s *Service) RecordMove(ctx context.Context, sessionID uuid.UUID, node, previous string, token int64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.record(ctx, tx, journal.Record{SessionID: sessionID, Actor: "node:" + node, Action: "room.moved",
+			Details: map[string]any{"node_id": node, "previous_node_id": previous, "lease_token": token}})
+		return err
+	})
+}
+
+// Servable reports whether a session exists and is not closed: only such
+// a session's room is worth a lease.
+func (s *Service) Servable(ctx context.Context, sessionID uuid.UUID) bool {
+	sess, err := s.Get(ctx, sessionID)
+	return err == nil && sess.State != Closed
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/journal"
+	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
 	"github.com/chamber-court/chamber/signaling/protocol"
@@ -42,6 +46,8 @@ type clusterNode struct {
 	*cluster.Cluster
 	sig *signaling.Server
 	svc *sessions.Service
+	rec *recording.Controller
+	db  *database.DB
 	log *slog.Logger
 	cpu cpuMeter
 }
@@ -49,7 +55,7 @@ type clusterNode struct {
 // startCluster joins the cluster when --node-id is set; nil otherwise. It
 // refuses SQLite: one SQLite file cannot be shared by several nodes.
 func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *database.DB, jnl *journal.Journal,
-	sig *signaling.Server, svc *sessions.Service, log *slog.Logger) (*clusterNode, error) {
+	sig *signaling.Server, svc *sessions.Service, rec *recording.Controller, log *slog.Logger) (*clusterNode, error) {
 	if n.id == "" {
 		return nil, nil
 	}
@@ -60,7 +66,7 @@ func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *
 	if url == "" {
 		url = publicURL
 	}
-	cn := &clusterNode{sig: sig, svc: svc, log: log}
+	cn := &clusterNode{sig: sig, svc: svc, rec: rec, db: db, log: log}
 	c, err := cluster.New(cluster.Config{
 		DB: db, DSN: dsn, NodeID: n.id, PublicURL: url, InternalURL: n.internalURL,
 		MediaAddr: sig.MediaUDPAddr().String(), Capacity: n.capacity, LeaseTTL: n.leaseTTL,
@@ -96,9 +102,59 @@ func (cn *clusterNode) lost(sessionID uuid.UUID) {
 	cn.svc.Forget(sessionID)
 }
 
-// claimed rebuilds a room this node has just become the home of.
-func (cn *clusterNode) claimed(ctx context.Context, sessionID uuid.UUID) error {
-	return cn.svc.Rebuild(ctx, sessionID)
+// claimed rebuilds a room this node has just become the home of. A room
+// that moved from another node is journalled as such, and a recording that
+// was running there continues here as a new segment (the other node's
+// segment is stored from its spool when that node, or its disk, comes back).
+func (cn *clusterNode) claimed(ctx context.Context, l cluster.Lease) error {
+	if err := cn.svc.Rebuild(ctx, l.SessionID); err != nil {
+		return err
+	}
+	if l.Previous == "" {
+		return nil
+	}
+	if err := cn.svc.RecordMove(ctx, l.SessionID, l.NodeID, l.Previous, l.Token); err != nil {
+		return err
+	}
+	running, err := recordingRunning(ctx, cn.db, l.SessionID)
+	if err != nil || !running || cn.rec.State(l.SessionID).Recording {
+		return err
+	}
+	if _, err := cn.rec.Start(ctx, l.SessionID, "node:"+l.NodeID); err != nil {
+		return fmt.Errorf("continuing the recording of %s: %w", l.SessionID, err)
+	}
+	cn.log.Info("recording continues on this node as a new segment", "session", l.SessionID, "previous_node", l.Previous)
+	return nil
+}
+
+// recordingRunning reports whether a session's latest recording has not
+// stopped: it was running on the room's previous home.
+func recordingRunning(ctx context.Context, db *database.DB, sessionID uuid.UUID) (bool, error) {
+	var stopped sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT stopped_at FROM recordings WHERE session_id = $1 ORDER BY started_at DESC LIMIT 1`,
+		sessionID.String()).Scan(&stopped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recording state of %s: %w", sessionID, err)
+	}
+	return !stopped.Valid, nil
+}
+
+// signal serves a signalling request: a session that can be served is
+// routed to its home (claimed here, or passed on); anything else goes
+// straight to the signalling server, which refuses it — no lease, no
+// journal entry for what nobody may join.
+func (cn *clusterNode) signal(rt http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := uuid.Parse(r.PathValue("id"))
+		if err != nil || !cn.svc.Servable(r.Context(), id) {
+			cn.sig.HandleSignal(w, r)
+			return
+		}
+		rt.ServeHTTP(w, r)
+	}
 }
 
 // roomEvent is what a node tells a room's home: the session layer's

@@ -355,7 +355,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usagef("chamber serve: media: %v", err)
 	}
 	defer sig.Close()
-	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, db, jnl, sig, svc, log)
+	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, db, jnl, sig, svc, rec, log)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if node != nil {
 		// Events of changes made here reach each room's home node too.
 		svc.SetNotifier(clusterNotifier{Server: sig, cn: node})
-		signal = node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP).ServeHTTP
+		signal = node.signal(node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP))
 	} else {
 		svc.SetNotifier(sig)
 	}
