@@ -432,6 +432,24 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("the resumed node still counts %v rooms", rooms)
 		}
 		t.Logf("FENCING: the resumed node had %v writes for the room refused", metric(t, paused, "chamber_fenced_writes_total"))
+		// Its participants' departures, which it tried to journal as it
+		// ended their connections, are not in the record after the claim.
+		var entries []struct{ Action string }
+		call(t, "GET", base(claimedBy)+"/journal", judgeStaff.Token, nil, 200, &entries)
+		last := -1
+		for i, e := range entries {
+			if e.Action == "room.moved" {
+				last = i
+			}
+		}
+		if last < 0 {
+			t.Fatal("the claim is not journalled (room.moved)")
+		}
+		for _, e := range entries[last+1:] {
+			if e.Action == "participant.left" {
+				t.Fatalf("the node that lost the room journalled %s after the claim", e.Action)
+			}
+		}
 		home, token = claimedBy, claimedToken
 	})
 
@@ -446,6 +464,16 @@ func TestCluster(t *testing.T) {
 			t.Logf("ROLLING: node %s stopped; media flowing for everyone after %.1f s", id, time.Since(stopped).Seconds())
 			_ = took
 			tc.start(id)
+		}
+		// Handed over, not dropped: the stopping nodes said "moved".
+		moved := 0
+		for _, m := range []*member{judge, party, counsel} {
+			m.mu.Lock()
+			moved += count(m.byes, protocol.ByeMoved)
+			m.mu.Unlock()
+		}
+		if moved == 0 {
+			t.Fatal("no participant was told its room moved")
 		}
 	})
 
