@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +33,7 @@ type nodeConfig struct {
 	id, url, internalURL string
 	capacity             int
 	leaseTTL             time.Duration
+	natIPs               string
 }
 
 func (n *nodeConfig) register(c *command) {
@@ -38,6 +42,24 @@ func (n *nodeConfig) register(c *command) {
 	c.fs.StringVar(&n.internalURL, "node-internal-url", "", "the URL other nodes reach this node at, for signalling they pass on (default --node-url)")
 	c.fs.IntVar(&n.capacity, "node-capacity", cluster.DefaultCapacity, "media connections this node takes; placement prefers nodes with the most headroom")
 	c.fs.DurationVar(&n.leaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "how long a room stays with a node that stopped renewing its lease (failover takes about this long)")
+	c.fs.StringVar(&n.natIPs, "node-nat-ips", "", "each node's public media address, as node-id=IP,…; this node's becomes --nat-ip (one manifest for every pod)")
+}
+
+// natIP returns this node's entry of --node-nat-ips ("" when absent).
+func (n nodeConfig) natIP() (string, error) {
+	if n.natIPs == "" {
+		return "", nil
+	}
+	for _, pair := range strings.Split(n.natIPs, ",") {
+		id, ip, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || net.ParseIP(ip) == nil {
+			return "", usagef("chamber serve: --node-nat-ips: %q is not node-id=IP", pair)
+		}
+		if id == n.id {
+			return ip, nil
+		}
+	}
+	return "", usagef("chamber serve: --node-nat-ips names no address for node %q", n.id)
 }
 
 // clusterNode is this node's part in a cluster, wired to the signalling
@@ -310,4 +332,36 @@ func readiness(cn *clusterNode, checks map[string]api.Check) map[string]api.Chec
 		checks["cluster"] = cn.ready
 	}
 	return checks
+}
+
+// runDrain asks a running node, on its metrics listener, to drain: it
+// takes no new rooms and its rooms' participants reconnect to other nodes.
+// Kubernetes runs it as the pod's preStop hook.
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("drain")
+	admin := c.fs.String("metrics-listen", defaultMetricsListen, "the node's --metrics-listen address, where POST /drain is served")
+	if err := c.parse(args, stderr); err != nil {
+		return err
+	}
+	addr := *admin
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/drain", nil)
+	if err != nil {
+		return usagef("chamber drain: --metrics-listen %q: %v", *admin, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("chamber drain: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chamber drain: %s: %s", resp.Status, body)
+	}
+	_, err = stdout.Write(body)
+	return err
 }

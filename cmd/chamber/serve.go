@@ -219,6 +219,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.evidenceLoops.retry <= 0 || cfg.evidenceLoops.probe <= 0 || cfg.evidenceLoops.grace <= 0 {
 		return usagef("chamber serve: --evidence-retry-interval, --readiness-probe-interval and --evidence-orphan-grace must be positive")
 	}
+	if cfg.node.id != "" && !strings.HasPrefix(cfg.database, "postgres://") && !strings.HasPrefix(cfg.database, "postgresql://") {
+		return usagef("chamber serve: --node-id needs PostgreSQL (--database postgres://…); SQLite serves a single node, without --node-id")
+	}
+	if cfg.node.natIPs != "" {
+		if cfg.node.id == "" || cfg.media.natIP != "" {
+			return usagef("chamber serve: --node-nat-ips needs --node-id and replaces --nat-ip")
+		}
+		if cfg.media.natIP, err = cfg.node.natIP(); err != nil {
+			return err
+		}
+	}
 	trustedProxies, err := cfg.identity.check()
 	if err != nil {
 		return err
@@ -240,9 +251,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine, "location", db.Location)
-	if cfg.node.id != "" && db.Engine != database.Postgres {
-		return usagef("chamber serve: --node-id needs PostgreSQL (--database postgres://…); SQLite serves a single node, without --node-id")
-	}
 
 	store, where, err := openEvidence(ctx, cfg.dataDir, cfg.s3, log)
 	if err != nil {
