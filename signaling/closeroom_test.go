@@ -2,17 +2,32 @@ package signaling
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
+// slowDepartures records departures slowly, as a session layer writing to
+// its database does.
+type slowDepartures struct {
+	defaultHooks
+	recorded atomic.Int32
+}
+
+func (h *slowDepartures) Disconnected(context.Context, Identity) {
+	time.Sleep(200 * time.Millisecond) // a slow write, not synchronisation
+	h.recorded.Add(1)
+}
+
 // TestCloseRoomMovesEveryoneAndWaits: a node that is no longer a room's
 // home ends all its connections with bye moved (their clients reconnect)
-// and returns once the room is gone here.
+// and returns once every departure is recorded: the node's writes for the
+// room are fenced only until then.
 func TestCloseRoomMovesEveryoneAndWaits(t *testing.T) {
-	ts := newTestServer(t, nil)
+	hooks := &slowDepartures{}
+	ts := newTestServer(t, func(c *Config) { c.Hooks = hooks })
 	a, _, _ := ts.dial(t, "a", nil)
 	b, _, _ := ts.dial(t, "b", nil)
 	if rooms, conns := ts.Load(); rooms != 1 || conns != 2 {
@@ -25,6 +40,9 @@ func TestCloseRoomMovesEveryoneAndWaits(t *testing.T) {
 	}
 	if rooms, conns := ts.Load(); rooms != 0 || conns != 0 {
 		t.Fatalf("after CloseRoom: %d rooms, %d connections", rooms, conns)
+	}
+	if n := hooks.recorded.Load(); n != 2 {
+		t.Fatalf("CloseRoom returned with %d of 2 departures recorded", n)
 	}
 	for _, c := range []interface {
 		Done() <-chan struct{}

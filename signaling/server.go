@@ -157,9 +157,10 @@ type room struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
-	// gone is closed when the last connection has left and the room is
-	// no more.
-	gone chan struct{}
+	// present counts the connections that joined and whose teardown —
+	// the session layer's record of the departure included — has not
+	// finished.
+	present sync.WaitGroup
 
 	// messages limits each participant's room messages across their
 	// connections; it lives as long as the room.
@@ -517,8 +518,8 @@ func (s *Server) DisconnectCredential(credential, code string) {
 }
 
 // CloseRoom closes every connection of a session with a Bye code and
-// waits, until ctx ends, for the last of them to be gone — its departure
-// recorded, its media closed. A node that is no longer a room's home ends
+// waits, until ctx ends, for every one of them to be torn down — its
+// departure recorded by the session layer, its media closed. A node that is no longer a room's home ends
 // the room's connections with protocol.ByeMoved: their clients reconnect,
 // and reach the new home.
 func (s *Server) CloseRoom(ctx context.Context, sessionID uuid.UUID, code string) error {
@@ -537,8 +538,13 @@ func (s *Server) CloseRoom(ctx context.Context, sessionID uuid.UUID, code string
 	for _, c := range conns {
 		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
 	}
+	gone := make(chan struct{})
+	go func() { // ends with the last teardown, which closing has started
+		r.present.Wait()
+		close(gone)
+	}()
 	select {
-	case <-r.gone:
+	case <-gone:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("signaling: closing room %s: %w", sessionID, ctx.Err())
@@ -610,7 +616,7 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 		if err != nil {
 			return nil, err
 		}
-		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn), gone: make(chan struct{}),
+		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
 			messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
 		s.rooms[r.id] = r
 	}
@@ -624,20 +630,29 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 	c.room = r
 	welcome(others)
 	r.conns[c.connID] = c
+	r.present.Add(1) // Done at the end of c's teardown
 	return r, nil
 }
 
+// departure is what leave tells teardown: whether the connection was in
+// its room, and who else is there.
+type departure struct {
+	was    bool
+	others []*conn
+}
+
 // leave removes a connection; the last one out closes the room.
-func (s *Server) leave(c *conn) (others []*conn) {
+func (s *Server) leave(c *conn) (d departure) {
 	s.mu.Lock()
 	r := c.room
 	if r == nil || r.conns[c.connID] != c {
 		s.mu.Unlock()
-		return nil
+		return departure{}
 	}
+	d.was = true
 	delete(r.conns, c.connID)
 	for _, o := range r.conns {
-		others = append(others, o)
+		d.others = append(d.others, o)
 	}
 	empty := len(r.conns) == 0
 	if empty {
@@ -646,9 +661,8 @@ func (s *Server) leave(c *conn) (others []*conn) {
 	s.mu.Unlock()
 	if empty {
 		r.media.Close()
-		close(r.gone)
 	}
-	return others
+	return d
 }
 
 // iceServers returns the ICE servers for one connection of a participant:

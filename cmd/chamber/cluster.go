@@ -93,7 +93,9 @@ func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *
 		DB: db, DSN: dsn, NodeID: n.id, PublicURL: url, InternalURL: n.internalURL,
 		MediaAddr: sig.MediaUDPAddr().String(), Capacity: n.capacity, LeaseTTL: n.leaseTTL,
 		Heartbeat: n.leaseTTL * 3 / 10, Load: cn.load, Lost: cn.lost, Log: log,
-		Empty: func(id uuid.UUID) bool { return !sig.HasRoom(id) },
+		// A room nobody is connected to here is given up, unless it is
+		// being recorded: the recording's taps are here.
+		Empty: func(id uuid.UUID) bool { return !sig.HasRoom(id) && !rec.State(id).Recording },
 	})
 	if err != nil {
 		return nil, usagef("chamber serve: %v", err)
@@ -118,6 +120,7 @@ func (cn *clusterNode) load() cluster.Load {
 func (cn *clusterNode) lost(sessionID uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	cn.handOverRecording(ctx, sessionID)
 	if err := cn.sig.CloseRoom(ctx, sessionID, protocol.ByeMoved); err != nil {
 		cn.log.Warn("ending the connections of a lost room", "session", sessionID, "err", err)
 	}
@@ -139,7 +142,11 @@ func (cn *clusterNode) claimed(ctx context.Context, l cluster.Lease) error {
 		return err
 	}
 	running, err := recordingRunning(ctx, cn.db, l.SessionID)
-	if err != nil || !running || cn.rec.State(l.SessionID).Recording {
+	if err != nil {
+		return err
+	}
+	handedOver, err := takeRecordingHandover(ctx, cn.db, l.SessionID)
+	if err != nil || !(running || handedOver) || cn.rec.State(l.SessionID).Recording {
 		return err
 	}
 	if _, err := cn.rec.Start(ctx, l.SessionID, "node:"+l.NodeID); err != nil {
@@ -147,6 +154,38 @@ func (cn *clusterNode) claimed(ctx context.Context, l cluster.Lease) error {
 	}
 	cn.log.Info("recording continues on this node as a new segment", "session", l.SessionID, "previous_node", l.Previous)
 	return nil
+}
+
+// handOverRecording stops the recording of a room this node gives up,
+// leaving word for the next home to continue it as a new segment. A
+// recording whose stop cannot be journalled here (the room is another
+// node's already) waits in the spool and is stored by the recovery loop.
+func (cn *clusterNode) handOverRecording(ctx context.Context, sessionID uuid.UUID) {
+	st := cn.rec.State(sessionID)
+	if !st.Recording || st.RecordingID == nil {
+		return
+	}
+	if _, err := cn.db.ExecContext(ctx, `
+		INSERT INTO room_state (session_id, presenting, presenting_doc, recording_handover, updated_at) VALUES ($1, '', '', $2, $3)
+		ON CONFLICT (session_id) DO UPDATE SET recording_handover = excluded.recording_handover, updated_at = excluded.updated_at`,
+		sessionID.String(), st.RecordingID.String(), database.Micros(database.Now())); err != nil {
+		cn.log.Error("leaving the recording for the next home", "session", sessionID, "err", err)
+	}
+	if _, err := cn.rec.Stop(ctx, sessionID, "node:"+cn.NodeID()); err != nil {
+		cn.log.Error("stopping the recording of a room handed over", "session", sessionID, "err", err)
+	}
+}
+
+// takeRecordingHandover reports, once, whether the room's previous home
+// stopped a recording when it handed the room over.
+func takeRecordingHandover(ctx context.Context, db *database.DB, sessionID uuid.UUID) (bool, error) {
+	res, err := db.ExecContext(ctx, `UPDATE room_state SET recording_handover = '' WHERE session_id = $1 AND recording_handover <> ''`,
+		sessionID.String())
+	if err != nil {
+		return false, fmt.Errorf("recording handover of %s: %w", sessionID, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // recordingRunning reports whether a session's latest recording has not

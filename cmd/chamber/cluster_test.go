@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -434,7 +435,11 @@ func TestCluster(t *testing.T) {
 		t.Logf("FENCING: the resumed node had %v writes for the room refused", metric(t, paused, "chamber_fenced_writes_total"))
 		// Its participants' departures, which it tried to journal as it
 		// ended their connections, are not in the record after the claim.
-		var entries []struct{ Action string }
+		var entries []struct {
+			Seq           int64
+			Action, Actor string
+			At            time.Time
+		}
 		call(t, "GET", base(claimedBy)+"/journal", judgeStaff.Token, nil, 200, &entries)
 		last := -1
 		for i, e := range entries {
@@ -447,6 +452,9 @@ func TestCluster(t *testing.T) {
 		}
 		for _, e := range entries[last+1:] {
 			if e.Action == "participant.left" {
+				for _, e := range entries[max(0, last-5):] {
+					t.Logf("%d %s %s %s", e.Seq, e.At.Format(time.StampMicro), e.Actor, e.Action)
+				}
 				t.Fatalf("the node that lost the room journalled %s after the claim", e.Action)
 			}
 		}
@@ -454,6 +462,10 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("rolling restart", func(t *testing.T) {
+		// Recorded throughout: each node that hands the room over stops its
+		// segment and the next home starts the next.
+		before := journalActions(t, base(home), judgeStaff.Token)
+		call(t, "POST", base(home)+"/recording", judgeStaff.Token, map[string]any{"action": "start"}, 200, nil)
 		for _, id := range []string{"a", "b", "c"} {
 			s := tc.node(id)
 			began := time.Now()
@@ -463,7 +475,8 @@ func TestCluster(t *testing.T) {
 				how = "drained (chamber drain), then stopped"
 				addr := strings.TrimPrefix(s.metricsURL(), "http://")
 				out, errOut, code := chamber(t, s.dir, "drain", "--metrics-listen", addr)
-				if code != 0 || !strings.Contains(out, `"draining":true`) {
+				var drained struct{ Draining bool }
+				if code != 0 || json.Unmarshal([]byte(out), &drained) != nil || !drained.Draining {
 					t.Fatalf("chamber drain: %d %s %s", code, out, errOut)
 				}
 				allFlowing(t, everyone, failoverTarget)
@@ -484,6 +497,14 @@ func TestCluster(t *testing.T) {
 		}
 		if moved == 0 {
 			t.Fatal("no participant was told its room moved")
+		}
+		now, _ := tc.home(sess.ID)
+		call(t, "POST", base(now)+"/recording", judgeStaff.Token, map[string]any{"action": "stop"}, 200, nil)
+		during := journalActions(t, base(now), judgeStaff.Token)[len(before):]
+		started, stopped, moves := count(during, "recording.started"), count(during, "recording.stopped"), count(during, "room.moved")
+		t.Logf("ROLLING: %d room moves, %d recording segments", moves, started)
+		if moves == 0 || started != moves+1 || stopped != started {
+			t.Fatalf("during the rolling restart: %d moves, %d segments started, %d stopped; want a segment per home, each stopped", moves, started, stopped)
 		}
 	})
 

@@ -46,12 +46,15 @@ CREATE TABLE room_events (
 CREATE INDEX room_events_at ON room_events (at);
 
 -- Live room state that used to live only in the home node's memory: the
--- page being presented in the main room, so a new home shows it too.
+-- page being presented in the main room, so a new home shows it too; and
+-- the recording a node that handed the room over (drain, shutdown) stopped,
+-- which the next home continues as a new segment.
 CREATE TABLE room_state (
-    session_id     TEXT PRIMARY KEY,
-    presenting     TEXT NOT NULL,
-    presenting_doc TEXT NOT NULL,
-    updated_at     BIGINT NOT NULL
+    session_id         TEXT PRIMARY KEY,
+    presenting         TEXT NOT NULL,
+    presenting_doc     TEXT NOT NULL,
+    recording_handover TEXT NOT NULL DEFAULT '',
+    updated_at         BIGINT NOT NULL
 );
 
 -- +goose Down
