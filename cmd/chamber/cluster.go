@@ -171,10 +171,26 @@ func (cn *clusterNode) handOverRecording(ctx context.Context, sessionID uuid.UUI
 		sessionID.String(), st.RecordingID.String(), database.Micros(database.Now())); err != nil {
 		cn.log.Error("leaving the recording for the next home", "session", sessionID, "err", err)
 	}
-	if _, err := cn.rec.Stop(ctx, sessionID, "node:"+cn.NodeID()); err != nil {
-		cn.log.Error("stopping the recording of a room handed over", "session", sessionID, "err", err)
+	// The room's participants must not wait on a slow recorder: after
+	// handoverWait the room moves on, and the segment's files, complete or
+	// not, stay in the spool until this stop (or Recover) stores them.
+	stopped := make(chan struct{})
+	go func() { // ends when the recorder has stopped
+		defer close(stopped)
+		if _, err := cn.rec.Stop(context.WithoutCancel(ctx), sessionID, "node:"+cn.NodeID()); err != nil {
+			cn.log.Error("stopping the recording of a room handed over", "session", sessionID, "err", err)
+		}
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(handoverWait):
+		cn.log.Warn("the recording is still stopping; the room is handed over, its spool keeps the segment", "session", sessionID)
 	}
 }
+
+// handoverWait bounds how long a node handing a room over waits for its
+// recording to stop.
+const handoverWait = 5 * time.Second
 
 // takeRecordingHandover reports, once, whether the room's previous home
 // stopped a recording when it handed the room over.

@@ -158,7 +158,14 @@ func (s *server) stop() error {
 	case err := <-s.done:
 		return err
 	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
+		// SIGQUIT first: the Go runtime writes every goroutine's stack to
+		// the log, which shows what the shutdown waits for.
+		s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+		}
 		return fmt.Errorf("did not stop within 30s after SIGTERM")
 	}
 }
