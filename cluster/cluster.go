@@ -106,9 +106,11 @@ type Lease struct {
 	SessionID uuid.UUID
 	NodeID    string
 	Token     int64
-	// Previous is the node whose process held the room before this claim
-	// took it ("" for a new room, or one this process held last); a node
-	// restarted under the same ID is its own previous node.
+	// Previous is the node whose process held the room until its lease
+	// ended without a release — it died, stalled or was cut off, or was
+	// restarted under the same ID (then it is its own previous node) — and
+	// "" for a new room, a released one (drained, idle, shut down) or one
+	// this process held last.
 	Previous string
 }
 

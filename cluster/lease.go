@@ -37,11 +37,12 @@ func (c *Cluster) Claim(ctx context.Context, sessionID uuid.UUID) (l Lease, fres
 	}
 	l = Lease{SessionID: sessionID, NodeID: c.cfg.NodeID}
 	var prev, prevHolder string
+	var prevUntil int64
 	err = c.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
 		// The row lock first, so that what was there before is what this
 		// claim replaces.
-		err := tx.QueryRowContext(ctx, `SELECT node_id, holder FROM room_leases WHERE session_id = $1 FOR UPDATE`,
-			sessionID.String()).Scan(&prev, &prevHolder)
+		err := tx.QueryRowContext(ctx, `SELECT node_id, holder, lease_until FROM room_leases WHERE session_id = $1 FOR UPDATE`,
+			sessionID.String()).Scan(&prev, &prevHolder, &prevUntil)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -75,8 +76,8 @@ func (c *Cluster) Claim(ctx context.Context, sessionID uuid.UUID) (l Lease, fres
 	// Fresh unless this process served the room under this very token:
 	// a room it lost and took back is rebuilt like any other.
 	fresh = !had || held != l.Token
-	if prevHolder != c.incarnation {
-		l.Previous = prev
+	if prevHolder != c.incarnation && prevUntil != 0 {
+		l.Previous = prev // a lease that ended without a release: a failover
 	}
 	if fresh {
 		leaseClaims.Inc()

@@ -128,18 +128,20 @@ func (cn *clusterNode) lost(sessionID uuid.UUID) {
 }
 
 // claimed rebuilds a room this node has just become the home of. A room
-// that moved from another node is journalled as such, and a recording that
-// was running there continues here as a new segment (the other node's
-// segment is stored from its spool when that node, or its disk, comes back).
+// taken over from a node that failed is journalled as such (room.moved; a
+// release — drain, shutdown, an idle room — is not a failover, and nobody
+// can cause one from outside), and a recording that was running on the
+// previous home continues here as a new segment: the failed node's segment
+// is stored from its spool when that node, or its disk, comes back; a
+// handed-over one was stopped by its node.
 func (cn *clusterNode) claimed(ctx context.Context, l cluster.Lease) error {
 	if err := cn.svc.Rebuild(ctx, l.SessionID); err != nil {
 		return err
 	}
-	if l.Previous == "" {
-		return nil
-	}
-	if err := cn.svc.RecordMove(ctx, l.SessionID, l.NodeID, l.Previous, l.Token); err != nil {
-		return err
+	if l.Previous != "" {
+		if err := cn.svc.RecordMove(ctx, l.SessionID, l.NodeID, l.Previous, l.Token); err != nil {
+			return err
+		}
 	}
 	running, err := recordingRunning(ctx, cn.db, l.SessionID)
 	if err != nil {
