@@ -312,6 +312,20 @@ func TestCluster(t *testing.T) {
 	clerk := addStaff(t, tc.dirs["a"], pg, "Clerk Kask", "clerk")
 	judgeStaff := addStaff(t, tc.dirs["a"], pg, "Judge Saar", "judge")
 
+	// A join for a session that does not exist is refused without a
+	// lease: nobody outside can make the nodes claim rooms.
+	ghost := uuid.NewString()
+	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := client.Dial(gctx, client.Config{URL: "ws" + strings.TrimPrefix(a.URL, "http") + "/api/v1/sessions/" + ghost + "/signal",
+		Token: "cha_nothing", LoopbackOnly: true, JoinAttempts: 1}); err == nil {
+		t.Fatal("a join for no session was accepted")
+	}
+	gcancel()
+	var leases int
+	if err := tc.db.QueryRow(`SELECT COUNT(*) FROM room_leases`).Scan(&leases); err != nil || leases != 0 {
+		t.Fatalf("%d leases after a join for no session (%v)", leases, err)
+	}
+
 	// Created through node A.
 	var sess struct{ ID string }
 	call(t, "POST", a.URL+"/api/v1/sessions", clerk.Token, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-15"}, 201, &sess)
