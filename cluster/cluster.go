@@ -289,9 +289,7 @@ func (c *Cluster) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			c.ReleaseAll(rctx)
-			cancel()
+			c.ReleaseAll(context.WithoutCancel(ctx))
 			return
 		case <-t.C:
 			if err := c.beat(ctx); err != nil && ctx.Err() == nil {

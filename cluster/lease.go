@@ -276,12 +276,19 @@ func (c *Cluster) ReleaseAll(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	// Connections end first, while their writes are still fenced by a
-	// lease this process holds; then the lease goes.
+	// lease this process holds; then the lease goes, with a time of its
+	// own: ending the connections may have taken a while, and a lease that
+	// is not released counts as a failover.
 	for _, id := range held {
 		c.cfg.Lost(id)
-		c.Release(ctx, id)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		c.Release(rctx, id)
+		cancel()
 	}
 }
+
+// releaseTimeout bounds the release of one lease.
+const releaseTimeout = 5 * time.Second
 
 // Drain stops this node taking rooms and hands over those it holds: their
 // leases are released and Lost ends their connections, whose clients
