@@ -281,6 +281,27 @@ func (c *Cluster) beat(ctx context.Context) error {
 	return err
 }
 
+// stop releases every room, renewing the leases on each tick until it is
+// done: ending a room's connections (and its recording) may outlast a
+// lease, and a lease that expires unreleased is a failover.
+func (c *Cluster) stop(ctx context.Context, tick <-chan time.Time) {
+	done := make(chan struct{})
+	go func() { // ends when every room is released
+		defer close(done)
+		c.ReleaseAll(ctx)
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick:
+			if err := c.renew(ctx); err != nil {
+				c.log.Warn("renewing leases while handing rooms over", "err", err)
+			}
+		}
+	}
+}
+
 // Run beats the heart until ctx ends, then releases this process's leases
 // so that the rooms move at once rather than after the TTL.
 func (c *Cluster) Run(ctx context.Context) {
@@ -289,7 +310,7 @@ func (c *Cluster) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			c.ReleaseAll(context.WithoutCancel(ctx))
+			c.stop(context.WithoutCancel(ctx), t.C)
 			return
 		case <-t.C:
 			if err := c.beat(ctx); err != nil && ctx.Err() == nil {
