@@ -168,8 +168,8 @@ func (c *Cluster) forgetLocked(sessionID uuid.UUID) {
 	delete(c.empty, sessionID)
 }
 
-// renew extends every lease this process holds. Those it no longer holds
-// are lost; so is everything when no renewal succeeded for a whole TTL (the
+// renew extends every lease this process holds, except those it released
+// meanwhile (lease_until 0). Those it no longer holds are lost; so is everything when no renewal succeeded for a whole TTL (the
 // database is out of reach: another node may have the rooms by now).
 func (c *Cluster) renew(ctx context.Context) error {
 	started := time.Now()
@@ -184,7 +184,7 @@ func (c *Cluster) renew(ctx context.Context) error {
 		return nil
 	}
 	rows, err := c.cfg.DB.QueryContext(ctx, `
-		UPDATE room_leases SET lease_until = `+dbNow+` + $1 WHERE holder = $2 RETURNING session_id, token`,
+		UPDATE room_leases SET lease_until = `+dbNow+` + $1 WHERE holder = $2 AND lease_until > 0 RETURNING session_id, token`,
 		c.cfg.LeaseTTL.Microseconds(), c.incarnation)
 	if err != nil {
 		c.expireIfStale()
