@@ -65,7 +65,18 @@ type Journal struct {
 	log    *slog.Logger
 	now    func() time.Time
 	outbox outbox
+	fence  Fence
 }
+
+// Fence checks, inside an append's transaction, that this process may
+// still write for the session: with several nodes, only the session's home
+// node may (package cluster). A refusal ends the append and so the whole
+// transaction of the change it records. Nil checks nothing (one node).
+type Fence func(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) error
+
+// SetFence installs the check of every append for a session. Set it before
+// the journal is used.
+func (j *Journal) SetFence(f Fence) { j.fence = f }
 
 // New returns a journal on db. ts may be nil, in which case Anchor fails.
 func New(db *database.DB, ts Timestamper, log *slog.Logger) *Journal {
@@ -93,6 +104,12 @@ func (j *Journal) AppendTx(ctx context.Context, tx *sql.Tx, rec Record) (Entry, 
 	details, err := Canonical(rec.Details)
 	if err != nil {
 		return Entry{}, fmt.Errorf("journal: details of %s: %w", rec.Action, err)
+	}
+	if j.fence != nil && rec.SessionID != uuid.Nil {
+		// Before the head's lock: a refused writer does not hold up others.
+		if err := j.fence(ctx, tx, rec.SessionID); err != nil {
+			return Entry{}, fmt.Errorf("journal: %s: %w", rec.Action, err)
+		}
 	}
 	e := Entry{
 		At:        j.now(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -240,4 +241,48 @@ func TestCanonical(t *testing.T) {
 			t.Errorf("Canonical(%v) = %s, %v; want %s", tt.in, got, err, tt.want)
 		}
 	}
+}
+
+func TestFenceRefusesTheAppendAndItsTransaction(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		j := journal.New(db, nil, discard)
+		mine, lost := uuid.New(), uuid.New()
+		errLost := errors.New("lease lost")
+		var checked []uuid.UUID
+		j.SetFence(func(_ context.Context, _ *sql.Tx, sid uuid.UUID) error {
+			checked = append(checked, sid)
+			if sid == lost {
+				return errLost
+			}
+			return nil
+		})
+		if _, err := j.Append(ctx, journal.Record{SessionID: mine, Actor: "system", Action: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Append(ctx, journal.Record{Actor: "system", Action: "no.session"}); err != nil {
+			t.Fatal(err)
+		}
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE health_probe SET at = 42 WHERE id = 1`); err != nil {
+				return err
+			}
+			_, err := j.AppendTx(ctx, tx, journal.Record{SessionID: lost, Actor: "system", Action: "b"})
+			return err
+		})
+		if !errors.Is(err, errLost) {
+			t.Fatalf("append for a lost session: %v, want the fence's error", err)
+		}
+		var at int64
+		if err := db.QueryRowContext(ctx, `SELECT at FROM health_probe WHERE id = 1`).Scan(&at); err != nil || at == 42 {
+			t.Fatalf("the refused change committed (at=%d, %v)", at, err)
+		}
+		rep, err := j.Verify(ctx, nil)
+		if err != nil || rep.Entries != 2 {
+			t.Fatalf("verify: %+v %v, want the 2 allowed entries", rep, err)
+		}
+		if len(checked) != 2 || checked[0] != mine || checked[1] != lost {
+			t.Fatalf("fence consulted for %v, want only the session entries", checked)
+		}
+	})
 }

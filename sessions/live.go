@@ -261,3 +261,25 @@ func (l *liveState) view(sessionID uuid.UUID, f func(ls *liveSession)) {
 		f(ls)
 	}
 }
+
+// refresh replaces a session's participants with ps, as upsert does for
+// each, and returns those whose space changed.
+func (l *liveState) refresh(sessionID uuid.UUID, ps []Participant) []Participant {
+	var moved []Participant
+	for _, p := range ps {
+		l.mu.RLock()
+		var before string
+		known := false
+		if ls := l.sessions[sessionID]; ls != nil {
+			if old := ls.participants[p.ID]; old != nil {
+				before, known = old.space, true
+			}
+		}
+		l.mu.RUnlock()
+		l.upsert(p)
+		if known && before != p.Space {
+			moved = append(moved, p)
+		}
+	}
+	return moved
+}

@@ -272,15 +272,22 @@ func (s *Service) present(ctx context.Context, p Participant, payload json.RawMe
 		return nil, invalid("page", "page must be 1 or more")
 	}
 	details := map[string]any{"document_id": in.DocumentID, "page": in.Page}
+	shown := map[string]any{"document_id": in.DocumentID, "page": in.Page, "by": p.ID}
+	out := mustJSON(shown)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if in.DocumentID == nil {
+			if err := s.savePresenting(ctx, tx, p.SessionID, nil, uuid.Nil); err != nil {
+				return err
+			}
+		} else if err := s.savePresenting(ctx, tx, p.SessionID, out, *in.DocumentID); err != nil {
+			return err
+		}
 		_, err := s.record(ctx, tx, journal.Record{SessionID: p.SessionID, Actor: "participant:" + p.ID.String(), Action: "document.presented", Details: details})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	details["by"] = p.ID
-	out := mustJSON(details)
 	if in.DocumentID == nil {
 		s.live.setPresenting(p.SessionID, nil, uuid.Nil)
 	} else {

@@ -370,13 +370,16 @@ func (c *conn) teardown() {
 	if c.peer != nil {
 		c.peer.Close()
 	}
-	others := c.s.leave(c)
+	registered := c.s.leave(c)
 	left := c.peerAnnouncement(protocol.TypePeerLeft)
 	msg := mustEncode(left.Type, "", left.Data)
-	for _, o := range others {
+	for _, o := range registered.others {
 		c.s.deliver(o, left, msg)
 	}
 	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
+	if registered.was {
+		c.room.present.Done()
+	}
 	// Last, so as not to delay the session layer's record of the
 	// departure; the peer's PeerConnections are closed already.
 	c.s.revokeTURN(c.id.ParticipantID, c.connID)

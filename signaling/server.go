@@ -157,6 +157,10 @@ type room struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
+	// present counts the connections that joined and whose teardown —
+	// the session layer's record of the departure included — has not
+	// finished.
+	present sync.WaitGroup
 
 	// messages limits each participant's room messages across their
 	// connections; it lives as long as the room.
@@ -513,6 +517,58 @@ func (s *Server) DisconnectCredential(credential, code string) {
 	}
 }
 
+// CloseRoom closes every connection of a session with a Bye code and
+// waits, until ctx ends, for every one of them to be torn down — its
+// departure recorded by the session layer, its media closed. A node that is no longer a room's home ends
+// the room's connections with protocol.ByeMoved: their clients reconnect,
+// and reach the new home.
+func (s *Server) CloseRoom(ctx context.Context, sessionID uuid.UUID, code string) error {
+	s.mu.Lock()
+	r := s.rooms[sessionID]
+	var conns []*conn
+	if r != nil {
+		for _, c := range r.conns {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	for _, c := range conns {
+		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
+	}
+	gone := make(chan struct{})
+	go func() { // ends with the last teardown, which closing has started
+		r.present.Wait()
+		close(gone)
+	}()
+	select {
+	case <-gone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("signaling: closing room %s: %w", sessionID, ctx.Err())
+	}
+}
+
+// HasRoom reports whether a session has connections here.
+func (s *Server) HasRoom(sessionID uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[sessionID] != nil
+}
+
+// Load counts the rooms with connections here and their connections.
+func (s *Server) Load() (rooms, conns int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		rooms++
+		conns += len(r.conns)
+	}
+	return rooms, conns
+}
+
 // connsOf returns the connections of the listed participants (nil = all).
 func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Room) {
 	s.mu.Lock()
@@ -574,20 +630,29 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 	c.room = r
 	welcome(others)
 	r.conns[c.connID] = c
+	r.present.Add(1) // Done at the end of c's teardown
 	return r, nil
 }
 
+// departure is what leave tells teardown: whether the connection was in
+// its room, and who else is there.
+type departure struct {
+	was    bool
+	others []*conn
+}
+
 // leave removes a connection; the last one out closes the room.
-func (s *Server) leave(c *conn) (others []*conn) {
+func (s *Server) leave(c *conn) (d departure) {
 	s.mu.Lock()
 	r := c.room
 	if r == nil || r.conns[c.connID] != c {
 		s.mu.Unlock()
-		return nil
+		return departure{}
 	}
+	d.was = true
 	delete(r.conns, c.connID)
 	for _, o := range r.conns {
-		others = append(others, o)
+		d.others = append(d.others, o)
 	}
 	empty := len(r.conns) == 0
 	if empty {
@@ -597,7 +662,7 @@ func (s *Server) leave(c *conn) (others []*conn) {
 	if empty {
 		r.media.Close()
 	}
-	return others
+	return d
 }
 
 // iceServers returns the ICE servers for one connection of a participant:

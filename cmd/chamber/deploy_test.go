@@ -122,13 +122,23 @@ func TestDeployConfiguration(t *testing.T) {
 		t.Fatalf("compose.yaml: %v", err)
 	}
 	var vars []string
-	for k := range compose.Services["chamber"].Environment {
-		vars = append(vars, k)
+	nodes := map[string]bool{}
+	for name, svc := range compose.Services {
+		if !strings.HasPrefix(name, "chamber") {
+			continue
+		}
+		for k := range svc.Environment {
+			vars = append(vars, k)
+		}
+		nodes[svc.Environment["CHAMBER_NODE_ID"]] = true
 	}
 	if len(vars) == 0 {
 		t.Fatal("compose.yaml configures no chamber service")
 	}
 	check("compose.yaml", vars)
+	if len(nodes) != 3 || nodes[""] {
+		t.Errorf("compose.yaml runs nodes %v, want three with distinct CHAMBER_NODE_ID", nodes)
+	}
 
 	b, err = os.ReadFile("../../deploy/kubernetes/chamber.yaml")
 	if err != nil {
@@ -158,7 +168,7 @@ func TestDeployConfiguration(t *testing.T) {
 		}
 		check("kubernetes/chamber.yaml "+doc.Kind, vars)
 	}
-	for _, k := range []string{"ConfigMap", "Secret", "StatefulSet", "Service", "Ingress"} {
+	for _, k := range []string{"ConfigMap", "Secret", "StatefulSet", "Service", "Ingress", "PodDisruptionBudget"} {
 		if !kinds[k] {
 			t.Errorf("kubernetes/chamber.yaml has no %s", k)
 		}

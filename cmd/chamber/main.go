@@ -46,6 +46,7 @@ var commands = []subcommand{
 	{"verify", "verify", "verify the signatures of a PDF", runVerify},
 	{"bundle", "bundle verify", "verify an evidence bundle offline", runBundle},
 	{"loadtest", "loadtest", "load-test a running server's media path", runLoadtest},
+	{"drain", "drain", "hand this node's rooms to the other nodes and take no new ones (before stopping it)", runDrain},
 	{"version", "version", "print version information", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		printVersion(stdout)
 		return nil

@@ -158,7 +158,14 @@ func (s *server) stop() error {
 	case err := <-s.done:
 		return err
 	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
+		// SIGQUIT first: the Go runtime writes every goroutine's stack to
+		// the log, which shows what the shutdown waits for.
+		s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+		}
 		return fmt.Errorf("did not stop within 30s after SIGTERM")
 	}
 }
@@ -295,6 +302,11 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad env value", []string{"serve"}, []string{"CHAMBER_SHUTDOWN_TIMEOUT=soon"}, "CHAMBER_SHUTDOWN_TIMEOUT"},
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, "--log-format"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+		{"node on SQLite", []string{"serve", "--node-id", "a"}, nil, "--node-id needs PostgreSQL"},
+		{"node on an SQLite file", []string{"serve", "--node-id", "a", "--database", "sqlite:x.db"}, nil, "--node-id needs PostgreSQL"},
+		{"node NAT IPs without a node", []string{"serve", "--node-nat-ips", "a=192.0.2.1"}, nil, "--node-nat-ips needs --node-id"},
+		{"malformed node NAT IPs", []string{"serve", "--node-id", "a", "--database", "postgres://x@127.0.0.1:1/x", "--node-nat-ips", "a=nowhere"}, nil, "is not node-id=IP"},
+		{"node NAT IPs without this node", []string{"serve", "--node-id", "c", "--database", "postgres://x@127.0.0.1:1/x", "--node-nat-ips", "a=192.0.2.1"}, nil, "no address for node"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -316,7 +316,7 @@ func (p recordingPolicy) MayRecord(sessionID, participantID uuid.UUID, source st
 }
 
 // notifier adapts the signalling server's Notify for the HTTP floor.
-func notifier(sig *signaling.Server) func(uuid.UUID, string, any) {
+func notifier(sig sessions.Notifier) func(uuid.UUID, string, any) {
 	return func(sessionID uuid.UUID, typ string, payload any) {
 		b, err := json.Marshal(payload)
 		if err != nil {

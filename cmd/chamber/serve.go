@@ -155,6 +155,7 @@ type serveConfig struct {
 	egressProxy     string
 	identity        identityConfig
 	signers         signerFlags
+	node            nodeConfig
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -209,6 +210,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.evidenceLoops.register(c)
 	cfg.identity.register(c)
 	cfg.signers.register(c)
+	cfg.node.register(c)
 	if err := c.parse(args, stderr); err != nil {
 		return err
 	}
@@ -218,6 +220,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.evidenceLoops.retry <= 0 || cfg.evidenceLoops.probe <= 0 || cfg.evidenceLoops.grace <= 0 {
 		return usagef("chamber serve: --evidence-retry-interval, --readiness-probe-interval and --evidence-orphan-grace must be positive")
+	}
+	if cfg.node.id != "" && !strings.HasPrefix(cfg.database, "postgres://") && !strings.HasPrefix(cfg.database, "postgresql://") {
+		return usagef("chamber serve: --node-id needs PostgreSQL (--database postgres://…); SQLite serves a single node, without --node-id")
+	}
+	if cfg.node.natIPs != "" {
+		if cfg.node.id == "" || cfg.media.natIP != "" {
+			return usagef("chamber serve: --node-nat-ips needs --node-id and replaces --nat-ip")
+		}
+		if cfg.media.natIP, err = cfg.node.natIP(); err != nil {
+			return err
+		}
 	}
 	trustedProxies, err := cfg.identity.check()
 	if err != nil {
@@ -356,9 +369,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usagef("chamber serve: media: %v", err)
 	}
 	defer sig.Close()
-	svc.SetNotifier(sig)
+	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, db, jnl, sig, svc, rec, log)
+	if err != nil {
+		return err
+	}
+	signal := sig.HandleSignal
+	var roomNotifier sessions.Notifier = sig
+	if node != nil {
+		// Events of changes made here reach each room's home node too.
+		roomNotifier = clusterNotifier{Server: sig, cn: node}
+		signal = node.signal(node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP))
+	}
+	svc.SetNotifier(roomNotifier)
+	actSvc.SetNotifier(roomNotifier)
 	rec.SetNotifier(sig)
-	actSvc.SetNotifier(sig)
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
 
@@ -382,6 +406,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Go(func() { dbProbe.Run(bg) })
 	wg.Go(func() { storeProbe.Run(bg) })
 	wg.Go(func() { svc.RunSweeps(bg, cfg.identity.sweepEvery) })
+	if node != nil {
+		wg.Go(func() { node.Run(bg) })
+		wg.Go(func() { node.Listen(bg) })
+	}
 	defer func() {
 		stopBackground()
 		wg.Wait()
@@ -395,10 +423,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	router := api.New(api.Config{
 		Log: log,
 		// Ready when each answers now and its latest write probe passed.
-		Ready: map[string]api.Check{
+		Ready: readiness(node, map[string]api.Check{
 			"database": api.All(db.PingContext, dbProbe.Check),
 			"evidence": api.All(store.Ping, storeProbe.Check),
-		},
+		}),
 		Sessions:  svc,
 		Documents: docs,
 		Journal:   jnl,
@@ -408,10 +436,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
 			}},
-		Notify:         notifier(sig),
+		Notify:         notifier(roomNotifier),
 		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken:    verifyToken,
-		Signal:         sig.HandleSignal,
+		Signal:         signal,
 		SignIn:         prov,
 		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
 		Bootstrap:      boot,
@@ -448,7 +476,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			},
 		},
 	})
-	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen)
+	var admin map[string]http.Handler
+	if node != nil {
+		admin = map[string]http.Handler{"POST /drain": node.drainHandler()}
+	}
+	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen, admin)
 	if err != nil {
 		return err
 	}
@@ -456,6 +488,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	// Every response carries the security headers that suit it; pages
 	// replace them with their own.
 	var h http.Handler = web.APIHeaders(router)
+	if node != nil {
+		h = node.front(h)
+	}
 	if cfg.https() {
 		h = api.StrictTransport(h)
 	}
@@ -477,7 +512,7 @@ const defaultMetricsListen = "127.0.0.1:9464"
 // serveMetrics serves GET /metrics on addr ("off": nowhere) until the
 // returned stop is called. Room and peer counts are the operator's, not
 // the public's: the public listener does not serve them.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string) (stop func(), err error) {
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, admin map[string]http.Handler) (stop func(), err error) {
 	if addr == "off" || addr == "" {
 		return func() {}, nil
 	}
@@ -487,6 +522,11 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string) (stop func
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", api.Metrics())
+	// Operator actions (POST /drain with several nodes) live here too: the
+	// metrics listener is the operator's, never the public's.
+	for pattern, h := range admin {
+		mux.Handle(pattern, h)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

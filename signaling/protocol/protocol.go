@@ -233,8 +233,8 @@ type Error struct {
 func (e *Error) Error() string { return "signaling: " + e.Code + ": " + e.Message }
 
 // Bye precedes the server closing the connection. Code says why, and
-// whether the client may come back: only after ByeShutdown does it
-// reconnect; the others are final.
+// whether the client may come back: only after ByeShutdown and ByeMoved
+// does it reconnect; the others are final.
 type Bye struct {
 	Code   string `json:"code"`
 	Reason string `json:"reason,omitempty"` // for people; may change
@@ -249,4 +249,8 @@ const (
 	ByeExpired       = "token_expired"  // the invitation expired while connected
 	ByeSessionClosed = "session_closed" // the session was closed
 	ByeShutdown      = "shutdown"       // the server is stopping; reconnect
+	// ByeMoved: this node is no longer the room's home (it drains, or
+	// lost the room's lease); reconnect now to the same URL, which
+	// reaches the new home.
+	ByeMoved = "moved"
 )

@@ -1,0 +1,629 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/signaling/protocol"
+)
+
+// clusterLeaseTTL is the nodes' lease in these tests: failover waits it out.
+const clusterLeaseTTL = 3 * time.Second
+
+// failoverTarget is the longest a participant may go without media after
+// its room's node is killed.
+const failoverTarget = 15 * time.Second
+
+// testCluster is three chamber serve processes on one PostgreSQL database
+// and one MinIO bucket.
+type testCluster struct {
+	t      *testing.T
+	dsn    string
+	db     *sql.DB
+	s3     testenv.S3
+	bucket string
+	dirs   map[string]string
+	nodes  map[string]*server
+	mu     sync.Mutex
+}
+
+func (tc *testCluster) args(id string) []string {
+	return []string{"--database", tc.dsn, "--node-id", id, "--lease-ttl", clusterLeaseTTL.String(), "--nat-ip", "127.0.0.1",
+		"--s3-endpoint", tc.s3.Endpoint, "--s3-insecure", "--s3-access-key", tc.s3.AccessKey, "--s3-secret-key", tc.s3.SecretKey,
+		"--s3-bucket", tc.bucket, "--evidence-retry-interval", "1s"}
+}
+
+// start runs (or runs again, on its own directory) one node.
+func (tc *testCluster) start(id string) *server {
+	s := startServer(tc.t, tc.dirs[id], nil, tc.args(id)...)
+	tc.mu.Lock()
+	tc.nodes[id] = s
+	tc.mu.Unlock()
+	return s
+}
+
+func (tc *testCluster) node(id string) *server {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.nodes[id]
+}
+
+func (tc *testCluster) urls() []string {
+	var out []string
+	for _, id := range []string{"a", "b", "c"} {
+		out = append(out, tc.node(id).URL)
+	}
+	return out
+}
+
+// home is the node holding the room's lease, from the database.
+func (tc *testCluster) home(sessionID string) (node string, token int64) {
+	tc.t.Helper()
+	err := tc.db.QueryRow(`SELECT node_id, token FROM room_leases WHERE session_id = $1`, sessionID).Scan(&node, &token)
+	if err != nil {
+		tc.t.Fatalf("lease of %s: %v", sessionID, err)
+	}
+	return node, token
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	tc := &testCluster{t: t, dsn: testenv.PostgresDB(t), s3: testenv.MinIO(t),
+		bucket: fmt.Sprintf("cluster-%d", time.Now().UnixNano()),
+		dirs:   map[string]string{}, nodes: map[string]*server{}}
+	var err error
+	if tc.db, err = sql.Open("pgx", tc.dsn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.db.Close() })
+	for _, id := range []string{"a", "b", "c"} {
+		tc.dirs[id] = t.TempDir()
+	}
+	tc.start("a")
+	// One development PKI for the whole cluster, as production has one
+	// signing identity and one TSA: the journal's anchors verify anywhere.
+	for _, id := range []string{"b", "c"} {
+		copyDir(t, filepath.Join(tc.dirs["a"], "data", "pki"), filepath.Join(tc.dirs[id], "data", "pki"))
+		tc.start(id)
+	}
+	return tc
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// member is a participant whose client reconnects, as the browser does,
+// to whichever node answers: its own node first, then the others.
+type member struct {
+	t         *testing.T
+	name, id  string
+	token     string
+	sessionID string
+	urls      func() []string
+	first     int
+	publish   bool
+
+	mu       sync.Mutex
+	c        *client.Client
+	tracks   []*client.RemoteTrack
+	byes     []string
+	connects int
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, error) {
+	events := make(chan protocol.Envelope, 1024)
+	c, err := client.Dial(ctx, client.Config{
+		URL:   "ws" + strings.TrimPrefix(url, "http") + "/api/v1/sessions/" + m.sessionID + "/signal",
+		Token: m.token, LoopbackOnly: true, Events: events, JoinAttempts: 1,
+		OnTrack: func(rt *client.RemoteTrack) {
+			m.mu.Lock()
+			m.tracks = append(m.tracks, rt)
+			m.mu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { // drained so the client never blocks; nothing here reads events
+		for range events {
+		}
+	}()
+	if m.publish {
+		if _, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15}); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// connect dials the nodes in turn until one takes the join.
+func (m *member) connect() bool {
+	urls := m.urls()
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for i := m.first; time.Now().Before(deadline); i++ {
+		select {
+		case <-m.stop:
+			return false
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := m.dialOnce(ctx, urls[i%len(urls)])
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			m.c, m.tracks = c, nil
+			m.connects++
+			m.mu.Unlock()
+			return true
+		}
+		last = fmt.Errorf("join through %s: %w", urls[i%len(urls)], err)
+		urls = m.urls()
+		time.Sleep(200 * time.Millisecond) // the client's back-off between attempts
+	}
+	m.t.Logf("%s gave up reconnecting: %v", m.name, last)
+	return false
+}
+
+// run keeps the member connected until stop.
+func (m *member) run() {
+	defer close(m.done)
+	for {
+		m.mu.Lock()
+		c := m.c
+		m.mu.Unlock()
+		select {
+		case <-m.stop:
+			c.Close()
+			return
+		case <-c.Done():
+		}
+		m.mu.Lock()
+		m.byes = append(m.byes, c.ByeReason())
+		m.mu.Unlock()
+		c.Close()
+		if !m.connect() {
+			return
+		}
+	}
+}
+
+func joinMember(t *testing.T, tc *testCluster, sessionID, name, id, token string, first int) *member {
+	t.Helper()
+	m := &member{t: t, name: name, id: id, token: token, sessionID: sessionID, urls: tc.urls, first: first, publish: true,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if !m.connect() {
+		t.Fatalf("%s could not join", name)
+	}
+	go m.run()
+	t.Cleanup(func() {
+		close(m.stop)
+		<-m.done
+	})
+	return m
+}
+
+// received counts what m's current connection received of from's source.
+func (m *member) received(from *member, source string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n uint64
+	for _, rt := range m.tracks {
+		if rt.ParticipantID == from.id && rt.Source == source {
+			n += rt.Stats().Packets
+		}
+	}
+	return n
+}
+
+// flowing waits until m receives from's source (the count grows by 10).
+func (m *member) flowing(from *member, source string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	start := m.received(from, source)
+	for time.Now().Before(deadline) {
+		if n := m.received(from, source); n > start+10 || (n < start && n > 10) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond) // polling packet counters
+	}
+	return false
+}
+
+// silent reports whether from's source stays still at m for two seconds,
+// once a moment has passed for the forwarding decision to settle.
+func (m *member) silent(from *member, source string) bool {
+	time.Sleep(700 * time.Millisecond) // bounded negative check: the decision settles
+	a := m.received(from, source)
+	time.Sleep(2 * time.Second) // bounded negative check
+	return m.received(from, source) <= a+1
+}
+
+// flows is one expected media path.
+type flows struct {
+	to, from *member
+	source   string
+}
+
+// allFlowing waits until every path carries media and returns how long it took.
+func allFlowing(t *testing.T, paths []flows, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, p := range paths {
+		left := within - time.Since(start)
+		if left <= 0 || !p.to.flowing(p.from, p.source, left) {
+			t.Fatalf("%s does not receive %s's %s within %s", p.to.name, p.from.name, p.source, within)
+		}
+	}
+	return time.Since(start)
+}
+
+// metric reads one counter or gauge from a node's metrics listener.
+func metric(t *testing.T, s *server, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.metricsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// TestCluster is a hearing on three nodes: created through one, joined
+// through another, moderated through the third; its home node killed with
+// a recording running; a node paused past its lease; a rolling restart.
+func TestCluster(t *testing.T) {
+	ffprobe := testenv.Command(t, "ffprobe")
+	tc := newTestCluster(t)
+	a := tc.node("a")
+	pg := []string{"--database", tc.dsn}
+	clerk := addStaff(t, tc.dirs["a"], pg, "Clerk Kask", "clerk")
+	judgeStaff := addStaff(t, tc.dirs["a"], pg, "Judge Saar", "judge")
+
+	// A join for a session that does not exist is refused without a
+	// lease: nobody outside can make the nodes claim rooms.
+	ghost := uuid.NewString()
+	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := client.Dial(gctx, client.Config{URL: "ws" + strings.TrimPrefix(a.URL, "http") + "/api/v1/sessions/" + ghost + "/signal",
+		Token: "cha_nothing", LoopbackOnly: true, JoinAttempts: 1}); err == nil {
+		t.Fatal("a join for no session was accepted")
+	}
+	gcancel()
+	var leases int
+	if err := tc.db.QueryRow(`SELECT COUNT(*) FROM room_leases`).Scan(&leases); err != nil || leases != 0 {
+		t.Fatalf("%d leases after a join for no session (%v)", leases, err)
+	}
+
+	// Created through node A.
+	var sess struct{ ID string }
+	call(t, "POST", a.URL+"/api/v1/sessions", clerk.Token, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-15"}, 201, &sess)
+	base := func(node string) string { return tc.node(node).URL + "/api/v1/sessions/" + sess.ID }
+	assign(t, a.URL, sess.ID, clerk.Token, judgeStaff.ID)
+	je := enter(t, a.URL, sess.ID, judgeStaff.Token)
+	type inv struct {
+		ParticipantID string `json:"participant_id"`
+		Token         string
+	}
+	var ip, ic inv
+	call(t, "POST", base("a")+"/invitations", clerk.Token, map[string]any{"name": "Mari Tamm", "role": "party"}, 201, &ip)
+	call(t, "POST", base("a")+"/invitations", clerk.Token, map[string]any{"name": "Counsel Kuusk", "role": "counsel"}, 201, &ic)
+
+	// Joined through node B (the judge), C (the party) and A (counsel).
+	judge := joinMember(t, tc, sess.ID, "judge", je.Participant.ID, je.Ticket, 1)
+	party := joinMember(t, tc, sess.ID, "party", ip.ParticipantID, ip.Token, 2)
+	counsel := joinMember(t, tc, sess.ID, "counsel", ic.ParticipantID, ic.Token, 0)
+	home, token := tc.home(sess.ID)
+	t.Logf("the room's home is node %s (token %d)", home, token)
+
+	// Moderation through node C: admission and a mute take effect on the home.
+	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
+	call(t, "POST", base("c")+"/participants/"+ic.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
+	everyone := []flows{{judge, party, "camera"}, {judge, counsel, "camera"}, {party, judge, "camera"}, {party, judge, "microphone"},
+		{counsel, judge, "microphone"}, {judge, counsel, "microphone"}, {counsel, party, "camera"}}
+	allFlowing(t, append(everyone, flows{judge, party, "microphone"}), 20*time.Second)
+	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/mute", judgeStaff.Token, map[string]any{"audio": true}, 200, nil)
+	if !judge.silent(party, "microphone") {
+		t.Fatal("muted through node C, the party's audio still reaches the judge")
+	}
+
+	// A recording, started through node A, runs on the home.
+	call(t, "POST", base("a")+"/recording", judgeStaff.Token, map[string]any{"action": "start"}, 200, nil)
+	allFlowing(t, everyone, 10*time.Second) // some media in the first segment
+
+	t.Run("failover", func(t *testing.T) {
+		dead := tc.node(home)
+		killed := time.Now()
+		if err := dead.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-dead.done
+		took := allFlowing(t, everyone, failoverTarget)
+		newHome, newToken := tc.home(sess.ID)
+		t.Logf("FAILOVER: media flowing again for every participant %.1f s after SIGKILL of node %s (lease %s); new home %s, token %d",
+			time.Since(killed).Seconds(), home, clusterLeaseTTL, newHome, newToken)
+		_ = took
+		if newHome == home || newToken <= token {
+			t.Fatalf("after the kill the room is on %s with token %d (was %s, %d)", newHome, newToken, home, token)
+		}
+		// Nobody re-admitted, the mute as it was.
+		if !judge.silent(party, "microphone") {
+			t.Fatal("after failover the muted party is heard")
+		}
+		var ps []struct {
+			ID, Space  string
+			AudioMuted bool `json:"audio_muted"`
+		}
+		call(t, "GET", base(newHome)+"/participants", judgeStaff.Token, nil, 200, &ps)
+		for _, p := range ps {
+			if (p.ID == ip.ParticipantID || p.ID == ic.ParticipantID) && p.Space != "main" {
+				t.Fatalf("after failover %s is in %q", p.ID, p.Space)
+			}
+			if p.ID == ip.ParticipantID && !p.AudioMuted {
+				t.Fatal("after failover the party is not muted")
+			}
+		}
+		// The dead node comes back: its spool is stored as the first segment.
+		tc.start(home)
+		call(t, "POST", base(newHome)+"/recording", judgeStaff.Token, map[string]any{"action": "stop"}, 200, nil)
+		waitJournal(t, base(newHome), judgeStaff.Token, "recording.recovered")
+		actions := journalActions(t, base(newHome), judgeStaff.Token)
+		for _, want := range []string{"participant.admitted", "participant.muted", "room.moved", "recording.started", "recording.stopped", "recording.recovered"} {
+			if !slices.Contains(actions, want) {
+				t.Errorf("journal lacks %s: %v", want, actions)
+			}
+		}
+		if n := count(actions, "recording.started"); n != 2 {
+			t.Errorf("%d recording.started entries, want 2 (one per segment)", n)
+		}
+		probeSegments(t, tc, sess.ID, ffprobe)
+		home, token = newHome, newToken
+	})
+
+	t.Run("fencing", func(t *testing.T) {
+		paused := tc.node(home)
+		lossesBefore := metric(t, paused, "chamber_lease_losses_total")
+		if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		defer func() {
+			if !resumed {
+				paused.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}()
+		// Past its lease, a participant's join through another node claims the room.
+		waitLeaseExpired(t, tc, sess.ID)
+		var ij inv
+		call(t, "POST", base(otherThan(home))+"/invitations", clerk.Token, map[string]any{"name": "Witness Mets", "role": "witness"}, 201, &ij)
+		witness := joinMember(t, tc, sess.ID, "witness", ij.ParticipantID, ij.Token, index(otherThan(home)))
+		call(t, "POST", base(otherThan(home))+"/participants/"+ij.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
+		claimedBy, claimedToken := tc.home(sess.ID)
+		if claimedBy == home || claimedToken <= token {
+			t.Fatalf("the room stayed with the paused node: %s %d", claimedBy, claimedToken)
+		}
+		if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		resumed = true
+		// Resumed, it learns it lost the room, refuses its writes for it
+		// and ends its connections; everyone reconnects to the new home.
+		mustEventually(t, "the resumed node gives the room up", func() bool {
+			return metric(t, paused, "chamber_lease_losses_total") > lossesBefore
+		})
+		allFlowing(t, append(everyone, flows{judge, witness, "camera"}), failoverTarget)
+		if rooms := metric(t, paused, "chamber_node_rooms"); rooms != 0 {
+			t.Fatalf("the resumed node still counts %v rooms", rooms)
+		}
+		t.Logf("FENCING: the resumed node had %v writes for the room refused", metric(t, paused, "chamber_fenced_writes_total"))
+		// Its participants' departures, which it tried to journal as it
+		// ended their connections, are not in the record after the claim.
+		var entries []struct {
+			Seq           int64
+			Action, Actor string
+			At            time.Time
+		}
+		call(t, "GET", base(claimedBy)+"/journal", judgeStaff.Token, nil, 200, &entries)
+		last := -1
+		for i, e := range entries {
+			if e.Action == "room.moved" {
+				last = i
+			}
+		}
+		if last < 0 {
+			t.Fatal("the claim is not journalled (room.moved)")
+		}
+		for _, e := range entries[last+1:] {
+			if e.Action == "participant.left" {
+				for _, e := range entries[max(0, last-5):] {
+					t.Logf("%d %s %s %s", e.Seq, e.At.Format(time.StampMicro), e.Actor, e.Action)
+				}
+				t.Fatalf("the node that lost the room journalled %s after the claim", e.Action)
+			}
+		}
+		home, token = claimedBy, claimedToken
+	})
+
+	t.Run("rolling restart", func(t *testing.T) {
+		// Recorded throughout: each node that hands the room over stops its
+		// segment and the next home starts the next.
+		before := journalActions(t, base(home), judgeStaff.Token)
+		call(t, "POST", base(home)+"/recording", judgeStaff.Token, map[string]any{"action": "start"}, 200, nil)
+		handovers := 0
+		for _, id := range []string{"a", "b", "c"} {
+			s := tc.node(id)
+			began := time.Now()
+			before, _ := tc.home(sess.ID)
+			how := "stopped (SIGTERM)"
+			if id != "c" {
+				// As Kubernetes' preStop hook does; c is stopped without it.
+				how = "drained (chamber drain), then stopped"
+				addr := strings.TrimPrefix(s.metricsURL(), "http://")
+				out, errOut, code := chamber(t, s.dir, "drain", "--metrics-listen", addr)
+				var drained struct{ Draining bool }
+				if code != 0 || json.Unmarshal([]byte(out), &drained) != nil || !drained.Draining {
+					s.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines' stacks go to the log
+					<-s.done
+					t.Fatalf("chamber drain: %d %s %s", code, out, errOut)
+				}
+				allFlowing(t, everyone, failoverTarget)
+			}
+			if err := s.stop(); err != nil {
+				t.Fatalf("stopping node %s: %v", id, err)
+			}
+			allFlowing(t, everyone, failoverTarget)
+			t.Logf("ROLLING: node %s %s; media flowing for everyone after %.1f s", id, how, time.Since(began).Seconds())
+			if after, _ := tc.home(sess.ID); after != before {
+				handovers++
+			}
+			tc.start(id)
+		}
+		// Handed over, not dropped: the stopping nodes said "moved".
+		moved := 0
+		for _, m := range []*member{judge, party, counsel} {
+			m.mu.Lock()
+			moved += count(m.byes, protocol.ByeMoved)
+			m.mu.Unlock()
+		}
+		if moved == 0 {
+			t.Fatal("no participant was told its room moved")
+		}
+		now, _ := tc.home(sess.ID)
+		call(t, "POST", base(now)+"/recording", judgeStaff.Token, map[string]any{"action": "stop"}, 200, nil)
+		during := journalActions(t, base(now), judgeStaff.Token)[len(before):]
+		started := count(during, "recording.started")
+		t.Logf("ROLLING: %d handovers, %d recording segments", handovers, started)
+		if handovers == 0 || started != handovers+1 {
+			t.Fatalf("during the rolling restart: %d handovers, %d segments started; want a segment per home", handovers, started)
+		}
+		if n := count(during, "room.moved"); n != 0 {
+			t.Fatalf("%d handovers journalled as failovers (room.moved)", n)
+		}
+		// Every segment is stored: stopped by the node that handed the
+		// room over, or recovered from its spool when it came back.
+		mustEventually(t, "every segment stored", func() bool {
+			during := journalActions(t, base(now), judgeStaff.Token)[len(before):]
+			return count(during, "recording.stopped")+count(during, "recording.recovered") >= started
+		})
+	})
+
+	// The record: one unbroken chain across the nodes.
+	out, errOut, code := chamber(t, tc.dirs["a"], "journal", "verify", "--database", tc.dsn)
+	if code != 0 || !strings.HasPrefix(out, "OK") {
+		t.Fatalf("journal verify: %d %s %s", code, out, errOut)
+	}
+}
+
+func otherThan(node string) string {
+	for _, id := range []string{"a", "b", "c"} {
+		if id != node {
+			return id
+		}
+	}
+	return ""
+}
+
+func index(node string) int { return strings.Index("abc", node) }
+
+func count(xs []string, x string) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
+}
+
+func waitLeaseExpired(t *testing.T, tc *testCluster, sessionID string) {
+	t.Helper()
+	mustEventually(t, "the paused node's lease to expire", func() bool {
+		var expired bool
+		err := tc.db.QueryRow(`SELECT lease_until < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT FROM room_leases WHERE session_id = $1`,
+			sessionID).Scan(&expired)
+		return err == nil && expired
+	})
+}
+
+func journalActions(t *testing.T, base, token string) []string {
+	t.Helper()
+	var entries []struct{ Action string }
+	call(t, "GET", base+"/journal", token, nil, 200, &entries)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Action)
+	}
+	return out
+}
+
+func waitJournal(t *testing.T, base, token, action string) {
+	t.Helper()
+	mustEventually(t, "journal entry "+action, func() bool { return slices.Contains(journalActions(t, base, token), action) })
+}
+
+// probeSegments checks that both segments' WebM files are in the bucket
+// and that ffprobe reads each.
+func probeSegments(t *testing.T, tc *testCluster, sessionID, ffprobe string) {
+	t.Helper()
+	mc, err := minio.New(tc.s3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(tc.s3.AccessKey, tc.s3.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var recovered, live int
+	dir := t.TempDir()
+	for obj := range mc.ListObjects(ctx, tc.bucket, minio.ListObjectsOptions{Prefix: "sessions/" + sessionID + "/recordings/", Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		if !strings.HasSuffix(obj.Key, ".webm") {
+			continue
+		}
+		path := filepath.Join(dir, uuid.NewString()+".webm")
+		if err := mc.FGetObject(ctx, tc.bucket, obj.Key, path, minio.GetObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(ffprobe, "-v", "error", "-show_format", path).CombinedOutput(); err != nil {
+			t.Fatalf("ffprobe %s: %v\n%s", obj.Key, err, out)
+		}
+		if strings.Contains(obj.Key, ".recovered") {
+			recovered++
+		} else {
+			live++
+		}
+	}
+	if recovered == 0 || live == 0 {
+		t.Fatalf("recording files: %d recovered (the dead node's segment), %d stored (the new home's); want both", recovered, live)
+	}
+}
