@@ -90,7 +90,7 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	roots.AddCert(authority.Root())
 	// The test refreshes the probe itself, as Run would on its interval.
 	storeProbe := api.NewProbe(store.Probe, time.Hour)
-	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: recordAll{},
+	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: recordAll{},
 		SpoolDir: t.TempDir(), Retention: time.Hour})
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,

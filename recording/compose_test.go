@@ -71,7 +71,7 @@ func newFixture(t *testing.T, cfg CompositeConfig, wrap func(evidence.Store) evi
 		cfg.TempDir = t.TempDir()
 	}
 	logs := &logLines{}
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: slog.New(logs), Policy: allow{}, SpoolDir: t.TempDir(),
+	c := New(Config{DB: db, Journal: jnl, Store: store, Log: slog.New(logs), Scope: allow{}, SpoolDir: t.TempDir(),
 		Retention: time.Hour, Composite: cfg})
 	return &fixture{c: c, db: db, store: store, jnl: jnl, sid: session(t, db), logs: logs}
 }

@@ -117,10 +117,10 @@ func TestRecoverKeepsSpoolUntilRecorded(t *testing.T) {
 			store := evidenceLocal(t)
 			jnl := journal.New(db, nil, discard)
 			sid := session(t, db)
-			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 			spool, rid := crashRecording(t, c, sid)
 
-			after := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: spool, Retention: time.Hour})
+			after := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
 			if err := fail(func() error { return after.Recover(context.Background()) }); err == nil {
 				t.Fatal("recovery during the failure reported success")
 			}
@@ -168,7 +168,7 @@ func TestStopDuringDatabaseOutage(t *testing.T) {
 			store := evidenceLocal(t)
 			jnl := journal.New(db, nil, discard)
 			sid := session(t, db)
-			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 			ctx := context.Background()
 			if _, err := c.Start(ctx, sid, "participant:judge"); err != nil {
 				t.Fatal(err)
@@ -230,7 +230,7 @@ func TestStopWhileStoreDown(t *testing.T) {
 	db := databasetest.Open(t, database.Postgres)
 	jnl := journal.New(db, nil, discard)
 	sid := session(t, db)
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 	room := make(states, 64)
 	c.SetNotifier(room)
 	ctx := context.Background()

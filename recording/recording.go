@@ -61,9 +61,9 @@ type Stopped struct {
 	Files          []webm.File `json:"files"`
 }
 
-// Policy says whose media belongs in the recording: the session layer's
+// Scope says whose media belongs in the recording: the session layer's
 // MayRecord (the main room only).
-type Policy interface {
+type Scope interface {
 	MayRecord(sessionID, participantID uuid.UUID, source string) bool
 }
 
@@ -83,7 +83,7 @@ type Config struct {
 	Journal   *journal.Journal
 	Store     evidence.Store
 	Log       *slog.Logger
-	Policy    Policy
+	Scope     Scope
 	SpoolDir  string
 	Retention time.Duration
 	// Composite configures the composite made of each recording after it
@@ -518,7 +518,7 @@ func (c *Controller) MayRecord(sessionID, participantID uuid.UUID, src sfu.Sourc
 	c.mu.Lock()
 	on := c.active[sessionID] != nil
 	c.mu.Unlock()
-	return on && c.cfg.Policy.MayRecord(sessionID, participantID, string(src))
+	return on && c.cfg.Scope.MayRecord(sessionID, participantID, string(src))
 }
 
 // ActiveSpeaker implements the signalling server's SpeakerRecorder hook:

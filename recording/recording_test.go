@@ -80,7 +80,7 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 	jnl := journal.New(db, nil, discard)
 	spool := t.TempDir()
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: spool, Retention: time.Hour})
+	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
 	n := &notes{}
 	c.SetNotifier(n)
 	sid, crashedSID := session(t, db), session(t, db)
@@ -157,7 +157,7 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 
 	// The next start recovers the crashed copy.
-	c2 := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Policy: allow{}, SpoolDir: crashed, Retention: time.Hour})
+	c2 := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: crashed, Retention: time.Hour})
 	if err := c2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}

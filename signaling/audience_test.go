@@ -57,7 +57,7 @@ func (a *blindAudience) count(typ string) int {
 // and what it drops never reaches the connection.
 func TestAudienceDecidesEveryEvent(t *testing.T) {
 	aud := &blindAudience{asked: map[string]int{}}
-	ts := newTestServer(t, func(c *Config) { c.Audience, c.Policy = aud, aud })
+	ts := newTestServer(t, func(c *Config) { c.Audience, c.Permissions = aud, aud })
 	tokHidden, hidden := ts.tokens.issue(ts.session, "Hidden Witness", "witness")
 	tokBlind, blind := ts.tokens.issue(ts.session, "Observer", "observer")
 	aud.receiver, aud.hidden = blind.ParticipantID, hidden.ParticipantID

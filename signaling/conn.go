@@ -31,7 +31,7 @@ type conn struct {
 	ws     *websocket.Conn
 	id     Identity
 	connID uuid.UUID
-	room   *room
+	room   *roomConns
 	peer   *sfu.Peer
 
 	out       chan []byte

@@ -65,10 +65,10 @@ func UpgradeRequest(ctx context.Context) *http.Request {
 	return r
 }
 
-// Policy is the permission hook: who may publish, who receives whom.
+// MediaPermissions is the permission hook: who may publish, who receives whom.
 // It is consulted when a track is published, when a peer joins, and whenever
 // the session layer calls Server.Notify (state changed) — never per packet.
-type Policy interface {
+type MediaPermissions interface {
 	MayPublish(sessionID, participantID uuid.UUID, src Source) bool
 	MayForward(sessionID, subscriber, publisher uuid.UUID, src Source) bool
 }
@@ -115,7 +115,7 @@ type Audience interface {
 }
 
 // Recorder is the recording hook (package recording implements it).
-// MayRecord is consulted like Policy; while it is true for a track, a tap
+// MayRecord is consulted like MediaPermissions; while it is true for a track, a tap
 // opened with OpenTap receives every RTP packet of that track (see sfu.Tap:
 // a slow tap never blocks forwarding).
 type Recorder interface {
@@ -222,10 +222,10 @@ func (defaultHooks) Message(_ context.Context, from Identity, typ string, payloa
 	}{from.ParticipantID.String(), from.Name, in.Text})
 }
 
-// policyAdapter binds a session-wide Policy to one room.
+// policyAdapter binds the session-wide MediaPermissions to one room.
 type policyAdapter struct {
 	session uuid.UUID
-	p       Policy
+	p       MediaPermissions
 }
 
 func (a policyAdapter) MayPublish(participant uuid.UUID, src sfu.Source) bool {

@@ -39,7 +39,7 @@ func (o *observers) add(id uuid.UUID) {
 
 func TestObserverPublishIsRefused(t *testing.T) {
 	pol := &observers{ids: map[uuid.UUID]bool{}}
-	ts := newTestServer(t, func(c *Config) { c.Policy = pol })
+	ts := newTestServer(t, func(c *Config) { c.Permissions = pol })
 	obsC, obs, _ := ts.dial(t, "observer", nil)
 	pol.add(obs.ParticipantID)
 	partyC, party, _ := ts.dial(t, "party", nil)

@@ -58,7 +58,7 @@ func sources(c *client.Client, participant uuid.UUID) map[string]bool {
 
 func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
 	pol := &switchPolicy{noPublish: map[uuid.UUID]Source{}, noForward: map[[2]uuid.UUID]Source{}}
-	ts := newTestServer(t, func(c *Config) { c.Policy = pol })
+	ts := newTestServer(t, func(c *Config) { c.Permissions = pol })
 	judgeC, judge, _ := ts.dial(t, "judge", nil)
 	witnessC, witness, wEvents := ts.dial(t, "witness", nil)
 	counselC, counsel, _ := ts.dial(t, "counsel", nil)

@@ -53,9 +53,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Authenticator checks join tokens. Required.
 	Authenticator Authenticator
-	// Policy decides who publishes and who receives whom; nil lets everyone
+	// Permissions decides who publishes and who receives whom; nil lets everyone
 	// publish and receive everyone.
-	Policy Policy
+	Permissions MediaPermissions
 	// Hooks follows connections and owns room messages; nil accepts
 	// everyone and broadcasts chat to the whole session.
 	Hooks Hooks
@@ -137,7 +137,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	auth     Authenticator
-	policy   Policy
+	policy   MediaPermissions
 	hooks    Hooks
 	audience Audience
 
@@ -145,15 +145,15 @@ type Server struct {
 	sfu     *sfu.SFU
 	turn    *turnserver.Server
 	relayIP net.IP
-	rooms   map[uuid.UUID]*room
+	rooms   map[uuid.UUID]*roomConns
 	closed  bool
 	ctx     context.Context
 	cancel  context.CancelFunc
 	conns   sync.WaitGroup
 }
 
-// room is the signalling side of one session.
-type room struct {
+// roomConns is the signalling side of one session.
+type roomConns struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
@@ -171,7 +171,7 @@ type room struct {
 }
 
 // allowMessage spends one of a participant's room messages.
-func (r *room) allowMessage(participant uuid.UUID) bool {
+func (r *roomConns) allowMessage(participant uuid.UUID) bool {
 	r.limitMu.Lock()
 	defer r.limitMu.Unlock()
 	l := r.messages[participant]
@@ -187,7 +187,7 @@ var errTooManyConnections = errors.New("signaling: too many connections for one 
 
 // connectionsOf counts a participant's connections in the room; the
 // server lock is held.
-func (r *room) connectionsOf(participant uuid.UUID) int {
+func (r *roomConns) connectionsOf(participant uuid.UUID) int {
 	n := 0
 	for _, c := range r.conns {
 		if c.id.ParticipantID == participant {
@@ -235,8 +235,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TURNTLSAddr != "" && (cfg.TURNTLSCertFile == "" || cfg.TURNTLSKeyFile == "") {
 		return nil, fmt.Errorf("%w: TURN over TLS needs a certificate and a key", ErrConfig)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: cfg.Authenticator, policy: cfg.Policy, hooks: cfg.Hooks, audience: cfg.Audience,
-		rooms: make(map[uuid.UUID]*room)}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: cfg.Authenticator, policy: cfg.Permissions, hooks: cfg.Hooks, audience: cfg.Audience,
+		rooms: make(map[uuid.UUID]*roomConns)}
 	if s.policy == nil {
 		s.policy = openPolicy{}
 	}
@@ -443,7 +443,7 @@ func (s *Server) Close() error {
 
 // Notify pushes a state event to the connections of a session, each as the
 // Audience decides, and then re-evaluates forwarding for the whole room
-// against the Policy (spaces, mute, etc.). to narrows the connections
+// against the MediaPermissions (spaces, mute, etc.). to narrows the connections
 // considered to those of the listed participants (nil = all); the Audience
 // decides for each of them all the same.
 func (s *Server) Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage) {
@@ -596,7 +596,7 @@ func (s *Server) connsOf(sessionID uuid.UUID, to []uuid.UUID) ([]*conn, *sfu.Roo
 // join registers a connection in its session's room, creating the room.
 // welcome runs under the server lock, before the connection becomes visible
 // to others, so that the "joined" it queues precedes any event about them.
-func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
+func (s *Server) join(c *conn, welcome func(others []*conn)) (*roomConns, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.sfu == nil {
@@ -604,19 +604,19 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*room, error) {
 	}
 	r := s.rooms[c.id.SessionID]
 	if r == nil {
-		var rec sfu.Recorder
+		var rec sfu.Tapper
 		if s.cfg.Recorder != nil {
 			rec = recorderAdapter{session: c.id.SessionID, r: s.cfg.Recorder}
 		}
 		media, err := s.sfu.NewRoom(sfu.RoomConfig{
-			ID:       c.id.SessionID,
-			Policy:   policyAdapter{session: c.id.SessionID, p: s.policy},
-			Recorder: rec,
+			ID:          c.id.SessionID,
+			Permissions: policyAdapter{session: c.id.SessionID, p: s.policy},
+			Tapper:      rec,
 		})
 		if err != nil {
 			return nil, err
 		}
-		r = &room{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
+		r = &roomConns{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
 			messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
 		s.rooms[r.id] = r
 	}

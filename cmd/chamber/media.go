@@ -170,10 +170,10 @@ type sessionHooks struct {
 }
 
 var (
-	_ signaling.Authenticator = sessionHooks{}
-	_ signaling.Policy        = sessionHooks{}
-	_ signaling.Hooks         = sessionHooks{}
-	_ signaling.Audience      = sessionHooks{}
+	_ signaling.Authenticator    = sessionHooks{}
+	_ signaling.MediaPermissions = sessionHooks{}
+	_ signaling.Hooks            = sessionHooks{}
+	_ signaling.Audience         = sessionHooks{}
 )
 
 // Authenticate checks a join's invitation token or staff join ticket; its
@@ -308,10 +308,10 @@ func (h sessionHooks) Message(ctx context.Context, from signaling.Identity, typ 
 	return h.svc.RoomMessage(ctx, from.SessionID, from.ParticipantID, typ, payload)
 }
 
-// recordingPolicy is the session layer as the recorder sees it.
-type recordingPolicy struct{ svc *sessions.Service }
+// recordingScope is the session layer as the recorder sees it.
+type recordingScope struct{ svc *sessions.Service }
 
-func (p recordingPolicy) MayRecord(sessionID, participantID uuid.UUID, source string) bool {
+func (p recordingScope) MayRecord(sessionID, participantID uuid.UUID, source string) bool {
 	return p.svc.MayRecord(sessionID, participantID, source)
 }
 

@@ -347,7 +347,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Principals: principalsOf(svc), Documents: docs,
 	})
 	rec := recording.New(recording.Config{
-		DB: db, Journal: jnl, Store: store, Log: log, Policy: recordingPolicy{svc},
+		DB: db, Journal: jnl, Store: store, Log: log, Scope: recordingScope{svc},
 		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
 		// ffmpeg and pdftoppm from PATH; without ffmpeg, no composite.
 		Composite: recording.CompositeConfig{TempDir: filepath.Join(cfg.dataDir, "tmp"), Documents: recording.DocumentsOf(docs)},
@@ -359,7 +359,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	sigCfg := cfg.media.signalingConfig(cfg.publicURL)
 	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log, failures: authFailures, clients: api.NewClientAddrs(trustedProxies)}
-	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Policy, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
+	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Permissions, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sigCfg.Audience = hooks
 	sig, err := signaling.New(sigCfg)
 	if err != nil {

@@ -21,11 +21,11 @@ func (s Source) Valid() bool {
 	return s == SourceCamera || s == SourceMicrophone || s == SourceScreen
 }
 
-// Policy decides, per room, who may publish and who receives whom. It is
+// Permissions decides, per room, who may publish and who receives whom. It is
 // consulted when a track is published, when a peer joins and when
 // Room.Reconcile is called, never per packet. Implementations must be quick
 // and must not call back into the Room.
-type Policy interface {
+type Permissions interface {
 	MayPublish(participant uuid.UUID, src Source) bool
 	MayForward(subscriber, publisher uuid.UUID, src Source) bool
 }
@@ -36,7 +36,7 @@ type openPolicy struct{}
 func (openPolicy) MayPublish(uuid.UUID, Source) bool            { return true }
 func (openPolicy) MayForward(uuid.UUID, uuid.UUID, Source) bool { return true }
 
-// TrackInfo describes a published track to a Recorder.
+// TrackInfo describes a published track to a Tapper.
 type TrackInfo struct {
 	TrackID         string
 	ParticipantID   uuid.UUID
@@ -106,16 +106,16 @@ type TapSenderReporter interface {
 // TapQueue is how many packets may wait for a slow tap before packets are dropped.
 const TapQueue = 1024
 
-// Recorder attaches taps to tracks. MayRecord is consulted like Policy: when a
+// Tapper attaches taps to tracks. MayRecord is consulted like Permissions: when a
 // track is published and on Room.Reconcile. When it turns true for a track,
 // OpenTap is called (from a goroutine of its own) and the returned Tap starts
 // receiving packets; when it turns false, or the track ends, the tap is closed.
-type Recorder interface {
+type Tapper interface {
 	MayRecord(participant uuid.UUID, src Source) bool
 	OpenTap(info TrackInfo) (Tap, error)
 }
 
-// SpeakerRecorder may be implemented by a Recorder that keeps who spoke
+// SpeakerRecorder may be implemented by a Tapper that keeps who spoke
 // when: it is told each change of the room's active speaker (the same
 // change the room is sent as active_speaker), naming the speaker's audio
 // track so that a recorder can tell a speaker it records from one it does

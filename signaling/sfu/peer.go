@@ -229,7 +229,7 @@ func (p *Peer) Start() {
 }
 
 // HandleOffer applies an offer on the publish PeerConnection and returns
-// the answer. An offer the Policy refuses altogether (mayPublish) is
+// the answer. An offer the Permissions refuse altogether (mayPublish) is
 // refused before any PeerConnection or track exists for it.
 func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 	o, err := parseOffer(sd)
@@ -243,10 +243,10 @@ func (p *Peer) HandleOffer(sd protocol.SessionDescription) (string, error) {
 }
 
 // mayPublish refuses a publish offer none of whose sending media sections
-// the Policy lets this participant publish (an observer's, say). A section
+// the Permissions let this participant publish (an observer's, say). A section
 // whose source is refused within an offer that carries an allowed one is
-// taken in but neither forwarded nor recorded until the Policy allows it
-// (Room.Reconcile): that is how a Policy mutes one source without a
+// taken in but neither forwarded nor recorded until the Permissions allow it
+// (Room.Reconcile): that is how the Permissions mute one source without a
 // renegotiation.
 func (p *Peer) mayPublish(o *publishOffer) error {
 	sending, allowed := 0, 0

@@ -12,11 +12,11 @@ import (
 // RoomConfig configures a Room.
 type RoomConfig struct {
 	ID uuid.UUID
-	// Policy decides who publishes and who receives whom; nil lets everyone
+	// Permissions decides who publishes and who receives whom; nil lets everyone
 	// publish and receive everyone.
-	Policy Policy
-	// Recorder, when set, attaches taps to the tracks it wants recorded.
-	Recorder Recorder
+	Permissions Permissions
+	// Tapper, when set, attaches taps to the tracks it wants recorded.
+	Tapper Tapper
 }
 
 // Room is the media side of one session: the peers connected to it and the
@@ -25,8 +25,8 @@ type Room struct {
 	sfu      *SFU
 	id       uuid.UUID
 	log      *slog.Logger
-	policy   Policy
-	recorder Recorder
+	policy   Permissions
+	recorder Tapper
 
 	mu     sync.Mutex
 	peers  map[uuid.UUID]*Peer // by connection ID
@@ -43,15 +43,15 @@ var ErrDuplicate = errors.New("sfu: duplicate connection")
 
 // NewRoom creates an empty room.
 func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
-	if cfg.Policy == nil {
-		cfg.Policy = openPolicy{}
+	if cfg.Permissions == nil {
+		cfg.Permissions = openPolicy{}
 	}
 	r := &Room{
 		sfu:      s,
 		id:       cfg.ID,
 		log:      s.log.With("room", cfg.ID),
-		policy:   cfg.Policy,
-		recorder: cfg.Recorder,
+		policy:   cfg.Permissions,
+		recorder: cfg.Tapper,
 		peers:    make(map[uuid.UUID]*Peer),
 		tracks:   make(map[string]*UpTrack),
 		done:     make(chan struct{}),
@@ -107,7 +107,7 @@ func (r *Room) Len() int {
 	return len(r.peers)
 }
 
-// Reconcile re-evaluates the Policy and the Recorder for every track and
+// Reconcile re-evaluates the Permissions and the Tapper for every track and
 // peer of the room: down-tracks the policy no longer allows are removed,
 // newly allowed ones are added, and taps are opened or closed.
 func (r *Room) Reconcile() {

@@ -262,7 +262,7 @@ func (t *UpTrack) topLayer() *layer {
 // setRecording opens or closes the track's tap. OpenTap may do I/O, so it
 // runs on a goroutine of its own, which the track owns (t.wg); the room
 // lock is held by the caller.
-func (t *UpTrack) setRecording(on bool, rec Recorder) {
+func (t *UpTrack) setRecording(on bool, rec Tapper) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if on == (t.tap != nil) || (on && t.ended) {
