@@ -53,8 +53,9 @@ func (s *stack) killRecording(t *testing.T, a *act) {
 	// Real VP8, so that ffmpeg can decode what was recorded.
 	opts := &client.PublishOptions{Audio: true, Video: true, VideoBitrate: 150_000, FPS: 10, VP8Frames: realVP8(t)}
 	notary := s.joinWith(a.base, a.notary, "notary", opts)
-	principal := s.joinWith(a.base, a.principal, "principal", opts)
+	// Admitted before joining: the waiting room publishes nothing.
 	s.call("POST", a.base+"/participants/"+a.principal.ParticipantID+"/admit", a.notary.Token, nil, 200, nil)
+	principal := s.joinWith(a.base, a.principal, "principal", opts)
 	if !notary.flowing(principal, "camera", 20*time.Second) {
 		t.Fatal("the notary does not see the principal")
 	}

@@ -26,11 +26,13 @@ func testPostgresRestart(t *testing.T, cl *cluster) {
 	party := s.invite(h.base, "Party Mari Tamm", "party")
 	counsel := s.invite(h.base, "Counsel Peeter Kuusk", "counsel")
 	judge := s.join(h.base, h.judge, "judge", true)
-	pp := s.join(h.base, party, "party", true)
-	cp := s.join(h.base, counsel, "counsel", true)
+	// Admitted before they join, so that they publish at once (the
+	// waiting room publishes nothing).
 	for _, p := range []invitation{party, counsel} {
 		s.call("POST", h.base+"/participants/"+p.ParticipantID+"/admit", h.judge.Token, nil, 200, nil)
 	}
+	pp := s.join(h.base, party, "party", true)
+	cp := s.join(h.base, counsel, "counsel", true)
 	peers := []*peer{judge, pp, cp}
 	mediaFlows(t, peers)
 

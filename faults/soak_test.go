@@ -159,17 +159,17 @@ func (s *stack) churn(ctx context.Context, sm *sampler, title string) error {
 		name string
 		opts *client.PublishOptions
 	}{{judge, "judge", media}, {parties[0], "party 0", media}, {parties[1], "party 1", &client.PublishOptions{Audio: true}}} {
+		if i > 0 { // admitted before joining: the waiting room publishes nothing
+			if err := s.soakCall(ctx, "POST", base+"/participants/"+who.inv.ParticipantID+"/admit", judge.Token, nil, nil); err != nil {
+				return err
+			}
+		}
 		p, err := s.connect(base, who.inv, who.name, who.opts)
 		if err != nil {
 			return err
 		}
 		sm.joins.Add(1)
 		peers = append(peers, p)
-		if i > 0 {
-			if err := s.soakCall(ctx, "POST", base+"/participants/"+who.inv.ParticipantID+"/admit", judge.Token, nil, nil); err != nil {
-				return err
-			}
-		}
 	}
 	if !peers[1].flowing(peers[0], "camera", 30*time.Second) || !peers[0].flowing(peers[2], "microphone", 30*time.Second) {
 		return errors.New(title + ": media does not flow")

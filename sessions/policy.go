@@ -21,7 +21,11 @@ func (s *Service) MayPublish(sessionID, participantID uuid.UUID, source string) 
 	ok := false
 	s.live.view(sessionID, func(ls *liveSession) {
 		p := ls.participants[participantID]
-		ok = p != nil && !p.revoked && access.Allowed(p.role, access.Publish) && validSource(source)
+		// Nobody publishes from the waiting room: its media would reach
+		// nobody (MayForward) and only cost the server; a client
+		// publishes once admitted. Tracks published before being sent
+		// back to wait stay, unforwarded, until the participant returns.
+		ok = p != nil && !p.revoked && p.space != SpaceWaiting && access.Allowed(p.role, access.Publish) && validSource(source)
 	})
 	return ok
 }

@@ -232,3 +232,33 @@ func TestStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitingRoomPublishesNothing: a participant in the waiting room may
+// not publish (the offer is refused, not taken in and dropped); admitted,
+// they may; sent back to wait, their tracks are not forwarded and no new
+// offer is taken.
+func TestWaitingRoomPublishesNothing(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := newRoom(t, db)
+		svc, sid := r.f.svc, r.sess.ID
+		if svc.MayPublish(sid, id(r.witness), sessions.SourceCamera) {
+			t.Fatal("a waiting witness may publish")
+		}
+		if !svc.MayPublish(sid, id(r.party), sessions.SourceCamera) {
+			t.Fatal("an admitted party may not publish")
+		}
+		if _, err := svc.Move(ctx, r.judge, sid, id(r.party), sessions.SpaceWaiting); err != nil {
+			t.Fatal(err)
+		}
+		if svc.MayPublish(sid, id(r.party), sessions.SourceMicrophone) || svc.MayForward(sid, id(r.judge), id(r.party), sessions.SourceMicrophone) {
+			t.Fatal("a party sent back to wait still publishes")
+		}
+		if _, err := svc.Admit(ctx, r.judge, sid, id(r.party)); err != nil {
+			t.Fatal(err)
+		}
+		if !svc.MayPublish(sid, id(r.party), sessions.SourceMicrophone) {
+			t.Fatal("a party admitted again may not publish")
+		}
+	})
+}

@@ -65,10 +65,12 @@ func TestEmbassyCeremony(t *testing.T) {
 	call(t, "POST", base+"/documents?name=power-of-attorney.pdf", in.Token, pdf, 201, &doc)
 
 	notary := joinPeer(t, s.URL, sess.ID, "notary", ne.Ticket, in.ParticipantID, true)
-	officer := joinPeer(t, s.URL, sess.ID, "officer", oe.Ticket, io_.ParticipantID, true)
-	principal := joinPeer(t, s.URL, sess.ID, "principal", ip.Token, ip.ParticipantID, true)
+	officer := joinPeer(t, s.URL, sess.ID, "officer", oe.Ticket, io_.ParticipantID, false)
+	principal := joinPeer(t, s.URL, sess.ID, "principal", ip.Token, ip.ParticipantID, false)
 	call(t, "POST", base+"/participants/"+io_.ParticipantID+"/admit", in.Token, nil, 200, nil)
 	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", in.Token, nil, 200, nil)
+	officer.publish()
+	principal.publish() // once admitted: the waiting room publishes nothing
 	if !notary.flowing(principal, "camera", 15*time.Second) || !principal.flowing(notary, "microphone", 15*time.Second) {
 		t.Fatal("notary and principal do not see and hear each other")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,12 +156,51 @@ func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, erro
 		}
 	}()
 	if m.publish {
-		if _, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15}); err != nil {
+		err := m.publishOn(ctx, c)
+		switch {
+		case waitingRefusal(err):
+			// In the waiting room, which publishes nothing: admitted
+			// publishes once let in.
+		case err != nil:
 			c.Close()
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+func (m *member) publishOn(ctx context.Context, c *client.Client) error {
+	_, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15})
+	return err
+}
+
+// waitingRefusal reports the refusal of a publish from the waiting room.
+func waitingRefusal(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == protocol.CodeForbidden
+}
+
+// admitted publishes once the member has been let in: the admission,
+// made through any node, reaches the room's home (where the publish
+// goes) a moment later, so a refusal is tried again until the deadline.
+func (m *member) admitted() {
+	m.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m.mu.Lock()
+		c := m.c
+		m.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := m.publishOn(ctx, c)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !waitingRefusal(err) || time.Now().After(deadline) {
+			m.t.Fatalf("%s publishes after admission: %v", m.name, err)
+		}
+		<-time.After(100 * time.Millisecond) // polling the admission's arrival at the home, with a deadline
+	}
 }
 
 // connect dials the nodes in turn until one takes the join.
@@ -350,6 +390,8 @@ func TestCluster(t *testing.T) {
 	// Moderation through node C: admission and a mute take effect on the home.
 	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
 	call(t, "POST", base("c")+"/participants/"+ic.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
+	party.admitted()
+	counsel.admitted()
 	everyone := []flows{{judge, party, "camera"}, {judge, counsel, "camera"}, {party, judge, "camera"}, {party, judge, "microphone"},
 		{counsel, judge, "microphone"}, {judge, counsel, "microphone"}, {counsel, party, "camera"}}
 	allFlowing(t, append(everyone, flows{judge, party, "microphone"}), 20*time.Second)
@@ -429,6 +471,7 @@ func TestCluster(t *testing.T) {
 		call(t, "POST", base(otherThan(home))+"/invitations", clerk.Token, map[string]any{"name": "Witness Mets", "role": "witness"}, 201, &ij)
 		witness := joinMember(t, tc, sess.ID, "witness", ij.ParticipantID, ij.Token, index(otherThan(home)))
 		call(t, "POST", base(otherThan(home))+"/participants/"+ij.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
+		witness.admitted()
 		claimedBy, claimedToken := tc.home(sess.ID)
 		if claimedBy == home || claimedToken <= token {
 			t.Fatalf("the room stayed with the paused node: %s %d", claimedBy, claimedToken)

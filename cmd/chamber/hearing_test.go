@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -49,11 +50,21 @@ func joinPeer(t *testing.T, base, sessionID, name, token, participantID string, 
 	p.c = c
 	t.Cleanup(func() { c.Close() })
 	if publish {
-		if p.pub, err = c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15}); err != nil {
-			t.Fatalf("%s publishes: %v", name, err)
-		}
+		p.publish()
 	}
 	return p
+}
+
+// publish sends p's camera and microphone (after admission: the waiting
+// room publishes nothing).
+func (p *peer) publish() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var err error
+	if p.pub, err = p.c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15}); err != nil {
+		p.t.Fatalf("%s publishes: %v", p.name, err)
+	}
 }
 
 // received counts the packets p has received of one publisher's source.
@@ -166,8 +177,17 @@ func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) 
 	if sess.State != "open" {
 		t.Fatalf("after the judge joined the session is %s", sess.State)
 	}
-	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, true)
-	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, true)
+	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, false)
+	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, false)
+	// The waiting room publishes nothing: the offer is refused, not taken
+	// in and dropped.
+	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	_, err := party.c.Publish(pctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15})
+	pcancel()
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
+		t.Fatalf("a waiting party's publish: %v, want a %q error", err, protocol.CodeForbidden)
+	}
 
 	// The party waits: neither side sees or hears the other.
 	var ps []struct {
@@ -181,12 +201,14 @@ func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) 
 			t.Fatalf("party before admission: %+v", p)
 		}
 	}
-	if party.flowing(judge, "camera", 2*time.Second) || judge.flowing(party, "microphone", time.Second) {
+	if party.flowing(judge, "camera", 2*time.Second) {
 		t.Fatal("media crosses the waiting room")
 	}
 
 	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", ij.Token, nil, 200, nil)
 	call(t, "POST", base+"/participants/"+ic.ParticipantID+"/admit", ij.Token, nil, 200, nil)
+	party.publish()
+	counsel.publish()
 	for _, c := range []struct {
 		to, from *peer
 		source   string

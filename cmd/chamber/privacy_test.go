@@ -166,8 +166,8 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string, judgeStaff staf
 
 	judge := joinPeer(t, s.URL, sess.ID, "judge", ij.Token, ij.ParticipantID, true)
 	witness := listen(t, s.URL, sess.ID, "witness", iw.Token, iw.ParticipantID)
-	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, true)
-	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, true)
+	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, false)
+	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, false)
 	observer := listen(t, s.URL, sess.ID, "observer", io1.Token, io1.ParticipantID)
 	other := listen(t, s.URL, sess.ID, "second observer", io2.Token, io2.ParticipantID)
 
@@ -175,6 +175,8 @@ func publicHearingPrivacy(t *testing.T, s *server, clerk string, judgeStaff staf
 	for _, id := range []string{ip.ParticipantID, ic.ParticipantID, io1.ParticipantID, io2.ParticipantID} {
 		call(t, "POST", base+"/participants/"+id+"/admit", judgeAPI, nil, 200, nil)
 	}
+	party.publish() // once admitted: the waiting room publishes nothing
+	counsel.publish()
 	// Moves: the party out to the waiting room and back.
 	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/move", judgeAPI, map[string]any{"space": "waiting"}, 200, nil)
 	call(t, "POST", base+"/participants/"+ip.ParticipantID+"/admit", judgeAPI, nil, 200, nil)
@@ -317,7 +319,7 @@ func actPrivacy(t *testing.T, s *server, notaryMember, officerMember staffMember
 	iw, iv := invite("Witness Oja", "witness"), invite("Observer Aas", "observer")
 
 	notary := joinPeer(t, s.URL, sess.ID, "notary", in.Ticket, in.Participant.ID, true)
-	officer := joinPeer(t, s.URL, sess.ID, "officer", io_.Token, io_.ParticipantID, true)
+	officer := joinPeer(t, s.URL, sess.ID, "officer", io_.Token, io_.ParticipantID, false)
 	a := listen(t, s.URL, sess.ID, "principal A", ia.Token, ia.ParticipantID)
 	b := listen(t, s.URL, sess.ID, "principal B", ib.Token, ib.ParticipantID)
 	witness := listen(t, s.URL, sess.ID, "witness", iw.Token, iw.ParticipantID)
@@ -325,6 +327,7 @@ func actPrivacy(t *testing.T, s *server, notaryMember, officerMember staffMember
 	for _, id := range []string{io_.ParticipantID, ia.ParticipantID, ib.ParticipantID, iv.ParticipantID} {
 		call(t, "POST", base+"/participants/"+id+"/admit", notaryAPI, nil, 200, nil)
 	}
+	officer.publish() // once admitted
 
 	const number = "KX1234567"
 	text, err := mrz.FormatTD3(mrz.Document{Type: "P", IssuingState: "EST", Surname: "TAMM", GivenNames: "MARI", Number: number,

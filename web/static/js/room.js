@@ -311,6 +311,7 @@ export class Room extends EventTarget {
       this.waiting.querySelector('h1').focus();
     } else if (view === 'room' && before !== 'room') {
       document.title = s.session.title + ' — ' + t('app.name');
+      if (this.conn && this.can('publish')) this.conn.allowPublishing();
       this.stageEl.focus({ preventScroll: true });
     }
     const consult = inConsultation(s);

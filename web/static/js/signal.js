@@ -164,6 +164,11 @@ export class RoomConnection extends EventTarget {
       pc.onconnectionstatechange = () => this.watchPC(name, pc);
     }
     this.sub.ontrack = () => this.emitTracks();
+    // The server refuses media from the waiting room; the room calls
+    // allowPublishing once the participant is admitted (set before the
+    // joined event, whose handler may already call it).
+    const you = joined.session && joined.session.you;
+    this.publishAllowed = !(you && you.space === 'waiting');
     this.emit('joined', { joined, welcome: joined.session || null, rejoin });
     this.emit('state', { state: 'connected' });
     this.pingTimer = setInterval(() => {
@@ -174,6 +179,17 @@ export class RoomConnection extends EventTarget {
       this.lastPing = Date.now();
       this.send('ping', { at: this.lastPing });
     }, PING_EVERY);
+    if (this.publishAllowed) await this.publishLocal();
+  }
+
+  /**
+   * allowPublishing publishes the local media once the participant has
+   * left the waiting room (and on every connection after that, until the
+   * next joined says otherwise).
+   */
+  async allowPublishing() {
+    if (this.publishAllowed) return;
+    this.publishAllowed = true;
     await this.publishLocal();
   }
 
