@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -127,6 +128,9 @@ type member struct {
 	urls      func() []string
 	first     int
 	publish   bool
+	waits     atomic.Bool   // in the waiting room: publishes once admitted
+	inMain    chan struct{} // closed when the home tells the member it is in the main room
+	mainOnce  sync.Once
 
 	mu       sync.Mutex
 	c        *client.Client
@@ -151,17 +155,15 @@ func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, erro
 	if err != nil {
 		return nil, err
 	}
-	go func() { // drained so the client never blocks; nothing here reads events
-		for range events {
+	go func() { // drained so the client never blocks; only its own admission is looked for
+		for env := range events {
+			m.noteAdmission(env)
 		}
 	}()
-	if m.publish {
-		err := m.publishOn(ctx, c)
-		switch {
-		case waitingRefusal(err):
-			// In the waiting room, which publishes nothing: admitted
-			// publishes once let in.
-		case err != nil:
+	// The waiting room publishes nothing: a member who waits publishes
+	// once admitted.
+	if m.publish && !m.waits.Load() {
+		if err := m.publishOn(ctx, c); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -174,32 +176,36 @@ func (m *member) publishOn(ctx context.Context, c *client.Client) error {
 	return err
 }
 
-// waitingRefusal reports the refusal of a publish from the waiting room.
-func waitingRefusal(err error) bool {
-	var pe *protocol.Error
-	return errors.As(err, &pe) && pe.Code == protocol.CodeForbidden
+// noteAdmission watches the member's events for the home telling it that
+// it is in the main room.
+func (m *member) noteAdmission(env protocol.Envelope) {
+	if env.Type != sessions.EventParticipantUpdated {
+		return
+	}
+	var p struct{ ID, Space string }
+	if json.Unmarshal(env.Data, &p) == nil && p.ID == m.id && p.Space == sessions.SpaceMain {
+		m.mainOnce.Do(func() { close(m.inMain) })
+	}
 }
 
 // admitted publishes once the member has been let in: the admission,
-// made through any node, reaches the room's home (where the publish
-// goes) a moment later, so a refusal is tried again until the deadline.
+// made through any node, reaches the room's home (where the publish goes)
+// a moment later, which the home tells the member; it publishes then.
 func (m *member) admitted() {
 	m.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		m.mu.Lock()
-		c := m.c
-		m.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err := m.publishOn(ctx, c)
-		cancel()
-		if err == nil {
-			return
-		}
-		if !waitingRefusal(err) || time.Now().After(deadline) {
-			m.t.Fatalf("%s publishes after admission: %v", m.name, err)
-		}
-		<-time.After(100 * time.Millisecond) // polling the admission's arrival at the home, with a deadline
+	select {
+	case <-m.inMain:
+	case <-time.After(30 * time.Second):
+		m.t.Fatalf("%s was never told it was admitted", m.name)
+	}
+	m.waits.Store(false)
+	m.mu.Lock()
+	c := m.c
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.publishOn(ctx, c); err != nil {
+		m.t.Fatalf("%s publishes after admission: %v", m.name, err)
 	}
 }
 
@@ -256,9 +262,21 @@ func (m *member) run() {
 }
 
 func joinMember(t *testing.T, tc *testCluster, sessionID, name, id, token string, first int) *member {
+	return joinAs(t, tc, sessionID, name, id, token, first, false)
+}
+
+// joinWaiting is joinMember for someone who joins the waiting room: they
+// publish once admitted (member.admitted).
+func joinWaiting(t *testing.T, tc *testCluster, sessionID, name, id, token string, first int) *member {
+	return joinAs(t, tc, sessionID, name, id, token, first, true)
+}
+
+func joinAs(t *testing.T, tc *testCluster, sessionID, name, id, token string, first int, waits bool) *member {
 	t.Helper()
 	m := &member{t: t, name: name, id: id, token: token, sessionID: sessionID, urls: tc.urls, first: first, publish: true,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	m.waits.Store(waits)
+	m.inMain = make(chan struct{})
 	if !m.connect() {
 		t.Fatalf("%s could not join", name)
 	}
@@ -382,8 +400,8 @@ func TestCluster(t *testing.T) {
 
 	// Joined through node B (the judge), C (the party) and A (counsel).
 	judge := joinMember(t, tc, sess.ID, "judge", je.Participant.ID, je.Ticket, 1)
-	party := joinMember(t, tc, sess.ID, "party", ip.ParticipantID, ip.Token, 2)
-	counsel := joinMember(t, tc, sess.ID, "counsel", ic.ParticipantID, ic.Token, 0)
+	party := joinWaiting(t, tc, sess.ID, "party", ip.ParticipantID, ip.Token, 2)
+	counsel := joinWaiting(t, tc, sess.ID, "counsel", ic.ParticipantID, ic.Token, 0)
 	home, token := tc.home(sess.ID)
 	t.Logf("the room's home is node %s (token %d)", home, token)
 
@@ -469,7 +487,7 @@ func TestCluster(t *testing.T) {
 		waitLeaseExpired(t, tc, sess.ID)
 		var ij inv
 		call(t, "POST", base(otherThan(home))+"/invitations", clerk.Token, map[string]any{"name": "Witness Mets", "role": "witness"}, 201, &ij)
-		witness := joinMember(t, tc, sess.ID, "witness", ij.ParticipantID, ij.Token, index(otherThan(home)))
+		witness := joinWaiting(t, tc, sess.ID, "witness", ij.ParticipantID, ij.Token, index(otherThan(home)))
 		call(t, "POST", base(otherThan(home))+"/participants/"+ij.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
 		witness.admitted()
 		claimedBy, claimedToken := tc.home(sess.ID)

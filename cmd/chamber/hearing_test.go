@@ -180,10 +180,13 @@ func hearingFlow(t *testing.T, s *server, clerk string, judgeStaff staffMember) 
 	party := joinPeer(t, s.URL, sess.ID, "party", ip.Token, ip.ParticipantID, false)
 	counsel := joinPeer(t, s.URL, sess.ID, "counsel", ic.Token, ic.ParticipantID, false)
 	// The waiting room publishes nothing: the offer is refused, not taken
-	// in and dropped.
+	// in and dropped (tried on a second connection of the party's: a
+	// refused offer leaves its PeerConnection waiting for an answer).
+	second := joinPeer(t, s.URL, sess.ID, "party's second connection", ip.Token, ip.ParticipantID, false)
 	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	_, err := party.c.Publish(pctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15})
+	_, err := second.c.Publish(pctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 300_000, FPS: 15})
 	pcancel()
+	second.c.Close()
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
 		t.Fatalf("a waiting party's publish: %v, want a %q error", err, protocol.CodeForbidden)
