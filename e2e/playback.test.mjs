@@ -77,15 +77,17 @@ test(`playback (${E})`, async (t) => {
     const rec = `/api/v1/sessions/${sid}/recording`;
     await api(clerk.token, 'POST', rec, { action: 'start' });
     // Media flows into the recording for a few seconds each step: the
-    // waits are for frames the other side decodes, not for time.
+    // waits are for frames the other side decodes, not for time. Enough of
+    // them that both people's files overlap for several seconds even when
+    // a loaded machine starts someone's video file late (a second file).
     const frames = async (n) => { const f0 = await judge.eval(framesOf(partyID)); await judge.wait(`${framesOf(partyID)}.then(n => n > ${f0 + n})`, 30000); };
-    await frames(60);
+    await frames(120);
     await judge.click('#tab-documents');
     await judge.click(`li.doc[data-document=${js(doc.id)}] .present`);
     await party.wait(`document.querySelector('.featured .viewer') && document.querySelector('.featured .viewer').dataset.rendered === '1'`, 60000);
-    await frames(60);
+    await frames(120);
     await api(clerk.token, 'POST', `/api/v1/sessions/${sid}/participants/${partyID}/mute`, { audio: true });
-    await frames(60);
+    await frames(120);
     await judge.click('#present-stop');
     const stopped = await api(clerk.token, 'POST', rec, { action: 'stop' });
     assert.ok(stopped.body.manifest_key, 'the recording was not stored');
