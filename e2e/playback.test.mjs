@@ -103,7 +103,6 @@ test(`playback (${E})`, async (t) => {
     await clerkTab.wait(`[...document.querySelectorAll('#stage video')].every(v => v.readyState >= 2)`, 30000);
     await clerkTab.wait(`document.querySelector('#timeline li[data-action="document.presented"]') && document.querySelector('#timeline li[data-action="participant.muted"]')`);
     await clerkTab.axe('playback');
-    await clerkTab.shot(`${E}-playback`);
   });
 
   const files = await clerkTab.eval(`fetch('/api/v1/sessions/${sid}/recordings').then(r => r.json())
@@ -141,6 +140,7 @@ test(`playback (${E})`, async (t) => {
     const a = await inStep('playing');
     await until(`s.pos > ${a.pos + 1500}`, 15000);
     const b = await inStep('still playing');
+    await clerkTab.shot(`${E}-playback`);
     for (const x of b.tiles) {
       const before = a.tiles.find((y) => y.file === x.file);
       assert.ok(before && x.t > before.t + 1000, `video ${x.file} did not advance: ${before && before.t} → ${x.t}`);
