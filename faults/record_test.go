@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -516,35 +517,55 @@ func sortedKeys(m map[string]bool) []string {
 
 // checkBundle downloads the session's bundle: its evidence is exactly the
 // catalog, it verifies offline, and every recording in it plays.
+//
+// The bundle is a snapshot of a record that may still grow while it is
+// made (a recording's composite is made in the background, and a restart
+// composes what a killed server left unmade), so the catalog is read
+// before and after the download: the bundle holds at least the first and
+// at most the second, and exactly the catalog when the two agree. When
+// they differ the download is taken again.
 func (s *stack) checkBundle(t *testing.T, sid, base, token string) {
 	t.Helper()
 	var zipped, caPEM []byte
-	s.call("GET", base+"/bundle", token, nil, 200, &zipped)
-	s.call("GET", "/pki/ca.pem", "", nil, 200, &caPEM)
-	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{}
-	for k := range s.catalogKeys(t, sid) {
-		want["evidence/"+strings.TrimPrefix(k, "sessions/"+sid+"/")] = true
-	}
-	work := t.TempDir()
+	var zr *zip.Reader
 	var got []string
+	prefix := "sessions/" + sid + "/"
+	for attempt := 1; ; attempt++ {
+		before := s.catalogKeys(t, sid)
+		s.call("GET", base+"/bundle", token, nil, 200, &zipped)
+		after := s.catalogKeys(t, sid)
+		var err error
+		if zr, err = zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil {
+			t.Fatal(err)
+		}
+		got = bundleEvidence(zr)
+		inBundle := map[string]bool{}
+		for _, name := range got {
+			k := prefix + strings.TrimPrefix(name, "evidence/")
+			inBundle[k] = true
+			if !after[k] {
+				t.Errorf("the bundle holds %s, which is not in the record", name)
+			}
+		}
+		for k := range before {
+			if !inBundle[k] {
+				t.Errorf("the record held %s before the bundle was made, the bundle lacks it", k)
+			}
+		}
+		if t.Failed() || maps.Equal(before, after) {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("the record kept growing over three bundle downloads (%d, then %d objects)", len(before), len(after))
+		}
+		t.Logf("the record grew while the bundle was made (%d → %d objects); downloading it again", len(before), len(after))
+	}
+	s.call("GET", "/pki/ca.pem", "", nil, 200, &caPEM)
+	work := t.TempDir()
 	for _, f := range zr.File {
-		if !strings.HasPrefix(f.Name, "evidence/") {
-			continue
-		}
-		got = append(got, f.Name)
-		if !want[f.Name] {
-			t.Errorf("the bundle holds %s, which is not in the record", f.Name)
-		}
-		if ext := filepath.Ext(f.Name); ext == ".webm" || ext == ".mkv" {
+		if ext := filepath.Ext(f.Name); strings.HasPrefix(f.Name, "evidence/") && (ext == ".webm" || ext == ".mkv") {
 			playable(t, f, work)
 		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("the bundle holds %d evidence files, the record %d", len(got), len(want))
 	}
 	bundleFile, caFile := filepath.Join(work, "bundle.zip"), filepath.Join(work, "ca.pem")
 	os.WriteFile(bundleFile, zipped, 0o644)
@@ -555,6 +576,17 @@ func (s *stack) checkBundle(t *testing.T, sid, base, token string) {
 	if err != nil || code != 0 || !strings.HasPrefix(out, "VALID") {
 		t.Errorf("chamber bundle verify: exit %d %v\n%s%s", code, err, out, errOut)
 	}
+}
+
+// bundleEvidence names the evidence files in a bundle.
+func bundleEvidence(zr *zip.Reader) []string {
+	var out []string
+	for _, f := range zr.File {
+		if strings.HasPrefix(f.Name, "evidence/") {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }
 
 // playable decodes a recording with ffmpeg, which must print nothing.
