@@ -18,6 +18,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/mail"
 	"github.com/chamber-court/chamber/sessions"
@@ -94,14 +95,10 @@ func TestInvitationRoutes(t *testing.T) {
 		h.must(h.do("GET", "/api/v1/me", inv.Token, nil), 200)
 
 		var list []sessions.InvitationMail
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		wait.Within(30*time.Second, func() bool {
 			h.must(h.do("GET", base+"/invitations", clerk, nil), 200).decode(t, &list)
-			if len(list) == 1 && list[0].Status == "sent" || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return len(list) == 1 && list[0].Status == "sent"
+		})
 		if len(list) != 1 || list[0].Status != "sent" || list[0].Email != to || list[0].Language != "et" || list[0].Kind != "invitation" {
 			t.Fatalf("contacts %+v", list)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // shortTTL keeps the expiry tests quick; the heartbeat is never run by
@@ -63,16 +64,12 @@ func newNode(t *testing.T, db *database.DB, dsn, id string, load Load) *testNode
 // waitExpired polls until the room has no live home (database clock).
 func waitExpired(t *testing.T, c *Cluster, room uuid.UUID) {
 	t.Helper()
-	deadline := time.Now().Add(10 * shortTTL)
-	for {
-		_, err := c.Home(context.Background(), room)
-		if errors.Is(err, fault.NotFound) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lease of %s did not expire: %v", room, err)
-		}
-		time.Sleep(shortTTL / 10) // polling the database clock, not synchronising
+	var err error
+	if !wait.WithinEvery(10*shortTTL, shortTTL/10, func() bool {
+		_, err = c.Home(context.Background(), room)
+		return errors.Is(err, fault.NotFound)
+	}) {
+		t.Fatalf("lease of %s did not expire: %v", room, err)
 	}
 }
 
@@ -251,15 +248,16 @@ func TestRenewalKeepsTheLease(t *testing.T) {
 	if _, _, err := a.Claim(ctx, room); err != nil {
 		t.Fatal(err)
 	}
-	end := time.Now().Add(3 * shortTTL)
-	for time.Now().Before(end) {
+	// a beats at the heartbeat's own period for three lease lengths.
+	beat := time.NewTicker(shortTTL / 4)
+	defer beat.Stop()
+	for end := time.Now().Add(3 * shortTTL); time.Now().Before(end); <-beat.C {
 		if err := a.beat(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := b.Claim(ctx, room); !errors.Is(err, ErrHeld) {
 			t.Fatalf("b's claim of a renewed room: %v, want ErrHeld", err)
 		}
-		time.Sleep(shortTTL / 4) // the heartbeat's own period
 	}
 }
 

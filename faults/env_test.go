@@ -20,6 +20,7 @@ import (
 
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // binary is chamber, built once for the package: with the race detector
@@ -270,31 +271,23 @@ func (s *stack) call(method, path, token string, body any, want int, out any) {
 	}
 }
 
-// waitFor polls cond every 50 ms until it holds or within passes.
+// waitFor polls cond until it holds or within passes.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-	}
+	wait.For(t, within, what, cond)
 }
 
 // waitMetric waits until a metric of the server satisfies cond.
 func (s *stack) waitMetric(within time.Duration, name string, cond func(float64) bool, labels ...string) {
 	s.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		v, err := s.c.Metric(context.Background(), name, labels...)
-		if err == nil && cond(v) {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s%v did not settle within %v: last %v (%v)", name, labels, within, v, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a metric, with a deadline
+	var v float64
+	var err error
+	settled := wait.WithinEvery(within, 50*time.Millisecond, func() bool {
+		v, err = s.c.Metric(context.Background(), name, labels...)
+		return err == nil && cond(v)
+	})
+	if !settled {
+		s.t.Fatalf("%s%v did not settle within %v: last %v (%v)", name, labels, within, v, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // testChamberKilled: chamber serve dies (SIGKILL) during a notarial act —
@@ -195,12 +196,8 @@ func (s *stack) killSeal(t *testing.T, a *act) {
 // moment it holds.
 func (s *stack) killWhen(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling the store as closely as we can
+	if !wait.WithinEvery(time.Minute, time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 	s.kill()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // testMinIOFaults: MinIO dies (SIGKILL) or hangs (SIGSTOP, then SIGCONT)
@@ -107,12 +108,9 @@ func (f *minioFault) atCompletion(t *testing.T, name string, size int, breakIt, 
 	defer cancel()
 	res := make(chan answer, 1)
 	go func() { res <- f.s.do(ctx, "POST", f.base+"/documents?name="+name, f.token, body, "text/plain") }()
-	deadline := time.Now().Add(time.Minute)
-	for !newIn(globSet(objects), before) {
-		if time.Now().After(deadline) {
-			t.Fatal("the upload never reached MinIO")
-		}
-		time.Sleep(time.Millisecond) // polling MinIO's directory as closely as we can
+	// Polling MinIO's directory as closely as we can.
+	if !wait.WithinEvery(time.Minute, time.Millisecond, func() bool { return newIn(globSet(objects), before) }) {
+		t.Fatal("the upload never reached MinIO")
 	}
 	breakIt()
 	broken := time.Now()

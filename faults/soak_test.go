@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // The soak's settings, from the environment (scripts/soak sets them).
@@ -350,18 +351,14 @@ func (s *stack) settles(t *testing.T, sm *sampler, idle sample) {
 	t.Helper()
 	http.DefaultClient.CloseIdleConnections()
 	var last sample
-	deadline := time.Now().Add(time.Minute)
-	for {
+	settled := wait.WithinEvery(time.Minute, time.Second, func() bool {
 		last = sm.sample()
-		if last.goroutines <= idle.goroutines+5 && last.fds <= idle.fds+3 {
-			t.Logf("after the churn: %s", last)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a minute after the churn the server still has %s; idle it had %s", last, idle)
-		}
-		time.Sleep(time.Second) // polling the server's figures, with a deadline
+		return last.goroutines <= idle.goroutines+5 && last.fds <= idle.fds+3
+	})
+	if !settled {
+		t.Fatalf("a minute after the churn the server still has %s; idle it had %s", last, idle)
 	}
+	t.Logf("after the churn: %s", last)
 }
 
 // envDuration reads a duration from the environment.

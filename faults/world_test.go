@@ -23,6 +23,7 @@ import (
 	"github.com/chamber-court/chamber/acts/mrz"
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -374,14 +375,7 @@ func (p *peer) received(from *peer, source string) uint64 {
 // flowing waits until p's count of from's source grows by 20 packets.
 func (p *peer) flowing(from *peer, source string, within time.Duration) bool {
 	start := p.received(from, source)
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if p.received(from, source) > start+20 {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond) // polling a counter, with a deadline
-	}
-	return false
+	return wait.WithinEvery(within, 100*time.Millisecond, func() bool { return p.received(from, source) > start+20 })
 }
 
 // waitEvent waits for an event of type typ that nobody else waited for.

@@ -25,6 +25,7 @@ import (
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/evidence/catalog"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/recording/webm"
 )
@@ -152,22 +153,24 @@ func (f *fixture) recorded(t *testing.T, start, stop time.Time, files []webm.Fil
 // entry waits for the session's journal entry of action.
 func (f *fixture) entry(t *testing.T, action string, timeout time.Duration) journal.Entry {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var found journal.Entry
+	ok := wait.WithinEvery(timeout, 50*time.Millisecond, func() bool {
 		entries, err := f.jnl.Session(context.Background(), f.sid, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
 			if e.Action == action {
-				return e
+				found = e
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s in the journal after %v (log: %v)", action, timeout, f.logs.lines)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the journal, not synchronising
+		return false
+	})
+	if !ok {
+		t.Fatalf("no %s in the journal after %v (log: %v)", action, timeout, f.logs.lines)
 	}
+	return found
 }
 
 // colour samples the mean luma and red-difference of region r of the
@@ -586,11 +589,5 @@ func processesOf(t *testing.T, program string) []string {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(20 * time.Millisecond) // polling, not synchronising
-	}
+	wait.For(t, 20*time.Second, "a condition", cond)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/mail"
 	"github.com/chamber-court/chamber/sessions"
@@ -98,14 +99,11 @@ func BenchmarkOutbox(b *testing.B) {
 			runCtx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
 			go func() { svc.RunMail(runCtx); close(done) }()
-			for {
+			wait.WithinEvery(time.Minute, 5*time.Millisecond, func() bool {
 				var pending int
 				db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mail_outbox WHERE status = 'pending'`).Scan(&pending)
-				if pending == 0 {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return pending == 0
+			})
 			b.StopTimer()
 			cancel()
 			<-done

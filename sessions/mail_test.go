@@ -24,6 +24,7 @@ import (
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/fakeclock"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/mail"
 	"github.com/chamber-court/chamber/sessions"
@@ -622,13 +623,7 @@ func metric(t *testing.T, name string, labels map[string]string) float64 {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, 30*time.Second, what, cond)
 }
 
 // The SMTP server is down: the invitation is made all the same, the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // TestJoinLeaveChurnLeavesNothingBehind joins and leaves 200 times next to
@@ -69,18 +70,13 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 
 	var g int
 	var p, tr float64
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !wait.Within(30*time.Second, func() bool {
 		g, p, tr = settle()
-		if g <= baseG+5 && p == baseP && tr == baseT {
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("resources left: goroutines %d → %d, peers %v → %v, tracks %v → %v\n%s", baseG, g, baseP, p, baseT, tr, buf[:n])
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+		return g <= baseG+5 && p == baseP && tr == baseT
+	}) {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("resources left: goroutines %d → %d, peers %v → %v, tracks %v → %v\n%s", baseG, g, baseP, p, baseT, tr, buf[:n])
 	}
 	t.Logf("goroutines %d → %d, peers %v → %v, tracks %v → %v", baseG, g, baseP, p, baseT, tr)
 	ts.mu.Lock()

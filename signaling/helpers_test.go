@@ -17,6 +17,7 @@ import (
 
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -122,13 +123,7 @@ func (ts *testServer) dial(t testing.TB, name string, mod func(*client.Config)) 
 // waitFor polls cond until it holds or the timeout expires.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // the poll interval
-	}
+	wait.For(t, timeout, what, cond)
 }
 
 // settled waits until get stops changing for 300 ms (what was in flight
@@ -142,15 +137,13 @@ func settled(t testing.TB, get func() uint64) uint64 {
 func settledFor(t testing.TB, quiet time.Duration, get func() uint64) uint64 {
 	t.Helper()
 	v, since := get(), time.Now()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Since(since) < quiet {
-		if time.Now().After(deadline) {
-			t.Fatalf("still changing after 10 s (now %d)", v)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	if !wait.Within(10*time.Second, func() bool {
 		if n := get(); n != v {
 			v, since = n, time.Now()
 		}
+		return time.Since(since) >= quiet
+	}) {
+		t.Fatalf("still changing after 10 s (now %d)", v)
 	}
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -45,18 +46,14 @@ func TestRejoiningSubscriberGetsVideoAtOnce(t *testing.T) {
 			t.Fatalf("round %d: dial: %v", i, err)
 		}
 		var video *client.RemoteTrack
-		deadline := start.Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		wait.WithinEvery(time.Until(start.Add(10*time.Second)), 10*time.Millisecond, func() bool {
 			for _, tr := range sub.RemoteTracks() {
 				if tr.Kind == webrtc.RTPCodecTypeVideo && tr.Stats().Packets > 0 {
 					video = tr
 				}
 			}
-			if video != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-		}
+			return video != nil
+		})
 		if video == nil {
 			t.Errorf("round %d: no video %v after joining: %s", i, time.Since(start).Round(time.Millisecond), describe(sub))
 		} else {
@@ -104,20 +101,15 @@ func TestResumedVideoGetsAKeyframe(t *testing.T) {
 		}
 		// What was in flight has arrived; then nothing in an explicit window.
 		before := settled(t, func() uint64 { return video.Stats().Packets })
-		for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if n := video.Stats().Packets; n != before {
-				t.Fatalf("round %d: %d packets arrived while paused", i, n-before)
-			}
+		if !wait.Never(300*time.Millisecond, func() bool { return video.Stats().Packets != before }) {
+			t.Fatalf("round %d: %d packets arrived while paused", i, video.Stats().Packets-before)
 		}
 		start := time.Now()
 		if err := sub.SetQuality(ctx, protocol.Quality{TrackID: video.ID}); err != nil {
 			t.Fatal(err)
 		}
-		for video.Stats().Packets == before {
-			if time.Since(start) > 1500*time.Millisecond {
-				t.Fatalf("round %d: no video %v after resuming", i, time.Since(start).Round(time.Millisecond))
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+		if !wait.WithinEvery(1500*time.Millisecond, 10*time.Millisecond, func() bool { return video.Stats().Packets != before }) {
+			t.Fatalf("round %d: no video %v after resuming", i, time.Since(start).Round(time.Millisecond))
 		}
 		t.Logf("round %d: video %v after resuming", i, time.Since(start).Round(time.Millisecond))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // frameChecker verifies that a subscriber's VP8 stream starts with a
@@ -140,9 +141,7 @@ func TestRoomForwardsEveryoneToEveryone(t *testing.T) {
 				}
 				return true
 			}
-			for deadline := time.Now().Add(5 * time.Second); !repaired() && time.Now().Before(deadline); {
-				time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-			}
+			wait.WithinEvery(5*time.Second, 50*time.Millisecond, repaired)
 			for i, c := range clients {
 				for _, tr := range c.RemoteTracks() {
 					if tr.ParticipantID == ids[i].ParticipantID.String() {
@@ -212,10 +211,10 @@ func TestNACKRepairsLossOnSubscriberPath(t *testing.T) {
 	// The last repairs arrive after the stop: measure until the loss is
 	// repaired, or the deadline passes and the loss left is judged.
 	st, span, lost := measure()
-	for deadline := time.Now().Add(10 * time.Second); float64(lost)/float64(span+1) >= 0.005 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	wait.WithinEvery(10*time.Second, 50*time.Millisecond, func() bool {
 		st, span, lost = measure()
-	}
+		return float64(lost)/float64(span+1) < 0.005
+	})
 	if span < 400 {
 		t.Fatalf("only %d video packets", span)
 	}

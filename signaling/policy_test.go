@@ -17,6 +17,7 @@ import (
 
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 	"github.com/chamber-court/chamber/signaling/sfu"
 )
@@ -84,14 +85,14 @@ func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
 	waitFor(t, 10*time.Second, "counsel's two tracks on the server", func() bool {
 		return ts.connOf(t, counsel.ParticipantID).peer.Stats().Published == 2
 	})
-	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	wait.Throughout(500*time.Millisecond, func() {
 		if got := sources(judgeC, counsel.ParticipantID); !got["camera"] || got["microphone"] {
 			t.Fatalf("judge receives %v of counsel; want the camera only (microphone muted)", got)
 		}
 		if got := sources(witnessC, counsel.ParticipantID); len(got) != 0 {
 			t.Fatalf("witness receives %v of counsel; want nothing", got)
 		}
-	}
+	})
 
 	// The session layer lifts both restrictions and tells the room.
 	pol.set(func() {
@@ -132,11 +133,11 @@ func TestPolicyDecidesWhoReceivesWhomAndNotifyReevaluates(t *testing.T) {
 	// What was in flight when the down-track went arrives; then nothing
 	// more in an explicit window of a second.
 	n := settled(t, func() uint64 { return cam.Stats().Packets })
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	wait.Throughout(time.Second, func() {
 		if m := cam.Stats().Packets; m != n {
 			t.Fatalf("witness still receives counsel's camera after the policy forbade it (%d → %d packets)", n, m)
 		}
-	}
+	})
 	_ = judge
 }
 
@@ -358,7 +359,7 @@ type memTap struct {
 
 func (m *memTap) WriteRTP(p *rtp.Packet) error {
 	if d := m.slow.Load(); d > 0 {
-		time.Sleep(time.Duration(d))
+		time.Sleep(time.Duration(d)) // a slow recorder: the test's input
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -108,6 +108,8 @@ func TestEmbassyCeremony(t *testing.T) {
 	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", ip.Token, sign, 201, nil)
 	call(t, "POST", s.URL+"/api/v1/documents/"+doc.ID+"/signatures", in.Token, map[string]any{"reason": "Notarised", "location": "Tallinn"}, 201, nil)
 
+	// The act's recording is six seconds long (the test's input, not a
+	// synchronisation: the stop below is acknowledged when it is stored).
 	time.Sleep(time.Until(recordStart.Add(6 * time.Second)))
 	var stopped struct {
 		ManifestKey    string `json:"manifest_key"`

@@ -26,6 +26,7 @@ import (
 
 	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
@@ -303,24 +304,26 @@ func (m *member) received(from *member, source string) uint64 {
 
 // flowing waits until m receives from's source (the count grows by 10).
 func (m *member) flowing(from *member, source string, within time.Duration) bool {
-	deadline := time.Now().Add(within)
 	start := m.received(from, source)
-	for time.Now().Before(deadline) {
-		if n := m.received(from, source); n > start+10 || (n < start && n > 10) {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond) // polling packet counters
-	}
-	return false
+	return wait.WithinEvery(within, 50*time.Millisecond, func() bool {
+		n := m.received(from, source)
+		return n > start+10 || (n < start && n > 10)
+	})
 }
 
-// silent reports whether from's source stays still at m for two seconds,
-// once a moment has passed for the forwarding decision to settle.
+// silent reports whether from's source falls still at m: within five
+// seconds there are two seconds in which at most one packet arrives. A
+// forwarded source sends tens of packets a second, so a stream that is
+// still forwarded never shows such a window; one that was stopped shows
+// it as soon as the forwarding decision has settled.
 func (m *member) silent(from *member, source string) bool {
-	time.Sleep(700 * time.Millisecond) // bounded negative check: the decision settles
-	a := m.received(from, source)
-	time.Sleep(2 * time.Second) // bounded negative check
-	return m.received(from, source) <= a+1
+	const window, every = 2 * time.Second, 100 * time.Millisecond
+	var counts []uint64
+	return wait.WithinEvery(5*time.Second, every, func() bool {
+		counts = append(counts, m.received(from, source))
+		back := int(window / every)
+		return len(counts) > back && counts[len(counts)-1] <= counts[len(counts)-1-back]+1
+	})
 }
 
 // flows is one expected media path.

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // binary is the chamber binary built once for the tests that run it.
@@ -109,23 +111,23 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 			t.Logf("server log:\n%s", s.logs.String())
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	healthy := wait.WithinEvery(60*time.Second, 100*time.Millisecond, func() bool {
 		select {
 		case err := <-s.done:
 			t.Fatalf("chamber serve exited early: %v\n%s", err, s.logs.String())
 		default:
 		}
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !healthy {
+		t.Fatalf("chamber serve did not answer /healthz\n%s", s.logs.String())
 	}
-	t.Fatalf("chamber serve did not answer /healthz\n%s", s.logs.String())
-	return nil
+	return s
 }
 
 // cleanEnv keeps CHAMBER_* settings of the developer's shell out of the

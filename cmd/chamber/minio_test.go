@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // minioServer is a MinIO server of the test's own, so the test can stop
@@ -33,17 +34,14 @@ func startMinIO(t *testing.T, m *minioServer) {
 	}
 	m.cmd, m.done = cmd, make(chan error, 1)
 	go func() { m.done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + m.addr + "/minio/health/live"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	wait.For(t, 60*time.Second, "MinIO to become ready", func() bool {
+		resp, err := http.Get("http://" + m.addr + "/minio/health/live")
+		if err != nil {
+			return false
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatal("MinIO did not become ready")
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 func (m *minioServer) stop() {
@@ -93,16 +91,11 @@ func TestReadyzFollowsMinIO(t *testing.T) {
 		t.Fatalf("/readyz with MinIO stopped = %d %v", code, checks)
 	}
 	startMinIO(t, m)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !wait.WithinEvery(30*time.Second, 200*time.Millisecond, func() bool {
 		code, checks = readyz(t, s.URL)
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz after MinIO came back = %d %v", code, checks)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return code == 200
+	}) {
+		t.Fatalf("/readyz after MinIO came back = %d %v", code, checks)
 	}
 	if err := s.stop(); err != nil {
 		t.Fatal(err)

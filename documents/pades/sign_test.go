@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/pki"
 )
 
@@ -310,6 +311,15 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// nextSecond waits until the clock's second has turned: a time recorded
+// with a one-second grain (a revocation) then falls after every earlier
+// time.
+func nextSecond(t *testing.T) {
+	t.Helper()
+	now := time.Now().Unix()
+	wait.For(t, 2*time.Second, "the clock's next second", func() bool { return time.Now().Unix() > now })
+}
+
 func TestRevokedSigner(t *testing.T) {
 	p := newTestPKI(t)
 	ctx := context.Background()
@@ -322,7 +332,7 @@ func TestRevokedSigner(t *testing.T) {
 	})
 	// Revoked after the timestamped signature: the signature stands, and
 	// the report says so. (Revocation times have a one-second grain.)
-	time.Sleep(1100 * time.Millisecond)
+	nextSecond(t)
 	if err := p.auth.Revoke(ctx, id.Certificate.SerialNumber, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +347,7 @@ func TestRevokedSigner(t *testing.T) {
 	if _, err := p.auth.CheckCertificate(ctx, id.Certificate, id.Chain); err == nil {
 		t.Error("revoked certificate passed the check before signing")
 	}
-	time.Sleep(1100 * time.Millisecond)
+	nextSecond(t)
 	late, _ := signBytes(t, genPDF(1, 0, false), SignOptions{
 		Signer: id.AsSigner(), Kind: Approval, Permissions: FormFillingAndSigning, Timestamper: p.tsa,
 	})

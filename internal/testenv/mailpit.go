@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // Environment variables scripts/test exports for mailpit, a real SMTP
@@ -127,20 +129,17 @@ func (m MailpitServer) Search(t testing.TB, to string) []MailSummary {
 // arrived, or fails the test after within. It returns them oldest first.
 func (m MailpitServer) WaitMessages(t testing.TB, to string, n int, within time.Duration) []MailSummary {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := m.Search(t, to)
-		if len(got) >= n {
-			for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
-				got[i], got[j] = got[j], got[i]
-			}
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mailpit: %d messages to %s after %v, want %d", len(got), to, within, n)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got []MailSummary
+	if !wait.WithinEvery(within, 50*time.Millisecond, func() bool {
+		got = m.Search(t, to)
+		return len(got) >= n
+	}) {
+		t.Fatalf("mailpit: %d messages to %s after %v, want %d", len(got), to, within, n)
 	}
+	for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
+		got[i], got[j] = got[j], got[i]
+	}
+	return got
 }
 
 // Message reads one message.
@@ -204,22 +203,22 @@ func (p *MailpitProcess) Start() {
 	done := make(chan struct{})
 	p.done = done
 	go func(cmd *exec.Cmd) { cmd.Wait(); close(done) }(p.cmd)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	ready := wait.WithinEvery(30*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case <-done:
 			p.t.Fatalf("mailpit exited at start (%v)", p.args)
 		default:
 		}
-		if resp, err := http.Get(p.API + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := http.Get(p.API + "/readyz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		p.t.Fatalf("mailpit did not become ready at %s", p.API)
 	}
-	p.t.Fatalf("mailpit did not become ready at %s", p.API)
 }
 
 // Stop ends the process and waits until it has exited.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // TestSpeakers: the active speaker's changes are kept in the manifest with
@@ -51,16 +53,12 @@ func TestSpeakers(t *testing.T) {
 	want := []SpeakerChange{{500, &alice}, {1200, &bob}, {2000, nil}, {3000, &alice}}
 	// The changes reach the spool as they come: a crash now keeps them.
 	spooled := filepath.Join(spool, rec.ID().String(), speakersFile)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(spooled)
-		if strings.Count(string(b), "\n") == len(want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("spooled speaker changes: %q", b)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the spool, not synchronising
+	var spooledBytes []byte
+	if !wait.Within(10*time.Second, func() bool {
+		spooledBytes, _ = os.ReadFile(spooled)
+		return strings.Count(string(spooledBytes), "\n") == len(want)
+	}) {
+		t.Fatalf("spooled speaker changes: %q", spooledBytes)
 	}
 	crashed := t.TempDir()
 	copyTree(t, filepath.Join(spool, rec.ID().String()), filepath.Join(crashed, rec.ID().String()))

@@ -14,6 +14,8 @@ import (
 	"github.com/at-wat/ebml-go/webm"
 	"github.com/google/uuid"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // recordToSpool records crashSeconds of VP8 + Opus and waits until the
@@ -231,9 +233,8 @@ func TestIdleFlush(t *testing.T) {
 	feed(t, clock, 0, pkts, []TrackWriter{audio})
 	clock.Advance(idleFlush)
 	var fm fileMeta
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var end int64
+	var end int64
+	if !wait.Within(5*time.Second, func() bool {
 		if readJSON(filepath.Join(rec.dir, "001.json"), &fm) == nil {
 			if f, err := os.Open(filepath.Join(rec.dir, fm.Spool)); err == nil {
 				st, _ := f.Stat()
@@ -241,13 +242,9 @@ func TestIdleFlush(t *testing.T) {
 				f.Close()
 			}
 		}
-		if end >= 1000 { // 50 frames of 20 ms
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the idle flush the spool holds %d ms, want 1000", end)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return end >= 1000 // 50 frames of 20 ms
+	}) {
+		t.Fatalf("after the idle flush the spool holds %d ms, want 1000", end)
 	}
 }
 

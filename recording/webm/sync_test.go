@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/internal/testenv"
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 func TestNTPMapping(t *testing.T) {
@@ -222,18 +223,16 @@ func TestSenderReportFirst(t *testing.T) {
 	feed(t, clock, 0, pkts, []TrackWriter{audio, video})
 	// The spool file grows with the media (the clock stands still, so a
 	// hold would never end).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		files, _ := filepath.Glob(filepath.Join(spool, "*", "*.webm"))
-		if len(files) == 1 {
-			if st, err := os.Stat(files[0]); err == nil && st.Size() > 50_000 {
-				return
-			}
+	var files []string
+	if !wait.Within(10*time.Second, func() bool {
+		files, _ = filepath.Glob(filepath.Join(spool, "*", "*.webm"))
+		if len(files) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no media written while reports were known: spool %v", files)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the spool, not synchronising
+		st, err := os.Stat(files[0])
+		return err == nil && st.Size() > 50_000
+	}) {
+		t.Fatalf("no media written while reports were known: spool %v", files)
 	}
 }
 
@@ -267,17 +266,10 @@ func TestSenderReportWaitEnds(t *testing.T) {
 	feed(t, clock, 0, first, []TrackWriter{audio, video})
 	// Past the wait: the hold ended and the file is being written before
 	// the recording stops.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, "the file to start after the wait for reports", func() bool {
 		files, _ := filepath.Glob(filepath.Join(spool, "*", "*.webm"))
-		if len(files) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the file did not start after the wait for reports")
-		}
-		time.Sleep(20 * time.Millisecond) // polling the spool, not synchronising
-	}
+		return len(files) == 1
+	})
 	feed(t, clock, 0, rest, []TrackWriter{audio, video})
 	m, err := rec.Stop(context.Background())
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // closedWithin reports whether the server closed c within d (a read ends
@@ -58,12 +60,8 @@ func TestICETCPCapsAndFirstMessageTimeout(t *testing.T) {
 		t.Errorf("silent connections closed after %v, before the first-message timeout of %v", d, firstMsg)
 	}
 	// Their places are free again.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.tcpGuard.open() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d places still held", s.tcpGuard.open())
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	if !wait.WithinEvery(5*time.Second, 10*time.Millisecond, func() bool { return s.tcpGuard.open() == 0 }) {
+		t.Fatalf("%d places still held", s.tcpGuard.open())
 	}
 	c, err := net.Dial("tcp", s.TCPAddr().String())
 	if err != nil {

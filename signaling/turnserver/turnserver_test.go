@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 func newClient(t *testing.T, srv *Server, user, pass string) *turn.Client {
@@ -166,12 +168,8 @@ func TestRevokedCredentialStopsRelaying(t *testing.T) {
 
 	srv.Revoke("p1", "conn")
 	// The allocation is closed on the server: wait until pion has deleted it.
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Allocations() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d allocations still open after the revocation", srv.Allocations())
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	if !wait.WithinEvery(5*time.Second, 10*time.Millisecond, func() bool { return srv.Allocations() == 0 }) {
+		t.Fatalf("%d allocations still open after the revocation", srv.Allocations())
 	}
 	// What the client still sends goes nowhere (bounded negative check).
 	_, _ = relay.WriteTo([]byte("after"), sink.LocalAddr())
