@@ -467,6 +467,63 @@ func (g *group) startFile() {
 	if g.err != nil {
 		return
 	}
+	members := g.fileMembers()
+	if len(members) == 0 {
+		return
+	}
+	offset := time.Duration(1<<63 - 1)
+	for _, t := range members {
+		if len(t.queue) > 0 {
+			offset = min(offset, t.queue[0].at)
+		}
+	}
+	h := headerOf(members)
+	n := g.r.newFileNumber()
+	name := fmt.Sprintf("%03d", n)
+	path := filepath.Join(g.r.dir, name+h.ext)
+	startedAt := g.r.start.Add(offset).UTC().Truncate(time.Microsecond)
+	w, err := createWebM(path, h.docType, h.entries, h.mainTrack, startedAt)
+	if err != nil {
+		g.fail(fmt.Errorf("webm: creating %s: %w", path, err))
+		return
+	}
+	metricBytes.Add(float64(w.size))
+	f := &openFile{
+		w:      w,
+		path:   path,
+		metaAt: filepath.Join(g.r.dir, name+".json"),
+		offset: offset,
+		meta: fileMeta{
+			State:  stateRecording,
+			Spool:  name + h.ext,
+			Layout: w.lay,
+			File: File{
+				Key:             fmt.Sprintf("%s%s/%s-%s%s", g.r.cfg.Prefix, g.r.id, g.key.participant, name, h.ext),
+				ContentType:     h.contentType,
+				ParticipantID:   g.key.participant,
+				ParticipantName: g.name,
+				StreamID:        g.key.stream,
+				StartedAt:       startedAt,
+				StartOffsetMs:   offset.Milliseconds(),
+				Tracks:          h.tracks,
+			},
+		},
+		members: members,
+	}
+	if err := writeJSON(f.metaAt, f.meta); err != nil {
+		w.f.Close()
+		g.fail(fmt.Errorf("webm: spool: %w", err))
+		return
+	}
+	g.file, g.waiting = f, false
+	g.lastSync = g.lastArrival
+	g.enterFile(members)
+	g.log.Info("recording file started", "file", f.meta.File.Key, "offset", offset, "tracks", len(members))
+}
+
+// fileMembers are the tracks a new file holds, audio first, then video:
+// the track numbers players expect.
+func (g *group) fileMembers() []*track {
 	var members []*track
 	for _, t := range g.tracks {
 		// Open audio tracks and video tracks whose configuration is known
@@ -475,10 +532,6 @@ func (g *group) startFile() {
 			members = append(members, t)
 		}
 	}
-	if len(members) == 0 {
-		return
-	}
-	// Audio first, then video: track numbers players expect.
 	slices.SortStableFunc(members, func(a, b *track) int {
 		switch {
 		case a.spec.video == b.spec.video:
@@ -488,16 +541,20 @@ func (g *group) startFile() {
 		}
 		return -1
 	})
-	offset := time.Duration(1<<63 - 1)
-	for _, t := range members {
-		if len(t.queue) > 0 {
-			offset = min(offset, t.queue[0].at)
-		}
-	}
-	var entries []webm.TrackEntry
-	var tracks []Track
-	docType, ext, contentType := "webm", ".webm", "video/webm"
-	var mainTrack uint64
+	return members
+}
+
+// fileHeader is what a new file's header says about its tracks, and the
+// container it is: WebM, or Matroska when it holds H.264.
+type fileHeader struct {
+	entries                   []webm.TrackEntry
+	tracks                    []Track
+	mainTrack                 uint64 // the first video track, else 1
+	docType, ext, contentType string
+}
+
+func headerOf(members []*track) fileHeader {
+	h := fileHeader{docType: "webm", ext: ".webm", contentType: "video/webm"}
 	for i, t := range members {
 		num := uint64(i + 1)
 		e := webm.TrackEntry{
@@ -512,11 +569,11 @@ func (g *group) startFile() {
 			e.CodecPrivate = t.cfg.codecPrivate
 			e.Video = &webm.Video{PixelWidth: uint64(t.cfg.width), PixelHeight: uint64(t.cfg.height)}
 			mt.Kind, mt.Width, mt.Height = "video", t.cfg.width, t.cfg.height
-			if mainTrack == 0 {
-				mainTrack = num
+			if h.mainTrack == 0 {
+				h.mainTrack = num
 			}
 			if t.spec.name == codecH264 {
-				docType, ext, contentType = "matroska", ".mkv", "video/x-matroska"
+				h.docType, h.ext, h.contentType = "matroska", ".mkv", "video/x-matroska"
 			}
 		} else {
 			e.TrackType = 2
@@ -525,51 +582,18 @@ func (g *group) startFile() {
 			e.Audio = &webm.Audio{SamplingFrequency: 48000, Channels: uint64(t.spec.channels)}
 			mt.Kind, mt.Channels = "audio", t.spec.channels
 		}
-		entries = append(entries, e)
-		tracks = append(tracks, mt)
+		h.entries = append(h.entries, e)
+		h.tracks = append(h.tracks, mt)
 	}
-	if mainTrack == 0 {
-		mainTrack = 1
+	if h.mainTrack == 0 {
+		h.mainTrack = 1
 	}
-	n := g.r.newFileNumber()
-	name := fmt.Sprintf("%03d", n)
-	path := filepath.Join(g.r.dir, name+ext)
-	startedAt := g.r.start.Add(offset).UTC().Truncate(time.Microsecond)
-	w, err := createWebM(path, docType, entries, mainTrack, startedAt)
-	if err != nil {
-		g.fail(fmt.Errorf("webm: creating %s: %w", path, err))
-		return
-	}
-	metricBytes.Add(float64(w.size))
-	f := &openFile{
-		w:      w,
-		path:   path,
-		metaAt: filepath.Join(g.r.dir, name+".json"),
-		offset: offset,
-		meta: fileMeta{
-			State:  stateRecording,
-			Spool:  name + ext,
-			Layout: w.lay,
-			File: File{
-				Key:             fmt.Sprintf("%s%s/%s-%s%s", g.r.cfg.Prefix, g.r.id, g.key.participant, name, ext),
-				ContentType:     contentType,
-				ParticipantID:   g.key.participant,
-				ParticipantName: g.name,
-				StreamID:        g.key.stream,
-				StartedAt:       startedAt,
-				StartOffsetMs:   offset.Milliseconds(),
-				Tracks:          tracks,
-			},
-		},
-		members: members,
-	}
-	if err := writeJSON(f.metaAt, f.meta); err != nil {
-		w.f.Close()
-		g.fail(fmt.Errorf("webm: spool: %w", err))
-		return
-	}
-	g.file, g.waiting = f, false
-	g.lastSync = g.lastArrival
+	return h
+}
+
+// enterFile numbers the members in the new file; a video track joined by
+// a roll waits for a fresh keyframe.
+func (g *group) enterFile(members []*track) {
 	for i, t := range members {
 		t.num, t.lastMs = uint64(i+1), -1
 		if t.inFile {
@@ -577,11 +601,10 @@ func (g *group) startFile() {
 		}
 		t.inFile = true
 		if t.spec.video && len(t.queue) == 0 {
-			t.needKey = true // joined by a roll: wait for a fresh keyframe
+			t.needKey = true
 			g.requestKeyframe(t)
 		}
 	}
-	g.log.Info("recording file started", "file", f.meta.File.Key, "offset", offset, "tracks", len(members))
 }
 
 // writeFrames writes queued frames in time order across the file's tracks.
