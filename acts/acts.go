@@ -61,7 +61,7 @@ type Config struct {
 	DB        *database.DB
 	Journal   *journal.Journal
 	Store     evidence.Store
-	Log       *slog.Logger
+	Logger    *slog.Logger
 	Retention time.Duration
 	// Principals lists the act's current (not removed) principals: the
 	// one way acts learns them (the session layer owns participants).
@@ -92,7 +92,7 @@ func (nopNotifier) Notify(uuid.UUID, []uuid.UUID, string, json.RawMessage) {}
 func (s *Service) notify(sessionID uuid.UUID, typ string, payload any) {
 	b, err := json.Marshal(payload)
 	if err != nil {
-		s.cfg.Log.Error("acts: event payload", "type", typ, "err", err)
+		s.cfg.Logger.Error("acts: event payload", "type", typ, "err", err)
 		return
 	}
 	s.notifierMu.RLock()
@@ -127,10 +127,10 @@ func New(cfg Config) *Service {
 	if cfg.MaxStill <= 0 {
 		cfg.MaxStill = 10 << 20
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cat := catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: cfg.Log})
+	cat := catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Logger: cfg.Logger})
 	return &Service{cfg: cfg, catalog: cat, now: database.Now, notifier: nopNotifier{}}
 }
 

@@ -28,7 +28,7 @@ func newService(t *testing.T, db *database.DB) *acts.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return acts.New(acts.Config{DB: db, Journal: journal.New(db, nil, discard), Store: store, Log: discard,
+	return acts.New(acts.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Store: store, Logger: discard,
 		Principals: func(context.Context, uuid.UUID) ([]acts.Principal, error) { return nil, nil }})
 }
 

@@ -148,9 +148,9 @@ func (s *Service) RunArchiver(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		if n, err := s.ArchivePending(ctx); err != nil {
-			s.cfg.Log.Warn("archiving sealed acts' journals", "archived", n, "err", err)
+			s.cfg.Logger.Warn("archiving sealed acts' journals", "archived", n, "err", err)
 		} else if n > 0 {
-			s.cfg.Log.Info("archived sealed acts' journals", "acts", n)
+			s.cfg.Logger.Info("archived sealed acts' journals", "acts", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -29,8 +29,8 @@ func archiveFixture(t *testing.T, db *database.DB) (*acts.Service, *journal.Jour
 	if err != nil {
 		t.Fatal(err)
 	}
-	jnl := journal.New(db, nil, discard)
-	svc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
+	jnl := journal.New(journal.Config{DB: db})
+	svc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Retention: time.Hour,
 		Principals: func(context.Context, uuid.UUID) ([]acts.Principal, error) { return nil, nil }})
 	return svc, jnl, store, dir
 }

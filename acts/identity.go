@@ -316,7 +316,7 @@ func (s *Service) discard(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.Delete(ctx, key); err != nil && !errors.Is(err, evidence.ErrNotFound) {
-		s.cfg.Log.Warn("could not delete a still that is not part of the record; the reconciler will report it", "key", key, "err", err)
+		s.cfg.Logger.Warn("could not delete a still that is not part of the record; the reconciler will report it", "key", key, "err", err)
 	}
 }
 

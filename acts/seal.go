@@ -116,7 +116,7 @@ func (s *Service) Seal(ctx context.Context, c Caller, sessionID uuid.UUID, in Se
 		// The act is sealed and its journal intact in the database; the
 		// archive stays owed (journal_archived is false) and
 		// ArchivePending stores and records it on its next pass.
-		s.cfg.Log.Error("archiving the sealed act's journal failed; it will be retried", "session", sessionID, "err", err)
+		s.cfg.Logger.Error("archiving the sealed act's journal failed; it will be retried", "session", sessionID, "err", err)
 	}
 	return act, entry, nil
 }

@@ -210,7 +210,7 @@ func (h *signHook) Record(ctx context.Context, tx *sql.Tx, sig documents.Signatu
 func (h *signHook) Committed(ctx context.Context) {
 	act, err := h.s.Get(ctx, h.sessionID)
 	if err != nil {
-		h.s.cfg.Log.Warn("acts: reading the act after a signature", "session", h.sessionID, "err", err)
+		h.s.cfg.Logger.Warn("acts: reading the act after a signature", "session", h.sessionID, "err", err)
 		return
 	}
 	h.s.notify(h.sessionID, EventActUpdated, act)

@@ -74,13 +74,13 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 		t.Fatal(err)
 	}
 	tsa := authority.TSA()
-	jnl := journal.New(db, tsa, discard)
+	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
-	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Log: discard, Retention: time.Hour,
+	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Retention: time.Hour,
 		Principals: principalsOf(svc), Documents: docs}
 	for _, opt := range actOpts {
 		opt(&actCfg)
@@ -90,7 +90,7 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	roots.AddCert(authority.Root())
 	// The test refreshes the probe itself, as Run would on its interval.
 	storeProbe := api.NewProbe(store.Probe, time.Hour)
-	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: recordAll{},
+	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: recordAll{},
 		SpoolDir: t.TempDir(), Retention: time.Hour})
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,

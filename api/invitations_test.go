@@ -53,7 +53,7 @@ func mailHarness(t *testing.T, db *database.DB, mp testenv.MailpitServer) (*harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	jnl := journal.New(db, nil, log)
+	jnl := journal.New(journal.Config{DB: db, Logger: log})
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: log, PublicURL: "http://chamber.test",
 		Mail: &sessions.MailConfig{Sender: sender, From: sender.From()}})
 	ctx, cancel := context.WithCancel(context.Background())

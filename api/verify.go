@@ -85,7 +85,7 @@ func (a *API) handleVerify(cfg VerifyConfig) handler {
 		case n == 0:
 			return BadRequest("empty", "send the PDF as the request body")
 		}
-		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, RejectDevelopment: cfg.RejectDevelopment, Log: a.log, Now: time.Now})
+		rep, err := pades.Verify(r.Context(), f, n, pades.VerifyOptions{Roots: cfg.Roots, RejectDevelopment: cfg.RejectDevelopment, Logger: a.log, Now: time.Now})
 		if err != nil {
 			// fail maps an encrypted or malformed PDF, and one beyond the
 			// verifier's limits (a *pades.LimitError inside a

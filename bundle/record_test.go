@@ -94,7 +94,7 @@ func TestBundleIsTheRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jnl := journal.New(db, authority.TSA(), discard)
+	jnl := journal.New(journal.Config{DB: db, Timestamper: authority.TSA()})
 	sid := uuid.New()
 	prefix := "sessions/" + sid.String() + "/"
 

@@ -43,7 +43,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 			name = "fenced"
 		}
 		b.Run(name, func(b *testing.B) {
-			j := journal.New(db, nil, slog.New(slog.DiscardHandler))
+			j := journal.New(journal.Config{DB: db})
 			if fenced {
 				j.SetFence(c.Fence)
 			}

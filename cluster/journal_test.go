@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 
@@ -35,7 +34,7 @@ func TestJournalIsOneChainAcrossThreeNodes(t *testing.T) {
 		}
 		t.Cleanup(func() { own.Close() })
 		n := newNode(t, own, dsn, id, Load{})
-		j := journal.New(own, nil, slog.New(slog.DiscardHandler))
+		j := journal.New(journal.Config{DB: own})
 		j.SetFence(n.Fence)
 		room := uuid.New()
 		if _, _, err := n.Claim(ctx, room); err != nil {
@@ -45,7 +44,7 @@ func TestJournalIsOneChainAcrossThreeNodes(t *testing.T) {
 	}
 	// A stale writer: it held room a's lease once, a newer process holds it now.
 	stale := newNode(t, db, dsn, "stale", Load{})
-	staleJ := journal.New(db, nil, slog.New(slog.DiscardHandler))
+	staleJ := journal.New(journal.Config{DB: db})
 	staleJ.SetFence(stale.Fence)
 	stale.mu.Lock()
 	stale.held[ws[0].room] = 0

@@ -126,7 +126,7 @@ func New(cfg Config) *Service {
 	}
 	return &Service{
 		db: cfg.DB, journal: cfg.Journal, store: cfg.Store, log: cfg.Log,
-		catalog:   catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: cfg.Log}),
+		catalog:   catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Logger: cfg.Log}),
 		maxUpload: maxUpload, retention: cfg.Retention, tempDir: cfg.TempDir, signing: cfg.Signing,
 		now: database.Now,
 	}

@@ -65,7 +65,7 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 		t.Fatal(err)
 	}
 	tsa := authority.TSA()
-	jnl := journal.New(db, tsa, discard)
+	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
 	svc := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,

@@ -255,7 +255,7 @@ func (s *Service) signInto(ctx context.Context, c Caller, sess Session, src evid
 			Signer: signer, Kind: pades.Approval, Permissions: pades.FormFillingAndSigning, Timestamper: s.signing.TSA,
 			Name: c.Name, Reason: req.Reason, Location: req.Location, Contact: req.Contact,
 			Role: roleTitle(c.Role), Act: act, Appearance: req.Visible,
-		}, pades.LTVOptions{Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Log: s.log}, s.tempDir)
+		}, pades.LTVOptions{Timestamper: s.signing.TSA, HTTPClient: s.signing.HTTPClient, Certificates: s.signing.Certificates, Logger: s.log}, s.tempDir)
 		pw.CloseWithError(err) // nil closes cleanly; an error aborts the Put
 		done <- result{signResult{sres, lres}, err}
 	}()

@@ -78,12 +78,22 @@ type Fence func(ctx context.Context, tx *sql.Tx, sessionID uuid.UUID) error
 // the journal is used.
 func (j *Journal) SetFence(f Fence) { j.fence = f }
 
-// New returns a journal on db. ts may be nil, in which case Anchor fails.
-func New(db *database.DB, ts Timestamper, log *slog.Logger) *Journal {
+// Config configures a journal.
+type Config struct {
+	DB *database.DB
+	// Timestamper anchors the journal's head; without one Anchor fails.
+	Timestamper Timestamper
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// New returns a journal on cfg.DB.
+func New(cfg Config) *Journal {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Journal{db: db, ts: ts, log: log, now: database.Now}
+	return &Journal{db: cfg.DB, ts: cfg.Timestamper, log: log, now: database.Now}
 }
 
 // Append adds one entry in its own transaction.

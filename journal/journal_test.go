@@ -25,7 +25,7 @@ var discard = slog.New(slog.DiscardHandler)
 func TestAppendAndVerify(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		j := journal.New(db, nil, discard)
+		j := journal.New(journal.Config{DB: db})
 		s1, s2 := uuid.New(), uuid.New()
 		for i, rec := range []journal.Record{
 			{SessionID: s1, Actor: "staff:a", Action: "session.created", Details: map[string]any{"title": "Tamm v Kask", "n": 1}},
@@ -86,7 +86,7 @@ func TestTamperingIsDetected(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			databasetest.Each(t, func(t *testing.T, db *database.DB) {
 				ctx := context.Background()
-				j := journal.New(db, nil, discard)
+				j := journal.New(journal.Config{DB: db})
 				s := uuid.New()
 				for i := range 5 {
 					if _, err := j.Append(ctx, journal.Record{SessionID: s, Actor: "system", Action: "test", Details: map[string]int{"i": i}}); err != nil {
@@ -113,7 +113,7 @@ func TestTamperingIsDetected(t *testing.T) {
 func TestConcurrentAppends(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		j := journal.New(db, nil, discard)
+		j := journal.New(journal.Config{DB: db})
 		const writers, each = 50, 4
 		sessions := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
 		var wg sync.WaitGroup
@@ -173,7 +173,7 @@ func TestAnchorsDetectRewrite(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		ts := hmacTimestamper{key: []byte("k")}
-		j := journal.New(db, ts, discard)
+		j := journal.New(journal.Config{DB: db, Timestamper: ts})
 		s := uuid.New()
 		for i := range 3 {
 			if _, err := j.Append(ctx, journal.Record{SessionID: s, Actor: "system", Action: "test", Details: map[string]int{"i": i}}); err != nil {
@@ -246,7 +246,7 @@ func TestCanonical(t *testing.T) {
 func TestFenceRefusesTheAppendAndItsTransaction(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		j := journal.New(db, nil, discard)
+		j := journal.New(journal.Config{DB: db})
 		mine, lost := uuid.New(), uuid.New()
 		errLost := errors.New("lease lost")
 		var checked []uuid.UUID

@@ -38,7 +38,7 @@ func TestAppendEventually(t *testing.T) {
 		t.Run(string(engine), func(t *testing.T) {
 			db, fail := databasetest.Failing(t, engine)
 			dir := t.TempDir()
-			j := journal.New(db, nil, nil)
+			j := journal.New(journal.Config{DB: db})
 			if err := j.UseOutbox(dir); err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +60,7 @@ func TestAppendEventually(t *testing.T) {
 			}
 
 			// A restarted process delivers what the last one kept.
-			j2 := journal.New(db, nil, nil)
+			j2 := journal.New(journal.Config{DB: db})
 			if err := j2.UseOutbox(dir); err != nil {
 				t.Fatal(err)
 			}

@@ -67,12 +67,12 @@ func newFixture(t *testing.T, cfg CompositeConfig, wrap func(evidence.Store) evi
 	if wrap != nil {
 		store = wrap(local)
 	}
-	jnl := journal.New(db, nil, discard)
+	jnl := journal.New(journal.Config{DB: db})
 	if cfg.TempDir == "" {
 		cfg.TempDir = t.TempDir()
 	}
 	logs := &logLines{}
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: slog.New(logs), Scope: allow{}, SpoolDir: t.TempDir(),
+	c := New(Config{DB: db, Journal: jnl, Store: store, Logger: slog.New(logs), Scope: allow{}, SpoolDir: t.TempDir(),
 		Retention: time.Hour, Composite: cfg})
 	return &fixture{c: c, db: db, store: store, jnl: jnl, sid: session(t, db), logs: logs}
 }

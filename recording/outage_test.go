@@ -115,12 +115,12 @@ func TestRecoverKeepsSpoolUntilRecorded(t *testing.T) {
 		t.Run(string(engine), func(t *testing.T) {
 			db, fail := databasetest.Failing(t, engine)
 			store := evidenceLocal(t)
-			jnl := journal.New(db, nil, discard)
+			jnl := journal.New(journal.Config{DB: db})
 			sid := session(t, db)
-			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+			c := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 			spool, rid := crashRecording(t, c, sid)
 
-			after := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
+			after := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
 			if err := fail(func() error { return after.Recover(context.Background()) }); err == nil {
 				t.Fatal("recovery during the failure reported success")
 			}
@@ -166,9 +166,9 @@ func TestStopDuringDatabaseOutage(t *testing.T) {
 		t.Run(string(engine), func(t *testing.T) {
 			db, fail := databasetest.Failing(t, engine)
 			store := evidenceLocal(t)
-			jnl := journal.New(db, nil, discard)
+			jnl := journal.New(journal.Config{DB: db})
 			sid := session(t, db)
-			c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+			c := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 			ctx := context.Background()
 			if _, err := c.Start(ctx, sid, "participant:judge"); err != nil {
 				t.Fatal(err)
@@ -228,9 +228,9 @@ func TestStopWhileStoreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := databasetest.Open(t, database.Postgres)
-	jnl := journal.New(db, nil, discard)
+	jnl := journal.New(journal.Config{DB: db})
 	sid := session(t, db)
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
+	c := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: t.TempDir(), Retention: time.Hour})
 	room := make(states, 64)
 	c.SetNotifier(room)
 	ctx := context.Background()

@@ -82,7 +82,7 @@ type Config struct {
 	DB        *database.DB
 	Journal   *journal.Journal
 	Store     evidence.Store
-	Log       *slog.Logger
+	Logger    *slog.Logger
 	Scope     Scope
 	SpoolDir  string
 	Retention time.Duration
@@ -116,13 +116,13 @@ type Controller struct {
 
 // New returns a controller.
 func New(cfg Config) *Controller {
-	log := cfg.Log
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{cfg: cfg, log: log, active: map[uuid.UUID]*webm.Recording{}, stopping: map[uuid.UUID]bool{},
 		pending:    map[uuid.UUID]map[uuid.UUID]bool{},
-		catalog:    catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Log: log}),
+		catalog:    catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Logger: log}),
 		composites: newComposer(cfg.Composite, log)}
 }
 
@@ -192,7 +192,7 @@ func (c *Controller) Start(ctx context.Context, sessionID uuid.UUID, actor strin
 		return State{}, ErrRecording
 	}
 	rec, err := webm.Start(context.WithoutCancel(ctx), webm.Config{
-		Sink: c.sink(), SessionID: sessionID, Prefix: prefix(sessionID), SpoolDir: c.cfg.SpoolDir, Logger: c.cfg.Log,
+		Sink: c.sink(), SessionID: sessionID, Prefix: prefix(sessionID), SpoolDir: c.cfg.SpoolDir, Logger: c.cfg.Logger,
 	})
 	if err != nil {
 		c.mu.Unlock()
@@ -412,7 +412,7 @@ func (c *Controller) journalled(ctx context.Context, f func(tx *sql.Tx) error, r
 // before any recording begins, and then periodically (RunRecovery).
 func (c *Controller) Recover(ctx context.Context) error {
 	_, err := webm.RecoverWith(ctx, webm.RecoverConfig{
-		SpoolDir: c.cfg.SpoolDir, Sink: c.sink(), Logger: c.cfg.Log,
+		SpoolDir: c.cfg.SpoolDir, Sink: c.sink(), Logger: c.cfg.Logger,
 		Skip: c.busy,
 		Commit: func(ctx context.Context, m webm.Manifest) error {
 			if err := c.commit(ctx, m); err != nil {

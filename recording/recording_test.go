@@ -81,9 +81,9 @@ func TestStartStopAndRecover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jnl := journal.New(db, nil, discard)
+	jnl := journal.New(journal.Config{DB: db})
 	spool := t.TempDir()
-	c := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
+	c := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: spool, Retention: time.Hour})
 	n := &notes{}
 	c.SetNotifier(n)
 	sid, crashedSID := session(t, db), session(t, db)
@@ -160,7 +160,7 @@ func TestStartStopAndRecover(t *testing.T) {
 	}
 
 	// The next start recovers the crashed copy.
-	c2 := New(Config{DB: db, Journal: jnl, Store: store, Log: discard, Scope: allow{}, SpoolDir: crashed, Retention: time.Hour})
+	c2 := New(Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: allow{}, SpoolDir: crashed, Retention: time.Hour})
 	if err := c2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}

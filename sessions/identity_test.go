@@ -251,7 +251,7 @@ func TestSweepClosesWhatEndedElsewhere(t *testing.T) {
 	ctx := context.Background()
 	db := databasetest.Open(t, database.SQLite)
 	f := newFixture(t, db)
-	cli := sessions.New(sessions.Config{DB: db, Journal: journal.New(db, nil, discard), Log: discard})
+	cli := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Log: discard})
 	clerk := f.staff(t, access.Clerk)
 	sess, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "H"})
 	judge, part := f.official(t, clerk, sess.ID, access.Judge)
@@ -343,11 +343,11 @@ func TestProviderRefusalEndsSignIns(t *testing.T) {
 		}
 		return refresh + "+", nil
 	}
-	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(db, nil, discard), Log: discard,
+	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Log: discard,
 		Revalidate: revalidate, RevalidateEvery: time.Microsecond})
 	notes := &recorder{}
 	svc.SetNotifier(notes)
-	f := &fixture{svc: svc, db: db, notes: notes, journal: journal.New(db, nil, discard)}
+	f := &fixture{svc: svc, db: db, notes: notes, journal: journal.New(journal.Config{DB: db})}
 	clerk := f.staff(t, access.Clerk)
 	sess, _ := svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "H"})
 	judge, part := f.official(t, clerk, sess.ID, access.Judge)

@@ -83,7 +83,7 @@ func newMailFixture(t *testing.T, db *database.DB, mp testenv.MailpitServer, adj
 func (m *mailFixture) service(t *testing.T, db *database.DB) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	j := journal.New(db, nil, log)
+	j := journal.New(journal.Config{DB: db, Logger: log})
 	cfg := m.cfg
 	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: log, PublicURL: "https://chamber.example", Mail: &cfg, Clock: m.clock})
 	notes := &recorder{}

@@ -86,7 +86,7 @@ type fixture struct {
 func newFixture(t testing.TB, db *database.DB) *fixture { return newFixtureB(t, db) }
 
 func newFixtureB(t testing.TB, db *database.DB) *fixture {
-	j := journal.New(db, nil, discard)
+	j := journal.New(journal.Config{DB: db})
 	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: discard, PublicURL: "https://chamber.example"})
 	n := &recorder{}
 	svc.SetNotifier(n)

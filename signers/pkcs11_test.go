@@ -62,7 +62,7 @@ func newBench(t testing.TB, db *database.DB) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jnl := journal.New(db, ca.TSA(), discard)
+	jnl := journal.New(journal.Config{DB: db, Timestamper: ca.TSA()})
 	svc := signers.New(signers.Config{DB: db, Journal: jnl, Log: discard, KEK: kek, CA: ca, Modules: []string{hsm.Module}})
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: evidencetest.Local(t), Log: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),

@@ -52,11 +52,11 @@ func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	jnl := journal.New(db, nil, log)
+	jnl := journal.New(journal.Config{DB: db, Logger: log})
 	// Only their knowledge of pending writes is used: nothing runs.
-	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Log: log, SpoolDir: filepath.Join(cfg.dataDir, "spool")})
-	actSvc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Log: log})
-	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Log: log, Grace: grace,
+	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Logger: log, SpoolDir: filepath.Join(cfg.dataDir, "spool")})
+	actSvc := acts.New(acts.Config{DB: db, Journal: jnl, Store: store, Logger: log})
+	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Logger: log, Grace: grace,
 		Pending: []func(context.Context, uuid.UUID) ([]string, error){rec.PendingWrites, actSvc.PendingWrites}})
 	retained, err := cat.ApplyRetention(ctx)
 	if err != nil {

@@ -43,7 +43,7 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	rep, err := journal.New(db, nil, log).Verify(ctx, verifier)
+	rep, err := journal.New(journal.Config{DB: db, Logger: log}).Verify(ctx, verifier)
 	var broken *journal.BrokenError
 	if errors.As(err, &broken) {
 		if asJSON {

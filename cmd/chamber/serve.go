@@ -293,7 +293,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	jnl := journal.New(db, stamper, log)
+	jnl := journal.New(journal.Config{DB: db, Timestamper: stamper, Logger: log})
 	// Journal entries the database cannot take when they happen wait here.
 	if err := jnl.UseOutbox(filepath.Join(cfg.dataDir, "outbox", "journal")); err != nil {
 		return err
@@ -343,11 +343,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	actSvc := acts.New(acts.Config{
-		DB: db, Journal: jnl, Store: store, Log: log, Retention: time.Duration(cfg.retention),
+		DB: db, Journal: jnl, Store: store, Logger: log, Retention: time.Duration(cfg.retention),
 		Principals: principalsOf(svc), Documents: docs,
 	})
 	rec := recording.New(recording.Config{
-		DB: db, Journal: jnl, Store: store, Log: log, Scope: recordingScope{svc},
+		DB: db, Journal: jnl, Store: store, Logger: log, Scope: recordingScope{svc},
 		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
 		// ffmpeg and pdftoppm from PATH; without ffmpeg, no composite.
 		Composite: recording.CompositeConfig{TempDir: filepath.Join(cfg.dataDir, "tmp"), Documents: recording.DocumentsOf(docs)},
@@ -386,7 +386,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
 
-	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Log: log, Grace: cfg.evidenceLoops.grace,
+	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Logger: log, Grace: cfg.evidenceLoops.grace,
 		Pending: []func(context.Context, uuid.UUID) ([]string, error){rec.PendingWrites, actSvc.PendingWrites}})
 	dbProbe := api.NewProbe(db.Probe, cfg.evidenceLoops.probe)
 	storeProbe := api.NewProbe(store.Probe, cfg.evidenceLoops.probe)

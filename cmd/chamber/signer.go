@@ -150,7 +150,7 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	scfg := signers.Config{DB: db, Journal: journal.New(db, nil, log), Log: quiet(log), Modules: sf.modules}
+	scfg := signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: quiet(log), Modules: sf.modules}
 	if sub != "list" {
 		ca, err := pki.LoadOrCreateDev(pkiDir(cfg.dataDir), publicURL, quiet(log))
 		if err != nil {

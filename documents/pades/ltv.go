@@ -42,8 +42,8 @@ type LTVOptions struct {
 	// certificate found in the document, whose OCSP and CRL URLs are
 	// whatever its author chose — and only when Chamber can build the
 	// chain from them and Certificates, never from the document, to Roots.
-	Own []*x509.Certificate
-	Log *slog.Logger
+	Own    []*x509.Certificate
+	Logger *slog.Logger
 }
 
 // LTVResult describes the long-term-validation update.
@@ -78,7 +78,7 @@ func AddLTV(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts LT
 	if opts.Timestamper == nil {
 		return nil, invalidOptions("no Timestamper for the document timestamp")
 	}
-	log := opts.Log
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -32,8 +32,8 @@ type VerifyOptions struct {
 	RejectDevelopment bool
 	// Now is the time chains are checked at when a signature has no valid
 	// timestamp (default time.Now).
-	Now func() time.Time
-	Log *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Verify examines every signature and document timestamp of a PDF: the
@@ -60,7 +60,7 @@ func Verify(ctx context.Context, r io.ReaderAt, size int64, opts VerifyOptions) 
 	if opts.Roots == nil {
 		opts.Roots = x509.NewCertPool() // never the system's: x509 uses those for nil
 	}
-	log := opts.Log
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -43,7 +43,7 @@ func BenchmarkReconcile(b *testing.B) {
 				}
 				fx.record(b, time.Time{}, objs...)
 			}
-			c := catalog.New(catalog.Config{DB: db, Store: store, Journal: nil, Log: discard, Grace: time.Nanosecond})
+			c := catalog.New(catalog.Config{DB: db, Store: store, Journal: nil, Logger: discard, Grace: time.Nanosecond})
 			b.ResetTimer()
 			for b.Loop() {
 				rep, err := c.Reconcile(context.Background())

@@ -172,7 +172,7 @@ type Config struct {
 	DB      *database.DB
 	Store   evidence.Store
 	Journal *journal.Journal
-	Log     *slog.Logger
+	Logger  *slog.Logger
 	// Grace is how old an object the catalog does not name must be before
 	// Reconcile calls it an orphan: longer than any write takes from its
 	// Put to its commit (default 1 h).
@@ -195,7 +195,7 @@ func New(cfg Config) *Catalog {
 	if cfg.Grace <= 0 {
 		cfg.Grace = time.Hour
 	}
-	log := cfg.Log
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -40,7 +40,7 @@ func newFixture(t testing.TB, db *database.DB, store evidence.Store) *fixture {
 		sid.String(), staff); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{db: db, store: store, jnl: journal.New(db, nil, discard), sid: sid}
+	return &fixture{db: db, store: store, jnl: journal.New(journal.Config{DB: db}), sid: sid}
 }
 
 func (fx *fixture) key(name string) string { return "sessions/" + fx.sid.String() + "/" + name }
@@ -121,13 +121,13 @@ func TestReconcile(t *testing.T) {
 		}
 
 		// Within the grace period nothing is an orphan yet.
-		young := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Log: discard, Pending: []func(context.Context, uuid.UUID) ([]string, error){pending}})
+		young := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Logger: discard, Pending: []func(context.Context, uuid.UUID) ([]string, error){pending}})
 		rep, err := young.Reconcile(ctx)
 		if err != nil || len(rep.Orphans) != 0 || rep.Pending != 4 {
 			t.Fatalf("within the grace period: %+v, %v", rep, err)
 		}
 
-		c := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Log: discard, Grace: time.Nanosecond,
+		c := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Logger: discard, Grace: time.Nanosecond,
 			Pending: []func(context.Context, uuid.UUID) ([]string, error){pending}})
 		var (
 			wg      sync.WaitGroup
@@ -189,7 +189,7 @@ func TestApplyRetention(t *testing.T) {
 		if got, _ := fx.store.Stat(ctx, obj.Key); !got.RetainUntil.IsZero() {
 			t.Fatalf("retained before anything applied it: %v", got.RetainUntil)
 		}
-		c := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Log: discard})
+		c := catalog.New(catalog.Config{DB: db, Store: fx.store, Journal: fx.jnl, Logger: discard})
 		n, err := c.ApplyRetention(ctx)
 		if err != nil || n != 1 {
 			t.Fatalf("ApplyRetention = %d, %v", n, err)
