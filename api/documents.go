@@ -36,22 +36,9 @@ func (a *API) documentRoutes() {
 		Request: documents.SignRequest{}, Response: SignResponse{}, Status: 201, Errors: withOutages(bodyErrors)}, a.auth(a.handleSign))
 }
 
-// EventDocumentsChanged tells a session's participants that a document
-// was uploaded, labelled or signed; it carries {"document_id"}.
-const EventDocumentsChanged = "documents_changed"
-
 // withOutages adds the answers to a database or store outage (503) and a
 // full store (507) to a route's documented errors.
 func withOutages(errs []int) []int { return slices.Concat(errs, []int{503, 507}) }
-
-// documentsChanged tells the room that a document changed. It names only
-// the document: each client fetches what it may see through the API, so the
-// event leaks nothing to those the document is hidden from.
-func (a *API) documentsChanged(sessionID, docID uuid.UUID) {
-	if a.notify != nil {
-		a.notify(sessionID, EventDocumentsChanged, map[string]any{"document_id": docID})
-	}
-}
 
 // actOpen refuses changes to the documents of a sealed notarial act.
 func (a *API) actOpen(ctx context.Context, sess sessions.Session, what string) error {
@@ -146,8 +133,6 @@ func (a *API) handleUpload(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusCreated
 	if dup {
 		status = http.StatusOK
-	} else {
-		a.documentsChanged(sess.ID, d.ID)
 	}
 	WriteJSON(w, status, UploadResponse{ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, ContentType: d.ContentType,
 		Version: d.Version, Duplicate: dup, Status: d.Status})
@@ -279,9 +264,6 @@ func (a *API) handleLabelDocument(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	d, err = a.documents.Label(r.Context(), c, docSession(sess), d.ID, in)
-	if err == nil {
-		a.documentsChanged(sess.ID, d.ID)
-	}
 	return reply(w, http.StatusOK, d, err)
 }
 
@@ -320,7 +302,6 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.documentsChanged(sess.ID, doc.ID)
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
 	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/bundle"
 	"github.com/chamber-court/chamber/documents"
@@ -38,8 +36,6 @@ type Config struct {
 	Recording *recording.Controller
 	// Bundle builds evidence bundles.
 	Bundle *bundle.Config
-	// Notify pushes an event to a session's connected participants.
-	Notify func(sessionID uuid.UUID, typ string, payload any)
 	// TempDir holds temporary files (bundles being built, PDFs being verified).
 	TempDir string
 	// Verify enables POST /api/v1/verify; nil leaves it out.
@@ -76,7 +72,6 @@ type API struct {
 	acts         *acts.Service
 	recording    *recording.Controller
 	bundle       bundle.Config
-	notify       func(sessionID uuid.UUID, typ string, payload any)
 	tempDir      string
 	journal      *journal.Journal
 	verifyToken  journal.TokenVerifier
@@ -107,7 +102,6 @@ func New(cfg Config) *API {
 		documents:   cfg.Documents,
 		acts:        cfg.Acts,
 		recording:   cfg.Recording,
-		notify:      cfg.Notify,
 		tempDir:     cfg.TempDir,
 		journal:     cfg.Journal,
 		verifyToken: cfg.VerifyToken,

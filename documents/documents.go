@@ -116,6 +116,7 @@ type Service struct {
 	tempDir   string
 	signing   *Signing
 	now       func() time.Time
+	notifier  notifier
 }
 
 // New returns a document service.

@@ -222,6 +222,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	}
 	keep = true
 	s.catalog.Retain(ctx, key)
+	s.changed(sess.ID, docID)
 	if hook != nil {
 		hook.Committed(ctx)
 	}

@@ -67,6 +67,14 @@ func cleanName(name string) (string, error) {
 // document of that person's own, with its own name and visibility, whose
 // version shares the stored object.
 func (s *Service) Upload(ctx context.Context, c Caller, sess Session, u Upload) (doc Document, duplicate bool, err error) {
+	doc, duplicate, err = s.upload(ctx, c, sess, u)
+	if err == nil && !duplicate {
+		s.changed(sess.ID, doc.ID)
+	}
+	return doc, duplicate, err
+}
+
+func (s *Service) upload(ctx context.Context, c Caller, sess Session, u Upload) (doc Document, duplicate bool, err error) {
 	if err := access.Check(c.Role, access.Upload); err != nil {
 		return Document{}, false, err
 	}
@@ -283,6 +291,14 @@ type ExhibitChange struct {
 
 // Label changes an exhibit's label and status (clerk or judge).
 func (s *Service) Label(ctx context.Context, c Caller, sess Session, docID uuid.UUID, ch ExhibitChange) (Document, error) {
+	d, err := s.label(ctx, c, sess, docID, ch)
+	if err == nil {
+		s.changed(sess.ID, docID)
+	}
+	return d, err
+}
+
+func (s *Service) label(ctx context.Context, c Caller, sess Session, docID uuid.UUID, ch ExhibitChange) (Document, error) {
 	if err := access.Check(c.Role, access.LabelExhibit); err != nil {
 		return Document{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/api"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
@@ -259,7 +260,7 @@ func (h sessionHooks) Filter(sid, receiver uuid.UUID, ev signaling.Event) (json.
 		st, ok := svc.StandingOf(sid, receiver)
 		return ev.Data, ok && json.Unmarshal(ev.Data, &c) == nil && acts.MaySeeCheck(st.Role, receiver, c.ParticipantID)
 	// Documents: to those who may see documents, outside the waiting room.
-	case api.EventDocumentsChanged:
+	case documents.EventChanged:
 		st, ok := svc.StandingOf(sid, receiver)
 		return ev.Data, ok && st.Space != sessions.SpaceWaiting && access.Allowed(st.Role, access.SeeDocuments)
 	}
@@ -313,17 +314,6 @@ type recordingScope struct{ svc *sessions.Service }
 
 func (p recordingScope) MayRecord(sessionID, participantID uuid.UUID, source string) bool {
 	return p.svc.MayRecord(sessionID, participantID, source)
-}
-
-// notifier adapts the signalling server's Notify for the HTTP floor.
-func notifier(sig sessions.Notifier) func(uuid.UUID, string, any) {
-	return func(sessionID uuid.UUID, typ string, payload any) {
-		b, err := json.Marshal(payload)
-		if err != nil {
-			return
-		}
-		sig.Notify(sessionID, nil, typ, b)
-	}
 }
 
 // principalsOf lists a session's principals who have not been removed, as

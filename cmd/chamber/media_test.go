@@ -13,9 +13,9 @@ import (
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
-	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/database"
 	"github.com/chamber-court/chamber/database/databasetest"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/journal"
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
@@ -141,7 +141,7 @@ func TestEveryEventHasAnAudience(t *testing.T) {
 		{"the recording", signaling.Event{Type: recording.EventRecording, Data: raw(`{}`)}, all},
 		{"the act", signaling.Event{Type: acts.EventActUpdated, Data: raw(`{}`)}, all},
 		{"the principal's identity check", signaling.Event{Type: acts.EventIdentityCheck, Data: raw(`{"participant_id":"` + principal.String() + `"}`)}, N | P},
-		{"a document", signaling.Event{Type: api.EventDocumentsChanged, Data: raw(`{}`)}, N | P | O},
+		{"a document", signaling.Event{Type: documents.EventChanged, Data: raw(`{}`)}, N | P | O},
 		{"something new", signaling.Event{Type: "surprise", Data: raw(`{}`)}, 0},
 	} {
 		got := 0

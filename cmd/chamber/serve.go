@@ -382,6 +382,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	svc.SetNotifier(roomNotifier)
 	actSvc.SetNotifier(roomNotifier)
+	docs.SetNotifier(roomNotifier)
 	rec.SetNotifier(sig)
 	// Recordings still running at shutdown are finished and stored.
 	defer rec.StopAll(context.WithoutCancel(ctx))
@@ -436,7 +437,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)
 			}},
-		Notify:         notifier(roomNotifier),
+
 		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
 		VerifyToken:    verifyToken,
 		Signal:         signal,
