@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +13,12 @@ import (
 
 	"github.com/chamber-court/chamber/evidence"
 	"github.com/chamber-court/chamber/evidence/evidencetest"
+	"github.com/chamber-court/chamber/internal/testenv"
 )
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 func newLocal(t *testing.T) *evidence.Local {
 	t.Helper()
-	s, err := evidence.NewLocal(filepath.Join(t.TempDir(), "evidence"), testLogger(t))
+	s, err := evidence.NewLocal(filepath.Join(t.TempDir(), "evidence"), testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("NewLocal: %v", err)
 	}

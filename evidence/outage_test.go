@@ -19,7 +19,7 @@ func privateS3(t *testing.T, m *testenv.MinIOServer, opTimeout time.Duration) *e
 	t.Helper()
 	s, err := evidence.NewS3(t.Context(), evidence.S3Config{
 		Endpoint: m.Endpoint, Bucket: bucketName(), AccessKey: m.AccessKey, SecretKey: m.SecretKey,
-		Insecure: true, PartSize: evidence.MinPartSize, OpTimeout: opTimeout, Logger: testLogger(t),
+		Insecure: true, PartSize: evidence.MinPartSize, OpTimeout: opTimeout, Logger: testenv.Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("NewS3: %v", err)
@@ -159,7 +159,7 @@ func TestS3FullServerIsInsufficientStorage(t *testing.T) {
 // leaves nothing visible, and works again once space is freed.
 func TestLocalFullDiskIsInsufficientStorage(t *testing.T) {
 	dir := testenv.SmallFS(t, 2<<20)
-	s, err := evidence.NewLocal(dir, testLogger(t))
+	s, err := evidence.NewLocal(dir, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func newS3(t testing.TB, partSize int64, endpoint string) (*evidence.S3, testenv
 		SecretKey: m.SecretKey,
 		Insecure:  true,
 		PartSize:  partSize,
-		Logger:    testLogger(t),
+		Logger:    testenv.Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("NewS3: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -75,7 +76,7 @@ func TestAudienceDecidesEveryEvent(t *testing.T) {
 	dial := func(tok string, cfg client.Config) (*client.Client, chan protocol.Envelope) {
 		t.Helper()
 		events := make(chan protocol.Envelope, 1024)
-		cfg.URL, cfg.Token, cfg.LoopbackOnly, cfg.Events, cfg.Logger = ts.url(ts.session), tok, true, events, testLogger(t)
+		cfg.URL, cfg.Token, cfg.LoopbackOnly, cfg.Events, cfg.Logger = ts.url(ts.session), tok, true, events, testenv.Logger(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c, err := client.Dial(ctx, cfg)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 )
 
@@ -41,7 +42,7 @@ func TestJoinLeaveChurnLeavesNothingBehind(t *testing.T) {
 		}
 		tok, id := ts.tokens.issue(ts.session, fmt.Sprintf("guest%d", i), "party")
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		c, err := client.Dial(ctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Logger: testLogger(t)})
+		c, err := client.Dial(ctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Logger: testenv.Logger(t)})
 		if err != nil {
 			cancel()
 			t.Fatalf("cycle %d: dial: %v", i, err)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
@@ -57,18 +56,11 @@ type testServer struct {
 	session uuid.UUID
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("CHAMBER_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
 	tk := newTokens()
 	cfg := Config{
-		Logger:        testLogger(t),
+		Logger:        testenv.Logger(t),
 		Authenticator: tk,
 		MediaUDPAddr:  "127.0.0.1:0",
 		MediaTCPAddr:  "127.0.0.1:0",
@@ -106,7 +98,7 @@ func (ts *testServer) dial(t testing.TB, name string, mod func(*client.Config)) 
 	t.Helper()
 	tok, id := ts.tokens.issue(ts.session, name, "party")
 	events := make(chan protocol.Envelope, 1024)
-	cfg := client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Events: events, Logger: testLogger(t)}
+	cfg := client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Events: events, Logger: testenv.Logger(t)}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
@@ -40,7 +41,7 @@ func TestRejoiningSubscriberGetsVideoAtOnce(t *testing.T) {
 	for i := range rounds {
 		start := time.Now()
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		sub, err := client.Dial(dctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Logger: testLogger(t)})
+		sub, err := client.Dial(dctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Logger: testenv.Logger(t)})
 		dcancel()
 		if err != nil {
 			t.Fatalf("round %d: dial: %v", i, err)

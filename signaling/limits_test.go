@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chamber-court/chamber/internal/client"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
@@ -20,7 +21,7 @@ func (ts *testServer) dialToken(t testing.TB, tok string, events chan protocol.E
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Events: events, Logger: testLogger(t)})
+	c, err := client.Dial(ctx, client.Config{URL: ts.url(ts.session), Token: tok, LoopbackOnly: true, Events: events, Logger: testenv.Logger(t)})
 	if err == nil {
 		t.Cleanup(func() { _ = c.Close() })
 	}

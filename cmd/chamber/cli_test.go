@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/chamber-court/chamber/internal/testenv"
 )
 
 // chamber runs the binary with args in dir and returns stdout, stderr and
@@ -22,7 +24,7 @@ func chamber(t testing.TB, dir string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = testenv.CleanEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -123,7 +123,7 @@ func TestMailBadConfiguration(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, binary, append([]string{"serve"}, tt.args...)...)
 		cmd.Dir = t.TempDir()
-		cmd.Env = cleanEnv()
+		cmd.Env = testenv.CleanEnv()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		cmd.Run()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 )
 
@@ -42,16 +42,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // server is a running chamber serve.
@@ -88,14 +78,14 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	base := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url,
 		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
 		"--metrics-listen", "127.0.0.1:0"}
 	cmd := exec.Command(binary, append(base, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(testenv.CleanEnv(), env...)
 	s := &server{t: t, cmd: cmd, URL: url, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
@@ -128,19 +118,6 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 		t.Fatalf("chamber serve did not answer /healthz\n%s", s.logs.String())
 	}
 	return s
-}
-
-// cleanEnv keeps CHAMBER_* settings of the developer's shell out of the
-// server under test.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "CHAMBER_") && !strings.HasPrefix(kv, "CHAMBER_TEST_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // metricsURL is the base URL of the server's metrics listener, from its log.
@@ -316,7 +293,7 @@ func TestBadConfiguration(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, tt.args...)
 			cmd.Dir = t.TempDir()
-			cmd.Env = append(cleanEnv(), tt.env...)
+			cmd.Env = append(testenv.CleanEnv(), tt.env...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

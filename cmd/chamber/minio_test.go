@@ -27,7 +27,7 @@ type minioServer struct {
 
 func startMinIO(t *testing.T, m *minioServer) {
 	t.Helper()
-	cmd := exec.Command(m.bin, "server", m.dir, "--quiet", "--address", m.addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	cmd := exec.Command(m.bin, "server", m.dir, "--quiet", "--address", m.addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER=readyz", "MINIO_ROOT_PASSWORD=readyz-secret-123", "MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func readyz(t *testing.T, url string) (int, map[string]string) {
 // when MinIO stops, /readyz answers 503 naming the evidence store; when
 // MinIO is back, 200 again.
 func TestReadyzFollowsMinIO(t *testing.T) {
-	m := &minioServer{t: t, bin: testenv.MinIOBinary(t), dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	m := &minioServer{t: t, bin: testenv.MinIOBinary(t), dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	pg := testenv.PostgresDB(t)
 	startMinIO(t, m)
 	defer func() {

@@ -26,6 +26,7 @@ import (
 	"github.com/digitorus/timestamp"
 
 	"github.com/chamber-court/chamber/documents/pades"
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/pki"
 )
 
@@ -75,7 +76,7 @@ func chamberEnv(t *testing.T, dir string, env []string, args ...string) (string,
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(testenv.CleanEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil && cmd.ProcessState == nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(cfg.Dir, "data")
 	}
-	c.env = append(cleanEnv(), "CHAMBER_DATA_DIR="+c.DataDir)
+	c.env = append(CleanEnv(), "CHAMBER_DATA_DIR="+c.DataDir)
 	c.env = append(c.env, cfg.Env...)
 	c.args = append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", c.URL,
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
@@ -116,9 +116,10 @@ func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
 	return c, nil
 }
 
-// cleanEnv keeps the developer's CHAMBER_* settings out of the server
-// under test (CHAMBER_TEST_* stay: they describe the test servers).
-func cleanEnv() []string {
+// CleanEnv is the environment without the developer's CHAMBER_* settings,
+// for a chamber process under test (CHAMBER_TEST_* stay: they describe
+// the test servers).
+func CleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "CHAMBER_") && !strings.HasPrefix(kv, "CHAMBER_TEST_") {

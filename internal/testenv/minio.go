@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,7 +30,7 @@ func StartMinIO(t testing.TB, dir string) *MinIOServer {
 		dir = t.TempDir()
 	}
 	m := &MinIOServer{
-		S3:  S3{Endpoint: fmt.Sprintf("127.0.0.1:%d", freePort(t)), AccessKey: "chamber-fault", SecretKey: "chamber-fault-secret"},
+		S3:  S3{Endpoint: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), AccessKey: "chamber-fault", SecretKey: "chamber-fault-secret"},
 		t:   t,
 		bin: MinIOBinary(t),
 		dir: dir,
@@ -46,7 +45,7 @@ func StartMinIO(t testing.TB, dir string) *MinIOServer {
 func (m *MinIOServer) Start() {
 	m.t.Helper()
 	cmd := exec.Command(m.bin, "server", m.dir, "--quiet", "--address", m.Endpoint,
-		"--console-address", fmt.Sprintf("127.0.0.1:%d", freePort(m.t)))
+		"--console-address", fmt.Sprintf("127.0.0.1:%d", FreePort(m.t)))
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test binary
@@ -104,13 +103,3 @@ func (m *MinIOServer) Thaw() {
 
 // Dir is where the server stores.
 func (m *MinIOServer) Dir() string { return m.dir }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}

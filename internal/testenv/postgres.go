@@ -55,7 +55,7 @@ func StartPostgres(t testing.TB, settings ...string) *PostgresServer {
 	if err != nil {
 		missing(t, err.Error())
 	}
-	p := &PostgresServer{t: t, bin: bin, port: freePort(t)}
+	p := &PostgresServer{t: t, bin: bin, port: FreePort(t)}
 	if os.Getuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {

@@ -9,6 +9,7 @@ package testenv
 import (
 	"database/sql"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -135,3 +136,14 @@ func PostgresDB(t testing.TB) string {
 }
 
 var dbCounter atomic.Int64
+
+// FreePort returns a TCP port on loopback that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chamber-court/chamber/internal/testenv"
 )
 
 var (
@@ -24,17 +25,6 @@ var (
 	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	h264Codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}
 )
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // feed sends packets to their writers, moving the clock to each packet's
 // send time.
@@ -66,7 +56,7 @@ func TestRecord(t *testing.T) {
 	session := uuid.New()
 	rec, err := Start(context.Background(), Config{
 		Sink: sink, SessionID: session, Prefix: "sessions/" + session.String() + "/recordings/",
-		SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
+		SpoolDir: t.TempDir(), Logger: testenv.Logger(t), Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +213,7 @@ func TestLateVideo(t *testing.T) {
 	sink := &dirSink{dir: t.TempDir()}
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{
-		Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
+		Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testenv.Logger(t), Now: clock.Now,
 		// A publisher without sender reports, timed by arrival at once
 		// (sync_test.go has the reports).
 		HeaderWait: time.Second, SenderReportWait: -1,
@@ -341,7 +331,7 @@ func TestCrashRecovery(t *testing.T) {
 	f.Close()
 
 	sink := &dirSink{dir: t.TempDir()}
-	ms, err := Recover(context.Background(), spool, sink, testLogger(t))
+	ms, err := Recover(context.Background(), spool, sink, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

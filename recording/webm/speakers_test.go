@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 )
 
@@ -24,7 +25,7 @@ func TestSpeakers(t *testing.T) {
 	sink := &dirSink{dir: t.TempDir()}
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{Sink: sink, SessionID: uuid.New(), SpoolDir: spool,
-		Logger: testLogger(t), Now: clock.Now, SenderReportWait: -1})
+		Logger: testenv.Logger(t), Now: clock.Now, SenderReportWait: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestSpeakers(t *testing.T) {
 	}
 	rec.ActiveSpeaker(alice, "a-mic") // after the stop: ignored, and no panic
 
-	ms, err := Recover(context.Background(), crashed, &dirSink{dir: t.TempDir()}, testLogger(t))
+	ms, err := Recover(context.Background(), crashed, &dirSink{dir: t.TempDir()}, testenv.Logger(t))
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("recover: %v, %v", ms, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/chamber-court/chamber/internal/wait"
 )
 
@@ -26,7 +27,7 @@ func recordToSpool(t *testing.T, sink Sink) (string, layout, *Recording) {
 	dir := sampleMedia(t)
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{
-		Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
+		Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testenv.Logger(t), Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +137,7 @@ func TestStopUploadFails(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rec.dir, recordingFile)); err != nil {
 		t.Fatalf("spool not kept: %v", err)
 	}
-	ms, err := Recover(context.Background(), filepath.Dir(rec.dir), sink, testLogger(t))
+	ms, err := Recover(context.Background(), filepath.Dir(rec.dir), sink, testenv.Logger(t))
 	if err != nil || len(ms) != 1 || len(ms[0].Files) != 1 {
 		t.Fatalf("Recover = %+v, %v", ms, err)
 	}
@@ -217,7 +218,7 @@ func TestIdleFlush(t *testing.T) {
 	dir := sampleMedia(t)
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{
-		Sink: &dirSink{dir: t.TempDir()}, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testLogger(t), Now: clock.Now,
+		Sink: &dirSink{dir: t.TempDir()}, SessionID: uuid.New(), SpoolDir: t.TempDir(), Logger: testenv.Logger(t), Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -260,10 +261,10 @@ func TestRecoverTwice(t *testing.T) {
 	// The first Recover stores the file, then the manifest fails; the spool stays.
 	sink.fail = 0
 	failing := &manifestFailSink{dirSink: sink.dirSink}
-	if _, err := Recover(context.Background(), filepath.Dir(rec.dir), failing, testLogger(t)); err == nil {
+	if _, err := Recover(context.Background(), filepath.Dir(rec.dir), failing, testenv.Logger(t)); err == nil {
 		t.Fatal("first Recover succeeded though its manifest could not be stored")
 	}
-	ms, err := Recover(context.Background(), filepath.Dir(rec.dir), sink, testLogger(t))
+	ms, err := Recover(context.Background(), filepath.Dir(rec.dir), sink, testenv.Logger(t))
 	if err != nil || len(ms) != 1 || len(ms[0].Files) != 1 {
 		t.Fatalf("second Recover = %+v, %v", ms, err)
 	}

@@ -155,7 +155,7 @@ func TestSenderReportSync(t *testing.T) {
 			sink := &dirSink{dir: t.TempDir()}
 			clock := &testClock{}
 			rec, err := Start(context.Background(), Config{Sink: sink, SessionID: uuid.New(), SpoolDir: t.TempDir(),
-				Logger: testLogger(t), Now: clock.Now, SenderReportWait: tc.wait})
+				Logger: testenv.Logger(t), Now: clock.Now, SenderReportWait: tc.wait})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestSenderReportFirst(t *testing.T) {
 	spool := t.TempDir()
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{Sink: &dirSink{dir: t.TempDir()}, SessionID: uuid.New(), SpoolDir: spool,
-		Logger: testLogger(t), Now: clock.Now, SenderReportWait: time.Hour})
+		Logger: testenv.Logger(t), Now: clock.Now, SenderReportWait: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestSenderReportWaitEnds(t *testing.T) {
 	spool := t.TempDir()
 	clock := &testClock{}
 	rec, err := Start(context.Background(), Config{Sink: sink, SessionID: uuid.New(), SpoolDir: spool,
-		Logger: testLogger(t), Now: clock.Now, SenderReportWait: 1500 * time.Millisecond})
+		Logger: testenv.Logger(t), Now: clock.Now, SenderReportWait: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
