@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"github.com/chamber-court/chamber/recording"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signaling"
+	"github.com/chamber-court/chamber/signin"
 	"github.com/chamber-court/chamber/web"
 )
 
@@ -156,6 +158,10 @@ type serveConfig struct {
 	identity        identityConfig
 	signers         signerFlags
 	node            nodeConfig
+
+	// Derived by check.
+	mailConfig     *sessions.MailConfig
+	trustedProxies []netip.Prefix
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -183,6 +189,61 @@ func (l *evidenceLoops) register(c *command) {
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
+		return usagef("chamber serve: --data-dir %s: %v", cfg.dataDir, err)
+	}
+	db, err := cfg.openDatabase(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log.Info("database ready", "engine", db.Engine, "location", db.Location)
+
+	rc, err := cfg.openRecord(ctx, db, log)
+	if err != nil {
+		return err
+	}
+	sv, err := cfg.newServices(ctx, rc, log)
+	if err != nil {
+		return err
+	}
+	md, err := cfg.startMedia(ctx, rc, sv, log)
+	if err != nil {
+		return err
+	}
+	defer md.sig.Close()
+	// Recordings still running at shutdown are finished and stored.
+	defer sv.rec.StopAll(context.WithoutCancel(ctx))
+	probes, stopBackground := cfg.runBackground(ctx, rc, sv, md.node, log)
+	defer stopBackground()
+
+	h, err := cfg.handler(rc, sv, md, probes, log)
+	if err != nil {
+		return err
+	}
+	var admin map[string]http.Handler
+	if md.node != nil {
+		admin = map[string]http.Handler{"POST /drain": md.node.drainHandler()}
+	}
+	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen, admin)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	return serveHTTP(ctx, log, cfg, h)
+}
+
+// parseServe reads chamber serve's flags and checks the ones that go
+// together.
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	c := newCommand("serve")
 	cfg.storageConfig.register(c)
@@ -212,10 +273,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.signers.register(c)
 	cfg.node.register(c)
 	if err := c.parse(args, stderr); err != nil {
-		return err
+		return cfg, err
 	}
-	mailCfg, err := cfg.mail.config()
-	if err != nil {
+	return cfg, cfg.check()
+}
+
+// check refuses flags that contradict each other, before anything opens.
+func (cfg *serveConfig) check() error {
+	var err error
+	if cfg.mailConfig, err = cfg.mail.config(); err != nil {
 		return err
 	}
 	if cfg.evidenceLoops.retry <= 0 || cfg.evidenceLoops.probe <= 0 || cfg.evidenceLoops.grace <= 0 {
@@ -232,270 +298,316 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	trustedProxies, err := cfg.identity.check()
-	if err != nil {
+	if cfg.trustedProxies, err = cfg.identity.check(); err != nil {
 		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return usagef("chamber serve: --tls-cert and --tls-key go together")
 	}
-	log, err := cfg.logger(stderr)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
-		return usagef("chamber serve: --data-dir %s: %v", cfg.dataDir, err)
-	}
+	return nil
+}
 
-	db, err := cfg.openDatabase(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	log.Info("database ready", "engine", db.Engine, "location", db.Location)
+// record is what keeps the record: the database, the evidence store, the
+// journal, and the authorities and trust the record's signatures and
+// timestamps rest on.
+type record struct {
+	db        *database.DB
+	store     evidence.Store
+	jnl       *journal.Journal
+	authority *pki.Authority
+	// stamper timestamps the journal's anchors and signatures: the
+	// configured authority, or the built-in one in-process (the same one
+	// served at POST /tsa).
+	stamper     journal.Timestamper
+	verifyToken journal.TokenVerifier
+	trusted     []*x509.Certificate // Chamber's CA and --trust: what verification trusts
+	configured  []*x509.Certificate // --trust alone
+	egress      pki.Egress
+	seal        pki.Signer // the institution's seal (bundles)
+}
 
-	store, where, err := openEvidence(ctx, cfg.dataDir, cfg.s3, log)
-	if err != nil {
-		return err
+func (cfg serveConfig) openRecord(ctx context.Context, db *database.DB, log *slog.Logger) (*record, error) {
+	rc := &record{db: db}
+	var where string
+	var err error
+	if rc.store, where, err = openEvidence(ctx, cfg.dataDir, cfg.s3, log); err != nil {
+		return nil, err
 	}
 	log.Info("evidence store ready", "location", where)
-
-	authority, err := pki.LoadOrCreateDev(pkiDir(cfg.dataDir), cfg.publicURL, log)
-	if err != nil {
-		return fmt.Errorf("development PKI: %w", err)
+	if rc.authority, err = pki.LoadOrCreateDev(pkiDir(cfg.dataDir), cfg.publicURL, log); err != nil {
+		return nil, fmt.Errorf("development PKI: %w", err)
 	}
-	// The journal's anchors come from the configured authority, or from
-	// the built-in one in-process (the same one served at POST /tsa).
-	var stamper journal.Timestamper = authority.TSA()
+	rc.stamper = rc.authority.TSA()
 	if cfg.tsaURL != "" {
-		stamper = &pki.TSAClient{URL: cfg.tsaURL}
+		rc.stamper = &pki.TSAClient{URL: cfg.tsaURL}
 	}
-	verifyToken, err := tokenVerifier(cfg.dataDir, cfg.trust...)
-	if err != nil {
+	if err := cfg.loadTrust(rc); err != nil {
+		return nil, err
+	}
+	rc.jnl = journal.New(journal.Config{DB: db, Timestamper: rc.stamper, Logger: log})
+	// Journal entries the database cannot take when they happen wait here.
+	if err := rc.jnl.UseOutbox(filepath.Join(cfg.dataDir, "outbox", "journal")); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// loadTrust reads the roots, the egress policy and the seal.
+func (cfg serveConfig) loadTrust(rc *record) error {
+	var err error
+	if rc.verifyToken, err = tokenVerifier(cfg.dataDir, cfg.trust...); err != nil {
 		return err
 	}
-	trusted, err := trustedCerts(cfg.dataDir, cfg.trust)
-	if err != nil {
+	if rc.trusted, err = trustedCerts(cfg.dataDir, cfg.trust); err != nil {
 		return err
 	}
-	egress, err := cfg.egress(authority)
-	if err != nil {
+	if rc.egress, err = cfg.egress(rc.authority); err != nil {
 		return err
 	}
-	configured, err := loadCerts(cfg.trust)
-	if err != nil {
+	if rc.configured, err = loadCerts(cfg.trust); err != nil {
 		return err
 	}
 	// Revocation data is fetched only for chains that reach Chamber's CA
 	// or a --trust root, and only as the egress policy allows.
-	authority.SetRevocationChecks(pki.RevocationChecks{Client: egress.Client(), Roots: configured})
-	seal, err := cfg.sealIdentity(authority)
-	if err != nil {
-		return err
+	rc.authority.SetRevocationChecks(pki.RevocationChecks{Client: rc.egress.Client(), Roots: rc.configured})
+	rc.seal, err = cfg.sealIdentity(rc.authority)
+	return err
+}
+
+// services are the feature packages' services and the sign-in around them.
+type services struct {
+	sessions  *sessions.Service
+	documents *documents.Service
+	acts      *acts.Service
+	rec       *recording.Controller
+	prov      *signin.Provider // nil without an OpenID provider
+	boot      *api.Bootstrap
+	failures  *api.FailureLimiter
+}
+
+func (cfg serveConfig) newServices(ctx context.Context, rc *record, log *slog.Logger) (*services, error) {
+	sv := &services{failures: api.NewAuthFailureLimiter()}
+	var err error
+	if sv.prov, err = cfg.identity.provider(cfg.publicURL, log); err != nil {
+		return nil, err
 	}
-	jnl := journal.New(journal.Config{DB: db, Timestamper: stamper, Logger: log})
-	// Journal entries the database cannot take when they happen wait here.
-	if err := jnl.UseOutbox(filepath.Join(cfg.dataDir, "outbox", "journal")); err != nil {
-		return err
+	sv.sessions = cfg.sessionService(rc, sv.prov, log)
+	if sv.boot, err = cfg.identity.announceSignIn(ctx, sv.sessions, sv.prov, cfg.publicURL, log); err != nil {
+		return nil, err
 	}
-	prov, err := cfg.identity.provider(cfg.publicURL, log)
-	if err != nil {
-		return err
+	if sv.documents, err = cfg.documentService(rc, log); err != nil {
+		return nil, err
 	}
+	sv.acts = acts.New(acts.Config{
+		DB: rc.db, Journal: rc.jnl, Store: rc.store, Logger: log, Retention: time.Duration(cfg.retention),
+		Principals: principalsOf(sv.sessions), Documents: sv.documents,
+	})
+	sv.rec = recording.New(recording.Config{
+		DB: rc.db, Journal: rc.jnl, Store: rc.store, Logger: log, Scope: recordingScope{sv.sessions},
+		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
+		// ffmpeg and pdftoppm from PATH; without ffmpeg, no composite.
+		Composite: recording.CompositeConfig{TempDir: filepath.Join(cfg.dataDir, "tmp"), Documents: recording.DocumentsOf(sv.documents)},
+	})
+	// Whatever a crash left mid-recording is stored before anything new starts.
+	if err := sv.rec.Recover(ctx); err != nil {
+		log.Error("recovering interrupted recordings", "err", err)
+	}
+	return sv, nil
+}
+
+func (cfg serveConfig) sessionService(rc *record, prov *signin.Provider, log *slog.Logger) *sessions.Service {
 	sessCfg := sessions.Config{
-		DB: db, Journal: jnl, Log: log, PublicURL: cfg.publicURL,
-		Anchor:            func(ctx context.Context) error { _, err := jnl.Anchor(ctx); return err },
-		Mail:              mailCfg,
+		DB: rc.db, Journal: rc.jnl, Log: log, PublicURL: cfg.publicURL,
+		Anchor:            func(ctx context.Context) error { _, err := rc.jnl.Anchor(ctx); return err },
+		Mail:              cfg.mailConfig,
 		BrowserSessionTTL: cfg.identity.sessionMaxAge, BrowserIdleTimeout: cfg.identity.sessionIdle,
 		RevalidateEvery: cfg.identity.checkEvery,
 	}
 	if prov != nil {
 		sessCfg.Revalidate = prov.Revalidate
 	}
-	svc := sessions.New(sessCfg)
-	if mailCfg != nil {
-		log.Info("invitation e-mail on", "smtp", mailCfg.Sender, "from", mailCfg.From.Email, "reminders", cfg.mail.reminders.String())
+	if cfg.mailConfig != nil {
+		log.Info("invitation e-mail on", "smtp", cfg.mailConfig.Sender, "from", cfg.mailConfig.From.Email, "reminders", cfg.mail.reminders.String())
 	}
-	boot, err := cfg.identity.announceSignIn(ctx, svc, prov, cfg.publicURL, log)
-	if err != nil {
-		return err
-	}
-	authFailures := api.NewAuthFailureLimiter()
-	officials, err := cfg.signingIdentities(db, jnl, authority, log)
-	if err != nil {
-		return err
-	}
+	return sessions.New(sessCfg)
+}
 
-	docs := documents.New(documents.Config{
-		DB: db, Journal: jnl, Store: store, Log: log,
+func (cfg serveConfig) documentService(rc *record, log *slog.Logger) (*documents.Service, error) {
+	officials, err := cfg.signingIdentities(rc.db, rc.jnl, rc.authority, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	return documents.New(documents.Config{
+		DB: rc.db, Journal: rc.jnl, Store: rc.store, Log: log,
 		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
 		TempDir: filepath.Join(cfg.dataDir, "tmp"),
 		Signing: &documents.Signing{
-			Signers: officials, Principals: authority, Check: authority.CheckCertificate, TSA: stamper,
+			Signers: officials, Principals: rc.authority, Check: rc.authority.CheckCertificate, TSA: rc.stamper,
 			// The roots are the anchors of the chains whose revocation
 			// data the /DSS gets, and are embedded with it.
-			Certificates: append([]*x509.Certificate{authority.Root()}, configured...),
-			HTTPClient:   egress.Client(),
+			Certificates: append([]*x509.Certificate{rc.authority.Root()}, rc.configured...),
+			HTTPClient:   rc.egress.Client(),
 		},
-	})
-	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
-		return err
-	}
+	}), nil
+}
 
-	actSvc := acts.New(acts.Config{
-		DB: db, Journal: jnl, Store: store, Logger: log, Retention: time.Duration(cfg.retention),
-		Principals: principalsOf(svc), Documents: docs,
-	})
-	rec := recording.New(recording.Config{
-		DB: db, Journal: jnl, Store: store, Logger: log, Scope: recordingScope{svc},
-		SpoolDir: filepath.Join(cfg.dataDir, "spool"), Retention: time.Duration(cfg.retention),
-		// ffmpeg and pdftoppm from PATH; without ffmpeg, no composite.
-		Composite: recording.CompositeConfig{TempDir: filepath.Join(cfg.dataDir, "tmp"), Documents: recording.DocumentsOf(docs)},
-	})
-	// Whatever a crash left mid-recording is stored before anything new starts.
-	if err := rec.Recover(ctx); err != nil {
-		log.Error("recovering interrupted recordings", "err", err)
-	}
+// media is the signalling server and, with several nodes, this node.
+type media struct {
+	sig    *signaling.Server
+	node   *clusterNode // nil on a single node
+	signal http.HandlerFunc
+}
 
+// startMedia starts the signalling server and the cluster node, and plugs
+// them in where the services tell rooms what changed.
+func (cfg serveConfig) startMedia(ctx context.Context, rc *record, sv *services, log *slog.Logger) (*media, error) {
 	sigCfg := cfg.media.signalingConfig(cfg.publicURL)
-	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log, failures: authFailures, clients: api.NewClientAddrs(trustedProxies)}
-	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Permissions, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
+	hooks := sessionHooks{svc: sv.sessions, recording: sv.rec, acts: sv.acts, log: log, failures: sv.failures, clients: api.NewClientAddrs(cfg.trustedProxies)}
+	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Permissions, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, sv.rec
 	sigCfg.Audience = hooks
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
-		return usagef("chamber serve: media: %v", err)
+		return nil, usagef("chamber serve: media: %v", err)
 	}
 	if err := sig.Start(ctx); err != nil {
-		return usagef("chamber serve: media: %v", err)
+		return nil, usagef("chamber serve: media: %v", err)
 	}
-	defer sig.Close()
-	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, db, jnl, sig, svc, rec, log)
+	node, err := startCluster(ctx, cfg.node, cfg.database, cfg.publicURL, rc.db, rc.jnl, sig, sv.sessions, sv.rec, log)
 	if err != nil {
-		return err
+		sig.Close()
+		return nil, err
 	}
-	signal := sig.HandleSignal
+	md := &media{sig: sig, node: node, signal: sig.HandleSignal}
 	var roomNotifier sessions.Notifier = sig
 	if node != nil {
 		// Events of changes made here reach each room's home node too.
 		roomNotifier = clusterNotifier{Server: sig, cn: node}
-		signal = node.signal(node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP))
+		md.signal = node.signal(node.Router(http.HandlerFunc(sig.HandleSignal), node.claimed, failHTTP))
 	}
-	svc.SetNotifier(roomNotifier)
-	actSvc.SetNotifier(roomNotifier)
-	docs.SetNotifier(roomNotifier)
-	rec.SetNotifier(sig)
-	// Recordings still running at shutdown are finished and stored.
-	defer rec.StopAll(context.WithoutCancel(ctx))
+	sv.sessions.SetNotifier(roomNotifier)
+	sv.acts.SetNotifier(roomNotifier)
+	sv.documents.SetNotifier(roomNotifier)
+	sv.rec.SetNotifier(sig)
+	return md, nil
+}
 
-	cat := catalog.New(catalog.Config{DB: db, Store: store, Journal: jnl, Logger: log, Grace: cfg.evidenceLoops.grace,
-		Pending: []func(context.Context, uuid.UUID) ([]string, error){rec.PendingWrites, actSvc.PendingWrites}})
-	dbProbe := api.NewProbe(db.Probe, cfg.evidenceLoops.probe)
-	storeProbe := api.NewProbe(store.Probe, cfg.evidenceLoops.probe)
+// probes are the write probes readiness reports.
+type probes struct{ db, store *api.Probe }
 
-	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+// runBackground starts the work that runs beside the requests: anchors,
+// mail, what a crash or an outage left owed, reconciliation, probes,
+// sweeps and the node's heartbeat. stop ends it and waits.
+func (cfg serveConfig) runBackground(ctx context.Context, rc *record, sv *services, node *clusterNode, log *slog.Logger) (probes, func()) {
+	cat := catalog.New(catalog.Config{DB: rc.db, Store: rc.store, Journal: rc.jnl, Logger: log, Grace: cfg.evidenceLoops.grace,
+		Pending: []func(context.Context, uuid.UUID) ([]string, error){sv.rec.PendingWrites, sv.acts.PendingWrites}})
+	pr := probes{db: api.NewProbe(rc.db.Probe, cfg.evidenceLoops.probe), store: api.NewProbe(rc.store.Probe, cfg.evidenceLoops.probe)}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { jnl.RunAnchors(bg, cfg.anchorEvery) })
-	wg.Go(func() { svc.RunMail(bg) })
+	wg.Go(func() { rc.jnl.RunAnchors(bg, cfg.anchorEvery) })
+	wg.Go(func() { sv.sessions.RunMail(bg) })
 	// What a crash or an outage left owed is retried while the server
 	// runs, not only at the next start.
 	retry := cfg.evidenceLoops.retry
-	wg.Go(func() { jnl.RunOutbox(bg, retry) })
-	wg.Go(func() { rec.RunRecovery(bg, retry) })
-	wg.Go(func() { rec.RunComposites(bg) })
-	wg.Go(func() { actSvc.RunArchiver(bg, retry) })
+	wg.Go(func() { rc.jnl.RunOutbox(bg, retry) })
+	wg.Go(func() { sv.rec.RunRecovery(bg, retry) })
+	wg.Go(func() { sv.rec.RunComposites(bg) })
+	wg.Go(func() { sv.acts.RunArchiver(bg, retry) })
 	wg.Go(func() { cat.Run(bg, retry, cfg.evidenceLoops.reconcile) })
-	wg.Go(func() { dbProbe.Run(bg) })
-	wg.Go(func() { storeProbe.Run(bg) })
-	wg.Go(func() { svc.RunSweeps(bg, cfg.identity.sweepEvery) })
+	wg.Go(func() { pr.db.Run(bg) })
+	wg.Go(func() { pr.store.Run(bg) })
+	wg.Go(func() { sv.sessions.RunSweeps(bg, cfg.identity.sweepEvery) })
 	if node != nil {
 		wg.Go(func() { node.Run(bg) })
 		wg.Go(func() { node.Listen(bg) })
 	}
-	defer func() {
-		stopBackground()
+	return pr, func() {
+		cancel()
 		wg.Wait()
-	}()
+	}
+}
 
+// handler is the public listener's handler: the API, the pages, the
+// development PKI, behind the security headers and, with several nodes,
+// the node's front (which sends a room's requests to its home).
+func (cfg serveConfig) handler(rc *record, sv *services, md *media, pr probes, log *slog.Logger) (http.Handler, error) {
 	webApp, err := web.New(web.Config{PublicURL: cfg.publicURL})
 	if err != nil {
-		return err
+		return nil, err
 	}
-
 	router := api.New(api.Config{
 		Log: log,
 		// Ready when each answers now and its latest write probe passed.
-		Ready: readiness(node, map[string]api.Check{
-			"database": api.All(db.PingContext, dbProbe.Check),
-			"evidence": api.All(store.Ping, storeProbe.Check),
+		Ready: readiness(md.node, map[string]api.Check{
+			"database": api.All(rc.db.PingContext, pr.db.Check),
+			"evidence": api.All(rc.store.Ping, pr.store.Check),
 		}),
-		Sessions:  svc,
-		Documents: docs,
-		Journal:   jnl,
-		Acts:      actSvc,
-		Recording: rec,
-		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: seal, TSA: stamper,
+		Sessions:  sv.sessions,
+		Documents: sv.documents,
+		Journal:   rc.jnl,
+		Acts:      sv.acts,
+		Recording: sv.rec,
+		Bundle: &bundle.Config{Store: rc.store, Journal: rc.jnl, Signer: rc.seal, TSA: rc.stamper,
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
-				return catalog.Session(ctx, db, sid)
+				return catalog.Session(ctx, rc.db, sid)
 			}},
-
 		TempDir:        filepath.Join(cfg.dataDir, "tmp"),
-		VerifyToken:    verifyToken,
-		Signal:         signal,
-		SignIn:         prov,
+		VerifyToken:    rc.verifyToken,
+		Signal:         md.signal,
+		SignIn:         sv.prov,
 		DevSignIn:      api.DevSignIn(cfg.identity.devSignIn),
-		Bootstrap:      boot,
+		Bootstrap:      sv.boot,
 		PublicURL:      cfg.publicURL,
-		TrustedProxies: trustedProxies,
-		AuthFailures:   authFailures,
+		TrustedProxies: cfg.trustedProxies,
+		AuthFailures:   sv.failures,
 		Verify: &api.VerifyConfig{
 			// Chamber's CA and --trust, never the system's web roots.
-			Roots:   pades.TrustStore(trusted...),
+			Roots:   pades.TrustStore(rc.trusted...),
 			MaxSize: int64(cfg.maxUpload),
 			TempDir: filepath.Join(cfg.dataDir, "tmp"),
 			// With a configured TSA this is a production setup: the
 			// development TSA's timestamps are not accepted.
 			RejectDevelopment: cfg.tsaURL != "",
 		},
-		Mount: []func(route func(string, api.Op, http.Handler)){
-			func(route func(string, api.Op, http.Handler)) {
-				// The development TSA is served only while it is the
-				// TSA, and rate-limited: it signs for anyone.
-				if cfg.tsaURL == "" {
-					route("POST /tsa", api.Op{Summary: "Development RFC 3161 timestamp authority (only without --tsa-url; rate-limited; its timestamps are development-grade)", Tags: []string{"pki"},
-						RawBody: []string{"application/timestamp-query"}, RawResponse: "application/timestamp-reply", Errors: []int{400, 413, 415, 429}},
-						authority.TSA().Limited(pki.DevTSALimit))
-				}
-				pkiHandler := authority.Handler()
-				route("GET "+pki.PathCACert, api.Op{Summary: "Development CA certificate (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-cert"}, pkiHandler)
-				route("GET /pki/ca.pem", api.Op{Summary: "Development CA certificate (PEM)", Tags: []string{"pki"}, RawResponse: "application/x-pem-file"}, pkiHandler)
-				route("GET "+pki.PathCRL, api.Op{Summary: "Development CA revocation list (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-crl"}, pkiHandler)
-			},
-			func(route func(string, api.Op, http.Handler)) {
-				for _, p := range webApp.Pages() {
-					route(p.Pattern, api.Op{Summary: p.Summary, Hidden: true, RawResponse: p.ContentType}, webApp.Headers(p.Handler))
-				}
-			},
-		},
+		Mount: []func(route func(string, api.Op, http.Handler)){cfg.pkiRoutes(rc.authority), webRoutes(webApp)},
 	})
-	var admin map[string]http.Handler
-	if node != nil {
-		admin = map[string]http.Handler{"POST /drain": node.drainHandler()}
-	}
-	stopMetrics, err := serveMetrics(ctx, log, cfg.metricsListen, admin)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
 	// Every response carries the security headers that suit it; pages
 	// replace them with their own.
 	var h http.Handler = web.APIHeaders(router)
-	if node != nil {
-		h = node.front(h)
+	if md.node != nil {
+		h = md.node.front(h)
 	}
 	if cfg.https() {
 		h = api.StrictTransport(h)
 	}
-	return serveHTTP(ctx, log, cfg, h)
+	return h, nil
+}
+
+// pkiRoutes serves the development CA and, while it is the TSA, the
+// development timestamp authority — rate-limited: it signs for anyone.
+func (cfg serveConfig) pkiRoutes(authority *pki.Authority) func(route func(string, api.Op, http.Handler)) {
+	return func(route func(string, api.Op, http.Handler)) {
+		if cfg.tsaURL == "" {
+			route("POST /tsa", api.Op{Summary: "Development RFC 3161 timestamp authority (only without --tsa-url; rate-limited; its timestamps are development-grade)", Tags: []string{"pki"},
+				RawBody: []string{"application/timestamp-query"}, RawResponse: "application/timestamp-reply", Errors: []int{400, 413, 415, 429}},
+				authority.TSA().Limited(pki.DevTSALimit))
+		}
+		pkiHandler := authority.Handler()
+		route("GET "+pki.PathCACert, api.Op{Summary: "Development CA certificate (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-cert"}, pkiHandler)
+		route("GET /pki/ca.pem", api.Op{Summary: "Development CA certificate (PEM)", Tags: []string{"pki"}, RawResponse: "application/x-pem-file"}, pkiHandler)
+		route("GET "+pki.PathCRL, api.Op{Summary: "Development CA revocation list (DER)", Tags: []string{"pki"}, RawResponse: "application/pkix-crl"}, pkiHandler)
+	}
+}
+
+// webRoutes serves the browser pages.
+func webRoutes(webApp *web.Web) func(route func(string, api.Op, http.Handler)) {
+	return func(route func(string, api.Op, http.Handler)) {
+		for _, p := range webApp.Pages() {
+			route(p.Pattern, api.Op{Summary: p.Summary, Hidden: true, RawResponse: p.ContentType}, webApp.Headers(p.Handler))
+		}
+	}
 }
 
 // https reports whether browsers reach Chamber over HTTPS: its own TLS, or
