@@ -131,8 +131,11 @@ const capture = `(() => {
     return s;
   };
   async function watch(track) {
-    // A deep buffer: a processor that falls behind drops frames.
-    const r = new MediaStreamTrackProcessor({ track, maxBufferSize: 120 }).readable.getReader();
+    // A deep buffer: a processor that falls behind drops frames, and a
+    // page starved of CPU falls behind. Audio comes in 10 ms frames, so its
+    // buffer holds 15 s (a few hundred KiB); video 4 s at 30 frames a second.
+    const depth = track.kind === 'audio' ? 1500 : 120;
+    const r = new MediaStreamTrackProcessor({ track, maxBufferSize: depth }).readable.getReader();
     if (track.kind === 'video') {
       const cx = new OffscreenCanvas(8, 8).getContext('2d', { willReadFrequently: true });
       for (;;) {

@@ -282,7 +282,12 @@ func TestComposite(t *testing.T) {
 	}
 	// Stored, with the SHA-256 the journal gives, and part of the record
 	// as derived evidence.
-	obj, err := evidence.Verify(ctx, f.store, d.Key)
+	// Retention is applied just after the commit that journalled it.
+	var obj evidence.Object
+	wait.Within(10*time.Second, func() bool {
+		obj, err = evidence.Verify(ctx, f.store, d.Key)
+		return err == nil && !obj.RetainUntil.IsZero()
+	})
 	if err != nil || obj.SHA256 != d.SHA256 || obj.Size != d.Size || obj.RetainUntil.IsZero() {
 		t.Fatalf("stored composite %+v (%v), journal says %s %d; want it retained", obj, err, d.SHA256, d.Size)
 	}
