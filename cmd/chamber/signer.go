@@ -82,91 +82,124 @@ func (cfg serveConfig) signingIdentities(db *database.DB, jnl *journal.Journal, 
 
 // runSigner manages officials' signing identities.
 func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("chamber signer: want enroll, list or revoke")
-	}
-	sub, rest := args[0], args[1:]
-	var (
-		cfg       storageConfig
-		sf        signerFlags
-		publicURL string
-		staff     string
-		e         signers.Enrolment
-		tok       signers.Token
-		slot      int
-		certFile  string
-		reason    int
-	)
-	c := newCommand("signer " + sub)
-	cfg.register(c)
-	switch sub {
-	case "enroll":
-		sf.registerKEK(c)
-		c.fs.StringVar(&publicURL, "public-url", "http://localhost:8080", "the server's public URL (the CRL location in issued certificates)")
-		c.fs.StringVar(&staff, "staff", "", "the staff member's id (see chamber staff list)")
-		c.fs.BoolVar(&e.Issue, "issue", false, "the CA issues a key and certificate, kept sealed under the key-encryption key")
-		c.fs.StringVar(&tok.Module, "pkcs11-module", "", "or: the PKCS#11 module of the person's token (give the server the same path with --pkcs11-module)")
-		c.fs.StringVar(&tok.TokenLabel, "token-label", "", "the token's label")
-		c.fs.IntVar(&slot, "slot", -1, "or the token's slot number")
-		c.fs.StringVar(&tok.KeyLabel, "key-label", "", "the key's label (CKA_LABEL)")
-		c.fs.StringVar(&tok.KeyID, "key-id", "", "or the key's ID (CKA_ID, hex)")
-		c.fs.StringVar(&certFile, "cert", "", "the key's certificate (PEM, with its chain) when the token has none")
-		c.fs.BoolVar(&e.Certify, "certify", false, "have Chamber's CA certify the token's key")
-		c.fs.BoolVar(&e.StorePIN, "store-pin", false, "keep the PIN sealed server-side (unattended HSMs); otherwise the signer types it at each signature")
-	case "list":
-		c.fs.StringVar(&staff, "staff", "", "only this staff member's identities")
-	case "revoke":
-		c.fs.StringVar(&publicURL, "public-url", "http://localhost:8080", "the server's public URL")
-		c.fs.StringVar(&staff, "staff", "", "the staff member whose current identity ends")
-		c.fs.IntVar(&reason, "reason", 0, "RFC 5280 reason code: 0 unspecified, 1 key compromise, 4 superseded, 5 cessation of operation")
-	default:
-		return usagef("chamber signer: unknown subcommand %q (want enroll, list or revoke)", sub)
-	}
-	if err := c.parse(rest, stderr); err != nil {
-		return err
-	}
-	var staffID uuid.UUID
-	if staff != "" || sub != "list" {
-		var err error
-		if staffID, err = uuid.Parse(staff); err != nil {
-			return usagef("chamber signer %s: --staff %q is not a staff id", sub, staff)
-		}
-	}
-	if sub == "enroll" {
-		if err := enrolment(&e, &tok, slot, certFile); err != nil {
-			return err
-		}
-		e.StaffID = staffID
-		if tok.Module != "" {
-			sf.modules = append(sf.modules, tok.Module) // the operator names it here
-		}
-	}
-	log, err := cfg.logger(stderr)
+	sc, err := parseSigner(args, stderr)
 	if err != nil {
 		return err
 	}
-	db, err := cfg.openDatabase(ctx, quiet(log))
+	log, err := sc.cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	db, err := sc.cfg.openDatabase(ctx, quiet(log))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	scfg := signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: quiet(log), Modules: sf.modules}
-	if sub != "list" {
-		ca, err := pki.LoadOrCreateDev(pkiDir(cfg.dataDir), publicURL, quiet(log))
+	svc, err := sc.service(db, log)
+	if err != nil {
+		return err
+	}
+	return sc.run(ctx, svc, stdout, stderr)
+}
+
+// signerCommand is one chamber signer subcommand and its flags.
+type signerCommand struct {
+	sub       string
+	cfg       storageConfig
+	sf        signerFlags
+	publicURL string
+	staff     string
+	staffID   uuid.UUID
+	e         signers.Enrolment
+	tok       signers.Token
+	slot      int
+	certFile  string
+	reason    int
+}
+
+func parseSigner(args []string, stderr io.Writer) (*signerCommand, error) {
+	if len(args) == 0 {
+		return nil, usagef("chamber signer: want enroll, list or revoke")
+	}
+	sc := &signerCommand{sub: args[0]}
+	c := newCommand("signer " + sc.sub)
+	sc.cfg.register(c)
+	if err := sc.register(c); err != nil {
+		return nil, err
+	}
+	if err := c.parse(args[1:], stderr); err != nil {
+		return nil, err
+	}
+	if sc.staff != "" || sc.sub != "list" {
+		var err error
+		if sc.staffID, err = uuid.Parse(sc.staff); err != nil {
+			return nil, usagef("chamber signer %s: --staff %q is not a staff id", sc.sub, sc.staff)
+		}
+	}
+	if sc.sub == "enroll" {
+		if err := enrolment(&sc.e, &sc.tok, sc.slot, sc.certFile); err != nil {
+			return nil, err
+		}
+		sc.e.StaffID = sc.staffID
+		if sc.tok.Module != "" {
+			sc.sf.modules = append(sc.sf.modules, sc.tok.Module) // the operator names it here
+		}
+	}
+	return sc, nil
+}
+
+// register adds the subcommand's own flags.
+func (sc *signerCommand) register(c *command) error {
+	switch sc.sub {
+	case "enroll":
+		sc.sf.registerKEK(c)
+		c.fs.StringVar(&sc.publicURL, "public-url", "http://localhost:8080", "the server's public URL (the CRL location in issued certificates)")
+		c.fs.StringVar(&sc.staff, "staff", "", "the staff member's id (see chamber staff list)")
+		c.fs.BoolVar(&sc.e.Issue, "issue", false, "the CA issues a key and certificate, kept sealed under the key-encryption key")
+		c.fs.StringVar(&sc.tok.Module, "pkcs11-module", "", "or: the PKCS#11 module of the person's token (give the server the same path with --pkcs11-module)")
+		c.fs.StringVar(&sc.tok.TokenLabel, "token-label", "", "the token's label")
+		c.fs.IntVar(&sc.slot, "slot", -1, "or the token's slot number")
+		c.fs.StringVar(&sc.tok.KeyLabel, "key-label", "", "the key's label (CKA_LABEL)")
+		c.fs.StringVar(&sc.tok.KeyID, "key-id", "", "or the key's ID (CKA_ID, hex)")
+		c.fs.StringVar(&sc.certFile, "cert", "", "the key's certificate (PEM, with its chain) when the token has none")
+		c.fs.BoolVar(&sc.e.Certify, "certify", false, "have Chamber's CA certify the token's key")
+		c.fs.BoolVar(&sc.e.StorePIN, "store-pin", false, "keep the PIN sealed server-side (unattended HSMs); otherwise the signer types it at each signature")
+	case "list":
+		c.fs.StringVar(&sc.staff, "staff", "", "only this staff member's identities")
+	case "revoke":
+		c.fs.StringVar(&sc.publicURL, "public-url", "http://localhost:8080", "the server's public URL")
+		c.fs.StringVar(&sc.staff, "staff", "", "the staff member whose current identity ends")
+		c.fs.IntVar(&sc.reason, "reason", 0, "RFC 5280 reason code: 0 unspecified, 1 key compromise, 4 superseded, 5 cessation of operation")
+	default:
+		return usagef("chamber signer: unknown subcommand %q (want enroll, list or revoke)", sc.sub)
+	}
+	return nil
+}
+
+// service opens the signing identities with what the subcommand needs:
+// the CA to issue or revoke, the KEK to seal an issued key.
+func (sc *signerCommand) service(db *database.DB, log *slog.Logger) (*signers.Service, error) {
+	scfg := signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: quiet(log), Modules: sc.sf.modules}
+	if sc.sub != "list" {
+		ca, err := pki.LoadOrCreateDev(pkiDir(sc.cfg.dataDir), sc.publicURL, quiet(log))
 		if err != nil {
-			return fmt.Errorf("development PKI: %w", err)
+			return nil, fmt.Errorf("development PKI: %w", err)
 		}
 		scfg.CA = ca
 	}
-	if sub == "enroll" {
-		if scfg.KEK, err = sf.kek(cfg.dataDir, log); err != nil {
-			return err
+	if sc.sub == "enroll" {
+		var err error
+		if scfg.KEK, err = sc.sf.kek(sc.cfg.dataDir, log); err != nil {
+			return nil, err
 		}
 	}
-	svc := signers.New(scfg)
-	switch sub {
+	return signers.New(scfg), nil
+}
+
+func (sc *signerCommand) run(ctx context.Context, svc *signers.Service, stdout, stderr io.Writer) error {
+	switch sc.sub {
 	case "enroll":
-		id, err := svc.Enroll(ctx, "system", e)
+		id, err := svc.Enroll(ctx, "system", sc.e)
 		if err != nil {
 			return err
 		}
@@ -174,13 +207,13 @@ func runSigner(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			id.Kind, id.ID, id.StaffID, id.Subject, id.Serial, id.CertSHA256)
 		fmt.Fprintln(stdout, id.ID)
 	case "list":
-		list, err := svc.List(ctx, staffID)
+		list, err := svc.List(ctx, sc.staffID)
 		if err != nil {
 			return err
 		}
 		return printIdentities(stdout, list)
 	case "revoke":
-		id, err := svc.Revoke(ctx, "system", staffID, reason)
+		id, err := svc.Revoke(ctx, "system", sc.staffID, sc.reason)
 		if err != nil {
 			return err
 		}
