@@ -326,6 +326,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	confirmation, err := cfg.identity.confirmation()
+	if err != nil {
+		return err
+	}
+	cfg.identity.announceConfirmation(confirmation, log)
 	docs := documents.New(documents.Config{
 		DB: db, Journal: jnl, Store: store, Log: log,
 		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
@@ -336,6 +341,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			// data the /DSS gets, and are embedded with it.
 			Certificates: append([]*x509.Certificate{authority.Root()}, configured...),
 			HTTPClient:   egress.Client(),
+			Confirmation: confirmation, ReauthMaxAge: cfg.identity.reauthMaxAge,
 		},
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
