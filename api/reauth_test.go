@@ -205,7 +205,7 @@ func TestSigningConfirmedByRecentSignIn(t *testing.T) {
 	var signed api.SignResponse
 	h.must(sign(false), 201).decode(t, &signed)
 	rec := signed.Signature
-	if rec.Confirmation != documents.ConfirmedBySignIn || rec.ConfirmationAuthTime == nil || !rec.ConfirmationAuthTime.Equal(me.SignIn.AuthTime) ||
+	if rec.Confirmation != documents.ConfirmedBySignIn || !rec.ConfirmationAuthTime.Equal(me.SignIn.AuthTime) ||
 		rec.Signer != "Mari Maasikas" || rec.SigningIdentity == "" {
 		t.Fatalf("signature %+v", rec)
 	}
@@ -294,7 +294,7 @@ func TestAPITokenSignsUnderPolicyNone(t *testing.T) {
 	h.must(h.upload(clerk, s.ID.String(), "judgment.pdf", "application/pdf", samplePDF(t)), 201).decode(t, &doc)
 	var signed api.SignResponse
 	h.must(h.do("POST", "/api/v1/documents/"+doc.ID.String()+"/signatures", judge.Token, map[string]any{"reason": "Judgment", "location": "Tallinn"}), 201).decode(t, &signed)
-	if signed.Signature.Confirmation != documents.ConfirmedByNone || signed.Signature.ConfirmationAuthTime != nil {
+	if signed.Signature.Confirmation != documents.ConfirmedByNone || !signed.Signature.ConfirmationAuthTime.IsZero() {
 		t.Fatalf("signature %+v", signed.Signature)
 	}
 	if e := h.journalDetails("document.signed"); len(e) != 1 || e[0]["confirmation"] != documents.ConfirmedByNone {

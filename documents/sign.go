@@ -166,7 +166,7 @@ type SignatureRecord struct {
 	// principal); ConfirmationAuthTime the authentication at the provider
 	// that confirmed it.
 	Confirmation         string     `json:"confirmation,omitempty"`
-	ConfirmationAuthTime *time.Time `json:"confirmation_auth_time,omitempty"`
+	ConfirmationAuthTime time.Time `json:"confirmation_auth_time,omitzero"`
 	CertificateSHA256    string     `json:"certificate_sha256"`
 	CertificateSerial    string     `json:"certificate_serial"`
 	CertificateSubject   string     `json:"certificate_subject"`
@@ -383,8 +383,8 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 		if rec.Confirmation != "" {
 			details["confirmation"] = rec.Confirmation
 		}
-		if rec.ConfirmationAuthTime != nil {
-			details["auth_time"] = *rec.ConfirmationAuthTime
+		if !rec.ConfirmationAuthTime.IsZero() {
+			details["auth_time"] = rec.ConfirmationAuthTime
 		}
 		if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed", Details: details}); err != nil {
 			return err
@@ -399,7 +399,7 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 // confirmation is how a signature was confirmed, for its record.
 type confirmation struct {
 	by       string
-	authTime *time.Time
+	authTime time.Time
 }
 
 // signerFor is the key the caller signs with: a presiding official's own
@@ -459,8 +459,7 @@ func (s *Service) confirm(id Identity, cred Credential) (confirmation, error) {
 		return confirmation{}, &fault.Error{Kind: fault.Forbidden, Code: CodeReauthRequired,
 			Message: fmt.Sprintf("forbidden: confirm it is you — sign in again with the identity provider (your last sign-in there is older than %s), then sign", maxAge)}
 	}
-	at := cred.AuthTime.UTC()
-	return confirmation{by: ConfirmedBySignIn, authTime: &at}, nil
+	return confirmation{by: ConfirmedBySignIn, authTime: cred.AuthTime.UTC()}, nil
 }
 
 // staffOf is the staff member a caller is, from their journal actor
