@@ -165,19 +165,19 @@ type SignatureRecord struct {
 	// (ConfirmedBySignIn, ConfirmedByPIN, ConfirmedByNone; empty for a
 	// principal); ConfirmationAuthTime the authentication at the provider
 	// that confirmed it.
-	Confirmation         string     `json:"confirmation,omitempty"`
+	Confirmation         string    `json:"confirmation,omitempty"`
 	ConfirmationAuthTime time.Time `json:"confirmation_auth_time,omitzero"`
-	CertificateSHA256    string     `json:"certificate_sha256"`
-	CertificateSerial    string     `json:"certificate_serial"`
-	CertificateSubject   string     `json:"certificate_subject"`
-	Revocation           string     `json:"revocation"`
-	SigningTime          time.Time  `json:"signing_time"`
-	TimestampTime        time.Time  `json:"timestamp_time"`
-	TimestampAuthority   string     `json:"timestamp_authority"`
-	DocumentTimestamp    time.Time  `json:"document_timestamp"`
-	DSSCertificates      int        `json:"dss_certificates"`
-	DSSCRLs              int        `json:"dss_crls"`
-	DSSOCSPs             int        `json:"dss_ocsps"`
+	CertificateSHA256    string    `json:"certificate_sha256"`
+	CertificateSerial    string    `json:"certificate_serial"`
+	CertificateSubject   string    `json:"certificate_subject"`
+	Revocation           string    `json:"revocation"`
+	SigningTime          time.Time `json:"signing_time"`
+	TimestampTime        time.Time `json:"timestamp_time"`
+	TimestampAuthority   string    `json:"timestamp_authority"`
+	DocumentTimestamp    time.Time `json:"document_timestamp"`
+	DSSCertificates      int       `json:"dss_certificates"`
+	DSSCRLs              int       `json:"dss_crls"`
+	DSSOCSPs             int       `json:"dss_ocsps"`
 }
 
 // certificateRefused reports a signing certificate refused by the check.
