@@ -276,6 +276,7 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	in.Credential = signingCredential(r)
 	if sess.State == sessions.Closed {
 		return fault.New(fault.Conflict, "session is closed")
 	}
@@ -304,4 +305,14 @@ func (a *API) handleSign(w http.ResponseWriter, r *http.Request) error {
 	}
 	WriteJSON(w, http.StatusCreated, SignResponse{Document: doc, Signature: rec})
 	return nil
+}
+
+// signingCredential is what documents weigh to confirm a signature: a
+// console sign-in and when its person last authenticated at the provider,
+// or an API token.
+func signingCredential(r *http.Request) documents.Credential {
+	if b, ok := browserSession(r.Context()); ok {
+		return documents.Credential{Console: true, AuthTime: b.AuthTime}
+	}
+	return documents.Credential{APIToken: principal(r.Context()).Credential.Kind == sessions.ByAPIToken}
 }

@@ -69,6 +69,13 @@ func newHarnessWithStore(t testing.TB, db *database.DB, store evidence.Store, ma
 // configuration, which sees the server's URL (for redirect URIs).
 func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64, apiOpt func(cfg *api.Config, url string), actOpts ...func(*acts.Config)) *harness {
 	t.Helper()
+	return buildHarnessSigning(t, db, store, maxUpload, apiOpt, nil, actOpts...)
+}
+
+// buildHarnessSigning is buildHarness whose signing configuration signOpt
+// adjusts (the confirmation policy).
+func buildHarnessSigning(t testing.TB, db *database.DB, store evidence.Store, maxUpload int64, apiOpt func(cfg *api.Config, url string), signOpt func(*documents.Signing), actOpts ...func(*acts.Config)) *harness {
+	t.Helper()
 	authority, err := pki.LoadOrCreateDev(t.TempDir(), "", discard)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +83,13 @@ func buildHarness(t testing.TB, db *database.DB, store evidence.Store, maxUpload
 	tsa := authority.TSA()
 	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
 	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
+	signing := &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
+		TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}
+	if signOpt != nil {
+		signOpt(signing)
+	}
 	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
-		Retention: time.Hour, TempDir: t.TempDir(),
-		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
-			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
+		Retention: time.Hour, TempDir: t.TempDir(), Signing: signing})
 	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Retention: time.Hour,
 		Principals: principalsOf(svc), Documents: docs}
 	for _, opt := range actOpts {

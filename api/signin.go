@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,8 @@ func (a *API) signInRoutes() {
 		Tags: tags, Query: []Param{{Name: "code"}, {Name: "state"}, {Name: "error"}}, Status: http.StatusSeeOther}, a.handleCallback)
 	a.route("POST /api/v1/auth/logout", Op{Summary: "Sign the console out; answers the provider's logout URL when it offers one (RP-initiated logout)",
 		Tags: tags, Auth: "cookie", Response: logoutResponse{}, Errors: []int{401, 403, 429}}, a.auth(a.handleLogout))
+	a.route("POST /api/v1/auth/reauthenticate", Op{Summary: "Confirm it is you before signing: answers the provider's URL that authenticates this console sign-in's person again (max_age=0, prompt=login) and comes back to the given console path",
+		Tags: tags, Auth: "cookie", Request: reauthRequest{}, Response: reauthResponse{}, Errors: []int{400, 401, 403, 404, 429, 503}}, a.auth(a.handleReauthenticate))
 	a.route("POST /api/v1/auth/development", Op{Summary: "Development sign-in, only while no OpenID provider is configured: as a staff member (staff_id), or a new one (name, role)",
 		Tags: tags, Request: devSignInRequest{}, Response: sessions.Staff{}, Errors: []int{400, 403, 404, 409, 422, 429}}, a.h(a.handleDevSignIn))
 	a.route("POST /api/v1/auth/bootstrap", Op{Summary: "Become the first administrator with the bootstrap link (development sign-in; with a provider, GET /auth/login?bootstrap=…)",
@@ -212,6 +215,86 @@ func (a *API) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+type reauthRequest struct {
+	// Return is the console path to come back to (a same-origin path such
+	// as /#/session/…; anything else means /).
+	Return string `json:"return"`
+}
+
+type reauthResponse struct {
+	// URL is the provider's authorization endpoint to send the browser to.
+	URL string `json:"url"`
+}
+
+// handleReauthenticate starts a re-authentication of the console sign-in
+// that makes the request: like /auth/login, but the attempt names this
+// browser session, and the provider is asked to authenticate afresh. A
+// POST with the CSRF header and the Strict cookie, so that no other site
+// can start one; its state is bound to this browser by the Lax sign-in
+// cookie, like a sign-in's.
+func (a *API) handleReauthenticate(w http.ResponseWriter, r *http.Request) error {
+	if a.signIn == nil {
+		return fault.New(fault.NotFound, "no OpenID provider is configured on this server")
+	}
+	b, ok := browserSession(r.Context())
+	if !ok {
+		return fault.New(fault.Forbidden, "forbidden: re-authentication confirms a console sign-in")
+	}
+	if b.Method == sessions.SignInDevelopment {
+		return fault.New(fault.Forbidden, "forbidden: a development sign-in has no provider to authenticate with again")
+	}
+	var in reauthRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	addr := a.clients.Of(r)
+	if blocked, wait := a.signIns.Blocked(addr); blocked {
+		return tooMany(wait, "sign-ins")
+	}
+	a.signIns.Failed(addr)
+	att := signin.NewAttempt()
+	att.Reauthenticate = true
+	target, err := a.signIn.AuthURL(r.Context(), att)
+	if err != nil {
+		return err
+	}
+	if err := a.sessions.SaveSignInAttempt(r.Context(), sessions.SignInAttempt{State: att.State, Nonce: att.Nonce, Verifier: att.Verifier,
+		ReturnTo: safeReturn(in.Return), Reauth: b.ID}); err != nil {
+		return err
+	}
+	a.setCookie(w, a.loginCookieName(), att.State, 10*time.Minute, http.SameSiteLaxMode)
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusOK, reauthResponse{URL: target})
+	return nil
+}
+
+// finishReauth records the provider's answer to a re-authentication on
+// the browser session that asked for it. The ID token must carry an
+// auth_time no older than the request (the provider really authenticated
+// again) and the same person must come back: another account ends the
+// browser session, whose person let someone else authenticate in their
+// place.
+func (a *API) finishReauth(r *http.Request, att sessions.SignInAttempt, acct signin.Account, toks signin.Tokens) string {
+	ctx := r.Context()
+	if err := signin.Reauthenticated(acct, att.StartedAt); err != nil {
+		a.log.Warn("a re-authentication was refused", "browser_session", att.Reauth, "err", err)
+		return signin.CodeReauthStale
+	}
+	err := a.sessions.Reauthenticated(ctx, att.Reauth, sessions.Reauthentication{Subject: acct.Subject, AuthTime: acct.AuthTime,
+		IDToken: toks.IDToken, RefreshToken: toks.RefreshToken})
+	switch {
+	case errors.Is(err, sessions.ErrAnotherPerson):
+		a.log.Warn("a re-authentication came back as another account: the console sign-in is ended", "browser_session", att.Reauth, "subject", acct.Subject)
+		if _, err := a.sessions.EndBrowserSession(ctx, att.Reauth, "reauthenticated_as_another"); err != nil {
+			a.log.Error("ending a browser session re-authenticated as another account", "browser_session", att.Reauth, "err", err)
+		}
+		return signInOtherAccount
+	case err != nil:
+		return signInCode(err)
+	}
+	return ""
+}
+
 // Sign-in failures reach the console as a code in the address, which it
 // words: never the provider's text.
 const (
@@ -224,6 +307,7 @@ const (
 	signInDisabled      = "disabled"
 	signInUnavailable   = "unavailable"
 	signInBootstrapDone = "bootstrap_used"
+	signInOtherAccount  = "reauthentication_other_account"
 )
 
 func (a *API) handleCallback(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +316,7 @@ func (a *API) handleCallback(w http.ResponseWriter, r *http.Request) {
 	a.setCookie(w, a.loginCookieName(), "", 0, http.SameSiteLaxMode)
 	if code != "" {
 		a.log.Warn("sign-in refused", "reason", code)
-		to = "/?sign_in_error=" + code
+		to = withSignInError(to, code)
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
@@ -256,18 +340,39 @@ func (a *API) finishSignIn(w http.ResponseWriter, r *http.Request) (string, stri
 	case err != nil:
 		return "", signInState
 	}
+	// A refused re-authentication goes back to where it started (the
+	// console sign-in is still there, unless it was ended); a sign-in's
+	// refusal, to the sign-in page.
+	back := ""
+	if att.Reauth != uuid.Nil {
+		back = att.ReturnTo
+	}
 	if q.Get("error") != "" {
-		return "", signInDenied
+		return back, signInDenied
 	}
 	acct, toks, err := a.signIn.Finish(r.Context(), q.Get("code"), signin.Attempt{State: state, Nonce: att.Nonce, Verifier: att.Verifier})
 	if err != nil {
 		a.log.Warn("the provider's answer was refused", "err", err)
 		if fault.KindOf(err) == fault.Unavailable {
-			return "", signInUnavailable
+			return back, signInUnavailable
 		}
-		return "", signInRefused
+		return back, signInRefused
 	}
-	in := sessions.SignIn{Method: sessions.SignInOpenID, IDToken: toks.IDToken, RefreshToken: toks.RefreshToken}
+	if att.Reauth != uuid.Nil {
+		if code := a.finishReauth(r, att, acct, toks); code != "" {
+			if code == signInOtherAccount {
+				back = ""
+			}
+			return back, code
+		}
+		return att.ReturnTo, ""
+	}
+	source := sessions.AuthTimeClaim
+	if !acct.AuthTimeClaimed {
+		source = sessions.AuthTimeExchange
+	}
+	in := sessions.SignIn{Method: sessions.SignInOpenID, IDToken: toks.IDToken, RefreshToken: toks.RefreshToken,
+		AuthTime: acct.AuthTime, AuthTimeSource: source}
 	var cookie string
 	if att.Bootstrap {
 		_, _, cookie, err = a.sessions.Bootstrap(r.Context(), sessions.NewStaff{Name: acct.Name, ExternalSubject: acct.Subject}, in)
@@ -289,6 +394,21 @@ func (a *API) finishSignIn(w http.ResponseWriter, r *http.Request) (string, stri
 	}
 	a.setCookie(w, a.sessionCookieName(), cookie, 0, http.SameSiteStrictMode)
 	return att.ReturnTo, ""
+}
+
+// withSignInError adds a refusal's code to the console address to — "/"
+// when empty — before its fragment, where the console reads it.
+func withSignInError(to, code string) string {
+	path, frag, hasFrag := strings.Cut(safeReturn(to), "#")
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	out := path + sep + "sign_in_error=" + url.QueryEscape(code)
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
 }
 
 // errNotKnown and errNoRole say why an account of the provider has no

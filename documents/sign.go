@@ -38,15 +38,72 @@ type PrincipalIssuer interface {
 // signature with their token; it is checked by the token and never
 // logged or journalled. The identity's ID goes into the journal.
 type Signers interface {
-	For(ctx context.Context, staffID uuid.UUID, pin string) (signer pki.Signer, identityID uuid.UUID, err error)
+	For(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, Identity, error)
+}
+
+// Identity is what documents learn of an official's signing identity.
+type Identity struct {
+	ID uuid.UUID
+	// PINTyped is true when the key opens only with a PIN the person typed
+	// for this signature (a token whose PIN Chamber does not store): the
+	// PIN confirms the signature. Otherwise Chamber holds what signs — a
+	// key sealed under its KEK, or a token with a stored PIN — and the
+	// confirmation policy decides what confirms it.
+	PINTyped bool
 }
 
 // SignersFunc adapts a function to Signers.
-type SignersFunc func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error)
+type SignersFunc func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, Identity, error)
 
 // For calls f.
-func (f SignersFunc) For(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error) {
+func (f SignersFunc) For(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, Identity, error) {
 	return f(ctx, staffID, pin)
+}
+
+// ConfirmationPolicy says what confirms a presiding official's signature
+// with an identity Chamber holds (--signing-confirmation).
+type ConfirmationPolicy string
+
+// Confirmation policies.
+const (
+	// ConfirmNone: the authenticated request alone (development, where
+	// staff have no provider to authenticate with again). The zero value.
+	ConfirmNone ConfirmationPolicy = "none"
+	// ConfirmSignIn: a console sign-in whose authentication at the
+	// provider is at most Signing.ReauthMaxAge old; never an API token.
+	ConfirmSignIn ConfirmationPolicy = "sign-in"
+)
+
+// How a signature was confirmed (SignatureRecord.Confirmation).
+const (
+	ConfirmedBySignIn = "sign-in" // a recent authentication at the provider
+	ConfirmedByPIN    = "pin"     // the token's PIN, typed by the signer
+	ConfirmedByNone   = "none"    // the request alone (policy none)
+)
+
+// Wire codes of a signature refused for want of confirmation.
+const (
+	// CodeReauthRequired: the console sign-in is older than the policy's
+	// maximum age; the signer authenticates at the provider again
+	// (POST /api/v1/auth/reauthenticate) and signs again.
+	CodeReauthRequired = "reauthentication_required"
+	// CodeConfirmationRequired: the request came with an API token, which
+	// confirms no one: an official signs from the console.
+	CodeConfirmationRequired = "confirmation_required"
+)
+
+// Credential is how the signature request was authenticated, as the HTTP
+// floor saw it: the facts the confirmation policy weighs. The zero value
+// (neither a console sign-in nor an API token) confirms nothing.
+type Credential struct {
+	// Console is true when a console sign-in (browser session)
+	// authenticated the request; AuthTime is when its person last
+	// authenticated at the provider (zero: never, e.g. the development
+	// sign-in).
+	Console  bool
+	AuthTime time.Time
+	// APIToken is true when a staff member's API token did.
+	APIToken bool
 }
 
 // CodeNoSigningIdentity is the wire code of a presiding official who has
@@ -70,7 +127,16 @@ type Signing struct {
 	HTTPClient *http.Client
 	// Certificates are added to every /DSS (e.g. Chamber's own root).
 	Certificates []*x509.Certificate
+	// Confirmation is the policy for officials' identities Chamber holds
+	// ("" is ConfirmNone); ReauthMaxAge how recent a sign-in must be
+	// under ConfirmSignIn (0: DefaultReauthMaxAge).
+	Confirmation ConfirmationPolicy
+	ReauthMaxAge time.Duration
 }
+
+// DefaultReauthMaxAge is how recent a sign-in must be to confirm a
+// signature when Signing.ReauthMaxAge is not set.
+const DefaultReauthMaxAge = 5 * time.Minute
 
 // SignRequest is what the signer supplies.
 type SignRequest struct {
@@ -81,6 +147,8 @@ type SignRequest struct {
 	// PIN confirms a presiding official's signature with their token when
 	// its PIN is not stored server-side. Never logged, never journalled.
 	PIN string `json:"pin,omitempty"`
+	// Credential is set by the HTTP floor, never read from the body.
+	Credential Credential `json:"-"`
 }
 
 // SignatureRecord is what a signature adds to the journal and the version.
@@ -92,18 +160,24 @@ type SignatureRecord struct {
 	SignerRole string `json:"signer_role"`
 	// SigningIdentity is the official's signing identity (empty for a
 	// principal's per-act key).
-	SigningIdentity    string    `json:"signing_identity,omitempty"`
-	CertificateSHA256  string    `json:"certificate_sha256"`
-	CertificateSerial  string    `json:"certificate_serial"`
-	CertificateSubject string    `json:"certificate_subject"`
-	Revocation         string    `json:"revocation"`
-	SigningTime        time.Time `json:"signing_time"`
-	TimestampTime      time.Time `json:"timestamp_time"`
-	TimestampAuthority string    `json:"timestamp_authority"`
-	DocumentTimestamp  time.Time `json:"document_timestamp"`
-	DSSCertificates    int       `json:"dss_certificates"`
-	DSSCRLs            int       `json:"dss_crls"`
-	DSSOCSPs           int       `json:"dss_ocsps"`
+	SigningIdentity string `json:"signing_identity,omitempty"`
+	// Confirmation is how an official's signature was confirmed
+	// (ConfirmedBySignIn, ConfirmedByPIN, ConfirmedByNone; empty for a
+	// principal); ConfirmationAuthTime the authentication at the provider
+	// that confirmed it.
+	Confirmation         string    `json:"confirmation,omitempty"`
+	ConfirmationAuthTime time.Time `json:"confirmation_auth_time,omitzero"`
+	CertificateSHA256    string    `json:"certificate_sha256"`
+	CertificateSerial    string    `json:"certificate_serial"`
+	CertificateSubject   string    `json:"certificate_subject"`
+	Revocation           string    `json:"revocation"`
+	SigningTime          time.Time `json:"signing_time"`
+	TimestampTime        time.Time `json:"timestamp_time"`
+	TimestampAuthority   string    `json:"timestamp_authority"`
+	DocumentTimestamp    time.Time `json:"document_timestamp"`
+	DSSCertificates      int       `json:"dss_certificates"`
+	DSSCRLs              int       `json:"dss_crls"`
+	DSSOCSPs             int       `json:"dss_ocsps"`
 }
 
 // certificateRefused reports a signing certificate refused by the check.
@@ -171,7 +245,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 		return Document{}, SignatureRecord{}, fault.New(fault.Conflict, "only PDF documents can be signed")
 	}
 
-	signer, identity, err := s.signerFor(ctx, c, sess, req.PIN)
+	signer, identity, confirmed, err := s.signerFor(ctx, c, sess, req)
 	if err != nil {
 		return Document{}, SignatureRecord{}, err
 	}
@@ -205,7 +279,8 @@ func (s *Service) Sign(ctx context.Context, c Caller, sess Session, docID uuid.U
 	certSum := sha256.Sum256(signer.Certificate().Raw)
 	rec := SignatureRecord{
 		Version: next, SHA256: obj.SHA256, Size: obj.Size, Signer: c.Name, SignerRole: string(c.Role),
-		SigningIdentity: identity, CertificateSHA256: hex.EncodeToString(certSum[:]),
+		SigningIdentity: identity, Confirmation: confirmed.by, ConfirmationAuthTime: confirmed.authTime,
+		CertificateSHA256: hex.EncodeToString(certSum[:]),
 		CertificateSerial: status.Serial, CertificateSubject: status.Subject, Revocation: status.Revocation,
 		SigningTime: res.sign.SigningTime, TimestampTime: res.sign.TimestampTime, TimestampAuthority: res.sign.TimestampAuthority,
 	}
@@ -304,9 +379,15 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 		if err := catalog.Add(ctx, tx, sess.ID, s.retainUntil(), obj); err != nil {
 			return err
 		}
-		if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed",
-			Details: map[string]any{"document_id": d.ID, "name": d.Name, "signed_version": rec, "signed_from_sha256": from.SHA256,
-				"object_key": obj.Key, "objects": []catalog.Object{obj}}}); err != nil {
+		details := map[string]any{"document_id": d.ID, "name": d.Name, "signed_version": rec, "signed_from_sha256": from.SHA256,
+			"object_key": obj.Key, "objects": []catalog.Object{obj}}
+		if rec.Confirmation != "" {
+			details["confirmation"] = rec.Confirmation
+		}
+		if !rec.ConfirmationAuthTime.IsZero() {
+			details["auth_time"] = rec.ConfirmationAuthTime
+		}
+		if _, err := s.journal.AppendTx(ctx, tx, journal.Record{SessionID: sess.ID, Actor: c.Actor, Action: "document.signed", Details: details}); err != nil {
 			return err
 		}
 		if hook == nil {
@@ -316,30 +397,70 @@ func (s *Service) recordSignature(ctx context.Context, c Caller, sess Session, d
 	})
 }
 
+// confirmation is how a signature was confirmed, for its record.
+type confirmation struct {
+	by       string
+	authTime time.Time
+}
+
 // signerFor is the key the caller signs with: a presiding official's own
-// identity, or a principal's key issued for this act. identity is the
-// official's identity ID ("" for a principal).
-func (s *Service) signerFor(ctx context.Context, c Caller, sess Session, pin string) (signer pki.Signer, identity string, err error) {
+// identity, once the confirmation policy accepts how the request confirms
+// it, or a principal's key issued for this act. identity is the official's
+// identity ID ("" for a principal).
+func (s *Service) signerFor(ctx context.Context, c Caller, sess Session, req SignRequest) (signer pki.Signer, identity string, confirmed confirmation, err error) {
 	if c.Role.Presides() {
 		staffID, ok := staffOf(c)
 		if !ok || s.signing.Signers == nil {
-			return nil, "", &fault.Error{Kind: fault.Conflict, Code: CodeNoSigningIdentity,
+			return nil, "", confirmation{}, &fault.Error{Kind: fault.Conflict, Code: CodeNoSigningIdentity,
 				Message: "only a staff member with a signing identity of their own can sign as " + string(c.Role)}
 		}
-		signer, id, err := s.signing.Signers.For(ctx, staffID, pin)
+		signer, id, err := s.signing.Signers.For(ctx, staffID, req.PIN)
 		if err != nil {
-			return nil, "", err
+			return nil, "", confirmation{}, err
 		}
-		return signer, id.String(), nil
+		// The key is unsealed (or the token's stored PIN opened) but
+		// nothing is signed yet: a refusal here leaves no trace but the
+		// refusal.
+		if confirmed, err = s.confirm(id, req.Credential); err != nil {
+			s.log.Warn("a signature was refused for want of confirmation", "staff", staffID, "identity", id.ID, "err", err)
+			return nil, "", confirmation{}, err
+		}
+		return signer, id.ID.String(), confirmed, nil
 	}
 	if s.signing.Principals == nil {
-		return nil, "", errors.New("documents: no issuer for principals' keys")
+		return nil, "", confirmation{}, errors.New("documents: no issuer for principals' keys")
 	}
 	id, err := s.signing.Principals.IssuePrincipal(ctx, c.Name, sess.ID, principalCertTTL)
 	if err != nil {
-		return nil, "", fault.Invalidf("name", "cannot issue a signing certificate for %q: %v", c.Name, err)
+		return nil, "", confirmation{}, fault.Invalidf("name", "cannot issue a signing certificate for %q: %v", c.Name, err)
 	}
-	return id.AsSigner(), "", nil
+	return id.AsSigner(), "", confirmation{}, nil
+}
+
+// confirm applies the confirmation policy to an official's signature with
+// identity id, requested over cred. A PIN the person typed confirms by
+// itself; an identity Chamber holds needs, under ConfirmSignIn, a console
+// sign-in whose authentication at the provider is recent enough.
+func (s *Service) confirm(id Identity, cred Credential) (confirmation, error) {
+	if id.PINTyped {
+		return confirmation{by: ConfirmedByPIN}, nil
+	}
+	if s.signing.Confirmation != ConfirmSignIn {
+		return confirmation{by: ConfirmedByNone}, nil
+	}
+	if !cred.Console {
+		return confirmation{}, &fault.Error{Kind: fault.Forbidden, Code: CodeConfirmationRequired,
+			Message: "forbidden: a signature with an identity Chamber holds is confirmed by a recent sign-in to the console; an API token confirms no one"}
+	}
+	maxAge := s.signing.ReauthMaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultReauthMaxAge
+	}
+	if cred.AuthTime.IsZero() || s.now().Sub(cred.AuthTime) > maxAge {
+		return confirmation{}, &fault.Error{Kind: fault.Forbidden, Code: CodeReauthRequired,
+			Message: fmt.Sprintf("forbidden: confirm it is you — sign in again with the identity provider (your last sign-in there is older than %s), then sign", maxAge)}
+	}
+	return confirmation{by: ConfirmedBySignIn, authTime: cred.AuthTime.UTC()}, nil
 }
 
 // staffOf is the staff member a caller is, from their journal actor

@@ -161,7 +161,8 @@ func TestScenarioFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := map[string]bool{"hearing.test.mjs": true, "mixed.test.mjs": true, "present.test.mjs": true, "ceremony.test.mjs": true, "verify.test.mjs": true,
-		"playback.test.mjs": true, "avsync.test.mjs": true, "openid.test.mjs": true}
+		"playback.test.mjs": true, "avsync.test.mjs": true, "openid.test.mjs": true,
+		"reauth.test.mjs": true}
 	for _, f := range files {
 		if !run[f] {
 			t.Errorf("%s is not run by any Go test", f)

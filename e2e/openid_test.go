@@ -39,6 +39,25 @@ func TestOpenIDConsoleSignIn(t *testing.T) {
 	}
 }
 
+// TestOpenIDSigningReauthentication is the browser test of signing
+// confirmed by a recent sign-in (issue 12): a judge whose sign-in at the
+// provider is an hour old (the provider reports it so) presses Sign, is
+// refused with reauthentication_required — nothing is signed — and sent
+// through the provider's login page; back on the document, the judge signs
+// and pdfsig names the judge; the journal says the signature was confirmed
+// by a sign-in (reauth.test.mjs). The server runs with the defaults of a
+// provider: policy sign-in, max age 5 minutes, so the stale sign-in is
+// refused for certain and the fresh one accepted for certain.
+func TestOpenIDSigningReauthentication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are not short")
+	}
+	for _, engine := range []string{"chromium", "firefox"} {
+		s, control := openIDServer(t)
+		scenarioOn(t, s, []string{"CHAMBER_E2E_CONTROL=" + control}, "reauth.test.mjs", engine)
+	}
+}
+
 // openIDServer starts a provider and a Chamber signing staff in with it,
 // and the control endpoint the scenario uses; all stop with the test.
 func openIDServer(t *testing.T) (*Server, string) {
@@ -84,6 +103,43 @@ func providerControl(op *oidctest.Provider, db *sql.DB) http.Handler {
 	})
 	mux.HandleFunc("POST /audience", func(w http.ResponseWriter, r *http.Request) {
 		op.IssueForAudience(r.FormValue("aud"))
+	})
+	mux.HandleFunc("POST /auth-time", func(w http.ResponseWriter, r *http.Request) {
+		// ago=N: sign-ins from now on report an authentication N seconds
+		// old; empty: honest answers again.
+		var at time.Time
+		if ago := r.FormValue("ago"); ago != "" {
+			d, err := time.ParseDuration(ago + "s")
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			at = time.Now().Add(-d)
+		}
+		op.ReportAuthTime(at)
+	})
+	mux.HandleFunc("POST /journal", func(w http.ResponseWriter, r *http.Request) {
+		// The details of the journal's entries of one action, oldest first.
+		rows, err := db.QueryContext(r.Context(), `SELECT details FROM journal WHERE action = $1 ORDER BY seq`, r.FormValue("action"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer rows.Close()
+		out := []json.RawMessage{}
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out = append(out, json.RawMessage(d))
+		}
+		if err := rows.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("POST /signed-in", func(w http.ResponseWriter, r *http.Request) {
 		var n int

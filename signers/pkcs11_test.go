@@ -422,3 +422,90 @@ func TestModuleOutsideTheAllowListIsRefused(t *testing.T) {
 		t.Fatalf("want a fault, got %v", err)
 	}
 }
+
+// TestConfirmationOfHeldAndTypedIdentities: under the confirmation policy
+// sign-in, a token identity whose PIN the official types is confirmed by
+// that PIN — over an API token or a stale sign-in alike — while identities
+// Chamber holds (a token with a stored PIN, a CA-issued key sealed under
+// the KEK) sign only with a console sign-in recent enough; a refusal
+// stores nothing. The journal says how each signature was confirmed.
+func TestConfirmationOfHeldAndTypedIdentities(t *testing.T) {
+	b := newBench(t, databasetest.Open(t, database.SQLite))
+	ctx := t.Context()
+	b.docs = documents.New(documents.Config{DB: b.db, Journal: b.jnl, Store: evidencetest.Local(t), Log: discard, MaxUpload: 8 << 20,
+		Retention: time.Hour, TempDir: t.TempDir(),
+		Signing: &documents.Signing{Signers: signerstest.ForDocuments(b.svc), Principals: b.ca, Check: b.ca.CheckCertificate,
+			TSA: b.ca.TSA(), Certificates: []*x509.Certificate{b.ca.Root()},
+			Confirmation: documents.ConfirmSignIn, ReauthMaxAge: time.Minute}})
+	typed, stored, issued := b.official(t, "Judge Saar", access.Judge), b.official(t, "Notary Kask", access.Notary), b.official(t, "Judge Mets", access.Judge)
+	ttok := b.tokenWithKey(t, "typed-card", "1111", "signing")
+	if _, err := b.svc.Enroll(ctx, "system", signers.Enrolment{StaffID: typed.id, Token: &ttok, PIN: "1111", Certify: true}); err != nil {
+		t.Fatal(err)
+	}
+	stok := b.tokenWithKey(t, "stored-card", "2222", "signing")
+	if _, err := b.svc.Enroll(ctx, "system", signers.Enrolment{StaffID: stored.id, Token: &stok, PIN: "2222", StorePIN: true, Certify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.Enroll(ctx, "system", signers.Enrolment{StaffID: issued.id, Issue: true}); err != nil {
+		t.Fatal(err)
+	}
+	apiToken := documents.Credential{APIToken: true}
+	stale := documents.Credential{Console: true, AuthTime: time.Now().Add(-time.Hour)}
+	never := documents.Credential{Console: true}
+	fresh := documents.Credential{Console: true, AuthTime: time.Now().Add(-10 * time.Second).Truncate(time.Second)}
+
+	sign := func(o official, pin string, cred documents.Credential) (documents.Session, documents.SignatureRecord, error) {
+		t.Helper()
+		sess := b.session(t, access.Hearing, o)
+		d, _, err := b.docs.Upload(ctx, o.caller(), sess, documents.Upload{Name: "judgment.pdf", ContentType: documents.TypePDF,
+			Size: int64(len(b.pdf)), Body: bytes.NewReader(b.pdf)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rec, err := b.docs.Sign(ctx, o.caller(), sess, d.ID, documents.SignRequest{Reason: "Judgment", Location: "Tallinn", PIN: pin, Credential: cred}, nil)
+		if err != nil {
+			after, gerr := b.docs.Get(ctx, d.ID)
+			entries, jerr := b.jnl.Session(ctx, sess.ID, 0, 100)
+			if gerr != nil || jerr != nil || after.Version != d.Version {
+				t.Fatalf("a refused signature left version %d (was %d): %v %v", after.Version, d.Version, gerr, jerr)
+			}
+			for _, e := range entries {
+				if e.Action == "document.signed" {
+					t.Fatal("a refused signature was journalled")
+				}
+			}
+		}
+		return sess, rec, err
+	}
+
+	// The PIN the judge types confirms, whatever the request came with.
+	for name, cred := range map[string]documents.Credential{"API token": apiToken, "stale sign-in": stale} {
+		sess, rec, err := sign(typed, "1111", cred)
+		if err != nil {
+			t.Fatalf("%s with a typed PIN: %v", name, err)
+		}
+		if rec.Confirmation != documents.ConfirmedByPIN || !rec.ConfirmationAuthTime.IsZero() || b.journalled(t, sess).Confirmation != documents.ConfirmedByPIN {
+			t.Fatalf("%s with a typed PIN: confirmation %q", name, rec.Confirmation)
+		}
+	}
+	// Identities Chamber holds need a recent sign-in.
+	for _, o := range []official{stored, issued} {
+		_, _, err := sign(o, "", apiToken)
+		wantCode(t, err, fault.Forbidden, documents.CodeConfirmationRequired)
+		_, _, err = sign(o, "", stale)
+		wantCode(t, err, fault.Forbidden, documents.CodeReauthRequired)
+		_, _, err = sign(o, "", never)
+		wantCode(t, err, fault.Forbidden, documents.CodeReauthRequired)
+		_, _, err = sign(o, "", documents.Credential{})
+		wantCode(t, err, fault.Forbidden, documents.CodeConfirmationRequired)
+		sess, rec, err := sign(o, "", fresh)
+		if err != nil {
+			t.Fatalf("%s with a fresh sign-in: %v", o.name, err)
+		}
+		j := b.journalled(t, sess)
+		if rec.Confirmation != documents.ConfirmedBySignIn || !rec.ConfirmationAuthTime.Equal(fresh.AuthTime) ||
+			j.Confirmation != documents.ConfirmedBySignIn || !j.ConfirmationAuthTime.Equal(fresh.AuthTime) {
+			t.Fatalf("%s with a fresh sign-in: %+v, journalled %+v", o.name, rec, j)
+		}
+	}
+}

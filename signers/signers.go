@@ -135,6 +135,12 @@ type Identity struct {
 	keySealed string
 }
 
+// PINTyped reports whether the identity's key opens only with a PIN its
+// holder types for each signature (a token whose PIN is not stored): that
+// PIN is the signature's confirmation. Every other identity is held by
+// Chamber, and a recent sign-in confirms its signatures.
+func (id Identity) PINTyped() bool { return id.Kind == PKCS11 && !id.PINStored }
+
 // Current reports whether the identity is the one its holder signs with.
 func (id Identity) Current() bool { return id.SupersededAt == nil && id.RevokedAt == nil }
 

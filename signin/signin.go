@@ -209,6 +209,10 @@ func refused(format string, args ...any) error {
 // PKCE verifier the code to this client instance.
 type Attempt struct {
 	State, Nonce, Verifier string
+	// Reauthenticate asks the provider to authenticate the person again
+	// whatever session it holds (max_age=0 and prompt=login), before a
+	// signature.
+	Reauthenticate bool
 }
 
 // NewAttempt returns fresh random secrets.
@@ -228,7 +232,14 @@ func (p *Provider) AuthURL(ctx context.Context, a Attempt) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p.oauth(prov).AuthCodeURL(a.State, oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)}
+	if a.Reauthenticate {
+		// max_age=0 obliges the provider to authenticate afresh and to
+		// send auth_time (OpenID Connect Core 3.1.2.1); prompt=login says
+		// the same to providers that read only that.
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", "0"), oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	return p.oauth(prov).AuthCodeURL(a.State, opts...), nil
 }
 
 // Account is who signed in, as the provider vouches.
@@ -243,6 +254,33 @@ type Account struct {
 	// RoleClaimed reports whether the role claim is configured, so that
 	// its silence means "no role" rather than "ask the staff table".
 	RoleClaimed bool
+	// AuthTime is when the person authenticated at the provider: the ID
+	// token's auth_time when it carries one (AuthTimeClaimed), else the
+	// moment Chamber exchanged the code.
+	AuthTime        time.Time
+	AuthTimeClaimed bool
+}
+
+// CodeReauthStale is the refusal of a re-authentication whose ID token
+// carries no auth_time, or one older than the request: the provider did
+// not authenticate the person again (it ignored max_age and prompt).
+const CodeReauthStale = "reauthentication_not_done"
+
+// Reauthenticated checks that acct authenticated at the provider at or
+// after started, by the ID token's own auth_time: a provider that answers
+// from an older session of its own is refused. auth_time has a resolution
+// of a second, so started counts from the start of its second.
+func Reauthenticated(acct Account, started time.Time) error {
+	if !acct.AuthTimeClaimed {
+		return &fault.Error{Kind: fault.Unauthenticated, Code: CodeReauthStale,
+			Message: "the identity provider's answer carries no auth_time: it did not confirm a new authentication"}
+	}
+	if acct.AuthTime.Before(started.Truncate(time.Second)) {
+		return &fault.Error{Kind: fault.Unauthenticated, Code: CodeReauthStale,
+			Message: fmt.Sprintf("the identity provider answered with an authentication of %s, before the request of %s: it did not authenticate again",
+				acct.AuthTime.UTC().Format(time.RFC3339), started.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // Tokens are what a sign-in keeps: the raw ID token (the logout hint) and
@@ -259,6 +297,7 @@ func (p *Provider) Finish(ctx context.Context, code string, a Attempt) (Account,
 		return Account{}, Tokens{}, err
 	}
 	ctx = p.withClient(ctx)
+	exchanged := time.Now()
 	tok, err := p.oauth(prov).Exchange(ctx, code, oauth2.VerifierOption(a.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -285,6 +324,7 @@ func (p *Provider) Finish(ctx context.Context, code string, a Attempt) (Account,
 	}
 	acct := Account{Subject: idt.Issuer + "|" + idt.Subject, Name: nameOf(claims, idt.Subject), RoleClaimed: p.cfg.RoleClaim != ""}
 	acct.Email, _ = claims["email"].(string)
+	acct.AuthTime, acct.AuthTimeClaimed = authTime(claims, exchanged)
 	if acct.RoleClaimed {
 		acct.Role = p.mapRole(claimValues(claims, p.cfg.RoleClaim))
 	}
@@ -293,6 +333,15 @@ func (p *Provider) Finish(ctx context.Context, code string, a Attempt) (Account,
 		out.RefreshToken = p.sealToken(tok.RefreshToken)
 	}
 	return acct, out, nil
+}
+
+// authTime reads the auth_time claim (seconds since the epoch), or falls
+// back to when the code was exchanged: a sign-in is at least that old.
+func authTime(claims map[string]any, exchanged time.Time) (time.Time, bool) {
+	if v, ok := claims["auth_time"].(float64); ok && v > 0 && v < 1<<40 {
+		return time.Unix(int64(v), 0).UTC(), true
+	}
+	return exchanged.UTC(), false
 }
 
 func cmpOr(a, b string) string {

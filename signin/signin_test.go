@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/fault"
@@ -197,4 +198,79 @@ func TestConfigAndRoleMap(t *testing.T) {
 			t.Errorf("role map %q accepted", bad)
 		}
 	}
+}
+
+// TestAuthTimeAndReauthentication: Finish reports the ID token's auth_time
+// (or, when the provider omits it, the moment of the exchange, marked as
+// such); a re-authentication asks the provider for max_age=0 and
+// prompt=login; Reauthenticated accepts only an auth_time no older than
+// the request — not a provider that answers from an older session, nor
+// one that omits auth_time.
+func TestAuthTimeAndReauthentication(t *testing.T) {
+	r := newRig(t, nil)
+	r.op.AddUser(oidctest.User{Username: "mari", Password: "pw", GivenName: "Mari", Family: "Maasikas", Groups: []string{"judges"}})
+	ctx := context.Background()
+	finish := func(a signin.Attempt) signin.Account {
+		t.Helper()
+		code, _ := r.signIn(t, a, "mari", "pw")
+		acct, _, err := r.rp.Finish(ctx, code, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acct
+	}
+
+	// A sign-in made an hour ago at the provider keeps its auth_time.
+	long := time.Now().Add(-time.Hour).Truncate(time.Second)
+	r.op.ReportAuthTime(long)
+	acct := finish(signin.NewAttempt())
+	if !acct.AuthTimeClaimed || !acct.AuthTime.Equal(long) {
+		t.Fatalf("auth_time %v (claimed %v), want %v", acct.AuthTime, acct.AuthTimeClaimed, long)
+	}
+	if maxAge, prompt := r.op.LastRequest(); maxAge != "" || prompt != "" {
+		t.Fatalf("a plain sign-in asked for max_age %q prompt %q", maxAge, prompt)
+	}
+
+	// A re-authentication asks for a fresh one …
+	started := time.Now()
+	re := signin.NewAttempt()
+	re.Reauthenticate = true
+	// … and a provider that ignores it answers with the old auth_time.
+	acct = finish(re)
+	if maxAge, prompt := r.op.LastRequest(); maxAge != "0" || prompt != "login" {
+		t.Fatalf("a re-authentication asked for max_age %q prompt %q, want 0 and login", maxAge, prompt)
+	}
+	if err := signin.Reauthenticated(acct, started); wireCode(err) != signin.CodeReauthStale {
+		t.Fatalf("an auth_time older than the request: %v", err)
+	}
+	// A provider that omits auth_time confirms nothing, although the
+	// account's AuthTime falls back to the exchange (after the request).
+	r.op.ReportAuthTime(time.Time{})
+	r.op.OmitAuthTime(true)
+	re = signin.NewAttempt()
+	re.Reauthenticate = true
+	acct = finish(re)
+	if acct.AuthTimeClaimed || acct.AuthTime.Before(started) {
+		t.Fatalf("without auth_time: %v (claimed %v)", acct.AuthTime, acct.AuthTimeClaimed)
+	}
+	if err := signin.Reauthenticated(acct, started); wireCode(err) != signin.CodeReauthStale {
+		t.Fatalf("a re-authentication without auth_time: %v", err)
+	}
+	// An honest provider authenticates again: accepted.
+	r.op.OmitAuthTime(false)
+	re = signin.NewAttempt()
+	re.Reauthenticate = true
+	acct = finish(re)
+	if err := signin.Reauthenticated(acct, started); err != nil || !acct.AuthTimeClaimed {
+		t.Fatalf("a fresh re-authentication: %v (%+v)", err, acct)
+	}
+}
+
+// wireCode is the code a caller would be sent for err ("" for none).
+func wireCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	code, _, _ := fault.Describe(err)
+	return code
 }

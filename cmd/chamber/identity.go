@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chamber-court/chamber/api"
+	"github.com/chamber-court/chamber/documents"
 	"github.com/chamber-court/chamber/sessions"
 	"github.com/chamber-court/chamber/signin"
 )
@@ -20,6 +21,10 @@ type identityConfig struct {
 	sessionMaxAge, sessionIdle     time.Duration
 	devSignIn                      string
 	trustedProxies                 stringList
+	// signingConfirmation is --signing-confirmation ("" = by the provider);
+	// reauthMaxAge how recent a sign-in confirms a signature.
+	signingConfirmation string
+	reauthMaxAge        time.Duration
 }
 
 func (c *identityConfig) register(cmd *command) {
@@ -34,6 +39,8 @@ func (c *identityConfig) register(cmd *command) {
 	cmd.fs.DurationVar(&c.sessionIdle, "session-idle-timeout", sessions.DefaultBrowserIdleTimeout, "a console sign-in ends after this long without a request")
 	cmd.fs.DurationVar(&c.sweepEvery, "credential-sweep-interval", 15*time.Second, "how often ended credentials close their live connections and sign-ins are revalidated")
 	cmd.fs.StringVar(&c.devSignIn, "dev-sign-in", string(api.DevSignInLoopback), "without a provider, who may use the development sign-in: loopback, anywhere or off")
+	cmd.fs.StringVar(&c.signingConfirmation, "signing-confirmation", "", "what confirms an official's signature with an identity Chamber holds: sign-in (a recent authentication at the provider; the default with --oidc-issuer) or none (the request alone; the default without)")
+	cmd.fs.DurationVar(&c.reauthMaxAge, "signing-reauth-max-age", documents.DefaultReauthMaxAge, "under --signing-confirmation sign-in, how recent the signer's authentication at the provider must be")
 	cmd.fs.Var(&c.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose Forwarded/X-Forwarded-For tells the client address (repeatable)")
 }
 
@@ -47,7 +54,10 @@ func (c *identityConfig) check() ([]netip.Prefix, error) {
 	if c.issuer == "" && (c.clientID != "" || c.clientSecret != "" || c.roleClaim != "") {
 		return nil, usagef("chamber serve: --oidc-client-id, --oidc-client-secret and --oidc-role-claim need --oidc-issuer")
 	}
-	if c.checkEvery <= 0 || c.sweepEvery <= 0 || c.sessionMaxAge <= 0 || c.sessionIdle <= 0 {
+	if _, err := c.confirmation(); err != nil {
+		return nil, err
+	}
+	if c.checkEvery <= 0 || c.sweepEvery <= 0 || c.sessionMaxAge <= 0 || c.sessionIdle <= 0 || c.reauthMaxAge <= 0 {
 		return nil, usagef("chamber serve: the session and check intervals must be positive")
 	}
 	var out []netip.Prefix
@@ -59,6 +69,39 @@ func (c *identityConfig) check() ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// confirmation is the signing confirmation policy: sign-in by default
+// with a provider, none without one (zero-config development, where staff
+// have no provider to authenticate with again). sign-in without a
+// provider would refuse every such signature, so it is a usage error.
+func (c *identityConfig) confirmation() (documents.ConfirmationPolicy, error) {
+	switch documents.ConfirmationPolicy(c.signingConfirmation) {
+	case "":
+		if c.issuer != "" {
+			return documents.ConfirmSignIn, nil
+		}
+		return documents.ConfirmNone, nil
+	case documents.ConfirmNone:
+		return documents.ConfirmNone, nil
+	case documents.ConfirmSignIn:
+		if c.issuer == "" {
+			return "", usagef("chamber serve: --signing-confirmation sign-in needs --oidc-issuer: without a provider no one can authenticate again")
+		}
+		return documents.ConfirmSignIn, nil
+	}
+	return "", usagef("chamber serve: --signing-confirmation %q: want sign-in or none", c.signingConfirmation)
+}
+
+// announceConfirmation logs which signing confirmation applies.
+func (c *identityConfig) announceConfirmation(policy documents.ConfirmationPolicy, log *slog.Logger) {
+	if policy == documents.ConfirmSignIn {
+		log.Info("officials' signatures with an identity Chamber holds are confirmed by a recent sign-in at the provider; API tokens never sign with them",
+			"signing_confirmation", policy, "max_age", c.reauthMaxAge)
+		return
+	}
+	log.Warn("officials' signatures with an identity Chamber holds are confirmed by the authenticated request alone (--signing-confirmation none); an API token of an official can sign as them",
+		"signing_confirmation", policy)
 }
 
 // provider builds the OpenID relying party, or nil without an issuer.

@@ -162,6 +162,7 @@ type serveConfig struct {
 	// Derived by check.
 	mailConfig     *sessions.MailConfig
 	trustedProxies []netip.Prefix
+	confirmation   documents.ConfirmationPolicy
 }
 
 // evidenceLoops are the intervals of the work that makes the record whole
@@ -299,6 +300,9 @@ func (cfg *serveConfig) check() error {
 		}
 	}
 	if cfg.trustedProxies, err = cfg.identity.check(); err != nil {
+		return err
+	}
+	if cfg.confirmation, err = cfg.identity.confirmation(); err != nil {
 		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
@@ -440,6 +444,7 @@ func (cfg serveConfig) documentService(rc *record, log *slog.Logger) (*documents
 	if err := os.MkdirAll(filepath.Join(cfg.dataDir, "tmp"), 0o700); err != nil {
 		return nil, err
 	}
+	cfg.identity.announceConfirmation(cfg.confirmation, log)
 	return documents.New(documents.Config{
 		DB: rc.db, Journal: rc.jnl, Store: rc.store, Log: log,
 		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
@@ -450,6 +455,7 @@ func (cfg serveConfig) documentService(rc *record, log *slog.Logger) (*documents
 			// data the /DSS gets, and are embedded with it.
 			Certificates: append([]*x509.Certificate{rc.authority.Root()}, rc.configured...),
 			HTTPClient:   rc.egress.Client(),
+			Confirmation: cfg.confirmation, ReauthMaxAge: cfg.identity.reauthMaxAge,
 		},
 	}), nil
 }

@@ -74,9 +74,9 @@ func (cfg serveConfig) signingIdentities(db *database.DB, jnl *journal.Journal, 
 	if dev {
 		log.Warn("officials without a signing identity get a development one at their first signature (development PKI); enrol them with chamber signer enroll in production")
 	}
-	return documents.SignersFunc(func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error) {
+	return documents.SignersFunc(func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, documents.Identity, error) {
 		s, id, err := svc.For(ctx, staffID, pin)
-		return s, id.ID, err
+		return s, documents.Identity{ID: id.ID, PINTyped: id.PINTyped()}, err
 	}), nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,6 +158,33 @@ func (p *Provider) IssueForAudience(aud string) {
 	p.store.audience = aud
 }
 
+// ReportAuthTime makes every sign-in from now on report auth_time t
+// instead of the moment the password was checked: a sign-in made long ago
+// (t in the past), or a provider that ignores max_age and prompt=login and
+// answers from an older session of its own. The zero time restores honest
+// answers.
+func (p *Provider) ReportAuthTime(t time.Time) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.fixedAuth = t
+}
+
+// OmitAuthTime makes the ID tokens of sign-ins from now on carry no
+// auth_time claim (omit false restores it).
+func (p *Provider) OmitAuthTime(omit bool) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.omitAuth = omit
+}
+
+// LastRequest reports the max_age ("" when absent) and prompt of the
+// newest authorization request.
+func (p *Provider) LastRequest() (maxAge, prompt string) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	return p.store.lastMaxAge, p.store.lastPrompt
+}
+
 // Refreshes counts the refresh-token grants answered (successfully or not).
 func (p *Provider) Refreshes() int {
 	p.store.mu.Lock()
@@ -180,6 +209,11 @@ type storage struct {
 	key       signingKey
 	audience  string
 	refreshes int
+	// fixedAuth and omitAuth change the auth_time reported (ReportAuthTime,
+	// OmitAuthTime); lastMaxAge and lastPrompt are the newest request's.
+	fixedAuth              time.Time
+	omitAuth               bool
+	lastMaxAge, lastPrompt string
 }
 
 type token struct {
@@ -202,6 +236,12 @@ func (s *storage) checkPassword(username, password, requestID string) error {
 				return fmt.Errorf("this account is disabled")
 			}
 			req.subject, req.done, req.authTime = a.subject, true, time.Now()
+			if !s.fixedAuth.IsZero() {
+				req.authTime = s.fixedAuth
+			}
+			if s.omitAuth {
+				req.authTime = time.Time{} // zitadel/oidc omits a zero auth_time
+			}
 			return nil
 		}
 	}
@@ -213,6 +253,10 @@ func (s *storage) checkPassword(username, password, requestID string) error {
 func (s *storage) CreateAuthRequest(_ context.Context, r *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastMaxAge, s.lastPrompt = "", strings.Join(r.Prompt, " ")
+	if r.MaxAge != nil {
+		s.lastMaxAge = strconv.FormatUint(uint64(*r.MaxAge), 10)
+	}
 	if len(r.Prompt) == 1 && r.Prompt[0] == oidc.PromptNone {
 		return nil, oidc.ErrLoginRequired()
 	}

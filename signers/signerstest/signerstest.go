@@ -29,8 +29,8 @@ func AutoIssue(t testing.TB, db *database.DB, jnl *journal.Journal, ca *pki.Auth
 
 // ForDocuments adapts svc to documents.Signers.
 func ForDocuments(svc *signers.Service) documents.Signers {
-	return documents.SignersFunc(func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, uuid.UUID, error) {
+	return documents.SignersFunc(func(ctx context.Context, staffID uuid.UUID, pin string) (pki.Signer, documents.Identity, error) {
 		s, id, err := svc.For(ctx, staffID, pin)
-		return s, id.ID, err
+		return s, documents.Identity{ID: id.ID, PINTyped: id.PINTyped()}, err
 	})
 }

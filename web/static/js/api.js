@@ -168,6 +168,8 @@ const ERROR_WORDS = {
   pin_required: 'error.pinRequired',
   wrong_pin: 'error.wrongPin',
   pin_locked: 'error.pinLocked',
+  reauthentication_required: 'error.reauthRequired',
+  confirmation_required: 'error.confirmationRequired',
   rate_limited: 'error.rateLimited',
   unavailable: 'error.unavailable',
   busy: 'error.unavailable',

@@ -55,7 +55,7 @@ async function signOut() {
 }
 
 /** SIGN_IN_ERRORS are the codes /auth/callback sends back instead of a sign-in. */
-const SIGN_IN_ERRORS = ['state', 'expired', 'refused', 'denied', 'not_provisioned', 'no_role', 'disabled', 'unavailable', 'bootstrap_used'];
+const SIGN_IN_ERRORS = ['state', 'expired', 'refused', 'denied', 'not_provisioned', 'no_role', 'disabled', 'unavailable', 'bootstrap_used', 'reauthentication_other_account'];
 
 /** signInError reads, once, why a provider sign-in came back refused. */
 function signInError() {

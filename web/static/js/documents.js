@@ -4,7 +4,7 @@
 // presenting, in the staff console.
 import { t } from './i18n.js';
 import { h, replace, toast, hashView, formatSize, formatDateTime, modal, field, announce } from './dom.js';
-import { errorText, saveBlob } from './api.js';
+import { Api, errorText, saveBlob } from './api.js';
 import { Viewer } from './viewer.js';
 
 import vocab from './vocab.js';
@@ -17,6 +17,7 @@ const EXHIBIT_STATUSES = vocab.exhibit_statuses;
  */
 export function documentsView(opts) {
   const { api, sessionId, can } = opts;
+  reauthOutcome();
   const list = h('ul', { class: 'doc-list', id: 'document-list', 'aria-live': 'polite' });
   const status = h('p', { class: 'muted', role: 'status' });
   const progress = h('progress', { max: 100, value: 0, hidden: true, id: 'upload-progress', 'aria-label': t('doc.uploadProgress') });
@@ -196,9 +197,15 @@ export function documentsView(opts) {
     const fields = { reason: field(t('sign.reason'), reason), location: field(t('sign.location'), location, t('sign.locationHint')), contact: field(t('sign.contact'), contact, t('common.optional')), pin: field(t('sign.pin'), pin, t('sign.pinHint')) };
     fields.pin.hidden = true;
     const err = h('p', { class: 'field-error', role: 'alert' });
+    // A signature with an identity the server holds is confirmed by a
+    // recent sign-in at the provider: on reauthentication_required the
+    // signer goes through the provider again and comes back here, then
+    // presses Sign again (nothing is signed by itself on return).
+    const reauthBtn = h('button', { type: 'button', class: 'btn', id: 'sign-reauth', onclick: () => reauthenticate(reauthBtn, err) }, t('sign.reauthButton'));
+    const reauth = h('div', { class: 'notice', id: 'sign-reauth-box', hidden: true }, h('p', null, t('sign.reauth')), reauthBtn);
     await modal(t('sign.title', { name: d.name }), (close) => {
       const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
-      const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, fields.pin, err,
+      const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, fields.pin, err, reauth,
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')), btn));
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
@@ -217,6 +224,8 @@ export function documentsView(opts) {
           btn.disabled = false;
           for (const [k, v] of Object.entries(e2.fields || {})) if (fields[k]) fields[k].setError(v);
           err.textContent = errorText(e2);
+          reauth.hidden = e2.code !== 'reauthentication_required';
+          if (!reauth.hidden) reauthBtn.focus();
           if (PIN_CODES.includes(e2.code)) {
             fields.pin.hidden = false;
             fields.pin.setError(errorText(e2));
@@ -231,6 +240,33 @@ export function documentsView(opts) {
   }
 
   return { el, refresh };
+}
+
+/**
+ * reauthenticate sends the signer through the identity provider again
+ * (POST /auth/reauthenticate answers its address) and back to this page.
+ */
+async function reauthenticate(btn, err) {
+  btn.disabled = true;
+  try {
+    const here = window.location.pathname + window.location.hash;
+    const res = await new Api().post('/auth/reauthenticate', { return: here });
+    window.location.assign(res.url);
+  } catch (e) {
+    btn.disabled = false;
+    err.textContent = errorText(e);
+  }
+}
+
+/** REAUTH_ERRORS are the refusals of a re-authentication the page comes back with. */
+const REAUTH_ERRORS = ['reauthentication_not_done', 'denied', 'refused', 'unavailable', 'state', 'expired'];
+
+/** reauthOutcome tells, once, why a re-authentication came back refused. */
+function reauthOutcome() {
+  const code = new URLSearchParams(window.location.search).get('sign_in_error');
+  if (!code) return;
+  history.replaceState(null, '', window.location.pathname + window.location.hash);
+  toast(t('signin.error.' + (REAUTH_ERRORS.includes(code) ? code : 'refused')), 'error');
 }
 
 /** PIN_CODES are the answers that ask the signer for their token's PIN. */

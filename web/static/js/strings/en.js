@@ -273,6 +273,8 @@ export default {
   'sign.defaultReasonAct': 'Notarial act',
   'sign.pin': 'PIN of your signing card or token',
   'sign.pinHint': 'Your signature is made with your own key; its PIN confirms it is you. It is not kept.',
+  'sign.reauth': 'Confirm it is you: sign in again with your organisation. You come back here and press Sign document again.',
+  'sign.reauthButton': 'Sign in again',
 
   // Notarial act and identity
   'act.noState': 'The act’s progress is not available yet.',
@@ -371,6 +373,8 @@ export default {
   'signin.error.disabled': 'Your staff access has been revoked.',
   'signin.error.unavailable': 'The identity provider cannot be reached. Try again in a moment.',
   'signin.error.bootstrap_used': 'The server already has an administrator; the bootstrap link no longer works.',
+  'signin.error.reauthentication_not_done': 'The identity provider did not ask you to sign in again, so your signature is not confirmed yet. Try again.',
+  'signin.error.reauthentication_other_account': 'Another account signed in at the identity provider in your place, so you were signed out. Sign in again as yourself.',
   'console.calendar': 'Calendar',
   'console.allSessions': 'All sessions',
   'console.onDay': 'Sessions on {day}',
@@ -503,6 +507,8 @@ export default {
   'error.pinRequired': 'Enter the PIN of your signing card or token.',
   'error.wrongPin': 'The PIN is not right. Please try again.',
   'error.pinLocked': 'The PIN of your signing card or token is locked. Please contact the administrator.',
+  'error.reauthRequired': 'Confirm it is you: sign in again.',
+  'error.confirmationRequired': 'A signature with your identity is confirmed by signing in to the console; an API token cannot sign it.',
   'error.rateLimited': 'Too many attempts in a short time. Please wait a moment and try again.',
   'error.pdfTooComplex': "This PDF is too complex to check here. Save it again as a PDF (for example with “Print to PDF”) and try that copy.",
   'error.unavailable': 'The service is busy or briefly unavailable. Please try again in a moment.',
