@@ -82,13 +82,13 @@ func buildHarnessSigning(t testing.TB, db *database.DB, store evidence.Store, ma
 	}
 	tsa := authority.TSA()
 	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
-	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: discard, PublicURL: "http://chamber.test"})
+	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Logger: discard, PublicURL: "http://chamber.test"})
 	signing := &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 		TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}
 	if signOpt != nil {
 		signOpt(signing)
 	}
-	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: maxUpload,
+	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Logger: discard, MaxUpload: maxUpload,
 		Retention: time.Hour, TempDir: t.TempDir(), Signing: signing})
 	actCfg := acts.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Retention: time.Hour,
 		Principals: principalsOf(svc), Documents: docs}
@@ -103,7 +103,7 @@ func buildHarnessSigning(t testing.TB, db *database.DB, store evidence.Store, ma
 	rec := recording.New(recording.Config{DB: db, Journal: jnl, Store: store, Logger: discard, Scope: recordAll{},
 		SpoolDir: t.TempDir(), Retention: time.Hour})
 	srv := httptest.NewUnstartedServer(nil)
-	cfg := api.Config{Log: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
+	cfg := api.Config{Logger: discard, Sessions: svc, Documents: docs, Journal: jnl, Acts: actSvc, Recording: rec,
 		Bundle: &bundle.Config{Store: store, Journal: jnl, Signer: authority.Seal().AsSigner(), TSA: tsa,
 			Record: func(ctx context.Context, sid uuid.UUID) ([]catalog.Object, error) {
 				return catalog.Session(ctx, db, sid)

@@ -274,7 +274,7 @@ func TestOpenIDSignIn(t *testing.T) {
 		t.Fatalf("the provisioned clerk signed in as %+v", me.Staff)
 	}
 	op.Disable("jaan")
-	sweeper := sessions.New(sessions.Config{DB: h.db, Journal: h.jnl, Log: discard, Revalidate: rp.Revalidate, RevalidateEvery: 1})
+	sweeper := sessions.New(sessions.Config{DB: h.db, Journal: h.jnl, Logger: discard, Revalidate: rp.Revalidate, RevalidateEvery: 1})
 	if err := sweeper.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -54,13 +54,13 @@ func mailHarness(t *testing.T, db *database.DB, mp testenv.MailpitServer) (*harn
 		t.Fatal(err)
 	}
 	jnl := journal.New(journal.Config{DB: db, Logger: log})
-	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Log: log, PublicURL: "http://chamber.test",
+	svc := sessions.New(sessions.Config{DB: db, Journal: jnl, Logger: log, PublicURL: "http://chamber.test",
 		Mail: &sessions.MailConfig{Sender: sender, From: sender.From()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { svc.RunMail(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	a := api.New(api.Config{Log: log, Sessions: svc, Journal: jnl})
+	a := api.New(api.Config{Logger: log, Sessions: svc, Journal: jnl})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, svc: svc, db: db, jnl: jnl, api: a}, logs

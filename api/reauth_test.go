@@ -157,7 +157,7 @@ func TestSigningConfirmedByRecentSignIn(t *testing.T) {
 	refused("the judge's API token", sign(true), 403, documents.CodeConfirmationRequired)
 
 	// A refresh at the provider does not freshen the sign-in.
-	sweeper := sessions.New(sessions.Config{DB: h.db, Journal: h.jnl, Log: discard, Revalidate: rp.Revalidate, RevalidateEvery: 1})
+	sweeper := sessions.New(sessions.Config{DB: h.db, Journal: h.jnl, Logger: discard, Revalidate: rp.Revalidate, RevalidateEvery: 1})
 	refreshes := op.Refreshes()
 	if err := sweeper.Sweep(ctx); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 // Config is what the HTTP floor serves. Nil services are simply not
 // routed, which lets tests build an API with only what they exercise.
 type Config struct {
-	Log *slog.Logger
+	Logger *slog.Logger
 	// Ready names the dependencies /readyz checks (e.g. "database", "evidence").
 	Ready map[string]Check
 
@@ -95,9 +95,12 @@ type API struct {
 
 // New builds the API with every route of Chamber's HTTP surface.
 func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	a := &API{
-		log:         cfg.Log,
-		rt:          NewRouter(cfg.Log),
+		log:         cfg.Logger,
+		rt:          NewRouter(cfg.Logger),
 		sessions:    cfg.Sessions,
 		documents:   cfg.Documents,
 		acts:        cfg.Acts,

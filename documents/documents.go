@@ -93,7 +93,7 @@ type Config struct {
 	DB      *database.DB
 	Journal *journal.Journal
 	Store   evidence.Store
-	Log     *slog.Logger
+	Logger  *slog.Logger
 	// MaxUpload bounds an upload in bytes (default 200 MiB).
 	MaxUpload int64
 	// Retention keeps every stored version for this long (0: none).
@@ -121,13 +121,16 @@ type Service struct {
 
 // New returns a document service.
 func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	maxUpload := cfg.MaxUpload
 	if maxUpload <= 0 {
 		maxUpload = 200 << 20
 	}
 	return &Service{
-		db: cfg.DB, journal: cfg.Journal, store: cfg.Store, log: cfg.Log,
-		catalog:   catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Logger: cfg.Log}),
+		db: cfg.DB, journal: cfg.Journal, store: cfg.Store, log: cfg.Logger,
+		catalog:   catalog.New(catalog.Config{DB: cfg.DB, Store: cfg.Store, Journal: cfg.Journal, Logger: cfg.Logger}),
 		maxUpload: maxUpload, retention: cfg.Retention, tempDir: cfg.TempDir, signing: cfg.Signing,
 		now: database.Now,
 	}

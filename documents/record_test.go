@@ -66,7 +66,7 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 	}
 	tsa := authority.TSA()
 	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
-	svc := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Log: discard, MaxUpload: 8 << 20,
+	svc := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Logger: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
 			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})

@@ -251,7 +251,7 @@ func TestSweepClosesWhatEndedElsewhere(t *testing.T) {
 	ctx := context.Background()
 	db := databasetest.Open(t, database.SQLite)
 	f := newFixture(t, db)
-	cli := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Log: discard})
+	cli := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Logger: discard})
 	clerk := f.staff(t, access.Clerk)
 	sess, _ := f.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "H"})
 	judge, part := f.official(t, clerk, sess.ID, access.Judge)
@@ -343,7 +343,7 @@ func TestProviderRefusalEndsSignIns(t *testing.T) {
 		}
 		return refresh + "+", nil
 	}
-	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Log: discard,
+	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Logger: discard,
 		Revalidate: revalidate, RevalidateEvery: time.Microsecond})
 	notes := &recorder{}
 	svc.SetNotifier(notes)

@@ -26,7 +26,7 @@ func benchService(b *testing.B, engine database.Engine, withMail bool) (*session
 	b.Helper()
 	db := databasetest.Open(b, engine)
 	log := slog.New(slog.DiscardHandler)
-	cfg := sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: log, PublicURL: "https://chamber.example"}
+	cfg := sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Logger: log, PublicURL: "https://chamber.example"}
 	if withMail {
 		mp := testenv.Mailpit(b)
 		host, port, _ := net.SplitHostPort(mp.SMTP)

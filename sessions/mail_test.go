@@ -85,7 +85,7 @@ func (m *mailFixture) service(t *testing.T, db *database.DB) *fixture {
 	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	j := journal.New(journal.Config{DB: db, Logger: log})
 	cfg := m.cfg
-	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: log, PublicURL: "https://chamber.example", Mail: &cfg, Clock: m.clock})
+	svc := sessions.New(sessions.Config{DB: db, Journal: j, Logger: log, PublicURL: "https://chamber.example", Mail: &cfg, Clock: m.clock})
 	notes := &recorder{}
 	svc.SetNotifier(notes)
 	m.run(t, svc)

@@ -54,7 +54,7 @@ func (nopNotifier) Disconnect(uuid.UUID, uuid.UUID, string)                {}
 type Config struct {
 	DB        *database.DB
 	Journal   *journal.Journal
-	Log       *slog.Logger
+	Logger    *slog.Logger
 	PublicURL string
 	// InvitationTTL is how long an invitation stays valid after the
 	// session's scheduled time (or after it is issued, when unscheduled).
@@ -108,6 +108,9 @@ type Service struct {
 
 // New returns a session service.
 func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	ttl := cfg.InvitationTTL
 	if ttl <= 0 {
 		ttl = 7 * 24 * time.Hour
@@ -115,7 +118,7 @@ func New(cfg Config) *Service {
 	s := &Service{
 		db:              cfg.DB,
 		journal:         cfg.Journal,
-		log:             cfg.Log,
+		log:             cfg.Logger,
 		publicURL:       cfg.PublicURL,
 		ttl:             ttl,
 		anchor:          cfg.Anchor,

@@ -87,7 +87,7 @@ func newFixture(t testing.TB, db *database.DB) *fixture { return newFixtureB(t, 
 
 func newFixtureB(t testing.TB, db *database.DB) *fixture {
 	j := journal.New(journal.Config{DB: db})
-	svc := sessions.New(sessions.Config{DB: db, Journal: j, Log: discard, PublicURL: "https://chamber.example"})
+	svc := sessions.New(sessions.Config{DB: db, Journal: j, Logger: discard, PublicURL: "https://chamber.example"})
 	n := &recorder{}
 	svc.SetNotifier(n)
 	return &fixture{svc: svc, journal: j, db: db, notes: n}

@@ -63,8 +63,8 @@ func newBench(t testing.TB, db *database.DB) *bench {
 		t.Fatal(err)
 	}
 	jnl := journal.New(journal.Config{DB: db, Timestamper: ca.TSA()})
-	svc := signers.New(signers.Config{DB: db, Journal: jnl, Log: discard, KEK: kek, CA: ca, Modules: []string{hsm.Module}})
-	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: evidencetest.Local(t), Log: discard, MaxUpload: 8 << 20,
+	svc := signers.New(signers.Config{DB: db, Journal: jnl, Logger: discard, KEK: kek, CA: ca, Modules: []string{hsm.Module}})
+	docs := documents.New(documents.Config{DB: db, Journal: jnl, Store: evidencetest.Local(t), Logger: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.ForDocuments(svc), Principals: ca, Check: ca.CheckCertificate,
 			TSA: ca.TSA(), Certificates: []*x509.Certificate{ca.Root()}}})
@@ -432,7 +432,7 @@ func TestModuleOutsideTheAllowListIsRefused(t *testing.T) {
 func TestConfirmationOfHeldAndTypedIdentities(t *testing.T) {
 	b := newBench(t, databasetest.Open(t, database.SQLite))
 	ctx := t.Context()
-	b.docs = documents.New(documents.Config{DB: b.db, Journal: b.jnl, Store: evidencetest.Local(t), Log: discard, MaxUpload: 8 << 20,
+	b.docs = documents.New(documents.Config{DB: b.db, Journal: b.jnl, Store: evidencetest.Local(t), Logger: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.ForDocuments(b.svc), Principals: b.ca, Check: b.ca.CheckCertificate,
 			TSA: b.ca.TSA(), Certificates: []*x509.Certificate{b.ca.Root()},

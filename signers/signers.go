@@ -55,7 +55,7 @@ type Authority interface {
 type Config struct {
 	DB      *database.DB
 	Journal *journal.Journal
-	Log     *slog.Logger
+	Logger  *slog.Logger
 	// KEK seals issued keys and stored PINs.
 	KEK *KEK
 	// CA issues personal certificates (for Issued identities and tokens
@@ -81,13 +81,13 @@ type Service struct {
 
 // New returns the service.
 func New(cfg Config) *Service {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.CertTTL == 0 {
 		cfg.CertTTL = 366 * 24 * time.Hour
 	}
-	return &Service{cfg: cfg, log: cfg.Log, tokens: newTokens()}
+	return &Service{cfg: cfg, log: cfg.Logger, tokens: newTokens()}
 }
 
 // Token names a key on a PKCS#11 token.

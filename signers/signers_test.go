@@ -26,7 +26,7 @@ func devService(t *testing.T, db *database.DB, auto bool) (*signers.Service, *pk
 	if err != nil {
 		t.Fatal(err)
 	}
-	return signers.New(signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Timestamper: ca.TSA()}), Log: discard, KEK: kek, CA: ca, AutoIssue: auto}), ca
+	return signers.New(signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Timestamper: ca.TSA()}), Logger: discard, KEK: kek, CA: ca, AutoIssue: auto}), ca
 }
 
 func addStaff(t *testing.T, db *database.DB, name string) uuid.UUID {

@@ -69,7 +69,7 @@ type Config struct {
 	// HTTPClient talks to the provider; nil means a client with a 15 s
 	// timeout whose response bodies are bounded to 1 MiB.
 	HTTPClient *http.Client
-	Log        *slog.Logger
+	Logger     *slog.Logger
 }
 
 // RoleMapping maps one value of the role claim to a staff role.
@@ -141,15 +141,15 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second, Transport: boundedTransport{http.DefaultTransport}}
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	// Refresh tokens are stored sealed under a key derived from the
 	// client secret: a copy of the database alone yields none.
 	key := sha256.Sum256([]byte("chamber refresh-token seal\x00" + cfg.ClientID + "\x00" + cfg.ClientSecret))
 	block, _ := aes.NewCipher(key[:])
 	aead, _ := cipher.NewGCM(block)
-	return &Provider{cfg: cfg, log: cfg.Log, seal: aead}, nil
+	return &Provider{cfg: cfg, log: cfg.Logger, seal: aead}, nil
 }
 
 // Issuer is the configured issuer URL.

@@ -117,7 +117,7 @@ func (c *identityConfig) provider(publicURL string, log *slog.Logger) (*signin.P
 	p, err := signin.New(signin.Config{
 		Issuer: c.issuer, ClientID: c.clientID, ClientSecret: c.clientSecret,
 		RedirectURL: base + "/auth/callback", PostLogoutURL: base + "/",
-		Scopes: strings.Fields(c.scopes), RoleClaim: c.roleClaim, RoleMap: roles, Log: log,
+		Scopes: strings.Fields(c.scopes), RoleClaim: c.roleClaim, RoleMap: roles, Logger: log,
 	})
 	if err != nil {
 		return nil, usagef("chamber serve: %v", err)

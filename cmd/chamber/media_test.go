@@ -49,7 +49,7 @@ func TestEveryEventHasAnAudience(t *testing.T) {
 	ctx := context.Background()
 	db := databasetest.Open(t, database.SQLite)
 	var logs syncLog
-	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Log: slog.New(slog.DiscardHandler)})
+	svc := sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db}), Logger: slog.New(slog.DiscardHandler)})
 	h := sessionHooks{svc: svc, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	st, err := svc.AddStaff(ctx, "system", sessions.NewStaff{Name: "Notary", Role: access.Notary})
 	if err != nil {

@@ -421,7 +421,7 @@ func (cfg serveConfig) newServices(ctx context.Context, rc *record, log *slog.Lo
 
 func (cfg serveConfig) sessionService(rc *record, prov *signin.Provider, log *slog.Logger) *sessions.Service {
 	sessCfg := sessions.Config{
-		DB: rc.db, Journal: rc.jnl, Log: log, PublicURL: cfg.publicURL,
+		DB: rc.db, Journal: rc.jnl, Logger: log, PublicURL: cfg.publicURL,
 		Anchor:            func(ctx context.Context) error { _, err := rc.jnl.Anchor(ctx); return err },
 		Mail:              cfg.mailConfig,
 		BrowserSessionTTL: cfg.identity.sessionMaxAge, BrowserIdleTimeout: cfg.identity.sessionIdle,
@@ -446,7 +446,7 @@ func (cfg serveConfig) documentService(rc *record, log *slog.Logger) (*documents
 	}
 	cfg.identity.announceConfirmation(cfg.confirmation, log)
 	return documents.New(documents.Config{
-		DB: rc.db, Journal: rc.jnl, Store: rc.store, Log: log,
+		DB: rc.db, Journal: rc.jnl, Store: rc.store, Logger: log,
 		MaxUpload: int64(cfg.maxUpload), Retention: time.Duration(cfg.retention),
 		TempDir: filepath.Join(cfg.dataDir, "tmp"),
 		Signing: &documents.Signing{
@@ -544,7 +544,7 @@ func (cfg serveConfig) handler(rc *record, sv *services, md *media, pr probes, l
 		return nil, err
 	}
 	router := api.New(api.Config{
-		Log: log,
+		Logger: log,
 		// Ready when each answers now and its latest write probe passed.
 		Ready: readiness(md.node, map[string]api.Check{
 			"database": api.All(rc.db.PingContext, pr.db.Check),

@@ -70,7 +70,7 @@ func (cfg serveConfig) signingIdentities(db *database.DB, jnl *journal.Journal, 
 		return nil, err
 	}
 	dev := cfg.signingCert == "" && cfg.signingP12 == ""
-	svc := signers.New(signers.Config{DB: db, Journal: jnl, Log: log, KEK: kek, CA: ca, Modules: cfg.signers.modules, AutoIssue: dev})
+	svc := signers.New(signers.Config{DB: db, Journal: jnl, Logger: log, KEK: kek, CA: ca, Modules: cfg.signers.modules, AutoIssue: dev})
 	if dev {
 		log.Warn("officials without a signing identity get a development one at their first signature (development PKI); enrol them with chamber signer enroll in production")
 	}
@@ -179,7 +179,7 @@ func (sc *signerCommand) register(c *command) error {
 // service opens the signing identities with what the subcommand needs:
 // the CA to issue or revoke, the KEK to seal an issued key.
 func (sc *signerCommand) service(db *database.DB, log *slog.Logger) (*signers.Service, error) {
-	scfg := signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: quiet(log), Modules: sc.sf.modules}
+	scfg := signers.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Logger: quiet(log), Modules: sc.sf.modules}
 	if sc.sub != "list" {
 		ca, err := pki.LoadOrCreateDev(pkiDir(sc.cfg.dataDir), sc.publicURL, quiet(log))
 		if err != nil {

@@ -25,7 +25,7 @@ func openSessions(ctx context.Context, cfg storageConfig, stderr io.Writer) (*se
 	if err != nil {
 		return nil, nil, err
 	}
-	return sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Log: log}), func() { db.Close() }, nil
+	return sessions.New(sessions.Config{DB: db, Journal: journal.New(journal.Config{DB: db, Logger: log}), Logger: log}), func() { db.Close() }, nil
 }
 
 // runStaff manages staff members. "staff add" prints the new staff
