@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,7 +75,11 @@ type Config struct {
 	// released, so that placement may put it elsewhere next time. Nil
 	// keeps every room until the process ends.
 	Empty func(sessionID uuid.UUID) bool
-	Log   *slog.Logger
+	// Secret authenticates the nodes' requests to one another
+	// [--cluster-secret-file]; empty means the one in the database's
+	// cluster_secret row, which the first node to start generates.
+	Secret []byte
+	Log    *slog.Logger
 }
 
 // Load is what a node reports of itself in its heartbeat.
@@ -120,6 +125,8 @@ type Cluster struct {
 	cfg         Config
 	log         *slog.Logger
 	incarnation string // this process: a restarted node is a new holder
+	// auth signs and checks node-to-node requests; set by Register.
+	auth atomic.Pointer[nodeAuth]
 
 	mu      sync.Mutex
 	held    map[uuid.UUID]int64 // room → token of the leases this process holds
@@ -146,6 +153,9 @@ func New(cfg Config) (*Cluster, error) {
 	cfg.LeaseTTL = cmp.Or(cfg.LeaseTTL, DefaultLeaseTTL)
 	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
 	cfg.Capacity = cmp.Or(cfg.Capacity, DefaultCapacity)
+	if len(cfg.Secret) > 0 && len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("cluster: the cluster secret must have %d bytes or more", MinSecretLen)
+	}
 	if cfg.Heartbeat*2 > cfg.LeaseTTL {
 		return nil, fmt.Errorf("cluster: the heartbeat (%s) must fit twice in the lease (%s)", cfg.Heartbeat, cfg.LeaseTTL)
 	}
@@ -168,6 +178,13 @@ func (c *Cluster) NodeID() string { return c.cfg.NodeID }
 
 // Register writes this node's row; a restarted node takes its row over.
 func (c *Cluster) Register(ctx context.Context) error {
+	if c.auth.Load() == nil {
+		secret, err := c.loadSecret(ctx)
+		if err != nil {
+			return err
+		}
+		c.auth.Store(newNodeAuth(secret))
+	}
 	_, err := c.cfg.DB.ExecContext(ctx, `
 		INSERT INTO cluster_nodes (id, incarnation, public_url, internal_url, media_addr, capacity, started_at, heartbeat_at)
 		VALUES ($1, $2, $3, $4, $5, $6, `+dbNow+`, `+dbNow+`)

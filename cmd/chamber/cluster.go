@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,7 @@ type nodeConfig struct {
 	capacity             int
 	leaseTTL             time.Duration
 	natIPs               string
+	secretFile           string
 }
 
 func (n *nodeConfig) register(c *command) {
@@ -42,6 +45,7 @@ func (n *nodeConfig) register(c *command) {
 	c.fs.StringVar(&n.internalURL, "node-internal-url", "", "the URL other nodes reach this node at, for signalling they pass on (default --node-url)")
 	c.fs.IntVar(&n.capacity, "node-capacity", cluster.DefaultCapacity, "media connections this node takes; placement prefers nodes with the most headroom")
 	c.fs.DurationVar(&n.leaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "how long a room stays with a node that stopped renewing its lease (failover takes about this long)")
+	c.fs.StringVar(&n.secretFile, "cluster-secret-file", "", "a file holding the secret (32 bytes or more) the nodes authenticate their requests to one another with; default: one generated into the database by the first node")
 	c.fs.StringVar(&n.natIPs, "node-nat-ips", "", "each node's public media address, as node-id=IP,…; this node's becomes --nat-ip (one manifest for every pod)")
 }
 
@@ -60,6 +64,23 @@ func (n nodeConfig) natIP() (string, error) {
 		}
 	}
 	return "", usagef("chamber serve: --node-nat-ips names no address for node %q", n.id)
+}
+
+// secret reads --cluster-secret-file (nil when not given): its content,
+// surrounding white space trimmed, is the secret.
+func (n nodeConfig) secret() ([]byte, error) {
+	if n.secretFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(n.secretFile)
+	if err != nil {
+		return nil, usagef("chamber serve: --cluster-secret-file: %v", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < cluster.MinSecretLen {
+		return nil, usagef("chamber serve: --cluster-secret-file holds %d bytes; a cluster secret needs %d or more", len(b), cluster.MinSecretLen)
+	}
+	return b, nil
 }
 
 // clusterNode is this node's part in a cluster, wired to the signalling
@@ -88,8 +109,12 @@ func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *
 	if url == "" {
 		url = publicURL
 	}
+	secret, err := n.secret()
+	if err != nil {
+		return nil, err
+	}
 	cn := &clusterNode{sig: sig, svc: svc, rec: rec, db: db, log: log}
-	c, err := cluster.New(cluster.Config{
+	c, err := cluster.New(cluster.Config{Secret: secret,
 		DB: db, DSN: dsn, NodeID: n.id, PublicURL: url, InternalURL: n.internalURL,
 		MediaAddr: sig.MediaUDPAddr().String(), Capacity: n.capacity, LeaseTTL: n.leaseTTL,
 		Heartbeat: n.leaseTTL * 3 / 10, Load: cn.load, Lost: cn.lost, Log: log,

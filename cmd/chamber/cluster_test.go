@@ -405,6 +405,23 @@ func TestCluster(t *testing.T) {
 	home, token := tc.home(sess.ID)
 	t.Logf("the room's home is node %s (token %d)", home, token)
 
+	// A client claiming to be a node is refused: the joins above were
+	// passed on by the nodes with a signature, this one has none.
+	forger := tc.node(otherThan(home))
+	req, err := http.NewRequest("GET", forger.URL+"/api/v1/sessions/"+sess.ID+"/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Chamber-Proxied-By", home)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a forged proxy header: %v, %v; want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if n := metric(t, forger, "chamber_node_auth_refused_total"); n != 1 {
+		t.Fatalf("chamber_node_auth_refused_total = %v on the node that refused, want 1", n)
+	}
+
 	// Moderation through node C: admission and a mute take effect on the home.
 	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
 	call(t, "POST", base("c")+"/participants/"+ic.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
