@@ -259,6 +259,30 @@ func (c *Cluster) Place(ctx context.Context) (Node, error) {
 	return best, nil
 }
 
+// PlaceEdge picks the node a room's home sends one more gallery observer
+// to (the cascade): the live node, not draining and not this one, with the
+// most headroom; fault.Unavailable when there is none.
+func (c *Cluster) PlaceEdge(ctx context.Context) (Node, error) {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return Node{}, err
+	}
+	var best Node
+	found := false
+	for _, n := range ns {
+		if !n.Alive || n.Draining || n.ID == c.cfg.NodeID {
+			continue
+		}
+		if !found || n.headroom() > best.headroom() {
+			best, found = n, true
+		}
+	}
+	if !found {
+		return Node{}, fault.New(fault.Unavailable, "no other node can take gallery observers now")
+	}
+	return best, nil
+}
+
 // Draining reports whether this node refuses new rooms.
 func (c *Cluster) Draining() bool {
 	c.mu.Lock()

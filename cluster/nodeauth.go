@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chamber-court/chamber/fault"
 )
 
@@ -196,3 +198,49 @@ func (c *Cluster) loadSecret(ctx context.Context) ([]byte, error) {
 	}
 	return secret, nil
 }
+
+// edgeTicketTTL bounds how long a redirected observer has to reach the
+// edge node it was placed on.
+const edgeTicketTTL = time.Minute
+
+// EdgeTicket is the placement of one gallery observer of a room on an edge
+// node, for the redirect the room's home sends: it names the session, the
+// participant and the node, expires after a minute, and is signed with the
+// cluster secret, so that no one can choose their node or carry someone
+// else's placement.
+func (c *Cluster) EdgeTicket(sessionID, participant uuid.UUID, node string) (string, error) {
+	a := c.auth.Load()
+	if a == nil {
+		return "", errNodeAuth
+	}
+	body := strings.Join([]string{sessionID.String(), participant.String(), node,
+		strconv.FormatInt(a.now().Add(edgeTicketTTL).Unix(), 10)}, "|")
+	return base64.RawURLEncoding.EncodeToString([]byte(body)) + "." + hex.EncodeToString(a.mac("chamber-edge-v1", body, "", "", "")), nil
+}
+
+// CheckEdgeTicket checks a placement ticket for this node and the session
+// and returns the observer it places here.
+func (c *Cluster) CheckEdgeTicket(ticket string, sessionID uuid.UUID) (uuid.UUID, error) {
+	a := c.auth.Load()
+	b64, sum, ok := strings.Cut(ticket, ".")
+	if a == nil || !ok || len(ticket) > 512 {
+		return uuid.Nil, errEdgeTicket
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(b64)
+	mac, herr := hex.DecodeString(sum)
+	if err != nil || herr != nil || !hmac.Equal(mac, a.mac("chamber-edge-v1", string(raw), "", "", "")) {
+		return uuid.Nil, errEdgeTicket
+	}
+	f := strings.Split(string(raw), "|")
+	if len(f) != 4 || f[0] != sessionID.String() || f[2] != c.cfg.NodeID {
+		return uuid.Nil, errEdgeTicket
+	}
+	exp, err := strconv.ParseInt(f[3], 10, 64)
+	participant, perr := uuid.Parse(f[1])
+	if err != nil || perr != nil || a.now().After(time.Unix(exp, 0)) {
+		return uuid.Nil, errEdgeTicket
+	}
+	return participant, nil
+}
+
+var errEdgeTicket = fault.New(fault.Unauthenticated, "no valid placement on this node; join the room at its usual address")

@@ -167,3 +167,36 @@ func TestRouterRefusesAForgedProxyHeader(t *testing.T) {
 		t.Fatalf("replayed: served %d, err %v", served, failed)
 	}
 }
+
+// TestEdgeTicket: a placement is good for its session, participant and
+// node only, and not once forged or expired.
+func TestEdgeTicket(t *testing.T) {
+	db, dsn := openDB(t)
+	home := newNode(t, db, dsn, "home", Load{})
+	edge := newNode(t, db, dsn, "edge", Load{})
+	other := newNode(t, db, dsn, "other", Load{})
+	session, participant := uuid.New(), uuid.New()
+	ticket, err := home.EdgeTicket(session, participant, "edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := edge.CheckEdgeTicket(ticket, session); err != nil || got != participant {
+		t.Fatalf("valid ticket: %v, %v", got, err)
+	}
+	if _, err := other.CheckEdgeTicket(ticket, session); err == nil {
+		t.Fatal("a ticket for node edge was accepted by node other")
+	}
+	if _, err := edge.CheckEdgeTicket(ticket, uuid.New()); err == nil {
+		t.Fatal("a ticket for one session was accepted for another")
+	}
+	b64, sum, _ := strings.Cut(ticket, ".")
+	forged := strings.Replace(b64, b64[:4], "AAAA", 1) + "." + sum
+	if _, err := edge.CheckEdgeTicket(forged, session); err == nil {
+		t.Fatal("a forged ticket was accepted")
+	}
+	a := edge.auth.Load()
+	a.now = func() time.Time { return time.Now().Add(edgeTicketTTL + time.Second) }
+	if _, err := edge.CheckEdgeTicket(ticket, session); err == nil {
+		t.Fatal("an expired ticket was accepted")
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/bundle"
@@ -361,6 +362,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	hooks := sessionHooks{svc: svc, recording: rec, acts: actSvc, log: log, failures: authFailures, clients: api.NewClientAddrs(trustedProxies)}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Permissions, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, rec
 	sigCfg.Audience = hooks
+	// The cascade: gallery observers beyond the threshold go to other
+	// nodes (cluster mode only; the cluster is wired in below).
+	gallery := &cascade{}
+	if cfg.node.id != "" {
+		sigCfg.Cascade, sigCfg.GalleryThreshold = gallery, cfg.node.galleryThreshold
+	}
+	sigCfg.GalleryRole, sigCfg.RelayParticipant = string(access.Observer), sessions.Gallery
+	sigCfg.Refresh = func(ctx context.Context, id uuid.UUID) {
+		if _, err := svc.Refresh(ctx, id); err != nil {
+			log.Warn("re-reading a room served as a cascade edge", "session", id, "err", err)
+		}
+	}
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
 		return usagef("chamber serve: media: %v", err)
@@ -375,6 +388,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	signal := sig.HandleSignal
 	var roomNotifier sessions.Notifier = sig
+	gallery.cn = node
 	if node != nil {
 		// Events of changes made here reach each room's home node too.
 		roomNotifier = clusterNotifier{Server: sig, cn: node}
