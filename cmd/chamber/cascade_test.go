@@ -84,6 +84,12 @@ func TestCascade(t *testing.T) {
 		t.Fatalf("edge node: %v tracks received from the home, want 2", n)
 	}
 
+	// The relay's reception is in the edge's metrics (every 2 s).
+	mustEventually(t, "relay bytes counted at the edge", func() bool {
+		return metric(t, tc.node(edge), "chamber_cascade_relay_bytes_total") > 0 &&
+			metric(t, tc.node(edge), "chamber_cascade_relay_packets_total") > 0
+	})
+
 	// A keyframe request of an edge observer goes up the relay and reaches
 	// the judge.
 	var edgeObs *member

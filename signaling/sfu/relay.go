@@ -29,7 +29,35 @@ var metricCascadeTracks = promauto.NewGaugeVec(prometheus.GaugeOpts{
 var (
 	cascadeOut = metricCascadeTracks.WithLabelValues("out")
 	cascadeIn  = metricCascadeTracks.WithLabelValues("in")
+
+	metricRelayBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "chamber_cascade_relay_bytes_total",
+		Help: "RTP bytes this edge node received from home nodes over its relays.",
+	})
+	metricRelayPackets = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "chamber_cascade_relay_packets_total",
+		Help: "RTP packets this edge node received from home nodes over its relays.",
+	})
+	metricRelayGaps = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "chamber_cascade_relay_packets_missing_total",
+		Help: "RTP packets missing on arrival on the relays to this edge node (sequence gaps, before retransmission repairs them): the relay's loss.",
+	})
 )
+
+// relayCount counts one packet received on a relayed layer; the reader
+// goroutine owns l.relaySeq.
+func (l *layer) relayCount(n int, seq uint16) {
+	metricRelayBytes.Add(float64(n))
+	metricRelayPackets.Inc()
+	if l.relaySeen {
+		if gap := seq - l.relaySeq; gap > 1 && gap < 0x8000 {
+			metricRelayGaps.Add(float64(gap - 1))
+		} else if gap >= 0x8000 {
+			return // a late or retransmitted packet: the highest stays
+		}
+	}
+	l.relaySeq, l.relaySeen = seq, true
+}
 
 // NewRelayPC creates the PeerConnection on which an edge node receives a
 // room's tracks from its home: the publish API (NACK generator, receiver
@@ -120,6 +148,18 @@ func (p *Peer) Published() int {
 	return len(p.ups)
 }
 
+// relayBitrate is the bandwidth assumed of a relay between nodes, which
+// sends no estimate of its own: every track crosses at its top layer, and
+// the edge's observers get it whole (the edge's allocator has one layer).
+const relayBitrate = 200_000_000
+
 // SetRelay marks the peer as an edge node's relay at this home node: the
-// tracks it receives are counted as crossing to another node.
-func (p *Peer) SetRelay() { p.relay.Store(true) }
+// tracks it receives are counted as crossing to another node, and are sent
+// at their top layer. Call it before Start.
+func (p *Peer) SetRelay() {
+	p.relay.Store(true)
+	p.bw.mu.Lock()
+	p.bw.assumed = relayBitrate
+	p.bw.estimate.Store(relayBitrate)
+	p.bw.mu.Unlock()
+}

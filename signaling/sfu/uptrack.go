@@ -356,6 +356,10 @@ type layer struct {
 	where   map[*downTrack]*writer
 	tap     *tapQueue
 	tapSR   uint64 // srSeq of the last sender report handed to tap
+	// relaySeq is the highest sequence number received on a relayed
+	// layer (relayCount).
+	relaySeq  uint16
+	relaySeen bool
 }
 
 type senderReport struct {
@@ -526,6 +530,9 @@ func (l *layer) readLoop() {
 		}
 		if br, ok := rate.add(n, now); ok {
 			l.bitrate.Store(br)
+		}
+		if l.up.relayed {
+			l.relayCount(n, meta.seq)
 		}
 		l.lastPacket.Store(now)
 
