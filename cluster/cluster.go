@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,28 +260,20 @@ func (c *Cluster) Place(ctx context.Context) (Node, error) {
 	return best, nil
 }
 
-// PlaceEdge picks the node a room's home sends one more gallery observer
-// to (the cascade): the live node, not draining and not this one, with the
-// most headroom; fault.Unavailable when there is none.
-func (c *Cluster) PlaceEdge(ctx context.Context) (Node, error) {
+// EdgeCandidates lists the nodes a room's home may send gallery observers
+// to (the cascade): live, not draining, not this one, most headroom first;
+// fault.Unavailable when there is none.
+func (c *Cluster) EdgeCandidates(ctx context.Context) ([]Node, error) {
 	ns, err := c.Nodes(ctx)
 	if err != nil {
-		return Node{}, err
+		return nil, err
 	}
-	var best Node
-	found := false
-	for _, n := range ns {
-		if !n.Alive || n.Draining || n.ID == c.cfg.NodeID {
-			continue
-		}
-		if !found || n.headroom() > best.headroom() {
-			best, found = n, true
-		}
+	out := slices.DeleteFunc(ns, func(n Node) bool { return !n.Alive || n.Draining || n.ID == c.cfg.NodeID })
+	if len(out) == 0 {
+		return nil, fault.New(fault.Unavailable, "no other node can take gallery observers now")
 	}
-	if !found {
-		return Node{}, fault.New(fault.Unavailable, "no other node can take gallery observers now")
-	}
-	return best, nil
+	slices.SortStableFunc(out, func(a, b Node) int { return cmp.Compare(b.headroom(), a.headroom()) })
+	return out, nil
 }
 
 // Draining reports whether this node refuses new rooms.

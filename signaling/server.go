@@ -703,7 +703,12 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*roomConns, error)
 		}
 		s.rooms[r.id] = r
 	}
-	if (r.edge != nil) != c.edge {
+	switch {
+	case c.edge && r.edge == nil:
+		// Placed here as an edge, but this node serves the room as its
+		// home now (it moved): an observer like any other.
+		c.edge = false
+	case !c.edge && r.edge != nil:
 		return nil, errEdgeRoom
 	}
 	if !c.relay && r.connectionsOf(c.id.ParticipantID) >= s.cfg.MaxConnectionsPerParticipant {

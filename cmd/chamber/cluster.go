@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -275,18 +276,48 @@ func (cn *clusterNode) relayHandler() http.Handler {
 
 // cascade is the cluster as the signalling server's cascade sees it. Its
 // node is set once the cluster has started, before any request.
-type cascade struct{ cn *clusterNode }
+type cascade struct {
+	cn *clusterNode
 
-// Place puts one more gallery observer on the other node with the most
-// headroom: the URL to join there, with the signed placement.
+	mu sync.Mutex
+	// placed counts, per room, the observers sent to each edge node. The
+	// nodes' load reaches the database only with their heartbeat, so a
+	// burst of joins would all go to the node that looked idlest: the
+	// counts spread them.
+	placed map[uuid.UUID]map[string]int
+}
+
+// maxPlacedRooms bounds the rooms whose placements are remembered.
+const maxPlacedRooms = 4096
+
+// Place puts one more gallery observer on another node — the one this
+// node has sent the fewest of the room's observers, then the one with
+// the most headroom: the URL to join there, with the signed placement.
 func (c *cascade) Place(ctx context.Context, sessionID, participantID uuid.UUID) (string, error) {
 	if c.cn == nil {
 		return "", nil
 	}
-	n, err := c.cn.PlaceEdge(ctx)
+	ns, err := c.cn.EdgeCandidates(ctx)
 	if err != nil {
 		return "", err
 	}
+	c.mu.Lock()
+	if c.placed == nil || len(c.placed) >= maxPlacedRooms {
+		c.placed = map[uuid.UUID]map[string]int{}
+	}
+	room := c.placed[sessionID]
+	if room == nil {
+		room = map[string]int{}
+		c.placed[sessionID] = room
+	}
+	n := ns[0]
+	for _, x := range ns[1:] {
+		if room[x.ID] < room[n.ID] {
+			n = x
+		}
+	}
+	room[n.ID]++
+	c.mu.Unlock()
 	ticket, err := c.cn.EdgeTicket(sessionID, participantID, n.ID)
 	if err != nil {
 		return "", err
