@@ -229,6 +229,13 @@ func (l *relayLink) run() (string, error) {
 			SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex})
 	})
 	l.pc.OnTrack(l.onTrack)
+	// A home cut off (not closed) is noticed by ICE or by the pings: the
+	// relay ends, and the edge's observers reconnect.
+	l.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			_ = l.ws.CloseNow()
+		}
+	})
 	if err := l.write(protocol.TypeJoin, protocol.Join{Version: protocol.Version, Token: "relay"}); err != nil {
 		return protocol.ByeMoved, err
 	}
@@ -258,7 +265,10 @@ func (l *relayLink) ping(done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			_ = l.write(protocol.TypePing, nil)
+			if err := l.write(protocol.TypePing, nil); err != nil {
+				_ = l.ws.CloseNow()
+				return
+			}
 		}
 	}
 }

@@ -127,8 +127,9 @@ func TestCascade(t *testing.T) {
 		time.Sleep(600 * time.Millisecond) // PLIs are rate-limited to one per 500 ms per layer
 	}
 
-	// Closing the session ends the edge's observers too.
-	call(t, "POST", a.URL+"/api/v1/sessions/"+sess.ID+"/close", judgeStaff.Token, nil, 200, nil)
+	// Closing the session, through the edge node, ends every observer's
+	// connection, at the home and at the edge.
+	call(t, "POST", tc.node(edge).URL+"/api/v1/sessions/"+sess.ID+"/close", judgeStaff.Token, nil, 200, nil)
 	for _, o := range observers {
 		o.mu.Lock()
 		c := o.c

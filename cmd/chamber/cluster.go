@@ -422,6 +422,16 @@ func (cn *clusterNode) event(ctx context.Context, sessionID uuid.UUID, body []by
 	} else {
 		cn.sig.Notify(sessionID, ev.To, ev.Type, ev.Payload)
 	}
+	if !ev.Disconnect && ev.Type == sessions.EventSessionClosed {
+		// Closed through another node, which disconnected only those it
+		// saw connected: every connection here ends — the edges' relays
+		// too, and with them the edges' observers.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := cn.sig.CloseRoom(cctx, sessionID, protocol.ByeSessionClosed); err != nil {
+			cn.log.Warn("ending the connections of a session closed on another node", "session", sessionID, "err", err)
+		}
+		cancel()
+	}
 	cn.svc.CatchUp(ctx, sessionID, moved)
 }
 
