@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,6 +64,22 @@ func TestCascade(t *testing.T) {
 		t.Fatalf("%d observers were placed on the edge node, want at least 2 (threshold 2 of 5)", onEdge)
 	}
 	t.Logf("%d of 5 observers redirected to the edge node", onEdge)
+
+	// Nobody outside the cluster opens a relay or picks an edge: the
+	// relay endpoint wants a node's signature, the edge a home's ticket.
+	for _, u := range []string{
+		tc.node(home).URL + "/internal/v1/sessions/" + sess.ID + "/relay",
+		tc.node(edge).URL + "/api/v1/sessions/" + sess.ID + "/signal?edge=bm90LWEtdGlja2V0.00",
+	} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("GET %s without a node's signature or ticket: %d, want 401", u, resp.StatusCode)
+		}
+	}
 
 	// Every observer receives the judge, wherever it is served.
 	var paths []flows
