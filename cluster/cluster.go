@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,7 +76,11 @@ type Config struct {
 	// released, so that placement may put it elsewhere next time. Nil
 	// keeps every room until the process ends.
 	Empty func(sessionID uuid.UUID) bool
-	Log   *slog.Logger
+	// Secret authenticates the nodes' requests to one another
+	// [--cluster-secret-file]; empty means the one in the database's
+	// cluster_secret row, which the first node to start generates.
+	Secret []byte
+	Log    *slog.Logger
 }
 
 // Load is what a node reports of itself in its heartbeat.
@@ -120,6 +126,8 @@ type Cluster struct {
 	cfg         Config
 	log         *slog.Logger
 	incarnation string // this process: a restarted node is a new holder
+	// auth signs and checks node-to-node requests; set by Register.
+	auth atomic.Pointer[nodeAuth]
 
 	mu      sync.Mutex
 	held    map[uuid.UUID]int64 // room → token of the leases this process holds
@@ -146,6 +154,9 @@ func New(cfg Config) (*Cluster, error) {
 	cfg.LeaseTTL = cmp.Or(cfg.LeaseTTL, DefaultLeaseTTL)
 	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
 	cfg.Capacity = cmp.Or(cfg.Capacity, DefaultCapacity)
+	if len(cfg.Secret) > 0 && len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("cluster: the cluster secret must have %d bytes or more", MinSecretLen)
+	}
 	if cfg.Heartbeat*2 > cfg.LeaseTTL {
 		return nil, fmt.Errorf("cluster: the heartbeat (%s) must fit twice in the lease (%s)", cfg.Heartbeat, cfg.LeaseTTL)
 	}
@@ -168,6 +179,13 @@ func (c *Cluster) NodeID() string { return c.cfg.NodeID }
 
 // Register writes this node's row; a restarted node takes its row over.
 func (c *Cluster) Register(ctx context.Context) error {
+	if c.auth.Load() == nil {
+		secret, err := c.loadSecret(ctx)
+		if err != nil {
+			return err
+		}
+		c.auth.Store(newNodeAuth(secret))
+	}
 	_, err := c.cfg.DB.ExecContext(ctx, `
 		INSERT INTO cluster_nodes (id, incarnation, public_url, internal_url, media_addr, capacity, started_at, heartbeat_at)
 		VALUES ($1, $2, $3, $4, $5, $6, `+dbNow+`, `+dbNow+`)
@@ -240,6 +258,22 @@ func (c *Cluster) Place(ctx context.Context) (Node, error) {
 		return Node{}, fault.New(fault.Unavailable, "no node can take the room now")
 	}
 	return best, nil
+}
+
+// EdgeCandidates lists the nodes a room's home may send gallery observers
+// to (the cascade): live, not draining, not this one, most headroom first;
+// fault.Unavailable when there is none.
+func (c *Cluster) EdgeCandidates(ctx context.Context) ([]Node, error) {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.DeleteFunc(ns, func(n Node) bool { return !n.Alive || n.Draining || n.ID == c.cfg.NodeID })
+	if len(out) == 0 {
+		return nil, fault.New(fault.Unavailable, "no other node can take gallery observers now")
+	}
+	slices.SortStableFunc(out, func(a, b Node) int { return cmp.Compare(b.headroom(), a.headroom()) })
+	return out, nil
 }
 
 // Draining reports whether this node refuses new rooms.

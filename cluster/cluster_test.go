@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -340,5 +341,38 @@ func TestEventsReachTheHomeOnly(t *testing.T) {
 	case ev := <-got:
 		t.Fatalf("a second delivery: %q", ev)
 	case <-time.After(300 * time.Millisecond): // bounded negative check
+	}
+}
+
+// TestEdgeCandidates: a home sends gallery observers to the other live
+// nodes, most headroom first, never to itself or a draining node.
+func TestEdgeCandidates(t *testing.T) {
+	db, dsn := openDB(t)
+	ctx := context.Background()
+	home := newNode(t, db, dsn, "home", Load{CPU: 0.05})
+	busy := newNode(t, db, dsn, "busy", Load{CPU: 0.9, Peers: 10})
+	idle := newNode(t, db, dsn, "idle", Load{CPU: 0.2, Peers: 20})
+	gone := newNode(t, db, dsn, "gone", Load{})
+	for _, n := range []*testNode{home, busy, idle, gone} {
+		if err := n.beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.Drain(ctx)
+	ns, err := home.EdgeCandidates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range ns {
+		ids = append(ids, n.ID)
+	}
+	if strings.Join(ids, ",") != "idle,busy" {
+		t.Fatalf("edge candidates %v, want idle,busy", ids)
+	}
+	idle.Drain(ctx)
+	busy.Drain(ctx)
+	if _, err := home.EdgeCandidates(ctx); fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("no other node: %v, want unavailable", err)
 	}
 }

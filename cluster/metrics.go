@@ -32,3 +32,8 @@ var nodeRooms = promauto.NewGauge(prometheus.GaugeOpts{
 	Name: "chamber_node_rooms",
 	Help: "Rooms whose lease this node holds (it is their home node).",
 })
+
+var nodeAuthRefused = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "chamber_node_auth_refused_total",
+	Help: "Requests claiming to come from another node (X-Chamber-Proxied-By) refused for a missing, stale, replayed or forged signature.",
+})

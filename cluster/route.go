@@ -16,6 +16,8 @@ import (
 
 // ProxiedHeader marks a signalling request one node passed to another: the
 // receiver serves it itself or refuses it, never passes it on (no loops).
+// It names the sending node and is believed only with a valid
+// NodeAuthHeader (Sign, Authenticate): anything else is refused.
 const ProxiedHeader = "X-Chamber-Proxied-By"
 
 var proxied = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -53,8 +55,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.Local.ServeHTTP(w, r) // its 404
 		return
 	}
-	fromPeer := r.Header.Get(ProxiedHeader) != ""
-	if fromPeer {
+	if r.Header.Get(ProxiedHeader) != "" || r.Header.Get(NodeAuthHeader) != "" {
+		if _, err := rt.c.Authenticate(r); err != nil {
+			rt.Fail(w, r, err)
+			return
+		}
 		proxied.WithLabelValues("in").Inc()
 		rt.serveHere(w, r, id, true)
 		return
@@ -133,7 +138,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, nodeID string) {
 			// browser used, and builds TURN URLs from it.
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
-			pr.Out.Header.Set(ProxiedHeader, rt.c.cfg.NodeID)
+			rt.c.Sign(pr.Out)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			rt.c.log.Warn("passing a connection to its room's node failed", "node", nodeID, "err", err)

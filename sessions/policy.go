@@ -52,7 +52,7 @@ func (s *Service) MayForward(sessionID, sub, pub uuid.UUID, source string) bool 
 	}
 	ok := false
 	s.live.view(sessionID, func(ls *liveSession) {
-		ps, pp := ls.participants[sub], ls.participants[pub]
+		ps, pp := ls.member(sub), ls.participants[pub]
 		if ps == nil || pp == nil || ps.revoked || pp.revoked {
 			return
 		}
@@ -101,6 +101,27 @@ func (s *Service) MayRecord(sessionID, pub uuid.UUID, source string) bool {
 		}
 	})
 	return ok
+}
+
+// Gallery is who a node relaying a room to its public gallery (a cascade
+// edge node, docs/operations.md) is to the policy: an observer in the main
+// room. It receives, and learns, exactly what an observer there would; it
+// is never stored, listed or journalled, and never publishes.
+var Gallery = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:chamber:gallery"))
+
+// galleryMember is Gallery's standing in every room.
+var galleryMember = &liveParticipant{role: access.Observer, space: SpaceMain, conns: 1}
+
+// member is a receiver of the policy: a participant of the session, or
+// Gallery; nil for anyone else.
+func (ls *liveSession) member(id uuid.UUID) *liveParticipant {
+	if p := ls.participants[id]; p != nil {
+		return p
+	}
+	if id == Gallery {
+		return galleryMember
+	}
+	return nil
 }
 
 // Sight is how much one participant may know of another.
@@ -174,7 +195,7 @@ func sees(receiver, subject *presence, self bool) Sight {
 func (s *Service) Sees(sessionID, receiver, subject uuid.UUID) Sight {
 	sight := Unseen
 	s.live.view(sessionID, func(ls *liveSession) {
-		sight = sees(ls.participants[receiver].presence(), ls.participants[subject].presence(), receiver == subject)
+		sight = sees(ls.member(receiver).presence(), ls.participants[subject].presence(), receiver == subject)
 	})
 	return sight
 }
@@ -184,7 +205,7 @@ func (s *Service) Sees(sessionID, receiver, subject uuid.UUID) Sight {
 func (s *Service) SeesRoster(sessionID, receiver uuid.UUID) bool {
 	ok := false
 	s.live.view(sessionID, func(ls *liveSession) {
-		r := ls.participants[receiver]
+		r := ls.member(receiver)
 		ok = r != nil && !r.revoked && r.space != SpaceWaiting && access.Allowed(r.role, access.SeeParticipant)
 	})
 	return ok
@@ -204,7 +225,7 @@ func (s *Service) StandingOf(sessionID, id uuid.UUID) (Standing, bool) {
 		ok bool
 	)
 	s.live.view(sessionID, func(ls *liveSession) {
-		if p := ls.participants[id]; p != nil && !p.revoked {
+		if p := ls.member(id); p != nil && !p.revoked {
 			st, ok = Standing{Role: p.role, Space: p.space}, true
 		}
 	})

@@ -48,6 +48,11 @@ type conn struct {
 	// announced is this connection's PeerEvent, encoded once before it
 	// joins the room and only read after.
 	announced json.RawMessage
+
+	// relay: an edge node's relay connection (cascade.go), never
+	// announced, never handed to the session layer. edge: a gallery
+	// observer this node serves as the room's edge. Set before join.
+	relay, edge bool
 }
 
 type closeRequest struct {
@@ -142,11 +147,42 @@ func (c *conn) handshake(upgrade *http.Request, sessionID uuid.UUID, host string
 	if !ok {
 		return false
 	}
+	if node, isRelay := relayFrom(upgrade.Context()); isRelay {
+		// Authenticated by the node signature (the caller checked it), as
+		// the participant the Permissions and the Audience treat as an
+		// observer in the main room.
+		c.relay = true
+		c.id = Identity{SessionID: sessionID, ParticipantID: c.s.cfg.RelayParticipant, Name: "relay:" + node, Role: "relay"}
+		c.log = c.s.log.With("session", sessionID, "relay", node, "connection", c.connID)
+		return c.enter(env.ID, c.id, nil, host)
+	}
 	id, welcome, ok := c.authenticate(upgrade, sessionID, env.ID, join)
 	if !ok {
 		return false
 	}
 	return c.enter(env.ID, id, welcome, host)
+}
+
+// placeElsewhere answers the join of a gallery observer with a redirect
+// to an edge node when the room already serves GalleryThreshold of them
+// here; true when it did.
+func (c *conn) placeElsewhere(id Identity, join protocol.Join, reqID string) bool {
+	s := c.s
+	if s.cfg.Cascade == nil || s.cfg.GalleryThreshold <= 0 || !join.Redirect || id.Role != s.cfg.GalleryRole ||
+		s.galleryHere(id.SessionID) < s.cfg.GalleryThreshold {
+		return false
+	}
+	url, err := s.cfg.Cascade.Place(c.ctx, id.SessionID, id.ParticipantID)
+	if err != nil || url == "" {
+		if err != nil {
+			c.log.Warn("no edge node for a gallery observer; serving here", "err", err)
+		}
+		return false
+	}
+	metricRedirects.Inc()
+	c.sendID(protocol.TypeRedirect, reqID, protocol.Redirect{URL: url, Reason: "gallery"})
+	c.closeWith(websocket.StatusNormalClosure, "redirect", nil)
+	return true
 }
 
 // readJoin reads the first message, which must be a well-formed join of
@@ -202,6 +238,16 @@ func (c *conn) authenticate(upgrade *http.Request, sessionID uuid.UUID, reqID st
 	}
 	c.id = id
 	c.log = s.log.With("session", id.SessionID, "participant", id.ParticipantID, "connection", c.connID)
+	if placed, isEdge := edgeFor(upgrade.Context()); isEdge {
+		// Placed here by the room's home for this observer alone.
+		if id.ParticipantID != placed || id.Role != s.cfg.GalleryRole {
+			c.refuse(protocol.CodeForbidden, "this node serves the room's gallery only", reqID)
+			return id, nil, false
+		}
+		c.edge = true
+	} else if c.placeElsewhere(id, join, reqID) {
+		return id, nil, false
+	}
 	welcome, err := s.hooks.Connected(c.ctx, id)
 	if err != nil {
 		code, msg, internal := errorFor(err)
@@ -234,18 +280,34 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 	joinedMsg := mustEncode(joined.Type, "", joined.Data)
 	r, err := s.join(c, func(others []*conn) {
 		c.sendID(protocol.TypeJoined, reqID, c.joinedMessage(id, welcome, ice, others))
+		if c.relay {
+			return // nobody learns of a relay
+		}
 		// Under the server lock too, so that every connection sees joins
 		// in the same order as the peers lists.
 		for _, o := range others {
 			s.deliver(o, joined, joinedMsg)
 		}
+		if c.room.edge != nil {
+			// Who is on stage at the home, as the relay learnt it.
+			for _, pe := range c.room.edge.knownPeers() {
+				if id, err := uuid.Parse(pe.Participant.ID); err == nil && s.edgeMayKnow(c, id) {
+					c.send(protocol.TypePeerJoined, pe)
+				}
+			}
+		}
 	})
 	if err != nil {
 		s.revokeTURN(id.ParticipantID, c.connID)
-		s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
-		if errors.Is(err, errTooManyConnections) {
+		if !c.relay {
+			s.hooks.Disconnected(context.WithoutCancel(c.ctx), id)
+		}
+		switch {
+		case errors.Is(err, errEdgeRoom):
+			c.refuse(protocol.CodeUnavailable, "the room is moving to this node; retry", reqID)
+		case errors.Is(err, errTooManyConnections):
 			c.refuse(protocol.CodeForbidden, fmt.Sprintf("you already have %d connections to this session; close one first", s.cfg.MaxConnectionsPerParticipant), reqID)
-		} else {
+		default:
 			c.refuse(protocol.CodeConflict, "the server is shutting down", reqID)
 		}
 		return false
@@ -267,6 +329,13 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 		return false
 	}
 	c.peer = peer
+	if c.relay {
+		peer.SetRelay()
+		metricRelays.WithLabelValues("out").Inc()
+	}
+	if c.edge {
+		metricEdgeObservers.Inc()
+	}
 	peer.Start()
 	c.watchExpiry()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
@@ -310,6 +379,9 @@ func (c *conn) peerAnnouncement(typ string) Event {
 func (c *conn) peersKnown(others []*conn) []protocol.PeerEvent {
 	peers := make([]protocol.PeerEvent, 0, len(others))
 	for _, o := range others {
+		if o.relay {
+			continue
+		}
 		ev := o.peerAnnouncement(protocol.TypePeerJoined)
 		data, ok := c.s.audience.Filter(c.id.SessionID, c.id.ParticipantID, ev)
 		if !ok {
@@ -371,12 +443,21 @@ func (c *conn) teardown() {
 		c.peer.Close()
 	}
 	registered := c.s.leave(c)
-	left := c.peerAnnouncement(protocol.TypePeerLeft)
-	msg := mustEncode(left.Type, "", left.Data)
-	for _, o := range registered.others {
-		c.s.deliver(o, left, msg)
+	if c.relay {
+		if c.peer != nil {
+			metricRelays.WithLabelValues("out").Dec()
+		}
+	} else {
+		left := c.peerAnnouncement(protocol.TypePeerLeft)
+		msg := mustEncode(left.Type, "", left.Data)
+		for _, o := range registered.others {
+			c.s.deliver(o, left, msg)
+		}
+		c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
 	}
-	c.s.hooks.Disconnected(context.WithoutCancel(c.ctx), c.id)
+	if c.edge && c.peer != nil {
+		metricEdgeObservers.Dec()
+	}
 	if registered.was {
 		c.room.present.Done()
 	}

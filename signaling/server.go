@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -130,6 +131,24 @@ type Config struct {
 	ICEFailedTimeout time.Duration
 	// NoBatching disables sendmmsg batching of the media socket (benchmarks).
 	NoBatching bool
+
+	// Cascade spreads large public galleries over the nodes of a cluster
+	// (cascade.go); nil keeps every connection on the node it reached.
+	Cascade Cascade
+	// GalleryThreshold is how many gallery observers a room's home serves
+	// itself before it sends new ones to an edge node
+	// [--gallery-node-threshold]; 0 never does.
+	GalleryThreshold int
+	// GalleryRole is the role of gallery observers ("observer").
+	GalleryRole string
+	// Refresh re-reads a room's live state (the session layer's) at an
+	// edge node before it delivers an event of the home: the edge holds
+	// no room state of its own making. Nil: nothing to re-read.
+	Refresh func(ctx context.Context, sessionID uuid.UUID)
+	// RelayParticipant is who an edge node's relay connection is to the
+	// Permissions and the Audience: a participant ID the session layer
+	// treats as an observer in the main room.
+	RelayParticipant uuid.UUID
 }
 
 // Server is the signalling server and owner of the SFU and the TURN server.
@@ -157,6 +176,9 @@ type roomConns struct {
 	id    uuid.UUID
 	media *sfu.Room
 	conns map[uuid.UUID]*conn // by connection ID
+	// edge is set when this node serves the room as a cascade edge: its
+	// media come from the home node over the relay.
+	edge *edgeRelay
 	// present counts the connections that joined and whose teardown —
 	// the session layer's record of the departure included — has not
 	// finished.
@@ -447,7 +469,31 @@ func (s *Server) Close() error {
 // considered to those of the listed participants (nil = all); the Audience
 // decides for each of them all the same.
 func (s *Server) Notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage) {
+	if s.edgeRoom(sessionID) {
+		return // the home's event comes over the relay (relay_event)
+	}
+	s.notify(sessionID, to, typ, payload)
+	if relays := s.relaysOf(sessionID); len(relays) > 0 {
+		ev := protocol.RelayEvent{Type: typ, Data: payload}
+		for _, id := range to {
+			ev.To = append(ev.To, id.String())
+		}
+		if to != nil && ev.To == nil {
+			ev.To = []string{} // nobody, not everyone
+		}
+		msg := mustEncode(protocol.TypeRelayEvent, "", ev)
+		for _, c := range relays {
+			c.sendRaw(msg)
+		}
+	}
+}
+
+// notify delivers a session event to the connections here (each as the
+// Audience decides; relays have theirs in relay_event) and re-applies the
+// media policy.
+func (s *Server) notify(sessionID uuid.UUID, to []uuid.UUID, typ string, payload json.RawMessage) {
 	conns, media := s.connsOf(sessionID, to)
+	conns = slices.DeleteFunc(conns, func(c *conn) bool { return c.relay })
 	s.broadcast(conns, Event{Type: typ, Data: payload})
 	if media != nil {
 		media.Reconcile()
@@ -492,6 +538,53 @@ func (s *Server) Disconnect(sessionID, participantID uuid.UUID, code string) {
 	for _, c := range conns {
 		c.closeWith(websocket.StatusNormalClosure, code, protocol.Bye{Code: code})
 	}
+	// The participant may be a gallery observer at an edge node.
+	msg := mustEncode(protocol.TypeRelayDisconnect, "", protocol.RelayDisconnect{ParticipantID: participantID.String(), Code: code})
+	for _, c := range s.relaysOf(sessionID) {
+		c.sendRaw(msg)
+	}
+}
+
+// edgeRoom reports whether this node serves the room as a cascade edge.
+func (s *Server) edgeRoom(sessionID uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[sessionID]
+	return r != nil && r.edge != nil
+}
+
+// relaysOf returns the edge nodes' relay connections to a room.
+func (s *Server) relaysOf(sessionID uuid.UUID) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[sessionID]
+	if r == nil {
+		return nil
+	}
+	var out []*conn
+	for _, c := range r.conns {
+		if c.relay {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// galleryHere counts the gallery observers a room has here.
+func (s *Server) galleryHere(sessionID uuid.UUID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[sessionID]
+	if r == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range r.conns {
+		if !c.relay && c.id.Role == s.cfg.GalleryRole {
+			n++
+		}
+	}
+	return n
 }
 
 // DisconnectCredential closes every connection that credential
@@ -604,23 +697,21 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*roomConns, error)
 	}
 	r := s.rooms[c.id.SessionID]
 	if r == nil {
-		var rec sfu.Tapper
-		if s.cfg.Recorder != nil {
-			rec = recorderAdapter{session: c.id.SessionID, r: s.cfg.Recorder}
-		}
-		media, err := s.sfu.NewRoom(sfu.RoomConfig{
-			ID:          c.id.SessionID,
-			Permissions: policyAdapter{session: c.id.SessionID, p: s.policy},
-			Tapper:      rec,
-		})
-		if err != nil {
+		var err error
+		if r, err = s.newRoomLocked(c.id.SessionID, c.edge); err != nil {
 			return nil, err
 		}
-		r = &roomConns{id: c.id.SessionID, media: media, conns: make(map[uuid.UUID]*conn),
-			messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
 		s.rooms[r.id] = r
 	}
-	if r.connectionsOf(c.id.ParticipantID) >= s.cfg.MaxConnectionsPerParticipant {
+	switch {
+	case c.edge && r.edge == nil:
+		// Placed here as an edge, but this node serves the room as its
+		// home now (it moved): an observer like any other.
+		c.edge = false
+	case !c.edge && r.edge != nil:
+		return nil, errEdgeRoom
+	}
+	if !c.relay && r.connectionsOf(c.id.ParticipantID) >= s.cfg.MaxConnectionsPerParticipant {
 		return nil, errTooManyConnections
 	}
 	others := make([]*conn, 0, len(r.conns))
@@ -631,6 +722,31 @@ func (s *Server) join(c *conn, welcome func(others []*conn)) (*roomConns, error)
 	welcome(others)
 	r.conns[c.connID] = c
 	r.present.Add(1) // Done at the end of c's teardown
+	return r, nil
+}
+
+// newRoomLocked creates a room: the home's, or an edge room fed by a relay
+// to the home (which starts here). The server lock is held.
+func (s *Server) newRoomLocked(id uuid.UUID, edge bool) (*roomConns, error) {
+	cfg := sfu.RoomConfig{ID: id, Permissions: policyAdapter{session: id, p: s.policy}}
+	var e *edgeRelay
+	if edge {
+		e = newEdgeRelay()
+		cfg.Permissions, cfg.NoSpeaker = edgePolicy{e: e, base: cfg.Permissions}, true
+	} else if s.cfg.Recorder != nil {
+		cfg.Tapper = recorderAdapter{session: id, r: s.cfg.Recorder}
+	}
+	media, err := s.sfu.NewRoom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &roomConns{id: id, media: media, conns: make(map[uuid.UUID]*conn), edge: e,
+		messages: map[uuid.UUID]*rate.Limiter{}, perSec: rate.Limit(s.cfg.RoomMessagesPerSecond), burst: s.cfg.RoomMessageBurst}
+	if e != nil {
+		var ctx context.Context
+		ctx, e.cancel = context.WithCancel(s.ctx)
+		go s.runRelay(ctx, r) // ends with the room (leave stops it) or the relay
+	}
 	return r, nil
 }
 
@@ -660,6 +776,9 @@ func (s *Server) leave(c *conn) (d departure) {
 	}
 	s.mu.Unlock()
 	if empty {
+		if r.edge != nil {
+			r.edge.stop() // first: the ghosts' readers end with the relay
+		}
 		r.media.Close()
 	}
 	return d

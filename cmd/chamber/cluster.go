@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +37,8 @@ type nodeConfig struct {
 	capacity             int
 	leaseTTL             time.Duration
 	natIPs               string
+	secretFile           string
+	galleryThreshold     int
 }
 
 func (n *nodeConfig) register(c *command) {
@@ -42,6 +47,8 @@ func (n *nodeConfig) register(c *command) {
 	c.fs.StringVar(&n.internalURL, "node-internal-url", "", "the URL other nodes reach this node at, for signalling they pass on (default --node-url)")
 	c.fs.IntVar(&n.capacity, "node-capacity", cluster.DefaultCapacity, "media connections this node takes; placement prefers nodes with the most headroom")
 	c.fs.DurationVar(&n.leaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "how long a room stays with a node that stopped renewing its lease (failover takes about this long)")
+	c.fs.IntVar(&n.galleryThreshold, "gallery-node-threshold", 100, "gallery observers a room's home node serves itself; more are placed on other nodes, fed by one relay per room (0 = never)")
+	c.fs.StringVar(&n.secretFile, "cluster-secret-file", "", "a file holding the secret (32 bytes or more) the nodes authenticate their requests to one another with; default: one generated into the database by the first node")
 	c.fs.StringVar(&n.natIPs, "node-nat-ips", "", "each node's public media address, as node-id=IP,…; this node's becomes --nat-ip (one manifest for every pod)")
 }
 
@@ -60,6 +67,23 @@ func (n nodeConfig) natIP() (string, error) {
 		}
 	}
 	return "", usagef("chamber serve: --node-nat-ips names no address for node %q", n.id)
+}
+
+// secret reads --cluster-secret-file (nil when not given): its content,
+// surrounding white space trimmed, is the secret.
+func (n nodeConfig) secret() ([]byte, error) {
+	if n.secretFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(n.secretFile)
+	if err != nil {
+		return nil, usagef("chamber serve: --cluster-secret-file: %v", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < cluster.MinSecretLen {
+		return nil, usagef("chamber serve: --cluster-secret-file holds %d bytes; a cluster secret needs %d or more", len(b), cluster.MinSecretLen)
+	}
+	return b, nil
 }
 
 // clusterNode is this node's part in a cluster, wired to the signalling
@@ -88,8 +112,12 @@ func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *
 	if url == "" {
 		url = publicURL
 	}
+	secret, err := n.secret()
+	if err != nil {
+		return nil, err
+	}
 	cn := &clusterNode{sig: sig, svc: svc, rec: rec, db: db, log: log}
-	c, err := cluster.New(cluster.Config{
+	c, err := cluster.New(cluster.Config{Secret: secret,
 		DB: db, DSN: dsn, NodeID: n.id, PublicURL: url, InternalURL: n.internalURL,
 		MediaAddr: sig.MediaUDPAddr().String(), Capacity: n.capacity, LeaseTTL: n.leaseTTL,
 		Heartbeat: n.leaseTTL * 3 / 10, Load: cn.load, Lost: cn.lost, Log: log,
@@ -221,6 +249,117 @@ func recordingRunning(ctx context.Context, db *database.DB, sessionID uuid.UUID)
 	return !stopped.Valid, nil
 }
 
+// edgeParam carries the placement ticket of a redirected gallery observer.
+const edgeParam = "edge"
+
+// relayPath is where a room's home serves the relay connections of edge
+// nodes (node-to-node only: signed, never proxied).
+const relayPath = "/internal/v1/sessions/{id}/relay"
+
+// relayHandler serves an edge node's relay connection, signed by that node,
+// for a room this node is the home of.
+func (cn *clusterNode) relayHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		node, err := cn.Authenticate(r)
+		if err != nil {
+			failHTTP(w, r, err)
+			return
+		}
+		id, err := uuid.Parse(r.PathValue("id"))
+		if err != nil || !cn.Holds(id) {
+			failHTTP(w, r, fault.New(fault.Unavailable, "this node is not the room's home"))
+			return
+		}
+		cn.sig.HandleSignal(w, r.WithContext(signaling.WithRelay(r.Context(), node)))
+	})
+}
+
+// cascade is the cluster as the signalling server's cascade sees it. Its
+// node is set once the cluster has started, before any request.
+type cascade struct {
+	cn *clusterNode
+
+	mu sync.Mutex
+	// placed counts, per room, the observers sent to each edge node. The
+	// nodes' load reaches the database only with their heartbeat, so a
+	// burst of joins would all go to the node that looked idlest: the
+	// counts spread them.
+	placed map[uuid.UUID]map[string]int
+}
+
+// maxPlacedRooms bounds the rooms whose placements are remembered.
+const maxPlacedRooms = 4096
+
+// Place puts one more gallery observer on another node — the one this
+// node has sent the fewest of the room's observers, then the one with
+// the most headroom: the URL to join there, with the signed placement.
+func (c *cascade) Place(ctx context.Context, sessionID, participantID uuid.UUID) (string, error) {
+	if c.cn == nil {
+		return "", nil
+	}
+	ns, err := c.cn.EdgeCandidates(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if c.placed == nil || len(c.placed) >= maxPlacedRooms {
+		c.placed = map[uuid.UUID]map[string]int{}
+	}
+	room := c.placed[sessionID]
+	if room == nil {
+		room = map[string]int{}
+		c.placed[sessionID] = room
+	}
+	n := ns[0]
+	for _, x := range ns[1:] {
+		if room[x.ID] < room[n.ID] {
+			n = x
+		}
+	}
+	room[n.ID]++
+	c.mu.Unlock()
+	ticket, err := c.cn.EdgeTicket(sessionID, participantID, n.ID)
+	if err != nil {
+		return "", err
+	}
+	return wsURL(n.PublicURL) + "/api/v1/sessions/" + sessionID.String() + "/signal?" + edgeParam + "=" + ticket, nil
+}
+
+// DialHome names the relay endpoint of the room's home and signs the
+// request for it.
+func (c *cascade) DialHome(ctx context.Context, sessionID uuid.UUID) (string, http.Header, error) {
+	if c.cn == nil {
+		return "", nil, fault.New(fault.Unavailable, "not in a cluster")
+	}
+	home, err := c.cn.Home(ctx, sessionID)
+	if err != nil {
+		return "", nil, err
+	}
+	if home.NodeID == c.cn.NodeID() {
+		return "", nil, fault.New(fault.Conflict, "this node is the room's home")
+	}
+	n, err := c.cn.Node(ctx, home.NodeID)
+	if err != nil {
+		return "", nil, err
+	}
+	u := strings.TrimRight(n.InternalURL, "/") + strings.Replace(relayPath, "{id}", sessionID.String(), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	c.cn.Sign(req)
+	return wsURL(u), req.Header, nil
+}
+
+// wsURL turns an http(s) URL into the ws(s) one of the same place.
+func wsURL(u string) string {
+	u = strings.TrimRight(u, "/")
+	if rest, ok := strings.CutPrefix(u, "http"); ok {
+		return "ws" + rest
+	}
+	return u
+}
+
 // signal serves a signalling request: a session that can be served is
 // routed to its home (claimed here, or passed on); anything else goes
 // straight to the signalling server, which refuses it — no lease, no
@@ -230,6 +369,17 @@ func (cn *clusterNode) signal(rt http.Handler) http.HandlerFunc {
 		id, err := uuid.Parse(r.PathValue("id"))
 		if err != nil || !cn.svc.Servable(r.Context(), id) {
 			cn.sig.HandleSignal(w, r)
+			return
+		}
+		if ticket := r.URL.Query().Get(edgeParam); ticket != "" {
+			// A gallery observer the room's home placed here: served by
+			// this node as the room's edge, whoever is home.
+			participant, err := cn.CheckEdgeTicket(ticket, id)
+			if err != nil {
+				failHTTP(w, r, err)
+				return
+			}
+			cn.sig.HandleSignal(w, r.WithContext(signaling.WithEdge(r.Context(), participant)))
 			return
 		}
 		rt.ServeHTTP(w, r)
@@ -271,6 +421,16 @@ func (cn *clusterNode) event(ctx context.Context, sessionID uuid.UUID, body []by
 		cn.sig.Disconnect(sessionID, ev.Participant, ev.Code)
 	} else {
 		cn.sig.Notify(sessionID, ev.To, ev.Type, ev.Payload)
+	}
+	if !ev.Disconnect && ev.Type == sessions.EventSessionClosed {
+		// Closed through another node, which disconnected only those it
+		// saw connected: every connection here ends — the edges' relays
+		// too, and with them the edges' observers.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := cn.sig.CloseRoom(cctx, sessionID, protocol.ByeSessionClosed); err != nil {
+			cn.log.Warn("ending the connections of a session closed on another node", "session", sessionID, "err", err)
+		}
+		cancel()
 	}
 	cn.svc.CatchUp(ctx, sessionID, moved)
 }
@@ -379,6 +539,7 @@ func (cn *clusterNode) ready(ctx context.Context) error {
 func (cn *clusterNode) front(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/sessions/{id}/recording", cn.homeOnly(h))
+	mux.Handle("GET "+relayPath, cn.relayHandler())
 	mux.Handle("/", h)
 	return mux
 }

@@ -49,12 +49,16 @@ type testCluster struct {
 	dirs   map[string]string
 	nodes  map[string]*server
 	mu     sync.Mutex
+	// ids are the nodes' IDs; extra are flags every node gets too.
+	ids   []string
+	extra []string
 }
 
 func (tc *testCluster) args(id string) []string {
-	return []string{"--database", tc.dsn, "--node-id", id, "--lease-ttl", clusterLeaseTTL.String(), "--nat-ip", "127.0.0.1",
+	args := []string{"--database", tc.dsn, "--node-id", id, "--lease-ttl", clusterLeaseTTL.String(), "--nat-ip", "127.0.0.1",
 		"--s3-endpoint", tc.s3.Endpoint, "--s3-insecure", "--s3-access-key", tc.s3.AccessKey, "--s3-secret-key", tc.s3.SecretKey,
 		"--s3-bucket", tc.bucket, "--evidence-retry-interval", "1s"}
+	return append(args, tc.extra...)
 }
 
 // start runs (or runs again, on its own directory) one node.
@@ -74,7 +78,7 @@ func (tc *testCluster) node(id string) *server {
 
 func (tc *testCluster) urls() []string {
 	var out []string
-	for _, id := range []string{"a", "b", "c"} {
+	for _, id := range tc.ids {
 		out = append(out, tc.node(id).URL)
 	}
 	return out
@@ -91,22 +95,27 @@ func (tc *testCluster) home(sessionID string) (node string, token int64) {
 }
 
 func newTestCluster(t *testing.T) *testCluster {
+	return newTestClusterOf(t, []string{"a", "b", "c"})
+}
+
+// newTestClusterOf starts the nodes ids, each with the extra flags too.
+func newTestClusterOf(t *testing.T, ids []string, extra ...string) *testCluster {
 	tc := &testCluster{t: t, dsn: testenv.PostgresDB(t), s3: testenv.MinIO(t),
 		bucket: fmt.Sprintf("cluster-%d", time.Now().UnixNano()),
-		dirs:   map[string]string{}, nodes: map[string]*server{}}
+		dirs:   map[string]string{}, nodes: map[string]*server{}, ids: ids, extra: extra}
 	var err error
 	if tc.db, err = sql.Open("pgx", tc.dsn); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tc.db.Close() })
-	for _, id := range []string{"a", "b", "c"} {
+	for _, id := range ids {
 		tc.dirs[id] = t.TempDir()
 	}
-	tc.start("a")
+	tc.start(ids[0])
 	// One development PKI for the whole cluster, as production has one
 	// signing identity and one TSA: the journal's anchors verify anywhere.
-	for _, id := range []string{"b", "c"} {
-		copyDir(t, filepath.Join(tc.dirs["a"], "data", "pki"), filepath.Join(tc.dirs[id], "data", "pki"))
+	for _, id := range ids[1:] {
+		copyDir(t, filepath.Join(tc.dirs[ids[0]], "data", "pki"), filepath.Join(tc.dirs[id], "data", "pki"))
 		tc.start(id)
 	}
 	return tc
@@ -135,6 +144,7 @@ type member struct {
 
 	mu       sync.Mutex
 	c        *client.Client
+	pub      *client.Publication
 	tracks   []*client.RemoteTrack
 	byes     []string
 	connects int
@@ -173,7 +183,10 @@ func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, erro
 }
 
 func (m *member) publishOn(ctx context.Context, c *client.Client) error {
-	_, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15})
+	p, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15})
+	m.mu.Lock()
+	m.pub = p
+	m.mu.Unlock()
 	return err
 }
 
@@ -407,6 +420,23 @@ func TestCluster(t *testing.T) {
 	counsel := joinWaiting(t, tc, sess.ID, "counsel", ic.ParticipantID, ic.Token, 0)
 	home, token := tc.home(sess.ID)
 	t.Logf("the room's home is node %s (token %d)", home, token)
+
+	// A client claiming to be a node is refused: the joins above were
+	// passed on by the nodes with a signature, this one has none.
+	forger := tc.node(otherThan(home))
+	req, err := http.NewRequest("GET", forger.URL+"/api/v1/sessions/"+sess.ID+"/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Chamber-Proxied-By", home)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a forged proxy header: %v, %v; want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if n := metric(t, forger, "chamber_node_auth_refused_total"); n != 1 {
+		t.Fatalf("chamber_node_auth_refused_total = %v on the node that refused, want 1", n)
+	}
 
 	// Moderation through node C: admission and a mute take effect on the home.
 	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)

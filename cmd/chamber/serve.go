@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chamber-court/chamber/access"
 	"github.com/chamber-court/chamber/acts"
 	"github.com/chamber-court/chamber/api"
 	"github.com/chamber-court/chamber/bundle"
@@ -474,6 +475,18 @@ func (cfg serveConfig) startMedia(ctx context.Context, rc *record, sv *services,
 	hooks := sessionHooks{svc: sv.sessions, recording: sv.rec, acts: sv.acts, log: log, failures: sv.failures, clients: api.NewClientAddrs(cfg.trustedProxies)}
 	sigCfg.Logger, sigCfg.Authenticator, sigCfg.Permissions, sigCfg.Hooks, sigCfg.Recorder = log, hooks, hooks, hooks, sv.rec
 	sigCfg.Audience = hooks
+	// The cascade: gallery observers beyond the threshold go to other
+	// nodes (cluster mode only; the cluster is wired in below).
+	gallery := &cascade{}
+	if cfg.node.id != "" {
+		sigCfg.Cascade, sigCfg.GalleryThreshold = gallery, cfg.node.galleryThreshold
+	}
+	sigCfg.GalleryRole, sigCfg.RelayParticipant = string(access.Observer), sessions.Gallery
+	sigCfg.Refresh = func(ctx context.Context, id uuid.UUID) {
+		if _, err := sv.sessions.Refresh(ctx, id); err != nil {
+			log.Warn("re-reading a room served as a cascade edge", "session", id, "err", err)
+		}
+	}
 	sig, err := signaling.New(sigCfg)
 	if err != nil {
 		return nil, usagef("chamber serve: media: %v", err)
@@ -488,6 +501,7 @@ func (cfg serveConfig) startMedia(ctx context.Context, rc *record, sv *services,
 	}
 	md := &media{sig: sig, node: node, signal: sig.HandleSignal}
 	var roomNotifier sessions.Notifier = sig
+	gallery.cn = node
 	if node != nil {
 		// Events of changes made here reach each room's home node too.
 		roomNotifier = clusterNotifier{Server: sig, cn: node}

@@ -120,8 +120,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	redirects := 0
 	for attempt := 1; ; attempt++ {
 		c, err := dial(ctx, cfg)
+		var rd *redirected
+		if errors.As(err, &rd) && redirects < maxRedirects {
+			// Placed on another node (a public gallery's edge): join
+			// there at once, with the same token.
+			redirects++
+			cfg.Logger.Info("join redirected", "url", rd.URL, "reason", rd.Reason)
+			cfg.URL = rd.URL
+			attempt--
+			continue
+		}
 		var pe *protocol.Error
 		if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || (cfg.JoinAttempts > 0 && attempt >= cfg.JoinAttempts) {
 			return c, err
@@ -135,6 +146,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 	}
 }
+
+// maxRedirects bounds the redirects Dial follows for one join.
+const maxRedirects = 3
+
+// redirected is a join answered with redirect.
+type redirected struct{ protocol.Redirect }
+
+func (r *redirected) Error() string { return "client: join redirected to " + r.URL }
+
+// URL is the signalling URL the client joined at (after any redirect).
+func (c *Client) URL() string { return c.cfg.URL }
 
 // joinBackoff is the wait before join attempt n+1.
 func joinBackoff(n int) time.Duration {
@@ -161,7 +183,7 @@ func dial(ctx context.Context, cfg Config) (*Client, error) {
 	c.ws = ws
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
-	if err := c.write(ctx, protocol.TypeJoin, "join", protocol.Join{Version: protocol.Version, Token: cfg.Token}); err != nil {
+	if err := c.write(ctx, protocol.TypeJoin, "join", protocol.Join{Version: protocol.Version, Token: cfg.Token, Redirect: true}); err != nil {
 		_ = ws.CloseNow()
 		return nil, err
 	}
@@ -183,6 +205,14 @@ func dial(ctx context.Context, cfg Config) (*Client, error) {
 		_ = json.Unmarshal(env.Data, &pe)
 		_ = ws.CloseNow()
 		return nil, &pe
+	}
+	if env.Type == protocol.TypeRedirect {
+		rd := &redirected{}
+		_ = ws.CloseNow()
+		if err := json.Unmarshal(env.Data, &rd.Redirect); err != nil || rd.URL == "" {
+			return nil, fmt.Errorf("client: malformed redirect: %v", err)
+		}
+		return nil, rd
 	}
 	if env.Type != protocol.TypeJoined {
 		_ = ws.CloseNow()

@@ -66,7 +66,13 @@ type Publication struct {
 	audioSent atomic.Uint64
 	videoSent [3]atomic.Uint64
 	keyframe  [3]atomic.Bool
+	// keyframeRequests counts the PLIs and FIRs the server sent.
+	keyframeRequests atomic.Uint64
 }
+
+// KeyframeRequests counts the keyframe requests (PLI, FIR) the server has
+// sent this publication.
+func (p *Publication) KeyframeRequests() uint64 { return p.keyframeRequests.Load() }
 
 // Layer bitrate fractions of a simulcast publication, lowest first.
 var simulcastRIDs = []string{"q", "h", "f"}
@@ -441,6 +447,7 @@ func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
 			switch pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.keyframe[layer].Store(true)
+				p.keyframeRequests.Add(1)
 			}
 		}
 	}

@@ -48,6 +48,20 @@ const (
 	TypeError            = "error"             // Error
 	TypePong             = "pong"              // echo of ping data
 	TypeBye              = "bye"               // Bye: the server is closing the connection
+	TypeRedirect         = "redirect"          // Redirect: join again at another URL (answers join, instead of joined)
+)
+
+// Message types between nodes only: the relay connection of an edge node
+// to a room's home (docs/operations.md, "Cascade"). A client never
+// receives them.
+const (
+	// TypeRelayDisconnect: the home ends a participant's connections
+	// (RelayDisconnect); the edge ends those it serves.
+	TypeRelayDisconnect = "relay_disconnect"
+	// TypeRelayEvent: a session event at the home (RelayEvent), for the
+	// edge to deliver to its observers as its own Audience decides, once
+	// it has re-read the room's participants.
+	TypeRelayEvent = "relay_event"
 )
 
 // Peer connection names. Each participant has two PeerConnections: "publish"
@@ -110,6 +124,33 @@ func Encode(typ, id string, data any) ([]byte, error) {
 type Join struct {
 	Version int    `json:"version"`
 	Token   string `json:"token"`
+	// Redirect says the client follows a redirect message: an observer
+	// may then be placed on another node (a cascade edge). Clients that
+	// do not set it are always served by the node they reached.
+	Redirect bool `json:"redirect,omitempty"`
+}
+
+// Redirect answers a join the server hands to another node: the client
+// closes this connection and joins again, with the same token, at URL. It
+// follows at most a few in a row.
+type Redirect struct {
+	URL    string `json:"url"`
+	Reason string `json:"reason,omitempty"` // "gallery": the room's public gallery is served there
+}
+
+// RelayEvent is the data of relay_event: a session event as the home's
+// session layer made it (Server.Notify), unfiltered — the edge node is one
+// of the cluster's own, and filters for each observer.
+type RelayEvent struct {
+	To   []string        `json:"to,omitempty"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// RelayDisconnect is the data of relay_disconnect.
+type RelayDisconnect struct {
+	ParticipantID string `json:"participant_id"`
+	Code          string `json:"code"`
 }
 
 // Participant describes who a connection belongs to.

@@ -66,6 +66,12 @@ type Peer struct {
 
 	started      atomic.Bool
 	subConnected atomic.Bool
+	// ghost: a connection publishing at another node (JoinGhost); it has
+	// no subscribe PeerConnection and does not own its publish one.
+	ghost bool
+	// relay: an edge node's relay (SetRelay), whose down-tracks cross
+	// to another node.
+	relay atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -424,6 +430,9 @@ func (p *Peer) addDown(t *UpTrack) {
 	p.wg.Add(1)
 	p.mu.Unlock()
 	t.addDown(dt)
+	if p.relay.Load() {
+		cascadeOut.Inc()
+	}
 	go dt.rtcpLoop()
 	p.signal(protocol.TypeTrackPublished, protocol.TrackEvent{Track: t.describe()})
 	p.neg.renegotiate()
@@ -442,6 +451,9 @@ func (p *Peer) removeDown(t *UpTrack) {
 	p.mu.Unlock()
 	dt.close()
 	t.removeDown(dt)
+	if p.relay.Load() {
+		cascadeOut.Dec()
+	}
 	if !closed {
 		if err := p.sub.RemoveTrack(dt.sender); err != nil {
 			p.log.Debug("removing a track", "err", err)
@@ -511,6 +523,9 @@ func (p *Peer) Close() {
 		for t, dt := range downs {
 			dt.close()
 			t.removeDown(dt)
+			if p.relay.Load() {
+				cascadeOut.Dec()
+			}
 		}
 		p.closePCs()
 		p.mu.Lock()
@@ -524,6 +539,9 @@ func (p *Peer) Close() {
 }
 
 func (p *Peer) closePCs() {
+	if p.ghost {
+		return // the relay's PeerConnection is its owner's to close
+	}
 	if pub := p.publishPC(); pub != nil {
 		if err := pub.Close(); err != nil {
 			p.log.Debug("closing publish PeerConnection", "err", err)

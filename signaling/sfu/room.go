@@ -17,6 +17,9 @@ type RoomConfig struct {
 	Permissions Permissions
 	// Tapper, when set, attaches taps to the tracks it wants recorded.
 	Tapper Tapper
+	// NoSpeaker turns the active speaker detector off: an edge node's
+	// room relays the home's announcements instead.
+	NoSpeaker bool
 }
 
 // Room is the media side of one session: the peers connected to it and the
@@ -65,6 +68,9 @@ func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
 	s.mu.Unlock()
 	metricRooms.Inc()
 	r.speaker = newSpeakerDetector(r)
+	if cfg.NoSpeaker {
+		return r, nil
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -199,7 +205,9 @@ func (r *Room) leave(p *Peer) {
 		return
 	}
 	delete(r.peers, p.conn)
-	metricPeers.Dec()
+	if !p.ghost {
+		metricPeers.Dec()
+	}
 	for id, t := range r.tracks {
 		if t.peer != p {
 			continue

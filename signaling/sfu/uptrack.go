@@ -40,6 +40,9 @@ type UpTrack struct {
 	levelExt uint8 // negotiated ID of the audio level extension, 0 if none
 
 	allowed atomic.Bool // MayPublish, as last evaluated by the room
+	// relayed: the track arrives from the room's home node (a ghost's);
+	// it counts in chamber_cascade_tracks{direction="in"} until it ends.
+	relayed bool
 
 	mu     sync.Mutex
 	layers []*layer // index = layer; nil until that stream's first packet
@@ -210,6 +213,9 @@ func (t *UpTrack) layerEnded(l *layer) {
 	if last {
 		t.room.unpublish(t)
 		t.peer.trackEnded(t)
+		if t.relayed {
+			cascadeIn.Dec()
+		}
 	}
 }
 
@@ -350,6 +356,10 @@ type layer struct {
 	where   map[*downTrack]*writer
 	tap     *tapQueue
 	tapSR   uint64 // srSeq of the last sender report handed to tap
+	// relaySeq is the highest sequence number received on a relayed
+	// layer (relayCount).
+	relaySeq  uint16
+	relaySeen bool
 }
 
 type senderReport struct {
@@ -520,6 +530,9 @@ func (l *layer) readLoop() {
 		}
 		if br, ok := rate.add(n, now); ok {
 			l.bitrate.Store(br)
+		}
+		if l.up.relayed {
+			l.relayCount(n, meta.seq)
 		}
 		l.lastPacket.Store(now)
 
