@@ -80,7 +80,7 @@ type Config struct {
 	// [--cluster-secret-file]; empty means the one in the database's
 	// cluster_secret row, which the first node to start generates.
 	Secret []byte
-	Log    *slog.Logger
+	Logger *slog.Logger
 }
 
 // Load is what a node reports of itself in its heartbeat.
@@ -160,8 +160,8 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Heartbeat*2 > cfg.LeaseTTL {
 		return nil, fmt.Errorf("cluster: the heartbeat (%s) must fit twice in the lease (%s)", cfg.Heartbeat, cfg.LeaseTTL)
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Load == nil {
 		cfg.Load = func() Load { return Load{} }
@@ -169,7 +169,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Lost == nil {
 		cfg.Lost = func(uuid.UUID) {}
 	}
-	return &Cluster{cfg: cfg, log: cfg.Log.With("node", cfg.NodeID), incarnation: uuid.NewString(),
+	return &Cluster{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), incarnation: uuid.NewString(),
 		held: map[uuid.UUID]int64{}, losing: map[uuid.UUID]bool{}, claimed: map[uuid.UUID]time.Time{},
 		empty: map[uuid.UUID]int{}}, nil
 }

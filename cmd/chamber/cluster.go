@@ -120,7 +120,7 @@ func startCluster(ctx context.Context, n nodeConfig, dsn, publicURL string, db *
 	c, err := cluster.New(cluster.Config{Secret: secret,
 		DB: db, DSN: dsn, NodeID: n.id, PublicURL: url, InternalURL: n.internalURL,
 		MediaAddr: sig.MediaUDPAddr().String(), Capacity: n.capacity, LeaseTTL: n.leaseTTL,
-		Heartbeat: n.leaseTTL * 3 / 10, Load: cn.load, Lost: cn.lost, Log: log,
+		Heartbeat: n.leaseTTL * 3 / 10, Load: cn.load, Lost: cn.lost, Logger: log,
 		// A room nobody is connected to here is given up, unless it is
 		// being recorded: the recording's taps are here.
 		Empty: func(id uuid.UUID) bool { return !sig.HasRoom(id) && !rec.State(id).Recording },
