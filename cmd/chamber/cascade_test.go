@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // TestCascade is a public gallery spread over two nodes: with
@@ -122,8 +124,8 @@ func TestCascade(t *testing.T) {
 	judge.mu.Unlock()
 	edgePLI := metric(t, tc.node(edge), "chamber_pli_total")
 	before := pub.KeyframeRequests()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// A PLI every 600 ms: the relay passes at most one per 500 ms per layer.
+	reached := wait.WithinEvery(15*time.Second, 600*time.Millisecond, func() bool {
 		edgeObs.mu.Lock()
 		c, tracks := edgeObs.c, edgeObs.tracks
 		edgeObs.mu.Unlock()
@@ -134,14 +136,11 @@ func TestCascade(t *testing.T) {
 				}
 			}
 		}
-		if metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.KeyframeRequests() > before {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("an edge observer's PLI did not reach the publisher: edge PLIs %v→%v, publisher's requests %d→%d",
-				edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.KeyframeRequests())
-		}
-		time.Sleep(600 * time.Millisecond) // PLIs are rate-limited to one per 500 ms per layer
+		return metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.KeyframeRequests() > before
+	})
+	if !reached {
+		t.Fatalf("an edge observer's PLI did not reach the publisher: edge PLIs %v→%v, publisher's requests %d→%d",
+			edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.KeyframeRequests())
 	}
 
 	// Closing the session, through the edge node, ends every observer's
