@@ -221,26 +221,38 @@ func (c *Cluster) EdgeTicket(sessionID, participant uuid.UUID, node string) (str
 // CheckEdgeTicket checks a placement ticket for this node and the session
 // and returns the observer it places here.
 func (c *Cluster) CheckEdgeTicket(ticket string, sessionID uuid.UUID) (uuid.UUID, error) {
+	participant, node, err := c.EdgeTicketFor(ticket, sessionID)
+	if err != nil || node != c.cfg.NodeID {
+		return uuid.Nil, errEdgeTicket
+	}
+	return participant, nil
+}
+
+// EdgeTicketFor checks a placement ticket for the session — signed, not
+// expired — and returns the observer and the node it places them on, which
+// may be another: a browser follows a redirect on its own origin, and the
+// node its load balancer picks passes the connection on (Router.Forward).
+func (c *Cluster) EdgeTicketFor(ticket string, sessionID uuid.UUID) (participant uuid.UUID, node string, err error) {
 	a := c.auth.Load()
 	b64, sum, ok := strings.Cut(ticket, ".")
 	if a == nil || !ok || len(ticket) > 512 {
-		return uuid.Nil, errEdgeTicket
+		return uuid.Nil, "", errEdgeTicket
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(b64)
 	mac, herr := hex.DecodeString(sum)
 	if err != nil || herr != nil || !hmac.Equal(mac, a.mac("chamber-edge-v1", string(raw), "", "", "")) {
-		return uuid.Nil, errEdgeTicket
+		return uuid.Nil, "", errEdgeTicket
 	}
 	f := strings.Split(string(raw), "|")
-	if len(f) != 4 || f[0] != sessionID.String() || f[2] != c.cfg.NodeID {
-		return uuid.Nil, errEdgeTicket
+	if len(f) != 4 || f[0] != sessionID.String() || f[2] == "" {
+		return uuid.Nil, "", errEdgeTicket
 	}
 	exp, err := strconv.ParseInt(f[3], 10, 64)
 	participant, perr := uuid.Parse(f[1])
 	if err != nil || perr != nil || a.now().After(time.Unix(exp, 0)) {
-		return uuid.Nil, errEdgeTicket
+		return uuid.Nil, "", errEdgeTicket
 	}
-	return participant, nil
+	return participant, f[2], nil
 }
 
 var errEdgeTicket = fault.New(fault.Unauthenticated, "no valid placement on this node; join the room at its usual address")

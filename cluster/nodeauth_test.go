@@ -186,6 +186,14 @@ func TestEdgeTicket(t *testing.T) {
 	if _, err := other.CheckEdgeTicket(ticket, session); err == nil {
 		t.Fatal("a ticket for node edge was accepted by node other")
 	}
+	// Any node reads where a ticket places its observer (to pass the
+	// connection on), and refuses it for another session.
+	if got, node, err := other.EdgeTicketFor(ticket, session); err != nil || got != participant || node != "edge" {
+		t.Fatalf("EdgeTicketFor at another node: %v %q %v", got, node, err)
+	}
+	if _, _, err := other.EdgeTicketFor(ticket, uuid.New()); err == nil {
+		t.Fatal("EdgeTicketFor accepted a ticket for another session")
+	}
 	if _, err := edge.CheckEdgeTicket(ticket, uuid.New()); err == nil {
 		t.Fatal("a ticket for one session was accepted for another")
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"sync"
@@ -172,15 +173,19 @@ func (c *conn) placeElsewhere(id Identity, join protocol.Join, reqID string) boo
 		s.galleryHere(id.SessionID) < s.cfg.GalleryThreshold {
 		return false
 	}
-	url, err := s.cfg.Cascade.Place(c.ctx, id.SessionID, id.ParticipantID)
-	if err != nil || url == "" {
+	to, err := s.cfg.Cascade.Place(c.ctx, id.SessionID, id.ParticipantID)
+	var u *url.URL
+	if err == nil && to != "" {
+		u, err = url.Parse(to)
+	}
+	if err != nil || u == nil {
 		if err != nil {
 			c.log.Warn("no edge node for a gallery observer; serving here", "err", err)
 		}
 		return false
 	}
 	metricRedirects.Inc()
-	c.sendID(protocol.TypeRedirect, reqID, protocol.Redirect{URL: url, Reason: "gallery"})
+	c.sendID(protocol.TypeRedirect, reqID, protocol.Redirect{URL: to, Path: u.RequestURI(), Reason: "gallery"})
 	c.closeWith(websocket.StatusNormalClosure, "redirect", nil)
 	return true
 }

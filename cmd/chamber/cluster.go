@@ -364,7 +364,7 @@ func wsURL(u string) string {
 // routed to its home (claimed here, or passed on); anything else goes
 // straight to the signalling server, which refuses it — no lease, no
 // journal entry for what nobody may join.
-func (cn *clusterNode) signal(rt http.Handler) http.HandlerFunc {
+func (cn *clusterNode) signal(rt *cluster.Router) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := uuid.Parse(r.PathValue("id"))
 		if err != nil || !cn.svc.Servable(r.Context(), id) {
@@ -373,10 +373,17 @@ func (cn *clusterNode) signal(rt http.Handler) http.HandlerFunc {
 		}
 		if ticket := r.URL.Query().Get(edgeParam); ticket != "" {
 			// A gallery observer the room's home placed here: served by
-			// this node as the room's edge, whoever is home.
-			participant, err := cn.CheckEdgeTicket(ticket, id)
+			// this node as the room's edge, whoever is home. Placed on
+			// another node (a browser follows the redirect on its own
+			// origin, and reaches whichever node its load balancer
+			// picks), it is passed on there.
+			participant, node, err := cn.EdgeTicketFor(ticket, id)
 			if err != nil {
 				failHTTP(w, r, err)
+				return
+			}
+			if node != cn.NodeID() {
+				rt.Forward(w, r, node)
 				return
 			}
 			cn.sig.HandleSignal(w, r.WithContext(signaling.WithEdge(r.Context(), participant)))

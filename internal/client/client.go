@@ -14,7 +14,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,10 @@ type Config struct {
 	Token string
 	// Header is sent with the WebSocket handshake (e.g. Origin).
 	Header http.Header
-	Logger *slog.Logger
+	// SameOrigin follows a redirect as the browser does: to the path it
+	// gives, on URL's own scheme and host, rather than to the node URL.
+	SameOrigin bool
+	Logger     *slog.Logger
 
 	// ICETransportPolicy "relay" forces TURN (webrtc.ICETransportPolicyRelay).
 	ICETransportPolicy webrtc.ICETransportPolicy
@@ -128,8 +133,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			// Placed on another node (a public gallery's edge): join
 			// there at once, with the same token.
 			redirects++
-			cfg.Logger.Info("join redirected", "url", rd.URL, "reason", rd.Reason)
-			cfg.URL = rd.URL
+			cfg.Logger.Info("join redirected", "url", rd.URL, "path", rd.Path, "reason", rd.Reason)
+			next := rd.URL
+			if cfg.SameOrigin {
+				if next, err = sameOrigin(cfg.URL, rd.Path); err != nil {
+					return nil, err
+				}
+			}
+			cfg.URL = next
 			attempt--
 			continue
 		}
@@ -145,6 +156,15 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// sameOrigin is path on base's scheme and host.
+func sameOrigin(base, path string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+		return "", fmt.Errorf("client: redirect path %q on %q", path, base)
+	}
+	return u.Scheme + "://" + u.Host + path, nil
 }
 
 // maxRedirects bounds the redirects Dial follows for one join.

@@ -134,7 +134,12 @@ type Join struct {
 // closes this connection and joins again, with the same token, at URL. It
 // follows at most a few in a row.
 type Redirect struct {
-	URL    string `json:"url"`
+	URL string `json:"url"`
+	// Path is URL's path and query, for a client that must stay on its
+	// own origin (the browser, whose Content-Security-Policy allows
+	// WebSockets to its origin only): joined there, whichever node answers
+	// passes the connection on to the node URL names.
+	Path   string `json:"path,omitempty"`
 	Reason string `json:"reason,omitempty"` // "gallery": the room's public gallery is served there
 }
 

@@ -28,6 +28,9 @@ const SIMULCAST = [
 // Bye codes after which the client does not come back (protocol.Bye*).
 const FINAL_BYES = ['left', 'removed', 'token_revoked', 'token_expired', 'session_closed'];
 
+// Redirects followed in a row for one join (a large gallery's edge node).
+const MAX_REDIRECTS = 3;
+
 export class RoomConnection extends EventTarget {
   /**
    * sessionId and token identify the participant; media is the local
@@ -50,6 +53,8 @@ export class RoomConnection extends EventTarget {
     this.screen = null; // {stream, transceiver}
     this.sources = new Map(); // publish transceiver → source
     this.subLines = new Map(); // mid → MediaLine of the last subscribe offer
+    this.redirectPath = null; // where the next connection joins, once
+    this.redirects = 0;
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -60,9 +65,17 @@ export class RoomConnection extends EventTarget {
     this.connect();
   }
 
+  /**
+   * wsURL is where to join: the session's signalling URL on this page's
+   * origin, or once, after a redirect, the path the server gave — still on
+   * this origin (the page's policy allows no other); the node that answers
+   * passes the connection on to the one it names.
+   */
   wsURL() {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sessionId)}/signal`;
+    const path = this.redirectPath || `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/signal`;
+    this.redirectPath = null;
+    return `${proto}//${location.host}${path}`;
   }
 
   connect() {
@@ -73,7 +86,7 @@ export class RoomConnection extends EventTarget {
     this.ws = ws;
     this.lastReason = '';
     ws.onopen = () => {
-      this.sendRaw({ type: 'join', id: 'join', data: { version: PROTOCOL_VERSION, token: this.token } });
+      this.sendRaw({ type: 'join', id: 'join', data: { version: PROTOCOL_VERSION, token: this.token, redirect: true } });
     };
     ws.onmessage = (e) => {
       if (gen !== this.generation) return;
@@ -127,6 +140,7 @@ export class RoomConnection extends EventTarget {
     }
     switch (type) {
       case 'joined': return this.onJoined(data);
+      case 'redirect': return this.onRedirect(data);
       case 'offer': return this.onSubscribeOffer(data);
       case 'candidate': return this.onCandidate(data);
       case 'pong': this.lastPong = Date.now(); return;
@@ -147,8 +161,22 @@ export class RoomConnection extends EventTarget {
     }
   }
 
+  /**
+   * onRedirect follows the server's placement (a gallery observer sent to
+   * another node): the socket closes and the next connection, at once,
+   * joins at the path given. Later reconnections start from the usual URL.
+   */
+  onRedirect(data) {
+    const path = data && data.path;
+    if (typeof path !== 'string' || !path.startsWith('/api/v1/sessions/') || this.redirects >= MAX_REDIRECTS) return;
+    this.redirects++;
+    this.redirectPath = path;
+    this.lastReason = 'redirect';
+  }
+
   async onJoined(joined) {
     this.attempt = 0;
+    this.redirects = 0;
     const rejoin = this.joinedOnce;
     this.joinedOnce = true;
     const config = { iceServers: joined.ice_servers || [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
@@ -233,6 +261,10 @@ export class RoomConnection extends EventTarget {
     if (FINAL_BYES.includes(this.lastReason)) {
       this.ended = true;
       this.emit('closed', { reason: this.lastReason, code: this.lastReason });
+      return;
+    }
+    if (this.redirectPath) {
+      this.connect(); // placed elsewhere: join there now, no back-off
       return;
     }
     this.attempt++;
