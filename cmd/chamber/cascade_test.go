@@ -116,7 +116,7 @@ func TestCascade(t *testing.T) {
 
 	// The edge allocates the layers among its own observers: one asks for
 	// the lowest layer and gets it, another keeps the top one.
-	edgeLayers(t, observers, edgeURL)
+	lowObs := edgeLayers(t, observers, edgeURL)
 
 	// The relay's reception is in the edge's metrics (every 2 s).
 	mustEventually(t, "relay bytes counted at the edge", func() bool {
@@ -124,21 +124,14 @@ func TestCascade(t *testing.T) {
 			metric(t, tc.node(edge), "chamber_cascade_relay_packets_total") > 0
 	})
 
-	// A keyframe request of an edge observer goes up the relay and reaches
-	// the judge.
-	var edgeObs *member
-	for _, o := range observers {
-		o.mu.Lock()
-		if strings.Contains(o.c.URL(), "edge=") {
-			edgeObs = o
-		}
-		o.mu.Unlock()
-	}
+	// A keyframe request of an edge observer goes up the relay, for the
+	// layer it receives (the lowest), and reaches the judge.
+	edgeObs := lowObs
 	judge.mu.Lock()
 	pub := judge.pub
 	judge.mu.Unlock()
 	edgePLI := metric(t, tc.node(edge), "chamber_pli_total")
-	before := pub.KeyframeRequests()
+	before := pub.LayerKeyframeRequests(0)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		edgeObs.mu.Lock()
@@ -151,12 +144,12 @@ func TestCascade(t *testing.T) {
 				}
 			}
 		}
-		if metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.KeyframeRequests() > before {
+		if metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.LayerKeyframeRequests(0) > before {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("an edge observer's PLI did not reach the publisher: edge PLIs %v→%v, publisher's requests %d→%d",
-				edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.KeyframeRequests())
+			t.Fatalf("an edge observer's PLI did not reach the publisher's layer 0: edge PLIs %v→%v, publisher's requests for layer 0 %d→%d",
+				edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.LayerKeyframeRequests(0))
 		}
 		time.Sleep(600 * time.Millisecond) // PLIs are rate-limited to one per 500 ms per layer
 	}
@@ -192,8 +185,9 @@ func otherThanOf(tc *testCluster, id string) string {
 // edgeLayers has one edge observer ask for the judge's lowest camera
 // layer and another keep the top one (the default budget fits it), and
 // checks what each receives: the publisher's layer (the synthetic
-// payload's trailer) and its bitrate.
-func edgeLayers(t *testing.T, observers []*member, edgeURL string) {
+// payload's trailer) and its bitrate. It returns the observer on the
+// lowest layer.
+func edgeLayers(t *testing.T, observers []*member, edgeURL string) *member {
 	t.Helper()
 	var onEdge []*member
 	for _, o := range observers {
@@ -252,4 +246,5 @@ func edgeLayers(t *testing.T, observers []*member, edgeURL string) {
 	if lowTo.Layers[1]+lowTo.Layers[2] > lowFrom.Layers[1]+lowFrom.Layers[2] {
 		t.Fatalf("%s (max_layer 0) received higher layers after its switch: %v", onEdge[0].name, lowTo.Layers)
 	}
+	return onEdge[0]
 }
