@@ -358,6 +358,15 @@ func TestRelayPinsEachLayer(t *testing.T) {
 	if _, target := dts[2].layers(); target != 2 {
 		t.Errorf("top layer arrived: pinned target %d, want 2", target)
 	}
+	// A cap below a pinned layer stops that down-track; it never sends
+	// another layer.
+	dts[2].mu.Lock()
+	dts[2].maxLayer = 0
+	dts[2].mu.Unlock()
+	f.sub.allocate()
+	if _, target := dts[2].layers(); target != -1 {
+		t.Errorf("pinned to layer 2, capped at 0: target %d, want -1", target)
+	}
 	// An ordinary subscriber still gets one down-track.
 	f.sub.relay.Store(false)
 	if n := len(f.sub.newDownTracks(f.up)); n != 1 {

@@ -88,12 +88,13 @@ func (dt *downTrack) pinnedRID() string {
 }
 
 // pinnedTarget is a pinned down-track's target: its layer once that
-// layer's stream has arrived, none before.
+// layer's stream has arrived, none before, and none while paused or
+// capped below it (it never sends another layer).
 func (dt *downTrack) pinnedTarget() int {
-	if dt.up.layer(dt.pinned) == nil {
+	if dt.up.layer(dt.pinned) == nil || dt.capLayer(dt.pinned) != dt.pinned {
 		return -1
 	}
-	return dt.capLayer(dt.pinned)
+	return dt.pinned
 }
 
 // RID implements webrtc.TrackLocal.
