@@ -101,6 +101,10 @@ func (r *Room) JoinGhost(participant, connection uuid.UUID, name string, feed *w
 	return p, nil
 }
 
+// maxRelayedLayers bounds the layers of a relayed track, as a publish
+// offer's simulcast RIDs are (parseOffer keeps at most four).
+const maxRelayedLayers = 4
+
 // RelayedLayer is what the home announced of a stream arriving on the
 // relay PeerConnection: the track it belongs to and which of its layers
 // it is.
@@ -127,8 +131,8 @@ func (p *Peer) AddRelayedTrack(rl RelayedLayer, remote *webrtc.TrackRemote, recv
 	if !p.ghost {
 		return fmt.Errorf("%w: only a ghost takes relayed tracks", ErrState)
 	}
-	if rl.TrackID == "" {
-		return fmt.Errorf("%w: a relayed track without its ID", ErrBadRequest)
+	if rl.TrackID == "" || len(rl.Layers) > maxRelayedLayers {
+		return fmt.Errorf("%w: relayed track %q with %d layers", ErrBadRequest, rl.TrackID, len(rl.Layers))
 	}
 	if rl.RID == "" {
 		// A home that relays one layer of a simulcast track (a node of
