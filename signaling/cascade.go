@@ -464,7 +464,8 @@ func (l *relayLink) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		l.s.log.Warn("cascade relay: ghost", "session", l.r.id, "err", err)
 		return
 	}
-	if err := ghost.AddRelayedTrack(sfu.Source(line.Source), remote, recv); err != nil {
+	rl := sfu.RelayedLayer{Source: sfu.Source(line.Source), TrackID: line.TrackID, Layers: track.Layers, RID: line.RID}
+	if err := ghost.AddRelayedTrack(rl, remote, recv); err != nil {
 		l.s.log.Warn("cascade relay: relayed track", "session", l.r.id, "mid", mid, "err", err)
 	}
 }

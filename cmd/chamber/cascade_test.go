@@ -1,19 +1,24 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/internal/client"
 	"github.com/chamber-court/chamber/internal/wait"
+	"github.com/chamber-court/chamber/signaling/protocol"
 )
 
 // TestCascade is a public gallery spread over two nodes: with
 // --gallery-node-threshold 2, the room's home serves two observers and
 // redirects the others to the other node, which receives the judge's
-// tracks once over its relay and fans them out.
+// tracks once over its relay — every layer of the judge's simulcast
+// camera, each once — and fans them out, each edge observer getting the
+// layer its preference and bandwidth allow.
 func TestCascade(t *testing.T) {
 	tc := newTestClusterOf(t, []string{"a", "b"}, "--gallery-node-threshold", "2")
 	a := tc.node("a")
@@ -24,7 +29,8 @@ func TestCascade(t *testing.T) {
 	call(t, "POST", a.URL+"/api/v1/sessions", clerk.Token, map[string]any{"kind": "hearing", "title": "Tamm v Kask", "case_number": "2-26-15"}, 201, &sess)
 	assign(t, a.URL, sess.ID, clerk.Token, judgeStaff.ID)
 	je := enter(t, a.URL, sess.ID, judgeStaff.Token)
-	judge := joinMember(t, tc, sess.ID, "judge", je.Participant.ID, je.Ticket, 0)
+	judge := joinWith(t, &member{t: t, name: "judge", id: je.Participant.ID, token: je.Ticket, sessionID: sess.ID,
+		urls: tc.urls, publish: true, simulcast: true}, false)
 	home, _ := tc.home(sess.ID)
 	edge := otherThanOf(tc, home)
 	t.Logf("home %s, edge %s", home, edge)
@@ -92,16 +98,25 @@ func TestCascade(t *testing.T) {
 	t.Logf("media flowing to all five observers %.1f s after the last join", took.Seconds())
 
 	// The home serves one relay for the room, however many observers the
-	// edge has; the edge receives each of the judge's two tracks once.
+	// edge has; the edge receives each of the judge's streams once: the
+	// microphone and the camera's three layers.
 	if n := metric(t, tc.node(home), regexp.QuoteMeta(`chamber_cascade_relays{direction="out"}`)); n != 1 {
 		t.Fatalf("home node: %v relay connections, want 1", n)
 	}
-	if n := metric(t, tc.node(home), regexp.QuoteMeta(`chamber_cascade_tracks{direction="out"}`)); n != 2 {
-		t.Fatalf("home node: %v tracks sent to edges, want 2", n)
+	if n := metric(t, tc.node(home), regexp.QuoteMeta(`chamber_cascade_tracks{direction="out"}`)); n != 4 {
+		t.Fatalf("home node: %v streams sent to edges, want 4 (the microphone, the camera's 3 layers)", n)
 	}
-	if n := metric(t, tc.node(edge), regexp.QuoteMeta(`chamber_cascade_tracks{direction="in"}`)); n != 2 {
-		t.Fatalf("edge node: %v tracks received from the home, want 2", n)
+	// A layer is received once its first packets have crossed.
+	mustEventually(t, "the edge receiving the microphone and the camera's 3 layers", func() bool {
+		return metric(t, tc.node(edge), regexp.QuoteMeta(`chamber_cascade_tracks{direction="in"}`)) == 4
+	})
+	if n := metric(t, tc.node(home), regexp.QuoteMeta(`chamber_cascade_tracks{direction="out"}`)); n != 4 {
+		t.Fatalf("home node: %v streams sent to edges, want still 4", n)
 	}
+
+	// The edge allocates the layers among its own observers: one asks for
+	// the lowest layer and gets it, another keeps the top one.
+	lowObs := edgeLayers(t, observers, edgeURL)
 
 	// The relay's reception is in the edge's metrics (every 2 s).
 	mustEventually(t, "relay bytes counted at the edge", func() bool {
@@ -109,21 +124,14 @@ func TestCascade(t *testing.T) {
 			metric(t, tc.node(edge), "chamber_cascade_relay_packets_total") > 0
 	})
 
-	// A keyframe request of an edge observer goes up the relay and reaches
-	// the judge.
-	var edgeObs *member
-	for _, o := range observers {
-		o.mu.Lock()
-		if strings.Contains(o.c.URL(), "edge=") {
-			edgeObs = o
-		}
-		o.mu.Unlock()
-	}
+	// A keyframe request of an edge observer goes up the relay, for the
+	// layer it receives (the lowest), and reaches the judge.
+	edgeObs := lowObs
 	judge.mu.Lock()
 	pub := judge.pub
 	judge.mu.Unlock()
 	edgePLI := metric(t, tc.node(edge), "chamber_pli_total")
-	before := pub.KeyframeRequests()
+	before := pub.LayerKeyframeRequests(0)
 	// A PLI every 600 ms: the relay passes at most one per 500 ms per layer.
 	reached := wait.WithinEvery(15*time.Second, 600*time.Millisecond, func() bool {
 		edgeObs.mu.Lock()
@@ -136,11 +144,11 @@ func TestCascade(t *testing.T) {
 				}
 			}
 		}
-		return metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.KeyframeRequests() > before
+		return metric(t, tc.node(edge), "chamber_pli_total") > edgePLI && pub.LayerKeyframeRequests(0) > before
 	})
 	if !reached {
-		t.Fatalf("an edge observer's PLI did not reach the publisher: edge PLIs %v→%v, publisher's requests %d→%d",
-			edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.KeyframeRequests())
+		t.Fatalf("an edge observer's PLI did not reach the publisher's layer 0: edge PLIs %v→%v, publisher's requests for layer 0 %d→%d",
+			edgePLI, metric(t, tc.node(edge), "chamber_pli_total"), before, pub.LayerKeyframeRequests(0))
 	}
 
 	// Closing the session, through the edge node, ends every observer's
@@ -169,4 +177,71 @@ func otherThanOf(tc *testCluster, id string) string {
 		}
 	}
 	return ""
+}
+
+// edgeLayers has one edge observer ask for the judge's lowest camera
+// layer and another keep the top one (the default budget fits it), and
+// checks what each receives: the publisher's layer (the synthetic
+// payload's trailer) and its bitrate. It returns the observer on the
+// lowest layer.
+func edgeLayers(t *testing.T, observers []*member, edgeURL string) *member {
+	t.Helper()
+	var onEdge []*member
+	for _, o := range observers {
+		o.mu.Lock()
+		if u := o.c.URL(); strings.Contains(u, edgeURL) && strings.Contains(u, "edge=") {
+			onEdge = append(onEdge, o)
+		}
+		o.mu.Unlock()
+	}
+	camera := func(o *member) (*client.Client, *client.RemoteTrack) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, rt := range o.tracks {
+			if rt.Source == "camera" {
+				return o.c, rt
+			}
+		}
+		return o.c, nil
+	}
+	lowC, low := camera(onEdge[0])
+	_, top := camera(onEdge[1])
+	if low == nil || top == nil {
+		t.Fatal("edge observers without the judge's camera")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lowest := 0
+	if err := lowC.SetQuality(ctx, protocol.Quality{TrackID: low.ID, MaxLayer: &lowest}); err != nil {
+		t.Fatal(err)
+	}
+	on := func(rt *client.RemoteTrack, layer int) func() bool {
+		start := rt.Stats().Layers[layer]
+		return func() bool {
+			st := rt.Stats()
+			return st.Layer == layer && st.Layers[layer] >= start+30
+		}
+	}
+	if !wait.Within(20*time.Second, on(low, 0)) {
+		t.Fatalf("%s (max_layer 0) receives layer %d, want 0", onEdge[0].name, low.Stats().Layer)
+	}
+	if !wait.Within(20*time.Second, on(top, 2)) {
+		t.Fatalf("%s receives layer %d, want the top one (2)", onEdge[1].name, top.Stats().Layer)
+	}
+	// Over the same stretch, the top layer brings several times the bytes
+	// of the lowest (600 against 60 kbit/s).
+	lowFrom, topFrom := low.Stats(), top.Stats()
+	if !wait.Within(20*time.Second, func() bool { return low.Stats().Packets >= lowFrom.Packets+50 }) {
+		t.Fatalf("%s: the lowest layer stopped", onEdge[0].name)
+	}
+	lowTo, topTo := low.Stats(), top.Stats()
+	lowBytes, topBytes := lowTo.Bytes-lowFrom.Bytes, topTo.Bytes-topFrom.Bytes
+	t.Logf("edge observers over one stretch: layer 0 %d bytes, layer 2 %d bytes", lowBytes, topBytes)
+	if topBytes < 3*lowBytes {
+		t.Fatalf("top layer %d bytes against the lowest layer's %d over the same stretch: not the layers' bitrates", topBytes, lowBytes)
+	}
+	if lowTo.Layers[1]+lowTo.Layers[2] > lowFrom.Layers[1]+lowFrom.Layers[2] {
+		t.Fatalf("%s (max_layer 0) received higher layers after its switch: %v", onEdge[0].name, lowTo.Layers)
+	}
+	return onEdge[0]
 }

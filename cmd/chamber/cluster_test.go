@@ -146,6 +146,7 @@ type member struct {
 	urls      func() []string
 	first     int
 	publish   bool
+	simulcast bool          // the camera in three layers (q, h, f)
 	waits     atomic.Bool   // in the waiting room: publishes once admitted
 	inMain    chan struct{} // closed when the home tells the member it is in the main room
 	mainOnce  sync.Once
@@ -191,7 +192,11 @@ func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, erro
 }
 
 func (m *member) publishOn(ctx context.Context, c *client.Client) error {
-	p, err := c.Publish(ctx, client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15})
+	opts := client.PublishOptions{Audio: true, Video: true, VideoBitrate: 200_000, FPS: 15}
+	if m.simulcast {
+		opts.Simulcast, opts.VideoBitrate = true, 600_000 // layers of 60, 200 and 600 kbit/s
+	}
+	p, err := c.Publish(ctx, opts)
 	m.mu.Lock()
 	m.pub = p
 	m.mu.Unlock()
@@ -295,12 +300,17 @@ func joinWaiting(t *testing.T, tc *testCluster, sessionID, name, id, token strin
 
 func joinAs(t *testing.T, tc *testCluster, sessionID, name, id, token string, first int, waits bool) *member {
 	t.Helper()
-	m := &member{t: t, name: name, id: id, token: token, sessionID: sessionID, urls: tc.urls, first: first, publish: true,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return joinWith(t, &member{t: t, name: name, id: id, token: token, sessionID: sessionID, urls: tc.urls, first: first, publish: true}, waits)
+}
+
+// joinWith joins m, a member with its identity and what it publishes set.
+func joinWith(t *testing.T, m *member, waits bool) *member {
+	t.Helper()
+	m.stop, m.done = make(chan struct{}), make(chan struct{})
 	m.waits.Store(waits)
 	m.inMain = make(chan struct{})
 	if !m.connect() {
-		t.Fatalf("%s could not join", name)
+		t.Fatalf("%s could not join", m.name)
 	}
 	go m.run()
 	t.Cleanup(func() {

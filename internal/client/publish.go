@@ -68,11 +68,22 @@ type Publication struct {
 	keyframe  [3]atomic.Bool
 	// keyframeRequests counts the PLIs and FIRs the server sent.
 	keyframeRequests atomic.Uint64
+	// layerKeyframeRequests counts them by the video layer asked for.
+	layerKeyframeRequests [3]atomic.Uint64
 }
 
 // KeyframeRequests counts the keyframe requests (PLI, FIR) the server has
 // sent this publication.
 func (p *Publication) KeyframeRequests() uint64 { return p.keyframeRequests.Load() }
+
+// LayerKeyframeRequests counts the keyframe requests the server has sent
+// for one video layer (0 without simulcast; 0, 1, 2 for q, h, f).
+func (p *Publication) LayerKeyframeRequests(layer int) uint64 {
+	if layer < 0 || layer >= len(p.layerKeyframeRequests) {
+		return 0
+	}
+	return p.layerKeyframeRequests[layer].Load()
+}
 
 // Layer bitrate fractions of a simulcast publication, lowest first.
 var simulcastRIDs = []string{"q", "h", "f"}
@@ -448,6 +459,7 @@ func (p *Publication) readRTCP(s *webrtc.RTPSender, rid string, layer int) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.keyframe[layer].Store(true)
 				p.keyframeRequests.Add(1)
+				p.layerKeyframeRequests[layer].Add(1)
 			}
 		}
 	}

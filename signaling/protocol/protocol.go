@@ -203,6 +203,11 @@ type MediaLine struct {
 	TrackID       string `json:"track_id,omitempty"`
 	ParticipantID string `json:"participant_id,omitempty"`
 	Kind          string `json:"kind,omitempty"`
+	// RID, in a subscribe offer to an edge node's relay only, names the
+	// simulcast layer of TrackID (one of its Track.Layers) the m-line
+	// carries: the relay receives each layer of a track on an m-line of
+	// its own, all with the track's TrackID.
+	RID string `json:"rid,omitempty"`
 }
 
 // SessionDescription is an offer or an answer for one of the two PeerConnections.

@@ -250,6 +250,10 @@ func (p *Peer) setEstimate(bps uint64) {
 
 // allocateTrack chooses the layer of one down-track (on bind or a preference change).
 func (p *Peer) allocateTrack(dt *downTrack) {
+	if dt.pinned >= 0 {
+		dt.setTarget(dt.pinnedTarget())
+		return
+	}
 	if len(dt.up.rids) == 0 {
 		dt.setTarget(dt.capLayer(0))
 		return
@@ -269,6 +273,12 @@ func (p *Peer) allocate() {
 	var tracks []allocTrack
 	for _, dt := range p.downTracks() {
 		if dt.bound.Load() == nil {
+			continue
+		}
+		if dt.pinned >= 0 {
+			// A relay's layer is not shared out: it is sent once its
+			// stream is there.
+			dt.setTarget(dt.pinnedTarget())
 			continue
 		}
 		dts = append(dts, dt)

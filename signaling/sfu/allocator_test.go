@@ -44,10 +44,10 @@ func newAllocFixture(t *testing.T) *allocFixture {
 		up.layers[i] = l
 	}
 	sub := &Peer{room: room, log: room.log, done: make(chan struct{}), signalFn: func(string, any) {},
-		downs: map[*UpTrack]*downTrack{}, bw: newBandwidth(clk, DefaultSubscriberBitrate)}
+		downs: map[*UpTrack][]*downTrack{}, bw: newBandwidth(clk, DefaultSubscriberBitrate)}
 	dt := newDownTrack(up, sub)
 	dt.bound.Store(&binding{})
-	sub.downs[up] = dt
+	sub.downs[up] = []*downTrack{dt}
 	return &allocFixture{t: t, clock: clk, sub: sub, dt: dt, up: up}
 }
 
@@ -319,5 +319,57 @@ func TestAllocate(t *testing.T) {
 				c.check(t, st)
 			}
 		})
+	}
+}
+
+// A relay's down-tracks are pinned, one to each layer: whatever the
+// estimate, each sends its layer once that layer's stream is there, and
+// the allocator leaves them be.
+func TestRelayPinsEachLayer(t *testing.T) {
+	f := newAllocFixture(t)
+	top := f.up.layers[2]
+	f.up.layers[2] = nil // the top layer's stream has not arrived yet
+	f.sub.relay.Store(true)
+	dts := f.sub.newDownTracks(f.up)
+	if len(dts) != 3 {
+		t.Fatalf("%d down-tracks for a relay of a 3-layer track, want 3", len(dts))
+	}
+	for _, dt := range dts {
+		dt.bound.Store(&binding{})
+	}
+	f.sub.downs[f.up] = dts
+	f.sub.setEstimate(5_000_000)
+	f.clock.advance(allocInterval)
+	f.sub.setEstimate(100_000) // a fall far below every layer
+	for i, dt := range dts {
+		want := i
+		if i == 2 {
+			want = -1
+		}
+		if _, target := dt.layers(); target != want {
+			t.Errorf("pinned down-track %d: target %d, want %d", i, target, want)
+		}
+		if dt.ID() == f.up.id || dt.pinnedRID() != f.up.rids[i] {
+			t.Errorf("pinned down-track %d: ID %q, RID %q", i, dt.ID(), dt.pinnedRID())
+		}
+	}
+	f.up.layers[2] = top
+	f.sub.allocate()
+	if _, target := dts[2].layers(); target != 2 {
+		t.Errorf("top layer arrived: pinned target %d, want 2", target)
+	}
+	// A cap below a pinned layer stops that down-track; it never sends
+	// another layer.
+	dts[2].mu.Lock()
+	dts[2].maxLayer = 0
+	dts[2].mu.Unlock()
+	f.sub.allocate()
+	if _, target := dts[2].layers(); target != -1 {
+		t.Errorf("pinned to layer 2, capped at 0: target %d, want -1", target)
+	}
+	// An ordinary subscriber still gets one down-track.
+	f.sub.relay.Store(false)
+	if n := len(f.sub.newDownTracks(f.up)); n != 1 {
+		t.Errorf("%d down-tracks for an ordinary subscriber, want 1", n)
 	}
 }

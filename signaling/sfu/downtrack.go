@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,11 @@ type downTrack struct {
 
 	sender *webrtc.RTPSender
 	bound  atomic.Pointer[binding]
+
+	// pinned is the only layer sent (a relay's down-track, one per
+	// simulcast layer: Peer.SetRelay), outside the allocator; -1 for an
+	// ordinary down-track, whose layer the allocator picks.
+	pinned int
 
 	mu  sync.Mutex
 	fwd forwarder
@@ -49,13 +55,47 @@ type binding struct {
 }
 
 func newDownTrack(up *UpTrack, p *Peer) *downTrack {
-	dt := &downTrack{up: up, peer: p, maxLayer: -1}
+	dt := &downTrack{up: up, peer: p, maxLayer: -1, pinned: -1}
 	dt.fwd = forwarder{current: -1, target: -1, clock: up.codec.ClockRate, ck: up.ck}
 	return dt
 }
 
-// ID implements webrtc.TrackLocal.
-func (dt *downTrack) ID() string { return dt.up.id }
+// newPinnedDownTrack is a down-track that sends layer i of up, and only
+// it, whatever the subscriber's bandwidth.
+func newPinnedDownTrack(up *UpTrack, p *Peer, i int) *downTrack {
+	dt := newDownTrack(up, p)
+	dt.pinned = i
+	return dt
+}
+
+// ID implements webrtc.TrackLocal. The down-tracks of one track's layers
+// (pinned) are told apart; the subscribe offer groups them by the track's
+// ID (MediaLine).
+func (dt *downTrack) ID() string {
+	if dt.pinned >= 0 {
+		return dt.up.id + "-" + strconv.Itoa(dt.pinned)
+	}
+	return dt.up.id
+}
+
+// pinnedRID is the RID of the layer a pinned down-track sends, "" for
+// others.
+func (dt *downTrack) pinnedRID() string {
+	if dt.pinned < 0 || dt.pinned >= len(dt.up.rids) {
+		return ""
+	}
+	return dt.up.rids[dt.pinned]
+}
+
+// pinnedTarget is a pinned down-track's target: its layer once that
+// layer's stream has arrived, none before, and none while paused or
+// capped below it (it never sends another layer).
+func (dt *downTrack) pinnedTarget() int {
+	if dt.up.layer(dt.pinned) == nil || dt.capLayer(dt.pinned) != dt.pinned {
+		return -1
+	}
+	return dt.pinned
+}
 
 // RID implements webrtc.TrackLocal.
 func (dt *downTrack) RID() string { return "" }
@@ -163,7 +203,7 @@ func (dt *downTrack) setTarget(target int) {
 		// the rate limit.
 		kf.requestKeyframe()
 	}
-	if target < 0 && cur >= 0 && len(dt.up.rids) > 0 {
+	if target < 0 && cur >= 0 && len(dt.up.rids) > 0 && dt.pinned < 0 {
 		dt.peer.signal(protocol.TypeLayer, protocol.Layer{TrackID: dt.up.id, Layer: -1})
 	}
 }
@@ -206,7 +246,7 @@ func (dt *downTrack) forward(l *layer, m *packetMeta, pkt []byte, s *writeScratc
 		if out.from >= 0 {
 			metricLayerSwitches.Inc()
 		}
-		if len(dt.up.rids) > 0 {
+		if len(dt.up.rids) > 0 && dt.pinned < 0 {
 			dt.peer.signal(protocol.TypeLayer, protocol.Layer{TrackID: dt.up.id, Layer: l.index, RID: l.rid})
 		}
 	}

@@ -391,7 +391,7 @@ func (n *negotiator) sendOffer() error {
 		}
 		lines = append(lines, protocol.MediaLine{
 			Mid: tr.Mid(), TrackID: dt.up.id, ParticipantID: dt.up.peer.participant.String(),
-			Source: string(dt.up.source), Kind: dt.up.kind.String(),
+			Source: string(dt.up.source), Kind: dt.up.kind.String(), RID: dt.pinnedRID(),
 		})
 	}
 	n.signal(protocol.TypeOffer, protocol.SessionDescription{PC: protocol.PCSubscribe, SDP: n.sub.LocalDescription().SDP, Tracks: lines})

@@ -77,7 +77,9 @@ type Peer struct {
 	closed bool
 	ups    map[string]*UpTrack // published, by mid
 	owned  []*UpTrack          // every track published on this peer: Close waits for their goroutines
-	downs  map[*UpTrack]*downTrack
+	// downs: what the peer receives of each track: one down-track, or
+	// for a relay one per simulcast layer (SetRelay).
+	downs map[*UpTrack][]*downTrack
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -101,7 +103,7 @@ func (r *Room) Join(cfg PeerConfig) (*Peer, error) {
 		signalFn:    cfg.Signal,
 		onClose:     cfg.OnClose,
 		ups:         make(map[string]*UpTrack),
-		downs:       make(map[*UpTrack]*downTrack),
+		downs:       make(map[*UpTrack][]*downTrack),
 		done:        make(chan struct{}),
 		bw:          newBandwidth(r.sfu.clock, r.sfu.cfg.SubscriberBitrate),
 	}
@@ -301,29 +303,31 @@ func (p *Peer) HandleCandidate(c protocol.Candidate) error { return p.neg.handle
 // SetQuality applies a subscriber's preference for one track.
 func (p *Peer) SetQuality(q protocol.Quality) error {
 	p.mu.Lock()
-	var dt *downTrack
+	var dts []*downTrack
 	for up, d := range p.downs {
 		if up.id == q.TrackID {
-			dt = d
+			dts = d
 			break
 		}
 	}
 	p.mu.Unlock()
-	if dt == nil {
+	if len(dts) == 0 {
 		return fmt.Errorf("%w: %q", ErrNotFound, q.TrackID)
 	}
 	if q.MaxLayer != nil && (*q.MaxLayer < 0 || *q.MaxLayer > 2) {
 		return fmt.Errorf("%w: max_layer must be 0, 1 or 2", ErrBadRequest)
 	}
-	dt.mu.Lock()
-	dt.paused = q.Paused
-	dt.maxLayer = -1
-	if q.MaxLayer != nil {
-		dt.maxLayer = *q.MaxLayer
-	}
-	dt.mu.Unlock()
-	if dt.bound.Load() != nil {
-		p.allocateTrack(dt)
+	for _, dt := range dts {
+		dt.mu.Lock()
+		dt.paused = q.Paused
+		dt.maxLayer = -1
+		if q.MaxLayer != nil {
+			dt.maxLayer = *q.MaxLayer
+		}
+		dt.mu.Unlock()
+		if dt.bound.Load() != nil {
+			p.allocateTrack(dt)
+		}
 	}
 	return nil
 }
@@ -385,16 +389,15 @@ func (p *Peer) trackEnded(t *UpTrack) {
 func (p *Peer) hasDown(t *UpTrack) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.downs[t]
-	return ok
+	return len(p.downs[t]) > 0
 }
 
 func (p *Peer) downTracks() []*downTrack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]*downTrack, 0, len(p.downs))
-	for _, dt := range p.downs {
-		out = append(out, dt)
+	for _, dts := range p.downs {
+		out = append(out, dts...)
 	}
 	return out
 }
@@ -409,39 +412,62 @@ func (p *Peer) addDown(t *UpTrack) {
 		p.mu.Unlock()
 		return
 	}
-	dt := newDownTrack(t, p)
-	sender, err := p.sub.AddTrack(dt)
-	if err != nil {
-		p.mu.Unlock()
-		p.log.Error("adding a track to a subscriber failed", "track", t.id, "err", err)
-		return
-	}
-	for _, tr := range p.sub.GetTransceivers() {
-		if tr.Sender() == sender {
-			codec := t.codec
-			codec.PayloadType = 0
-			if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
-				p.log.Warn("subscriber cannot take the publisher's codec", "track", t.id, "codec", codec.MimeType, "err", err)
+	var dts []*downTrack
+	for _, dt := range p.newDownTracks(t) {
+		sender, err := p.sub.AddTrack(dt)
+		if err != nil {
+			p.log.Error("adding a track to a subscriber failed", "track", t.id, "layer", dt.pinned, "err", err)
+			continue
+		}
+		for _, tr := range p.sub.GetTransceivers() {
+			if tr.Sender() == sender {
+				codec := t.codec
+				codec.PayloadType = 0
+				if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+					p.log.Warn("subscriber cannot take the publisher's codec", "track", t.id, "codec", codec.MimeType, "err", err)
+				}
 			}
 		}
+		dt.sender = sender
+		dts = append(dts, dt)
 	}
-	dt.sender = sender
-	p.downs[t] = dt
-	p.wg.Add(1)
+	if len(dts) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.downs[t] = dts
+	p.wg.Add(len(dts))
 	p.mu.Unlock()
-	t.addDown(dt)
-	if p.relay.Load() {
-		cascadeOut.Inc()
+	for _, dt := range dts {
+		t.addDown(dt)
+		if p.relay.Load() {
+			cascadeOut.Inc()
+		}
+		go dt.rtcpLoop()
 	}
-	go dt.rtcpLoop()
 	p.signal(protocol.TypeTrackPublished, protocol.TrackEvent{Track: t.describe()})
 	p.neg.renegotiate()
+}
+
+// newDownTracks makes what the peer receives of t: one down-track whose
+// layer the allocator picks, or for a relay one down-track pinned to each
+// simulcast layer, so that the edge node has every layer to allocate
+// among its own subscribers.
+func (p *Peer) newDownTracks(t *UpTrack) []*downTrack {
+	if !p.relay.Load() || len(t.rids) == 0 {
+		return []*downTrack{newDownTrack(t, p)}
+	}
+	dts := make([]*downTrack, len(t.rids))
+	for i := range t.rids {
+		dts[i] = newPinnedDownTrack(t, p, i)
+	}
+	return dts
 }
 
 // removeDown stops sending t to this peer. The room lock is held.
 func (p *Peer) removeDown(t *UpTrack) {
 	p.mu.Lock()
-	dt, ok := p.downs[t]
+	dts, ok := p.downs[t]
 	if !ok {
 		p.mu.Unlock()
 		return
@@ -449,15 +475,19 @@ func (p *Peer) removeDown(t *UpTrack) {
 	delete(p.downs, t)
 	closed := p.closed
 	p.mu.Unlock()
-	dt.close()
-	t.removeDown(dt)
-	if p.relay.Load() {
-		cascadeOut.Dec()
+	for _, dt := range dts {
+		dt.close()
+		t.removeDown(dt)
+		if p.relay.Load() {
+			cascadeOut.Dec()
+		}
+		if !closed {
+			if err := p.sub.RemoveTrack(dt.sender); err != nil {
+				p.log.Debug("removing a track", "err", err)
+			}
+		}
 	}
 	if !closed {
-		if err := p.sub.RemoveTrack(dt.sender); err != nil {
-			p.log.Debug("removing a track", "err", err)
-		}
 		p.signal(protocol.TypeTrackUnpublished, protocol.TrackEvent{Track: t.describe()})
 		p.neg.renegotiate()
 	}
@@ -518,13 +548,15 @@ func (p *Peer) Close() {
 		p.room.leave(p)
 		p.mu.Lock()
 		downs := p.downs
-		p.downs = make(map[*UpTrack]*downTrack)
+		p.downs = make(map[*UpTrack][]*downTrack)
 		p.mu.Unlock()
-		for t, dt := range downs {
-			dt.close()
-			t.removeDown(dt)
-			if p.relay.Load() {
-				cascadeOut.Dec()
+		for t, dts := range downs {
+			for _, dt := range dts {
+				dt.close()
+				t.removeDown(dt)
+				if p.relay.Load() {
+					cascadeOut.Dec()
+				}
 			}
 		}
 		p.closePCs()

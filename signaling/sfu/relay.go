@@ -23,7 +23,7 @@ import (
 
 var metricCascadeTracks = promauto.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "chamber_cascade_tracks",
-	Help: "Tracks crossing between nodes: sent by this home node to edge nodes (out), received by this edge node from home nodes (in).",
+	Help: "Streams crossing between nodes, one per simulcast layer (one for a track without simulcast): sent by this home node to edge nodes (out), received by this edge node from home nodes (in).",
 }, []string{"direction"})
 
 var (
@@ -84,7 +84,7 @@ func (r *Room) JoinGhost(participant, connection uuid.UUID, name string, feed *w
 		ghost:       true,
 		signalFn:    func(string, any) {},
 		ups:         make(map[string]*UpTrack),
-		downs:       make(map[*UpTrack]*downTrack),
+		downs:       make(map[*UpTrack][]*downTrack),
 		done:        make(chan struct{}),
 		bw:          newBandwidth(r.sfu.clock, r.sfu.cfg.SubscriberBitrate),
 	}
@@ -101,39 +101,77 @@ func (r *Room) JoinGhost(participant, connection uuid.UUID, name string, feed *w
 	return p, nil
 }
 
-// AddRelayedTrack publishes, on a ghost, a track arriving on the relay
-// PeerConnection: what the home announced of it (its source) and its
-// first stream. The track ends, and is unpublished, when the home stops
-// sending it (its stream ends).
-func (p *Peer) AddRelayedTrack(src Source, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) error {
+// maxRelayedLayers bounds the layers of a relayed track, as a publish
+// offer's simulcast RIDs are (parseOffer keeps at most four).
+const maxRelayedLayers = 4
+
+// RelayedLayer is what the home announced of a stream arriving on the
+// relay PeerConnection: the track it belongs to and which of its layers
+// it is.
+type RelayedLayer struct {
+	Source Source
+	// TrackID is the home's ID of the track: the layers of one track
+	// share it, and become one track here.
+	TrackID string
+	// Layers are the track's simulcast RIDs, lowest first; nil without
+	// simulcast.
+	Layers []string
+	// RID is this stream's layer, one of Layers ("" without simulcast).
+	RID string
+}
+
+// AddRelayedTrack publishes, on a ghost, a stream arriving on the relay
+// PeerConnection. The layers of a simulcast track, each on an m-line of
+// its own, become one track with those layers, as a local publisher's
+// simulcast track: the edge's allocator picks a layer per subscriber, and
+// a subscriber's keyframe request goes up the relay for that layer. The
+// track ends, and is unpublished, when the home stops sending all its
+// layers.
+func (p *Peer) AddRelayedTrack(rl RelayedLayer, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) error {
 	if !p.ghost {
 		return fmt.Errorf("%w: only a ghost takes relayed tracks", ErrState)
 	}
-	mid := ""
-	if tr := recv.RTPTransceiver(); tr != nil {
-		mid = tr.Mid()
+	if rl.TrackID == "" || len(rl.Layers) > maxRelayedLayers {
+		return fmt.Errorf("%w: relayed track %q with %d layers", ErrBadRequest, rl.TrackID, len(rl.Layers))
+	}
+	if rl.RID == "" {
+		// A home that relays one layer of a simulcast track (a node of
+		// an earlier version sends the top one): a track of one layer.
+		rl.Layers = nil
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if _, dup := p.ups[mid]; dup || len(p.ups) >= MaxTracksPerPeer {
-		p.mu.Unlock()
-		return fmt.Errorf("%w: relayed track %q", ErrState, mid)
+	// Ghost tracks are keyed by the home's track ID, not by mid.
+	up, isNew := p.ups[rl.TrackID], false
+	if up == nil || up.isEnded() {
+		if len(p.ups) >= MaxTracksPerPeer {
+			p.mu.Unlock()
+			return fmt.Errorf("%w: relayed track %q", ErrState, rl.TrackID)
+		}
+		up, isNew = newUpTrack(p, rl.TrackID, rl.Source, remote, recv, rl.Layers), true
+		up.relayed = true
+		p.ups[rl.TrackID] = up
+		p.owned = append(p.owned, up)
 	}
-	up := newUpTrack(p, mid, src, remote, recv, nil)
-	up.relayed = true
-	p.ups[mid] = up
-	p.owned = append(p.owned, up)
-	l, ok := up.addLayer(remote)
+	l, ok := up.addLayerAs(remote, rl.RID, recv)
 	if !ok {
+		if isNew {
+			delete(p.ups, rl.TrackID)
+		}
 		p.mu.Unlock()
-		return fmt.Errorf("%w: relayed track %q has no place", ErrState, mid)
+		return fmt.Errorf("%w: relayed track %q layer %q has no place", ErrState, rl.TrackID, rl.RID)
 	}
+	cascadeIn.Inc()
 	up.start(l)
 	p.mu.Unlock()
-	cascadeIn.Inc()
+	if !isNew {
+		// A further layer: subscribers may now prefer it.
+		p.room.reallocateTrack(up)
+		return nil
+	}
 	return p.room.publish(up)
 }
 
@@ -149,13 +187,15 @@ func (p *Peer) Published() int {
 }
 
 // relayBitrate is the bandwidth assumed of a relay between nodes, which
-// sends no estimate of its own: every track crosses at its top layer, and
-// the edge's observers get it whole (the edge's allocator has one layer).
+// sends no estimate of its own. Its simulcast layers are pinned, outside
+// the allocator; this only concerns what else it might be allocated.
 const relayBitrate = 200_000_000
 
-// SetRelay marks the peer as an edge node's relay at this home node: the
-// tracks it receives are counted as crossing to another node, and are sent
-// at their top layer. Call it before Start.
+// SetRelay marks the peer as an edge node's relay at this home node: it
+// receives every simulcast layer of a track, each once, on a down-track
+// pinned to that layer (newDownTracks) and announced with its RID in the
+// subscribe offer, and each down-track is counted as crossing to another
+// node. Call it before Start.
 func (p *Peer) SetRelay() {
 	p.relay.Store(true)
 	p.bw.mu.Lock()

@@ -41,7 +41,8 @@ type UpTrack struct {
 
 	allowed atomic.Bool // MayPublish, as last evaluated by the room
 	// relayed: the track arrives from the room's home node (a ghost's);
-	// it counts in chamber_cascade_tracks{direction="in"} until it ends.
+	// each of its layers counts in chamber_cascade_tracks{direction="in"}
+	// until it ends.
 	relayed bool
 
 	mu     sync.Mutex
@@ -151,7 +152,14 @@ func (t *UpTrack) layerIndex(rid string) int {
 // addLayer starts reading one incoming stream. It returns false if the
 // stream has no place in this track.
 func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
-	i := t.layerIndex(remote.RID())
+	return t.addLayerAs(remote, remote.RID(), nil)
+}
+
+// addLayerAs starts reading one incoming stream as the layer rid. A
+// relayed layer arrives on an m-line of its own, not as a RID of the
+// track's m-line: recv is then that m-line's receiver (nil: the track's).
+func (t *UpTrack) addLayerAs(remote *webrtc.TrackRemote, rid string, recv *webrtc.RTPReceiver) (*layer, bool) {
+	i := t.layerIndex(rid)
 	if i < 0 {
 		return nil, false
 	}
@@ -162,8 +170,9 @@ func (t *UpTrack) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
 	l := &layer{
 		up:     t,
 		index:  i,
-		rid:    remote.RID(),
+		rid:    rid,
 		remote: remote,
+		recv:   recv,
 		ssrc:   uint32(remote.SSRC()),
 		clock:  remote.Codec().ClockRate,
 		cache:  newPacketCache(slots),
@@ -183,6 +192,13 @@ func (t *UpTrack) install(l *layer) bool {
 	}
 	t.layers[l.index] = l
 	return true
+}
+
+// isEnded reports whether every layer of the track has ended.
+func (t *UpTrack) isEnded() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ended
 }
 
 // layer returns layer i, or nil.
@@ -210,12 +226,12 @@ func (t *UpTrack) layerEnded(l *layer) {
 		t.ended = true
 	}
 	t.mu.Unlock()
+	if t.relayed {
+		cascadeIn.Dec() // counted per layer (AddRelayedTrack)
+	}
 	if last {
 		t.room.unpublish(t)
 		t.peer.trackEnded(t)
-		if t.relayed {
-			cascadeIn.Dec()
-		}
 	}
 }
 
@@ -323,6 +339,7 @@ type layer struct {
 	index  int
 	rid    string
 	remote *webrtc.TrackRemote
+	recv   *webrtc.RTPReceiver // a relayed layer's own receiver; nil: the track's
 	ssrc   uint32
 	clock  uint32
 	cache  *packetCache
@@ -664,11 +681,14 @@ func (w *bitrateWindow) add(n int, now int64) (bps uint64, ok bool) {
 // interceptors see the reports.
 func (l *layer) rtcpLoop() {
 	defer l.up.wg.Done()
-	recv := l.up.receiver
+	recv, own := l.up.receiver, l.recv != nil
+	if own {
+		recv = l.recv
+	}
 	for {
 		var pkts []rtcp.Packet
 		var err error
-		if l.rid != "" {
+		if l.rid != "" && !own {
 			pkts, _, err = recv.ReadSimulcastRTCP(l.rid)
 		} else {
 			pkts, _, err = recv.ReadRTCP()

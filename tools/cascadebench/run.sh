@@ -9,6 +9,7 @@
 #
 #   source /tmp/<you>-servers.env      # CHAMBER_TEST_POSTGRES, from ./scripts/test --servers
 #   tools/cascadebench/run.sh NODES OBSERVERS THRESHOLD [VIDEO_BITRATE] [DURATION]
+#   CASCADEBENCH_SIMULCAST=1 tools/cascadebench/run.sh …   # the publisher sends q/h/f
 #
 # e.g. tools/cascadebench/run.sh 3 60 20   vs   tools/cascadebench/run.sh 1 20 0
 set -euo pipefail
@@ -54,7 +55,7 @@ for i in $(seq 1 "$nodes"); do
   cpu0[n$i]=$(cpu "${pids[$((i-1))]}") fwd0[n$i]=$(metric "${metrics[n$i]}" chamber_rtp_packets_forwarded_total)
 done
 "$bin" loadtest --url "${url[n1]}" --staff-token "$tok" --publishers 1 --subscribers "$observers" \
-  --duration "$duration" --warmup 3s --video-bitrate "$bitrate" --server-pid "${pids[0]}"
+  --duration "$duration" --warmup 3s --video-bitrate "$bitrate" ${CASCADEBENCH_SIMULCAST:+--simulcast} --server-pid "${pids[0]}"
 tck=$(getconf CLK_TCK)
 home=$(psql -qtA "$dsn" -c "SELECT node_id FROM room_leases ORDER BY claimed_at DESC LIMIT 1")
 echo "home node: $home; the load test's server CPU line is node n1"
