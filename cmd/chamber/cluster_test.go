@@ -147,6 +147,9 @@ type member struct {
 	first     int
 	publish   bool
 	simulcast bool          // the camera in three layers (q, h, f)
+	// sameOrigin follows a gallery redirect as the browser does: on the
+	// node it joined through, which passes the connection on.
+	sameOrigin bool
 	waits     atomic.Bool   // in the waiting room: publishes once admitted
 	inMain    chan struct{} // closed when the home tells the member it is in the main room
 	mainOnce  sync.Once
@@ -165,7 +168,7 @@ func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, erro
 	events := make(chan protocol.Envelope, 1024)
 	c, err := client.Dial(ctx, client.Config{
 		URL:   "ws" + strings.TrimPrefix(url, "http") + "/api/v1/sessions/" + m.sessionID + "/signal",
-		Token: m.token, LoopbackOnly: true, Events: events, JoinAttempts: 1,
+		Token: m.token, LoopbackOnly: true, Events: events, JoinAttempts: 1, SameOrigin: m.sameOrigin,
 		OnTrack: func(rt *client.RemoteTrack) {
 			m.mu.Lock()
 			m.tracks = append(m.tracks, rt)
