@@ -276,88 +276,22 @@ func (l *relayLink) ping(done <-chan struct{}) {
 // handle applies one message of the home; end reports the relay's end and
 // the bye code for the edge's observers.
 func (l *relayLink) handle(env protocol.Envelope, raw []byte) (code string, end bool) {
-	e := l.e
 	switch env.Type {
 	case protocol.TypeJoined:
-		var j protocol.Joined
-		if json.Unmarshal(env.Data, &j) == nil {
-			e.mu.Lock()
-			for _, p := range j.Peers {
-				e.peers[p.ConnectionID] = p
-			}
-			e.mu.Unlock()
-		}
+		l.onJoined(env.Data)
 	case protocol.TypeOffer:
-		var sd protocol.SessionDescription
-		if err := json.Unmarshal(env.Data, &sd); err != nil || sd.PC != protocol.PCSubscribe {
-			return protocol.ByeMoved, true
-		}
-		if err := l.answer(sd); err != nil {
-			l.s.log.Warn("cascade relay: answering the home's offer", "session", l.r.id, "err", err)
-			return protocol.ByeMoved, true
-		}
+		return l.onOffer(env.Data)
 	case protocol.TypeCandidate:
 		var c protocol.Candidate
 		if json.Unmarshal(env.Data, &c) == nil && c.Candidate != "" {
 			_ = l.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
 		}
-	case protocol.TypeTrackPublished:
-		var t protocol.TrackEvent
-		if json.Unmarshal(env.Data, &t) == nil {
-			e.mu.Lock()
-			e.tracks[t.Track.ID] = t.Track
-			e.mu.Unlock()
-		}
-	case protocol.TypeTrackUnpublished:
-		// The home renegotiates the track away: its stream ends here, and
-		// the edge's track with it.
-		var t protocol.TrackEvent
-		if json.Unmarshal(env.Data, &t) == nil {
-			e.mu.Lock()
-			delete(e.tracks, t.Track.ID)
-			e.mu.Unlock()
-		}
+	case protocol.TypeTrackPublished, protocol.TypeTrackUnpublished:
+		l.onTrackEvent(env.Type, env.Data)
 	case protocol.TypePeerJoined, protocol.TypePeerLeft:
-		var p protocol.PeerEvent
-		if json.Unmarshal(env.Data, &p) == nil {
-			e.mu.Lock()
-			var gone *sfu.Peer
-			if env.Type == protocol.TypePeerJoined {
-				e.peers[p.ConnectionID] = p
-			} else {
-				delete(e.peers, p.ConnectionID)
-				gone = e.dropGhostLocked(p.ConnectionID)
-			}
-			e.mu.Unlock()
-			if gone != nil {
-				// Close waits for the ghost's readers, which end when the
-				// home renegotiates its tracks away (or the relay ends).
-				go gone.Close()
-			}
-		}
-		l.toKnowers(raw, p.Participant.ID)
+		l.onPeer(env.Type, env.Data, raw)
 	case protocol.TypeRelayEvent:
-		var ev protocol.RelayEvent
-		if json.Unmarshal(env.Data, &ev) == nil && ev.Type != "" {
-			var to []uuid.UUID
-			if ev.To != nil {
-				to = []uuid.UUID{}
-				for _, id := range ev.To {
-					if u, err := uuid.Parse(id); err == nil {
-						to = append(to, u)
-					}
-				}
-			}
-			if l.s.cfg.Refresh != nil {
-				l.s.cfg.Refresh(l.ctx, l.r.id)
-			}
-			l.s.notify(l.r.id, to, ev.Type, ev.Data)
-			if ev.Type == protocol.ByeSessionClosed {
-				// The session layer's session_closed event: every
-				// connection ends, as at the home.
-				return protocol.ByeSessionClosed, true
-			}
-		}
+		return l.onRelayEvent(env.Data)
 	case protocol.TypeRelayDisconnect:
 		var d protocol.RelayDisconnect
 		if json.Unmarshal(env.Data, &d) == nil {
@@ -390,6 +324,102 @@ func (l *relayLink) handle(env protocol.Envelope, raw []byte) (code string, end 
 		// Audience decides too.
 		conns, _ := l.s.connsOf(l.r.id, nil)
 		l.s.broadcast(conns, Event{Type: env.Type, Data: env.Data})
+	}
+	return "", false
+}
+
+// onJoined notes the peers the home announces with the relay's join.
+func (l *relayLink) onJoined(data json.RawMessage) {
+	var j protocol.Joined
+	if json.Unmarshal(data, &j) != nil {
+		return
+	}
+	l.e.mu.Lock()
+	defer l.e.mu.Unlock()
+	for _, p := range j.Peers {
+		l.e.peers[p.ConnectionID] = p
+	}
+}
+
+// onOffer answers the home's subscribe offer; anything else ends the relay.
+func (l *relayLink) onOffer(data json.RawMessage) (code string, end bool) {
+	var sd protocol.SessionDescription
+	if err := json.Unmarshal(data, &sd); err != nil || sd.PC != protocol.PCSubscribe {
+		return protocol.ByeMoved, true
+	}
+	if err := l.answer(sd); err != nil {
+		l.s.log.Warn("cascade relay: answering the home's offer", "session", l.r.id, "err", err)
+		return protocol.ByeMoved, true
+	}
+	return "", false
+}
+
+// onTrackEvent notes a track the home publishes, or forgets one it
+// unpublishes: the home renegotiates it away, so its stream ends here,
+// and the edge's track with it.
+func (l *relayLink) onTrackEvent(typ string, data json.RawMessage) {
+	var t protocol.TrackEvent
+	if json.Unmarshal(data, &t) != nil {
+		return
+	}
+	l.e.mu.Lock()
+	defer l.e.mu.Unlock()
+	if typ == protocol.TypeTrackPublished {
+		l.e.tracks[t.Track.ID] = t.Track
+	} else {
+		delete(l.e.tracks, t.Track.ID)
+	}
+}
+
+// onPeer follows the home's peers; a peer that left takes its ghost here
+// along.
+func (l *relayLink) onPeer(typ string, data json.RawMessage, raw []byte) {
+	var p protocol.PeerEvent
+	if json.Unmarshal(data, &p) != nil {
+		return
+	}
+	e := l.e
+	e.mu.Lock()
+	var gone *sfu.Peer
+	if typ == protocol.TypePeerJoined {
+		e.peers[p.ConnectionID] = p
+	} else {
+		delete(e.peers, p.ConnectionID)
+		gone = e.dropGhostLocked(p.ConnectionID)
+	}
+	e.mu.Unlock()
+	if gone != nil {
+		// Close waits for the ghost's readers, which end when the home
+		// renegotiates its tracks away (or the relay ends).
+		go gone.Close()
+	}
+	l.toKnowers(raw, p.Participant.ID)
+}
+
+// onRelayEvent delivers a session event of the home to the edge's
+// observers, each through their own Audience, after re-reading the room.
+func (l *relayLink) onRelayEvent(data json.RawMessage) (code string, end bool) {
+	var ev protocol.RelayEvent
+	if json.Unmarshal(data, &ev) != nil || ev.Type == "" {
+		return "", false
+	}
+	var to []uuid.UUID
+	if ev.To != nil {
+		to = []uuid.UUID{}
+		for _, id := range ev.To {
+			if u, err := uuid.Parse(id); err == nil {
+				to = append(to, u)
+			}
+		}
+	}
+	if l.s.cfg.Refresh != nil {
+		l.s.cfg.Refresh(l.ctx, l.r.id)
+	}
+	l.s.notify(l.r.id, to, ev.Type, ev.Data)
+	if ev.Type == protocol.ByeSessionClosed {
+		// The session layer's session_closed event: every connection
+		// ends, as at the home.
+		return protocol.ByeSessionClosed, true
 	}
 	return "", false
 }
