@@ -146,13 +146,13 @@ type member struct {
 	urls      func() []string
 	first     int
 	publish   bool
-	simulcast bool          // the camera in three layers (q, h, f)
+	simulcast bool // the camera in three layers (q, h, f)
 	// sameOrigin follows a gallery redirect as the browser does: on the
 	// node it joined through, which passes the connection on.
 	sameOrigin bool
-	waits     atomic.Bool   // in the waiting room: publishes once admitted
-	inMain    chan struct{} // closed when the home tells the member it is in the main room
-	mainOnce  sync.Once
+	waits      atomic.Bool   // in the waiting room: publishes once admitted
+	inMain     chan struct{} // closed when the home tells the member it is in the main room
+	mainOnce   sync.Once
 
 	mu       sync.Mutex
 	c        *client.Client
