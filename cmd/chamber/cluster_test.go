@@ -262,7 +262,11 @@ func (m *member) connect() bool {
 		}
 		last = fmt.Errorf("join through %s: %w", urls[i%len(urls)], err)
 		urls = m.urls()
-		time.Sleep(200 * time.Millisecond) // the client's back-off between attempts
+		select { // the client's back-off between attempts; a stopped member stops at once
+		case <-m.stop:
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	m.t.Logf("%s gave up reconnecting: %v", m.name, last)
 	return false
