@@ -181,26 +181,44 @@ function nearest(xs, x) {
  * compare measures, for every recorded flash, how far the recording moved
  * the picture against the sound: the recorded offset from the flash's
  * first frame to the nearest beep, less the captured offset between the
- * same frame (the captured frame of the same grey) and the same beep. To
- * tell which captured marker is which recorded one, the file is laid on
- * the page's clock by its beeps: of the shifts that lay its first beep on
- * a captured one (a beep period apart), the one nearest to where the
- * manifest's started_at and the page's clock say the file began (about).
+ * same frame (the captured frame of the same grey) and the same beep.
+ *
+ * To tell which captured marker is which recorded one, the file is laid on
+ * the page's clock by its beeps. The first beep goes on the captured one
+ * nearest to where the manifest's started_at and the page's clock say the
+ * file began (about); each later beep on the captured one nearest to where
+ * the shift so far puts it, within half a marker period, and the shift
+ * follows it. A single shift for the whole file would hold only while the
+ * page's capture keeps time: a page starved of CPU (the suite under
+ * stress-ng) captures late in bursts, and what the page saw drifts against
+ * what it sent by hundreds of milliseconds over minutes. Following the
+ * shift from beep to beep keeps every marker paired with its own capture;
+ * the error measured at each marker is local, so the drift never enters it.
  */
 function compare(rec, cap, about) {
-  const shift = nearest(cap.beeps.map((c) => c - rec.beeps[0]), about);
-  const beep = (b) => {
+  const first = nearest(cap.beeps.map((c) => c - rec.beeps[0]), about);
+  const paired = new Map(); // recorded beep → its captured beep
+  let shift = first;
+  for (const b of rec.beeps) {
+    if (shift === null) break;
     const c = nearest(cap.beeps, b + shift);
-    return c !== null && Math.abs(c - (b + shift)) < 60 ? c : null;
+    if (c !== null && Math.abs(c - (b + shift)) < EVERY * 500) {
+      paired.set(b, c);
+      shift = c - b;
+    }
+  }
+  const shiftAt = (t) => {
+    const b = nearest([...paired.keys()], t);
+    return b === null ? first : paired.get(b) - b;
   };
-  const fit = rec.beeps.filter((b) => beep(b) !== null).length;
   const out = [];
   let unclear = 0;
   for (const v of rec.flashes) {
-    if (shift === null) break;
-    const same = cap.flashes.filter((x) => x.level === v.level && Math.abs(v.at + shift - x.at) < 500);
+    if (first === null) break;
+    const local = shiftAt(v.at);
+    const same = cap.flashes.filter((x) => x.level === v.level && Math.abs(v.at + local - x.at) < 500);
     const b = nearest(rec.beeps, v.at);
-    const cb = b === null ? null : beep(b);
+    const cb = b === null ? null : paired.get(b) ?? null;
     if (same.length !== 1 || new Set(v.levels).size !== v.levels.length || cb === null) {
       // A frame seen twice — Chromium repeats the last frame to a sink
       // whose source stalls, with a new time — is no marker to measure by.
@@ -209,7 +227,7 @@ function compare(rec, cap, about) {
     }
     out.push({ at: Math.round(v.at), level: v.level, error: Math.round((b - v.at) - (cb - same[0].at)) });
   }
-  return { shift, about, beeps: fit, markers: out, unclear };
+  return { shift: first, about, beeps: paired.size, markers: out, unclear };
 }
 
 function staffToken(name, role) {
