@@ -376,3 +376,43 @@ func TestEdgeCandidates(t *testing.T) {
 		t.Fatalf("no other node: %v, want unavailable", err)
 	}
 }
+
+// TestAbandonedFailoverStaysAFailover: a node that took over a failed
+// node's room but could not rebuild it gives the room up; whichever node
+// claims it next — itself or another — still learns which node the room
+// failed over from, so that the move is journalled (room.moved), under a
+// newer token.
+func TestAbandonedFailoverStaysAFailover(t *testing.T) {
+	db, dsn := openDB(t)
+	ctx := context.Background()
+	a, b, c := newNode(t, db, dsn, "a", Load{}), newNode(t, db, dsn, "b", Load{}), newNode(t, db, dsn, "c", Load{})
+	for _, next := range []*testNode{b, c} {
+		room := uuid.New()
+		if _, _, err := a.Claim(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		waitExpired(t, a.Cluster, room) // a dies
+		l, _, err := b.Claim(ctx, room)
+		if err != nil || l.Previous != "a" {
+			t.Fatalf("b's takeover: %+v %v, want previous a", l, err)
+		}
+		b.Abandon(ctx, room, l.Previous) // b could not rebuild it
+		if b.Holds(room) {
+			t.Fatal("b still holds the room it abandoned")
+		}
+		again, fresh, err := next.Claim(ctx, room)
+		if err != nil || !fresh || again.Previous != "a" || again.Token <= l.Token {
+			t.Fatalf("%s claims the abandoned room: %+v fresh=%v %v, want previous a and a newer token than %d", next.NodeID(), again, fresh, err, l.Token)
+		}
+	}
+	// A room claimed without a failover is simply released.
+	room := uuid.New()
+	l, _, err := b.Claim(ctx, room)
+	if err != nil || l.Previous != "" {
+		t.Fatalf("first claim: %+v %v", l, err)
+	}
+	b.Abandon(ctx, room, l.Previous)
+	if again, _, err := c.Claim(ctx, room); err != nil || again.Previous != "" {
+		t.Fatalf("claim after an abandoned first claim: %+v %v, want no previous", again, err)
+	}
+}

@@ -267,6 +267,30 @@ func (c *Cluster) Release(ctx context.Context, sessionID uuid.UUID) {
 	}
 }
 
+// Abandon gives up a room this process has just claimed but could not
+// rebuild. A room it took over from a failed node (previous, the lease's
+// Previous) goes back to that node's expired lease — not released, so
+// that whichever node claims it next still sees the failover it has to
+// journal (room.moved); the next claim's token is a newer one, as at any
+// change of holder. A room claimed without a failover is released.
+func (c *Cluster) Abandon(ctx context.Context, sessionID uuid.UUID, previous string) {
+	if previous == "" {
+		c.Release(ctx, sessionID)
+		return
+	}
+	c.mu.Lock()
+	_, ok := c.held[sessionID]
+	c.forgetLocked(sessionID)
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	if _, err := c.cfg.DB.ExecContext(ctx, `UPDATE room_leases SET node_id = $3, holder = '', lease_until = 1 WHERE session_id = $1 AND holder = $2`,
+		sessionID.String(), c.incarnation, previous); err != nil {
+		c.log.Warn("abandoning a room", "session", sessionID, "err", err)
+	}
+}
+
 // ReleaseAll gives up every room this process holds, telling Lost of each.
 func (c *Cluster) ReleaseAll(ctx context.Context) {
 	c.mu.Lock()

@@ -103,8 +103,10 @@ func (rt *Router) serveHere(w http.ResponseWriter, r *http.Request, id uuid.UUID
 	}
 	if fresh && rt.Claimed != nil {
 		if err := rt.Claimed(r.Context(), lease); err != nil {
-			// Not half-built: let the lease go so the next attempt rebuilds.
-			rt.c.Release(context.WithoutCancel(r.Context()), id)
+			// Not half-built: let the lease go so the next attempt
+			// rebuilds — still as the failover it was, if it was one.
+			rt.c.log.Warn("rebuilding a claimed room failed; giving it up for the next attempt", "session", id, "previous", lease.Previous, "err", err)
+			rt.c.Abandon(context.WithoutCancel(r.Context()), id, lease.Previous)
 			rt.Fail(w, r, fault.Wrap(fault.Unavailable, err, "the room could not be rebuilt; retry"))
 			return
 		}
