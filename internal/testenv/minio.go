@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // MinIOServer is a MinIO server of the test's own, which the test may
@@ -85,12 +87,23 @@ func (m *MinIOServer) Kill() {
 }
 
 // Freeze stops the server's process (SIGSTOP): connections stay open and
-// nothing answers, as with a hung server.
+// nothing answers, as with a hung server. It returns once every thread of
+// the process is stopped: kill(2) only queues the signal, and until the
+// thread chosen to take it is scheduled, the others go on serving — on a
+// loaded machine long enough to answer the test's next request.
 func (m *MinIOServer) Freeze() {
 	m.t.Helper()
 	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		m.t.Fatal(err)
 	}
+	pid := m.cmd.Process.Pid
+	wait.For(m.t, 30*time.Second, fmt.Sprintf("every thread of MinIO (pid %d) to stop", pid), func() bool {
+		stopped, err := Stopped(pid)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		return stopped
+	})
 }
 
 // Thaw lets a frozen server run again (SIGCONT).
