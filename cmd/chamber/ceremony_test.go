@@ -146,7 +146,7 @@ func TestEmbassyCeremony(t *testing.T) {
 	call(t, "GET", base+"/bundle", in.Token, nil, 200, &zipped)
 	var caPEM []byte
 	call(t, "GET", s.URL+"/pki/ca.pem", "", nil, 200, &caPEM)
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 

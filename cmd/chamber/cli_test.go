@@ -145,7 +145,7 @@ func TestOperatorCommands(t *testing.T) {
 	var caPEM []byte
 	call(t, "GET", s.URL+"/pki/ca.pem", "", nil, 200, &caPEM)
 	os.WriteFile(caFile, caPEM, 0o644)
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 

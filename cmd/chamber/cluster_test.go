@@ -390,7 +390,7 @@ func allFlowing(t *testing.T, paths []flows, within time.Duration) time.Duration
 // metric reads one counter or gauge from a node's metrics listener.
 func metric(t *testing.T, s *server, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.metricsURL() + "/metrics")
+	resp, err := http.Get(s.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,10 +487,7 @@ func TestCluster(t *testing.T) {
 	t.Run("failover", func(t *testing.T) {
 		dead := tc.node(home)
 		killed := time.Now()
-		if err := dead.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-dead.done
+		dead.Kill()
 		took := allFlowing(t, everyone, reconnectDeadline)
 		newHome, newToken := tc.home(sess.ID)
 		t.Logf("FAILOVER: media flowing again for every participant %.1f s after SIGKILL of node %s (lease %s); new home %s, token %d",
@@ -536,13 +533,13 @@ func TestCluster(t *testing.T) {
 	t.Run("fencing", func(t *testing.T) {
 		paused := tc.node(home)
 		lossesBefore := metric(t, paused, "chamber_lease_losses_total")
-		if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := paused.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		resumed := false
 		defer func() {
 			if !resumed {
-				paused.cmd.Process.Signal(syscall.SIGCONT)
+				paused.Signal(syscall.SIGCONT)
 			}
 		}()
 		// Past its lease, a participant's join through another node claims the room.
@@ -556,7 +553,7 @@ func TestCluster(t *testing.T) {
 		if claimedBy == home || claimedToken <= token {
 			t.Fatalf("the room stayed with the paused node: %s %d", claimedBy, claimedToken)
 		}
-		if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		if err := paused.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		resumed = true
@@ -612,17 +609,17 @@ func TestCluster(t *testing.T) {
 			if id != "c" {
 				// As Kubernetes' preStop hook does; c is stopped without it.
 				how = "drained (chamber drain), then stopped"
-				addr := strings.TrimPrefix(s.metricsURL(), "http://")
+				addr := strings.TrimPrefix(s.MetricsURL, "http://")
 				out, errOut, code := chamber(t, s.dir, "drain", "--metrics-listen", addr)
 				var drained struct{ Draining bool }
 				if code != 0 || json.Unmarshal([]byte(out), &drained) != nil || !drained.Draining {
-					s.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines' stacks go to the log
-					<-s.done
+					s.Signal(syscall.SIGQUIT) // its goroutines' stacks go to the log
+					<-s.Done()
 					t.Fatalf("chamber drain: %d %s %s", code, out, errOut)
 				}
 				allFlowing(t, everyone, reconnectDeadline)
 			}
-			if err := s.stop(); err != nil {
+			if err := s.Stop(); err != nil {
 				t.Fatalf("stopping node %s: %v", id, err)
 			}
 			allFlowing(t, everyone, reconnectDeadline)

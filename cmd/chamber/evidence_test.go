@@ -26,7 +26,7 @@ func TestEvidenceReconcileCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	call(t, "POST", s.URL+"/api/v1/sessions/"+sess.ID+"/documents?name=will.pdf", token, pdf, 201, nil)
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	store, err := evidence.NewLocal(filepath.Join(dir, "data", "evidence"), nil)

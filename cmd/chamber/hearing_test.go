@@ -142,7 +142,7 @@ func TestHearingWithMedia(t *testing.T) {
 			judge := addStaff(t, dir, args, "Judge Saar", "judge")
 			s := startServer(t, dir, nil, append(args, "--nat-ip", "127.0.0.1")...)
 			hearingFlow(t, s, clerk.Token, judge)
-			if err := s.stop(); err != nil {
+			if err := s.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			if out, errOut, code := chamber(t, dir, append([]string{"journal", "verify"}, args...)...); code != 0 || !strings.HasPrefix(out, "OK") {

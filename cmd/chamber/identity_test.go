@@ -158,7 +158,7 @@ func TestRevokedStaffMidHearing(t *testing.T) {
 	if _, err := dialSignal(t, s.URL, sess.ID, party.Token); err != nil {
 		t.Fatalf("the party invited by the revoked clerk, a second device: %v", err)
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "data", "chamber.db"))
@@ -207,13 +207,13 @@ func TestBootstrapLink(t *testing.T) {
 	s := startServer(t, "", nil)
 	// Logged before the server answers, so startServer has waited for it.
 	var link string
-	if logs := s.logs.String(); strings.Contains(logs, "bootstrap_url=") {
+	if logs := s.Log(); strings.Contains(logs, "bootstrap_url=") {
 		link = strings.Fields(logs[strings.Index(logs, "bootstrap_url=")+len("bootstrap_url="):])[0]
 	}
-	if !strings.HasPrefix(link, s.URL+"/#/bootstrap/") || strings.Count(s.logs.String(), "bootstrap_url=") != 1 {
-		t.Fatalf("bootstrap link %q in the log:\n%s", link, s.logs.String())
+	if !strings.HasPrefix(link, s.URL+"/#/bootstrap/") || strings.Count(s.Log(), "bootstrap_url=") != 1 {
+		t.Fatalf("bootstrap link %q in the log:\n%s", link, s.Log())
 	}
-	if !strings.Contains(s.logs.String(), "DEVELOPMENT SIGN-IN") {
+	if !strings.Contains(s.Log(), "DEVELOPMENT SIGN-IN") {
 		t.Fatal("the log does not say the development sign-in is on")
 	}
 	secret := strings.TrimPrefix(link, s.URL+"/#/bootstrap/")

@@ -16,7 +16,7 @@ func TestLoadtestCommand(t *testing.T) {
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
 	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", clerk.Token,
 		"--publishers", "1", "--subscribers", "3", "--duration", "3s", "--warmup", "1s",
-		"--server-pid", strconv.Itoa(s.cmd.Process.Pid), "--json")
+		"--server-pid", strconv.Itoa(s.PID()), "--json")
 	if code != 0 {
 		t.Fatalf("loadtest exited %d\n%s\n%s", code, out, errOut)
 	}
@@ -48,7 +48,7 @@ func TestLoadtestRooms(t *testing.T) {
 	s := startServer(t, dir, nil, "--nat-ip", "127.0.0.1")
 	out, errOut, code := chamber(t, dir, "loadtest", "--url", s.URL, "--staff-token", clerk,
 		"--rooms", "2", "--participants", "3", "--duration", "2s", "--warmup", "1s", "--video-bitrate", "300k",
-		"--server-pid", strconv.Itoa(s.cmd.Process.Pid), "--json")
+		"--server-pid", strconv.Itoa(s.PID()), "--json")
 	if code != 0 {
 		t.Fatalf("loadtest exited %d\n%s\n%s", code, out, errOut)
 	}

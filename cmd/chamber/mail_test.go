@@ -67,10 +67,10 @@ func TestInvitationEmailEndToEnd(t *testing.T) {
 	if !sent {
 		t.Errorf("no invitation.sent entry with the Message-ID %s", msg.MessageID)
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(s.logs.String(), inv.Token[4:]) {
+	if strings.Contains(s.Log(), inv.Token[4:]) {
 		t.Error("the token is in the server's log")
 	}
 	out, _, code := chamber(t, dir, "journal", "verify")

@@ -11,16 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chamber-court/chamber/internal/testenv"
-	"github.com/chamber-court/chamber/internal/wait"
 )
 
 // binary is the chamber binary built once for the tests that run it.
@@ -44,109 +40,34 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is a running chamber serve.
+// server is a running chamber serve, started the one way tests start the
+// binary (testenv.StartChamber), in a directory that is also where the
+// operator commands of the test run (chamber).
 type server struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	URL  string
-	dir  string
-	logs *syncBuffer
-	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*testenv.Chamber
+	t   testing.TB
+	dir string
 }
 
 // startServer runs chamber serve in dir (an empty temp dir when "") with
-// the given extra arguments, and waits until /healthz answers.
+// the given extra environment and arguments, and waits until /readyz
+// answers 200. Its log is reported when the test fails.
 func startServer(t testing.TB, dir string, env []string, args ...string) *server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	port := testenv.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	base := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", url,
-		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0",
-		"--metrics-listen", "127.0.0.1:0"}
-	cmd := exec.Command(binary, append(base, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(testenv.CleanEnv(), env...)
-	s := &server{t: t, cmd: cmd, URL: url, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
+	c, err := testenv.StartChamber(t.Context(), testenv.ChamberConfig{Bin: binary, Dir: dir, Env: env, Args: args})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
-		}
+		c.Kill()
 		if t.Failed() {
-			t.Logf("server log:\n%s", s.logs.String())
+			t.Logf("server log:\n%s", c.Log())
 		}
 	})
-	healthy := wait.WithinEvery(60*time.Second, 100*time.Millisecond, func() bool {
-		select {
-		case err := <-s.done:
-			t.Fatalf("chamber serve exited early: %v\n%s", err, s.logs.String())
-		default:
-		}
-		resp, err := http.Get(url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	if !healthy {
-		t.Fatalf("chamber serve did not answer /healthz\n%s", s.logs.String())
-	}
-	return s
-}
-
-// metricsURL is the base URL of the server's metrics listener, from its log.
-func (s *server) metricsURL() string {
-	s.t.Helper()
-	re := regexp.MustCompile(`msg="metrics serving" listen=(\S+)`)
-	m := re.FindStringSubmatch(s.logs.String())
-	if m == nil {
-		s.t.Fatalf("the server did not log its metrics listener:\n%s", s.logs.String())
-	}
-	return "http://" + m[1]
-}
-
-func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(30 * time.Second):
-		// SIGQUIT first: the Go runtime writes every goroutine's stack to
-		// the log, which shows what the shutdown waits for.
-		s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-		}
-		return fmt.Errorf("did not stop within 30s after SIGTERM")
-	}
+	return &server{Chamber: c, t: t, dir: dir}
 }
 
 func get(t testing.TB, url string) (int, string) {
@@ -182,7 +103,7 @@ func TestServeZeroConfig(t *testing.T) {
 	if code, _ := get(t, s.URL+"/metrics"); code != 404 {
 		t.Fatalf("the public listener serves /metrics: %d", code)
 	}
-	code, body = get(t, s.metricsURL()+"/metrics")
+	code, body = get(t, s.MetricsURL+"/metrics")
 	if code != 200 || !strings.Contains(body, "chamber_http_requests_total") {
 		t.Fatalf("/metrics = %d, lacks chamber_http_requests_total", code)
 	}
@@ -239,15 +160,16 @@ func TestServeZeroConfig(t *testing.T) {
 		}
 	}
 
-	if err := s.stop(); err != nil {
+	// Stop fails unless the exit status is 0.
+	if err := s.Stop(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM", code)
+	if !regexpLine(s.Log(), `msg="metrics serving"`, "listen="+strings.TrimPrefix(s.MetricsURL, "http://")) {
+		t.Errorf("the server did not log its metrics listener:\n%s", s.Log())
 	}
 	// One log line per request with route, status and duration.
-	if !regexpLine(s.logs.String(), `route="GET /readyz"`, "status=200", "duration=") {
-		t.Errorf("no request log line for /readyz:\n%s", s.logs.String())
+	if !regexpLine(s.Log(), `route="GET /readyz"`, "status=200", "duration=") {
+		t.Errorf("no request log line for /readyz:\n%s", s.Log())
 	}
 }
 
@@ -328,10 +250,10 @@ func TestEnvironmentVariables(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "elsewhere", "chamber.db")); err != nil {
 		t.Fatalf("CHAMBER_DATA_DIR ignored: %v", err)
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s.logs.String(), `"route":"GET /healthz"`) {
-		t.Fatalf("CHAMBER_LOG_FORMAT=json ignored:\n%s", s.logs.String())
+	if !strings.Contains(s.Log(), `"route":"GET /healthz"`) {
+		t.Fatalf("CHAMBER_LOG_FORMAT=json ignored:\n%s", s.Log())
 	}
 }

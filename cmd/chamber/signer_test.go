@@ -159,7 +159,7 @@ func TestSignerOnPKCS11Token(t *testing.T) {
 	if !strings.Contains(rec.Signature.CertificateSubject, "CN=Judge Saar") {
 		t.Fatalf("signed as %+v", rec.Signature)
 	}
-	if strings.Contains(s.logs.String(), pin) || strings.Contains(s.logs.String(), wrong) {
+	if strings.Contains(s.Log(), pin) || strings.Contains(s.Log(), wrong) {
 		t.Fatal("the server logged a PIN")
 	}
 }

@@ -28,7 +28,10 @@ func (f fixedTokens) Authenticate(_ context.Context, session uuid.UUID, tok stri
 	return signaling.Identity{SessionID: session, ParticipantID: uuid.New(), Name: tok}, nil
 }
 
-func startServer(t *testing.T) (string, int) {
+// startSignaling runs the signalling server in this process (the load
+// generator needs its handler, not the whole binary) and returns its URL
+// and this process's PID, whose CPU the run measures.
+func startSignaling(t *testing.T) (string, int) {
 	t.Helper()
 	s, err := signaling.New(signaling.Config{Authenticator: fixedTokens{"good": true}, MediaUDPAddr: "127.0.0.1:0", MediaTCPAddr: "off"})
 	if err != nil {
@@ -45,7 +48,7 @@ func startServer(t *testing.T) (string, int) {
 }
 
 func TestRunReportsTheSummary(t *testing.T) {
-	url, pid := startServer(t)
+	url, pid := startSignaling(t)
 	dir := t.TempDir()
 	toks := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(toks, []byte("# tokens\ngood\n"), 0o600); err != nil {
@@ -90,7 +93,7 @@ func TestRunReportsTheSummary(t *testing.T) {
 }
 
 func TestRunFailsWhenASubscriberCannotJoin(t *testing.T) {
-	url, _ := startServer(t)
+	url, _ := startSignaling(t)
 	toks := filepath.Join(t.TempDir(), "tokens")
 	// Participant 0 publishes, 1 joins, 2 has a bad token.
 	if err := os.WriteFile(toks, []byte("good\ngood\nbad\n"), 0o600); err != nil {

@@ -45,7 +45,7 @@ func (a *admitAll) AddParticipant(_ context.Context, session uuid.UUID, _, role 
 // the others of its own room during the window, and the summary carries
 // the figures per room and in total.
 func TestRunRoomsEveryoneReceivesEveryone(t *testing.T) {
-	url, pid := startServer(t)
+	url, pid := startSignaling(t)
 	prov := &admitAll{}
 	cfg := Config{URL: url, Provisioner: prov, Rooms: 2, Participants: 3,
 		Duration: 3 * time.Second, Warmup: time.Second, VideoBitrate: 300_000, ServerPID: pid}
@@ -124,7 +124,7 @@ func TestRunRoomsEveryoneReceivesEveryone(t *testing.T) {
 // middle layer, as a browser's grid of five tiles caps it, and none at the
 // top.
 func TestRunRoomsSimulcast(t *testing.T) {
-	url, _ := startServer(t)
+	url, _ := startSignaling(t)
 	cfg := Config{URL: url, Provisioner: &admitAll{}, Rooms: 1, Participants: 5, Simulcast: true,
 		Duration: 2 * time.Second, Warmup: time.Second, VideoBitrate: 600_000}
 	sum, err := RunRooms(context.Background(), cfg, nil)

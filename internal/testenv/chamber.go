@@ -20,8 +20,8 @@ import (
 )
 
 // This file is the one way tests start the real binary: the browser tests
-// (e2e), the fault tests (faults) and the soak run all build it with Build
-// and run it with StartChamber.
+// (e2e), the fault tests (faults), the binary's own tests (cmd/chamber)
+// and the soak run all run it with StartChamber.
 
 // EnvChamberBinary names a chamber binary already built, which Build then
 // returns instead of building one.
@@ -50,9 +50,12 @@ func Build(ctx context.Context, root, dir string, race bool) (string, error) {
 // ChamberConfig says how to run `chamber serve`.
 type ChamberConfig struct {
 	Bin string // the binary (Build)
-	// Dir holds the server's log and, unless DataDir says otherwise, its
-	// data directory (Dir/data).
-	Dir     string
+	// Dir is the working directory of the server and of the operator
+	// commands (Command). It holds the server's log (server.log) and,
+	// unless DataDir says otherwise, its data directory: the binary's
+	// default, ./data, as on a first start with no configuration.
+	Dir string
+	// DataDir, when set, is passed as CHAMBER_DATA_DIR.
 	DataDir string
 	// Env is the storage configuration (CHAMBER_DATABASE,
 	// CHAMBER_S3_ENDPOINT, …) as environment variables, so that the
@@ -73,6 +76,7 @@ type Chamber struct {
 	MetricsURL string // http://127.0.0.1:port of GET /metrics
 	LogPath    string // stdout and stderr of every run, appended
 
+	dir  string
 	env  []string
 	args []string
 
@@ -100,11 +104,14 @@ func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
 		URL:        fmt.Sprintf("http://127.0.0.1:%d", port),
 		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d", mport),
 		LogPath:    filepath.Join(cfg.Dir, "server.log"),
+		dir:        cfg.Dir,
+		env:        CleanEnv(),
 	}
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(cfg.Dir, "data")
+	} else {
+		c.env = append(c.env, "CHAMBER_DATA_DIR="+c.DataDir)
 	}
-	c.env = append(CleanEnv(), "CHAMBER_DATA_DIR="+c.DataDir)
 	c.env = append(c.env, cfg.Env...)
 	c.args = append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", c.URL,
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
@@ -146,7 +153,7 @@ func (c *Chamber) Restart(ctx context.Context) error {
 	}
 	fmt.Fprintf(logf, "=== chamber serve, run %d, %s\n", c.runs, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.Bin, c.args...)
-	cmd.Env = c.env
+	cmd.Dir, cmd.Env = c.dir, c.env
 	// A test binary that dies (a timeout's panic) takes the server along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -240,9 +247,21 @@ func (c *Chamber) Kill() {
 }
 
 // Stop asks the server to stop (SIGTERM) and waits up to 30 s before
-// killing it. It reports how the process ended.
+// killing it. It reports how the process ended: nil for exit status 0.
 func (c *Chamber) Stop() error {
 	return c.signal(syscall.SIGTERM, 30*time.Second)
+}
+
+// Signal sends sig to the running server without waiting for anything
+// (SIGSTOP to hang it, SIGQUIT for its goroutines' stacks in the log).
+func (c *Chamber) Signal(sig os.Signal) error {
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		return errors.New("chamber serve is not running")
+	}
+	return cmd.Process.Signal(sig)
 }
 
 func (c *Chamber) signal(sig syscall.Signal, grace time.Duration) error {
@@ -258,8 +277,15 @@ func (c *Chamber) signal(sig syscall.Signal, grace time.Duration) error {
 	case <-done:
 		err = c.exitErr()
 	case <-time.After(grace):
-		_ = cmd.Process.Kill()
-		<-done
+		// SIGQUIT first: the Go runtime writes every goroutine's stack to
+		// the log, which shows what the shutdown waits for.
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 		err = fmt.Errorf("chamber serve did not stop within %v of %v", grace, sig)
 	}
 	if sig == syscall.SIGKILL {
@@ -276,7 +302,7 @@ func (c *Chamber) signal(sig syscall.Signal, grace time.Duration) error {
 // stdout, stderr and exit code.
 func (c *Chamber) Command(ctx context.Context, args ...string) (stdout, stderr string, code int, err error) {
 	cmd := exec.CommandContext(ctx, c.Bin, args...)
-	cmd.Env = c.env
+	cmd.Dir, cmd.Env = c.dir, c.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -367,6 +393,12 @@ func hasLabels(have string, want []string) bool {
 		}
 	}
 	return true
+}
+
+// Log is the server's whole log, every run's.
+func (c *Chamber) Log() string {
+	b, _ := os.ReadFile(c.LogPath)
+	return string(b)
 }
 
 // LogTail is the last few kilobytes of the server's log.
