@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,8 +168,19 @@ func TestCascade(t *testing.T) {
 	}
 
 	// Closing the session, through the edge node, ends every observer's
-	// connection, at the home and at the edge.
+	// connection, at the home and at the edge; the close is the home's, so
+	// the journal names whom it disconnected there.
 	call(t, "POST", tc.node(edge).URL+"/api/v1/sessions/"+sess.ID+"/close", judgeStaff.Token, nil, 200, nil)
+	type journalEntry struct {
+		Action  string
+		Details struct{ Disconnected []string }
+	}
+	var entries []journalEntry
+	call(t, "GET", a.URL+"/api/v1/sessions/"+sess.ID+"/journal", judgeStaff.Token, nil, 200, &entries)
+	i := slices.IndexFunc(entries, func(e journalEntry) bool { return e.Action == "session.closed" })
+	if i < 0 || !slices.Contains(entries[i].Details.Disconnected, je.Participant.ID) {
+		t.Errorf("journal %+v: want session.closed disconnecting the judge %s", entries, je.Participant.ID)
+	}
 	for _, o := range observers {
 		o.mu.Lock()
 		c := o.c

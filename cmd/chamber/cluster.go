@@ -503,12 +503,14 @@ func failHTTP(w http.ResponseWriter, _ *http.Request, err error) {
 }
 
 // homeOnly sends requests about a room to its home node when another node
-// is that: starting and stopping a recording acts on the home's media.
+// is that. A request another node passed on is served here, whatever
+// this node believes: a room that moves meanwhile costs a stale answer,
+// never a loop.
 func (cn *clusterNode) homeOnly(next http.Handler) http.Handler {
 	rt := cn.Router(next, cn.claimed, failHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		if err != nil || r.Header.Get(cluster.ProxiedHeader) != "" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -542,10 +544,23 @@ func (cn *clusterNode) ready(ctx context.Context) error {
 	return nil
 }
 
-// front sends the routes that act on a room's media to its home node.
+// homeRoutes are the REST routes served by the room's home node, because
+// only it knows the room's connections: a recording records the home's
+// media; the participants' connected flags are the home's; a close
+// journals whom it disconnected. Every other change goes through the
+// database and reaches the home as an event.
+var homeRoutes = []string{
+	"POST /api/v1/sessions/{id}/recording",
+	"GET /api/v1/sessions/{id}/participants",
+	"POST /api/v1/sessions/{id}/close",
+}
+
+// front sends the homeRoutes to the room's home node.
 func (cn *clusterNode) front(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/sessions/{id}/recording", cn.homeOnly(h))
+	for _, route := range homeRoutes {
+		mux.Handle(route, cn.homeOnly(h))
+	}
 	mux.Handle("GET "+relayPath, cn.relayHandler())
 	mux.Handle("/", h)
 	return mux

@@ -479,6 +479,10 @@ func TestCluster(t *testing.T) {
 	if !judge.silent(party, "microphone") {
 		t.Fatal("muted through node C, the party's audio still reaches the judge")
 	}
+	// Who is connected is the home's to say, whichever node is asked.
+	for _, id := range tc.ids {
+		connectedThrough(t, base(id), judgeStaff.Token, je.Participant.ID, ip.ParticipantID, ic.ParticipantID)
+	}
 
 	// A recording, started through node A, runs on the home.
 	call(t, "POST", base("a")+"/recording", judgeStaff.Token, map[string]any{"action": "start"}, 200, nil)
@@ -694,6 +698,26 @@ func waitLeaseExpired(t *testing.T, tc *testCluster, sessionID string) {
 			sessionID).Scan(&expired)
 		return err == nil && expired
 	})
+}
+
+// connectedThrough fails unless GET base/participants lists every one of
+// want as connected.
+func connectedThrough(t *testing.T, base, token string, want ...string) {
+	t.Helper()
+	var ps []struct {
+		ID        string
+		Connected bool
+	}
+	call(t, "GET", base+"/participants", token, nil, 200, &ps)
+	connected := map[string]bool{}
+	for _, p := range ps {
+		connected[p.ID] = p.Connected
+	}
+	for _, id := range want {
+		if !connected[id] {
+			t.Errorf("GET %s/participants: %s is not connected; want connected (%+v)", base, id, ps)
+		}
+	}
 }
 
 func journalActions(t *testing.T, base, token string) []string {
