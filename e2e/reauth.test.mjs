@@ -1,10 +1,11 @@
 // Signing confirmed by a recent sign-in (identity issue 12), in one
 // engine: a judge whose sign-in at the provider is an hour old presses
-// Sign, is refused (reauthentication_required: nothing is signed) and told
-// to confirm it is them; the console sends the judge through the
-// provider's login page and back to the document, where the judge signs.
-// pdfsig names the judge; the journal says the signature was confirmed by
-// a sign-in. TestOpenIDSigningReauthentication runs the provider and the
+// Sign in the hearing's room, is refused (reauthentication_required:
+// nothing is signed) and told to confirm it is them; a window of its own
+// takes the judge through the provider's login page and tells the Sign
+// dialog, while the room page stays — same page, same connection — and
+// the judge signs. pdfsig names the judge; the journal says the signature
+// was confirmed by a sign-in. TestOpenIDSigningReauthentication runs the provider and the
 // server (CHAMBER_E2E_CONTROL acts on them) with a provider's defaults:
 // policy sign-in, five minutes.
 import { test } from 'node:test';
@@ -13,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { env, launch, openPerson, api, staff, apiToken } from './lib/harness.mjs';
+import { env, launch, openPerson, api, staff, apiToken, enterRoom, probe, Person, pause } from './lib/harness.mjs';
 
 const E = env.engine;
 const control = process.env.CHAMBER_E2E_CONTROL;
@@ -35,23 +36,23 @@ test(`signing confirmed by a recent sign-in (${E})`, async (t) => {
 
   const p = await openPerson(browser, 'judge');
   let provider = '';
-  /** login goes through the provider's login page, from wherever the console sent the browser. */
-  const login = async () => {
-    await p.visible('#username', 30000);
-    const here = new URL(await p.eval('location.href'));
+  /** login goes through the provider's login page, wherever the console sent the browser (tab who). */
+  const login = async (who) => {
+    await who.visible('#username', 30000);
+    const here = new URL(await who.eval('location.href'));
     assert.notEqual(here.origin, new URL(env.url).origin, 'the login page is not the provider’s');
     provider = provider || here.origin;
     assert.equal(here.origin, provider);
-    await p.type('#username', judge.Username);
-    await p.type('#password', judge.Password);
-    await p.click('#login-submit');
+    await who.type('#username', judge.Username);
+    await who.type('#password', judge.Password);
+    await who.click('#login-submit');
   };
 
   // The judge signed in at the provider an hour ago (the provider says so).
   await admin('/auth-time', new URLSearchParams({ ago: '3600' }));
   await p.goto(env.url + '/');
   await p.click('#sign-in-provider');
-  await login();
+  await login(p);
   await p.wait(`location.origin === ${JSON.stringify(env.url)} && !!document.querySelector('#sign-out')`, 30000);
   const me = await p.eval(`fetch('/api/v1/me', { headers: { 'X-Chamber-CSRF': '1' } }).then(r => r.json())`);
   assert.equal(me.staff.role, 'judge');
@@ -65,15 +66,18 @@ test(`signing confirmed by a recent sign-in (${E})`, async (t) => {
   const pdf = readFileSync('../documents/pades/testdata/libreoffice-will.pdf');
   const { body: doc } = await api(tok, 'POST', `/api/v1/sessions/${sess.id}/documents?name=judgment.pdf`, new Uint8Array(pdf));
 
-  const sign = async () => {
-    await p.wait(`!!document.querySelector('li.doc button.sign')`, 30000);
-    await p.click('li.doc button.sign');
-    await p.type('#sign-reason', 'Judgment');
-    await p.type('#sign-location', 'Tallinn');
-    await p.click('#sign-submit');
-  };
-  await p.goto(env.url + '/#/session/' + sess.id);
-  await sign();
+  // The judge enters the hearing's room and signs the judgment there.
+  await enterRoom(p, sess.id);
+  await p.click('#join-button', 60000);
+  await p.wait(probe.inRoom, 60000);
+  await p.eval(`(window.__stayed = true)`);
+  const sockets = await p.eval(`window.__test.WSs.length`);
+  await p.click('#tab-documents');
+  await p.wait(`!!document.querySelector('li.doc button.sign')`, 30000);
+  await p.click('li.doc button.sign');
+  await p.type('#sign-reason', 'Judgment');
+  await p.type('#sign-location', 'Tallinn');
+  await p.click('#sign-submit');
   // Refused: the dialog asks the judge to confirm it is them; nothing is signed.
   await p.visible('#sign-reauth', 60000);
   assert.match(await p.eval(`document.querySelector('#sign-reauth-box').innerText`), /Confirm it is you/);
@@ -85,14 +89,22 @@ test(`signing confirmed by a recent sign-in (${E})`, async (t) => {
   assert.equal(unsigned.signatures, 0, 'the stale sign-in signed');
   assert.equal(JSON.parse(await admin('/journal', new URLSearchParams({ action: 'document.signed' }))).length, 0);
 
-  // Through the provider again — honestly, this time — and back.
+  // Through the provider again — honestly, this time — in a window of
+  // its own, which tells the dialog and closes.
   await admin('/auth-time', new URLSearchParams({ ago: '' }));
+  const opened = new Promise((resolve) => p.page.once('popup', resolve));
   await p.click('#sign-reauth');
-  await login();
-  await p.wait(`location.origin === ${JSON.stringify(env.url)} && location.hash === ${JSON.stringify('#/session/' + sess.id)} && !!document.querySelector('#sign-out')`, 30000);
-  assert.equal(await p.eval('location.search'), '', 'the re-authentication came back refused');
-  await sign();
+  const popup = await Promise.race([opened, pause(30000).then(() => p.fail('opening the re-authentication window', new Error('no window opened within 30 s')))]);
+  t.after(() => { if (!popup.isClosed()) return popup.close(); });
+  const win = new Person('judge (re-authentication window)', popup, E);
+  await login(win);
+  await p.wait(`document.querySelector('#sign-reauth-box').hidden && document.body.innerText.includes('Confirmed: you signed in again')`, 60000);
+  await p.click('#sign-submit');
   await p.wait(`document.querySelector('li.doc') && document.querySelector('li.doc').dataset.signatures === '1'`, 120000);
+  // The room never left: the same page, the same signalling connection.
+  assert.equal(await p.eval('window.__stayed === true'), true, 'the room page was left for the provider');
+  assert.equal(await p.eval(`window.__test.WSs.length`), sockets, 'the room was joined again');
+  assert.ok(await p.eval(probe.inRoom), 'the judge is no longer in the room');
 
   // pdfsig names the judge; the journal says a sign-in confirmed it.
   const { body: signed } = await api(tok, 'GET', `/api/v1/documents/${doc.id}/content`);

@@ -67,6 +67,9 @@ const (
 	verifyPage  = "verify.html"
 	// playbackPage plays a session's recordings beside its journal.
 	playbackPage = "playback.html"
+	// reauthPage is the window a signer confirms a signature in, by
+	// signing in at the identity provider again.
+	reauthPage = "reauthenticate.html"
 )
 
 // ErrConfig reports an unusable Config.
@@ -108,7 +111,7 @@ func New(cfg Config) (*Web, error) {
 	}
 	sum := sha256.Sum256(vocab)
 	w.files[vocabPath] = file{etag: `"` + hex.EncodeToString(sum[:16]) + `"`, data: vocab}
-	for _, name := range []string{consolePage, roomPage, verifyPage, playbackPage} {
+	for _, name := range []string{consolePage, roomPage, verifyPage, playbackPage, reauthPage} {
 		if _, ok := w.files[name]; !ok {
 			return nil, fmt.Errorf("web: embedded files: page %s is missing from this build", name)
 		}
@@ -129,6 +132,7 @@ func (w *Web) Pages() []Page {
 		{Pattern: "GET /watch/{token}", Summary: "Watch a public hearing from its public link", ContentType: html, Handler: w.page(roomPage)},
 		{Pattern: "GET /watch/{$}", Summary: "Watch page after the token left the address bar", ContentType: html, Handler: w.page(roomPage)},
 		{Pattern: "GET /verify", Summary: "Verify the signatures of a PDF (public)", ContentType: html, Handler: w.page(verifyPage)},
+		{Pattern: "GET /reauthenticate", Summary: "The window a staff member confirms a signature in: through the identity provider again, then back to tell the Sign dialog", ContentType: html, Handler: w.page(reauthPage)},
 		{Pattern: "GET /playback/{id}", Summary: "A session's recordings played in sync beside its journal (see_recording)", ContentType: html, Handler: w.page(playbackPage)},
 		{Pattern: "GET /static/", Summary: "The web client's embedded static files", ContentType: "application/octet-stream", Handler: w.staticHandler()},
 		{Pattern: "GET /favicon.ico", Summary: "Site icon", ContentType: "image/svg+xml", Handler: w.file("img/icon.svg")},

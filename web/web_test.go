@@ -340,7 +340,7 @@ func TestStrings(t *testing.T) {
 // style, no handler attributes, no third-party URL.
 func TestNoInlineScript(t *testing.T) {
 	pages, _ := filepath.Glob("static/*.html")
-	if len(pages) != 4 {
+	if len(pages) != 5 {
 		t.Fatalf("pages: %v", pages)
 	}
 	bad := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]|<style|\son[a-z]+=|style=|https?://`)

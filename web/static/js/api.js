@@ -26,6 +26,15 @@ async function errorFrom(res) {
 export const CSRF_HEADER = 'X-Chamber-CSRF';
 
 /**
+ * REAUTH_CHANNEL is the BroadcastChannel on which the re-authentication
+ * window (/reauthenticate) tells the page that opened it how it went:
+ * {error: ''} when confirmed, else {error: code}. Not window.opener: the
+ * identity provider's origin in between, under
+ * Cross-Origin-Opener-Policy: same-origin, cuts the window off from it.
+ */
+export const REAUTH_CHANNEL = 'chamber-reauth';
+
+/**
  * Api talks to /api/v1 with an invitation token, or — made without one —
  * with the console's sign-in cookie (staff) or nothing (public calls).
  */

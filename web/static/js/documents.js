@@ -4,7 +4,7 @@
 // presenting, in the staff console.
 import { t } from './i18n.js';
 import { h, replace, toast, hashView, formatSize, formatDateTime, modal, field, announce } from './dom.js';
-import { Api, errorText, saveBlob } from './api.js';
+import { Api, errorText, errorWords, saveBlob, REAUTH_CHANNEL } from './api.js';
 import { Viewer } from './viewer.js';
 
 import vocab from './vocab.js';
@@ -199,12 +199,30 @@ export function documentsView(opts) {
     const err = h('p', { class: 'field-error', role: 'alert' });
     // A signature with an identity the server holds is confirmed by a
     // recent sign-in at the provider: on reauthentication_required the
-    // signer goes through the provider again and comes back here, then
-    // presses Sign again (nothing is signed by itself on return).
-    const reauthBtn = h('button', { type: 'button', class: 'btn', id: 'sign-reauth', onclick: () => reauthenticate(reauthBtn, err) }, t('sign.reauthButton'));
+    // signer goes through the provider again in a window of its own, so
+    // this page — a room, with its media — stays, and then presses Sign
+    // again (nothing is signed by itself on return).
+    let btn;
+    let pending = null; // the channel of the re-authentication window last opened
+    const reauthBtn = h('button', {
+      type: 'button', class: 'btn', id: 'sign-reauth',
+      onclick: () => {
+        if (pending) pending.close();
+        pending = reauthenticate(reauthBtn, err, confirmed);
+      },
+    }, t('sign.reauthButton'));
     const reauth = h('div', { class: 'notice', id: 'sign-reauth-box', hidden: true }, h('p', null, t('sign.reauth')), reauthBtn);
+    const confirmed = (code) => {
+      if (code) {
+        err.textContent = reauthErrorText(code);
+        return;
+      }
+      reauth.hidden = true;
+      err.textContent = t('sign.reauthDone');
+      btn.focus();
+    };
     await modal(t('sign.title', { name: d.name }), (close) => {
-      const btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
+      btn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'sign-submit' }, t('sign.submit'));
       const form = h('form', null, h('p', { id: 'sign-explain' }, t('sign.explain', { version: d.version, hash: newestHash(d).slice(0, 12) })), fields.reason, fields.location, fields.contact, fields.pin, err, reauth,
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => close() }, t('common.cancel')), btn));
       form.addEventListener('submit', async (e) => {
@@ -237,16 +255,37 @@ export function documentsView(opts) {
       setTimeout(() => (reason.value ? location : reason).focus(), 0);
       return form;
     });
+    if (pending) pending.close();
   }
 
   return { el, refresh };
 }
 
 /**
- * reauthenticate sends the signer through the identity provider again
- * (POST /auth/reauthenticate answers its address) and back to this page.
+ * reauthenticate sends the signer through the identity provider again in
+ * the re-authentication window (/reauthenticate), and calls done with its
+ * outcome ('' when confirmed, else a sign-in error code). Where no window
+ * may open (a blocker), this page goes through the provider itself and
+ * comes back (reauthOutcome). The button stays usable: a window closed
+ * half-way cannot be seen from here, and pressing again reuses it.
  */
-async function reauthenticate(btn, err) {
+function reauthenticate(btn, err, done) {
+  const channel = new BroadcastChannel(REAUTH_CHANNEL);
+  const w = window.open('/reauthenticate', 'chamber-reauth', 'popup,width=560,height=720');
+  if (!w) {
+    channel.close();
+    reauthenticateHere(btn, err);
+    return null;
+  }
+  channel.onmessage = (e) => {
+    channel.close();
+    done((e.data && e.data.error) || '');
+  };
+  return channel;
+}
+
+/** reauthenticateHere sends this page through the provider and back (POST /auth/reauthenticate answers its address). */
+async function reauthenticateHere(btn, err) {
   btn.disabled = true;
   try {
     const here = window.location.pathname + window.location.hash;
@@ -261,12 +300,19 @@ async function reauthenticate(btn, err) {
 /** REAUTH_ERRORS are the refusals of a re-authentication the page comes back with. */
 const REAUTH_ERRORS = ['reauthentication_not_done', 'denied', 'refused', 'unavailable', 'state', 'expired'];
 
+/** reauthErrorText says why a re-authentication was refused: a sign-in's code, or the API's. */
+function reauthErrorText(code) {
+  if (REAUTH_ERRORS.includes(code)) return t('signin.error.' + code);
+  const key = errorWords(code);
+  return t(key || 'signin.error.refused');
+}
+
 /** reauthOutcome tells, once, why a re-authentication came back refused. */
 function reauthOutcome() {
   const code = new URLSearchParams(window.location.search).get('sign_in_error');
   if (!code) return;
   history.replaceState(null, '', window.location.pathname + window.location.hash);
-  toast(t('signin.error.' + (REAUTH_ERRORS.includes(code) ? code : 'refused')), 'error');
+  toast(reauthErrorText(code), 'error');
 }
 
 /** PIN_CODES are the answers that ask the signer for their token's PIN. */

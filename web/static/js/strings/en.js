@@ -273,8 +273,13 @@ export default {
   'sign.defaultReasonAct': 'Notarial act',
   'sign.pin': 'PIN of your signing card or token',
   'sign.pinHint': 'Your signature is made with your own key; its PIN confirms it is you. It is not kept.',
-  'sign.reauth': 'Confirm it is you: sign in again with your organisation. You come back here and press Sign document again.',
+  'sign.reauth': 'Confirm it is you: sign in again with your organisation, in the window that opens. This page and the room stay as they are; then press Sign document again.',
   'sign.reauthButton': 'Sign in again',
+  'reauth.failed': 'Not confirmed. Close this window and try again from the Sign dialog.',
+  'reauth.done': 'Confirmed. You can close this window and sign in the Chamber window.',
+  'reauth.going': 'Taking you to your organisation’s sign-in…',
+  'reauth.title': 'Confirm it is you',
+  'sign.reauthDone': 'Confirmed: you signed in again. Press Sign document.',
 
   // Notarial act and identity
   'act.noState': 'The act’s progress is not available yet.',
