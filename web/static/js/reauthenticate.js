@@ -19,8 +19,17 @@ const query = new URLSearchParams(window.location.search);
 if (query.has('done')) finish(query.get('sign_in_error') || '');
 else start();
 
-/** start goes to the provider, to come back to this window. */
+/**
+ * start goes to the provider, to come back to this window — only when a
+ * Chamber page opened it: another site that links or opens here has no
+ * opener (Cross-Origin-Opener-Policy cuts it off), and cannot start a
+ * re-authentication in the signer's name.
+ */
 async function start() {
+  if (!window.opener) {
+    status.textContent = t('reauth.failed');
+    return;
+  }
   try {
     const res = await new Api().post('/auth/reauthenticate', { return: '/reauthenticate?done=1' });
     window.location.assign(res.url);
