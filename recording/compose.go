@@ -331,6 +331,13 @@ func (c *Controller) compose(ctx context.Context, job compositeJob) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	// ffmpeg reads the files an ffconcat list names relative to the list's
+	// own directory: under a relative work directory (a relative
+	// --data-dir, as on a first start with no configuration) every slide
+	// would be looked for under the work directory twice over.
+	if work, err = filepath.Abs(work); err != nil {
+		return err
+	}
 	start := time.Now()
 
 	inputs, derived, err := c.fetchOriginals(ctx, job.sessionID, rec, work)

@@ -77,7 +77,8 @@ func newFixture(t *testing.T, cfg CompositeConfig, wrap func(evidence.Store) evi
 	return &fixture{c: c, db: db, store: store, jnl: jnl, sid: session(t, db), logs: logs}
 }
 
-// logLines keeps the messages logged at Warn and above.
+// logLines keeps the messages logged at Warn and above, with their
+// attributes.
 type logLines struct {
 	mu    sync.Mutex
 	lines []string
@@ -85,13 +86,23 @@ type logLines struct {
 
 func (l *logLines) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
 func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, r.Message)
+	l.lines = append(l.lines, line)
 	return nil
 }
 func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logLines) WithGroup(string) slog.Handler      { return l }
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
 func (l *logLines) has(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -168,7 +179,7 @@ func (f *fixture) entry(t *testing.T, action string, timeout time.Duration) jour
 		return false
 	})
 	if !ok {
-		t.Fatalf("no %s in the journal after %v (log: %v)", action, timeout, f.logs.lines)
+		t.Fatalf("no %s in the journal after %v; log:\n%s", action, timeout, f.logs)
 	}
 	return found
 }
@@ -208,7 +219,13 @@ func TestComposite(t *testing.T) {
 		t.Fatal(err)
 	}
 	docID := uuid.New()
-	f := newFixture(t, CompositeConfig{}, nil)
+	// A relative work directory, as a relative --data-dir gives (a first
+	// start with no configuration): the slides' list must still resolve.
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, CompositeConfig{TempDir: "tmp"}, nil)
 	f.c.composites.cfg.Documents = fakeDocuments{session: f.sid, doc: docID, pdf: pdf}
 	ctx := context.Background()
 
@@ -487,7 +504,7 @@ func TestCompositeWithoutFFmpeg(t *testing.T) {
 		t.Errorf("state %+v, want unavailable", st)
 	}
 	if !f.logs.has("composite skipped: ffmpeg not found") || !f.logs.has("ffmpeg not found: recordings are not composed") {
-		t.Errorf("log %v", f.logs.lines)
+		t.Errorf("log:\n%s", f.logs)
 	}
 	entries, _ := f.jnl.Session(context.Background(), f.sid, 0, 0)
 	if len(entries) != 1 || entries[0].Action != "recording.stopped" {
