@@ -138,7 +138,7 @@ func run(t *testing.T, s *Server, extra []string, node, file, engine string) {
 	err := cmd.Run()
 	t.Logf("%s in %s: %v\n%s", file, engine, time.Since(start).Round(100*time.Millisecond), out.String())
 	if err != nil {
-		t.Fatalf("%s (%s): %v\nscreenshots in %s\nserver log:\n%s", file, engine, err, shots, s.LogTail())
+		t.Fatalf("%s (%s): %v\nscreenshots in %s\nserver warnings and errors:\n%s\nserver log, the end:\n%s", file, engine, err, shots, s.LogProblems(), s.LogTail())
 	}
 }
 

@@ -401,6 +401,24 @@ func (c *Chamber) Log() string {
 	return string(b)
 }
 
+// LogProblems is every warning and error line of the server's log but
+// pion's (the last 200 of them): what a failed test needs to say why, when
+// the tail has long scrolled past it.
+func (c *Chamber) LogProblems() string {
+	var lines []string
+	for _, line := range strings.Split(c.Log(), "\n") {
+		problem := strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") ||
+			strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`)
+		if problem && !strings.Contains(line, " pion=") && !strings.Contains(line, `"pion":`) {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // LogTail is the last few kilobytes of the server's log.
 func (c *Chamber) LogTail() string {
 	b, _ := os.ReadFile(c.LogPath)
