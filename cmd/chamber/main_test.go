@@ -45,7 +45,6 @@ func TestMain(m *testing.M) {
 // operator commands of the test run (chamber).
 type server struct {
 	*testenv.Chamber
-	t   testing.TB
 	dir string
 }
 
@@ -67,7 +66,7 @@ func startServer(t testing.TB, dir string, env []string, args ...string) *server
 			t.Logf("server log:\n%s", c.Log())
 		}
 	})
-	return &server{Chamber: c, t: t, dir: dir}
+	return &server{Chamber: c, dir: dir}
 }
 
 func get(t testing.TB, url string) (int, string) {
