@@ -90,22 +90,12 @@ type Chamber struct {
 // StartChamber runs chamber serve with a fresh data directory (unless one
 // is given) on free loopback ports, and returns once /readyz answers 200.
 func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
-	port, err := freeTCPPort()
-	if err != nil {
-		return nil, err
-	}
-	mport, err := freeTCPPort()
-	if err != nil {
-		return nil, err
-	}
 	c := &Chamber{
-		Bin:        cfg.Bin,
-		DataDir:    cfg.DataDir,
-		URL:        fmt.Sprintf("http://127.0.0.1:%d", port),
-		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d", mport),
-		LogPath:    filepath.Join(cfg.Dir, "server.log"),
-		dir:        cfg.Dir,
-		env:        CleanEnv(),
+		Bin:     cfg.Bin,
+		DataDir: cfg.DataDir,
+		LogPath: filepath.Join(cfg.Dir, "server.log"),
+		dir:     cfg.Dir,
+		env:     CleanEnv(),
 	}
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(cfg.Dir, "data")
@@ -113,14 +103,42 @@ func StartChamber(ctx context.Context, cfg ChamberConfig) (*Chamber, error) {
 		c.env = append(c.env, "CHAMBER_DATA_DIR="+c.DataDir)
 	}
 	c.env = append(c.env, cfg.Env...)
+	// A free port is free when it is chosen, not necessarily when the
+	// server binds it: another test's process may take it in between.
+	// Such a start is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		if err := c.choosePorts(cfg.Args); err != nil {
+			return nil, err
+		}
+		logged := len(c.Log())
+		err := c.Restart(ctx)
+		if err == nil {
+			return c, nil
+		}
+		c.Kill() // a server that never became ready is not left running
+		if attempt == 5 || !strings.Contains(c.Log()[logged:], "address already in use") {
+			return nil, err
+		}
+	}
+}
+
+// choosePorts picks free loopback ports for the public and the metrics
+// listener and sets the server's arguments to them, then args.
+func (c *Chamber) choosePorts(args []string) error {
+	port, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	mport, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	c.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	c.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d", mport)
 	c.args = append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--public-url", c.URL,
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
-		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0"}, cfg.Args...)
-	if err := c.Restart(ctx); err != nil {
-		c.Kill() // a server that never became ready is not left running
-		return nil, err
-	}
-	return c, nil
+		"--media-udp-port", "0", "--media-tcp-port", "0", "--turn-udp-port", "0", "--turn-tcp-port", "0"}, args...)
+	return nil
 }
 
 // CleanEnv is the environment without the developer's CHAMBER_* settings,
