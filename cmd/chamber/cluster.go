@@ -503,14 +503,25 @@ func failHTTP(w http.ResponseWriter, _ *http.Request, err error) {
 }
 
 // homeOnly sends requests about a room to its home node when another node
-// is that. A request another node passed on is served here, whatever
-// this node believes: a room that moves meanwhile costs a stale answer,
-// never a loop.
+// is that. A request another node passed on, with a valid signature, is
+// served here, whatever this node believes: a room that moves meanwhile
+// costs a stale answer, never a loop. One that only claims to come from a
+// node is refused, as in signalling: a client must not choose to be
+// answered (or have its close journalled) by a node that does not know
+// the room's connections.
 func (cn *clusterNode) homeOnly(next http.Handler) http.Handler {
 	rt := cn.Router(next, cn.claimed, failHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(cluster.ProxiedHeader) != "" || r.Header.Get(cluster.NodeAuthHeader) != "" {
+			if _, err := cn.Authenticate(r); err != nil {
+				failHTTP(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil || r.Header.Get(cluster.ProxiedHeader) != "" {
+		if err != nil {
 			next.ServeHTTP(w, r)
 			return
 		}

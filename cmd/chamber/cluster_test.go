@@ -466,6 +466,24 @@ func TestCluster(t *testing.T) {
 	if n := metric(t, forger, "chamber_node_auth_refused_total"); n != 1 {
 		t.Fatalf("chamber_node_auth_refused_total = %v on the node that refused, want 1", n)
 	}
+	// Nor may a client claim to be a node to have a room's close or
+	// participant list served where the room's connections are unknown.
+	for _, route := range []struct{ method, path string }{{"GET", "/participants"}, {"POST", "/close"}} {
+		req, err := http.NewRequest(route.method, forger.URL+"/api/v1/sessions/"+sess.ID+route.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+judgeStaff.Token)
+		req.Header.Set("X-Chamber-Proxied-By", home)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s %s with a forged proxy header: %d, want 401", route.method, route.path, resp.StatusCode)
+		}
+	}
 
 	// Moderation through node C: admission and a mute take effect on the home.
 	call(t, "POST", base("c")+"/participants/"+ip.ParticipantID+"/admit", judgeStaff.Token, nil, 200, nil)
