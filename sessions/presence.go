@@ -112,27 +112,49 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 			return Welcome{}, err
 		}
 	}
-	sess, err := s.Get(ctx, sessionID)
+	w, err := s.welcome(ctx, p)
+	if err != nil {
+		return Welcome{}, err
+	}
+	n := s.notify()
+	if opened {
+		n.Notify(sessionID, nil, EventSessionUpdated, mustJSON(w.Session))
+	}
+	if first {
+		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(w.You))
+	}
+	return w, nil
+}
+
+// Welcome is what Connected welcomes a connected participant with, read
+// again without its side effects: the signalling server compares it with
+// the welcome it sent, to catch up with a change made while the
+// connection was joining its room, before events reached it.
+func (s *Service) Welcome(ctx context.Context, sessionID, participantID uuid.UUID) (Welcome, error) {
+	p, err := s.participant(ctx, sessionID, participantID)
+	if err != nil {
+		return Welcome{}, err
+	}
+	return s.welcome(ctx, p)
+}
+
+// welcome reads the session and the participants as p, connected, may
+// know them.
+func (s *Service) welcome(ctx context.Context, p Participant) (Welcome, error) {
+	sess, err := s.Get(ctx, p.SessionID)
 	if err != nil {
 		return Welcome{}, err
 	}
 	p.Connected = true
-	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role), Statuses: s.live.statusesIn(sessionID, p.Space)}
+	w := Welcome{Session: sess, You: p, Permissions: permissions(p.Role), Statuses: s.live.statusesIn(p.SessionID, p.Space)}
 	if p.Space == SpaceMain {
-		w.Presenting = s.live.presentingIn(sessionID)
+		w.Presenting = s.live.presentingIn(p.SessionID)
 	}
-	all, err := s.participants(ctx, sessionID)
+	all, err := s.participants(ctx, p.SessionID)
 	if err != nil {
 		return Welcome{}, err
 	}
-	w.Participants = s.knownTo(sessionID, participantID, all)
-	n := s.notify()
-	if opened {
-		n.Notify(sessionID, nil, EventSessionUpdated, mustJSON(sess))
-	}
-	if first {
-		n.Notify(sessionID, nil, EventParticipantUpdated, mustJSON(p))
-	}
+	w.Participants = s.knownTo(p.SessionID, p.ID, all)
 	return w, nil
 }
 

@@ -435,7 +435,7 @@ func (l *relayLink) toKnowers(raw []byte, subject string) {
 	conns, _ := l.s.connsOf(l.r.id, nil)
 	for _, c := range conns {
 		if l.s.edgeMayKnow(c, id) {
-			c.sendRaw(raw)
+			c.sendEvent(raw)
 		}
 	}
 }

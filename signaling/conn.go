@@ -18,6 +18,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 
 	"github.com/chamber-court/chamber/fault"
@@ -54,6 +56,12 @@ type conn struct {
 	// announced, never handed to the session layer. edge: a gallery
 	// observer this node serves as the room's edge. Set before join.
 	relay, edge bool
+
+	// While the connection catches up with its welcome (catchUp), the
+	// events sent to it are counted. catchMu is taken after Server.mu.
+	catchMu  sync.Mutex
+	catching bool
+	events   int
 }
 
 type closeRequest struct {
@@ -283,6 +291,7 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 	c.announced, _ = json.Marshal(c.peerEvent()) // plain strings: always marshals
 	joined := c.peerAnnouncement(protocol.TypePeerJoined)
 	joinedMsg := mustEncode(joined.Type, "", joined.Data)
+	c.catching = welcome != nil && !c.relay // not yet in the room: nothing sends to it
 	r, err := s.join(c, func(others []*conn) {
 		c.sendID(protocol.TypeJoined, reqID, c.joinedMessage(id, welcome, ice, others))
 		if c.relay {
@@ -344,7 +353,56 @@ func (c *conn) enter(reqID string, id Identity, welcome json.RawMessage, host st
 	peer.Start()
 	c.watchExpiry()
 	c.log.Info("joined", "name", id.Name, "role", id.Role)
+	c.catchUp(id, welcome)
 	return true
+}
+
+// catchUp sends the welcome again if it changed between its reading and
+// the connection joining its room (WelcomeReader). A reading during which
+// an event reached the connection is not trusted, as the event may be
+// newer than it: it is read again, up to three times, and the last
+// reading sent if it differs even then.
+func (c *conn) catchUp(id Identity, sent json.RawMessage) {
+	defer func() {
+		c.catchMu.Lock()
+		c.catching = false
+		c.catchMu.Unlock()
+	}()
+	wr, ok := c.s.hooks.(WelcomeReader)
+	if !ok || !c.catching {
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		c.catchMu.Lock()
+		before := c.events
+		c.catchMu.Unlock()
+		now, err := wr.Welcome(c.ctx, id)
+		if err != nil || !json.Valid(now) {
+			c.log.Warn("could not read the welcome again", "err", err)
+			return
+		}
+		c.catchMu.Lock()
+		quiet := c.events == before
+		if (quiet || attempt == 3) && !bytes.Equal(now, sent) {
+			metricWelcomesAgain.Inc()
+			c.sendRaw(mustEncode(protocol.TypeWelcome, "", json.RawMessage(now)))
+		}
+		c.catchMu.Unlock()
+		if quiet || attempt == 3 {
+			return
+		}
+	}
+}
+
+// sendEvent queues an event (Server.deliver), counted while the
+// connection catches up with its welcome.
+func (c *conn) sendEvent(msg []byte) {
+	c.catchMu.Lock()
+	defer c.catchMu.Unlock()
+	if c.catching {
+		c.events++
+	}
+	c.sendRaw(msg)
 }
 
 // joinedMessage is the "joined" a new connection receives.
@@ -749,3 +807,8 @@ func (c *conn) writeLoop() {
 		}
 	}
 }
+
+var metricWelcomesAgain = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "chamber_welcomes_resent_total",
+	Help: "Welcomes sent again because the session changed while the connection joined its room (a participant admitted as they joined).",
+})

@@ -86,6 +86,17 @@ type Hooks interface {
 	Message(ctx context.Context, from Identity, typ string, payload json.RawMessage) (out json.RawMessage, err error)
 }
 
+// WelcomeReader is implemented by Hooks that can say, without the side
+// effects of Connected, what Connected would welcome a participant with
+// now. The welcome is read before a connection joins its room and events
+// reach it only after: a change in between (the participant admitted as
+// they join) would be missed until the next event about them. With a
+// WelcomeReader, the server reads the welcome again once the connection
+// is in its room and sends it ("welcome") if it changed.
+type WelcomeReader interface {
+	Welcome(ctx context.Context, id Identity) (json.RawMessage, error)
+}
+
 // Event is a message about something that happened, on its way to one
 // connection: a session event (Server.Notify), a room message (Hooks.Message),
 // or one of the server's own announcements — a peer joined or left

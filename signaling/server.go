@@ -528,7 +528,7 @@ func (s *Server) deliver(c *conn, ev Event, msg []byte) {
 			return
 		}
 	}
-	c.sendRaw(msg)
+	c.sendEvent(msg)
 }
 
 // Disconnect closes a participant's connection(s); code is a protocol Bye

@@ -209,11 +209,22 @@ func (m *member) publishOn(ctx context.Context, c *client.Client) error {
 // noteAdmission watches the member's events for the home telling it that
 // it is in the main room.
 func (m *member) noteAdmission(env protocol.Envelope) {
-	if env.Type != sessions.EventParticipantUpdated {
+	var p struct{ ID, Space string }
+	switch env.Type {
+	case sessions.EventParticipantUpdated:
+		if json.Unmarshal(env.Data, &p) != nil {
+			return
+		}
+	case protocol.TypeWelcome: // admitted as it joined: the welcome again
+		var w struct{ You struct{ ID, Space string } }
+		if json.Unmarshal(env.Data, &w) != nil {
+			return
+		}
+		p = w.You
+	default:
 		return
 	}
-	var p struct{ ID, Space string }
-	if json.Unmarshal(env.Data, &p) == nil && p.ID == m.id && p.Space == sessions.SpaceMain {
+	if p.ID == m.id && p.Space == sessions.SpaceMain {
 		m.mainOnce.Do(func() { close(m.inMain) })
 	}
 }

@@ -287,6 +287,20 @@ func (h sessionHooks) Connected(ctx context.Context, id signaling.Identity) (jso
 	if err != nil {
 		return nil, err
 	}
+	return h.welcome(ctx, id, w)
+}
+
+// Welcome is signaling.WelcomeReader: the welcome as Connected would send
+// it now.
+func (h sessionHooks) Welcome(ctx context.Context, id signaling.Identity) (json.RawMessage, error) {
+	w, err := h.svc.Welcome(ctx, id.SessionID, id.ParticipantID)
+	if err != nil {
+		return nil, err
+	}
+	return h.welcome(ctx, id, w)
+}
+
+func (h sessionHooks) welcome(ctx context.Context, id signaling.Identity, w sessions.Welcome) (json.RawMessage, error) {
 	// A participant who joins while recording runs is told at once.
 	welcome := struct {
 		sessions.Welcome

@@ -39,6 +39,7 @@ const (
 // Message types sent by the server.
 const (
 	TypeJoined           = "joined"            // Joined
+	TypeWelcome          = "welcome"           // the session layer's welcome again, changed while the connection joined (as joined.session)
 	TypeTrackPublished   = "track_published"   // TrackEvent
 	TypeTrackUnpublished = "track_unpublished" // TrackEvent
 	TypePeerJoined       = "peer_joined"       // PeerEvent: a signalling connection joined the room

@@ -32,6 +32,21 @@ test('a party waits, is admitted, and sees the room', () => {
   assert.deepEqual(peopleHere(state).map((p) => p.id).sort(), ['j', 'p']);
 });
 
+test('a party admitted while joining is let in by the welcome sent again', () => {
+  // The welcome in "joined" was read before the admission; the server
+  // sends it again ("welcome"), read after.
+  let { state } = joinedAs(party);
+  assert.equal(viewOf(state), 'waiting');
+  const admitted = Object.assign({}, party, { space: 'main' });
+  let effects;
+  ({ state, effects } = run(state, { type: 'message', msg: 'welcome', data: { you: admitted, participants: [judge, admitted], permissions: ['publish', 'chat', 'see_participants'] } }));
+  assert.equal(viewOf(state), 'room');
+  assert.ok(effects.some((e) => e.key === 'room.admitted'));
+  assert.ok(!effects.some((e) => e.type === 'rejoined'), 'a welcome again is not a new connection');
+  assert.ok(!state.perms.has('admit'));
+  assert.equal(state.participants.get('p').space, 'main');
+});
+
 test('a main-room mute does not follow the party into a consultation, and holds again on return', () => {
   const muted = Object.assign({}, party, { space: 'main', audio_muted: true, video_muted: true });
   let { state } = joinedAs(muted);

@@ -127,19 +127,28 @@ function joined(state, { joined: j = {}, welcome, rejoin }, fx) {
   let s = Object.assign({}, state);
   // A new connection is told every peer again.
   s.peers = new Map((j.peers || []).map((p) => [p.connection_id, p.participant]));
-  if (welcome) {
-    s.session = Object.assign({}, s.session, welcome.session, { act: welcome.act !== undefined ? welcome.act : s.session.act });
-    if (welcome.permissions) s.perms = new Set(welcome.permissions);
-    if (welcome.participants) s.participants = new Map(welcome.participants.map((p) => [p.id, p]));
-    s.statuses = new Map(Object.entries(welcome.statuses || {}));
-    s = setRecording(s, welcome.recording, fx);
-    s = setYou(s, welcome.you || s.you, fx, true);
-    // Someone who joins mid-presentation sees the page being shown.
-    const pr = welcome.presenting;
-    s.presenting = pr && pr.document_id && (s.you.space || MAIN) === MAIN ? pr : null;
-  }
+  if (welcome) s = welcomed(s, welcome, fx, true);
   if (rejoin) fx.push({ type: 'announce', key: 'room.reconnected' });
   fx.push({ type: 'rejoined' });
+  return s;
+}
+
+/**
+ * welcomed applies the session layer's welcome: in "joined", or sent again
+ * ("welcome") when the session changed while the connection joined — an
+ * admission made as the participant arrived, which is then announced.
+ */
+function welcomed(state, welcome, fx, initial) {
+  let s = Object.assign({}, state);
+  s.session = Object.assign({}, s.session, welcome.session, { act: welcome.act !== undefined ? welcome.act : s.session.act });
+  if (welcome.permissions) s.perms = new Set(welcome.permissions);
+  if (welcome.participants) s.participants = new Map(welcome.participants.map((p) => [p.id, p]));
+  s.statuses = new Map(Object.entries(welcome.statuses || {}));
+  s = setRecording(s, welcome.recording, fx);
+  s = setYou(s, welcome.you || s.you, fx, initial);
+  // Someone who joins mid-presentation sees the page being shown.
+  const pr = welcome.presenting;
+  s.presenting = pr && pr.document_id && (s.you.space || MAIN) === MAIN ? pr : null;
   return s;
 }
 
@@ -185,6 +194,7 @@ function setRecording(state, rec, fx) {
 
 function message(state, type, data, fx) {
   switch (type) {
+    case 'welcome': return welcomed(state, data, fx, false);
     case 'participant_added':
     case 'participant_updated': {
       const p = Object.assign({}, state.participants.get(data.id), data);
