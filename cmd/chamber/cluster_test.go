@@ -157,7 +157,8 @@ type member struct {
 	mu       sync.Mutex
 	c        *client.Client
 	pub      *client.Publication
-	tracks   []*client.RemoteTrack
+	tracks   []*client.RemoteTrack // the current connection's (the dials-th dial's)
+	dials    int
 	byes     []string
 	connects int
 	stop     chan struct{}
@@ -166,12 +167,21 @@ type member struct {
 
 func (m *member) dialOnce(ctx context.Context, url string) (*client.Client, error) {
 	events := make(chan protocol.Envelope, 1024)
+	// The tracks are this dial's from the start: the server may offer the
+	// room's tracks before Dial (or the publish below) returns.
+	m.mu.Lock()
+	m.dials++
+	dial := m.dials
+	m.tracks = nil
+	m.mu.Unlock()
 	c, err := client.Dial(ctx, client.Config{
 		URL:   "ws" + strings.TrimPrefix(url, "http") + "/api/v1/sessions/" + m.sessionID + "/signal",
 		Token: m.token, LoopbackOnly: true, Events: events, JoinAttempts: 1, SameOrigin: m.sameOrigin,
 		OnTrack: func(rt *client.RemoteTrack) {
 			m.mu.Lock()
-			m.tracks = append(m.tracks, rt)
+			if m.dials == dial { // not a late track of an earlier connection
+				m.tracks = append(m.tracks, rt)
+			}
 			m.mu.Unlock()
 		},
 	})
@@ -266,7 +276,7 @@ func (m *member) connect() bool {
 		cancel()
 		if err == nil {
 			m.mu.Lock()
-			m.c, m.tracks = c, nil
+			m.c = c
 			m.connects++
 			m.mu.Unlock()
 			return true
@@ -388,6 +398,12 @@ func allFlowing(t *testing.T, paths []flows, within time.Duration) time.Duration
 	for _, p := range paths {
 		left := within - time.Since(start)
 		if left <= 0 || !p.to.flowing(p.from, p.source, left) {
+			for _, q := range paths {
+				t.Logf("%s ← %s's %s: %d packets", q.to.name, q.from.name, q.source, q.to.received(q.from, q.source))
+			}
+			for _, m := range membersOf(paths) {
+				t.Logf("%s", m.describe())
+			}
 			t.Fatalf("%s does not receive %s's %s within %s", p.to.name, p.from.name, p.source, within)
 		}
 	}
@@ -396,6 +412,35 @@ func allFlowing(t *testing.T, paths []flows, within time.Duration) time.Duration
 		t.Logf("OVER TARGET: media back for everyone after %.1f s, over the %s target", took.Seconds(), failoverTarget)
 	}
 	return took
+}
+
+func membersOf(paths []flows) []*member {
+	var out []*member
+	for _, p := range paths {
+		for _, m := range []*member{p.to, p.from} {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// describe says what a member's current connection is and receives, for
+// a failure's report.
+func (m *member) describe() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s): %d connections, byes %v", m.name, m.id, m.connects, m.byes)
+	if m.c != nil {
+		fmt.Fprintf(&b, ", now %s connection %s, publish PC %s, subscribe PC %s", m.c.URL(), m.c.Joined().ConnectionID,
+			m.c.PublishPeerConnection().ConnectionState(), m.c.SubscribePeerConnection().ConnectionState())
+	}
+	for _, rt := range m.tracks {
+		fmt.Fprintf(&b, "\n\t%s %s %s: %d packets", rt.ParticipantID, rt.Source, rt.ID, rt.Stats().Packets)
+	}
+	return b.String()
 }
 
 // metric reads one counter or gauge from a node's metrics listener.
