@@ -104,6 +104,22 @@ function onsetsOf(file) {
   return [...err.matchAll(/silence_end: (-?[0-9.]+)/g)].map((m) => Number(m[1]) * 1000);
 }
 
+/**
+ * gapsOf lists where a stream of the recorded file has no packet for
+ * longer than min ms (a packet lost and never repaired, or a sender that
+ * stalled), as "from→to": for a failure's report, so that a marker off by
+ * a packet can be told from one whose timing moved.
+ */
+function gapsOf(file, stream, min) {
+  const out = run('ffprobe', '-v', 'error', '-select_streams', stream, '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file);
+  const pts = out.trim().split('\n').map(Number).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  const gaps = [];
+  for (let i = 1; i < pts.length; i++) {
+    if ((pts[i] - pts[i - 1]) * 1000 > min) gaps.push(`${Math.round(pts[i - 1] * 1000)}→${Math.round(pts[i] * 1000)}`);
+  }
+  return gaps;
+}
+
 /** pairs matches each flash with the nearest onset within half a marker interval. */
 function pairs(vs, as) {
   const out = [];
@@ -307,7 +323,8 @@ test('audio and video of a recording stay in sync (chromium)', { timeout: (SECON
     console.log(`${name}: ${Math.round(f.duration_ms / 1000)} s from ${f.start_offset_ms} ms, ${timings.join(' ')}; ` +
       `shift ${Math.round(c.shift)} ms (about ${Math.round(c.about)}), ${rec.beeps.length} beeps (${c.beeps} on the captured ones), ${rec.flashes.length} flashes, ${m.length} of ~${expected} on captured ones (${c.unclear} unclear); ` +
       `picture moved against the sound (ms): ${m.map((x) => x.error).join(' ')}; ` +
-      `recorded audio − video (ms): ${pairs(rec.flashes.map((x) => x.at), rec.beeps).map((x) => x.delta).join(' ')}`);
+      `recorded audio − video (ms): ${pairs(rec.flashes.map((x) => x.at), rec.beeps).map((x) => x.delta).join(' ')}; ` +
+      `gaps (ms in the file): audio ${gapsOf(local, 'a', 25).join(' ') || 'none'}, video ${gapsOf(local, 'v', 70).join(' ') || 'none'}`);
     assert.deepEqual(f.tracks.map((x) => x.timing), f.tracks.map(() => 'sender_reports'), `${name} was not timed by sender reports: ${timings}`);
     assert.ok(c.beeps >= 0.8 * expected, `${name}: only ${c.beeps} of ~${expected} beeps found where they were captured`);
     assert.ok(m.length >= 0.6 * expected, `${name}: only ${m.length} of ~${expected} flashes found where they were captured (${c.unclear} unclear)`);
