@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -249,6 +250,31 @@ func (a *Authority) addURLs(t *x509.Certificate) {
 // URL): Chamber answers it in process (Egress.Local) when it fetches
 // revocation data for its own certificates.
 func (a *Authority) CRLURL() string { return a.crlURL() }
+
+// CRLURLs are every location of the authority's one CRL: where it is
+// served now, and where its seal's and timestamp authority's certificates
+// say it is. A development PKI created under another public URL (a port
+// that changed between starts) keeps the old location in its
+// certificates, and the egress policy must answer that one in process
+// too: fetched, it is refused as a host off the allow-list, and signing
+// failed.
+func (a *Authority) CRLURLs() []string {
+	var out []string
+	add := func(u string) {
+		if u != "" && strings.HasSuffix(u, PathCRL) && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	add(a.crlURL())
+	for _, id := range []Identity{a.seal, a.tsa} {
+		if id.Certificate != nil {
+			for _, dp := range id.Certificate.CRLDistributionPoints {
+				add(dp)
+			}
+		}
+	}
+	return out
+}
 
 func (a *Authority) crlURL() string {
 	if a.publicURL == "" {

@@ -19,14 +19,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chamber-court/chamber/internal/testenv"
 	"github.com/digitorus/timestamp"
 	"github.com/google/uuid"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/chamber-court/chamber/internal/testenv"
 )
 
 // newTestAuthority starts an HTTP server serving a fresh development
@@ -414,4 +416,30 @@ func FuzzTSAQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCRLURLsAfterThePublicURLChanged: a development PKI made under one
+// public URL and loaded under another names both locations of its CRL,
+// so that the egress policy answers the old one (in its certificates) in
+// process too; before, signing fetched it and was refused.
+func TestCRLURLsAfterThePublicURLChanged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	if _, err := LoadOrCreateDev(dir, "http://127.0.0.1:43201", nil); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadOrCreateDev(dir, "http://127.0.0.1:33407", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://127.0.0.1:33407" + PathCRL, "http://127.0.0.1:43201" + PathCRL}
+	if got := a.CRLURLs(); !slices.Equal(got, want) {
+		t.Fatalf("CRLURLs = %q, want %q", got, want)
+	}
+	same, err := LoadOrCreateDev(dir, "http://127.0.0.1:43201", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := same.CRLURLs(); len(got) != 1 {
+		t.Fatalf("CRLURLs under the URL it was made for = %q, want one", got)
+	}
 }

@@ -734,8 +734,11 @@ func (cfg serveConfig) egress(authority *pki.Authority) (pki.Egress, error) {
 		}
 		e.Proxy = u
 	}
-	if crl := authority.CRLURL(); crl != "" {
-		e.Local = map[string]http.Handler{crl: authority.Handler()}
+	for _, crl := range authority.CRLURLs() {
+		if e.Local == nil {
+			e.Local = map[string]http.Handler{}
+		}
+		e.Local[crl] = authority.Handler()
 	}
 	return e, nil
 }

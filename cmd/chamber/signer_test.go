@@ -120,6 +120,26 @@ func TestDevelopmentIdentityOnFirstSignature(t *testing.T) {
 	}
 }
 
+// The development PKI keeps its first public URL in its certificates; a
+// server started again on another port (a port that was taken, or
+// changed) must still sign: the old CRL location is answered in process,
+// where it was fetched and refused by the egress policy (500).
+func TestSigningAfterThePublicURLChanged(t *testing.T) {
+	dir := t.TempDir()
+	first := startServer(t, dir, nil)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, dir, nil)
+	if s.URL == first.URL {
+		t.Fatalf("the second start kept the URL %s", s.URL)
+	}
+	clerk := addStaff(t, dir, nil, "Clerk Mets", "clerk")
+	judge := addStaff(t, dir, nil, "Judge Tamm", "judge")
+	var rec signResult
+	call(t, "POST", judgeWithDocument(t, s.URL, clerk, judge), judge.Token, map[string]any{"reason": "Judgment"}, 201, &rec)
+}
+
 // A judge's key on a PKCS#11 token (SoftHSM2, the key made by opensc's
 // pkcs11-tool): enrolled with the PIN in the environment, the server asks
 // the judge for it at each signature; a wrong one is 403 wrong_pin.
