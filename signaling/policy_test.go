@@ -359,7 +359,8 @@ type memTap struct {
 
 func (m *memTap) WriteRTP(p *rtp.Packet) error {
 	if d := m.slow.Load(); d > 0 {
-		time.Sleep(time.Duration(d)) // a slow recorder: the test's input
+		// A slow recorder: the test's input, not a synchronisation.
+		time.Sleep(time.Duration(d))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
