@@ -372,7 +372,7 @@ func (c *conn) catchUp(id Identity, sent json.RawMessage) {
 	if !ok || !c.catching {
 		return
 	}
-	for attempt := 1; ; attempt++ {
+	for reading := 1; ; reading++ {
 		c.catchMu.Lock()
 		before := c.events
 		c.catchMu.Unlock()
@@ -382,17 +382,21 @@ func (c *conn) catchUp(id Identity, sent json.RawMessage) {
 			return
 		}
 		c.catchMu.Lock()
-		quiet := c.events == before
-		if (quiet || attempt == 3) && !bytes.Equal(now, sent) {
+		trusted := c.events == before || reading == welcomeReadings
+		if trusted && !bytes.Equal(now, sent) {
 			metricWelcomesAgain.Inc()
 			c.sendRaw(mustEncode(protocol.TypeWelcome, "", json.RawMessage(now)))
 		}
 		c.catchMu.Unlock()
-		if quiet || attempt == 3 {
+		if trusted {
 			return
 		}
 	}
 }
+
+// welcomeReadings bounds catchUp's readings: events that keep overtaking
+// them cannot hold a join's read loop.
+const welcomeReadings = 3
 
 // sendEvent queues an event (Server.deliver), counted while the
 // connection catches up with its welcome.
