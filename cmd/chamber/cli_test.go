@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"database/sql"
 	"encoding/json"
@@ -173,10 +174,20 @@ func TestOperatorCommands(t *testing.T) {
 	if _, _, code := chamber(t, offline, "bundle", "verify", bundleFile); code != 2 {
 		t.Fatalf("bundle verify without a trust root exited %d, want 2", code)
 	}
-	zipped[len(zipped)/3] ^= 0xff
+	// Damage the bytes of a file of the record: the largest, the signed
+	// PDF. Not a byte anywhere in the zip: a local header's time or
+	// version is not evidence and nothing reads it, so a bundle so damaged
+	// rightly still verifies (a run flipped one once, at a third of the
+	// zip, and the test failed).
+	damaged := largestMember(t, zipped)
+	off, err := damaged.DataOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped[off+int64(damaged.CompressedSize64/2)] ^= 0xff
 	os.WriteFile(bundleFile, zipped, 0o644)
-	if out, _, code := chamber(t, offline, "bundle", "verify", bundleFile, "--trust", caFile); code != 1 {
-		t.Fatalf("bundle verify of a damaged bundle: code %d\n%s", code, out)
+	if out, _, code := chamber(t, offline, "bundle", "verify", bundleFile, "--trust", caFile); code != 1 || !strings.Contains(out, damaged.Name) {
+		t.Fatalf("bundle verify of a bundle with %s damaged: code %d\n%s", damaged.Name, code, out)
 	}
 
 	if out, errOut, code := chamber(t, dir, "journal", "verify"); code != 0 || !strings.HasPrefix(out, "OK:") {
@@ -205,3 +216,22 @@ func httpNewRequest(method, url string, body []byte) (*http.Request, error) {
 }
 
 func httpDo(req *http.Request) (*http.Response, error) { return http.DefaultClient.Do(req) }
+
+// largestMember is the zip's largest file.
+func largestMember(t *testing.T, zipped []byte) *zip.File {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var largest *zip.File
+	for _, f := range zr.File {
+		if largest == nil || f.CompressedSize64 > largest.CompressedSize64 {
+			largest = f
+		}
+	}
+	if largest == nil || largest.CompressedSize64 == 0 {
+		t.Fatal("the bundle holds no file with content")
+	}
+	return largest
+}
