@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +41,8 @@ type fixture struct {
 	sess  documents.Session
 	fail  func(call func() error) error
 	judge documents.Caller
+	// tsaDown makes the signing TSA answer 503 (Retry-After: 3).
+	tsaDown *atomic.Bool
 }
 
 // eachBackend runs f on SQLite with a local store and on PostgreSQL with
@@ -66,10 +71,22 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 	}
 	tsa := authority.TSA()
 	jnl := journal.New(journal.Config{DB: db, Timestamper: tsa})
+	// Signatures are stamped over HTTP, as with --tsa-url, by a TSA a
+	// test can take down.
+	var tsaDown atomic.Bool
+	tsaServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tsaDown.Load() {
+			w.Header().Set("Retry-After", "3")
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		tsa.ServeHTTP(w, r)
+	}))
+	t.Cleanup(tsaServer.Close)
 	svc := documents.New(documents.Config{DB: db, Journal: jnl, Store: store, Logger: discard, MaxUpload: 8 << 20,
 		Retention: time.Hour, TempDir: t.TempDir(),
 		Signing: &documents.Signing{Signers: signerstest.AutoIssue(t, db, jnl, authority), Principals: authority, Check: authority.CheckCertificate,
-			TSA: tsa, Certificates: []*x509.Certificate{authority.Root()}}})
+			TSA: &pki.TSAClient{URL: tsaServer.URL}, Certificates: []*x509.Certificate{authority.Root()}}})
 	staff, judge, sid := uuid.NewString(), uuid.NewString(), uuid.New()
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, `INSERT INTO staff (id, name, role, token_hash, created_at) VALUES ($1, 'Clerk', 'clerk', $2, 0), ($3, 'Judge Saar', 'judge', $4, 0)`,
@@ -80,7 +97,7 @@ func newFixture(t *testing.T, db *database.DB, store evidence.Store, fail func(f
 		sid.String(), staff); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{db: db, store: store, jnl: jnl, svc: svc, fail: fail,
+	return &fixture{db: db, store: store, jnl: jnl, svc: svc, fail: fail, tsaDown: &tsaDown,
 		sess:  documents.Session{ID: sid, Kind: access.Hearing, Title: "Tamm v Kask"},
 		judge: documents.Caller{Actor: "staff:" + judge, Name: "Judge Saar", Role: access.Judge}}
 }
@@ -173,6 +190,54 @@ func TestFailedSignatureDoesNotBlockTheDocument(t *testing.T) {
 		}
 		d, err := fx.svc.Get(t.Context(), doc.ID)
 		if err != nil || d.Version != 2 || d.Signatures != 1 {
+			t.Fatalf("after signing again: %+v, %v", d, err)
+		}
+		fx.sameObjects(t)
+	})
+}
+
+// TestSignatureWhileTheTSAIsDown: a signature while the timestamp
+// authority is down is an outage — unavailable (503) with the TSA's
+// Retry-After — and not Chamber's failure (it was 500 internal): nothing
+// is signed, stored or journalled, and the same signature succeeds once
+// the TSA is back.
+func TestSignatureWhileTheTSAIsDown(t *testing.T) {
+	eachBackend(t, func(t *testing.T, fx *fixture) {
+		doc, _, err := fx.upload(t, fx.judge, "judgment.pdf", samplePDF(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sign := func() error {
+			_, _, err := fx.svc.Sign(t.Context(), fx.judge, fx.sess, doc.ID, documents.SignRequest{Reason: "Judgment", Location: "Tallinn"}, nil)
+			return err
+		}
+		entries := func() []journal.Entry {
+			es, err := fx.jnl.Session(t.Context(), fx.sess.ID, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return es
+		}
+		before := len(entries())
+		fx.tsaDown.Store(true)
+		err = sign()
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Kind != fault.Unavailable || fe.RetryAfter != 3*time.Second {
+			t.Fatalf("signature with the TSA down: %v (kind %s); want unavailable, retry after 3 s", err, fault.KindOf(err))
+		}
+		if d, err := fx.svc.Get(t.Context(), doc.ID); err != nil || d.Version != 1 || d.Signatures != 0 {
+			t.Fatalf("after the refused signature: %+v, %v", d, err)
+		}
+		if after := entries(); len(after) != before {
+			t.Fatalf("the session's journal grew from %d to %d entries: %+v", before, len(after), after[len(after)-1])
+		}
+		fx.sameObjects(t)
+
+		fx.tsaDown.Store(false)
+		if err := sign(); err != nil {
+			t.Fatalf("the signature once the TSA is back: %v", err)
+		}
+		if d, err := fx.svc.Get(t.Context(), doc.ID); err != nil || d.Version != 2 || d.Signatures != 1 {
 			t.Fatalf("after signing again: %+v, %v", d, err)
 		}
 		fx.sameObjects(t)

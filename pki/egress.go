@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // Egress is the policy for every request Chamber makes for revocation
@@ -297,7 +300,7 @@ func Fetch(ctx context.Context, client *http.Client, url string) ([]byte, error)
 	return do(ctx, client, http.MethodGet, url, nil)
 }
 
-func do(ctx context.Context, client *http.Client, method, rawURL string, body []byte) ([]byte, error) {
+func do(parent context.Context, client *http.Client, method, rawURL string, body []byte) ([]byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -314,7 +317,7 @@ func do(ctx context.Context, client *http.Client, method, rawURL string, body []
 	if timeout <= 0 {
 		timeout = HTTPTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
@@ -329,21 +332,66 @@ func do(ctx context.Context, client *http.Client, method, rawURL string, body []
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(parent, err, revocationSource)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, fmt.Errorf("%w: %s %s: %s: redirects are not followed", ErrEgressDenied, method, u.Redacted(), resp.Status)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s", method, u.Redacted(), resp.Status)
+	if err := answered(resp, revocationSource); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxRevocationBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
+		return nil, unreachable(parent, fmt.Errorf("%s %s: %w", method, u.Redacted(), err), revocationSource)
 	}
 	if len(data) > MaxRevocationBody {
 		return nil, fmt.Errorf("%s %s: response larger than %d bytes", method, u.Redacted(), MaxRevocationBody)
 	}
 	return data, nil
 }
+
+// The remote services a signature depends on, as an outage names them to
+// the person signing.
+const (
+	revocationSource = "a revocation source (OCSP or CRL)"
+	timestampService = "the timestamp authority"
+)
+
+// unreachable says that err, a failure to reach or read from a remote
+// service the caller depends on (the TSA, an OCSP responder, a CRL's
+// host), is an outage: fault.Unavailable, which the API answers with 503
+// and Retry-After, so that a signature refused because the network or the
+// service is down is retried, not reported as Chamber's own failure.
+// Two failures are not outages and keep their own error: the egress
+// policy's refusal (configuration; retrying cannot help) and a caller
+// that gave up (parent canceled).
+func unreachable(parent context.Context, err error, service string) error {
+	if errors.Is(err, ErrEgressDenied) || parent.Err() != nil {
+		return err
+	}
+	return fault.Wrap(fault.Unavailable, err, "%s cannot be reached; retry", service)
+}
+
+// answered checks a remote service's status: 200 is an answer, 429 and
+// 5xx are the service saying it is down or overloaded (an outage, with its
+// Retry-After when it gave one in seconds), anything else is a refusal
+// that retrying would not change.
+func answered(resp *http.Response, service string) error {
+	switch code := resp.StatusCode; {
+	case code == http.StatusOK:
+		return nil
+	case code == http.StatusTooManyRequests || code >= 500:
+		e := fault.Wrap(fault.Unavailable, errors.New(resp.Status), "%s is unavailable; retry", service)
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = min(time.Duration(s)*time.Second, maxRetryAfter)
+		}
+		return e
+	default:
+		return errors.New(resp.Status)
+	}
+}
+
+// maxRetryAfter bounds the wait a remote service's Retry-After passes on
+// to Chamber's own clients.
+const maxRetryAfter = time.Minute

@@ -6,6 +6,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/digitorus/timestamp"
 	"github.com/google/uuid"
+
+	"github.com/chamber-court/chamber/fault"
 )
 
 // countingServer stands in for a host an attacker chose; it counts the
@@ -194,3 +198,82 @@ func TestTSARateLimit(t *testing.T) {
 }
 
 func host(srv *httptest.Server) string { return strings.TrimPrefix(srv.URL, "http://") }
+
+// TestRemoteOutagesAreUnavailable: a revocation source or a TSA that is
+// down, overloaded or frozen is an outage (fault.Unavailable: 503 and a
+// retry for whoever was signing), with the service's own Retry-After when
+// it gave one; a refusal that retrying cannot change (a 404, the egress
+// policy, a caller that gave up) is not.
+func TestRemoteOutagesAreUnavailable(t *testing.T) {
+	_, tsa := newTestAuthority(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+	status := func(code int, retry string) *httptest.Server {
+		srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if retry != "" {
+				w.Header().Set("Retry-After", retry)
+			}
+			w.WriteHeader(code)
+		})
+		return srv
+	}
+	down, busy, missing := status(http.StatusServiceUnavailable, "7"), status(http.StatusTooManyRequests, "86400"), status(http.StatusNotFound, "")
+	// Frozen: it reads the query and never answers. (Reading it is what
+	// lets the server notice the client hang up, and so lets it stop.)
+	frozen, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	})
+	e := Egress{AllowHosts: []string{host(down), host(busy), host(missing), host(frozen), strings.TrimPrefix(refused, "http://")}, Timeout: 300 * time.Millisecond}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	digest := sha256.Sum256([]byte("the deed of sale"))
+	stamp := func(ctx context.Context, url string) error {
+		_, err := (&TSAClient{URL: url, HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}}).Timestamp(ctx, digest[:])
+		return err
+	}
+	fetch := func(ctx context.Context, url string) error {
+		_, err := Fetch(ctx, e.Client(), url)
+		return err
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		err   error
+		want  fault.Kind
+		retry time.Duration // 0: the API's default
+	}{
+		{"TSA refuses connections", stamp(ctx, refused+"/tsa"), fault.Unavailable, 0},
+		{"TSA answers 503", stamp(ctx, down.URL), fault.Unavailable, 7 * time.Second},
+		{"TSA answers 429 with a day's wait", stamp(ctx, busy.URL), fault.Unavailable, maxRetryAfter},
+		{"TSA frozen", stamp(ctx, frozen.URL), fault.Unavailable, 0},
+		{"TSA answers 404", stamp(ctx, missing.URL), fault.Internal, 0},
+		{"TSA's caller gave up", stamp(gone, tsa.URL+"/tsa"), fault.Canceled, 0},
+		{"CRL host refuses connections", fetch(ctx, refused+"/ca.crl"), fault.Unavailable, 0},
+		{"CRL host answers 503", fetch(ctx, down.URL), fault.Unavailable, 7 * time.Second},
+		{"CRL host frozen", fetch(ctx, frozen.URL), fault.Unavailable, 0},
+		{"CRL host answers 404", fetch(ctx, missing.URL), fault.Internal, 0},
+		{"CRL host not allowed", fetch(ctx, tsa.URL+"/ca.crl"), fault.Internal, 0},
+		{"CRL fetch's caller gave up", fetch(gone, down.URL), fault.Canceled, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if k := fault.KindOf(tt.err); k != tt.want {
+				t.Fatalf("%v: kind %s, want %s", tt.err, k, tt.want)
+			}
+			var fe *fault.Error
+			if errors.As(tt.err, &fe) && fe.RetryAfter != tt.retry {
+				t.Errorf("Retry-After %v, want %v", fe.RetryAfter, tt.retry)
+			}
+		})
+	}
+	// And the TSA that answers still stamps through the same client.
+	if err := stamp(ctx, tsa.URL+"/tsa"); err != nil {
+		t.Errorf("the TSA that is up: %v", err)
+	}
+}

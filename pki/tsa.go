@@ -227,15 +227,15 @@ func (c *TSAClient) Timestamp(ctx context.Context, sha256Digest []byte) ([]byte,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("pki: timestamp: %w", err)
+		return nil, fmt.Errorf("pki: timestamp: %w", unreachable(ctx, err, timestampService))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTimestampReply+1))
 	if err != nil {
-		return nil, fmt.Errorf("pki: timestamp: %w", err)
+		return nil, fmt.Errorf("pki: timestamp: %w", unreachable(ctx, err, timestampService))
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("pki: timestamp: %s: %s", c.URL, resp.Status)
+	if err := answered(resp, timestampService); err != nil {
+		return nil, fmt.Errorf("pki: timestamp: %s: %w", c.URL, err)
 	}
 	if len(body) > maxTimestampReply {
 		return nil, fmt.Errorf("pki: timestamp: reply larger than %d bytes", maxTimestampReply)

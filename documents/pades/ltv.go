@@ -151,7 +151,7 @@ func addLTV(ctx context.Context, b *budget, st *Structure, size int64, w io.Writ
 	}
 	defer bridge.close()
 	cw := &countingWriter{w: w}
-	err = runPdfsign(in, cw, rdr2, total, sign.SignData{
+	err = bridge.run(in, cw, rdr2, total, sign.SignData{
 		Signature:       sign.SignDataSignature{CertType: sign.TimeStampSignature, DocMDPPerm: sign.AllowFillingExistingFormFieldsAndSignaturesPerms},
 		DigestAlgorithm: crypto.SHA256,
 		TSA:             sign.TSA{URL: bridge.url},

@@ -172,7 +172,7 @@ func Sign(ctx context.Context, r io.ReaderAt, size int64, w io.Writer, opts Sign
 	sd.TSA = sign.TSA{URL: bridge.url}
 
 	cw := &countingWriter{w: w}
-	if err := runPdfsign(in, cw, rdr, size, sd); err != nil {
+	if err := bridge.run(in, cw, rdr, size, sd); err != nil {
 		return nil, err
 	}
 	res = &SignResult{Serial: pki.SerialHex(cert), Signer: cert.Subject.String(), SigningTime: now.UTC(), Size: cw.n}
@@ -547,6 +547,7 @@ type tsaBridge struct {
 
 	mu     sync.Mutex
 	tokens [][]byte
+	failed error // the Timestamper's last error
 }
 
 func startBridge(ctx context.Context, ts Timestamper) (*tsaBridge, error) {
@@ -573,6 +574,25 @@ func (b *tsaBridge) close() {
 	<-b.done
 }
 
+// run signs through pdfsign with this bridge as its TSA. pdfsign sees the
+// Timestamper's failure only as the bridge's HTTP answer and reports it as
+// text; run reports the Timestamper's own error instead, so that its kind
+// survives (an unreachable TSA is an outage, 503 and a retry, not
+// Chamber's own failure).
+func (b *tsaBridge) run(in *io.SectionReader, w io.Writer, rdr *pdf.Reader, size int64, sd sign.SignData) error {
+	err := runPdfsign(in, w, rdr, size, sd)
+	if err == nil {
+		return nil
+	}
+	b.mu.Lock()
+	failed := b.failed
+	b.mu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("pades: timestamp: %w", failed)
+	}
+	return err
+}
+
 func (b *tsaBridge) lastToken() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -595,6 +615,9 @@ func (b *tsaBridge) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	token, err := b.ts.Timestamp(b.ctx, req.HashedMessage)
 	if err != nil {
+		b.mu.Lock()
+		b.failed = err
+		b.mu.Unlock()
 		// pdfsign puts this body into its error message.
 		http.Error(w, "timestamp authority: "+err.Error(), http.StatusBadGateway)
 		return

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chamber-court/chamber/fault"
 	"github.com/chamber-court/chamber/internal/wait"
 	"github.com/chamber-court/chamber/pki"
 )
@@ -274,6 +275,24 @@ func TestTimestampFailures(t *testing.T) {
 		t.Errorf("failing TSA: %v (%d bytes out)", err, out.Len())
 	}
 
+	// An outage of the TSA keeps its kind through pdfsign, which sees it
+	// only as an HTTP answer: the signer is told to retry (503), not that
+	// Chamber failed. The document timestamp of B-LTA too.
+	down := failingTimestamper{fault.Wrap(fault.Unavailable, errors.New("connection refused"), "the timestamp authority cannot be reached; retry")}
+	opts.Timestamper = down
+	_, err = Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, opts)
+	if k := fault.KindOf(err); k != fault.Unavailable || out.Len() != 0 {
+		t.Errorf("TSA down: %v (kind %s, %d bytes out), want unavailable", err, k, out.Len())
+	}
+	ltv := p.ltv()
+	ltv.Timestamper = down
+	opts.Timestamper = p.tsa
+	signed, _ := signBytes(t, in, opts)
+	_, err = AddLTV(context.Background(), bytes.NewReader(signed), int64(len(signed)), &out, ltv)
+	if k := fault.KindOf(err); k != fault.Unavailable || out.Len() != 0 {
+		t.Errorf("TSA down for the document timestamp: %v (kind %s, %d bytes out), want unavailable", err, k, out.Len())
+	}
+
 	opts.Timestamper = slowTimestamper{}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -285,7 +304,7 @@ func TestTimestampFailures(t *testing.T) {
 
 	// A real TSA through HTTP and Chamber's own in-process TSA both work.
 	opts.Timestamper = p.auth.TSA()
-	signed, _ := signBytes(t, in, opts)
+	signed, _ = signBytes(t, in, opts)
 	if rep := verifyBytes(t, p, signed); !rep.Valid {
 		t.Errorf("in-process TSA:\n%s", reportText(rep))
 	}
@@ -304,6 +323,10 @@ func TestLTVRevocationUnavailable(t *testing.T) {
 	_, err := AddLTV(context.Background(), bytes.NewReader(signed), int64(len(signed)), &bytes.Buffer{}, opts)
 	if !errors.Is(err, ErrRevocationUnavailable) {
 		t.Errorf("err %v, want ErrRevocationUnavailable", err)
+	}
+	// The network's failure is an outage: the signer retries (503).
+	if k := fault.KindOf(err); k != fault.Unavailable {
+		t.Errorf("kind %s, want unavailable", k)
 	}
 }
 
