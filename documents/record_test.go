@@ -121,6 +121,20 @@ func (fx *fixture) upload(t *testing.T, c documents.Caller, name string, body []
 	return fx.svc.Upload(t.Context(), c, fx.sess, documents.Upload{Name: name, ContentType: documents.TypePDF, Size: int64(len(body)), Body: bytes.NewReader(body)})
 }
 
+// judgment uploads the judge's judgment and returns it with the call that
+// signs it as the judge.
+func (fx *fixture) judgment(t *testing.T) (documents.Document, func() error) {
+	t.Helper()
+	doc, _, err := fx.upload(t, fx.judge, "judgment.pdf", samplePDF(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, func() error {
+		_, _, err := fx.svc.Sign(t.Context(), fx.judge, fx.sess, doc.ID, documents.SignRequest{Reason: "Judgment", Location: "Tallinn"}, nil)
+		return err
+	}
+}
+
 // stored lists the session's objects as the store holds them.
 func (fx *fixture) stored(t *testing.T) []evidence.Object {
 	t.Helper()
@@ -168,15 +182,8 @@ func (fx *fixture) sameObjects(t *testing.T) {
 // document could never be signed again.
 func TestFailedSignatureDoesNotBlockTheDocument(t *testing.T) {
 	eachBackend(t, func(t *testing.T, fx *fixture) {
-		doc, _, err := fx.upload(t, fx.judge, "judgment.pdf", samplePDF(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sign := func() error {
-			_, _, err := fx.svc.Sign(t.Context(), fx.judge, fx.sess, doc.ID, documents.SignRequest{Reason: "Judgment", Location: "Tallinn"}, nil)
-			return err
-		}
-		err = fx.fail(sign)
+		doc, sign := fx.judgment(t)
+		err := fx.fail(sign)
 		if k := fault.KindOf(err); k != fault.Unavailable && k != fault.InsufficientStorage {
 			t.Fatalf("signature during the failure: %v (kind %s); want unavailable or insufficient_storage", err, k)
 		}
@@ -203,14 +210,7 @@ func TestFailedSignatureDoesNotBlockTheDocument(t *testing.T) {
 // the TSA is back.
 func TestSignatureWhileTheTSAIsDown(t *testing.T) {
 	eachBackend(t, func(t *testing.T, fx *fixture) {
-		doc, _, err := fx.upload(t, fx.judge, "judgment.pdf", samplePDF(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sign := func() error {
-			_, _, err := fx.svc.Sign(t.Context(), fx.judge, fx.sess, doc.ID, documents.SignRequest{Reason: "Judgment", Location: "Tallinn"}, nil)
-			return err
-		}
+		doc, sign := fx.judgment(t)
 		entries := func() []journal.Entry {
 			es, err := fx.jnl.Session(t.Context(), fx.sess.ID, 0, 100)
 			if err != nil {
@@ -220,7 +220,7 @@ func TestSignatureWhileTheTSAIsDown(t *testing.T) {
 		}
 		before := len(entries())
 		fx.tsaDown.Store(true)
-		err = sign()
+		err := sign()
 		var fe *fault.Error
 		if !errors.As(err, &fe) || fe.Kind != fault.Unavailable || fe.RetryAfter != 3*time.Second {
 			t.Fatalf("signature with the TSA down: %v (kind %s); want unavailable, retry after 3 s", err, fault.KindOf(err))
