@@ -359,8 +359,7 @@ type memTap struct {
 
 func (m *memTap) WriteRTP(p *rtp.Packet) error {
 	if d := m.slow.Load(); d > 0 {
-		// A slow recorder: the test's input, not a synchronisation.
-		time.Sleep(time.Duration(d))
+		time.Sleep(time.Duration(d)) // a slow recorder: the test's input
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
