@@ -94,3 +94,48 @@ func TestRoomMovesBetweenNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestJoinBeforeTheHomeHeardOfTheInvitation: a participant invited through
+// another node joins the home before the home has refreshed (the cascade
+// test's observer, invited on the edge, did so under load). The home
+// counts the connection all the same: it journals participant.joined, the
+// participant shows as connected, and closing the session ends the
+// connection. Before, the home had no live record of the participant, so
+// the connection was never counted: no entry, shown offline, and left
+// connected to a closed session.
+func TestJoinBeforeTheHomeHeardOfTheInvitation(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		home, other := newFixture(t, db), newFixture(t, db)
+		clerk := home.staff(t, access.Clerk)
+		sess, err := home.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Tamm v Kask"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid := sess.ID
+		_, jp := home.official(t, clerk, sid, access.Judge)
+		if _, err := home.svc.Connected(ctx, sid, jp.ID); err != nil { // the home holds the room
+			t.Fatal(err)
+		}
+		_, inv := other.invite(t, clerk, sid, "Observer A", access.Observer)
+		if _, err := home.svc.Connected(ctx, sid, inv.ParticipantID); err != nil {
+			t.Fatal(err)
+		}
+		joined := home.entries(t, sid, "participant.joined")
+		if len(joined) != 2 {
+			t.Fatalf("%d participant.joined entries, want the judge's and the observer's", len(joined))
+		}
+		// The refresh the other node's change causes keeps the count.
+		if _, err := home.svc.Refresh(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := home.svc.Close(ctx, clerk, sid); err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range []uuid.UUID{jp.ID, inv.ParticipantID} {
+			if !home.notes.wasDisconnected(pid) {
+				t.Errorf("closing the session did not end %s's connection", pid)
+			}
+		}
+	})
+}

@@ -97,17 +97,28 @@ func (l *liveState) upsert(p Participant) {
 	ls.participants[p.ID] = lp
 }
 
-// connect counts a new connection and reports whether it is the first.
-func (l *liveState) connect(sessionID, pid uuid.UUID) bool {
+// connect counts a new connection of p, just read from the database, and
+// reports whether it is the first. A participant this node has not heard
+// of yet is added as read: with several nodes, one invited through
+// another node can join the home before the home has refreshed (the
+// cascade test's observer, invited on the edge, joined the home first and
+// was never counted: no participant.joined, and the close did not end its
+// connection). Only an absent participant is added; one already known
+// keeps what writers and refreshes put there, which is never older.
+func (l *liveState) connect(sessionID uuid.UUID, p Participant) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if ls := l.sessions[sessionID]; ls != nil {
-		if lp := ls.participants[pid]; lp != nil {
-			lp.conns++
-			return lp.conns == 1
-		}
+	ls := l.sessions[sessionID]
+	if ls == nil {
+		return false
 	}
-	return false
+	lp := ls.participants[p.ID]
+	if lp == nil {
+		lp = toLive(p)
+		ls.participants[p.ID] = lp
+	}
+	lp.conns++
+	return lp.conns == 1
 }
 
 // disconnect counts a closed connection and reports whether it was the last.

@@ -81,7 +81,7 @@ func (s *Service) Connected(ctx context.Context, sessionID, participantID uuid.U
 	if p.Revoked {
 		return Welcome{}, fault.Revoked
 	}
-	first := s.live.connect(sessionID, participantID)
+	first := s.live.connect(sessionID, p)
 	opened := false
 	if first {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
