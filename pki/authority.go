@@ -246,11 +246,6 @@ func (a *Authority) addURLs(t *x509.Certificate) {
 	t.IssuingCertificateURL = []string{a.publicURL + PathCACert}
 }
 
-// CRLURL is where the authority's CRL is published ("" without a public
-// URL): Chamber answers it in process (Egress.Local) when it fetches
-// revocation data for its own certificates.
-func (a *Authority) CRLURL() string { return a.crlURL() }
-
 // CRLURLs are every location of the authority's one CRL: where it is
 // served now, and where its seal's and timestamp authority's certificates
 // say it is. A development PKI created under another public URL (a port
