@@ -22,11 +22,7 @@ func TestRoomMovesBetweenNodes(t *testing.T) {
 		ctx := context.Background()
 		a, b, c := newFixture(t, db), newFixture(t, db), newFixture(t, db)
 		clerk := a.staff(t, access.Clerk)
-		sess, err := a.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Tamm v Kask"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sid := sess.ID
+		sid := a.hearing(t, clerk)
 		judge, jp := a.official(t, clerk, sid, access.Judge)
 		party, _ := a.invite(t, clerk, sid, "Mari Tamm", access.Party)
 		for _, pid := range []uuid.UUID{jp.ID, id(party)} {
@@ -108,11 +104,7 @@ func TestJoinBeforeTheHomeHeardOfTheInvitation(t *testing.T) {
 		ctx := context.Background()
 		home, other := newFixture(t, db), newFixture(t, db)
 		clerk := home.staff(t, access.Clerk)
-		sess, err := home.svc.Create(ctx, clerk, sessions.NewSession{Kind: access.Hearing, Title: "Tamm v Kask"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sid := sess.ID
+		sid := home.hearing(t, clerk)
 		_, jp := home.official(t, clerk, sid, access.Judge)
 		if _, err := home.svc.Connected(ctx, sid, jp.ID); err != nil { // the home holds the room
 			t.Fatal(err)

@@ -93,6 +93,16 @@ func newFixtureB(t testing.TB, db *database.DB) *fixture {
 	return &fixture{svc: svc, journal: j, db: db, notes: n}
 }
 
+// hearing creates a hearing as by and returns its ID.
+func (f *fixture) hearing(t testing.TB, by sessions.Principal) uuid.UUID {
+	t.Helper()
+	sess, err := f.svc.Create(context.Background(), by, sessions.NewSession{Kind: access.Hearing, Title: "Tamm v Kask"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess.ID
+}
+
 // staff provisions a staff member and returns them authenticated by an API
 // token carrying every scope their role may hold.
 func (f *fixture) staff(t testing.TB, role access.Role) sessions.Principal {
